@@ -1,0 +1,76 @@
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	imageMu    sync.Mutex
+	imageBuilt = map[string]bool{}
+)
+
+// Docker runs the docker CLI and returns its trimmed stdout, failing the test
+// with stderr on error.
+func Docker(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := DockerErr(args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// DockerErr runs the docker CLI and returns stdout or an error carrying stderr.
+func DockerErr(args ...string) (string, error) {
+	cmd := exec.Command("docker", args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// BuildStatic compiles the Go package pkg (e.g. "./plugins/http-wait") of this
+// repository into a static binary at out.
+func BuildStatic(t testing.TB, pkg, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// ScratchImage builds a `FROM scratch` image tagged ref whose entrypoint is
+// the static binary of the Go package pkg, at most once per test process.
+// Extra args are appended to the entrypoint. The image needs nothing pulled.
+func ScratchImage(t testing.TB, pkg, ref string, args ...string) string {
+	t.Helper()
+	imageMu.Lock()
+	defer imageMu.Unlock()
+	if imageBuilt[ref] {
+		return ref
+	}
+	dir := t.TempDir()
+	BuildStatic(t, pkg, filepath.Join(dir, "app"))
+	entry := []string{`"/app"`}
+	for _, a := range args {
+		entry = append(entry, fmt.Sprintf("%q", a))
+	}
+	dockerfile := "FROM scratch\nCOPY app /app\nENTRYPOINT [" + strings.Join(entry, ", ") + "]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Docker(t, "build", "-q", "-t", ref, dir)
+	imageBuilt[ref] = true
+	return ref
+}

@@ -1,0 +1,98 @@
+// Command demo-web is the demo/test HTTP service: it reports its environment,
+// answers health checks and, when DATABASE_URL is required, refuses to start
+// without it. Built FROM scratch for tests and `make demo`.
+//
+// `/app healthcheck` (for exec-based health checks and the exec plugin, as
+// the image has no shell) GETs the running server's /healthz and exits 0
+// when it answers 200.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+func main() {
+	addr := os.Getenv("LISTEN")
+	if addr == "" {
+		addr = ":8080"
+	}
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck(addr))
+	}
+	if os.Getenv("REQUIRE_DATABASE_URL") == "1" && os.Getenv("DATABASE_URL") == "" {
+		slog.Error("DATABASE_URL is required and not set")
+		os.Exit(2)
+	}
+	started := time.Now()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		env := map[string]string{}
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(env)
+	})
+	// /dial?addr=host:port reports whether this container can open a TCP
+	// connection to addr (used to test deployment network isolation).
+	mux.HandleFunc("/dial", func(w http.ResponseWriter, r *http.Request) {
+		c, err := net.DialTimeout("tcp", r.URL.Query().Get("addr"), 2*time.Second)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		c.Close()
+		fmt.Fprintln(w, "connected")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		keys := []string{}
+		for _, kv := range os.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "hello from %s (%s)\nhost: %s\nup: %s\nmessage: %s\n",
+			os.Getenv("SERVICE_NAME"), os.Getenv("VERSION"), r.Host, time.Since(started).Round(time.Second), os.Getenv("MESSAGE"))
+	})
+	slog.Info("listening", "addr", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		slog.Error("serve", "err", err)
+		os.Exit(1)
+	}
+}
+
+// healthcheck asks the server of this container for /healthz.
+func healthcheck(addr string) int {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 2
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	fmt.Println("ok", os.Getenv("SERVICE_NAME"))
+	return 0
+}

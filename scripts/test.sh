@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole suite: set up what is missing, then vet and test everything
+# against real PostgreSQL, Docker, docker-registry and Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(bash scripts/setup.sh)"
+export NULLOPS_TEST_DATABASE_URL NULLOPS_RUN_DIR
+start=$(date +%s)
+go vet ./...
+go test -count=1 -timeout 30m "$@" ./...
+echo "make test: suite finished in $(( $(date +%s) - start ))s"

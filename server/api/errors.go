@@ -1,0 +1,127 @@
+// Package api holds the HTTP layer of nullops-server: thin echo handlers that
+// validate input, call the domain packages and render JSON. Every error
+// leaves through ErrorHandler as {"error":{"code","message","details"}}.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/server/store"
+)
+
+// Error is an API error with a machine code, a human message and optional
+// per-field details.
+type Error struct {
+	Status  int               `json:"-"`
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Details map[string]string `json:"details,omitempty"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// Errorf builds an Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Common errors.
+var (
+	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "log in or send an API token as Authorization: Bearer"}
+	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "this action needs the admin role"}
+	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+)
+
+// Validation collects field errors; Err returns nil when there are none.
+type Validation map[string]string
+
+// Add records a problem with field.
+func (v Validation) Add(field, format string, args ...any) {
+	if _, ok := v[field]; !ok {
+		v[field] = fmt.Sprintf(format, args...)
+	}
+}
+
+// Err returns a 400 naming every bad field, or nil.
+func (v Validation) Err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	msg := "invalid request"
+	if len(v) == 1 {
+		for f, m := range v {
+			msg = f + ": " + m
+		}
+	} else {
+		msg = fmt.Sprintf("invalid request: %d fields have problems", len(v))
+	}
+	return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: msg, Details: v}
+}
+
+// ErrorHandler renders every error in the one JSON shape and logs 5xx.
+func ErrorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		apiErr := toAPIError(err)
+		if apiErr.Status >= 500 {
+			log.Error().Err(err).Str("method", c.Request().Method).Str("path", c.Path()).Msg("request failed")
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(apiErr.Status)
+			return
+		}
+		_ = c.JSON(apiErr.Status, map[string]*Error{"error": apiErr})
+	}
+}
+
+func toAPIError(err error) *Error {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return apiErr
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		if s, ok := he.Message.(string); ok && s != "" {
+			msg = s
+		}
+		code := "http_error"
+		switch he.Code {
+		case http.StatusNotFound:
+			code = "not_found"
+		case http.StatusMethodNotAllowed:
+			code = "method_not_allowed"
+		case http.StatusBadRequest:
+			code = "invalid"
+		case http.StatusRequestEntityTooLarge:
+			code = "too_large"
+		case http.StatusUnauthorized:
+			code = "unauthenticated"
+		case http.StatusForbidden:
+			code = "forbidden"
+		}
+		return &Error{Status: he.Code, Code: code, Message: msg}
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ErrNotFound
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	}
+	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the server log"}
+}
+
+// Bind decodes a JSON body strictly (unknown fields are errors) into v.
+func Bind(c echo.Context, v any) error {
+	if err := DecodeJSON(c.Request().Body, v); err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/rs/zerolog"
+)
+
+var httpDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "nullops_http_request_duration_seconds",
+	Help:    "Duration of HTTP requests by route and status.",
+	Buckets: prometheus.DefBuckets,
+}, []string{"method", "route", "status"})
+
+// RequestLog logs one structured line per request and records its duration.
+// Query strings are not logged (they may carry tokens).
+func RequestLog(log zerolog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			status := c.Response().Status
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			d := time.Since(start)
+			httpDuration.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Observe(d.Seconds())
+			ev := log.Info()
+			if status >= 500 {
+				ev = log.Error()
+			}
+			ev.Str("method", c.Request().Method).
+				Str("path", c.Request().URL.Path).
+				Str("route", route).
+				Int("status", status).
+				Dur("duration", d).
+				Str("remote", c.RealIP()).
+				Int64("bytes_out", c.Response().Size).
+				Msg("http request")
+			return nil
+		}
+	}
+}

@@ -1,0 +1,213 @@
+// Package app wires nullops-server together: database, migrations, domain
+// services, the HTTP server and background jobs, with graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/agents"
+	"github.com/nullops/nullops/server/api"
+	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/config"
+	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/ingresspub"
+	"github.com/nullops/nullops/server/secretbox"
+	"github.com/nullops/nullops/server/store"
+	"github.com/nullops/nullops/web"
+)
+
+// Version is the product version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// App is a running server.
+type App struct {
+	Config *config.Config
+	Log    zerolog.Logger
+	Store  *store.Store
+	Box    *secretbox.Box
+	Echo   *echo.Echo
+	// Auth authenticates callers and decides access.
+	Auth *auth.Service
+	// Ingress publishes the ingress route table (Changed() on status changes).
+	Ingress *ingresspub.Publisher
+	// Catalog is registries, services, plugins, secrets, environments,
+	// projects and pipelines; it also resolves deployment specs.
+	Catalog *catalog.Catalog
+	// BroadcastPlugins, when set (by the agent connection manager), sends
+	// plugins.update to every online agent after the plugin list changes.
+	BroadcastPlugins func(ctx context.Context, u protocol.PluginsUpdate)
+	// Deploy is the deployment lifecycle; the agent connection manager is
+	// plugged in with Deploy.Agents = deploy.ManagerAgents{m} and
+	// Deploy.Attach(m) before the manager starts.
+	Deploy *deploy.Service
+	// Agents is the agent connection manager (started by Serve); Nodes the
+	// admin actions on nodes.
+	Agents *agents.Manager
+	Nodes  *agents.Admin
+
+	listener net.Listener
+}
+
+// New opens the database, applies migrations and builds the HTTP handler.
+func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, error) {
+	box, err := secretbox.New(cfg.Secret.Key, cfg.Secret.OldKeys...)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	if err := store.Migrate(ctx, cfg.Database.URL); err != nil {
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	a := &App{Config: cfg, Log: log, Store: st, Box: box}
+	a.Ingress, err = ingresspub.New(st, ingresspub.Options{File: cfg.Ingress.File, Log: log})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.Auth, err = auth.New(st, log, auth.OptionsFrom(cfg.Session))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := a.Auth.Bootstrap(ctx, cfg.Admin); err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	if e.IPExtractor, err = api.IPExtractor(cfg.TrustedProxies); err != nil {
+		st.Close()
+		return nil, err
+	}
+	e.HTTPErrorHandler = api.ErrorHandler(log)
+	e.Use(middleware.Recover())
+	e.Use(api.RequestLog(log))
+	a.Catalog = catalog.New(st, box, log)
+	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Routes: a.Ingress, Log: log})
+	a.wireAgents()
+	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
+		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents})
+	// The web UI is the catch-all GET route; API, health and metrics routes
+	// stay more specific and keep precedence.
+	if err := web.Register(e); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.Echo = e
+	return a, nil
+}
+
+// wireAgents builds the agent connection manager and plugs the deployment
+// lifecycle and the ingress publisher into it.
+func (a *App) wireAgents() {
+	c := a.Config.Agents
+	a.Agents = agents.New(agents.Options{Store: a.Store, Box: a.Box, Log: a.Log, ServerVersion: Version,
+		PingInterval: time.Duration(c.PingInterval), PingTimeout: time.Duration(c.PingTimeout),
+		DialTimeout: time.Duration(c.DialTimeout), BackoffMin: time.Duration(c.BackoffMin), BackoffMax: time.Duration(c.BackoffMax)})
+	a.Deploy.Agents = deploy.ManagerAgents{Manager: a.Agents}
+	a.Deploy.Attach(a.Agents)
+	a.Agents.OnStatusChange(func(context.Context, agents.StatusChange) { a.Ingress.Changed() })
+	a.BroadcastPlugins = func(ctx context.Context, u protocol.PluginsUpdate) {
+		for id, err := range a.Agents.Broadcast(ctx, protocol.TypePluginsUpdate, u) {
+			if err != nil {
+				a.Log.Warn().Err(err).Int64("node_id", id).Msg("plugins.update not delivered to the node")
+			}
+		}
+	}
+	a.Nodes = &agents.Admin{Store: a.Store, Box: a.Box, Manager: a.Agents}
+}
+
+// broadcastPlugins forwards to BroadcastPlugins as set at call time.
+func (a *App) broadcastPlugins(ctx context.Context, u protocol.PluginsUpdate) {
+	if f := a.BroadcastPlugins; f != nil {
+		f(ctx, u)
+	}
+}
+
+// Listen binds the configured address (":0" picks a free port).
+func (a *App) Listen() error {
+	l, err := net.Listen("tcp", a.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Config.Listen, err)
+	}
+	a.listener = l
+	return nil
+}
+
+// Addr is the bound address (after Listen).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Serve runs until ctx is cancelled, then shuts down gracefully.
+func (a *App) Serve(ctx context.Context) error {
+	if a.listener == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: a.Echo, ReadHeaderTimeout: 10 * time.Second}
+	// The ingress publisher stops with ctx, which also releases its
+	// long-polling requests so shutdown does not wait for them.
+	ingressCtx, stopIngress := context.WithCancel(ctx)
+	defer stopIngress()
+	go a.Ingress.Run(ingressCtx)
+	go a.Auth.PruneSessions(ingressCtx, time.Hour)
+	// Live deployment events and the auto-cleanup job stop with ctx too
+	// (ending open event streams).
+	go a.Deploy.Run(ingressCtx, nil)
+	if err := a.Deploy.StartCleanup(ingressCtx, a.Config.Cleanup.Schedule); err != nil {
+		a.close()
+		return err
+	}
+	if err := a.Agents.Start(ingressCtx); err != nil {
+		a.close()
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if a.Config.TLS.CertFile != "" {
+			err = srv.ServeTLS(a.listener, a.Config.TLS.CertFile, a.Config.TLS.KeyFile)
+		} else {
+			err = srv.Serve(a.listener)
+		}
+		errc <- err
+	}()
+	a.Log.Info().Str("addr", a.Addr()).Str("version", Version).Bool("tls", a.Config.TLS.CertFile != "").Msg("nullops-server listening")
+
+	select {
+	case err := <-errc:
+		a.close()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	a.Log.Info().Msg("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	a.close()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func (a *App) close() {
+	a.Agents.Stop()
+	a.Store.Close()
+}

@@ -1,0 +1,170 @@
+// Package config is the typed configuration of nullops-server, loaded by
+// internal/confload from a file, NULLOPS_* environment variables and flags.
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"time"
+
+	ptypes "github.com/traefik/paerser/types"
+
+	"github.com/nullops/nullops/internal/logging"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	ConfigFile string         `description:"Configuration file (TOML or YAML); also NULLOPS_CONFIGFILE." export:"true"`
+	Listen     string         `description:"Address of the HTTP API and web UI." export:"true"`
+	PublicURL  string         `description:"URL users reach the UI at (used in links); defaults to http://<listen>." export:"true"`
+	Log        logging.Config `description:"Logging." export:"true"`
+	Database   Database       `description:"PostgreSQL." export:"true"`
+	Secret     Secret         `description:"Encryption of secrets, registry credentials and agent tokens." export:"true"`
+	Admin      Admin          `description:"First administrator, created at start when no user exists." export:"true"`
+	TLS        TLS            `description:"TLS for the HTTP API and UI (optional)." export:"true"`
+	Session    Session        `description:"Browser sessions." export:"true"`
+	Agents     Agents         `description:"Connections to node agents." export:"true"`
+	Ingress    Ingress        `description:"Publishing the ingress route table." export:"true"`
+	Cleanup    Cleanup        `description:"Auto-cleanup of expired deployments." export:"true"`
+
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For header
+	// names the client (for login throttling and the audit log).
+	TrustedProxies []string `description:"CIDRs of reverse proxies whose X-Forwarded-For header is trusted for the client address (e.g. 10.0.0.0/8); empty = use the connection's address." export:"true"`
+}
+
+// Database configures the pgx pool.
+type Database struct {
+	URL      string `description:"PostgreSQL connection URL, e.g. postgres://nullops@127.0.0.1:5432/nullops." export:"true"`
+	MaxConns int32  `description:"Maximum pool connections." export:"true"`
+}
+
+// Secret holds the AES-256 key (NULLOPS_SECRET_KEY).
+type Secret struct {
+	Key     string   `description:"Base64 of 32 random bytes (AES-256-GCM key); generate with: head -c32 /dev/urandom | base64." loggable:"false"`
+	OldKeys []string `description:"Previous keys, still accepted for decryption during key rotation." loggable:"false"`
+}
+
+// Admin bootstraps the first administrator (NULLOPS_ADMIN_USERNAME/PASSWORD).
+type Admin struct {
+	Username string `description:"Username of the first admin, created when no user exists." export:"true"`
+	Password string `description:"Password of the first admin (at least 12 characters)." loggable:"false"`
+}
+
+// TLS serves the API over HTTPS when both files are set.
+type TLS struct {
+	CertFile string `description:"PEM certificate file." export:"true"`
+	KeyFile  string `description:"PEM private key file." export:"true"`
+}
+
+// Session configures cookie sessions.
+type Session struct {
+	IdleTimeout     ptypes.Duration `description:"Sessions unused for this long expire." export:"true"`
+	AbsoluteTimeout ptypes.Duration `description:"Sessions expire this long after login regardless of use." export:"true"`
+}
+
+// Agents configures the connection manager.
+type Agents struct {
+	PingInterval ptypes.Duration `description:"WebSocket ping interval." export:"true"`
+	PingTimeout  ptypes.Duration `description:"A node without a pong for this long is offline." export:"true"`
+	DialTimeout  ptypes.Duration `description:"Timeout of one dial attempt." export:"true"`
+	BackoffMin   ptypes.Duration `description:"First redial delay." export:"true"`
+	BackoffMax   ptypes.Duration `description:"Largest redial delay." export:"true"`
+}
+
+// Ingress configures the route publisher.
+type Ingress struct {
+	Token string `description:"Bearer token nullops-ingress (or Traefik's HTTP provider) presents to read the route table." loggable:"false"`
+	File  string `description:"Also write the Traefik dynamic configuration to this file (atomically), for Traefik's file provider." export:"true"`
+}
+
+// Cleanup configures the expiry job.
+type Cleanup struct {
+	Schedule string `description:"Cron schedule of the auto-cleanup job (robfig/cron syntax with seconds optional, e.g. @every 30s)." export:"true"`
+}
+
+// Defaults returns the default configuration.
+func Defaults() *Config {
+	return &Config{
+		Listen:   ":8080",
+		Log:      logging.Defaults(),
+		Database: Database{URL: "postgres://nullops@127.0.0.1:5432/nullops?sslmode=disable", MaxConns: 20},
+		Session: Session{
+			IdleTimeout:     ptypes.Duration(12 * time.Hour),
+			AbsoluteTimeout: ptypes.Duration(7 * 24 * time.Hour),
+		},
+		Agents: Agents{
+			PingInterval: ptypes.Duration(10 * time.Second),
+			PingTimeout:  ptypes.Duration(30 * time.Second),
+			DialTimeout:  ptypes.Duration(10 * time.Second),
+			BackoffMin:   ptypes.Duration(500 * time.Millisecond),
+			BackoffMax:   ptypes.Duration(30 * time.Second),
+		},
+		Cleanup: Cleanup{Schedule: "@every 30s"},
+	}
+}
+
+// Validate checks every value and names the bad key.
+func (c *Config) Validate() error {
+	if err := c.Log.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err)
+	}
+	if c.Database.URL == "" {
+		return fmt.Errorf("database.url: required")
+	}
+	if c.Database.MaxConns < 1 {
+		return fmt.Errorf("database.maxconns: must be at least 1")
+	}
+	if c.Secret.Key == "" {
+		return fmt.Errorf("secret.key (NULLOPS_SECRET_KEY): required; generate one with: head -c32 /dev/urandom | base64")
+	}
+	if err := checkKey(c.Secret.Key); err != nil {
+		return fmt.Errorf("secret.key: %w", err)
+	}
+	for i, k := range c.Secret.OldKeys {
+		if err := checkKey(k); err != nil {
+			return fmt.Errorf("secret.oldkeys[%d]: %w", i, err)
+		}
+	}
+	if (c.Admin.Username == "") != (c.Admin.Password == "") {
+		return fmt.Errorf("admin.username and admin.password: set both or neither")
+	}
+	if c.Admin.Password != "" && len(c.Admin.Password) < 12 {
+		return fmt.Errorf("admin.password: must be at least 12 characters")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return fmt.Errorf("tls.certfile and tls.keyfile: set both or neither")
+	}
+	for i, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			return fmt.Errorf("trustedproxies[%d]: %q is not a CIDR such as 10.0.0.0/8", i, p)
+		}
+	}
+	if c.Session.IdleTimeout <= 0 || c.Session.AbsoluteTimeout <= 0 {
+		return fmt.Errorf("session.idletimeout and session.absolutetimeout: must be positive")
+	}
+	if c.Agents.PingInterval <= 0 || c.Agents.PingTimeout <= c.Agents.PingInterval {
+		return fmt.Errorf("agents.pingtimeout: must be longer than agents.pinginterval")
+	}
+	if c.Agents.BackoffMin <= 0 || c.Agents.BackoffMax < c.Agents.BackoffMin {
+		return fmt.Errorf("agents.backoffmax: must be at least agents.backoffmin (> 0)")
+	}
+	if c.Cleanup.Schedule == "" {
+		return fmt.Errorf("cleanup.schedule: required")
+	}
+	return nil
+}
+
+func checkKey(k string) error {
+	b, err := base64.StdEncoding.DecodeString(k)
+	if err != nil {
+		return fmt.Errorf("not valid base64: %v", err)
+	}
+	if len(b) != 32 {
+		return fmt.Errorf("decodes to %d bytes, want 32", len(b))
+	}
+	return nil
+}
