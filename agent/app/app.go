@@ -1,0 +1,198 @@
+// Package app wires nullops-agent together: data dir, certificate, event
+// journal, host figures, the control-plane channel behind TLS, and graceful
+// shutdown.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/agent/certs"
+	"github.com/nullops/nullops/agent/channel"
+	"github.com/nullops/nullops/agent/config"
+	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/executor"
+	"github.com/nullops/nullops/agent/hostinfo"
+	"github.com/nullops/nullops/agent/journal"
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/agent/state"
+)
+
+// Version is the agent's product version, set at build time with -ldflags
+// "-X github.com/nullops/nullops/agent/app.Version=…". The control plane
+// refuses agents whose version it does not accept (node "incompatible").
+var Version = "0.1.0-dev"
+
+// App is a running agent.
+type App struct {
+	Config   *config.Config
+	Log      zerolog.Logger
+	Identity certs.Identity
+	Journal  *journal.Journal
+	Host     *hostinfo.Sampler
+	Channel  *channel.Server
+	Docker   *docker.Runtime
+	State    *state.Store
+	Executor *executor.Executor
+
+	listener      net.Listener
+	debugListener net.Listener
+}
+
+// New prepares the data dir, the certificate (generated on first start) and
+// the journal, and builds the channel. Nothing listens yet.
+func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	id, err := certs.Ensure(cfg.DataDir, cfg.NodeName)
+	if err != nil {
+		return nil, fmt.Errorf("agent certificate: %w", err)
+	}
+	if id.Generated {
+		log.Info().Str("thumbprint", id.Thumbprint).Str("dir", cfg.DataDir).Msg("generated a new agent certificate")
+	}
+	j, err := journal.Open(filepath.Join(cfg.DataDir, journal.FileName))
+	if err != nil {
+		return nil, err
+	}
+	host := hostinfo.New(cfg.DataDir)
+
+	// Docker objects are labelled with the node name, or with the data
+	// dir's instance id when no name is configured (docs/agent.md).
+	node := cfg.NodeName
+	if node == "" {
+		node = j.InstanceID()
+	}
+	rt, err := docker.New(docker.Config{Node: node, Host: cfg.Docker.Host})
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	st, err := state.Open(filepath.Join(cfg.DataDir, state.FileName))
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	ex := executor.New(executor.Config{}, rt, st, j, log)
+	// A pipeline cut short by the last stop is failed and rolled back.
+	if err := ex.Recover(context.Background()); err != nil {
+		log.Error().Err(err).Msg("recover interrupted deployments")
+	}
+	var handler channel.Handler = ex
+
+	ch := channel.New(channel.Options{
+		Token:           cfg.Token,
+		Version:         Version,
+		Journal:         j,
+		Host:            cfg.Advertised(host), // capacity caps of agent/config
+		Handler:         handler,
+		Containers:      ex.ContainerStats,
+		MetricsInterval: time.Duration(cfg.MetricsInterval),
+		Log:             log,
+	})
+	return &App{Config: cfg, Log: log, Identity: id, Journal: j, Host: host, Channel: ch,
+		Docker: rt, State: st, Executor: ex}, nil
+}
+
+// Listen binds the configured addresses (":0" picks a free port).
+func (a *App) Listen() error {
+	l, err := net.Listen("tcp", a.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Config.Listen, err)
+	}
+	a.listener = l
+	if a.Config.Debug.EventsListen != "" {
+		dl, err := net.Listen("tcp", a.Config.Debug.EventsListen)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("debug.eventslisten %s: %w", a.Config.Debug.EventsListen, err)
+		}
+		a.debugListener = dl
+	}
+	return nil
+}
+
+// Addr is the bound address of the channel (after Listen).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Handler is the HTTP handler served over TLS.
+func (a *App) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(protocol.PathConnect, a.Channel)
+	mux.Handle("/metrics", a.Executor.MetricsHandler(a.Host))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	return mux
+}
+
+// TLSConfig serves the agent's certificate, TLS 1.2 or later, HTTP/1.1
+// only (the WebSocket upgrade).
+func (a *App) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{a.Identity.Certificate},
+		NextProtos:   []string{"http/1.1"},
+	}
+}
+
+// Serve runs until ctx is cancelled, then shuts down gracefully.
+func (a *App) Serve(ctx context.Context) error {
+	if a.listener == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: a.Handler(), TLSConfig: a.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: newStdLogger(a.Log)}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeTLS(a.listener, "", "") }()
+	var dbg *http.Server
+	if a.debugListener != nil {
+		a.Log.Warn().Str("addr", a.debugListener.Addr().String()).
+			Msg("TEST-ONLY debug events endpoint enabled (POST /events journals arbitrary events); never enable it in production")
+		dbg = &http.Server{Handler: debugHandler(a.Journal, a.Log), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- dbg.Serve(a.debugListener) }()
+	}
+	a.Log.Info().Str("addr", a.Addr()).Str("version", Version).Int("protocol", protocol.Version).
+		Str("data_dir", a.Config.DataDir).Str("thumbprint", a.Identity.Thumbprint).
+		Str("instance_id", a.Journal.InstanceID()).Msg("nullops-agent listening")
+
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		a.Log.Info().Msg("shutting down")
+	}
+	a.Channel.Close()
+	a.Executor.Close()
+	_ = a.State.Close()
+	_ = a.Docker.Close()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	if dbg != nil {
+		_ = dbg.Shutdown(shutCtx)
+	}
+	if cerr := a.Journal.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package config is the typed configuration of nullops-agent, loaded by
+// internal/confload from a file, NULLOPS_* environment variables (AGENT_TOKEN
+// is an alias of NULLOPS_TOKEN) and flags.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	ptypes "github.com/traefik/paerser/types"
+
+	"github.com/nullops/nullops/internal/logging"
+)
+
+// Aliases are the extra environment variables the agent reads, mapped to
+// the NULLOPS_ name they stand for (a NULLOPS_ variable wins). AGENT_TOKEN is
+// the name the product documentation's `docker run` line uses.
+var Aliases = map[string]string{"AGENT_TOKEN": "NULLOPS_TOKEN"}
+
+// MinTokenLength rejects obviously truncated tokens at start.
+const MinTokenLength = 16
+
+// Config is the whole agent configuration.
+type Config struct {
+	ConfigFile      string          `description:"Configuration file (TOML or YAML); also NULLOPS_CONFIGFILE." export:"true"`
+	Listen          string          `description:"Address of the TLS WebSocket endpoint the control plane dials (wss://<host>:<port>/v1/connect)." export:"true"`
+	DataDir         string          `description:"Directory of the agent's certificate, event journal and state (/data in the container image)." export:"true"`
+	Token           string          `description:"Node token from the control plane (shown once when the node is added); also AGENT_TOKEN." loggable:"false"`
+	NodeName        string          `description:"Name of this node in logs (optional)." export:"true"`
+	MetricsInterval ptypes.Duration `description:"How often capacity and usage are pushed to the control plane." export:"true"`
+	Docker          Docker          `description:"Docker Engine access." export:"true"`
+	Capacity        Capacity        `description:"What the node advertises for placement (default: what the host has)." export:"true"`
+	Log             logging.Config  `description:"Logging." export:"true"`
+	Debug           Debug           `description:"Test-only switches; all off by default." export:"true"`
+}
+
+// Docker configures the Docker Engine client.
+type Docker struct {
+	Host string `description:"Docker Engine address, e.g. unix:///var/run/docker.sock (default: DOCKER_HOST or the local socket)." export:"true"`
+}
+
+// Debug holds switches meant for tests only.
+type Debug struct {
+	ZeroUsage    bool   `description:"TEST ONLY: report zero OS-level CPU and memory usage, so placement depends only on reservations (deterministic capacity tests). Off by default." export:"true"`
+	EventsListen string `description:"TEST ONLY: plain-HTTP address (e.g. 127.0.0.1:5001) of POST /events, which journals a caller-supplied event as if the agent had produced it. Off (empty) by default; never enable in production." export:"true"`
+}
+
+// containerMarkers are files Docker and Podman create in every container.
+var containerMarkers = []string{"/.dockerenv", "/run/.containerenv"}
+
+// InContainer reports whether the agent runs inside a container.
+func InContainer() bool {
+	for _, f := range containerMarkers {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultDataDir is /data inside a container, otherwise
+// $XDG_STATE_HOME/nullops-agent or ~/.local/state/nullops-agent.
+func DefaultDataDir() string {
+	if InContainer() {
+		return "/data"
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "nullops-agent")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" && home != "/" {
+		return filepath.Join(home, ".local", "state", "nullops-agent")
+	}
+	return "/data"
+}
+
+// Defaults returns the default configuration.
+func Defaults() *Config {
+	return &Config{
+		Listen:          ":5000",
+		DataDir:         DefaultDataDir(),
+		MetricsInterval: ptypes.Duration(15 * time.Second),
+		Log:             logging.Defaults(),
+	}
+}
+
+// Validate checks every value and names the bad key.
+func (c *Config) Validate() error {
+	if err := c.Log.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("datadir: required")
+	}
+	if c.Token == "" {
+		return fmt.Errorf("token (AGENT_TOKEN or NULLOPS_TOKEN): required; it is shown once when the node is added in NullOps (rotate the node's token to get a new one)")
+	}
+	if len(c.Token) < MinTokenLength {
+		return fmt.Errorf("token: too short (%d characters); copy the whole token NullOps showed", len(c.Token))
+	}
+	if c.MetricsInterval < ptypes.Duration(time.Second) {
+		return fmt.Errorf("metricsinterval: must be at least 1s")
+	}
+	if c.Capacity.CPUs < 0 || c.Capacity.MemoryMB < 0 {
+		return fmt.Errorf("capacity.cpus and capacity.memorymb: must not be negative (0 = what the host has)")
+	}
+	if c.Debug.EventsListen != "" {
+		if _, _, err := net.SplitHostPort(c.Debug.EventsListen); err != nil {
+			return fmt.Errorf("debug.eventslisten: %q is not host:port: %v", c.Debug.EventsListen, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nullops/nullops/internal/confload"
+)
+
+func load(t *testing.T, env []string, args ...string) (*Config, error) {
+	t.Helper()
+	cfg := Defaults()
+	err := confload.Apply(cfg, args, env, Aliases)
+	return cfg, err
+}
+
+func TestTokenFromAgentTokenOrNullopsToken(t *testing.T) {
+	tok := "nullops-node_abcdefghijklmnop"
+	cfg, err := load(t, []string{"AGENT_TOKEN=" + tok})
+	if err != nil || cfg.Token != tok {
+		t.Fatalf("AGENT_TOKEN: %q %v", cfg.Token, err)
+	}
+	cfg, err = load(t, []string{"AGENT_TOKEN=" + tok, "NULLOPS_TOKEN=" + tok + "-wins"})
+	if err != nil || cfg.Token != tok+"-wins" {
+		t.Fatalf("NULLOPS_TOKEN should win over AGENT_TOKEN: %q %v", cfg.Token, err)
+	}
+	if cfg.Listen != ":5000" {
+		t.Fatalf("default listen %q, want :5000", cfg.Listen)
+	}
+}
+
+func TestMissingTokenNamesTheVariable(t *testing.T) {
+	_, err := load(t, nil)
+	if err == nil || !strings.Contains(err.Error(), "AGENT_TOKEN") {
+		t.Fatalf("missing token: %v", err)
+	}
+	_, err = load(t, []string{"AGENT_TOKEN=short"})
+	if err == nil || !strings.Contains(err.Error(), "token: too short") {
+		t.Fatalf("short token: %v", err)
+	}
+}
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	cfg, err := load(t, []string{"AGENT_TOKEN=0123456789abcdef", "NULLOPS_DATADIR=/var/lib/x"},
+		"--listen=127.0.0.1:7000", "--debug.eventslisten=127.0.0.1:7001", "--metricsinterval=2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/var/lib/x" || cfg.Listen != "127.0.0.1:7000" || cfg.Debug.EventsListen != "127.0.0.1:7001" {
+		t.Fatalf("%+v", cfg)
+	}
+	if _, err := load(t, []string{"AGENT_TOKEN=0123456789abcdef"}, "--listen=nonsense"); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("bad listen: %v", err)
+	}
+}
+
+func TestDefaultDataDir(t *testing.T) {
+	saved := containerMarkers
+	t.Cleanup(func() { containerMarkers = saved })
+	marker := filepath.Join(t.TempDir(), ".dockerenv")
+	containerMarkers = []string{marker}
+
+	t.Setenv("XDG_STATE_HOME", "/tmp/state")
+	if d := DefaultDataDir(); d != "/tmp/state/nullops-agent" {
+		t.Fatalf("XDG_STATE_HOME: %s", d)
+	}
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", "/home/u")
+	if d := DefaultDataDir(); d != "/home/u/.local/state/nullops-agent" {
+		t.Fatalf("HOME: %s", d)
+	}
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d := DefaultDataDir(); d != "/data" {
+		t.Fatalf("in a container the default is /data, got %s", d)
+	}
+}

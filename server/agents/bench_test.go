@@ -1,0 +1,225 @@
+package agents_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/agent/certs"
+	"github.com/nullops/nullops/agent/channel"
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/agents"
+	"github.com/nullops/nullops/server/secretbox"
+	"github.com/nullops/nullops/server/store"
+	"github.com/nullops/nullops/server/store/storetest"
+)
+
+// envBenchTokens names the tokens file of the simulated-agents process.
+const envBenchTokens = "NULLOPS_BENCH_AGENTS_TOKENS"
+
+// BenchmarkConnectAgents connects N simulated agents to one manager and
+// reports the time until all are online and the manager's heap per idle
+// connected agent. The agents run in a separate process (this test binary
+// re-executed), each a real agent/channel server on loopback TLS with its
+// own ECDSA certificate, so the heap measured here is the server's alone.
+//
+//	go test ./server/agents -run '^$' -bench BenchmarkConnectAgents -benchtime=1x
+func BenchmarkConnectAgents(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				online, heap, total := connectAgents(b, n)
+				b.ReportMetric(online.Seconds(), "s-until-all-online")
+				b.ReportMetric(float64(heap)/float64(n), "heap-B/agent")
+				b.ReportMetric(float64(total)/float64(n), "heap+stacks-B/agent")
+			}
+		})
+	}
+}
+
+func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
+	b.StopTimer()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st := storetest.New(b)
+	box, err := secretbox.New(base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, err := store.CreateEnvironment(ctx, st.Pool, store.EnvironmentInput{Name: "bench", BaseDomain: "bench.test", DefaultTTLSeconds: 3600})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Nodes first (no manager yet): their tokens go to the agents process.
+	admin := &agents.Admin{Store: st, Box: box}
+	ids := make([]int64, n)
+	tokens := make([]string, n)
+	for i := range n {
+		node, tok, err := admin.Create(ctx, store.NewNode{EnvironmentID: env.ID, Name: fmt.Sprintf("n%04d", i), Host: "127.0.0.1", Port: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i], tokens[i] = node.ID, tok
+	}
+	ports := startAgentsProcess(b, tokens)
+	for i, id := range ids {
+		p := ports[i]
+		if _, err := store.UpdateNode(ctx, st.Pool, id, store.NodePatch{Port: &p}); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	m := agents.New(agents.Options{Store: st, Box: box, Log: zerolog.Nop(), ServerVersion: "0.1.0-dev"})
+	runtime.GC()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	b.StartTimer()
+	start := time.Now()
+	if err := m.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		up := 0
+		for _, id := range ids {
+			if m.Connected(id) {
+				up++
+			}
+		}
+		if up == n {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("%d of %d agents online after %s", up, n, time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	online := time.Since(start)
+	b.StopTimer()
+
+	time.Sleep(2 * time.Second) // idle: handshake garbage becomes collectable
+	runtime.GC()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	for _, id := range ids {
+		if !m.Connected(id) {
+			b.Fatalf("node %d dropped while idle", id)
+		}
+	}
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	total := heap + int64(after.StackInuse) - int64(before.StackInuse)
+	m.Stop()
+	return online, heap, total
+}
+
+// startAgentsProcess runs the simulated agents in a child process and
+// returns their ports, in token order.
+func startAgentsProcess(b *testing.B, tokens []string) []int {
+	b.Helper()
+	f := filepath.Join(b.TempDir(), "tokens.json")
+	raw, _ := json.Marshal(tokens)
+	if err := os.WriteFile(f, raw, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envBenchTokens+"="+f, "NULLOPS_BENCH_DIR="+b.TempDir())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("agents process: %v", err)
+	}
+	var ports []int
+	if err := json.Unmarshal([]byte(line), &ports); err != nil || len(ports) != len(tokens) {
+		b.Fatalf("agents process said %q: %v", strings.TrimSpace(line), err)
+	}
+	return ports
+}
+
+// memJournal is an empty journal: idle agents report no events.
+type memJournal struct{ id string }
+
+func (j memJournal) InstanceID() string                             { return j.id }
+func (memJournal) LastAcked() uint64                                { return 0 }
+func (memJournal) Pending(uint64, int) ([]protocol.Envelope, error) { return nil, nil }
+func (memJournal) Ack(uint64) error                                 { return nil }
+func (memJournal) Changed() <-chan struct{}                         { return nil }
+func (fixedCapacity) Usage() protocol.Usage                         { return protocol.Usage{MemoryUsedMB: 100} }
+func (fixedCapacity) Capacity() protocol.Capacity {
+	return protocol.Capacity{CPUs: 2, MemoryMB: 4096, DiskMB: 10000}
+}
+
+type fixedCapacity struct{}
+
+// runAgentsProcess is the child side of startAgentsProcess: one channel
+// server per token, each with its own certificate, until stdin closes.
+func runAgentsProcess(tokensFile, dir string) {
+	raw, err := os.ReadFile(tokensFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var tokens []string
+	if err := json.Unmarshal(raw, &tokens); err != nil {
+		log.Fatal(err)
+	}
+	ports := make([]int, len(tokens))
+	for i, tok := range tokens {
+		id, err := certs.Ensure(mkdir(filepath.Join(dir, fmt.Sprint(i))))
+		if err != nil {
+			log.Fatal(err)
+		}
+		srv := channel.New(channel.Options{Token: tok, Version: "0.1.0-dev", Journal: memJournal{id: fmt.Sprintf("bench-%d", i)},
+			Host: fixedCapacity{}, Log: zerolog.Nop(), MetricsInterval: time.Hour})
+		l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{id.Certificate}, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle(protocol.PathConnect, srv)
+		go (&http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}).Serve(l) //nolint:errcheck
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	line, _ := json.Marshal(ports)
+	fmt.Println(string(line))
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the benchmark ends
+}
+
+func mkdir(d string) string {
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		log.Fatal(err)
+	}
+	return d
+}

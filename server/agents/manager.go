@@ -1,0 +1,460 @@
+// Package agents is the control plane's side of the agent channel
+// (DESIGN.md section 3): the connection manager that dials every enabled,
+// non-revoked node at wss://host:port/v1/connect with its token, pins the
+// agent's certificate thumbprint (trust on first use), checks versions in
+// hello, sends the node's full desired state (sync) on every (re)connect,
+// keeps the connection alive with pings, redials with capped exponential
+// backoff and jitter, and applies the agent's journaled events exactly once
+// (one transaction per event, acknowledged after commit). The rest of the
+// server talks to agents only through the Manager's API; admins manage nodes
+// through Admin.
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/secretbox"
+	"github.com/nullops/nullops/server/store"
+)
+
+// ErrNotConnected is returned by requests to a node that is not online.
+var ErrNotConnected = errors.New("node is not connected")
+
+// DesiredState provides a node's full desired state, sent as sync on every
+// (re)connect (implemented by the deployments service).
+type DesiredState interface {
+	DesiredState(ctx context.Context, nodeID int64) ([]protocol.DeploySpec, error)
+}
+
+type noDesiredState struct{}
+
+func (noDesiredState) DesiredState(context.Context, int64) ([]protocol.DeploySpec, error) {
+	return []protocol.DeploySpec{}, nil
+}
+
+// Applier applies one journaled event inside the transaction that records
+// it: the event is applied exactly once, and acknowledged to the agent only
+// after the transaction commits. Returning an error rolls the transaction
+// back and drops the connection; the agent replays the event on the next
+// one. Skip events that can never apply (log them, return nil), or the
+// node's journal stalls.
+type Applier func(ctx context.Context, tx pgx.Tx, nodeID int64, env protocol.Envelope) error
+
+// StatusChange is reported to OnStatusChange hooks.
+type StatusChange struct {
+	NodeID        int64
+	EnvironmentID int64
+	Previous      string // status before ("" when unknown)
+	Status        string // store.NodeOnline, NodeOffline, NodeUntrusted, ...
+	Reason        string
+	// Sync is the agent's answer to the desired state; set for online only.
+	Sync *protocol.SyncReply
+}
+
+// Options configure a Manager. Zero durations take the defaults of
+// server/config.
+type Options struct {
+	Store *store.Store
+	Box   *secretbox.Box
+	Log   zerolog.Logger
+	// ServerVersion is sent in hello.
+	ServerVersion string
+	// AcceptVersion decides whether an agent's product version is
+	// supported; nil means SameRelease(ServerVersion).
+	AcceptVersion func(agentVersion string) error
+	Desired       DesiredState // nil: every node's desired state is empty
+
+	PingInterval time.Duration // default 10s
+	PingTimeout  time.Duration // default 30s: no pong for this long → offline
+	DialTimeout  time.Duration // default 10s: one dial + hello
+	SyncTimeout  time.Duration // default 2m: the agent's answer to sync
+	BackoffMin   time.Duration // default 0.5s
+	BackoffMax   time.Duration // default 30s
+	// RetryBlocked is the redial delay of untrusted and incompatible nodes
+	// (an approval or an agent upgrade takes effect at the next attempt;
+	// approving through Admin redials at once). Default BackoffMax.
+	RetryBlocked time.Duration
+	// RescanInterval re-reads the node table to pick up changes made
+	// outside this process. Default 30s.
+	RescanInterval time.Duration
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.PingInterval, 10*time.Second)
+	def(&o.PingTimeout, 30*time.Second)
+	def(&o.DialTimeout, 10*time.Second)
+	def(&o.SyncTimeout, 2*time.Minute)
+	def(&o.BackoffMin, 500*time.Millisecond)
+	def(&o.BackoffMax, 30*time.Second)
+	def(&o.RetryBlocked, o.BackoffMax)
+	def(&o.RescanInterval, 30*time.Second)
+	if o.AcceptVersion == nil {
+		o.AcceptVersion = SameRelease(o.ServerVersion)
+	}
+	if o.Desired == nil {
+		o.Desired = noDesiredState{}
+	}
+}
+
+// Manager keeps one goroutine per enabled, non-revoked node.
+type Manager struct {
+	o Options
+
+	hookMu        sync.RWMutex
+	appliers      map[string][]Applier
+	statusHooks   []func(context.Context, StatusChange)
+	metricsHooks  []func(context.Context, int64, protocol.Metrics)
+	desiredHookMu sync.Mutex
+
+	mu      sync.Mutex
+	nodes   map[int64]*node
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+}
+
+// New builds a Manager; Start runs it.
+func New(o Options) *Manager {
+	o.defaults()
+	return &Manager{o: o, appliers: map[string][]Applier{}, nodes: map[int64]*node{}}
+}
+
+// SetDesiredState plugs in the provider of sync's desired state. Call it
+// before Start.
+func (m *Manager) SetDesiredState(d DesiredState) {
+	m.desiredHookMu.Lock()
+	defer m.desiredHookMu.Unlock()
+	if d == nil {
+		d = noDesiredState{}
+	}
+	m.o.Desired = d
+}
+
+func (m *Manager) desired() DesiredState {
+	m.desiredHookMu.Lock()
+	defer m.desiredHookMu.Unlock()
+	return m.o.Desired
+}
+
+// RegisterApplier adds an applier for a journaled event type. Appliers of a
+// type run in registration order, in the same transaction. Register before
+// Start (events received earlier are recorded without being applied).
+func (m *Manager) RegisterApplier(eventType string, a Applier) {
+	m.hookMu.Lock()
+	defer m.hookMu.Unlock()
+	m.appliers[eventType] = append(m.appliers[eventType], a)
+}
+
+// OnStatusChange registers a hook called when a node's status changes, and
+// after every successful (re)connect and sync (Status online, even when the
+// node was online before, e.g. after a server restart). Hooks of one node
+// run in order on its goroutine: keep them short.
+func (m *Manager) OnStatusChange(f func(ctx context.Context, c StatusChange)) {
+	m.hookMu.Lock()
+	defer m.hookMu.Unlock()
+	m.statusHooks = append(m.statusHooks, f)
+}
+
+// OnMetrics registers a hook called with every metrics push of an agent
+// (after capacity and usage are stored on the node row).
+func (m *Manager) OnMetrics(f func(ctx context.Context, nodeID int64, mt protocol.Metrics)) {
+	m.hookMu.Lock()
+	defer m.hookMu.Unlock()
+	m.metricsHooks = append(m.metricsHooks, f)
+}
+
+func (m *Manager) appliersFor(t string) []Applier {
+	m.hookMu.RLock()
+	defer m.hookMu.RUnlock()
+	return m.appliers[t]
+}
+
+func (m *Manager) fireStatus(ctx context.Context, c StatusChange) {
+	m.hookMu.RLock()
+	hooks := append([]func(context.Context, StatusChange){}, m.statusHooks...)
+	m.hookMu.RUnlock()
+	for _, h := range hooks {
+		h(ctx, c)
+	}
+}
+
+func (m *Manager) fireMetrics(ctx context.Context, nodeID int64, mt protocol.Metrics) {
+	m.hookMu.RLock()
+	hooks := append([]func(context.Context, int64, protocol.Metrics){}, m.metricsHooks...)
+	m.hookMu.RUnlock()
+	for _, h := range hooks {
+		h(ctx, nodeID, mt)
+	}
+}
+
+// Start dials every enabled, non-revoked node and keeps watching the node
+// table. It returns after the goroutines are started.
+func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
+	if m.started {
+		m.mu.Unlock()
+		return errors.New("agents: manager already started")
+	}
+	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	m.started = true
+	m.mu.Unlock()
+	if err := m.rescan(); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(m.o.RescanInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-t.C:
+				if err := m.rescan(); err != nil && m.ctx.Err() == nil {
+					m.o.Log.Warn().Err(err).Msg("rescan nodes")
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop closes every connection and waits for the goroutines. Node statuses
+// are left as they are: the agents keep running their deployments while the
+// server is away, and the next server start reconnects and syncs.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	if !m.started || m.cancel == nil {
+		m.mu.Unlock()
+		return
+	}
+	m.cancel()
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// rescan starts a goroutine for every connectable node without one, and
+// wakes those whose node is no longer connectable (they exit).
+func (m *Manager) rescan() error {
+	nodes, err := m.o.Store.ConnectableNodes(m.ctx)
+	if err != nil {
+		return fmt.Errorf("agents: %w", err)
+	}
+	want := map[int64]bool{}
+	for _, n := range nodes {
+		want[n.ID] = true
+		m.ensure(n.ID, n.Status)
+	}
+	m.mu.Lock()
+	var stale []*node
+	for id, n := range m.nodes {
+		if !want[id] {
+			stale = append(stale, n)
+		}
+	}
+	m.mu.Unlock()
+	for _, n := range stale {
+		n.wake()
+	}
+	return nil
+}
+
+// ensure starts the node's goroutine, or wakes it when it runs.
+func (m *Manager) ensure(id int64, status string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.started || m.ctx.Err() != nil {
+		return
+	}
+	if n, ok := m.nodes[id]; ok {
+		n.wake()
+		return
+	}
+	n := newNode(m, id, status)
+	m.nodes[id] = n
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		n.run(m.ctx)
+		m.mu.Lock()
+		if m.nodes[id] == n {
+			delete(m.nodes, id)
+		}
+		m.mu.Unlock()
+	}()
+}
+
+// Refresh makes the manager act on an admin change of the node at once
+// (created, token rotated, revoked, thumbprint approved, disabled, enabled,
+// edited, deleted): its connection is dropped, re-established or stopped as
+// the node row now says.
+func (m *Manager) Refresh(ctx context.Context, nodeID int64) {
+	n, err := m.o.Store.GetNode(ctx, nodeID)
+	if err == nil && n.Enabled && !n.Revoked {
+		m.ensure(nodeID, n.Status)
+		return
+	}
+	m.mu.Lock()
+	running := m.nodes[nodeID]
+	m.mu.Unlock()
+	if running != nil {
+		running.wake()
+	}
+}
+
+func (m *Manager) node(id int64) *node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.nodes[id]
+}
+
+// Connected reports whether the node is online (connected, trusted,
+// compatible and synced) now.
+func (m *Manager) Connected(nodeID int64) bool {
+	n := m.node(nodeID)
+	return n != nil && n.livePeer() != nil
+}
+
+// Request sends a request to the node's agent and waits for its reply,
+// decoding it into out (which may be nil). Without a deadline on ctx,
+// protocol.DefaultRequestTimeout applies. An agent's error reply is a
+// *protocol.RemoteError.
+func (m *Manager) Request(ctx context.Context, nodeID int64, typ string, body, out any) error {
+	p := m.peerOf(nodeID)
+	if p == nil {
+		return fmt.Errorf("node %d: %w", nodeID, ErrNotConnected)
+	}
+	if err := p.Request(ctx, typ, body, out); err != nil {
+		return fmt.Errorf("node %d: %s: %w", nodeID, typ, err)
+	}
+	return nil
+}
+
+func (m *Manager) peerOf(nodeID int64) *protocol.Peer {
+	n := m.node(nodeID)
+	if n == nil {
+		return nil
+	}
+	return n.livePeer()
+}
+
+// Stream is an open stream of frames answering one request (logs.open).
+type Stream struct {
+	// C delivers the frames (logs.data); it is closed when the connection
+	// ends. After Close, stop reading it.
+	C    <-chan protocol.Envelope
+	id   string
+	peer *protocol.Peer
+}
+
+// Close stops routing frames and tells the agent to stop the stream.
+func (s *Stream) Close(ctx context.Context) error {
+	s.peer.StopStream(s.id)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	return s.peer.SendBody(ctx, protocol.TypeLogsClose, protocol.LogsClose{ID: s.id})
+}
+
+// RequestStream sends a streaming request (logs.open) and returns the
+// stream of its frames once the agent accepted it. buffer is how many
+// frames may wait unread (frames beyond are dropped, never blocking the
+// node's channel); 0 means 256.
+func (m *Manager) RequestStream(ctx context.Context, nodeID int64, typ string, body, out any, buffer int) (*Stream, error) {
+	p := m.peerOf(nodeID)
+	if p == nil {
+		return nil, fmt.Errorf("node %d: %w", nodeID, ErrNotConnected)
+	}
+	if buffer <= 0 {
+		buffer = 256
+	}
+	ch := make(chan protocol.Envelope, buffer)
+	id, err := p.RequestStream(ctx, typ, body, out, ch)
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %s: %w", nodeID, typ, err)
+	}
+	return &Stream{C: ch, id: id, peer: p}, nil
+}
+
+// Broadcast sends a request (e.g. plugins.update) to every online node
+// concurrently and returns each node's error (nil on success).
+func (m *Manager) Broadcast(ctx context.Context, typ string, body any) map[int64]error {
+	m.mu.Lock()
+	targets := map[int64]*protocol.Peer{}
+	for id, n := range m.nodes {
+		if p := n.livePeer(); p != nil {
+			targets[id] = p
+		}
+	}
+	m.mu.Unlock()
+	out := make(map[int64]error, len(targets))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, p := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := p.Request(ctx, typ, body, nil)
+			mu.Lock()
+			out[id] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// NodeState is the manager's live view of a node.
+type NodeState struct {
+	NodeID       int64             `json:"node_id"`
+	Status       string            `json:"status"`
+	Reason       string            `json:"status_reason"`
+	Connected    bool              `json:"connected"`
+	LastSeen     time.Time         `json:"last_seen_at"`
+	AgentVersion string            `json:"agent_version"`
+	Capacity     protocol.Capacity `json:"capacity"`
+	Usage        protocol.Usage    `json:"usage"`
+}
+
+// State returns the live view of a node the manager runs.
+func (m *Manager) State(nodeID int64) (NodeState, bool) {
+	n := m.node(nodeID)
+	if n == nil {
+		return NodeState{}, false
+	}
+	return n.state(), true
+}
+
+// States returns the live view of every node the manager runs, by id.
+func (m *Manager) States() []NodeState {
+	m.mu.Lock()
+	nodes := make([]*node, 0, len(m.nodes))
+	for _, n := range m.nodes {
+		nodes = append(nodes, n)
+	}
+	m.mu.Unlock()
+	out := make([]NodeState, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, n.state())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out
+}

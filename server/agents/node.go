@@ -1,0 +1,456 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/store"
+)
+
+// TokenAAD is the associated data binding a sealed node token to its node.
+func TokenAAD(nodeID int64) string { return fmt.Sprintf("node-token:%d", nodeID) }
+
+// eventQueue is how many received events (and metrics) wait for the
+// applier before the connection's read loop blocks.
+const eventQueue = 32
+
+// touchEvery bounds how often a healthy node's last_seen_at is written.
+const touchEvery = time.Minute
+
+// node is the goroutine state of one node.
+type node struct {
+	m    *Manager
+	id   int64
+	kick chan struct{}
+
+	mu           sync.Mutex
+	envID        int64
+	status       string
+	reason       string
+	peer         *protocol.Peer // set while online
+	lastSeen     time.Time
+	agentVersion string
+	capacity     protocol.Capacity
+	usage        protocol.Usage
+}
+
+func newNode(m *Manager, id int64, status string) *node {
+	return &node{m: m, id: id, status: status, kick: make(chan struct{}, 1)}
+}
+
+func (n *node) wake() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (n *node) livePeer() *protocol.Peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.peer
+}
+
+func (n *node) state() NodeState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return NodeState{NodeID: n.id, Status: n.status, Reason: n.reason, Connected: n.peer != nil, LastSeen: n.lastSeen,
+		AgentVersion: n.agentVersion, Capacity: n.capacity, Usage: n.usage}
+}
+
+// outcome is how one connection attempt (or session) ended.
+type outcome struct {
+	status    string // "" = let the loop re-read the node and decide
+	reason    string
+	blocked   bool // untrusted/incompatible/undecryptable: retry after RetryBlocked
+	immediate bool // redial at once (admin change)
+	wasOnline bool // the session reached online: the backoff starts over
+}
+
+// run dials, serves and redials the node until it is disabled, revoked or
+// deleted, or the manager stops.
+func (n *node) run(ctx context.Context) {
+	o := n.m.o
+	log := o.Log.With().Int64("node_id", n.id).Logger()
+	backoff := o.BackoffMin
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		row, err := o.Store.GetNode(ctx, n.id)
+		if errors.Is(err, store.ErrNotFound) {
+			log.Info().Msg("node deleted; connection manager stops")
+			return
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn().Err(err).Msg("read node")
+			if !sleep(ctx, n.kick, jitter(backoff)) {
+				return
+			}
+			backoff = min(backoff*2, o.BackoffMax)
+			continue
+		}
+		n.mu.Lock()
+		n.envID = row.EnvironmentID
+		n.mu.Unlock()
+		if row.Revoked {
+			n.setStatus(ctx, log, store.NodeRevoked, row.StatusReason, nil)
+			return
+		}
+		if !row.Enabled {
+			n.setStatus(ctx, log, store.NodeDisabled, row.StatusReason, nil)
+			return
+		}
+
+		out := n.session(ctx, log, row)
+		if ctx.Err() != nil {
+			return
+		}
+		if out.status != "" {
+			n.setStatus(ctx, log, out.status, out.reason, nil)
+		}
+		var delay time.Duration
+		switch {
+		case out.immediate:
+			backoff = o.BackoffMin
+		case out.blocked:
+			delay = o.RetryBlocked
+		default:
+			if out.wasOnline {
+				backoff = o.BackoffMin
+			}
+			delay = jitter(backoff)
+			backoff = min(backoff*2, o.BackoffMax)
+		}
+		if delay > 0 && !sleep(ctx, n.kick, delay) {
+			return
+		}
+	}
+}
+
+// jitter spreads d over [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d, a kick or the end of ctx; it reports false when ctx ended.
+func sleep(ctx context.Context, kick <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-kick:
+	case <-t.C:
+	}
+	return true
+}
+
+// setStatus records the status (in the database unless the admin's
+// disabled/revoked already is) and tells the hooks when it changed, and on
+// every online.
+func (n *node) setStatus(ctx context.Context, log zerolog.Logger, status, reason string, sync *protocol.SyncReply) {
+	n.mu.Lock()
+	prev, prevReason := n.status, n.reason
+	n.status, n.reason = status, reason
+	env := n.envID
+	if status == store.NodeOnline {
+		n.lastSeen = time.Now()
+	}
+	n.mu.Unlock()
+	if status != store.NodeDisabled && status != store.NodeRevoked {
+		if _, err := n.m.o.Store.SetNodeStatus(ctx, n.id, status, reason); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Str("status", status).Msg("record node status")
+		}
+	}
+	if prev == status && status != store.NodeOnline {
+		if reason != prevReason {
+			log.Debug().Str("status", status).Str("reason", reason).Msg("node status reason changed")
+		}
+		return
+	}
+	ev := log.Info()
+	if status != store.NodeOnline {
+		ev = log.Warn()
+	}
+	ev.Str("status", status).Str("previous", prev).Str("reason", reason).Msg("node status")
+	n.m.fireStatus(ctx, StatusChange{NodeID: n.id, EnvironmentID: env, Previous: prev, Status: status, Reason: reason, Sync: sync})
+}
+
+// session makes one connection attempt and, when it succeeds, serves the
+// connection until it ends.
+func (n *node) session(ctx context.Context, log zerolog.Logger, row store.Node) outcome {
+	o := n.m.o
+	if len(row.TokenEnc) == 0 {
+		return outcome{status: store.NodeOffline, reason: "the node has no token; rotate its token", blocked: true}
+	}
+	tok, err := o.Box.Open(row.TokenEnc, row.TokenKeyID, TokenAAD(row.ID))
+	if err != nil {
+		return outcome{status: store.NodeOffline, reason: "cannot decrypt the node token (was the secret key changed without listing the old one?): " + err.Error(), blocked: true}
+	}
+	res, err := dial(ctx, row.Host, row.Port, string(tok), row.ExpectedThumbprint, o.DialTimeout)
+	switch {
+	case errors.Is(err, errThumbprint):
+		reason := fmt.Sprintf("the agent presented certificate %s but %s is pinned: if its certificate was regenerated, approve the new thumbprint",
+			short(res.seen), short(row.ExpectedThumbprint))
+		if _, err := o.Store.SetNodeUntrusted(ctx, n.id, res.seen, reason); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("record untrusted thumbprint")
+		}
+		return outcome{status: store.NodeUntrusted, reason: reason, blocked: true}
+	case errors.Is(err, errUnauthorized):
+		return outcome{status: store.NodeOffline, reason: "the agent refused the token (HTTP 401): start it with the node's current token (rotate the token if it was lost)"}
+	case err != nil:
+		return outcome{status: store.NodeOffline, reason: "cannot connect: " + err.Error()}
+	}
+	return n.serve(ctx, log, row, res)
+}
+
+func short(thumb string) string {
+	if len(thumb) > 16 {
+		return thumb[:16] + "…"
+	}
+	if thumb == "" {
+		return "(none)"
+	}
+	return thumb
+}
+
+// link is one established connection.
+type link struct {
+	n      *node
+	peer   *protocol.Peer
+	events chan protocol.Envelope
+	failed chan error
+}
+
+// handle runs on the read loop: journaled events and metrics go to the
+// applier in arrival order; agents send no requests.
+func (l *link) handle(ctx context.Context, p *protocol.Peer, e protocol.Envelope) {
+	if protocol.IsEvent(e.Type) || e.Type == protocol.TypeMetrics {
+		select {
+		case l.events <- e:
+		case <-ctx.Done():
+		}
+		return
+	}
+	if e.ID != "" {
+		_ = p.ReplyError(ctx, e, fmt.Errorf("the control plane serves no %q requests", e.Type))
+	}
+}
+
+func (l *link) fail(err error) {
+	select {
+	case l.failed <- err:
+	default:
+	}
+}
+
+// serve runs hello, sync and the connected loop on an established
+// connection.
+func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, res dialResult) (out outcome) {
+	o := n.m.o
+	sctx, cancel := context.WithCancel(ctx)
+	l := &link{n: n, events: make(chan protocol.Envelope, eventQueue), failed: make(chan error, 1)}
+	l.peer = protocol.NewPeer(res.conn, "s", l.handle)
+	go l.peer.Run(sctx) //nolint:errcheck // the error is Peer.Err
+	applyDone := make(chan struct{})
+	applying := false
+	defer func() {
+		n.mu.Lock()
+		n.peer = nil
+		n.mu.Unlock()
+		cancel()
+		_ = res.conn.CloseNow()
+		<-l.peer.Done()
+		if applying {
+			<-applyDone
+		}
+	}()
+	closeWith := func(code websocket.StatusCode, reason string) {
+		_ = res.conn.Close(code, reason)
+	}
+
+	// hello
+	hctx, hcancel := context.WithTimeout(sctx, o.DialTimeout)
+	var hello protocol.HelloReply
+	err := l.peer.Request(hctx, protocol.TypeHello, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version}, &hello)
+	hcancel()
+	if err == nil {
+		err = hello.Validate()
+	}
+	if err != nil {
+		return outcome{status: store.NodeOffline, reason: "hello failed: " + err.Error()}
+	}
+	expected, err := o.Store.RecordHello(ctx, n.id, store.NodeHello{Thumbprint: res.seen, AgentVersion: hello.AgentVersion,
+		ProtocolVersion: hello.ProtocolVersion, AgentInstance: hello.InstanceID, Capacity: hello.Capacity, Usage: hello.Usage})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			closeWith(websocket.StatusNormalClosure, "node deleted")
+			return outcome{immediate: true}
+		}
+		return outcome{status: store.NodeOffline, reason: "record hello: " + err.Error()}
+	}
+	if expected != res.seen {
+		// An admin pinned another thumbprint while we were connecting.
+		closeWith(websocket.StatusPolicyViolation, "untrusted certificate")
+		return outcome{immediate: true}
+	}
+	n.mu.Lock()
+	n.agentVersion, n.capacity, n.usage, n.lastSeen = hello.AgentVersion, hello.Capacity, hello.Usage, time.Now()
+	n.mu.Unlock()
+	if hello.ProtocolVersion != protocol.Version {
+		reason := fmt.Sprintf("the agent speaks protocol version %d, this server %d: run the nullops-agent matching server %s",
+			hello.ProtocolVersion, protocol.Version, o.ServerVersion)
+		closeWith(websocket.StatusPolicyViolation, "incompatible protocol version")
+		return outcome{status: store.NodeIncompatible, reason: reason, blocked: true}
+	}
+	if err := o.AcceptVersion(hello.AgentVersion); err != nil {
+		closeWith(websocket.StatusPolicyViolation, "incompatible agent version")
+		return outcome{status: store.NodeIncompatible, reason: err.Error(), blocked: true}
+	}
+
+	// Journaled events flow from here on (the agent replays after hello).
+	applying = true
+	go func() {
+		defer close(applyDone)
+		l.apply(sctx, log, hello.InstanceID)
+	}()
+
+	// sync: the node's full desired state.
+	specs, err := n.m.desired().DesiredState(sctx, n.id)
+	if err != nil {
+		return outcome{status: store.NodeOffline, reason: "cannot compute the desired state: " + err.Error()}
+	}
+	if specs == nil {
+		specs = []protocol.DeploySpec{}
+	}
+	syncCtx, syncCancel := context.WithTimeout(sctx, o.SyncTimeout)
+	var synced protocol.SyncReply
+	err = l.peer.Request(syncCtx, protocol.TypeSync, protocol.SyncRequest{Deployments: specs}, &synced)
+	syncCancel()
+	if err != nil {
+		return outcome{status: store.NodeOffline, reason: "sync failed: " + err.Error()}
+	}
+
+	n.mu.Lock()
+	n.peer = l.peer
+	n.mu.Unlock()
+	n.setStatus(ctx, log, store.NodeOnline, "", &synced)
+	out.wasOnline = true
+	return n.connected(ctx, log, row, res, l, closeWith)
+}
+
+// connected watches an online connection: pings, admin changes, failures.
+func (n *node) connected(ctx context.Context, log zerolog.Logger, row store.Node, res dialResult, l *link,
+	closeWith func(websocket.StatusCode, string)) outcome {
+	o := n.m.o
+	ticker := time.NewTicker(o.PingInterval)
+	defer ticker.Stop()
+	pongs := make(chan error, 1)
+	pinging := false
+	lastTouch := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			closeWith(websocket.StatusGoingAway, "server shutting down")
+			return outcome{wasOnline: true}
+		case <-l.peer.Done():
+			return outcome{status: store.NodeOffline, reason: "connection lost: " + errText(l.peer.Err()), wasOnline: true}
+		case err := <-l.failed:
+			closeWith(websocket.StatusInternalError, "event not applied")
+			return outcome{status: store.NodeOffline, reason: "reconnecting after an event could not be applied: " + err.Error(), wasOnline: true}
+		case <-n.kick:
+			cur, err := o.Store.GetNode(ctx, n.id)
+			why := ""
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				closeWith(websocket.StatusNormalClosure, "node deleted")
+				return outcome{immediate: true, wasOnline: true}
+			case err != nil:
+				continue
+			case cur.Revoked:
+				closeWith(websocket.StatusPolicyViolation, "token revoked")
+				return outcome{immediate: true, wasOnline: true}
+			case !cur.Enabled:
+				closeWith(websocket.StatusNormalClosure, "node disabled")
+				return outcome{immediate: true, wasOnline: true}
+			case cur.TokenGeneration != row.TokenGeneration:
+				why = "token rotated"
+			case cur.Host != row.Host || cur.Port != row.Port:
+				why = "address changed"
+			case cur.ExpectedThumbprint != "" && cur.ExpectedThumbprint != res.seen:
+				why = "pinned thumbprint changed"
+			default:
+				continue
+			}
+			closeWith(websocket.StatusPolicyViolation, why)
+			return outcome{status: store.NodeOffline, reason: why + "; reconnecting", immediate: true, wasOnline: true}
+		case <-ticker.C:
+			if pinging {
+				continue
+			}
+			pinging = true
+			go func() {
+				pctx, cancel := context.WithTimeout(ctx, o.PingTimeout)
+				defer cancel()
+				pongs <- res.conn.Ping(pctx)
+			}()
+		case err := <-pongs:
+			pinging = false
+			if err != nil {
+				if l.peer.Err() != nil {
+					return outcome{status: store.NodeOffline, reason: "connection lost: " + errText(l.peer.Err()), wasOnline: true}
+				}
+				_ = res.conn.CloseNow()
+				return outcome{status: store.NodeOffline, reason: fmt.Sprintf("no answer to ping within %s", o.PingTimeout), wasOnline: true}
+			}
+			now := time.Now()
+			n.mu.Lock()
+			n.lastSeen = now
+			n.mu.Unlock()
+			if now.Sub(lastTouch) >= touchEvery {
+				lastTouch = now
+				if err := o.Store.TouchNode(ctx, n.id); err != nil && ctx.Err() == nil {
+					log.Warn().Err(err).Msg("record last seen")
+				}
+			}
+		}
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "closed"
+	}
+	if st := websocket.CloseStatus(err); st != -1 {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) && ce.Reason != "" {
+			return "agent closed the connection: " + ce.Reason
+		}
+		return "agent closed the connection (" + st.String() + ")"
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the connection was closed (agent stopped or network reset)"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Error()
+	}
+	return err.Error()
+}

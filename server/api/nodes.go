@@ -1,0 +1,371 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/agents"
+	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/store"
+)
+
+// registerNodes mounts the node routes (DESIGN.md section 3): anyone who
+// can read an environment sees its nodes; every change is admin-only. A
+// node's token is in the response of create and rotate-token only.
+func registerNodes(g *echo.Group, d *Deps) {
+	g.GET("/environments/:id/nodes", d.listNodes)
+	g.POST("/environments/:id/nodes", d.createNode, RequireAdmin)
+	g.GET("/nodes/:id", d.getNode)
+	g.PATCH("/nodes/:id", d.updateNode, RequireAdmin)
+	g.DELETE("/nodes/:id", d.deleteNode, RequireAdmin)
+	g.POST("/nodes/:id/rotate-token", d.rotateNodeToken, RequireAdmin)
+	g.POST("/nodes/:id/revoke", d.revokeNode, RequireAdmin)
+	g.POST("/nodes/:id/approve-thumbprint", d.approveNodeThumbprint, RequireAdmin)
+	g.POST("/nodes/:id/disable", d.disableNode, RequireAdmin)
+	g.POST("/nodes/:id/enable", d.enableNode, RequireAdmin)
+}
+
+// nodeResponse is a node as the API shows it: the row plus whether the
+// manager holds a live connection right now.
+type nodeResponse struct {
+	store.Node
+	Connected bool `json:"connected"`
+}
+
+// nodeWithToken is the answer of create and rotate-token: the only time
+// the token is shown, with the command that starts the agent.
+type nodeWithToken struct {
+	Node      nodeResponse `json:"node"`
+	Token     string       `json:"token"`
+	DockerRun string       `json:"docker_run"`
+}
+
+func (d *Deps) nodeOut(n store.Node) nodeResponse {
+	out := nodeResponse{Node: n}
+	if d.Agents != nil {
+		if st, ok := d.Agents.State(n.ID); ok {
+			out.Connected = st.Connected
+			if !st.LastSeen.IsZero() && (n.LastSeenAt == nil || st.LastSeen.After(*n.LastSeenAt)) {
+				seen := st.LastSeen.UTC().Truncate(time.Microsecond)
+				out.LastSeenAt = &seen
+			}
+		}
+	}
+	return out
+}
+
+var (
+	nodeNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	labelKeyRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+)
+
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if !hostLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkLabels(v Validation, labels map[string]string) {
+	if len(labels) > 64 {
+		v.Add("labels", "at most 64 labels")
+	}
+	for k, val := range labels {
+		if !labelKeyRE.MatchString(k) {
+			v.Add("labels", "key %q: 1-63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit", k)
+		}
+		if len(val) > 253 {
+			v.Add("labels", "value of %q: at most 253 characters", k)
+		}
+	}
+}
+
+// nodeRequest is the body of POST /environments/{id}/nodes.
+type nodeRequest struct {
+	Name               string            `json:"name"`
+	Host               string            `json:"host"`
+	Port               int               `json:"port"` // default 5000
+	ExpectedThumbprint string            `json:"expected_thumbprint"`
+	Labels             map[string]string `json:"labels"`
+}
+
+func (d *Deps) listNodes(c echo.Context) error {
+	envID, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := RequireLevel(c, 0, envID, auth.Read); err != nil {
+		return err
+	}
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	ok, err := d.Store.EnvironmentExists(ctx, envID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotFound
+	}
+	nodes, total, err := d.Store.ListNodes(ctx, envID, pg.Limit(), pg.Offset())
+	if err != nil {
+		return err
+	}
+	out := make([]nodeResponse, len(nodes))
+	for i, n := range nodes {
+		out[i] = d.nodeOut(n)
+	}
+	return RenderList(c, out, total, pg)
+}
+
+func (d *Deps) createNode(c echo.Context) error {
+	envID, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req nodeRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	if req.Port == 0 {
+		req.Port = 5000
+	}
+	v := Validation{}
+	if !nodeNameRE.MatchString(req.Name) {
+		v.Add("name", "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	if !validHost(req.Host) {
+		v.Add("host", "a host name or IP address the server can reach the agent at (no scheme, no port)")
+	}
+	if req.Port < 1 || req.Port > 65535 {
+		v.Add("port", "must be 1..65535")
+	}
+	if req.ExpectedThumbprint != "" {
+		t, err := agents.NormalizeThumbprint(req.ExpectedThumbprint)
+		if err != nil {
+			v.Add("expected_thumbprint", "%v", err)
+		}
+		req.ExpectedThumbprint = t
+	}
+	checkLabels(v, req.Labels)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	n, tok, err := d.Nodes.Create(ctx, store.NewNode{EnvironmentID: envID, Name: req.Name, Host: req.Host, Port: req.Port,
+		ExpectedThumbprint: req.ExpectedThumbprint, Labels: req.Labels})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return ErrNotFound
+		}
+		return err
+	}
+	d.nodeAudit(c, "node.create", n, map[string]any{"name": n.Name, "host": n.Host, "port": n.Port})
+	return c.JSON(http.StatusCreated, nodeWithToken{Node: d.nodeOut(n), Token: tok, DockerRun: agents.DockerRunCommand(n, tok)})
+}
+
+// nodeAudit records an admin action on a node (never its token).
+func (d *Deps) nodeAudit(c echo.Context, action string, n store.Node, detail map[string]any) {
+	e := NewAudit(c, action, "node", n.ID, detail)
+	e.EnvironmentID = &n.EnvironmentID
+	if err := store.RecordAudit(c.Request().Context(), d.Store.Pool, e); err != nil {
+		d.Log.Error().Err(err).Str("action", action).Int64("node_id", n.ID).Msg("record audit")
+	}
+}
+
+// loadNode reads the node of the path and checks the caller may see it
+// (read on its environment); 404 otherwise.
+func (d *Deps) loadNode(c echo.Context) (store.Node, error) {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return store.Node{}, err
+	}
+	n, err := d.Store.GetNode(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return n, ErrNotFound
+	}
+	if err != nil {
+		return n, err
+	}
+	if err := RequireLevel(c, 0, n.EnvironmentID, auth.Read); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+func (d *Deps) getNode(c echo.Context) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, d.nodeOut(n))
+}
+
+// nodePatch is the body of PATCH /nodes/{id}; absent fields stay.
+type nodePatch struct {
+	Name               *string            `json:"name"`
+	Host               *string            `json:"host"`
+	Port               *int               `json:"port"`
+	ExpectedThumbprint *string            `json:"expected_thumbprint"`
+	Labels             *map[string]string `json:"labels"`
+}
+
+func (d *Deps) updateNode(c echo.Context) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	var req nodePatch
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	v := Validation{}
+	if req.Name != nil && !nodeNameRE.MatchString(*req.Name) {
+		v.Add("name", "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	if req.Host != nil && !validHost(*req.Host) {
+		v.Add("host", "a host name or IP address the server can reach the agent at (no scheme, no port)")
+	}
+	if req.Port != nil && (*req.Port < 1 || *req.Port > 65535) {
+		v.Add("port", "must be 1..65535")
+	}
+	if req.ExpectedThumbprint != nil && *req.ExpectedThumbprint != "" {
+		t, err := agents.NormalizeThumbprint(*req.ExpectedThumbprint)
+		if err != nil {
+			v.Add("expected_thumbprint", "%v", err)
+		}
+		req.ExpectedThumbprint = &t
+	}
+	if req.Labels != nil {
+		checkLabels(v, *req.Labels)
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	out, err := d.Nodes.Update(c.Request().Context(), n.ID, store.NodePatch{Name: req.Name, Host: req.Host, Port: req.Port,
+		ExpectedThumbprint: req.ExpectedThumbprint, Labels: req.Labels})
+	if err != nil {
+		return err
+	}
+	d.nodeAudit(c, "node.update", out, map[string]any{"name": out.Name, "host": out.Host, "port": out.Port})
+	return c.JSON(http.StatusOK, d.nodeOut(out))
+}
+
+func (d *Deps) deleteNode(c echo.Context) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	if err := d.Nodes.Delete(c.Request().Context(), n.ID); err != nil {
+		if errors.Is(err, store.ErrNodeInUse) {
+			return &Error{Status: http.StatusConflict, Code: "node_in_use", Message: err.Error()}
+		}
+		return err
+	}
+	d.nodeAudit(c, "node.delete", n, map[string]any{"name": n.Name})
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (d *Deps) rotateNodeToken(c echo.Context) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	out, tok, err := d.Nodes.RotateToken(c.Request().Context(), n.ID)
+	if err != nil {
+		return err
+	}
+	d.nodeAudit(c, "node.rotate_token", out, map[string]any{"name": out.Name, "token_generation": out.TokenGeneration})
+	return c.JSON(http.StatusOK, nodeWithToken{Node: d.nodeOut(out), Token: tok, DockerRun: agents.DockerRunCommand(out, tok)})
+}
+
+func (d *Deps) revokeNode(c echo.Context) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	out, err := d.Nodes.Revoke(c.Request().Context(), n.ID)
+	if err != nil {
+		return err
+	}
+	d.nodeAudit(c, "node.revoke", out, map[string]any{"name": out.Name})
+	return c.JSON(http.StatusOK, d.nodeOut(out))
+}
+
+// approveRequest is the optional body of approve-thumbprint; without a
+// thumbprint the one the agent last presented is approved.
+type approveRequest struct {
+	Thumbprint string `json:"thumbprint"`
+}
+
+func (d *Deps) approveNodeThumbprint(c echo.Context) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	var req approveRequest
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBodyBytes+1))
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := DecodeJSON(strings.NewReader(string(body)), &req); err != nil {
+			return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
+		}
+	}
+	if req.Thumbprint != "" {
+		t, err := agents.NormalizeThumbprint(req.Thumbprint)
+		if err != nil {
+			return Validation{"thumbprint": err.Error()}.Err()
+		}
+		req.Thumbprint = t
+	}
+	out, err := d.Nodes.ApproveThumbprint(c.Request().Context(), n.ID, req.Thumbprint)
+	if errors.Is(err, agents.ErrNothingToApprove) {
+		return &Error{Status: http.StatusConflict, Code: "nothing_to_approve", Message: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	d.nodeAudit(c, "node.approve_thumbprint", out, map[string]any{"name": out.Name, "thumbprint": out.ExpectedThumbprint})
+	return c.JSON(http.StatusOK, d.nodeOut(out))
+}
+
+func (d *Deps) disableNode(c echo.Context) error { return d.setNodeEnabled(c, false) }
+
+func (d *Deps) enableNode(c echo.Context) error { return d.setNodeEnabled(c, true) }
+
+func (d *Deps) setNodeEnabled(c echo.Context, enabled bool) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	out, err := d.Nodes.SetEnabled(c.Request().Context(), n.ID, enabled)
+	if err != nil {
+		return err
+	}
+	action := "node.disable"
+	if enabled {
+		action = "node.enable"
+	}
+	d.nodeAudit(c, action, out, map[string]any{"name": out.Name})
+	return c.JSON(http.StatusOK, d.nodeOut(out))
+}

@@ -1,0 +1,388 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nullops/nullops/agent/protocol"
+)
+
+// Node statuses (DESIGN.md section 3).
+const (
+	NodeOnline       = "online"
+	NodeOffline      = "offline"
+	NodeUntrusted    = "untrusted"
+	NodeIncompatible = "incompatible"
+	NodeDisabled     = "disabled"
+	NodeRevoked      = "revoked"
+)
+
+// Node is one row of nodes. The encrypted token never leaves the server.
+type Node struct {
+	ID                 int64             `json:"id"`
+	EnvironmentID      int64             `json:"environment_id"`
+	Name               string            `json:"name"`
+	Host               string            `json:"host"`
+	Port               int               `json:"port"`
+	TokenEnc           []byte            `json:"-"`
+	TokenKeyID         string            `json:"-"`
+	TokenGeneration    int               `json:"token_generation"`
+	ExpectedThumbprint string            `json:"expected_thumbprint"`
+	SeenThumbprint     string            `json:"seen_thumbprint"`
+	Status             string            `json:"status"`
+	StatusReason       string            `json:"status_reason"`
+	Enabled            bool              `json:"enabled"`
+	Revoked            bool              `json:"revoked"`
+	Labels             map[string]string `json:"labels"`
+	AgentVersion       string            `json:"agent_version"`
+	ProtocolVersion    int               `json:"protocol_version"`
+	AgentInstance      string            `json:"agent_instance"`
+	Capacity           protocol.Capacity `json:"capacity"`
+	Usage              protocol.Usage    `json:"usage"`
+	LastAckedSeq       int64             `json:"last_acked_seq"`
+	LastSeenAt         *time.Time        `json:"last_seen_at"`
+	CreatedAt          time.Time         `json:"created_at"`
+	UpdatedAt          time.Time         `json:"updated_at"`
+}
+
+const nodeColumns = `id, environment_id, name, host, port, token_enc, token_key_id, token_generation,
+	expected_thumbprint, seen_thumbprint, status, status_reason, enabled, revoked, labels,
+	agent_version, protocol_version, agent_instance, capacity, usage, last_acked_seq, last_seen_at,
+	created_at, updated_at`
+
+func scanNode(row pgx.Row) (Node, error) {
+	var n Node
+	var labels, capacity, usage []byte
+	err := row.Scan(&n.ID, &n.EnvironmentID, &n.Name, &n.Host, &n.Port, &n.TokenEnc, &n.TokenKeyID, &n.TokenGeneration,
+		&n.ExpectedThumbprint, &n.SeenThumbprint, &n.Status, &n.StatusReason, &n.Enabled, &n.Revoked, &labels,
+		&n.AgentVersion, &n.ProtocolVersion, &n.AgentInstance, &capacity, &usage, &n.LastAckedSeq, &n.LastSeenAt,
+		&n.CreatedAt, &n.UpdatedAt)
+	if err != nil {
+		return n, notFound(err)
+	}
+	n.Labels = map[string]string{}
+	// These columns are only ever written from typed values; a malformed
+	// one reads as empty rather than hiding the node.
+	_ = json.Unmarshal(labels, &n.Labels)
+	_ = json.Unmarshal(capacity, &n.Capacity)
+	_ = json.Unmarshal(usage, &n.Usage)
+	return n, nil
+}
+
+// NewNode is what an admin enters to add a node.
+type NewNode struct {
+	EnvironmentID      int64
+	Name               string
+	Host               string
+	Port               int
+	ExpectedThumbprint string
+	Labels             map[string]string
+}
+
+// CreateNode inserts a node without a token (the caller seals one with the
+// node's id as associated data and stores it with SetNodeToken in the same
+// transaction). A duplicate name in the environment is ErrConflict; an
+// unknown environment is ErrNotFound.
+func CreateNode(ctx context.Context, q Querier, n NewNode) (Node, error) {
+	labels, err := json.Marshal(nonNilLabels(n.Labels))
+	if err != nil {
+		return Node{}, fmt.Errorf("encode labels: %w", err)
+	}
+	node, err := scanNode(q.QueryRow(ctx, `INSERT INTO nodes (environment_id, name, host, port, expected_thumbprint, labels)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+nodeColumns,
+		n.EnvironmentID, n.Name, n.Host, n.Port, n.ExpectedThumbprint, labels))
+	switch {
+	case IsUniqueViolation(err):
+		return Node{}, fmt.Errorf("%w: a node named %q exists in this environment", ErrConflict, n.Name)
+	case IsForeignKeyViolation(err):
+		return Node{}, fmt.Errorf("environment %d: %w", n.EnvironmentID, ErrNotFound)
+	case err != nil:
+		return Node{}, fmt.Errorf("create node: %w", err)
+	}
+	return node, nil
+}
+
+func nonNilLabels(l map[string]string) map[string]string {
+	if l == nil {
+		return map[string]string{}
+	}
+	return l
+}
+
+// SetNodeToken stores a newly sealed token, bumps the token generation (so
+// a connection made with the previous token is recognised as stale) and
+// clears a revocation. The status becomes offline unless the node is
+// disabled; the connection manager takes it from there.
+func SetNodeToken(ctx context.Context, q Querier, id int64, enc []byte, keyID string) (Node, error) {
+	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET token_enc = $2, token_key_id = $3,
+		token_generation = token_generation + 1, revoked = FALSE,
+		status = CASE WHEN enabled THEN 'offline' ELSE 'disabled' END,
+		status_reason = CASE WHEN enabled THEN 'waiting for the agent to use the new token' ELSE status_reason END,
+		updated_at = now()
+		WHERE id = $1 RETURNING `+nodeColumns, id, enc, keyID))
+	if err != nil {
+		return n, fmt.Errorf("set token of node %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// GetNode reads one node.
+func (s *Store) GetNode(ctx context.Context, id int64) (Node, error) {
+	n, err := scanNode(s.Pool.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE id = $1`, id))
+	if err != nil {
+		return n, fmt.Errorf("node %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// LockNode reads one node under a row lock.
+func LockNode(ctx context.Context, tx pgx.Tx, id int64) (Node, error) {
+	n, err := scanNode(tx.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE id = $1 FOR UPDATE`, id))
+	if err != nil {
+		return n, fmt.Errorf("node %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// EnvironmentExists reports whether the environment exists.
+func (s *Store) EnvironmentExists(ctx context.Context, id int64) (bool, error) {
+	var ok bool
+	if err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM environments WHERE id = $1)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look up environment %d: %w", id, err)
+	}
+	return ok, nil
+}
+
+// ListNodes pages through the nodes of an environment by name.
+func (s *Store) ListNodes(ctx context.Context, environmentID int64, limit, offset int) ([]Node, int, error) {
+	var total int
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM nodes WHERE environment_id = $1`, environmentID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count nodes: %w", err)
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE environment_id = $1
+		ORDER BY name, id LIMIT $2 OFFSET $3`, environmentID, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list nodes: %w", err)
+	}
+	nodes, err := collectNodes(rows)
+	return nodes, total, err
+}
+
+// ConnectableNodes lists every enabled, non-revoked node: those the
+// connection manager dials.
+func (s *Store) ConnectableNodes(ctx context.Context) ([]Node, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE enabled AND NOT revoked ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list connectable nodes: %w", err)
+	}
+	return collectNodes(rows)
+}
+
+func collectNodes(rows pgx.Rows) ([]Node, error) {
+	defer rows.Close()
+	nodes := []Node{}
+	for rows.Next() {
+		n, err := scanNode(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan node: %w", err)
+		}
+		nodes = append(nodes, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return nodes, nil
+}
+
+// NodePatch changes the editable fields that are not nil. Changing the
+// expected thumbprint clears an untrusted state (the manager re-checks on
+// the next connection).
+type NodePatch struct {
+	Name               *string
+	Host               *string
+	Port               *int
+	ExpectedThumbprint *string
+	Labels             *map[string]string
+}
+
+// UpdateNode applies p.
+func UpdateNode(ctx context.Context, q Querier, id int64, p NodePatch) (Node, error) {
+	var labels []byte
+	if p.Labels != nil {
+		var err error
+		if labels, err = json.Marshal(nonNilLabels(*p.Labels)); err != nil {
+			return Node{}, fmt.Errorf("encode labels: %w", err)
+		}
+	}
+	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET
+		name = COALESCE($2, name), host = COALESCE($3, host), port = COALESCE($4, port),
+		expected_thumbprint = COALESCE($5, expected_thumbprint),
+		labels = COALESCE($6::jsonb, labels),
+		status = CASE WHEN $5::text IS NOT NULL AND status = 'untrusted' THEN 'offline' ELSE status END,
+		status_reason = CASE WHEN $5::text IS NOT NULL AND status = 'untrusted' THEN '' ELSE status_reason END,
+		updated_at = now()
+		WHERE id = $1 RETURNING `+nodeColumns, id, p.Name, p.Host, p.Port, p.ExpectedThumbprint, labels))
+	if IsUniqueViolation(err) {
+		return Node{}, fmt.Errorf("%w: a node named %q exists in this environment", ErrConflict, *p.Name)
+	}
+	if err != nil {
+		return Node{}, fmt.Errorf("update node %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// RevokeNode forgets the node's token and marks it revoked.
+func RevokeNode(ctx context.Context, q Querier, id int64) (Node, error) {
+	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET token_enc = NULL, token_key_id = '', revoked = TRUE,
+		token_generation = token_generation + 1,
+		status = 'revoked', status_reason = 'token revoked by an admin; rotate the token to use the node again',
+		updated_at = now() WHERE id = $1 RETURNING `+nodeColumns, id))
+	if err != nil {
+		return n, fmt.Errorf("revoke node %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// SetNodeEnabled enables or disables a node.
+func SetNodeEnabled(ctx context.Context, q Querier, id int64, enabled bool) (Node, error) {
+	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET enabled = $2,
+		status = CASE WHEN revoked THEN 'revoked' WHEN $2 THEN
+			(CASE WHEN status = 'disabled' THEN 'offline' ELSE status END) ELSE 'disabled' END,
+		status_reason = CASE WHEN revoked THEN status_reason WHEN $2 THEN
+			(CASE WHEN status = 'disabled' THEN '' ELSE status_reason END) ELSE 'disabled by an admin' END,
+		updated_at = now() WHERE id = $1 RETURNING `+nodeColumns, id, enabled))
+	if err != nil {
+		return n, fmt.Errorf("set node %d enabled=%t: %w", id, enabled, err)
+	}
+	return n, nil
+}
+
+// ErrNodeInUse is returned when deleting a node that still has deployments.
+var ErrNodeInUse = errors.New("node has deployments")
+
+// DeleteNode deletes a node and its journal records. Deleted deployments
+// that ran on it lose their node reference; live ones make it ErrNodeInUse.
+func DeleteNode(ctx context.Context, tx pgx.Tx, id int64) error {
+	var live int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE node_id = $1 AND status <> 'deleted'`, id).Scan(&live); err != nil {
+		return fmt.Errorf("count deployments of node %d: %w", id, err)
+	}
+	if live > 0 {
+		return fmt.Errorf("%w: %d deployment(s) still on it; delete them first or disable the node", ErrNodeInUse, live)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE deployments SET node_id = NULL WHERE node_id = $1`, id); err != nil {
+		return fmt.Errorf("detach deleted deployments of node %d: %w", id, err)
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM nodes WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("delete node %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("node %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// SetNodeStatus records the connection status of an enabled, non-revoked
+// node (an admin's disable or revoke always wins over a stale writer).
+// It reports whether the row changed.
+func (s *Store) SetNodeStatus(ctx context.Context, id int64, status, reason string) (bool, error) {
+	tag, err := s.Pool.Exec(ctx, `UPDATE nodes SET status = $2, status_reason = $3, updated_at = now(),
+		last_seen_at = CASE WHEN $2 = 'online' THEN now() ELSE last_seen_at END
+		WHERE id = $1 AND enabled AND NOT revoked AND (status <> $2 OR status_reason <> $3 OR $2 = 'online')`, id, status, reason)
+	if err != nil {
+		return false, fmt.Errorf("set status of node %d: %w", id, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// NodeHello is what a node's agent said in hello.
+type NodeHello struct {
+	Thumbprint      string
+	AgentVersion    string
+	ProtocolVersion int
+	AgentInstance   string
+	Capacity        protocol.Capacity
+	Usage           protocol.Usage
+}
+
+// RecordHello stores what the agent reported and its thumbprint. When the
+// node has no expected thumbprint yet, this one becomes it (trust on first
+// use). It returns the expected thumbprint after the update, so a caller
+// racing an admin's edit sees the admin's value.
+func (s *Store) RecordHello(ctx context.Context, id int64, h NodeHello) (expected string, err error) {
+	capacity, err := json.Marshal(h.Capacity)
+	if err != nil {
+		return "", err
+	}
+	usage, err := json.Marshal(h.Usage)
+	if err != nil {
+		return "", err
+	}
+	err = s.Pool.QueryRow(ctx, `UPDATE nodes SET
+		expected_thumbprint = CASE WHEN expected_thumbprint = '' THEN $2 ELSE expected_thumbprint END,
+		seen_thumbprint = $2, agent_version = $3, protocol_version = $4,
+		last_acked_seq = CASE WHEN agent_instance = $5 THEN last_acked_seq ELSE 0 END,
+		agent_instance = $5, capacity = $6, usage = $7, last_seen_at = now(), updated_at = now()
+		WHERE id = $1 RETURNING expected_thumbprint`,
+		id, h.Thumbprint, h.AgentVersion, h.ProtocolVersion, h.AgentInstance, capacity, usage).Scan(&expected)
+	if err != nil {
+		return "", fmt.Errorf("record hello of node %d: %w", id, notFound(err))
+	}
+	return expected, nil
+}
+
+// SetNodeUntrusted records a thumbprint that does not match the expected
+// one and marks the node untrusted.
+func (s *Store) SetNodeUntrusted(ctx context.Context, id int64, seen, reason string) (bool, error) {
+	tag, err := s.Pool.Exec(ctx, `UPDATE nodes SET seen_thumbprint = $2, status = 'untrusted', status_reason = $3, updated_at = now()
+		WHERE id = $1 AND enabled AND NOT revoked AND (status <> 'untrusted' OR seen_thumbprint <> $2 OR status_reason <> $3)`,
+		id, seen, reason)
+	if err != nil {
+		return false, fmt.Errorf("mark node %d untrusted: %w", id, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// ApproveNodeThumbprint makes thumbprint the expected one and clears the
+// untrusted status.
+func ApproveNodeThumbprint(ctx context.Context, q Querier, id int64, thumbprint string) (Node, error) {
+	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET expected_thumbprint = $2,
+		status = CASE WHEN status = 'untrusted' THEN 'offline' ELSE status END,
+		status_reason = CASE WHEN status = 'untrusted' THEN 'thumbprint approved; reconnecting' ELSE status_reason END,
+		updated_at = now() WHERE id = $1 RETURNING `+nodeColumns, id, thumbprint))
+	if err != nil {
+		return n, fmt.Errorf("approve thumbprint of node %d: %w", id, err)
+	}
+	return n, nil
+}
+
+// SetNodeMetrics stores the capacity and usage an agent pushed.
+func (s *Store) SetNodeMetrics(ctx context.Context, id int64, c protocol.Capacity, u protocol.Usage) error {
+	capacity, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	usage, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Pool.Exec(ctx, `UPDATE nodes SET capacity = $2, usage = $3, last_seen_at = now() WHERE id = $1`,
+		id, capacity, usage); err != nil {
+		return fmt.Errorf("store metrics of node %d: %w", id, err)
+	}
+	return nil
+}
+
+// TouchNode records that the node answered now.
+func (s *Store) TouchNode(ctx context.Context, id int64) error {
+	if _, err := s.Pool.Exec(ctx, `UPDATE nodes SET last_seen_at = now() WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("touch node %d: %w", id, err)
+	}
+	return nil
+}
