@@ -1,0 +1,91 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/store"
+)
+
+// NewAudit returns an audit entry for the current request with the actor
+// (the authenticated caller) and client address filled in. Set ProjectID /
+// EnvironmentID on it when the target belongs to one (users then see the
+// entry too), and record it with store.RecordAudit inside your transaction.
+// targetID is formatted with fmt.Sprint (nil = ""). detail must never hold
+// secret values.
+func NewAudit(c echo.Context, action, targetType string, targetID any, detail any) store.AuditEntry {
+	e := store.AuditEntry{Action: action, TargetType: targetType, ClientAddr: ClientAddr(c), Detail: detail}
+	if targetID != nil {
+		e.TargetID = fmt.Sprint(targetID)
+	}
+	if p := PrincipalFrom(c); p != nil {
+		id := p.UserID
+		e.ActorID, e.ActorName = &id, p.Username
+	}
+	return e
+}
+
+// Audit records an action of the current request on the pool, on routes
+// behind RequireUser (use NewAudit + store.RecordAudit to record inside a
+// transaction, or to set the project or environment of the target).
+func Audit(c echo.Context, action, targetType string, targetID any, detail any) error {
+	a, err := authorizer(c)
+	if err != nil {
+		return err
+	}
+	return store.RecordAudit(c.Request().Context(), a.Store.Pool, NewAudit(c, action, targetType, targetID, detail))
+}
+
+func registerAudit(g *echo.Group, d *Deps) {
+	g.GET("/audit", d.listAudit)
+}
+
+// listAudit: GET /audit?action=&actor=&target_type=&target_id=&since=&until=&page=&per_page=
+// Admins see every entry; users see entries about projects or environments
+// they hold a grant on.
+func (d *Deps) listAudit(c echo.Context) error {
+	v := Validation{}
+	pg := PageInto(c, v)
+	f := store.AuditFilter{
+		VisibleTo:  PrincipalFrom(c).VisibleTo(),
+		Action:     c.QueryParam("action"),
+		Actor:      c.QueryParam("actor"),
+		TargetType: c.QueryParam("target_type"),
+		TargetID:   c.QueryParam("target_id"),
+		Limit:      pg.Limit(),
+		Offset:     pg.Offset(),
+	}
+	for _, q := range []struct {
+		name string
+		dst  **time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		s := c.QueryParam(q.name)
+		if s == "" {
+			continue
+		}
+		t, err := parseTime(s)
+		if err != nil {
+			v.Add(q.name, "must be an RFC 3339 time (2006-01-02T15:04:05Z) or a Unix time in seconds")
+			continue
+		}
+		*q.dst = &t
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	items, total, err := d.Store.ListAudit(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return RenderList(c, items, total, pg)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"errors"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/store"
+)
+
+// registerAuth mounts login (public) and logout (authenticated).
+func registerAuth(v1, user *echo.Group, d *Deps) {
+	v1.POST("/auth/login", d.login)
+	user.POST("/auth/logout", d.logout)
+}
+
+// LoginRequest is the body of POST /auth/login.
+type LoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Validate names missing fields.
+func (r LoginRequest) Validate() error {
+	v := Validation{}
+	if r.Username == "" {
+		v.Add("username", "required")
+	}
+	if r.Password == "" {
+		v.Add("password", "required")
+	}
+	return v.Err()
+}
+
+// ParseLoginRequest decodes and validates a login body.
+func ParseLoginRequest(c echo.Context) (LoginRequest, error) {
+	// A JSON content type makes cross-site form posts (login CSRF) need a
+	// CORS preflight, which this server never grants.
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if mt != echo.MIMEApplicationJSON {
+		return LoginRequest{}, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "send the login as Content-Type: application/json"}
+	}
+	var r LoginRequest
+	if err := Bind(c, &r); err != nil {
+		return LoginRequest{}, err
+	}
+	return r, r.Validate()
+}
+
+// MeResponse is GET /me and the login response.
+type MeResponse struct {
+	User      store.User   `json:"user"`
+	Via       string       `json:"via"`
+	CSRFToken string       `json:"csrf_token,omitempty"`
+	ExpiresAt *time.Time   `json:"session_expires_at,omitempty"`
+	Teams     []store.Team `json:"teams"`
+}
+
+func (d *Deps) login(c echo.Context) error {
+	req, err := ParseLoginRequest(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	res, err := d.Auth.Login(ctx, auth.LoginRequest{
+		Username: req.Username, Password: req.Password,
+		ClientAddr: ClientAddr(c), UserAgent: c.Request().UserAgent(),
+	})
+	if err != nil {
+		return d.loginFailed(c, req.Username, res.User, err)
+	}
+	if err := store.RecordAudit(ctx, d.Store.Pool, store.AuditEntry{
+		ActorID: &res.User.ID, ActorName: res.User.Username, Action: "auth.login",
+		TargetType: "user", TargetID: strconv.FormatInt(res.User.ID, 10), ClientAddr: ClientAddr(c),
+	}); err != nil {
+		return err
+	}
+	c.SetCookie(&http.Cookie{
+		Name: SessionCookie, Value: res.SessionID, Path: "/", Expires: res.ExpiresAt,
+		HttpOnly: true, Secure: secureCookies(c, d), SameSite: http.SameSiteLaxMode,
+	})
+	teams, err := d.Store.UserTeams(ctx, res.User.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, MeResponse{User: res.User, Via: auth.ViaSession, CSRFToken: res.CSRFToken, ExpiresAt: &res.ExpiresAt, Teams: teams})
+}
+
+func (d *Deps) loginFailed(c echo.Context, username string, u store.User, err error) error {
+	var th *auth.ThrottledError
+	reason := ""
+	var out error
+	switch {
+	case errors.As(err, &th):
+		reason = "throttled"
+		secs := int(math.Ceil(th.RetryAfter.Seconds()))
+		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		out = &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts", Message: th.Error(),
+			Details: map[string]string{"retry_after_seconds": strconv.Itoa(max(secs, 1))}}
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		reason = "bad_credentials"
+		out = &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: auth.ErrInvalidCredentials.Error()}
+	case errors.Is(err, auth.ErrDisabled):
+		reason = "disabled"
+		out = &Error{Status: http.StatusForbidden, Code: "account_disabled", Message: auth.ErrDisabled.Error()}
+	default:
+		return err
+	}
+	e := store.AuditEntry{ActorName: truncateName(auth.NormalizeUsername(username)), Action: "auth.login_failed",
+		TargetType: "user", ClientAddr: ClientAddr(c), Detail: map[string]string{"reason": reason}}
+	if u.ID != 0 {
+		e.TargetID = strconv.FormatInt(u.ID, 10)
+	}
+	if aerr := store.RecordAudit(c.Request().Context(), d.Store.Pool, e); aerr != nil {
+		return aerr
+	}
+	return out
+}
+
+func truncateName(s string) string {
+	if len(s) > 64 {
+		return s[:64]
+	}
+	return s
+}
+
+func (d *Deps) logout(c echo.Context) error {
+	if ck, err := c.Cookie(SessionCookie); err == nil && ck.Value != "" && sessionFrom(c) != nil {
+		if err := d.Auth.Logout(c.Request().Context(), ck.Value); err != nil {
+			return err
+		}
+		clearSessionCookie(c, d)
+	}
+	if err := Audit(c, "auth.logout", "user", PrincipalFrom(c).UserID, nil); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,72 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/auth"
+)
+
+func registerMe(g *echo.Group, d *Deps) {
+	g.GET("/me", d.getMe)
+	g.PUT("/me/password", d.changeMyPassword)
+}
+
+func (d *Deps) getMe(c echo.Context) error {
+	p := PrincipalFrom(c)
+	ctx := c.Request().Context()
+	u, err := d.Store.GetUser(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	teams, err := d.Store.UserTeams(ctx, p.UserID)
+	if err != nil {
+		return err
+	}
+	out := MeResponse{User: u, Via: p.Via, Teams: teams}
+	if s := sessionFrom(c); s != nil {
+		out.CSRFToken, out.ExpiresAt = s.CSRFToken, &s.ExpiresAt
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// PasswordChange is the body of PUT /me/password.
+type PasswordChange struct {
+	Current string `json:"current_password"`
+	New     string `json:"new_password"`
+}
+
+func (d *Deps) changeMyPassword(c echo.Context) error {
+	var req PasswordChange
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	v := Validation{}
+	if req.Current == "" {
+		v.Add("current_password", "required")
+	}
+	if err := auth.CheckPassword(req.New); err != nil {
+		v.Add("new_password", "%s", err.Error())
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	p := PrincipalFrom(c)
+	var keep []byte
+	if s := sessionFrom(c); s != nil {
+		keep = s.IDHash
+	}
+	err := d.Auth.ChangePassword(c.Request().Context(), p.UserID, req.Current, req.New, keep)
+	if errors.Is(err, auth.ErrInvalidCredentials) {
+		return (Validation{"current_password": "is not your current password"}).Err()
+	}
+	if err != nil {
+		return err
+	}
+	if err := Audit(c, "user.password_change", "user", p.UserID, nil); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/store"
+)
+
+// registerTeams mounts teams and memberships (admin only; users see their
+// own teams in GET /me).
+func registerTeams(g *echo.Group, d *Deps) {
+	g.GET("/teams", d.listTeams, RequireAdmin)
+	g.POST("/teams", d.createTeam, RequireAdmin)
+	g.GET("/teams/:id", d.getTeam, RequireAdmin)
+	g.PATCH("/teams/:id", d.updateTeam, RequireAdmin)
+	g.DELETE("/teams/:id", d.deleteTeam, RequireAdmin)
+	g.GET("/teams/:id/members", d.listMembers, RequireAdmin)
+	g.PUT("/teams/:id/members/:user_id", d.addMember, RequireAdmin)
+	g.DELETE("/teams/:id/members/:user_id", d.removeMember, RequireAdmin)
+}
+
+// TeamRequest is the body of POST /teams and PATCH /teams/{id} (absent
+// fields stay as they are).
+type TeamRequest struct {
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+}
+
+func (r *TeamRequest) validate(create bool) error {
+	v := Validation{}
+	if r.Name != nil {
+		s := strings.TrimSpace(*r.Name)
+		r.Name = &s
+	}
+	if (create && r.Name == nil) || (r.Name != nil && (*r.Name == "" || len(*r.Name) > 100)) {
+		v.Add("name", "required, 1 to 100 characters")
+	}
+	if r.Description != nil && len(*r.Description) > 1000 {
+		v.Add("description", "at most 1000 characters")
+	}
+	return v.Err()
+}
+
+func teamConflict(err error, name *string) error {
+	if errors.Is(err, store.ErrConflict) && name != nil {
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "team " + *name + " already exists",
+			Details: map[string]string{"name": "is taken"}}
+	}
+	return err
+}
+
+func (d *Deps) listTeams(c echo.Context) error {
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	items, total, err := d.Store.ListTeams(c.Request().Context(), pg.Limit(), pg.Offset())
+	if err != nil {
+		return err
+	}
+	return RenderList(c, items, total, pg)
+}
+
+func (d *Deps) createTeam(c echo.Context) error {
+	var req TeamRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	if err := req.validate(true); err != nil {
+		return err
+	}
+	desc := ""
+	if req.Description != nil {
+		desc = *req.Description
+	}
+	t, err := store.CreateTeam(c.Request().Context(), d.Store.Pool, *req.Name, desc)
+	if err != nil {
+		return teamConflict(err, req.Name)
+	}
+	if err := Audit(c, "team.create", "team", t.ID, map[string]any{"name": t.Name}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, t)
+}
+
+func (d *Deps) getTeam(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	t, err := d.Store.GetTeam(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (d *Deps) updateTeam(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req TeamRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	if err := req.validate(false); err != nil {
+		return err
+	}
+	t, err := store.UpdateTeam(c.Request().Context(), d.Store.Pool, id, req.Name, req.Description)
+	if err != nil {
+		return teamConflict(err, req.Name)
+	}
+	if err := Audit(c, "team.update", "team", t.ID, req); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (d *Deps) deleteTeam(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	t, err := d.Store.GetTeam(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if err := store.DeleteTeam(c.Request().Context(), d.Store.Pool, id); err != nil {
+		return err
+	}
+	if err := Audit(c, "team.delete", "team", id, map[string]any{"name": t.Name}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (d *Deps) listMembers(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := d.Store.GetTeam(ctx, id); err != nil {
+		return err
+	}
+	items, total, err := d.Store.ListTeamMembers(ctx, id, pg.Limit(), pg.Offset())
+	if err != nil {
+		return err
+	}
+	return RenderList(c, items, total, pg)
+}
+
+func (d *Deps) memberIDs(c echo.Context) (teamID, userID int64, err error) {
+	if teamID, err = PathID(c, "id"); err != nil {
+		return 0, 0, err
+	}
+	if userID, err = PathID(c, "user_id"); err != nil {
+		return 0, 0, err
+	}
+	return teamID, userID, nil
+}
+
+func (d *Deps) addMember(c echo.Context) error {
+	teamID, userID, err := d.memberIDs(c)
+	if err != nil {
+		return err
+	}
+	if err := store.AddTeamMember(c.Request().Context(), d.Store.Pool, teamID, userID); err != nil {
+		return err
+	}
+	if err := Audit(c, "team.member_add", "team", teamID, map[string]any{"user_id": userID}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (d *Deps) removeMember(c echo.Context) error {
+	teamID, userID, err := d.memberIDs(c)
+	if err != nil {
+		return err
+	}
+	if err := store.RemoveTeamMember(c.Request().Context(), d.Store.Pool, teamID, userID); err != nil {
+		return err
+	}
+	if err := Audit(c, "team.member_remove", "team", teamID, map[string]any{"user_id": userID}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

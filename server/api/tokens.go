@@ -1,0 +1,109 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/store"
+)
+
+func registerTokens(g *echo.Group, d *Deps) {
+	g.GET("/tokens", d.listTokens)
+	g.POST("/tokens", d.createToken)
+	g.DELETE("/tokens/:id", d.revokeToken)
+}
+
+func (d *Deps) listTokens(c echo.Context) error {
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	items, total, err := d.Store.ListAPITokens(c.Request().Context(), PrincipalFrom(c).UserID, pg.Limit(), pg.Offset())
+	if err != nil {
+		return err
+	}
+	return RenderList(c, items, total, pg)
+}
+
+// TokenRequest is the body of POST /tokens. Expiry is either expires_at or
+// expires_in_days; neither = no expiry.
+type TokenRequest struct {
+	Name          string     `json:"name"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+	ExpiresInDays *int       `json:"expires_in_days"`
+}
+
+// TokenCreated is the response of POST /tokens: the only time the token is shown.
+type TokenCreated struct {
+	store.APIToken
+	Token string `json:"token"`
+}
+
+func (d *Deps) createToken(c echo.Context) error {
+	var req TokenRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	now := d.Auth.Now()
+	v := Validation{}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" || len(req.Name) > auth.MaxTokenNameLen {
+		v.Add("name", "required, at most %d characters", auth.MaxTokenNameLen)
+	}
+	exp := req.ExpiresAt
+	switch {
+	case req.ExpiresAt != nil && req.ExpiresInDays != nil:
+		v.Add("expires_at", "set expires_at or expires_in_days, not both")
+	case req.ExpiresAt != nil && !req.ExpiresAt.After(now):
+		v.Add("expires_at", "must be in the future")
+	case req.ExpiresInDays != nil:
+		if *req.ExpiresInDays < 1 || *req.ExpiresInDays > 3650 {
+			v.Add("expires_in_days", "must be from 1 to 3650")
+		} else {
+			t := now.Add(time.Duration(*req.ExpiresInDays) * 24 * time.Hour)
+			exp = &t
+		}
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	p := PrincipalFrom(c)
+	tok, t, err := d.Auth.CreateToken(c.Request().Context(), p.UserID, req.Name, exp)
+	if err != nil {
+		return err
+	}
+	if err := Audit(c, "token.create", "api_token", t.ID, map[string]any{"name": t.Name, "prefix": t.Prefix, "expires_at": t.ExpiresAt}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, TokenCreated{APIToken: t, Token: tok})
+}
+
+func (d *Deps) revokeToken(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	t, err := d.Auth.RevokeToken(c.Request().Context(), PrincipalFrom(c).UserID, id)
+	if err != nil {
+		return err
+	}
+	if err := Audit(c, "token.revoke", "api_token", t.ID, map[string]any{"name": t.Name, "prefix": t.Prefix}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// PathID parses a positive integer path parameter; anything else is 404
+// (an id that cannot exist names no resource).
+func PathID(c echo.Context, name string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(name), 10, 64)
+	if err != nil || id < 1 {
+		return 0, ErrNotFound
+	}
+	return id, nil
+}

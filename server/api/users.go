@@ -1,0 +1,192 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/store"
+)
+
+// registerUsers mounts user administration (admin only).
+func registerUsers(g *echo.Group, d *Deps) {
+	g.GET("/users", d.listUsers, RequireAdmin)
+	g.POST("/users", d.createUser, RequireAdmin)
+	g.GET("/users/:id", d.getUser, RequireAdmin)
+	g.PATCH("/users/:id", d.updateUser, RequireAdmin)
+	g.DELETE("/users/:id", d.deleteUser, RequireAdmin)
+	g.PUT("/users/:id/password", d.resetPassword, RequireAdmin)
+}
+
+func (d *Deps) listUsers(c echo.Context) error {
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	items, total, err := d.Store.ListUsers(c.Request().Context(), store.UserFilter{Query: c.QueryParam("q"), Limit: pg.Limit(), Offset: pg.Offset()})
+	if err != nil {
+		return err
+	}
+	return RenderList(c, items, total, pg)
+}
+
+// UserRequest is the body of POST /users.
+type UserRequest struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name"`
+	Password    string `json:"password"`
+	Role        string `json:"role"` // "admin" or "user" (default)
+}
+
+const maxDisplayName = 200
+
+func (d *Deps) createUser(c echo.Context) error {
+	var req UserRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	v := Validation{}
+	if err := auth.CheckUsername(req.Username); err != nil {
+		v.Add("username", "%s", err.Error())
+	}
+	if err := auth.CheckPassword(req.Password); err != nil {
+		v.Add("password", "%s", err.Error())
+	}
+	if req.Role == "" {
+		req.Role = store.RoleUser
+	}
+	if req.Role != store.RoleUser && req.Role != store.RoleAdmin {
+		v.Add("role", "must be admin or user")
+	}
+	req.DisplayName = strings.TrimSpace(req.DisplayName)
+	if len(req.DisplayName) > maxDisplayName {
+		v.Add("display_name", "at most %d characters", maxDisplayName)
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	u, err := d.Auth.CreateUser(c.Request().Context(), auth.NewUser{
+		Username: req.Username, DisplayName: req.DisplayName, Password: req.Password, Admin: req.Role == store.RoleAdmin,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "username " + req.Username + " is taken",
+			Details: map[string]string{"username": "is taken"}}
+	}
+	if err != nil {
+		return err
+	}
+	if err := Audit(c, "user.create", "user", u.ID, map[string]any{"username": u.Username, "role": u.Role}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, u)
+}
+
+func (d *Deps) getUser(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	u, err := d.Store.GetUser(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}
+
+// UserPatch is the body of PATCH /users/{id}; absent fields stay as they are.
+type UserPatch struct {
+	DisplayName *string `json:"display_name"`
+	Role        *string `json:"role"`
+	Active      *bool   `json:"active"`
+}
+
+func (d *Deps) updateUser(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req UserPatch
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	v := Validation{}
+	if req.DisplayName != nil {
+		s := strings.TrimSpace(*req.DisplayName)
+		req.DisplayName = &s
+		if len(s) > maxDisplayName {
+			v.Add("display_name", "at most %d characters", maxDisplayName)
+		}
+	}
+	if req.Role != nil && *req.Role != store.RoleUser && *req.Role != store.RoleAdmin {
+		v.Add("role", "must be admin or user")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	u, err := d.Auth.UpdateUser(c.Request().Context(), id, store.UserUpdate{DisplayName: req.DisplayName, Role: req.Role, Active: req.Active})
+	if errors.Is(err, auth.ErrLastAdmin) {
+		return &Error{Status: http.StatusConflict, Code: "last_admin", Message: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	if err := Audit(c, "user.update", "user", u.ID, req); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}
+
+func (d *Deps) deleteUser(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	u, err := d.Auth.DeleteUser(c.Request().Context(), id)
+	if errors.Is(err, auth.ErrLastAdmin) {
+		return &Error{Status: http.StatusConflict, Code: "last_admin", Message: err.Error()}
+	}
+	if err != nil {
+		return err
+	}
+	if err := Audit(c, "user.delete", "user", u.ID, map[string]any{"username": u.Username}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// PasswordReset is the body of PUT /users/{id}/password.
+type PasswordReset struct {
+	Password string `json:"password"`
+}
+
+func (d *Deps) resetPassword(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req PasswordReset
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	if err := auth.CheckPassword(req.Password); err != nil {
+		return (Validation{"password": err.Error()}).Err()
+	}
+	if _, err := d.Store.GetUser(c.Request().Context(), id); err != nil {
+		return err
+	}
+	// An admin resetting their own password keeps the session in use.
+	var keep []byte
+	if s := sessionFrom(c); s != nil && PrincipalFrom(c).UserID == id {
+		keep = s.IDHash
+	}
+	if err := d.Auth.SetPassword(c.Request().Context(), id, req.Password, keep); err != nil {
+		return err
+	}
+	if err := Audit(c, "user.password_reset", "user", id, nil); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

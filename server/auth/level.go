@@ -1,0 +1,143 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nullops/nullops/server/store"
+)
+
+// Level is what a principal may do with a resource (DESIGN.md section 8).
+type Level int
+
+// Levels, ordered: a higher level includes the lower ones.
+const (
+	// None: the resource is invisible (answer 404).
+	None Level = iota
+	// Read: view status, logs, metrics, configuration (never secret values).
+	Read
+	// Full: also create, clone, extend, cancel, delete.
+	Full
+)
+
+func (l Level) String() string {
+	switch l {
+	case Read:
+		return store.LevelRead
+	case Full:
+		return store.LevelFull
+	}
+	return "none"
+}
+
+// ParseLevel parses "read" or "full".
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case store.LevelRead:
+		return Read, nil
+	case store.LevelFull:
+		return Full, nil
+	}
+	return None, fmt.Errorf("level %q: want read or full", s)
+}
+
+// Principal is who is calling.
+type Principal struct {
+	UserID   int64
+	Username string
+	Admin    bool
+	Via      string // ViaSession or ViaToken
+	TokenID  int64  // the API token used, when Via == ViaToken
+}
+
+// How a principal authenticated.
+const (
+	ViaSession = "session"
+	ViaToken   = "token"
+)
+
+// VisibleTo is nil for admins (no restriction) and the user id otherwise;
+// store list filters take it (e.g. store.DeploymentFilter.VisibleTo).
+func (p *Principal) VisibleTo() *int64 {
+	if p == nil {
+		id := int64(-1) // matches no user: nothing is visible
+		return &id
+	}
+	if p.Admin {
+		return nil
+	}
+	id := p.UserID
+	return &id
+}
+
+// Authorizer is the one place that decides access.
+type Authorizer struct {
+	Store *store.Store
+}
+
+// Level returns what p may do with a resource of project projectID in
+// environment environmentID: admins get Full; users get the highest level any
+// of their teams holds on the project or on the environment. Pass 0 for an id
+// that does not apply (a project's own pages: environmentID 0; an
+// environment or its nodes: projectID 0). A nil principal gets None.
+func (a *Authorizer) Level(ctx context.Context, p *Principal, projectID, environmentID int64) (Level, error) {
+	if p == nil {
+		return None, nil
+	}
+	if p.Admin {
+		return Full, nil
+	}
+	if projectID == 0 && environmentID == 0 {
+		return None, nil
+	}
+	s, err := a.Store.UserGrantLevel(ctx, p.UserID, projectID, environmentID)
+	if err != nil {
+		return None, err
+	}
+	if s == "" {
+		return None, nil
+	}
+	return ParseLevel(s)
+}
+
+// Visibility is what a principal may list: everything (All) or resources of
+// the given projects and environments (any level).
+type Visibility struct {
+	All            bool
+	ProjectIDs     []int64
+	EnvironmentIDs []int64
+}
+
+// Sees reports whether a resource of projectID/environmentID (0 = not
+// applicable) is visible.
+func (v Visibility) Sees(projectID, environmentID int64) bool {
+	if v.All {
+		return true
+	}
+	return (projectID != 0 && contains(v.ProjectIDs, projectID)) || (environmentID != 0 && contains(v.EnvironmentIDs, environmentID))
+}
+
+func contains(ids []int64, id int64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Visible returns the projects and environments p holds any grant on. For
+// SQL list filters prefer p.VisibleTo() with store.VisibleToUserSQL.
+func (a *Authorizer) Visible(ctx context.Context, p *Principal) (Visibility, error) {
+	if p == nil {
+		return Visibility{ProjectIDs: []int64{}, EnvironmentIDs: []int64{}}, nil
+	}
+	if p.Admin {
+		return Visibility{All: true}, nil
+	}
+	pids, eids, err := a.Store.UserGrantTargets(ctx, p.UserID)
+	if err != nil {
+		return Visibility{}, err
+	}
+	return Visibility{ProjectIDs: pids, EnvironmentIDs: eids}, nil
+}

@@ -1,0 +1,476 @@
+// Package auth is identity and access for nullops-server: argon2id password
+// hashing, server-side sessions, API tokens, login throttling, account
+// management rules, and the Authorizer that decides every access
+// (DESIGN.md section 8). It holds no SQL; rows come from server/store.
+package auth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/server/config"
+	"github.com/nullops/nullops/server/store"
+)
+
+// Errors callers map to responses.
+var (
+	// ErrInvalidCredentials: unknown username or wrong password (one error
+	// for both, so responses do not reveal which usernames exist).
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	// ErrDisabled: the password was right but the account is disabled.
+	ErrDisabled = errors.New("this account is disabled; ask an administrator")
+	// ErrUnauthenticated: no valid session or token (missing, unknown,
+	// expired, revoked, or the user is disabled).
+	ErrUnauthenticated = errors.New("not authenticated")
+	// ErrLastAdmin: the change would leave no active administrator.
+	ErrLastAdmin = errors.New("this is the last active administrator; make another user admin first")
+)
+
+// Options tune a Service; zero values take the defaults.
+type Options struct {
+	Params          Params
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+	Throttle        ThrottleConfig
+}
+
+// Service authenticates callers and manages accounts.
+type Service struct {
+	*Authorizer
+	Store *store.Store
+	Log   zerolog.Logger
+	// Now is the clock (tests move it to expire sessions and tokens).
+	Now func() time.Time
+
+	params    Params
+	idle      time.Duration
+	absolute  time.Duration
+	throttle  *throttle
+	dummyHash string
+}
+
+// New builds a Service.
+func New(st *store.Store, log zerolog.Logger, o Options) (*Service, error) {
+	if o.Params == (Params{}) {
+		o.Params = DefaultParams
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 12 * time.Hour
+	}
+	if o.AbsoluteTimeout <= 0 {
+		o.AbsoluteTimeout = 7 * 24 * time.Hour
+	}
+	if o.Throttle == (ThrottleConfig{}) {
+		o.Throttle = DefaultThrottle
+	}
+	// Verified against when the username does not exist, so that path costs
+	// the same as a wrong password.
+	dummy, err := HashPassword("not a real password, only spends time", o.Params)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		Authorizer: &Authorizer{Store: st},
+		Store:      st, Log: log, Now: time.Now,
+		params: o.Params, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
+		throttle: newThrottle(o.Throttle), dummyHash: dummy,
+	}, nil
+}
+
+// OptionsFrom takes the session timeouts from the server configuration.
+func OptionsFrom(s config.Session) Options {
+	return Options{IdleTimeout: time.Duration(s.IdleTimeout), AbsoluteTimeout: time.Duration(s.AbsoluteTimeout)}
+}
+
+// Params returns the argon2id parameters used for new hashes.
+func (s *Service) Params() Params { return s.params }
+
+// HashPassword hashes pw with the service's parameters.
+func (s *Service) HashPassword(pw string) (string, error) { return HashPassword(pw, s.params) }
+
+var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// NormalizeUsername lower-cases and trims a username as typed.
+func NormalizeUsername(u string) string { return strings.ToLower(strings.TrimSpace(u)) }
+
+// CheckUsername returns why a new username is unacceptable, or nil.
+func CheckUsername(u string) error {
+	if !usernameRE.MatchString(u) {
+		return errors.New("must be 1-64 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+// NewUser is an account to create.
+type NewUser struct {
+	Username    string
+	DisplayName string
+	Password    string
+	Admin       bool
+}
+
+// CreateUser validates, hashes the password and inserts the user. A taken
+// username is store.ErrConflict.
+func (s *Service) CreateUser(ctx context.Context, n NewUser) (store.User, error) {
+	nu, err := s.newUserRow(n)
+	if err != nil {
+		return store.User{}, err
+	}
+	return store.CreateUser(ctx, s.Store.Pool, nu)
+}
+
+func (s *Service) newUserRow(n NewUser) (store.NewUser, error) {
+	if err := CheckUsername(n.Username); err != nil {
+		return store.NewUser{}, fmt.Errorf("username: %w", err)
+	}
+	if err := CheckPassword(n.Password); err != nil {
+		return store.NewUser{}, fmt.Errorf("password: %w", err)
+	}
+	hash, err := s.HashPassword(n.Password)
+	if err != nil {
+		return store.NewUser{}, err
+	}
+	role := store.RoleUser
+	if n.Admin {
+		role = store.RoleAdmin
+	}
+	return store.NewUser{Username: n.Username, DisplayName: n.DisplayName, PasswordHash: hash, Role: role}, nil
+}
+
+// Bootstrap creates the first admin from the configuration when no user
+// exists yet; it does nothing once any user exists.
+func (s *Service) Bootstrap(ctx context.Context, a config.Admin) error {
+	if a.Username == "" {
+		_, total, err := s.Store.ListUsers(ctx, store.UserFilter{Limit: 1})
+		if err != nil {
+			return fmt.Errorf("count users: %w", err)
+		}
+		if total == 0 {
+			s.Log.Warn().Msg("no user exists: set NULLOPS_ADMIN_USERNAME and NULLOPS_ADMIN_PASSWORD, or run `nullops-server admin create`")
+		}
+		return nil
+	}
+	nu, err := s.newUserRow(NewUser{Username: NormalizeUsername(a.Username), Password: a.Password, Admin: true})
+	if err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	u, created, err := s.Store.CreateFirstUser(ctx, nu)
+	if err != nil {
+		return fmt.Errorf("first admin: %w", err)
+	}
+	if created {
+		s.Log.Info().Str("username", u.Username).Msg("created the first administrator")
+		if err := store.RecordAudit(ctx, s.Store.Pool, store.AuditEntry{
+			ActorName: "system", Action: "user.create", TargetType: "user", TargetID: fmt.Sprint(u.ID),
+			Detail: map[string]any{"username": u.Username, "role": u.Role, "bootstrap": true},
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoginRequest is one login attempt.
+type LoginRequest struct {
+	Username   string
+	Password   string
+	ClientAddr string
+	UserAgent  string
+}
+
+// LoginResult is a new session. SessionID goes into the cookie and nowhere
+// else; only its SHA-256 is stored.
+type LoginResult struct {
+	SessionID string
+	CSRFToken string
+	ExpiresAt time.Time
+	User      store.User
+}
+
+// Login checks credentials and opens a session. Errors: *ThrottledError,
+// ErrInvalidCredentials, ErrDisabled, or an internal error.
+func (s *Service) Login(ctx context.Context, r LoginRequest) (LoginResult, error) {
+	now := s.Now()
+	username := NormalizeUsername(r.Username)
+	if err := s.throttle.check(username, r.ClientAddr, now); err != nil {
+		return LoginResult{}, err
+	}
+	u, hash, err := s.Store.UserCredentials(ctx, username)
+	if errors.Is(err, store.ErrNotFound) || len(username) > 64 {
+		_, _, _ = VerifyPassword(s.dummyHash, r.Password, s.params)
+		s.throttle.fail(username, r.ClientAddr, now)
+		return LoginResult{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	ok, stale, err := VerifyPassword(hash, r.Password, s.params)
+	if err != nil {
+		s.Log.Error().Err(err).Int64("user_id", u.ID).Msg("unreadable password hash")
+		ok = false
+	}
+	if !ok {
+		s.throttle.fail(username, r.ClientAddr, now)
+		return LoginResult{User: u}, ErrInvalidCredentials
+	}
+	if !u.Active {
+		return LoginResult{User: u}, ErrDisabled
+	}
+	s.throttle.succeed(username)
+	if stale {
+		if h, err := s.HashPassword(r.Password); err == nil {
+			if err := store.SetUserPassword(ctx, s.Store.Pool, u.ID, h); err != nil {
+				s.Log.Warn().Err(err).Int64("user_id", u.ID).Msg("re-hash password with current parameters")
+			}
+		}
+	}
+	sid, err := randomString()
+	if err != nil {
+		return LoginResult{}, err
+	}
+	csrf, err := randomString()
+	if err != nil {
+		return LoginResult{}, err
+	}
+	exp := now.Add(s.absolute)
+	if err := s.Store.CreateSession(ctx, store.Session{
+		IDHash: HashSecret(sid), UserID: u.ID, CSRFToken: csrf,
+		ClientAddr: r.ClientAddr, UserAgent: truncate(r.UserAgent, 256), CreatedAt: now, ExpiresAt: exp,
+	}); err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{SessionID: sid, CSRFToken: csrf, ExpiresAt: exp, User: u}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func principalOf(u store.User, via string) *Principal {
+	return &Principal{UserID: u.ID, Username: u.Username, Admin: u.IsAdmin(), Via: via}
+}
+
+// SessionInfo is an authenticated session.
+type SessionInfo struct {
+	Principal *Principal
+	CSRFToken string
+	IDHash    []byte
+	ExpiresAt time.Time
+}
+
+// Session authenticates a session cookie value. Expired sessions (idle or
+// absolute) and sessions of disabled users are deleted and refused.
+func (s *Service) Session(ctx context.Context, cookie string) (SessionInfo, error) {
+	if len(cookie) != 43 {
+		return SessionInfo{}, ErrUnauthenticated
+	}
+	h := HashSecret(cookie)
+	ss, u, err := s.Store.SessionByHash(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return SessionInfo{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	now := s.Now()
+	if !now.Before(ss.ExpiresAt) || now.Sub(ss.LastSeenAt) >= s.idle || !u.Active {
+		if err := s.Store.DeleteSession(ctx, h); err != nil {
+			return SessionInfo{}, err
+		}
+		return SessionInfo{}, ErrUnauthenticated
+	}
+	// Record use at most once a minute (or per twentieth of the idle
+	// timeout when that is shorter), not on every request.
+	if now.Sub(ss.LastSeenAt) >= min(time.Minute, s.idle/20) {
+		if err := s.Store.TouchSession(ctx, h, now); err != nil {
+			return SessionInfo{}, err
+		}
+	}
+	return SessionInfo{Principal: principalOf(u, ViaSession), CSRFToken: ss.CSRFToken, IDHash: h, ExpiresAt: ss.ExpiresAt}, nil
+}
+
+// CheckCSRF compares the token a request sent with the session's.
+func CheckCSRF(sent, want string) bool {
+	return sent != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(want)) == 1
+}
+
+// Logout deletes the session of a cookie value (unknown values are fine).
+func (s *Service) Logout(ctx context.Context, cookie string) error {
+	return s.Store.DeleteSession(ctx, HashSecret(cookie))
+}
+
+// Token authenticates an API token. Unknown, revoked and expired tokens and
+// tokens of disabled users are refused.
+func (s *Service) Token(ctx context.Context, token string) (*Principal, error) {
+	if !LooksLikeAPIToken(token) {
+		return nil, ErrUnauthenticated
+	}
+	t, u, err := s.Store.APITokenByHash(ctx, HashSecret(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	if t.RevokedAt != nil || (t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)) || !u.Active {
+		return nil, ErrUnauthenticated
+	}
+	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= time.Minute {
+		if err := s.Store.TouchAPIToken(ctx, t.ID, now); err != nil {
+			return nil, err
+		}
+	}
+	p := principalOf(u, ViaToken)
+	p.TokenID = t.ID
+	return p, nil
+}
+
+// MaxTokenNameLen bounds API token names.
+const MaxTokenNameLen = 100
+
+// CreateToken issues an API token for userID. The token is returned once
+// and never stored; expiresAt nil = no expiry.
+func (s *Service) CreateToken(ctx context.Context, userID int64, name string, expiresAt *time.Time) (string, store.APIToken, error) {
+	tok, prefix, err := NewAPIToken()
+	if err != nil {
+		return "", store.APIToken{}, err
+	}
+	t, err := store.CreateAPIToken(ctx, s.Store.Pool, store.NewAPIToken{
+		UserID: userID, Name: name, Hash: HashSecret(tok), Prefix: prefix, ExpiresAt: expiresAt, CreatedAt: s.Now(),
+	})
+	if err != nil {
+		return "", store.APIToken{}, err
+	}
+	return tok, t, nil
+}
+
+// RevokeToken revokes a token of userID (another user's token is
+// store.ErrNotFound).
+func (s *Service) RevokeToken(ctx context.Context, userID, tokenID int64) (store.APIToken, error) {
+	return store.RevokeAPIToken(ctx, s.Store.Pool, userID, tokenID, s.Now())
+}
+
+// ChangePassword sets a new password after checking the current one, and
+// ends the user's other sessions (keepSession = the caller's session hash,
+// nil when called with a token).
+func (s *Service) ChangePassword(ctx context.Context, userID int64, current, next string, keepSession []byte) error {
+	hash, err := s.Store.UserPasswordHash(ctx, userID)
+	if err != nil {
+		return err
+	}
+	ok, _, err := VerifyPassword(hash, current, s.params)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrInvalidCredentials
+	}
+	return s.SetPassword(ctx, userID, next, keepSession)
+}
+
+// SetPassword replaces a user's password (admin reset, or after
+// ChangePassword's check) and ends their sessions except keepSession.
+func (s *Service) SetPassword(ctx context.Context, userID int64, pw string, keepSession []byte) error {
+	if err := CheckPassword(pw); err != nil {
+		return fmt.Errorf("password: %w", err)
+	}
+	hash, err := s.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	return s.Store.Tx(ctx, func(tx pgx.Tx) error {
+		if err := store.SetUserPassword(ctx, tx, userID, hash); err != nil {
+			return err
+		}
+		return store.DeleteUserSessions(ctx, tx, userID, keepSession)
+	})
+}
+
+// UpdateUser changes a user's display name, role or active flag. It refuses
+// to demote or disable the last active admin, and ends the sessions of a
+// user being disabled.
+func (s *Service) UpdateUser(ctx context.Context, id int64, up store.UserUpdate) (store.User, error) {
+	var out store.User
+	err := s.Store.Tx(ctx, func(tx pgx.Tx) error {
+		cur, err := store.LockUser(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		losesAdmin := cur.IsAdmin() && cur.Active &&
+			((up.Role != nil && *up.Role != store.RoleAdmin) || (up.Active != nil && !*up.Active))
+		if losesAdmin {
+			n, err := store.LockActiveAdmins(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if n <= 1 {
+				return ErrLastAdmin
+			}
+		}
+		if out, err = store.UpdateUser(ctx, tx, id, up); err != nil {
+			return err
+		}
+		if !out.Active {
+			return store.DeleteUserSessions(ctx, tx, id, nil)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteUser removes a user, refusing to remove the last active admin.
+func (s *Service) DeleteUser(ctx context.Context, id int64) (store.User, error) {
+	var cur store.User
+	err := s.Store.Tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if cur, err = store.LockUser(ctx, tx, id); err != nil {
+			return err
+		}
+		if cur.IsAdmin() && cur.Active {
+			n, err := store.LockActiveAdmins(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if n <= 1 {
+				return ErrLastAdmin
+			}
+		}
+		return store.DeleteUser(ctx, tx, id)
+	})
+	return cur, err
+}
+
+// PruneSessions deletes expired sessions (idle or absolute) now and then
+// every interval until ctx ends. Expired sessions are refused anyway; this
+// only keeps the table small.
+func (s *Service) PruneSessions(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		now := s.Now()
+		if n, err := s.Store.DeleteExpiredSessions(ctx, now, now.Add(-s.idle)); err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn().Err(err).Msg("prune expired sessions")
+			}
+		} else if n > 0 {
+			s.Log.Debug().Int64("sessions", n).Msg("pruned expired sessions")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
