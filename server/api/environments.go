@@ -1,0 +1,179 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/store"
+)
+
+func registerEnvironments(g *echo.Group, d *Deps) {
+	g.GET("/environments", d.listEnvironments)
+	g.POST("/environments", d.createEnvironment, RequireAdmin)
+	g.GET("/environments/:id", d.getEnvironment)
+	g.PUT("/environments/:id", d.updateEnvironment, RequireAdmin)
+	g.DELETE("/environments/:id", d.deleteEnvironment, RequireAdmin)
+}
+
+// defaultEnvironmentTTL is the auto-cleanup TTL of a new environment.
+const defaultEnvironmentTTL = 168 * time.Hour
+
+// environmentRequest is the body of POST and PUT /environments.
+type environmentRequest struct {
+	Name              string `json:"name"`
+	BaseDomain        string `json:"base_domain"`
+	HostTemplate      string `json:"host_template"`
+	DefaultTTL        string `json:"default_ttl"` // Go duration, default 168h
+	TrafficIsActivity *bool  `json:"traffic_is_activity"`
+	Description       string `json:"description"`
+}
+
+// environmentResponse shows the TTL as a Go duration.
+type environmentResponse struct {
+	store.Environment
+	DefaultTTL string `json:"default_ttl"`
+}
+
+func environmentOut(e store.Environment) environmentResponse {
+	return environmentResponse{Environment: e, DefaultTTL: (time.Duration(e.DefaultTTLSeconds) * time.Second).String()}
+}
+
+func (r environmentRequest) input() (store.EnvironmentInput, error) {
+	in := store.EnvironmentInput{Name: r.Name, BaseDomain: r.BaseDomain, HostTemplate: r.HostTemplate,
+		DefaultTTLSeconds: int64(defaultEnvironmentTTL / time.Second), TrafficIsActivity: true, Description: r.Description}
+	if r.TrafficIsActivity != nil {
+		in.TrafficIsActivity = *r.TrafficIsActivity
+	}
+	if r.DefaultTTL != "" {
+		ttl, err := time.ParseDuration(r.DefaultTTL)
+		if err != nil || ttl%time.Second != 0 {
+			return in, Validation{"default_ttl": "must be a Go duration such as 168h or 90m"}.Err()
+		}
+		in.DefaultTTLSeconds = int64(ttl / time.Second)
+	}
+	return in, catalog.ValidateEnvironment(in)
+}
+
+// seeEnvironment answers 404 unless the caller may see the environment:
+// admins, holders of a grant on it, and holders of any project grant.
+func seeEnvironment(c echo.Context, id int64) error {
+	v, err := Visible(c)
+	if err != nil {
+		return err
+	}
+	if v.All || v.Sees(0, id) || len(v.ProjectIDs) > 0 {
+		return nil
+	}
+	return ErrNotFound
+}
+
+func (d *Deps) listEnvironments(c echo.Context) error {
+	list, err := d.Store.ListEnvironments(c.Request().Context(), PrincipalFrom(c).VisibleTo())
+	if err != nil {
+		return err
+	}
+	out := make([]environmentResponse, len(list))
+	for i, e := range list {
+		out[i] = environmentOut(e)
+	}
+	return pageOf(c, out)
+}
+
+func (d *Deps) getEnvironment(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := seeEnvironment(c, id); err != nil {
+		return err
+	}
+	e, err := store.GetEnvironment(c.Request().Context(), d.Store.Pool, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, environmentOut(e))
+}
+
+func environmentAudit(c echo.Context, action string, e store.Environment) store.AuditEntry {
+	a := NewAudit(c, action, "environment", e.ID, map[string]any{"name": e.Name})
+	a.EnvironmentID = &e.ID
+	return a
+}
+
+func (d *Deps) createEnvironment(c echo.Context) error {
+	var req environmentRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return catalogError(err)
+	}
+	var out store.Environment
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		e, err := store.CreateEnvironment(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		out = e
+		return store.RecordAudit(ctx, tx, environmentAudit(c, "environment.create", e))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, environmentOut(out))
+}
+
+func (d *Deps) updateEnvironment(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req environmentRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return catalogError(err)
+	}
+	var out store.Environment
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		e, err := store.UpdateEnvironment(ctx, tx, id, in)
+		if err != nil {
+			return err
+		}
+		out = e
+		return store.RecordAudit(ctx, tx, environmentAudit(c, "environment.update", e))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, environmentOut(out))
+}
+
+func (d *Deps) deleteEnvironment(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		e, err := store.DeleteEnvironment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		// The environment is gone: leave the entry admin-only.
+		a := environmentAudit(c, "environment.delete", e)
+		a.EnvironmentID = nil
+		return store.RecordAudit(ctx, tx, a)
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

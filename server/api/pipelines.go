@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/pipeline"
+	"github.com/nullops/nullops/server/store"
+)
+
+func registerPipelines(g *echo.Group, d *Deps) {
+	g.GET("/projects/:id/pipeline", d.getPipeline)
+	g.PUT("/projects/:id/pipeline", d.putPipeline, RequireAdmin)
+	g.POST("/projects/:id/pipeline/dry-run", d.dryRunPipeline, RequireAdmin)
+	g.GET("/projects/:id/pipeline/versions", d.listPipelineVersions)
+	g.GET("/projects/:id/pipeline/versions/:version", d.getPipelineVersion)
+}
+
+// pipelineResponse is a saved version plus its execution order (on PUT).
+type pipelineResponse struct {
+	store.PipelineVersion
+	Order []string `json:"order,omitempty"`
+}
+
+// dryRunResponse is the validation result of a graph.
+type dryRunResponse struct {
+	Valid    bool              `json:"valid"`
+	Order    []string          `json:"order"`
+	Problems map[string]string `json:"problems,omitempty"`
+}
+
+func readGraph(c echo.Context) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBodyBytes+1))
+	if err != nil {
+		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "read request body: " + err.Error()}
+	}
+	if len(raw) > MaxBodyBytes {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the pipeline graph is too large"}
+	}
+	return raw, nil
+}
+
+// getPipeline: GET /projects/{id}/pipeline → the latest version (404
+// no_pipeline when none was saved).
+func (d *Deps) getPipeline(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := seeProject(c, id); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := store.GetProject(ctx, d.Store.Pool, id); err != nil {
+		return err
+	}
+	v, err := store.LatestPipeline(ctx, d.Store.Pool, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Status: http.StatusNotFound, Code: "no_pipeline", Message: "this project has no pipeline yet; PUT one"}
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pipelineResponse{PipelineVersion: v})
+}
+
+// putPipeline: PUT /projects/{id}/pipeline with a graph → 201 with the new
+// immutable version and its execution order, or 400 invalid_pipeline with
+// every problem in details.
+func (d *Deps) putPipeline(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	raw, err := readGraph(c)
+	if err != nil {
+		return err
+	}
+	var out pipelineResponse
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		v, order, err := d.Catalog.SavePipeline(ctx, tx, id, raw, actorID(c))
+		if err != nil {
+			return err
+		}
+		out = pipelineResponse{PipelineVersion: v, Order: order}
+		a := NewAudit(c, "pipeline.save", "project", id, map[string]any{"version": v.Version, "plugin_pins": v.PluginPins})
+		a.ProjectID = &id
+		return store.RecordAudit(ctx, tx, a)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+// dryRunPipeline: POST /projects/{id}/pipeline/dry-run with a graph → 200
+// {"valid", "order", "problems"}; nothing is saved.
+func (d *Deps) dryRunPipeline(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	raw, err := readGraph(c)
+	if err != nil {
+		return err
+	}
+	order, err := d.Catalog.DryRun(c.Request().Context(), id, raw)
+	var p pipeline.Problems
+	switch {
+	case errors.As(err, &p):
+		return c.JSON(http.StatusOK, dryRunResponse{Valid: false, Order: []string{}, Problems: p})
+	case err != nil:
+		return catalogError(err)
+	}
+	return c.JSON(http.StatusOK, dryRunResponse{Valid: true, Order: order})
+}
+
+// listPipelineVersions: GET /projects/{id}/pipeline/versions → versions
+// with author and time, newest first (without graphs).
+func (d *Deps) listPipelineVersions(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := seeProject(c, id); err != nil {
+		return err
+	}
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if _, err := store.GetProject(ctx, d.Store.Pool, id); err != nil {
+		return err
+	}
+	list, total, err := d.Store.ListPipelineVersions(ctx, id, pg.Limit(), pg.Offset())
+	if err != nil {
+		return err
+	}
+	return RenderList(c, list, total, pg)
+}
+
+// getPipelineVersion: GET /projects/{id}/pipeline/versions/{version}.
+func (d *Deps) getPipelineVersion(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := seeProject(c, id); err != nil {
+		return err
+	}
+	version, err := strconv.Atoi(c.Param("version"))
+	if err != nil || version < 1 {
+		return ErrNotFound
+	}
+	v, err := store.GetPipelineVersion(c.Request().Context(), d.Store.Pool, id, version)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pipelineResponse{PipelineVersion: v})
+}

@@ -1,0 +1,202 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/store"
+)
+
+func registerPlugins(g *echo.Group, d *Deps) {
+	g.GET("/plugins", d.listPlugins, RequireAdmin)
+	g.POST("/plugins", d.createPlugin, RequireAdmin)
+	g.GET("/plugins/:id", d.getPlugin, RequireAdmin)
+	g.PUT("/plugins/:id", d.updatePlugin, RequireAdmin)
+	g.DELETE("/plugins/:id", d.deletePlugin, RequireAdmin)
+}
+
+// Plugin defaults (DESIGN.md section 4).
+const (
+	defaultPluginCPU      = 0.5
+	defaultPluginMemoryMB = 128
+	defaultPluginTimeout  = 5 * time.Minute
+)
+
+// pluginRequest is the body of POST and PUT /plugins; absent limits take
+// the defaults (0.5 CPU, 128 MB, timeout "5m", join_network true).
+type pluginRequest struct {
+	Name         string          `json:"name"`
+	RegistryID   int64           `json:"registry_id"`
+	Image        string          `json:"image"`
+	Tag          string          `json:"tag"`
+	Description  string          `json:"description"`
+	ParamsSchema json.RawMessage `json:"params_schema"`
+	CPU          *float64        `json:"cpu"`
+	MemoryMB     *int64          `json:"memory_mb"`
+	Timeout      string          `json:"timeout"` // Go duration
+	JoinNetwork  *bool           `json:"join_network"`
+}
+
+// pluginResponse adds the timeout as a Go duration.
+type pluginResponse struct {
+	store.Plugin
+	Timeout string `json:"timeout"`
+}
+
+func pluginOut(p store.Plugin) pluginResponse {
+	return pluginResponse{Plugin: p, Timeout: (time.Duration(p.TimeoutSeconds) * time.Second).String()}
+}
+
+func (r pluginRequest) input() (store.PluginInput, error) {
+	in := store.PluginInput{Name: r.Name, RegistryID: r.RegistryID, Image: r.Image, Tag: r.Tag, Description: r.Description,
+		ParamsSchema: r.ParamsSchema, CPU: defaultPluginCPU, MemoryMB: defaultPluginMemoryMB,
+		TimeoutSeconds: int64(defaultPluginTimeout / time.Second), JoinNetwork: true}
+	if r.CPU != nil {
+		in.CPU = *r.CPU
+	}
+	if r.MemoryMB != nil {
+		in.MemoryMB = *r.MemoryMB
+	}
+	if r.JoinNetwork != nil {
+		in.JoinNetwork = *r.JoinNetwork
+	}
+	if r.Timeout != "" {
+		t, err := time.ParseDuration(r.Timeout)
+		if err != nil || t < time.Second || t%time.Second != 0 {
+			return in, Validation{"timeout": "must be a Go duration of whole seconds, e.g. 90s or 5m"}.Err()
+		}
+		in.TimeoutSeconds = int64(t / time.Second)
+	}
+	if len(in.ParamsSchema) == 0 || string(in.ParamsSchema) == "null" {
+		in.ParamsSchema = json.RawMessage("{}")
+	}
+	return in, nil
+}
+
+func (d *Deps) listPlugins(c echo.Context) error {
+	list, err := store.ListPlugins(c.Request().Context(), d.Store.Pool)
+	if err != nil {
+		return err
+	}
+	out := make([]pluginResponse, len(list))
+	for i, p := range list {
+		out[i] = pluginOut(p)
+	}
+	return pageOf(c, out)
+}
+
+func (d *Deps) getPlugin(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	p, err := store.GetPlugin(c.Request().Context(), d.Store.Pool, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pluginOut(p))
+}
+
+func (d *Deps) createPlugin(c echo.Context) error {
+	var req pluginRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return err
+	}
+	var out store.Plugin
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		if err := catalog.ValidatePlugin(ctx, tx, in); err != nil {
+			return err
+		}
+		p, err := store.CreatePlugin(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		out = p
+		return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.create", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag}))
+	})
+	if err != nil {
+		return err
+	}
+	d.pluginsChanged()
+	return c.JSON(http.StatusCreated, pluginOut(out))
+}
+
+func (d *Deps) updatePlugin(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req pluginRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return err
+	}
+	var out store.Plugin
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		if err := catalog.ValidatePlugin(ctx, tx, in); err != nil {
+			return err
+		}
+		p, err := store.UpdatePlugin(ctx, tx, id, in)
+		if err != nil {
+			return err
+		}
+		out = p
+		return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.update", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag}))
+	})
+	if err != nil {
+		return err
+	}
+	d.pluginsChanged()
+	return c.JSON(http.StatusOK, pluginOut(out))
+}
+
+func (d *Deps) deletePlugin(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		p, err := store.DeletePlugin(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.delete", "plugin", p.ID, map[string]any{"name": p.Name}))
+	})
+	if err != nil {
+		return err
+	}
+	d.pluginsChanged()
+	return c.NoContent(http.StatusNoContent)
+}
+
+// pluginsChanged sends the current plugin list (plugins.update) to every
+// online agent through Deps.BroadcastPlugins, in the background so a slow
+// agent never delays the response.
+func (d *Deps) pluginsChanged() {
+	if d.BroadcastPlugins == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		u, err := d.Catalog.PluginsUpdate(ctx)
+		if err != nil {
+			d.Log.Error().Err(err).Msg("build plugins.update")
+			return
+		}
+		d.BroadcastPlugins(ctx, u)
+	}()
+}

@@ -1,0 +1,184 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/store"
+)
+
+func registerProjects(g *echo.Group, d *Deps) {
+	g.GET("/projects", d.listProjects)
+	g.POST("/projects", d.createProject, RequireAdmin)
+	g.GET("/projects/:id", d.getProject)
+	g.PUT("/projects/:id", d.updateProject, RequireAdmin)
+	g.DELETE("/projects/:id", d.deleteProject, RequireAdmin)
+}
+
+// projectRequest is the body of POST and PUT /projects. Absent limits take
+// the defaults (1 CPU, 512 MB); ttl "" uses the environment's default.
+type projectRequest struct {
+	Name         string          `json:"name"`
+	Description  string          `json:"description"`
+	CPU          *float64        `json:"cpu"`
+	MemoryMB     *int64          `json:"memory_mb"`
+	TTL          string          `json:"ttl"` // Go duration, "" = environment default
+	NodeSelector json.RawMessage `json:"node_selector"`
+}
+
+// projectResponse shows the TTL override as a Go duration ("" = none).
+type projectResponse struct {
+	store.Project
+	TTL string `json:"ttl"`
+}
+
+func projectOut(p store.Project) projectResponse {
+	out := projectResponse{Project: p}
+	if p.TTLSeconds != nil {
+		out.TTL = (time.Duration(*p.TTLSeconds) * time.Second).String()
+	}
+	return out
+}
+
+func (r projectRequest) input() (store.ProjectInput, error) {
+	in := store.ProjectInput{Name: r.Name, Description: r.Description, CPU: 1, MemoryMB: 512, NodeSelector: r.NodeSelector}
+	if r.CPU != nil {
+		in.CPU = *r.CPU
+	}
+	if r.MemoryMB != nil {
+		in.MemoryMB = *r.MemoryMB
+	}
+	if r.TTL != "" {
+		ttl, err := time.ParseDuration(r.TTL)
+		if err != nil || ttl%time.Second != 0 {
+			return in, Validation{"ttl": "must be a Go duration such as 72h, or empty for the environment's default"}.Err()
+		}
+		s := int64(ttl / time.Second)
+		in.TTLSeconds = &s
+	}
+	return in, catalog.ValidateProject(in)
+}
+
+// seeProject answers 404 unless the caller may see the project: admins,
+// holders of a grant on it, and holders of any environment grant.
+func seeProject(c echo.Context, id int64) error {
+	v, err := Visible(c)
+	if err != nil {
+		return err
+	}
+	if v.All || v.Sees(id, 0) || len(v.EnvironmentIDs) > 0 {
+		return nil
+	}
+	return ErrNotFound
+}
+
+func (d *Deps) listProjects(c echo.Context) error {
+	list, err := d.Store.ListProjects(c.Request().Context(), PrincipalFrom(c).VisibleTo())
+	if err != nil {
+		return err
+	}
+	out := make([]projectResponse, len(list))
+	for i, p := range list {
+		out[i] = projectOut(p)
+	}
+	return pageOf(c, out)
+}
+
+func (d *Deps) getProject(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := seeProject(c, id); err != nil {
+		return err
+	}
+	p, err := store.GetProject(c.Request().Context(), d.Store.Pool, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, projectOut(p))
+}
+
+func projectAudit(c echo.Context, action string, p store.Project) store.AuditEntry {
+	a := NewAudit(c, action, "project", p.ID, map[string]any{"name": p.Name})
+	a.ProjectID = &p.ID
+	return a
+}
+
+func (d *Deps) createProject(c echo.Context) error {
+	var req projectRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return catalogError(err)
+	}
+	var out store.Project
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		p, err := store.CreateProject(ctx, tx, in)
+		if err != nil {
+			return err
+		}
+		out = p
+		return store.RecordAudit(ctx, tx, projectAudit(c, "project.create", p))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, projectOut(out))
+}
+
+func (d *Deps) updateProject(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req projectRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	in, err := req.input()
+	if err != nil {
+		return catalogError(err)
+	}
+	var out store.Project
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		p, err := store.UpdateProject(ctx, tx, id, in)
+		if err != nil {
+			return err
+		}
+		out = p
+		return store.RecordAudit(ctx, tx, projectAudit(c, "project.update", p))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, projectOut(out))
+}
+
+func (d *Deps) deleteProject(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		p, err := store.DeleteProject(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		a := projectAudit(c, "project.delete", p)
+		a.ProjectID = nil // the project is gone: admin-only entry
+		return store.RecordAudit(ctx, tx, a)
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,241 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/pipeline"
+	"github.com/nullops/nullops/server/registry"
+	"github.com/nullops/nullops/server/store"
+)
+
+// Catalog API (issue 5): registries, services, plugins, secrets,
+// environments, projects and pipelines. Writes are admin-only and audited
+// in the same transaction. Reads: registries, plugins and secrets are
+// admin-only; every user reads services (and their tags) to create
+// deployments; projects and environments are visible to users holding a
+// grant on them, and all of them to a user holding a grant of the other
+// kind (a project grant covers that project in every environment, an
+// environment grant every project in it). Secret values and registry
+// passwords are write-only: no response ever contains them.
+func registerCatalog(g *echo.Group, d *Deps) {
+	registerRegistries(g, d)
+	registerServices(g, d)
+	registerPlugins(g, d)
+	registerSecrets(g, d)
+	registerEnvironments(g, d)
+	registerProjects(g, d)
+	registerPipelines(g, d)
+}
+
+// catalogError turns domain errors into API errors.
+func catalogError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var inv catalog.Invalid
+	if errors.As(err, &inv) {
+		return Validation(inv).Err()
+	}
+	var p pipeline.Problems
+	if errors.As(err, &p) {
+		e := Validation(p).Err().(*Error)
+		e.Code = "invalid_pipeline"
+		return e
+	}
+	var inUse *store.InUseError
+	if errors.As(err, &inUse) {
+		return &Error{Status: http.StatusConflict, Code: "in_use", Message: inUse.Error()}
+	}
+	var re *registry.Error
+	if errors.As(err, &re) {
+		switch re.Kind {
+		case registry.KindInvalid:
+			return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: re.Msg}
+		case registry.KindNotFound:
+			return &Error{Status: http.StatusNotFound, Code: "image_not_found", Message: re.Msg}
+		case registry.KindUnauthorized:
+			return &Error{Status: http.StatusBadGateway, Code: "registry_unauthorized", Message: re.Msg}
+		case registry.KindUnreachable:
+			return &Error{Status: http.StatusBadGateway, Code: "registry_unreachable", Message: re.Msg}
+		default:
+			return &Error{Status: http.StatusBadGateway, Code: "registry_error", Message: re.Msg}
+		}
+	}
+	return err
+}
+
+// tx runs fn in a transaction and maps catalog errors.
+func (d *Deps) catalogTx(c echo.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	ctx := c.Request().Context()
+	return catalogError(d.Store.Tx(ctx, func(tx pgx.Tx) error { return fn(ctx, tx) }))
+}
+
+// actorID is the calling user's id for updated_by / created_by columns.
+func actorID(c echo.Context) *int64 {
+	if p := PrincipalFrom(c); p != nil {
+		id := p.UserID
+		return &id
+	}
+	return nil
+}
+
+// pageOf renders a page of an in-memory list (catalog lists are small).
+func pageOf[T any](c echo.Context, all []T) error {
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	lo := min(pg.Offset(), len(all))
+	hi := min(lo+pg.Limit(), len(all))
+	return RenderList(c, all[lo:hi], len(all), pg)
+}
+
+func registerRegistries(g *echo.Group, d *Deps) {
+	g.GET("/registries", d.listRegistries, RequireAdmin)
+	g.POST("/registries", d.createRegistry, RequireAdmin)
+	g.GET("/registries/:id", d.getRegistry, RequireAdmin)
+	g.PUT("/registries/:id", d.updateRegistry, RequireAdmin)
+	g.DELETE("/registries/:id", d.deleteRegistry, RequireAdmin)
+	g.POST("/registries/:id/test", d.testRegistry, RequireAdmin)
+	g.GET("/registries/:id/tags", d.registryTags, RequireAdmin)
+}
+
+// registryRequest is the body of POST and PUT /registries. On PUT an absent
+// password keeps the stored one and "" removes it.
+type registryRequest struct {
+	Name     string  `json:"name"`
+	URL      string  `json:"url"`
+	Username string  `json:"username"`
+	Password *string `json:"password"`
+	Insecure bool    `json:"insecure"`
+}
+
+func (r registryRequest) input() catalog.RegistryInput {
+	return catalog.RegistryInput{
+		RegistryInput: store.RegistryInput{Name: r.Name, URL: r.URL, Username: r.Username, Insecure: r.Insecure},
+		Password:      r.Password,
+	}
+}
+
+func (d *Deps) listRegistries(c echo.Context) error {
+	list, err := d.Store.ListRegistries(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return pageOf(c, list)
+}
+
+func (d *Deps) getRegistry(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	r, err := store.GetRegistry(c.Request().Context(), d.Store.Pool, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (d *Deps) createRegistry(c echo.Context) error {
+	var req registryRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	var out store.Registry
+	err := d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		r, err := d.Catalog.CreateRegistry(ctx, tx, req.input())
+		if err != nil {
+			return err
+		}
+		out = r
+		return store.RecordAudit(ctx, tx, NewAudit(c, "registry.create", "registry", r.ID,
+			map[string]any{"name": r.Name, "url": r.URL, "username": r.Username, "password_set": r.HasPassword}))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (d *Deps) updateRegistry(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req registryRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	var out store.Registry
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		r, err := d.Catalog.UpdateRegistry(ctx, tx, id, req.input())
+		if err != nil {
+			return err
+		}
+		out = r
+		return store.RecordAudit(ctx, tx, NewAudit(c, "registry.update", "registry", r.ID,
+			map[string]any{"name": r.Name, "url": r.URL, "username": r.Username, "password_changed": req.Password != nil}))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (d *Deps) deleteRegistry(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		r, err := store.DeleteRegistry(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return store.RecordAudit(ctx, tx, NewAudit(c, "registry.delete", "registry", r.ID, map[string]any{"name": r.Name}))
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// testRegistry: POST /registries/{id}/test → 200 {"ok":true} or the
+// registry error (502 registry_unreachable / registry_unauthorized).
+func (d *Deps) testRegistry(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 30*time.Second)
+	defer cancel()
+	if err := d.Catalog.TestRegistry(ctx, id); err != nil {
+		return catalogError(err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"ok": true, "message": "the registry answered and accepted the credentials"})
+}
+
+// registryTags: GET /registries/{id}/tags?image=team/api&pattern=v*
+func (d *Deps) registryTags(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	image := c.QueryParam("image")
+	if image == "" {
+		return Validation{"image": "required, e.g. ?image=team/api"}.Err()
+	}
+	l, err := d.Catalog.RegistryTags(c.Request().Context(), id, image, c.QueryParam("pattern"))
+	if err != nil {
+		return catalogError(err)
+	}
+	return c.JSON(http.StatusOK, l)
+}

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/store"
+)
+
+func registerSecrets(g *echo.Group, d *Deps) {
+	g.GET("/secrets", d.listSecrets, RequireAdmin)
+	g.POST("/secrets", d.createSecret, RequireAdmin)
+	g.GET("/secrets/:id", d.getSecret, RequireAdmin)
+	g.PUT("/secrets/:id", d.updateSecret, RequireAdmin)
+	g.DELETE("/secrets/:id", d.deleteSecret, RequireAdmin)
+	g.GET("/projects/:id/secrets", d.listProjectSecrets)
+}
+
+// secretCreateRequest is the body of POST /secrets; project_id absent or
+// null makes a global secret. The value is write-only.
+type secretCreateRequest struct {
+	Name      string `json:"name"`
+	ProjectID *int64 `json:"project_id"`
+	Value     string `json:"value"`
+}
+
+// secretUpdateRequest is the body of PUT /secrets/{id}: a new value.
+type secretUpdateRequest struct {
+	Value string `json:"value"`
+}
+
+// listSecrets: GET /secrets[?scope=global|?project_id=N] → names, scopes,
+// who changed them and when; never values.
+func (d *Deps) listSecrets(c echo.Context) error {
+	var f store.SecretFilter
+	switch {
+	case c.QueryParam("scope") == store.SecretScopeGlobal:
+		f.Global = true
+	case c.QueryParam("project_id") != "":
+		id, err := strconv.ParseInt(c.QueryParam("project_id"), 10, 64)
+		if err != nil || id <= 0 {
+			return Validation{"project_id": "must be a project id"}.Err()
+		}
+		f.ProjectID = id
+	}
+	list, err := d.Store.ListSecrets(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return pageOf(c, list)
+}
+
+// listProjectSecrets: GET /projects/{id}/secrets → metadata of the
+// project's own secrets, for anyone who can see the project.
+func (d *Deps) listProjectSecrets(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	if err := seeProject(c, id); err != nil {
+		return err
+	}
+	list, err := d.Store.ListSecrets(c.Request().Context(), store.SecretFilter{ProjectID: id})
+	if err != nil {
+		return err
+	}
+	return pageOf(c, list)
+}
+
+func (d *Deps) getSecret(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	s, err := store.GetSecret(c.Request().Context(), d.Store.Pool, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s)
+}
+
+func secretAudit(c echo.Context, action string, s store.Secret) store.AuditEntry {
+	e := NewAudit(c, action, "secret", s.ID, map[string]any{"name": s.Name, "scope": s.Scope})
+	e.ProjectID = s.ProjectID
+	return e
+}
+
+func (d *Deps) createSecret(c echo.Context) error {
+	var req secretCreateRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	var out store.Secret
+	err := d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		s, err := d.Catalog.CreateSecret(ctx, tx, req.Name, req.ProjectID, req.Value, actorID(c))
+		if err != nil {
+			return err
+		}
+		out = s
+		return store.RecordAudit(ctx, tx, secretAudit(c, "secret.create", s))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (d *Deps) updateSecret(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	var req secretUpdateRequest
+	if err := Bind(c, &req); err != nil {
+		return err
+	}
+	var out store.Secret
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		s, err := d.Catalog.SetSecret(ctx, tx, id, req.Value, actorID(c))
+		if err != nil {
+			return err
+		}
+		out = s
+		return store.RecordAudit(ctx, tx, secretAudit(c, "secret.update", s))
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (d *Deps) deleteSecret(c echo.Context) error {
+	id, err := PathID(c, "id")
+	if err != nil {
+		return err
+	}
+	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
+		s, err := store.DeleteSecret(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return store.RecordAudit(ctx, tx, secretAudit(c, "secret.delete", s))
+	})
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

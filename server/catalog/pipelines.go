@@ -1,0 +1,170 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/pipeline"
+	"github.com/nullops/nullops/server/registry"
+	"github.com/nullops/nullops/server/store"
+)
+
+// lookup loads what a project's pipeline may refer to: every service and
+// plugin (with compiled parameter schemas) and the secrets visible to the
+// project.
+func (c *Catalog) lookup(ctx context.Context, q store.Querier, projectID int64) (pipeline.Catalog, map[string]store.Plugin, error) {
+	lk := pipeline.Catalog{Services: map[string]pipeline.ServiceInfo{}, Plugins: map[string]pipeline.PluginInfo{}, Secrets: map[string]bool{}}
+	services, err := store.ListServices(ctx, q)
+	if err != nil {
+		return lk, nil, err
+	}
+	for _, sv := range services {
+		lk.Services[sv.Name] = pipeline.ServiceInfo{Ports: sv.Ports}
+	}
+	plugins, err := store.ListPlugins(ctx, q)
+	if err != nil {
+		return lk, nil, err
+	}
+	byName := map[string]store.Plugin{}
+	for _, p := range plugins {
+		byName[p.Name] = p
+		sch, err := pipeline.CompileSchema(p.ParamsSchema)
+		if err != nil {
+			// Stored schemas were validated on write; a bad one only
+			// disables checking that plugin's params.
+			c.Log.Warn().Err(err).Str("plugin", p.Name).Msg("stored params schema does not compile")
+			sch = nil
+		}
+		lk.Plugins[p.Name] = pipeline.PluginInfo{Schema: sch}
+	}
+	names, err := store.SecretNames(ctx, q, projectID)
+	if err != nil {
+		return lk, nil, err
+	}
+	for _, n := range names {
+		lk.Secrets[n] = true
+	}
+	return lk, byName, nil
+}
+
+// DryRun validates a graph for a project without saving it and returns the
+// execution order (or pipeline.Problems).
+func (c *Catalog) DryRun(ctx context.Context, projectID int64, raw []byte) ([]string, error) {
+	if _, err := store.GetProject(ctx, c.Store.Pool, projectID); err != nil {
+		return nil, err
+	}
+	lk, _, err := c.lookup(ctx, c.Store.Pool, projectID)
+	if err != nil {
+		return nil, err
+	}
+	_, order, err := pipeline.Check(raw, lk)
+	return order, err
+}
+
+// SavePipeline validates a graph and stores it as the project's next
+// immutable version, pinning the image reference of every plugin it uses.
+// It returns the version and the execution order; invalid graphs give
+// pipeline.Problems.
+func (c *Catalog) SavePipeline(ctx context.Context, tx pgx.Tx, projectID int64, raw []byte, actor *int64) (store.PipelineVersion, []string, error) {
+	if _, err := store.LockProject(ctx, tx, projectID); err != nil {
+		return store.PipelineVersion{}, nil, err
+	}
+	lk, plugins, err := c.lookup(ctx, tx, projectID)
+	if err != nil {
+		return store.PipelineVersion{}, nil, err
+	}
+	g, order, err := pipeline.Check(raw, lk)
+	if err != nil {
+		return store.PipelineVersion{}, nil, err
+	}
+	pins := map[string]string{}
+	for _, n := range g.Nodes {
+		if n.Kind != protocol.KindComponent || pins[n.Plugin] != "" {
+			continue
+		}
+		p := plugins[n.Plugin]
+		r, err := store.GetRegistry(ctx, tx, p.RegistryID)
+		if err != nil {
+			return store.PipelineVersion{}, nil, err
+		}
+		ref, err := fmtImage(registry.Endpoint{URL: r.URL, Insecure: r.Insecure}, p.Image, p.Tag)
+		if err != nil {
+			return store.PipelineVersion{}, nil, fmt.Errorf("pin plugin %q: %w", p.Name, err)
+		}
+		pins[n.Plugin] = ref
+	}
+	canonical, err := json.Marshal(g)
+	if err != nil {
+		return store.PipelineVersion{}, nil, fmt.Errorf("encode graph: %w", err)
+	}
+	v, err := store.InsertPipelineVersion(ctx, tx, projectID, canonical, pins, actor)
+	if err != nil {
+		return store.PipelineVersion{}, nil, err
+	}
+	return v, order, nil
+}
+
+// graphRefs lists the service names, plugin names and secret names a graph
+// uses, sorted.
+func graphRefs(g protocol.Graph) (services, plugins, secrets []string) {
+	sv, pl, sc := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	addSecrets := func(s string) {
+		refs, _ := pipeline.ParseRefs(s)
+		for _, r := range refs {
+			if r.Secret != "" {
+				sc[r.Secret] = true
+			}
+		}
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch t := v.(type) {
+		case string:
+			addSecrets(t)
+		case map[string]any:
+			for _, x := range t {
+				walk(x)
+			}
+		case []any:
+			for _, x := range t {
+				walk(x)
+			}
+		}
+	}
+	for _, n := range g.Nodes {
+		switch n.Kind {
+		case protocol.KindService:
+			sv[n.Service] = true
+		case protocol.KindComponent:
+			pl[n.Plugin] = true
+		}
+		for _, v := range n.Env {
+			addSecrets(v)
+		}
+		walk(map[string]any(n.Params))
+	}
+	return sortedKeys(sv), sortedKeys(pl), sortedKeys(sc)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// IsInvalid reports whether err is a validation problem of the input
+// (Invalid or pipeline.Problems) rather than a failure.
+func IsInvalid(err error) bool {
+	var inv Invalid
+	var p pipeline.Problems
+	return errors.As(err, &inv) || errors.As(err, &p)
+}

@@ -1,0 +1,250 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/pipeline"
+	"github.com/nullops/nullops/server/registry"
+	"github.com/nullops/nullops/server/store"
+)
+
+// endpoints opens each registry's credentials once per call.
+type endpoints struct {
+	c     *Catalog
+	q     store.Querier
+	cache map[int64]registry.Endpoint
+}
+
+func (e *endpoints) get(ctx context.Context, id int64) (registry.Endpoint, error) {
+	if ep, ok := e.cache[id]; ok {
+		return ep, nil
+	}
+	ep, _, err := e.c.Endpoint(ctx, e.q, id)
+	if err != nil {
+		return registry.Endpoint{}, err
+	}
+	e.cache[id] = ep
+	return ep, nil
+}
+
+// loadVersion returns a project's pipeline version (by row id) and its graph.
+func loadVersion(ctx context.Context, q store.Querier, projectID, pipelineVersionID int64) (store.PipelineVersion, protocol.Graph, error) {
+	pv, err := store.GetPipelineVersionByID(ctx, q, pipelineVersionID)
+	if err != nil {
+		return pv, protocol.Graph{}, err
+	}
+	if pv.ProjectID != projectID {
+		return pv, protocol.Graph{}, fmt.Errorf("pipeline version id %d of project %d: %w", pipelineVersionID, projectID, store.ErrNotFound)
+	}
+	g, err := pipeline.Decode(pv.Graph)
+	if err != nil {
+		return pv, g, fmt.Errorf("stored pipeline version %d: %w", pv.Version, err)
+	}
+	return pv, g, nil
+}
+
+// CheckTags completes and checks the tags of a deployment of a pipeline
+// version: pinned services get their tag (a different requested tag is an
+// error); selectable ones need a requested tag that matches the service's
+// pattern and exists in its registry (listing cached briefly). tags and the
+// result map service name → tag. Problems are Invalid keyed
+// "tags.<service>"; registry failures are *registry.Error.
+func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (map[string]string, error) {
+	_, g, err := loadVersion(ctx, c.Store.Pool, projectID, pipelineVersionID)
+	if err != nil {
+		return nil, err
+	}
+	names, _, _ := graphRefs(g)
+	services, err := store.ServicesByName(ctx, c.Store.Pool, names)
+	if err != nil {
+		return nil, err
+	}
+	v := Invalid{}
+	for name := range tags {
+		if !slices.Contains(names, name) {
+			v.add("tags."+name, "the pipeline has no service %q", name)
+		}
+	}
+	out := map[string]string{}
+	for _, name := range names {
+		sv, ok := services[name]
+		if !ok {
+			v.add("tags."+name, "service %q no longer exists in the catalog", name)
+			continue
+		}
+		want := tags[name]
+		if sv.TagMode == store.TagModePinned {
+			if want != "" && want != sv.Tag {
+				v.add("tags."+name, "service %q is pinned to %q", name, sv.Tag)
+				continue
+			}
+			out[name] = sv.Tag
+			continue
+		}
+		switch {
+		case want == "":
+			v.add("tags."+name, "choose a tag of %s matching %q", sv.Image, sv.TagPattern)
+			continue
+		case registry.ValidateTag(want) != nil:
+			v.add("tags."+name, "%v", registry.ValidateTag(want))
+			continue
+		case !registry.MatchTag(sv.TagPattern, want):
+			v.add("tags."+name, "tag %q does not match the service's pattern %q", want, sv.TagPattern)
+			continue
+		}
+		l, err := c.RegistryTags(ctx, sv.RegistryID, sv.Image, sv.TagPattern)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(l.Tags, want) {
+			v.add("tags."+name, "tag %q of %s does not exist in registry %q", want, sv.Image, sv.RegistryName)
+			continue
+		}
+		out[name] = want
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Resolve turns a project's pipeline version and the chosen tags (service
+// name → tag, as completed by CheckTags) into the skeleton of the spec an
+// agent runs: graph, services with full image references and pull
+// credentials, plugins with their pinned images, resources, and the values
+// of the secrets the graph references, decrypted in memory. The caller fills
+// in DeploymentID, Name and Environment.
+func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (protocol.DeploySpec, error) {
+	q := c.Store.Pool
+	pv, g, err := loadVersion(ctx, q, projectID, pipelineVersionID)
+	if err != nil {
+		return protocol.DeploySpec{}, err
+	}
+	project, err := store.GetProject(ctx, q, projectID)
+	if err != nil {
+		return protocol.DeploySpec{}, err
+	}
+	svcNames, plNames, secretNames := graphRefs(g)
+	services, err := store.ServicesByName(ctx, q, svcNames)
+	if err != nil {
+		return protocol.DeploySpec{}, err
+	}
+	allPlugins, err := store.ListPlugins(ctx, q)
+	if err != nil {
+		return protocol.DeploySpec{}, err
+	}
+	plugins := map[string]store.Plugin{}
+	for _, p := range allPlugins {
+		if slices.Contains(plNames, p.Name) {
+			plugins[p.Name] = p
+		}
+	}
+	eps := &endpoints{c: c, q: q, cache: map[int64]registry.Endpoint{}}
+	spec := protocol.DeploySpec{
+		Project:         project.Name,
+		PipelineVersion: pv.Version,
+		Graph:           g,
+		Services:        map[string]protocol.ServiceImage{},
+		Plugins:         map[string]protocol.PluginImage{},
+		Resources:       protocol.Resources{CPU: project.CPU, MemoryMB: project.MemoryMB},
+	}
+	if r := g.Resources; r != nil {
+		if r.CPU > 0 {
+			spec.Resources.CPU = r.CPU
+		}
+		if r.MemoryMB > 0 {
+			spec.Resources.MemoryMB = r.MemoryMB
+		}
+	}
+	for _, n := range g.Nodes {
+		switch n.Kind {
+		case protocol.KindService:
+			sv, ok := services[n.Service]
+			if !ok {
+				return protocol.DeploySpec{}, fmt.Errorf("node %q: service %q no longer exists: %w", n.ID, n.Service, store.ErrNotFound)
+			}
+			tag := sv.Tag
+			if sv.TagMode == store.TagModeSelectable {
+				tag = tags[sv.Name]
+				if tag == "" || !registry.MatchTag(sv.TagPattern, tag) {
+					return protocol.DeploySpec{}, Invalid{"tags." + sv.Name: fmt.Sprintf("choose a tag matching %q", sv.TagPattern)}
+				}
+			}
+			ep, err := eps.get(ctx, sv.RegistryID)
+			if err != nil {
+				return protocol.DeploySpec{}, err
+			}
+			ref, err := fmtImage(ep, sv.Image, tag)
+			if err != nil {
+				return protocol.DeploySpec{}, err
+			}
+			spec.Services[n.ID] = protocol.ServiceImage{Image: ref, Auth: pullAuth(ep), Ports: sv.Ports, Env: sv.Env, Health: sv.Health}
+		case protocol.KindComponent:
+			p, ok := plugins[n.Plugin]
+			if !ok {
+				return protocol.DeploySpec{}, fmt.Errorf("node %q: plugin %q no longer exists: %w", n.ID, n.Plugin, store.ErrNotFound)
+			}
+			image := pv.PluginPins[n.Plugin]
+			ep, err := eps.get(ctx, p.RegistryID)
+			if err != nil {
+				return protocol.DeploySpec{}, err
+			}
+			if image == "" { // versions saved before pinning: use the current image
+				if image, err = fmtImage(ep, p.Image, p.Tag); err != nil {
+					return protocol.DeploySpec{}, err
+				}
+			}
+			spec.Plugins[n.ID] = pluginImage(p, image, ep)
+		}
+	}
+	secrets, err := c.OpenSecrets(ctx, q, projectID, secretNames)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return protocol.DeploySpec{}, fmt.Errorf("pipeline version %d: %w", pv.Version, err)
+		}
+		return protocol.DeploySpec{}, err
+	}
+	if len(secrets) > 0 {
+		spec.Secrets = secrets
+	}
+	return spec, nil
+}
+
+func pluginImage(p store.Plugin, image string, ep registry.Endpoint) protocol.PluginImage {
+	return protocol.PluginImage{
+		Name:        p.Name,
+		Image:       image,
+		Auth:        pullAuth(ep),
+		Resources:   protocol.Resources{CPU: p.CPU, MemoryMB: p.MemoryMB},
+		Timeout:     (time.Duration(p.TimeoutSeconds) * time.Second).String(),
+		JoinNetwork: p.JoinNetwork,
+	}
+}
+
+// PluginsUpdate is the plugins.update message for agents: every plugin's
+// current image and pull credentials, so agents can pre-pull.
+func (c *Catalog) PluginsUpdate(ctx context.Context) (protocol.PluginsUpdate, error) {
+	list, err := store.ListPlugins(ctx, c.Store.Pool)
+	if err != nil {
+		return protocol.PluginsUpdate{}, err
+	}
+	eps := &endpoints{c: c, q: c.Store.Pool, cache: map[int64]registry.Endpoint{}}
+	u := protocol.PluginsUpdate{Plugins: []protocol.PluginImage{}}
+	for _, p := range list {
+		ep, err := eps.get(ctx, p.RegistryID)
+		if err != nil {
+			return u, err
+		}
+		image, err := fmtImage(ep, p.Image, p.Tag)
+		if err != nil {
+			return u, err
+		}
+		u.Plugins = append(u.Plugins, pluginImage(p, image, ep))
+	}
+	return u, nil
+}
