@@ -1,0 +1,155 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// Object kinds.
+const (
+	KindContainer = "container"
+	KindNetwork   = "network"
+	KindVolume    = "volume"
+)
+
+// Object is one Docker object managed by this node.
+type Object struct {
+	Kind         string
+	ID           string
+	Name         string
+	DeploymentID int64
+	Service      string // nullops.service label (containers)
+	Step         string // nullops.step label (containers)
+	Running      bool
+}
+
+// ListManaged lists this node's containers, networks and volumes; with
+// deploymentID > 0 only those of that deployment.
+func (r *Runtime) ListManaged(ctx context.Context, deploymentID int64) ([]Object, error) {
+	f := r.filters(deploymentID)
+	var out []Object
+	cs, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range cs.Items {
+		name := ""
+		if len(c.Names) > 0 {
+			name = trimSlash(c.Names[0])
+		}
+		out = append(out, Object{
+			Kind: KindContainer, ID: c.ID, Name: name,
+			DeploymentID: labelID(c.Labels), Service: c.Labels[LabelService], Step: c.Labels[LabelStep],
+			Running: c.State == "running",
+		})
+	}
+	ns, err := r.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	for _, n := range ns.Items {
+		out = append(out, Object{Kind: KindNetwork, ID: n.ID, Name: n.Name, DeploymentID: labelID(n.Labels)})
+	}
+	vs, err := r.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("list volumes: %w", err)
+	}
+	for _, v := range vs.Items {
+		out = append(out, Object{Kind: KindVolume, ID: v.Name, Name: v.Name, DeploymentID: labelID(v.Labels)})
+	}
+	return out, nil
+}
+
+func labelID(l map[string]string) int64 {
+	id, _ := strconv.ParseInt(l[LabelDeployment], 10, 64)
+	return id
+}
+
+// Remove deletes objs: containers first (forced, with anonymous volumes),
+// then networks and volumes. It returns the names it removed and the
+// errors it met (it keeps going past failures).
+func (r *Runtime) Remove(ctx context.Context, objs []Object) ([]string, error) {
+	var removed []string
+	var errs []error
+	for _, kind := range []string{KindContainer, KindNetwork, KindVolume} {
+		for _, o := range objs {
+			if o.Kind != kind {
+				continue
+			}
+			var err error
+			switch kind {
+			case KindContainer:
+				err = r.removeContainer(ctx, o.ID)
+			case KindNetwork:
+				err = r.removeNetwork(ctx, o.ID)
+			case KindVolume:
+				_, err = r.cli.VolumeRemove(ctx, o.ID, client.VolumeRemoveOptions{Force: true})
+				if cerrdefs.IsNotFound(err) {
+					err = nil
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("remove %s %s: %w", kind, o.Name, err))
+				continue
+			}
+			removed = append(removed, o.Name)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+func (r *Runtime) removeNetwork(ctx context.Context, id string) error {
+	var err error
+	// A container that was just force-removed can keep its endpoint for a
+	// moment; retry briefly.
+	for i := 0; i < 20; i++ {
+		_, err = r.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{})
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// RemoveDeployment removes every container, network and volume of the
+// deployment on this node, repeating until none is left (a container being
+// created concurrently is caught by the second pass).
+func (r *Runtime) RemoveDeployment(ctx context.Context, deploymentID int64) ([]string, error) {
+	if deploymentID <= 0 {
+		return nil, fmt.Errorf("remove deployment: invalid id %d", deploymentID)
+	}
+	var all []string
+	for pass := 0; pass < 5; pass++ {
+		objs, err := r.ListManaged(ctx, deploymentID)
+		if err != nil {
+			return all, err
+		}
+		if len(objs) == 0 {
+			return all, nil
+		}
+		removed, err := r.Remove(ctx, objs)
+		all = append(all, removed...)
+		if err != nil && pass == 4 {
+			return all, err
+		}
+	}
+	objs, err := r.ListManaged(ctx, deploymentID)
+	if err != nil {
+		return all, err
+	}
+	if len(objs) > 0 {
+		return all, fmt.Errorf("remove deployment %d: %d objects remain", deploymentID, len(objs))
+	}
+	return all, nil
+}

@@ -1,0 +1,239 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/nullops/nullops/agent/protocol"
+)
+
+// ServiceSpec describes one long-running service container.
+type ServiceSpec struct {
+	DeploymentID int64
+	Service      string // pipeline node id: container alias and label
+	Image        string
+	Env          map[string]string
+	Ports        []int // container ports (exposed)
+	PublishPort  int   // >0: published on a random host port (ingress)
+	Resources    protocol.Resources
+	Network      string // deployment network name
+}
+
+// ServiceInfo is the observed state of a service container.
+type ServiceInfo struct {
+	ContainerID string
+	Name        string
+	IP          netip.Addr // address on the deployment network
+	HostPort    int        // published host port, 0 if none
+	Running     bool
+	Status      string // created, running, exited, …
+	ExitCode    int
+	Health      string // Docker HEALTHCHECK status, "" when the image has none
+	Restarting  bool
+	Labels      map[string]string
+}
+
+// LogConfig caps container logs on disk.
+var logConfig = container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}}
+
+func limits(res protocol.Resources) container.Resources {
+	r := container.Resources{}
+	if res.CPU > 0 {
+		r.NanoCPUs = int64(res.CPU * 1e9)
+	}
+	if res.MemoryMB > 0 {
+		r.Memory = res.MemoryMB << 20
+	}
+	return r
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// StartService (re)creates and starts the service container: an existing
+// container of the same name is removed first, so this is also how a
+// missing or broken service is recreated.
+func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo, error) {
+	name := ServiceContainerName(r.node, s.DeploymentID, s.Service)
+	if err := r.removeContainer(ctx, name); err != nil {
+		return ServiceInfo{}, err
+	}
+	exposed := network.PortSet{}
+	for _, p := range s.Ports {
+		exposed[network.MustParsePort(strconv.Itoa(p)+"/tcp")] = struct{}{}
+	}
+	hc := &container.HostConfig{
+		NetworkMode:   container.NetworkMode(s.Network),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		Resources:     limits(s.Resources),
+		LogConfig:     logConfig,
+	}
+	if s.PublishPort > 0 {
+		p, err := network.ParsePort(strconv.Itoa(s.PublishPort) + "/tcp")
+		if err != nil {
+			return ServiceInfo{}, fmt.Errorf("publish port %d: %w", s.PublishPort, err)
+		}
+		exposed[p] = struct{}{}
+		hc.PortBindings = network.PortMap{p: {{HostIP: r.publishIP, HostPort: ""}}}
+	}
+	res, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: name,
+		Config: &container.Config{
+			Image:        s.Image,
+			Env:          envList(s.Env),
+			ExposedPorts: exposed,
+			Labels:       r.labels(s.DeploymentID, LabelService, s.Service),
+		},
+		HostConfig: hc,
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			s.Network: {Aliases: []string{s.Service}},
+		}},
+	})
+	if err != nil {
+		return ServiceInfo{}, fmt.Errorf("create container %s: %w", name, err)
+	}
+	if _, err := r.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+		return ServiceInfo{}, fmt.Errorf("start container %s: %w", name, err)
+	}
+	return r.InspectService(ctx, res.ID)
+}
+
+// InspectService reads a container's state, address and published port.
+func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, error) {
+	ins, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return ServiceInfo{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	c := ins.Container
+	info := ServiceInfo{ContainerID: c.ID, Name: trimSlash(c.Name)}
+	if c.Config != nil {
+		info.Labels = c.Config.Labels
+	}
+	if c.State != nil {
+		info.Running = c.State.Running
+		info.Restarting = c.State.Restarting
+		info.Status = string(c.State.Status)
+		info.ExitCode = c.State.ExitCode
+		if c.State.Health != nil {
+			info.Health = string(c.State.Health.Status)
+		}
+	}
+	if c.NetworkSettings != nil {
+		for _, ep := range c.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress.IsValid() {
+				info.IP = ep.IPAddress
+				break
+			}
+		}
+		for _, bs := range c.NetworkSettings.Ports {
+			for _, b := range bs {
+				if p, err := strconv.Atoi(b.HostPort); err == nil && p > 0 {
+					info.HostPort = p
+					break
+				}
+			}
+		}
+	}
+	return info, nil
+}
+
+// StartContainer starts an existing (stopped) container.
+func (r *Runtime) StartContainer(ctx context.Context, id string) error {
+	if _, err := r.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	return nil
+}
+
+// removeContainer force-removes a container (and its anonymous volumes);
+// a missing container is not an error.
+func (r *Runtime) removeContainer(ctx context.Context, id string) error {
+	_, err := r.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Exec runs cmd inside a running container and returns its exit code and
+// combined output (capped at 64 KiB).
+func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string) (int, string, error) {
+	ex, err := r.cli.ExecCreate(ctx, containerID, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return -1, "", fmt.Errorf("exec create in %s: %w", containerID, err)
+	}
+	att, err := r.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return -1, "", fmt.Errorf("exec attach in %s: %w", containerID, err)
+	}
+	defer att.Close()
+	var out capBuffer
+	out.max = 64 << 10
+	done := make(chan error, 1)
+	go func() { _, err := stdcopy.StdCopy(&out, &out, att.Reader); done <- err }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		att.Close()
+		<-done
+		return -1, out.String(), ctx.Err()
+	}
+	if err != nil {
+		return -1, out.String(), fmt.Errorf("exec read: %w", err)
+	}
+	for i := 0; ; i++ {
+		insp, err := r.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return -1, out.String(), fmt.Errorf("exec inspect: %w", err)
+		}
+		if !insp.Running || i > 50 {
+			return insp.ExitCode, out.String(), nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func trimSlash(s string) string {
+	if len(s) > 0 && s[0] == '/' {
+		return s[1:]
+	}
+	return s
+}
+
+// capBuffer keeps at most max bytes (the first ones) and counts the rest.
+type capBuffer struct {
+	bytes.Buffer
+	max     int
+	dropped int
+}
+
+func (b *capBuffer) Write(p []byte) (int, error) {
+	room := b.max - b.Len()
+	if room <= 0 {
+		b.dropped += len(p)
+		return len(p), nil
+	}
+	if len(p) > room {
+		b.dropped += len(p) - room
+		b.Buffer.Write(p[:room])
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}

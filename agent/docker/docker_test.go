@@ -1,0 +1,154 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/internal/testutil"
+)
+
+const demoWeb = "nullops-test/demo-web:agent-docker"
+
+func newRuntime(t *testing.T, cfg Config) *Runtime {
+	t.Helper()
+	if cfg.Node == "" {
+		cfg.Node = fmt.Sprintf("dt%d", time.Now().UnixNano()%1e9)
+	}
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		objs, err := r.ListManaged(ctx, 0)
+		if err == nil {
+			_, _ = r.Remove(ctx, objs)
+		}
+		r.Close()
+	})
+	return r
+}
+
+// TestThreeHundredDeploymentNetworks creates 300 deployment networks, each
+// with its own /24 out of the pool, then removes them all.
+func TestThreeHundredDeploymentNetworks(t *testing.T) {
+	r := newRuntime(t, Config{SubnetPool: "10.216.0.0/15"})
+	ctx := testutil.Context(t, 10*time.Minute)
+	seen := map[netip.Prefix]bool{}
+	for i := int64(1); i <= 300; i++ {
+		n, err := r.EnsureNetwork(ctx, i)
+		if err != nil {
+			t.Fatalf("network %d: %v", i, err)
+		}
+		if n.Subnet.Bits() != 24 || !netip.MustParsePrefix("10.216.0.0/15").Contains(n.Subnet.Addr()) {
+			t.Fatalf("network %d got subnet %s outside the pool", i, n.Subnet)
+		}
+		if seen[n.Subnet] {
+			t.Fatalf("subnet %s handed out twice", n.Subnet)
+		}
+		seen[n.Subnet] = true
+	}
+	// Idempotent: asking again returns the same network.
+	again, err := r.EnsureNetwork(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !seen[again.Subnet] {
+		t.Fatalf("EnsureNetwork(7) again returned a new subnet %s", again.Subnet)
+	}
+	objs, err := r.ListManaged(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 300 {
+		t.Fatalf("listed %d managed objects, want 300 networks", len(objs))
+	}
+	if _, err := r.Remove(ctx, objs); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := r.ListManaged(ctx, 0); len(left) != 0 {
+		t.Fatalf("%d objects left after cleanup", len(left))
+	}
+}
+
+// TestSubnetsAvoidExistingNetworks: a restarted runtime (or another agent
+// on the same daemon) never reuses a subnet that is taken.
+func TestSubnetsAvoidExistingNetworks(t *testing.T) {
+	pool := "10.217.0.0/22" // four /24s
+	a := newRuntime(t, Config{SubnetPool: pool})
+	b := newRuntime(t, Config{SubnetPool: pool})
+	ctx := testutil.Context(t, time.Minute)
+	var got []netip.Prefix
+	for i := int64(1); i <= 2; i++ {
+		n, err := a.EnsureNetwork(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n.Subnet)
+		n, err = b.EnsureNetwork(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, n.Subnet)
+	}
+	seen := map[netip.Prefix]bool{}
+	for _, p := range got {
+		if seen[p] {
+			t.Fatalf("subnet %s used twice: %v", p, got)
+		}
+		seen[p] = true
+	}
+	if _, err := a.EnsureNetwork(ctx, 3); !errors.Is(err, ErrPoolExhausted) {
+		t.Fatalf("fifth network in a four-subnet pool: got %v, want ErrPoolExhausted", err)
+	}
+	// Freeing one makes room again.
+	if _, err := b.RemoveDeployment(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.EnsureNetwork(ctx, 3); err != nil {
+		t.Fatalf("after freeing a subnet: %v", err)
+	}
+}
+
+func TestEnsureImagePullsWithCredentials(t *testing.T) {
+	reg := testutil.StartRegistry(t, "puller", "pull-pass-1")
+	testutil.ScratchImage(t, "./scripts/images/demo-web", demoWeb)
+	refs := reg.Push(t, demoWeb, "agent/web", "v1")
+	ref := refs[0]
+	// Push left the tag locally; drop it so the agent has to pull.
+	testutil.Docker(t, "rmi", ref)
+	r := newRuntime(t, Config{})
+	ctx := testutil.Context(t, 2*time.Minute)
+
+	_, err := r.EnsureImage(ctx, ref, &protocol.RegistryAuth{ServerAddress: reg.Host, Username: "puller", Password: "wrong"}, nil)
+	if !errors.Is(err, ErrPull) && !errors.Is(err, ErrImageNotFound) {
+		t.Fatalf("wrong password: got %v", err)
+	}
+	auth := &protocol.RegistryAuth{ServerAddress: reg.Host, Username: "puller", Password: "pull-pass-1"}
+	var lines []string
+	pulled, err := r.EnsureImage(ctx, ref, auth, func(l string) { lines = append(lines, l) })
+	if err != nil || !pulled {
+		t.Fatalf("pull with credentials: pulled=%v err=%v", pulled, err)
+	}
+	if len(lines) == 0 {
+		t.Fatal("no pull progress reported")
+	}
+	pulled, err = r.EnsureImage(ctx, ref, auth, nil)
+	if err != nil || pulled {
+		t.Fatalf("present image: pulled=%v err=%v, want fast path", pulled, err)
+	}
+	_, err = r.EnsureImage(ctx, reg.Host+"/agent/web:nope", auth, nil)
+	if !errors.Is(err, ErrImageNotFound) {
+		t.Fatalf("missing tag: got %v, want ErrImageNotFound", err)
+	}
+	if !strings.Contains(err.Error(), "agent/web:nope") {
+		t.Fatalf("error does not name the image: %v", err)
+	}
+}

@@ -1,0 +1,161 @@
+// Package docker is the agent's container runtime: it talks to the Docker
+// Engine API (github.com/moby/moby/client) to pull images, create one bridge
+// network per deployment, run service containers and one-shot plugin
+// containers, and find and remove everything a deployment created.
+//
+// Every object carries the labels of DESIGN.md section 4 and every query is
+// restricted to this node's label, so several agents can share one daemon.
+package docker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/moby/moby/client"
+)
+
+// Labels put on every Docker object the agent creates.
+const (
+	LabelManaged    = "nullops.managed"
+	LabelNode       = "nullops.node"
+	LabelDeployment = "nullops.deployment"
+	LabelService    = "nullops.service"
+	LabelStep       = "nullops.step"
+)
+
+// DefaultSubnetPool gives 256 deployment networks of /24 each.
+const DefaultSubnetPool = "10.213.0.0/16"
+
+// Config configures a Runtime.
+type Config struct {
+	// Node is this agent's node name; it labels and scopes every object.
+	Node string
+	// Host is the Docker daemon address (e.g. unix:///var/run/docker.sock);
+	// empty means DOCKER_HOST or the platform default.
+	Host string
+	// PublishIP is the host address published service ports bind to
+	// (default 0.0.0.0).
+	PublishIP string
+	// SubnetPool is the range deployment networks are carved from
+	// (default DefaultSubnetPool).
+	SubnetPool string
+	// SubnetBits is the prefix length of one deployment network (default 24).
+	SubnetBits int
+}
+
+// Runtime runs a node's deployments on one Docker daemon.
+type Runtime struct {
+	cli        *client.Client
+	node       string
+	publishIP  netip.Addr
+	pool       netip.Prefix
+	subnetBits int
+
+	netMu sync.Mutex // serialises subnet allocation in this process
+}
+
+// New connects to the daemon (API version negotiated with the daemon).
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Node == "" {
+		return nil, fmt.Errorf("docker runtime: node name is required")
+	}
+	if cfg.PublishIP == "" {
+		cfg.PublishIP = "0.0.0.0"
+	}
+	if cfg.SubnetPool == "" {
+		cfg.SubnetPool = DefaultSubnetPool
+	}
+	if cfg.SubnetBits == 0 {
+		cfg.SubnetBits = 24
+	}
+	ip, err := netip.ParseAddr(cfg.PublishIP)
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: publish ip: %w", err)
+	}
+	pool, err := netip.ParsePrefix(cfg.SubnetPool)
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: subnet pool: %w", err)
+	}
+	pool = pool.Masked()
+	if !pool.Addr().Is4() || cfg.SubnetBits < pool.Bits() || cfg.SubnetBits > 29 {
+		return nil, fmt.Errorf("docker runtime: subnet pool %s cannot hold /%d networks", pool, cfg.SubnetBits)
+	}
+	opts := []client.Opt{client.FromEnv}
+	if cfg.Host != "" {
+		opts = append(opts, client.WithHost(cfg.Host))
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Runtime{cli: cli, node: cfg.Node, publishIP: ip, pool: pool, subnetBits: cfg.SubnetBits}, nil
+}
+
+// Close releases the client.
+func (r *Runtime) Close() error { return r.cli.Close() }
+
+// Client exposes the Engine API client (benchmarks compare against it).
+func (r *Runtime) Client() *client.Client { return r.cli }
+
+// Node is the node name this runtime is scoped to.
+func (r *Runtime) Node() string { return r.node }
+
+// Ping checks that the daemon answers.
+func (r *Runtime) Ping(ctx context.Context) error {
+	if _, err := r.cli.Ping(ctx, client.PingOptions{}); err != nil {
+		return fmt.Errorf("docker ping: %w", err)
+	}
+	return nil
+}
+
+// labels returns the labels of an object of deployment id.
+func (r *Runtime) labels(deploymentID int64, extra ...string) map[string]string {
+	l := map[string]string{
+		LabelManaged:    "true",
+		LabelNode:       r.node,
+		LabelDeployment: strconv.FormatInt(deploymentID, 10),
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		l[extra[i]] = extra[i+1]
+	}
+	return l
+}
+
+// filters selects this node's managed objects, optionally of one deployment
+// (deploymentID > 0) and with extra label=value terms.
+func (r *Runtime) filters(deploymentID int64, extra ...string) client.Filters {
+	f := client.Filters{}
+	f.Add("label", LabelManaged+"=true", LabelNode+"="+r.node)
+	if deploymentID > 0 {
+		f.Add("label", LabelDeployment+"="+strconv.FormatInt(deploymentID, 10))
+	}
+	for _, e := range extra {
+		f.Add("label", e)
+	}
+	return f
+}
+
+// NetworkName is the name of deployment id's network on node.
+func NetworkName(node string, deploymentID int64) string {
+	return fmt.Sprintf("nullops-%s-d%d", nameSafe(node), deploymentID)
+}
+
+// ServiceContainerName is the name of a service container.
+func ServiceContainerName(node string, deploymentID int64, service string) string {
+	return fmt.Sprintf("nullops-%s-d%d-%s", nameSafe(node), deploymentID, nameSafe(service))
+}
+
+// nameSafe maps s onto the characters Docker allows in object names.
+func nameSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,58 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/protocol"
+)
+
+// Logs streams the logs of a deployment's service container on this node
+// (tail lines, then following when asked). Chunks arrive on the returned
+// channel, which is closed after a final EOF chunk (with Error when the
+// stream broke); cancelling ctx (logs.close, or the connection dropped)
+// ends it. It fails at once when the service has no container here.
+func (e *Executor) Logs(ctx context.Context, req protocol.LogsOpen) (<-chan protocol.LogsData, error) {
+	if err := req.Validate(); err != nil {
+		return nil, fmt.Errorf("logs: %w", err)
+	}
+	objs, err := e.rt.ListManaged(ctx, req.DeploymentID)
+	if err != nil {
+		return nil, fmt.Errorf("logs: %w", err)
+	}
+	var target string
+	for _, o := range objs {
+		if o.Kind == docker.KindContainer && o.Service == req.Service {
+			target = o.ID
+		}
+	}
+	if target == "" {
+		return nil, fmt.Errorf("logs: deployment %d has no service %q on this node", req.DeploymentID, req.Service)
+	}
+	ch := make(chan protocol.LogsData, 16)
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(e.ctx, cancel) // agent shutdown ends streams too
+	e.go_(func() {
+		defer close(ch)
+		defer stop()
+		defer cancel()
+		err := e.rt.Logs(sctx, target, req.Tail, req.Follow, func(stream, data string) error {
+			select {
+			case ch <- protocol.LogsData{Stream: stream, Data: data}:
+				return nil
+			case <-sctx.Done():
+				return sctx.Err()
+			}
+		})
+		end := protocol.LogsData{EOF: true}
+		if err != nil && sctx.Err() == nil {
+			end.Error = err.Error()
+		}
+		select {
+		case ch <- end:
+		case <-sctx.Done():
+		}
+	})
+	return ch, nil
+}

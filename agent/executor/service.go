@@ -1,0 +1,238 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/protocol"
+)
+
+// serviceSpec resolves a service node into a container spec; templates are
+// expanded with sc (secrets and earlier outputs, in memory only).
+func serviceSpec(spec protocol.DeploySpec, n protocol.Node, network string, sc scope) (docker.ServiceSpec, error) {
+	si := spec.Services[n.ID]
+	env := map[string]string{}
+	for k, v := range si.Env {
+		env[k] = v
+	}
+	for k, v := range n.Env {
+		env[k] = v
+	}
+	env, err := sc.expandMap(env)
+	if err != nil {
+		return docker.ServiceSpec{}, fmt.Errorf("env %w", err)
+	}
+	ports := append([]int(nil), si.Ports...)
+	if n.Port > 0 && !containsInt(ports, n.Port) {
+		ports = append(ports, n.Port)
+	}
+	s := docker.ServiceSpec{
+		DeploymentID: spec.DeploymentID, Service: n.ID, Image: si.Image, Env: env, Ports: ports,
+		Resources: spec.Resources, Network: network,
+	}
+	if n.Ingress {
+		s.PublishPort = servicePort(spec, n)
+	}
+	return s, nil
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// servicePort is the node's port, else the first port of the service.
+func servicePort(spec protocol.DeploySpec, n protocol.Node) int {
+	if n.Port > 0 {
+		return n.Port
+	}
+	if p := spec.Services[n.ID].Ports; len(p) > 0 {
+		return p[0]
+	}
+	return 0
+}
+
+func serviceOutputs(spec protocol.DeploySpec, n protocol.Node, info docker.ServiceInfo) map[string]string {
+	out := map[string]string{"host": n.ID, "address": n.ID}
+	if port := servicePort(spec, n); port > 0 {
+		out["port"] = strconv.Itoa(port)
+		out["address"] = n.ID + ":" + strconv.Itoa(port)
+	}
+	if info.HostPort > 0 {
+		out["host_port"] = strconv.Itoa(info.HostPort)
+	}
+	return out
+}
+
+// runService pulls, (re)creates and starts a service container and waits
+// for it to be healthy. retryable says whether another attempt may help.
+func (p *pipeline) runService(ctx context.Context, n protocol.Node, attempt int) (map[string]string, bool, error) {
+	si := p.spec.Services[n.ID]
+	pulled, err := p.e.rt.EnsureImage(ctx, si.Image, si.Auth, func(line string) { p.stepLogLine(n.ID, attempt, "pull: "+line) })
+	if err != nil {
+		return nil, true, err
+	}
+	if pulled {
+		p.stepLogLine(n.ID, attempt, "pulled "+si.Image)
+	}
+	ss, err := serviceSpec(p.spec, n, p.network.Name, p.scopeFor(n.ID))
+	if err != nil {
+		return nil, false, err
+	}
+	info, err := p.e.rt.StartService(ctx, ss)
+	if err != nil {
+		return nil, true, err
+	}
+	p.mu.Lock()
+	p.services[n.ID] = info
+	p.mu.Unlock()
+	health := n.Health
+	if health == nil {
+		health = si.Health
+	}
+	info, err = p.e.waitHealthy(ctx, info, servicePort(p.spec, n), health, func(line string) { p.stepLogLine(n.ID, attempt, line) })
+	if err != nil {
+		return nil, true, err
+	}
+	p.mu.Lock()
+	p.services[n.ID] = info
+	p.mu.Unlock()
+	p.e.emit(protocol.TypeServiceState, serviceState(p.id(), n, p.spec, info))
+	return serviceOutputs(p.spec, n, info), false, nil
+}
+
+func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info docker.ServiceInfo) protocol.ServiceState {
+	h := info.Health
+	if h == "" {
+		h = "unknown"
+		if info.Running {
+			h = "healthy"
+		}
+	}
+	return protocol.ServiceState{
+		DeploymentID: id, Service: n.ID, ContainerID: info.ContainerID, ContainerPort: servicePort(spec, n),
+		HostPort: info.HostPort, Running: info.Running, Health: h,
+	}
+}
+
+// waitHealthy gates "step succeeded": an HTTP probe from the agent to the
+// container's address in the deployment network, a command run inside the
+// container, the image's own HEALTHCHECK, or — with none of those — the
+// container running. A container that exits fails at once with its exit
+// code and the tail of its log.
+func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, port int, h *protocol.Health, logf func(string)) (docker.ServiceInfo, error) {
+	timeout, interval := e.cfg.HealthTimeout, 500*time.Millisecond
+	if h != nil {
+		if d, err := time.ParseDuration(h.Timeout); err == nil && d > 0 {
+			timeout = d
+		}
+		if d, err := time.ParseDuration(h.Interval); err == nil && d > 0 {
+			interval = d
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	var lastProbe string
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if !info.Running && !info.Restarting {
+			return info, e.exitedError(ctx, info)
+		}
+		ok, detail := false, ""
+		switch {
+		case h != nil && h.HTTP != "":
+			ok, detail = probeHTTP(ctx, client, info, port, h.HTTP)
+		case h != nil && len(h.Command) > 0:
+			code, out, err := e.rt.Exec(ctx, info.ContainerID, h.Command)
+			switch {
+			case err != nil:
+				detail = err.Error()
+			case code != 0:
+				detail = fmt.Sprintf("command exited %d: %s", code, tailString(out, 300))
+			default:
+				ok = true
+			}
+		case info.Health != "":
+			ok, detail = info.Health == "healthy", "docker health: "+info.Health
+		default:
+			ok = info.Running
+		}
+		if ok {
+			return info, nil
+		}
+		if detail != lastProbe && detail != "" {
+			logf("health: " + detail)
+			lastProbe = detail
+		}
+		if time.Now().After(deadline) {
+			return info, fmt.Errorf("not healthy after %s: %s", timeout, detail)
+		}
+		select {
+		case <-ctx.Done():
+			return info, ctx.Err()
+		case <-time.After(interval):
+		}
+		var err error
+		if info, err = e.rt.InspectService(ctx, info.ContainerID); err != nil {
+			return info, err
+		}
+	}
+}
+
+func probeHTTP(ctx context.Context, c *http.Client, info docker.ServiceInfo, port int, path string) (bool, string) {
+	if !info.IP.IsValid() || port == 0 {
+		return false, "no address to probe (service has no IP or port)"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	url := fmt.Sprintf("http://%s:%d%s", info.IP, port, path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, "GET " + path + ": " + err.Error()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
+		return true, ""
+	}
+	return false, fmt.Sprintf("GET %s: status %d", path, resp.StatusCode)
+}
+
+func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo) error {
+	var logs strings.Builder
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = e.rt.Logs(lctx, info.ContainerID, 20, false, func(_, data string) error {
+		if logs.Len() < 8<<10 {
+			logs.WriteString(data)
+		}
+		return nil
+	})
+	msg := fmt.Sprintf("container exited with code %d", info.ExitCode)
+	if t := strings.TrimSpace(logs.String()); t != "" {
+		msg += "; last log lines:\n" + tailString(t, 1500)
+	}
+	return errors.New(msg)
+}
+
+func tailString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}

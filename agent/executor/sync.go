@@ -1,0 +1,186 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/agent/state"
+)
+
+// Sync reconciles this node with the control plane's desired state:
+//   - Docker objects of this node whose deployment is not desired (orphans)
+//     are removed, and local deployments that are not desired are deleted;
+//   - desired deployments unknown here are deployed;
+//   - services of running deployments that are missing or stopped are
+//     started again (recreated from the spec the sync carries, with the
+//     outputs recorded when the pipeline ran);
+//
+// and it reports the actual state of every desired deployment. Objects of
+// other nodes are never looked at.
+func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol.SyncReply, error) {
+	var reply protocol.SyncReply
+	desired := map[int64]protocol.DeploySpec{}
+	for _, d := range req.Deployments {
+		desired[d.DeploymentID] = d
+	}
+
+	// Local deployments that should not exist: stop and delete them.
+	local, err := e.st.List()
+	if err != nil {
+		return reply, fmt.Errorf("sync: %w", err)
+	}
+	known := map[int64]*state.Deployment{}
+	for _, d := range local {
+		if _, ok := desired[d.ID]; !ok {
+			if d.Status == state.StatusFailed {
+				// Already rolled back and reported; just forget it.
+				if _, err := e.rt.RemoveDeployment(ctx, d.ID); err == nil {
+					_ = e.st.Delete(d.ID)
+				}
+				continue
+			}
+			e.log.Info().Int64("deployment", d.ID).Str("status", d.Status).Msg("sync: deployment not desired; deleting")
+			e.deleteDeployment(d.ID)
+			continue
+		}
+		known[d.ID] = d
+	}
+
+	// Orphans: this node's objects whose deployment is not desired.
+	objs, err := e.rt.ListManaged(ctx, 0)
+	if err != nil {
+		return reply, fmt.Errorf("sync: %w", err)
+	}
+	var orphans []docker.Object
+	for _, o := range objs {
+		if _, ok := desired[o.DeploymentID]; !ok && o.DeploymentID > 0 {
+			orphans = append(orphans, o)
+		}
+	}
+	if len(orphans) > 0 {
+		removed, err := e.rt.Remove(ctx, orphans)
+		reply.RemovedOrphans = removed
+		if err != nil {
+			e.log.Error().Err(err).Msg("sync: remove orphans")
+		}
+		e.log.Info().Strs("removed", removed).Msg("sync: orphans removed")
+	}
+
+	ids := make([]int64, 0, len(desired))
+	for id := range desired {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		spec := desired[id]
+		d := known[id]
+		e.mu.Lock()
+		_, busy := e.runs[id]
+		e.mu.Unlock()
+		switch {
+		case busy:
+			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusDeploying})
+		case d == nil:
+			// Desired but unknown here (e.g. the data dir was lost): build it.
+			if err := e.Deploy(ctx, protocol.DeployRequest{Spec: spec}); err != nil {
+				e.log.Error().Err(err).Int64("deployment", id).Msg("sync: deploy")
+				reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusFailed})
+				continue
+			}
+			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusDeploying})
+		case d.Status == state.StatusRunning:
+			services, err := e.ensureServices(ctx, spec, d)
+			if err != nil {
+				e.log.Error().Err(err).Int64("deployment", id).Msg("sync: ensure services")
+			}
+			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusRunning, Services: services})
+		default:
+			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: d.Status})
+		}
+	}
+	return reply, nil
+}
+
+// ensureServices starts stopped and recreates missing service containers
+// of a running deployment and returns their state.
+func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec, d *state.Deployment) ([]protocol.ServiceState, error) {
+	l := e.lockFor(d.ID)
+	l.Lock()
+	defer l.Unlock()
+	objs, err := e.rt.ListManaged(ctx, d.ID)
+	if err != nil {
+		return nil, err
+	}
+	byService := map[string]docker.Object{}
+	for _, o := range objs {
+		if o.Kind == docker.KindContainer && o.Service != "" {
+			byService[o.Service] = o
+		}
+	}
+	// Outputs as recorded (secret values were stored as placeholders).
+	outputs := map[string]map[string]string{}
+	sc := scope{secrets: spec.Secrets}
+	for id, s := range d.Steps {
+		if s.Outputs != nil {
+			o, err := sc.expandMap(s.Outputs)
+			if err != nil {
+				o = s.Outputs
+			}
+			outputs[id] = o
+		}
+	}
+	var out []protocol.ServiceState
+	var firstErr error
+	var net docker.Network
+	for _, n := range spec.Graph.Nodes {
+		if n.Kind != protocol.KindService {
+			continue
+		}
+		var info docker.ServiceInfo
+		o, ok := byService[n.ID]
+		switch {
+		case ok && o.Running:
+			info, err = e.rt.InspectService(ctx, o.ID)
+		case ok:
+			e.log.Info().Int64("deployment", d.ID).Str("service", n.ID).Msg("sync: starting stopped service")
+			if err = e.rt.StartContainer(ctx, o.ID); err == nil {
+				info, err = e.rt.InspectService(ctx, o.ID)
+			}
+		default:
+			e.log.Info().Int64("deployment", d.ID).Str("service", n.ID).Msg("sync: recreating missing service")
+			if net.Name == "" {
+				if net, err = e.rt.EnsureNetwork(ctx, d.ID); err != nil {
+					break
+				}
+			}
+			if _, err = e.rt.EnsureImage(ctx, spec.Services[n.ID].Image, spec.Services[n.ID].Auth, nil); err != nil {
+				break
+			}
+			var ss docker.ServiceSpec
+			ss, err = serviceSpec(spec, n, net.Name, scope{secrets: spec.Secrets, outputs: outputs})
+			if err == nil {
+				info, err = e.rt.StartService(ctx, ss)
+			}
+		}
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("service %s: %w", n.ID, err)
+			}
+			out = append(out, protocol.ServiceState{DeploymentID: d.ID, Service: n.ID, Running: false, Health: "unknown"})
+			continue
+		}
+		st := serviceState(d.ID, n, spec, info)
+		if s := d.Steps[n.ID]; s != nil && (s.ContainerID != info.ContainerID || s.HostPort != info.HostPort) {
+			s.ContainerID, s.HostPort = info.ContainerID, info.HostPort
+			if err := e.st.Put(d); err != nil {
+				e.log.Error().Err(err).Int64("deployment", d.ID).Msg("sync: save service")
+			}
+			e.emit(protocol.TypeServiceState, st)
+		}
+		out = append(out, st)
+	}
+	return out, firstErr
+}

@@ -1,0 +1,171 @@
+// Package state is the agent's local, persisted view of its deployments:
+// the spec each was deployed from (with every secret value and registry
+// password removed) and per-step progress. It lives in its own bbolt file
+// under the data dir (state.db).
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/nullops/nullops/agent/protocol"
+)
+
+// FileName is the state file's name inside the data dir.
+const FileName = "state.db"
+
+var bucketDeployments = []byte("deployments")
+
+// Local deployment statuses: the protocol's plus "deleting" (rollback of a
+// deleted deployment not finished yet).
+const (
+	StatusDeploying = protocol.StatusDeploying
+	StatusRunning   = protocol.StatusRunning
+	StatusFailed    = protocol.StatusFailed
+	StatusDeleting  = "deleting"
+	StatusDeleted   = protocol.StatusDeleted
+)
+
+// Step is the progress of one pipeline node.
+type Step struct {
+	Kind        string            `json:"kind"`
+	Status      string            `json:"status"`
+	Attempt     int               `json:"attempt"`
+	Message     string            `json:"message,omitempty"`
+	Outputs     map[string]string `json:"outputs,omitempty"` // secret values replaced by ${secrets.NAME}
+	ContainerID string            `json:"container_id,omitempty"`
+	HostPort    int               `json:"host_port,omitempty"`
+	StartedAt   time.Time         `json:"started_at,omitzero"`
+	FinishedAt  time.Time         `json:"finished_at,omitzero"`
+}
+
+// Deployment is the agent's record of one deployment.
+type Deployment struct {
+	ID         int64               `json:"id"`
+	Spec       protocol.DeploySpec `json:"spec"` // Sanitized
+	Status     string              `json:"status"`
+	Reason     string              `json:"reason,omitempty"`
+	FailedStep string              `json:"failed_step,omitempty"`
+	Steps      map[string]*Step    `json:"steps"`
+	UpdatedAt  time.Time           `json:"updated_at"`
+}
+
+// Store is the bbolt-backed state.
+type Store struct{ db *bolt.DB }
+
+// Open opens (or creates) the state file at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketDeployments)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init state: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func key(id int64) []byte { return []byte(strconv.FormatInt(id, 10)) }
+
+// Put writes d (its spec is sanitized again as a safety net).
+func (s *Store) Put(d *Deployment) error {
+	cp := *d
+	cp.Spec = Sanitize(d.Spec)
+	cp.UpdatedAt = time.Now().UTC()
+	b, err := json.Marshal(&cp)
+	if err != nil {
+		return fmt.Errorf("encode deployment %d: %w", d.ID, err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeployments).Put(key(d.ID), b)
+	}); err != nil {
+		return fmt.Errorf("save deployment %d: %w", d.ID, err)
+	}
+	return nil
+}
+
+// ErrNotFound means no record for the deployment.
+var ErrNotFound = errors.New("deployment not in local state")
+
+// Get reads one deployment.
+func (s *Store) Get(id int64) (*Deployment, error) {
+	var d *Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDeployments).Get(key(id))
+		if b == nil {
+			return ErrNotFound
+		}
+		d = &Deployment{}
+		return json.Unmarshal(b, d)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// List reads every deployment.
+func (s *Store) List() ([]*Deployment, error) {
+	var out []*Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeployments).ForEach(func(k, v []byte) error {
+			d := &Deployment{}
+			if err := json.Unmarshal(v, d); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	return out, nil
+}
+
+// Delete forgets a deployment.
+func (s *Store) Delete(id int64) error {
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeployments).Delete(key(id))
+	}); err != nil {
+		return fmt.Errorf("delete deployment %d: %w", id, err)
+	}
+	return nil
+}
+
+// Sanitize returns a deep copy of spec without secret values and registry
+// credentials, fit to be written to disk.
+func Sanitize(spec protocol.DeploySpec) protocol.DeploySpec {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return protocol.DeploySpec{DeploymentID: spec.DeploymentID, Name: spec.Name}
+	}
+	var cp protocol.DeploySpec
+	_ = json.Unmarshal(b, &cp)
+	cp.Secrets = nil
+	for k, s := range cp.Services {
+		if s.Auth != nil {
+			s.Auth = &protocol.RegistryAuth{ServerAddress: s.Auth.ServerAddress}
+		}
+		cp.Services[k] = s
+	}
+	for k, p := range cp.Plugins {
+		if p.Auth != nil {
+			p.Auth = &protocol.RegistryAuth{ServerAddress: p.Auth.ServerAddress}
+		}
+		cp.Plugins[k] = p
+	}
+	return cp
+}
