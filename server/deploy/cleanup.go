@@ -1,0 +1,61 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// CleanupExpired deletes every live deployment whose expires_at has passed,
+// recording "expired" in its history and the audit log. It returns how many
+// deletes it started.
+func (s *Service) CleanupExpired(ctx context.Context) (int, error) {
+	ids, err := s.Store.ExpiredDeployments(ctx, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, id := range ids {
+		d, err := s.remove(ctx, System, id, "expire", map[string]any{"reason": "expired"})
+		var le *Error
+		if errors.As(err, &le) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("expire deployment %d: %w", id, err))
+			continue
+		}
+		n++
+		s.Log.Info().Int64("deployment_id", id).Str("name", d.Name).Str("environment", d.EnvironmentName).Msg("expired deployment deleted")
+	}
+	return n, errors.Join(errs...)
+}
+
+// StartCleanup runs CleanupExpired on schedule (robfig/cron syntax, seconds
+// field optional, descriptors like "@every 30s") until ctx ends.
+func (s *Service) StartCleanup(ctx context.Context, schedule string) error {
+	c := cron.New(cron.WithParser(cron.NewParser(
+		cron.SecondOptional|cron.Minute|cron.Hour|cron.Dom|cron.Month|cron.Dow|cron.Descriptor)),
+		cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	_, err := c.AddFunc(schedule, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := s.CleanupExpired(ctx); err != nil {
+			s.Log.Error().Err(err).Msg("auto-cleanup")
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cleanup schedule %q: %w", schedule, err)
+	}
+	c.Start()
+	go func() {
+		<-ctx.Done()
+		<-c.Stop().Done()
+	}()
+	return nil
+}

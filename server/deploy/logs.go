@@ -1,0 +1,86 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/store"
+)
+
+// Streamer opens a request whose reply is followed by stream frames
+// (ReplyTo = the request id), e.g. logs.open → logs.data. Frames arrive on
+// the channel until stop is called, ctx ends or the connection drops (the
+// channel is then closed).
+type Streamer interface {
+	OpenStream(ctx context.Context, nodeID int64, typ string, body any) (frames <-chan protocol.Envelope, stop func(), err error)
+}
+
+// Logs streams a service container's logs from the agent: the last tail
+// lines (0 = all), then new lines while follow is set, calling fn for each
+// chunk until the stream ends, fn fails or ctx ends (the client went away);
+// the agent's stream is closed in every case.
+func (s *Service) Logs(ctx context.Context, d store.Deployment, service string, tail int, follow bool, fn func(protocol.LogsData) error) error {
+	svcs, err := s.Store.DeploymentServices(ctx, d.ID)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(svcs, func(x store.DeploymentService) bool { return x.NodeKey == service }) {
+		names := make([]string, len(svcs))
+		for i, x := range svcs {
+			names[i] = x.NodeKey
+		}
+		return errorf(http.StatusNotFound, "not_found", "deployment %s has no service %q (services: %v)", d.Name, service, names)
+	}
+	switch d.Status {
+	case store.DeploymentDeleted, store.DeploymentFailed:
+		return errorf(http.StatusConflict, "wrong_status", "deployment %s is %s: its containers are gone", d.Name, d.Status)
+	}
+	if d.NodeID == nil || !s.connected(*d.NodeID) {
+		return errorf(http.StatusServiceUnavailable, "node_offline", "node %s of deployment %s is offline; logs are available when it reconnects", d.NodeName, d.Name)
+	}
+	st, ok := s.Agents.(Streamer)
+	if !ok {
+		return errors.New("agent connection manager cannot stream")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	frames, stop, err := st.OpenStream(ctx, *d.NodeID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: d.ID, Service: service, Tail: tail, Follow: follow})
+	if err != nil {
+		var re *protocol.RemoteError
+		if errors.As(err, &re) {
+			return errorf(http.StatusConflict, "logs_unavailable", "logs of %s: %s", service, re.Message)
+		}
+		return fmt.Errorf("open logs of deployment %d service %s: %w", d.ID, service, err)
+	}
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.stopped:
+			return nil
+		case e, ok := <-frames:
+			if !ok {
+				return nil
+			}
+			if e.Type != protocol.TypeLogsData {
+				continue
+			}
+			var ld protocol.LogsData
+			if err := json.Unmarshal(e.Body, &ld); err != nil {
+				continue
+			}
+			if err := fn(ld); err != nil {
+				return nil // the client went away
+			}
+			if ld.EOF {
+				return nil
+			}
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/store"
+)
+
+// desiredStatuses are the deployments a node should run.
+var desiredStatuses = []string{store.DeploymentPending, store.DeploymentDeploying, store.DeploymentRunning, store.DeploymentOffline}
+
+// DesiredState is the node's full desired state for `sync`: every
+// deployment placed on it that is not failed, deleting or deleted, with its
+// recorded pipeline version and tags resolved (secrets included). A
+// deployment that can no longer be resolved (e.g. its service was removed
+// from the catalog) is marked failed with the reason and left out.
+func (s *Service) DesiredState(ctx context.Context, nodeID int64) ([]protocol.DeploySpec, error) {
+	deps, err := s.Store.NodeDeployments(ctx, nodeID, desiredStatuses...)
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]protocol.DeploySpec, 0, len(deps))
+	for _, d := range deps {
+		spec, err := s.specOf(ctx, d)
+		if err != nil {
+			s.Log.Error().Err(err).Int64("deployment_id", d.ID).Msg("deployment cannot be resolved; marked failed")
+			if ferr := s.fail(ctx, d.ID, "cannot be resolved: "+err.Error()); ferr != nil {
+				return nil, ferr
+			}
+			continue
+		}
+		specs = append(specs, spec)
+	}
+	return specs, nil
+}
+
+// specOf resolves the spec of an existing deployment (its own pipeline
+// version and tags: versions of an existing deployment never change).
+func (s *Service) specOf(ctx context.Context, d store.Deployment) (protocol.DeploySpec, error) {
+	spec, err := s.Resolver.Resolve(ctx, d.ProjectID, d.PipelineVersionID, d.Tags)
+	if err != nil {
+		return spec, fmt.Errorf("resolve deployment %d: %w", d.ID, err)
+	}
+	spec.DeploymentID, spec.Name, spec.Project, spec.Environment, spec.PipelineVersion =
+		d.ID, d.Name, d.ProjectName, d.EnvironmentName, d.PipelineVersion
+	spec.Resources = protocol.Resources{CPU: d.CPU, MemoryMB: d.MemoryMB}
+	return spec, nil
+}
+
+// NodeOffline marks the running and deploying deployments of a node that
+// lost its connection offline (which takes them out of ingress).
+func (s *Service) NodeOffline(ctx context.Context, nodeID int64, why string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		ids, err := store.SetNodeDeploymentsOffline(ctx, tx, nodeID, "node offline: "+why)
+		if err != nil {
+			return err
+		}
+		return s.publishStatuses(ctx, tx, ids)
+	})
+}
+
+// NodeSynced runs after a node (re)connected and accepted its desired
+// state: deletes that waited for the node are finished (the agent removed
+// everything not in the desired state) and its offline deployments are
+// running again (or still deploying, when their pipeline had not finished).
+func (s *Service) NodeSynced(ctx context.Context, nodeID int64) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		pending, err := store.DeletePendingOnNode(ctx, tx, nodeID)
+		if err != nil {
+			return err
+		}
+		for _, id := range pending {
+			ok, err := store.SetDeploymentStatus(ctx, tx, id, []string{store.DeploymentDeleting}, store.DeploymentDeleted, "", "")
+			if err != nil {
+				return err
+			}
+			if ok {
+				if err := store.AddDeploymentHistory(ctx, tx, id, nil, System.Name, "removed", map[string]any{"on_reconnect": true}); err != nil {
+					return err
+				}
+			}
+		}
+		restored, err := store.RestoreNodeDeployments(ctx, tx, nodeID)
+		if err != nil {
+			return err
+		}
+		return s.publishStatuses(ctx, tx, append(pending, restored...))
+	})
+}
+
+func (s *Service) publishStatuses(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	for _, id := range ids {
+		d, err := store.LockDeployment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ev := eventFor(d, EventStatus)
+		ev.Status, ev.Reason, ev.DeletePending = d.Status, d.StatusReason, d.DeletePending
+		if err := publish(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+// Package deploy is the deployment lifecycle of DESIGN.md section 6:
+// create (placement and reservation in one transaction), delete/cancel,
+// retry, clone, extend, the state machine driven by the agents' journaled
+// events, offline handling and reconciliation of nodes, the desired state
+// sent on every (re)connect, the auto-cleanup job and live events.
+//
+// Permission checks happen in server/api before these methods are called;
+// every method takes the acting user for history and audit.
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/store"
+)
+
+// Actor is who performs an action (ActorID nil and Name "system" for the
+// cleanup job).
+type Actor struct {
+	UserID     *int64
+	Name       string
+	ClientAddr string
+}
+
+// System is the actor of automatic actions.
+var System = Actor{Name: "system"}
+
+// Agents sends requests to node agents (server/agents).
+type Agents interface {
+	// Request sends a request to the node's agent and waits for its reply.
+	Request(ctx context.Context, nodeID int64, typ string, body, out any) error
+	// Connected reports whether the node's agent is connected now.
+	Connected(nodeID int64) bool
+}
+
+// Resolver turns a pipeline version and chosen tags into the spec an agent
+// runs, with secrets and registry credentials decrypted (server/catalog).
+type Resolver interface {
+	Resolve(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (protocol.DeploySpec, error)
+}
+
+// TagChecker checks that a selectable service's tag exists in its registry
+// and matches its pattern, and fills in pinned tags (server/catalog +
+// server/registry). It returns the complete service name → tag map.
+type TagChecker interface {
+	CheckTags(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (map[string]string, error)
+}
+
+// Routes is the ingress publisher: Changed is called after every committed
+// status or published-port change.
+type Routes interface {
+	Changed()
+}
+
+// Error is a lifecycle error with an HTTP status for the API.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Details map[string]string // per-field problems (e.g. "tags.web")
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrNotFound is returned for a deployment that does not exist.
+var ErrNotFound = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "deployment not found"}
+
+// Service runs the lifecycle.
+type Service struct {
+	Store    *store.Store
+	Agents   Agents
+	Resolver Resolver
+	Tags     TagChecker
+	Routes   Routes
+	Broker   *Broker
+	Log      zerolog.Logger
+	// RequestTimeout bounds one request to an agent.
+	RequestTimeout time.Duration
+
+	stopped chan struct{} // closed when Run returns: streams end
+}
+
+// Config are the collaborators of a Service.
+type Config struct {
+	Store    *store.Store
+	Agents   Agents
+	Resolver Resolver
+	Tags     TagChecker
+	Routes   Routes
+	Log      zerolog.Logger
+}
+
+// New builds a Service with its own broker.
+func New(c Config) *Service {
+	return &Service{Store: c.Store, Agents: c.Agents, Resolver: c.Resolver, Tags: c.Tags, Routes: c.Routes,
+		Broker: NewBroker(), Log: c.Log, RequestTimeout: 30 * time.Second,
+		stopped: make(chan struct{})}
+}
+
+// Run feeds live events and the ingress publisher after each commit until
+// ctx ends. ready (optional) is closed once listening.
+func (s *Service) Run(ctx context.Context, ready chan<- struct{}) {
+	defer close(s.stopped)
+	defer s.Broker.CloseAll()
+	listen(ctx, s.Store, s.Log, ready, s.afterCommit)
+}
+
+// afterCommit runs for every committed event.
+func (s *Service) afterCommit(ev Event) {
+	switch ev.Type {
+	case EventStatus, EventService:
+		if s.Routes != nil {
+			s.Routes.Changed()
+		}
+	}
+	s.Broker.Publish(ev)
+}
+
+func (s *Service) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return s.Store.Tx(ctx, fn)
+}
+
+// audit records an action on d in the audit log, inside tx.
+func (s *Service) audit(ctx context.Context, tx pgx.Tx, a Actor, action string, d store.Deployment, detail map[string]any) error {
+	pid, eid := d.ProjectID, d.EnvironmentID
+	detail = maps.Clone(detail)
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	detail["name"], detail["project"], detail["environment"] = d.Name, d.ProjectName, d.EnvironmentName
+	return store.RecordAudit(ctx, tx, store.AuditEntry{
+		ActorID: a.UserID, ActorName: a.Name, Action: action, TargetType: "deployment", TargetID: strconv.FormatInt(d.ID, 10),
+		ProjectID: &pid, EnvironmentID: &eid, ClientAddr: a.ClientAddr, Detail: detail,
+	})
+}
+
+// errNoManager is returned while no agent connection manager is attached.
+var errNoManager = errors.New("no agent connection manager")
+
+// connected reports whether the node's agent is reachable now.
+func (s *Service) connected(nodeID int64) bool { return s.Agents != nil && s.Agents.Connected(nodeID) }
+
+func (s *Service) request(ctx context.Context, nodeID int64, typ string, body any) error {
+	if s.Agents == nil {
+		return errNoManager
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.RequestTimeout)
+	defer cancel()
+	return s.Agents.Request(ctx, nodeID, typ, body, nil)
+}
+
+// isRemote reports whether err is the agent refusing the request (as
+// opposed to the connection failing).
+func isRemote(err error) bool {
+	var re *protocol.RemoteError
+	return errors.As(err, &re)
+}

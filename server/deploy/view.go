@@ -1,0 +1,54 @@
+package deploy
+
+import (
+	"context"
+
+	"github.com/nullops/nullops/server/ingresspub"
+	"github.com/nullops/nullops/server/store"
+)
+
+// View is the API representation of a deployment: the row plus its steps
+// (with timestamps), services (health, CPU, memory, published port) and
+// the ingress URL of each exposed service.
+type View struct {
+	store.Deployment
+	Steps    []store.DeploymentStep `json:"steps"`
+	Services []ServiceView          `json:"services"`
+	// URLs maps each exposed service (pipeline node id) to its address.
+	URLs map[string]string `json:"urls"`
+}
+
+// ServiceView is a service with its ingress URL.
+type ServiceView struct {
+	store.DeploymentService
+	URL string `json:"url,omitempty"`
+}
+
+// View loads the full representation of a deployment.
+func (s *Service) View(ctx context.Context, d store.Deployment) (View, error) {
+	v := View{Deployment: d, URLs: map[string]string{}}
+	var err error
+	if v.Steps, err = s.Store.DeploymentSteps(ctx, d.ID); err != nil {
+		return v, err
+	}
+	svcs, err := s.Store.DeploymentServices(ctx, d.ID)
+	if err != nil {
+		return v, err
+	}
+	hosts := ingresspub.HostNames{Environment: d.EnvironmentName, BaseDomain: d.BaseDomain, Template: d.HostTemplate}
+	v.Services = make([]ServiceView, 0, len(svcs))
+	for _, sv := range svcs {
+		out := ServiceView{DeploymentService: sv}
+		if sv.Ingress {
+			if h, err := hosts.Host(d.Name, sv.NodeKey); err == nil {
+				out.URL = "http://" + h
+				v.URLs[sv.NodeKey] = out.URL
+			}
+		}
+		v.Services = append(v.Services, out)
+	}
+	return v, nil
+}
+
+// Get loads a deployment (ErrNotFound when it does not exist).
+func (s *Service) Get(ctx context.Context, id int64) (store.Deployment, error) { return s.get(ctx, id) }

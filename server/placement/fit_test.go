@@ -1,0 +1,110 @@
+package placement
+
+import (
+	"errors"
+	"testing"
+)
+
+func node(name string, capCPU float64, capMem int64, allocCPU float64, allocMem int64, usedCPU float64, usedMem int64) Candidate {
+	return Candidate{Name: name, CapCPU: capCPU, CapMemMB: capMem, AllocCPU: allocCPU, AllocMemMB: allocMem, UsedCPU: usedCPU, UsedMemMB: usedMem}
+}
+
+func TestChoosePicksMostHeadroom(t *testing.T) {
+	nodes := []Candidate{
+		node("node-a", 4, 8192, 3, 1024, 0.2, 512),  // 1 CPU left → 0.5/4 after
+		node("node-b", 8, 8192, 2, 2048, 0.5, 1024), // 6 CPU, 6144 MB left
+		node("node-c", 8, 4096, 0, 0, 0.1, 3584),    // OS uses almost all memory → does not fit 1024
+	}
+	got, err := Choose("qa", nodes, Selector{}, Request{CPU: 0.5, MemoryMB: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "node-b" {
+		t.Fatalf("chose %s, want node-b (most headroom)", got.Name)
+	}
+}
+
+func TestChooseRespectsOSUsage(t *testing.T) {
+	// Nothing allocated, but the OS already uses 3.5 of 4 CPUs.
+	nodes := []Candidate{node("busy", 4, 8192, 0, 0, 3.5, 1000)}
+	_, err := Choose("qa", nodes, Selector{}, Request{CPU: 1, MemoryMB: 256})
+	var nf *NoFitError
+	if !errors.As(err, &nf) || !errors.Is(err, ErrNoFit) {
+		t.Fatalf("err = %v, want NoFitError", err)
+	}
+	if want := "no node in environment qa has 1.0 CPU free (best: busy with 0.5 of 4 free)"; nf.Message != want {
+		t.Fatalf("message %q, want %q", nf.Message, want)
+	}
+}
+
+func TestChooseExactFitAndMessages(t *testing.T) {
+	exact := []Candidate{node("n1", 2, 1024, 1.5, 512, 0, 0)}
+	if _, err := Choose("qa", exact, Selector{}, Request{CPU: 0.5, MemoryMB: 512}); err != nil {
+		t.Fatalf("exact fit refused: %v", err)
+	}
+	// float sums like 0.1+0.2 must not refuse an exact fit
+	if _, err := Choose("qa", []Candidate{node("n1", 0.3, 100, 0.1+0.2-0.1, 0, 0, 0)}, Selector{}, Request{CPU: 0.1, MemoryMB: 1}); err != nil {
+		t.Fatalf("rounding refused an exact fit: %v", err)
+	}
+
+	cases := []struct {
+		name  string
+		nodes []Candidate
+		sel   string
+		req   Request
+		want  string
+	}{
+		{"cpu short", []Candidate{node("node-1", 4, 8192, 2.5, 0, 0, 0), node("node-2", 2, 8192, 1, 0, 0, 0)},
+			"", Request{CPU: 2, MemoryMB: 100},
+			"no node in environment qa has 2.0 CPUs free (best: node-1 with 1.5 of 4 free)"},
+		{"memory short", []Candidate{node("node-1", 4, 2048, 0, 1536, 0, 0)},
+			"", Request{CPU: 1, MemoryMB: 1024},
+			"no node in environment qa has 1024 MB of memory free (best: node-1 with 512 of 2048 MB free)"},
+		{"both short", []Candidate{node("node-1", 1, 1024, 1, 1024, 0, 0)},
+			"", Request{CPU: 1, MemoryMB: 512},
+			"no node in environment qa has 1.0 CPU free (best: node-1 with 0 of 1 free), and none has 512 MB of memory free (best: node-1 with 0 of 1024 MB free)"},
+		{"never both on one node", []Candidate{node("a", 4, 1024, 0, 1000, 0, 0), node("b", 4, 4096, 3.5, 0, 0, 0)},
+			"", Request{CPU: 1, MemoryMB: 512},
+			"no node in environment qa has both 1.0 CPU and 512 MB of memory free (a has 4 of 4 CPUs and 24 of 1024 MB free; b has 0.5 of 4 CPUs and 4096 of 4096 MB free)"},
+		{"fractional request", []Candidate{node("node-1", 2, 8192, 1.9, 0, 0, 0)},
+			"", Request{CPU: 0.25, MemoryMB: 100},
+			"no node in environment qa has 0.25 CPUs free (best: node-1 with 0.1 of 2 free)"},
+		{"no nodes", nil, "", Request{CPU: 1, MemoryMB: 1},
+			"no node in environment qa is online, enabled and trusted"},
+		{"selector matches none", []Candidate{{Name: "x", CapCPU: 8, CapMemMB: 8192, Labels: map[string]string{"zone": "us"}}},
+			`{"match_labels":{"zone":"eu"}}`, Request{CPU: 1, MemoryMB: 1},
+			"none of the 1 available nodes in environment qa matches the project's node selector zone=eu"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sel, err := ParseSelector([]byte(tc.sel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Choose("qa", tc.nodes, sel, tc.req)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("got %v\nwant %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestChooseOnlyMatchingNodes(t *testing.T) {
+	nodes := []Candidate{
+		{Name: "big-us", CapCPU: 32, CapMemMB: 65536, Labels: map[string]string{"zone": "us"}},
+		{Name: "small-eu", CapCPU: 2, CapMemMB: 2048, Labels: map[string]string{"zone": "eu", "ssd": "1"}},
+	}
+	sel, err := ParseSelector([]byte(`{"expressions":[{"key":"zone","operator":"NotIn","values":["us"]},{"key":"ssd","operator":"Exists"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Choose("qa", nodes, sel, Request{CPU: 1, MemoryMB: 512})
+	if err != nil || got.Name != "small-eu" {
+		t.Fatalf("got %v %v, want small-eu", got.Name, err)
+	}
+	// The selected node is full: the message is about resources on the matching node only.
+	_, err = Choose("qa", nodes, sel, Request{CPU: 4, MemoryMB: 512})
+	if err == nil || err.Error() != "no node in environment qa has 4.0 CPUs free (best: small-eu with 2 of 2 free)" {
+		t.Fatalf("got %v", err)
+	}
+}
