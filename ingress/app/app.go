@@ -1,0 +1,204 @@
+// Package app wires nullops-ingress together: the proxy on its listeners,
+// the watcher that feeds it from the server, activity reporting and the
+// metrics listener, with graceful shutdown.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/diode"
+
+	"github.com/nullops/nullops/ingress/activity"
+	"github.com/nullops/nullops/ingress/config"
+	"github.com/nullops/nullops/ingress/dynconfig"
+	"github.com/nullops/nullops/ingress/proxy"
+	"github.com/nullops/nullops/ingress/watch"
+)
+
+// App is a configured ingress.
+type App struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	Proxy   *proxy.Proxy
+	Watcher *watch.Watcher
+	tracker *activity.Tracker
+	access  diode.Writer
+	hasLog  bool
+
+	httpL, tlsL, metricsL net.Listener
+	tlsConfig             *tls.Config
+}
+
+// New builds the ingress and loads the routes saved by the last run.
+func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, tracker: activity.NewTracker()}
+	opts := proxy.Options{Log: log, Activity: a.tracker}
+	if cfg.AccessLog {
+		// A diode buffers access-log lines and writes them from one
+		// goroutine: requests never wait on stdout (lines are dropped, and
+		// counted in the log, if stdout cannot keep up).
+		a.access = diode.NewWriter(os.Stdout, 100000, 10*time.Millisecond, func(missed int) {
+			log.Warn().Int("lines", missed).Msg("access log lines dropped")
+		})
+		al := zerolog.New(a.access).With().Timestamp().Str("component", "ingress-access").Logger()
+		opts.AccessLog = &al
+		a.hasLog = true
+	}
+	a.Proxy = proxy.New(opts)
+	w, err := watch.New(watch.Options{
+		ServerURL: cfg.Server.URL,
+		Token:     cfg.Token,
+		StateDir:  cfg.StateDir,
+		Wait:      time.Duration(cfg.Server.Wait),
+		Apply:     a.Proxy.Apply,
+		Log:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Watcher = w
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	if _, err := w.LoadState(); err != nil {
+		// A corrupt state file must not keep the ingress down: the server
+		// sends a fresh table as soon as it answers.
+		log.Error().Err(err).Msg("ignoring the saved routes")
+	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls certificate: %w", err)
+		}
+		a.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	}
+	return a, nil
+}
+
+// Listen binds every configured address (":0" picks a free port).
+func (a *App) Listen() error {
+	var err error
+	if a.httpL, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	if a.tlsConfig != nil {
+		if a.tlsL, err = net.Listen("tcp", a.cfg.TLS.Listen); err != nil {
+			return fmt.Errorf("tls.listen on %s: %w", a.cfg.TLS.Listen, err)
+		}
+	}
+	if a.cfg.Metrics.Listen != "" {
+		if a.metricsL, err = net.Listen("tcp", a.cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen on %s: %w", a.cfg.Metrics.Listen, err)
+		}
+	}
+	return nil
+}
+
+// Addr is the bound HTTP address (after Listen).
+func (a *App) Addr() string { return a.httpL.Addr().String() }
+
+// TLSAddr is the bound HTTPS address, or "".
+func (a *App) TLSAddr() string {
+	if a.tlsL == nil {
+		return ""
+	}
+	return a.tlsL.Addr().String()
+}
+
+// MetricsAddr is the bound metrics address, or "".
+func (a *App) MetricsAddr() string {
+	if a.metricsL == nil {
+		return ""
+	}
+	return a.metricsL.Addr().String()
+}
+
+// Serve runs until ctx ends, then shuts down gracefully.
+func (a *App) Serve(ctx context.Context) error {
+	if a.httpL == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	bg, stop := context.WithCancel(ctx)
+	defer stop()
+	go a.Watcher.Run(bg)
+	actDone := make(chan struct{})
+	go func() {
+		activity.Run(bg, a.tracker, a.Watcher, time.Duration(a.cfg.Activity.Interval), a.log)
+		close(actDone)
+	}()
+
+	var servers []*http.Server
+	errc := make(chan error, 3)
+	serve := func(srv *http.Server, l net.Listener) {
+		servers = append(servers, srv)
+		go func() { errc <- srv.Serve(l) }()
+	}
+	newSrv := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			// No WriteTimeout: streams and WebSockets last as long as they do.
+		}
+	}
+	serve(newSrv(a.Proxy), a.httpL)
+	if a.tlsL != nil {
+		serve(newSrv(a.Proxy), tls.NewListener(a.tlsL, a.tlsConfig))
+	}
+	if a.metricsL != nil {
+		serve(newSrv(a.metricsMux()), a.metricsL)
+	}
+	a.log.Info().Str("addr", a.Addr()).Str("tls_addr", a.TLSAddr()).Str("metrics_addr", a.MetricsAddr()).
+		Str("server", a.cfg.Server.URL).Int("hosts", a.Proxy.Current().Hosts()).Msg("nullops-ingress listening")
+
+	var err error
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info().Msg("shutting down")
+	stop()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if e := s.Shutdown(shutCtx); e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
+			err = fmt.Errorf("shutdown: %w", e)
+		}
+	}
+	<-actDone
+	if a.hasLog {
+		_ = a.access.Close()
+	}
+	return err
+}
+
+func (a *App) metricsMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		t := a.Proxy.Current()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"status":    "ok",
+			"etag":      t.Version,
+			"hosts":     t.Hosts(),
+			"backend":   t.Count(dynconfig.KindBackend),
+			"offline":   t.Count(dynconfig.KindOffline),
+			"deploying": t.Count(dynconfig.KindDeploying),
+		})
+	})
+	return mux
+}

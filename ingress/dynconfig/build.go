@@ -1,0 +1,56 @@
+package dynconfig
+
+// Builder assembles a configuration the way NullOps publishes it. The
+// zero value is not usable; call NewBuilder.
+type Builder struct {
+	cfg         *Configuration
+	entryPoints []string
+	tls         *RouterTLSConfig
+}
+
+// NewBuilder starts an empty configuration whose routers listen on the given
+// Traefik entry points (none = all entry points) and, when tls is non-nil,
+// are served over TLS. The two sentinel services are always present.
+func NewBuilder(entryPoints []string, tls *RouterTLSConfig) *Builder {
+	b := &Builder{
+		cfg: &Configuration{HTTP: &HTTPConfiguration{
+			Routers:  map[string]*Router{},
+			Services: map[string]*Service{},
+		}},
+		entryPoints: entryPoints,
+		tls:         tls,
+	}
+	for _, s := range []string{ServiceOffline, ServiceDeploying} {
+		b.cfg.HTTP.Services[s] = &Service{LoadBalancer: &ServersLoadBalancer{PassHostHeader: ptrTrue()}}
+	}
+	return b
+}
+
+// Backend adds router and service name routing host to serverURL.
+func (b *Builder) Backend(name, host, serverURL string) {
+	b.cfg.HTTP.Routers[name] = b.router(name, host)
+	b.cfg.HTTP.Services[name] = &Service{LoadBalancer: &ServersLoadBalancer{
+		Servers:        []Server{{URL: serverURL}},
+		PassHostHeader: ptrTrue(),
+	}}
+}
+
+// Unavailable adds router name sending host to a sentinel service
+// (ServiceOffline or ServiceDeploying).
+func (b *Builder) Unavailable(name, host, sentinel string) {
+	b.cfg.HTTP.Routers[name] = b.router(sentinel, host)
+}
+
+// Configuration returns the assembled configuration.
+func (b *Builder) Configuration() *Configuration { return b.cfg }
+
+func (b *Builder) router(service, host string) *Router {
+	r := &Router{Service: service, Rule: HostRule(host), EntryPoints: b.entryPoints}
+	if b.tls != nil {
+		t := *b.tls
+		r.TLS = &t
+	}
+	return r
+}
+
+func ptrTrue() *bool { t := true; return &t }

@@ -1,0 +1,358 @@
+// Package proxy is the request path of nullops-ingress: it routes by Host
+// header to the backends of a routing table that is swapped atomically
+// (atomic.Pointer) while the listener stays open. A request loads the table
+// once, so in-flight requests and open WebSockets finish on the table they
+// started with.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/ingress/activity"
+	"github.com/nullops/nullops/ingress/dynconfig"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	Log zerolog.Logger
+	// AccessLog receives one line per request; nil disables the access log.
+	AccessLog *zerolog.Logger
+	// Activity records the last request time per deployment; nil disables it.
+	Activity *activity.Tracker
+	// Transport overrides the tuned default (tests).
+	Transport http.RoundTripper
+}
+
+// Proxy is an http.Handler routing by host.
+type Proxy struct {
+	table     atomic.Pointer[Table]
+	swapMu    sync.Mutex
+	transport http.RoundTripper
+	bufPool   httputil.BufferPool
+	log       zerolog.Logger
+	access    *zerolog.Logger
+	activity  *activity.Tracker
+	errLog    *log.Logger
+}
+
+// Table is one immutable routing table.
+type Table struct {
+	Version  string // ETag of the configuration it was built from
+	hosts    map[string]*route
+	backends map[string]*backend // by backendKey, reused by the next table
+	counts   [4]int              // by dynconfig.Kind
+}
+
+// Hosts returns how many hosts the table routes.
+func (t *Table) Hosts() int { return len(t.hosts) }
+
+// Count returns how many hosts have the given kind.
+func (t *Table) Count(k dynconfig.Kind) int { return t.counts[k] }
+
+type route struct {
+	kind         dynconfig.Kind
+	router       string
+	deploymentID int64
+	backend      *backend
+	activity     *activity.Cell
+}
+
+// backend proxies to one service's servers, round-robin when several.
+type backend struct {
+	proxies []*httputil.ReverseProxy
+	next    atomic.Uint32
+}
+
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(b.proxies) == 1 {
+		b.proxies[0].ServeHTTP(w, r)
+		return
+	}
+	i := b.next.Add(1)
+	b.proxies[int(i)%len(b.proxies)].ServeHTTP(w, r)
+}
+
+// NewTransport returns the transport to backends: keep-alive with a large
+// idle pool per host (one host per node), no transparent compression (bodies
+// pass through untouched), HTTP/1.1 (WebSocket upgrades need it).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          0, // no global limit
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+}
+
+// New returns a proxy with an empty table (every host is unknown).
+func New(opts Options) *Proxy {
+	p := &Proxy{
+		transport: opts.Transport,
+		bufPool:   newBufferPool(),
+		log:       opts.Log.With().Str("part", "proxy").Logger(),
+		access:    opts.AccessLog,
+		activity:  opts.Activity,
+	}
+	if p.transport == nil {
+		p.transport = NewTransport()
+	}
+	p.errLog = log.New(zerologWriter{p.log}, "", 0)
+	p.table.Store(&Table{hosts: map[string]*route{}, backends: map[string]*backend{}})
+	return p
+}
+
+// Current returns the table in use.
+func (p *Proxy) Current() *Table { return p.table.Load() }
+
+// Apply decodes a configuration document, builds a table from it and swaps
+// it in. A document that does not decode is refused (the current table
+// stays); routers that cannot be served are returned as problems while the
+// others are served.
+func (p *Proxy) Apply(body []byte, version string) ([]dynconfig.Problem, error) {
+	cfg, err := dynconfig.Decode(body)
+	if err != nil {
+		return nil, err
+	}
+	routes, problems := dynconfig.Compile(cfg)
+	p.swapMu.Lock()
+	defer p.swapMu.Unlock()
+	t := p.build(routes, version, p.table.Load())
+	p.table.Store(t)
+	metricSwaps.Inc()
+	metricHosts.WithLabelValues("backend").Set(float64(t.counts[dynconfig.KindBackend]))
+	metricHosts.WithLabelValues("offline").Set(float64(t.counts[dynconfig.KindOffline]))
+	metricHosts.WithLabelValues("deploying").Set(float64(t.counts[dynconfig.KindDeploying]))
+	metricHosts.WithLabelValues("no-server").Set(float64(t.counts[dynconfig.KindNoServer]))
+	if p.activity != nil {
+		keep := make(map[int64]bool, len(t.hosts))
+		for _, r := range t.hosts {
+			if r.activity != nil {
+				keep[r.deploymentID] = true
+			}
+		}
+		p.activity.Retain(keep)
+	}
+	return problems, nil
+}
+
+// build makes a table, reusing the backends of prev whose servers and
+// settings did not change (their idle connections stay warm).
+func (p *Proxy) build(routes []dynconfig.Route, version string, prev *Table) *Table {
+	t := &Table{
+		Version:  version,
+		hosts:    make(map[string]*route, len(routes)),
+		backends: make(map[string]*backend, len(routes)),
+	}
+	for _, rt := range routes {
+		r := &route{kind: rt.Kind, router: rt.Router, deploymentID: rt.DeploymentID}
+		if rt.Kind == dynconfig.KindBackend {
+			key := backendKey(rt)
+			b := t.backends[key]
+			if b == nil {
+				b = prev.backends[key]
+			}
+			if b == nil {
+				b = p.newBackend(rt)
+			}
+			t.backends[key] = b
+			r.backend = b
+			if rt.DeploymentID > 0 && p.activity != nil {
+				r.activity = p.activity.Cell(rt.DeploymentID)
+			}
+		}
+		for _, h := range rt.Hosts {
+			t.hosts[h] = r
+			t.counts[rt.Kind]++
+		}
+	}
+	return t
+}
+
+func backendKey(rt dynconfig.Route) string {
+	var b strings.Builder
+	for _, u := range rt.Servers {
+		b.WriteString(u.String())
+		b.WriteByte(' ')
+	}
+	b.WriteString(strconv.FormatBool(rt.PassHost))
+	b.WriteByte(' ')
+	b.WriteString(rt.FlushInterval.String())
+	return b.String()
+}
+
+func (p *Proxy) newBackend(rt dynconfig.Route) *backend {
+	b := &backend{}
+	for _, u := range rt.Servers {
+		target := u
+		passHost := rt.PassHost
+		b.proxies = append(b.proxies, &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.SetXForwarded()
+				if passHost {
+					pr.Out.Host = pr.In.Host
+				}
+			},
+			Transport: p.transport,
+			// Streaming responses (text/event-stream, unknown length) are
+			// flushed at once by ReverseProxy whatever this value is.
+			FlushInterval: rt.FlushInterval,
+			BufferPool:    p.bufPool,
+			ErrorHandler:  p.backendError,
+			ErrorLog:      p.errLog,
+		})
+	}
+	return b
+}
+
+func (p *Proxy) backendError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) || r.Context().Err() != nil {
+		// The client went away; nobody reads an answer.
+		if rec, ok := w.(*recorder); ok {
+			rec.status = 499
+		}
+		return
+	}
+	p.log.Warn().Err(err).Str("host", r.Host).Msg("backend did not answer")
+	pageBadGateway(w, hostOf(r))
+}
+
+// ServeHTTP routes one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	host := hostOf(r)
+	rt := p.table.Load().hosts[host]
+	rec := &recorder{ResponseWriter: w}
+	kind := kindUnknown
+	if rt == nil {
+		pageNotFound(rec, host)
+	} else {
+		kind = int(rt.kind)
+		switch rt.kind {
+		case dynconfig.KindBackend:
+			if rt.activity != nil {
+				rt.activity.Touch(start)
+			}
+			rt.backend.ServeHTTP(rec, r)
+		case dynconfig.KindOffline:
+			pageOffline(rec, host)
+		case dynconfig.KindDeploying:
+			pageDeploying(rec, host)
+		default:
+			pageNoServer(rec, host)
+		}
+	}
+	status := rec.status
+	if status == 0 {
+		if rec.hijacked {
+			status = http.StatusSwitchingProtocols
+		} else {
+			status = http.StatusOK
+		}
+	}
+	d := time.Since(start)
+	observe(kind, status, d)
+	if p.access != nil {
+		ev := p.access.Info().
+			Str("host", host).
+			Str("method", r.Method).
+			Str("path", r.URL.Path).
+			Int("status", status).
+			Int64("bytes", rec.bytes).
+			Dur("duration", d).
+			Str("remote", r.RemoteAddr)
+		if rt != nil {
+			ev = ev.Str("router", rt.router)
+		}
+		ev.Msg("request")
+	}
+}
+
+// hostOf returns the request's host without port, lower-cased, without a
+// trailing dot.
+func hostOf(r *http.Request) string {
+	h := r.Host
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// recorder captures status and size for the access log and metrics. It
+// unwraps to the real ResponseWriter, so http.ResponseController (used by
+// ReverseProxy to flush and to hijack for WebSockets) reaches it.
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	hijacked bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 || r.status < 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter {
+	// Reaching the underlying writer is how ReverseProxy hijacks; remember it
+	// so the access log shows 101 for upgraded connections.
+	r.hijacked = true
+	return r.ResponseWriter
+}
+
+// bufferPool recycles the 32 KiB copy buffers of ReverseProxy.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+
+// zerologWriter sends ReverseProxy's internal log lines to zerolog.
+type zerologWriter struct{ log zerolog.Logger }
+
+func (z zerologWriter) Write(b []byte) (int, error) {
+	z.log.Debug().Msg(strings.TrimSpace(string(b)))
+	return len(b), nil
+}

@@ -1,0 +1,409 @@
+// Package ingresspub derives the ingress route table from the database and
+// publishes it as a Traefik dynamic configuration (ingress/dynconfig):
+// versioned snapshots with a content ETag, long-poll waiting for the next
+// version, and an optional atomically written file for Traefik's file
+// provider.
+//
+// A route exists for every ingress-exposed service of a deployment that is
+// running on an online node with a published port; deployments still being
+// deployed, and those whose node is offline, get a host that answers 503
+// (dynconfig.ServiceDeploying / dynconfig.ServiceOffline).
+//
+// Recomputation is triggered by Changed (called by the deployment and agent
+// code on every status change), by PostgreSQL NOTIFY from the triggers of
+// migration 000006 (changes made by any server instance), and by a slow
+// periodic recheck. Bursts coalesce: at most one recompute runs and at most
+// one more is queued.
+package ingresspub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/ingress/atomicfile"
+	"github.com/nullops/nullops/ingress/dynconfig"
+	"github.com/nullops/nullops/server/store"
+)
+
+var (
+	metricRoutes = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "nullops_routes_published",
+		Help: "Hosts in the published ingress route table, by state (routed, offline, deploying).",
+	}, []string{"state"})
+	metricVersion = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "nullops_routes_version",
+		Help: "Version of the published ingress configuration (bumped on every change).",
+	})
+	metricRecompute = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "nullops_routes_recompute_seconds",
+		Help:    "Time to derive and render the ingress route table.",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+)
+
+// coalesceWindow is how long a recompute waits for more change signals.
+const coalesceWindow = 3 * time.Millisecond
+
+// Options configure a Publisher.
+type Options struct {
+	// File, when set, receives every new version, written atomically
+	// (temporary file + rename), for Traefik's file provider. The content is
+	// JSON, which is also valid YAML: name it *.yaml, *.yml or *.json.
+	File string
+	// Recheck is the period of the safety-net recompute (default 1 minute).
+	Recheck time.Duration
+	Log     zerolog.Logger
+}
+
+// Snapshot is one published version of the route table.
+type Snapshot struct {
+	Version    int64
+	ETag       string // quoted strong ETag: hash of Body
+	Body       []byte // the Traefik dynamic configuration, JSON
+	Config     *dynconfig.Configuration
+	Routed     int // hosts routed to a backend
+	Offline    int // hosts answering 503: node offline
+	Deploying  int // hosts answering 503: still being deployed
+	Problems   []string
+	ComputedAt time.Time
+}
+
+// Publisher owns the current route table.
+type Publisher struct {
+	st   *store.Store
+	opts Options
+	log  zerolog.Logger
+
+	dirty     chan struct{}
+	computeMu sync.Mutex
+	rowsHash  uint64 // of the rows the current snapshot was built from; guarded by computeMu
+	snap      atomic.Pointer[Snapshot]
+
+	mu      sync.Mutex
+	newer   chan struct{} // closed when a new snapshot is stored
+	stopped chan struct{} // closed when Run returns
+}
+
+// New returns a publisher; call Run to keep it up to date.
+func New(st *store.Store, opts Options) (*Publisher, error) {
+	if opts.File != "" {
+		switch strings.ToLower(filepath.Ext(opts.File)) {
+		case ".yaml", ".yml", ".json":
+		default:
+			return nil, fmt.Errorf("ingress.file %q: use a .yaml, .yml or .json file name (the content is JSON, which Traefik reads as YAML)", opts.File)
+		}
+	}
+	if opts.Recheck <= 0 {
+		opts.Recheck = time.Minute
+	}
+	return &Publisher{
+		st:      st,
+		opts:    opts,
+		log:     opts.Log.With().Str("part", "ingresspub").Logger(),
+		dirty:   make(chan struct{}, 1),
+		newer:   make(chan struct{}),
+		stopped: make(chan struct{}),
+	}, nil
+}
+
+// Changed tells the publisher that something a route depends on may have
+// changed (deployment status, node status, published ports). It never
+// blocks; calls in a burst coalesce into one recompute.
+func (p *Publisher) Changed() {
+	select {
+	case p.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// Current returns the latest snapshot, or nil before the first computation.
+func (p *Publisher) Current() *Snapshot { return p.snap.Load() }
+
+// WaitNewer blocks until a snapshot newer than version exists (version 0
+// waits for the first one), ctx ends or the publisher stops. It returns the
+// current snapshot (possibly nil) and whether it is newer.
+func (p *Publisher) WaitNewer(ctx context.Context, version int64) (*Snapshot, bool) {
+	for {
+		p.mu.Lock()
+		ch := p.newer
+		p.mu.Unlock()
+		if s := p.snap.Load(); s != nil && s.Version > version {
+			return s, true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return p.snap.Load(), false
+		case <-p.stopped:
+			return p.snap.Load(), false
+		}
+	}
+}
+
+// Run keeps the route table current until ctx ends: it recomputes on
+// Changed, on NOTIFY nullops_routes and every Options.Recheck.
+func (p *Publisher) Run(ctx context.Context) {
+	defer close(p.stopped)
+	go p.listen(ctx)
+	p.Changed()
+	tick := time.NewTicker(p.opts.Recheck)
+	defer tick.Stop()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			p.Changed()
+			continue
+		case <-retry:
+			retry = nil
+		case <-p.dirty:
+			// A Changed() after a commit is usually followed within a
+			// millisecond by the NOTIFY of the same commit: wait that long
+			// and fold both into one recompute.
+			select {
+			case <-time.After(coalesceWindow):
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case <-p.dirty:
+			default:
+			}
+		}
+		if err := p.Recompute(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Error().Err(err).Msg("recompute ingress routes; retrying in 1s")
+			retry = time.After(time.Second)
+		}
+	}
+}
+
+// listen keeps a LISTEN connection open, reconnecting with backoff; every
+// (re)connection triggers a recompute since notifications may have been
+// missed meanwhile.
+func (p *Publisher) listen(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for {
+		start := time.Now()
+		err := p.st.ListenRouteChanges(ctx, p.Changed, p.Changed)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("route change notifications interrupted; periodic recheck continues")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// Recompute derives the route table now and publishes it as a new version if
+// it differs from the current one.
+func (p *Publisher) Recompute(ctx context.Context) error {
+	p.computeMu.Lock()
+	defer p.computeMu.Unlock()
+	start := time.Now()
+	rows, err := p.st.RouteRows(ctx)
+	if err != nil {
+		return err
+	}
+	// Most recomputes find nothing changed (a NOTIFY following a Changed()
+	// for the same change, the periodic recheck): skip rendering then.
+	rowsHash := hashRows(rows)
+	if p.snap.Load() != nil && rowsHash == p.rowsHash {
+		metricRecompute.Observe(time.Since(start).Seconds())
+		return nil
+	}
+	p.rowsHash = rowsHash
+	s := Build(rows)
+	body, err := json.Marshal(s.Config)
+	if err != nil {
+		return fmt.Errorf("render route table: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	s.Body = body
+	s.ETag = `"` + hex.EncodeToString(sum[:16]) + `"`
+	s.ComputedAt = time.Now()
+	metricRecompute.Observe(time.Since(start).Seconds())
+
+	cur := p.snap.Load()
+	if cur != nil && cur.ETag == s.ETag {
+		return nil
+	}
+	s.Version = 1
+	if cur != nil {
+		s.Version = cur.Version + 1
+	}
+	for _, pr := range s.Problems {
+		p.log.Warn().Str("problem", pr).Msg("route left out of the ingress table")
+	}
+	p.snap.Store(s)
+	p.mu.Lock()
+	close(p.newer)
+	p.newer = make(chan struct{})
+	p.mu.Unlock()
+
+	metricVersion.Set(float64(s.Version))
+	metricRoutes.WithLabelValues("routed").Set(float64(s.Routed))
+	metricRoutes.WithLabelValues("offline").Set(float64(s.Offline))
+	metricRoutes.WithLabelValues("deploying").Set(float64(s.Deploying))
+	p.log.Info().Int64("version", s.Version).Int("routed", s.Routed).Int("offline", s.Offline).
+		Int("deploying", s.Deploying).Dur("took", time.Since(start)).Msg("ingress route table published")
+
+	if p.opts.File != "" {
+		if err := atomicfile.Write(p.opts.File, body); err != nil {
+			p.log.Error().Err(err).Str("file", p.opts.File).Msg("write ingress configuration file")
+		}
+	}
+	return nil
+}
+
+func hashRows(rows []store.RouteRow) uint64 {
+	h := fnv.New64a()
+	var buf []byte
+	for _, r := range rows {
+		buf = strconv.AppendInt(buf[:0], r.DeploymentID, 10)
+		buf = append(buf, 0)
+		for _, f := range []string{r.DeploymentName, r.DeploymentStatus, r.EnvironmentName, r.BaseDomain, r.HostTemplate, r.NodeName, r.NodeHost, r.NodeStatus, r.Service} {
+			buf = append(buf, f...)
+			buf = append(buf, 0)
+		}
+		buf = strconv.AppendInt(buf, int64(r.HostPort), 10)
+		buf = append(buf, '\n')
+		_, _ = h.Write(buf)
+	}
+	return h.Sum64()
+}
+
+// Build turns route rows into a configuration (without rendering it).
+func Build(rows []store.RouteRow) *Snapshot {
+	b := dynconfig.NewBuilder(nil, nil)
+	s := &Snapshot{}
+	hosts := make(map[string]string, len(rows))
+	for _, r := range rows {
+		name := dynconfig.RouterName(r.DeploymentID, r.Service)
+		host, err := HostNames{Environment: r.EnvironmentName, BaseDomain: r.BaseDomain, Template: r.HostTemplate}.Host(r.DeploymentName, r.Service)
+		if err != nil {
+			s.Problems = append(s.Problems, fmt.Sprintf("deployment %d service %q: %v", r.DeploymentID, r.Service, err))
+			continue
+		}
+		if prev, dup := hosts[host]; dup {
+			s.Problems = append(s.Problems, fmt.Sprintf("deployment %d service %q: host %s is already used by router %s", r.DeploymentID, r.Service, host, prev))
+			continue
+		}
+		hosts[host] = name
+		switch state(r) {
+		case stateRouted:
+			b.Backend(name, host, "http://"+net.JoinHostPort(r.NodeHost, strconv.Itoa(r.HostPort)))
+			s.Routed++
+		case stateOffline:
+			b.Unavailable(name, host, dynconfig.ServiceOffline)
+			s.Offline++
+		default:
+			b.Unavailable(name, host, dynconfig.ServiceDeploying)
+			s.Deploying++
+		}
+	}
+	s.Config = b.Configuration()
+	return s
+}
+
+const (
+	stateRouted = iota
+	stateOffline
+	stateDeploying
+)
+
+func state(r store.RouteRow) int {
+	switch r.DeploymentStatus {
+	case "running":
+		if r.NodeStatus != "online" {
+			return stateOffline
+		}
+		if r.HostPort <= 0 || r.NodeHost == "" {
+			return stateDeploying // port not reported yet
+		}
+		return stateRouted
+	case "offline":
+		return stateOffline
+	default: // pending, deploying
+		return stateDeploying
+	}
+}
+
+// Variant adapts the published configuration to one Traefik setup: routers
+// bound to named entry points and/or served over TLS. The zero Variant is
+// the document as published (all entry points, no router TLS).
+type Variant struct {
+	EntryPoints  []string
+	TLS          bool
+	CertResolver string
+}
+
+// IsZero reports whether v changes nothing.
+func (v Variant) IsZero() bool { return len(v.EntryPoints) == 0 && !v.TLS && v.CertResolver == "" }
+
+// Render returns the body and ETag of s for variant v.
+func (s *Snapshot) Render(v Variant) ([]byte, string, error) {
+	if v.IsZero() {
+		return s.Body, s.ETag, nil
+	}
+	cfg := &dynconfig.Configuration{HTTP: &dynconfig.HTTPConfiguration{
+		Routers:  make(map[string]*dynconfig.Router, len(s.Config.HTTP.Routers)),
+		Services: s.Config.HTTP.Services,
+	}}
+	var tls *dynconfig.RouterTLSConfig
+	if v.TLS || v.CertResolver != "" {
+		tls = &dynconfig.RouterTLSConfig{CertResolver: v.CertResolver}
+	}
+	for name, r := range s.Config.HTTP.Routers {
+		c := *r
+		c.EntryPoints = v.EntryPoints
+		c.TLS = tls
+		cfg.HTTP.Routers[name] = &c
+	}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("render route table variant: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	return body, `"` + hex.EncodeToString(sum[:16]) + `"`, nil
+}
+
+// RecordActivity applies the last request times nullops-ingress reports
+// (see store.RecordIngressActivity for the rules).
+func (p *Publisher) RecordActivity(ctx context.Context, items []store.IngressActivity) (int64, error) {
+	n, err := p.st.RecordIngressActivity(ctx, items)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// ErrNotReady is returned while no route table has been computed yet.
+var ErrNotReady = errors.New("the ingress route table has not been computed yet")

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RoutesChannel is the NOTIFY channel the triggers of migration 000006 signal
+// whenever a column the ingress route table depends on changes.
+const RoutesChannel = "nullops_routes"
+
+// RouteRow is one ingress-exposed service of a deployment that can appear in
+// the ingress route table (pending, deploying, running or offline), with
+// everything needed to name its host and reach it.
+type RouteRow struct {
+	DeploymentID     int64
+	DeploymentName   string
+	DeploymentStatus string
+	EnvironmentName  string
+	BaseDomain       string
+	HostTemplate     string
+	NodeName         string // "" while the deployment is not placed
+	NodeHost         string
+	NodeStatus       string // "" while the deployment is not placed
+	Service          string // deployment_services.node_key (pipeline node id)
+	HostPort         int
+}
+
+// RouteRows lists the ingress-exposed services of every deployment that is
+// pending, deploying, running or offline, ordered by deployment and service.
+func (s *Store) RouteRows(ctx context.Context) ([]RouteRow, error) {
+	rows, err := s.Pool.Query(ctx, `
+		SELECT d.id, d.name, d.status, e.name, e.base_domain, e.host_template,
+		       COALESCE(n.name, ''), COALESCE(n.host, ''), COALESCE(n.status, ''),
+		       ds.node_key, ds.host_port
+		FROM deployment_services ds
+		JOIN deployments d ON d.id = ds.deployment_id
+		JOIN environments e ON e.id = d.environment_id
+		LEFT JOIN nodes n ON n.id = d.node_id
+		WHERE ds.ingress AND d.status IN ('pending', 'deploying', 'running', 'offline')
+		ORDER BY d.id, ds.node_key`)
+	if err != nil {
+		return nil, fmt.Errorf("query routes: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RouteRow, error) {
+		var x RouteRow
+		err := r.Scan(&x.DeploymentID, &x.DeploymentName, &x.DeploymentStatus, &x.EnvironmentName,
+			&x.BaseDomain, &x.HostTemplate, &x.NodeName, &x.NodeHost, &x.NodeStatus, &x.Service, &x.HostPort)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	return out, nil
+}
+
+// IngressActivity is the time the ingress last proxied a request to a
+// deployment.
+type IngressActivity struct {
+	DeploymentID  int64
+	LastRequestAt time.Time
+}
+
+// RecordIngressActivity moves last_activity_at of running deployments
+// forward to the reported request times (capped at now) and sets expires_at
+// to last_activity_at + ttl (never earlier than it already is), only in
+// environments where traffic_is_activity is on. It returns how many
+// deployments changed.
+func (s *Store) RecordIngressActivity(ctx context.Context, items []IngressActivity) (int64, error) {
+	if len(items) == 0 {
+		return 0, nil
+	}
+	ids := make([]int64, len(items))
+	ats := make([]time.Time, len(items))
+	for i, it := range items {
+		ids[i] = it.DeploymentID
+		ats[i] = it.LastRequestAt
+	}
+	tag, err := s.Pool.Exec(ctx, `
+		UPDATE deployments d
+		SET last_activity_at = a.at,
+		    expires_at = GREATEST(d.expires_at, a.at + d.ttl_seconds * interval '1 second')
+		FROM (SELECT id, max(LEAST(at, now())) AS at
+		      FROM unnest($1::bigint[], $2::timestamptz[]) AS u(id, at)
+		      GROUP BY id) a,
+		     environments e
+		WHERE d.id = a.id AND e.id = d.environment_id AND e.traffic_is_activity
+		  AND d.status = 'running' AND a.at > d.last_activity_at`, ids, ats)
+	if err != nil {
+		return 0, fmt.Errorf("record ingress activity: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// ListenRouteChanges holds a dedicated connection LISTENing on RoutesChannel.
+// It calls listening once the LISTEN is in place and changed for every
+// notification, until ctx ends or the connection fails (the error is
+// returned; callers reconnect and recompute, since notifications sent while
+// not listening are lost).
+func (s *Store) ListenRouteChanges(ctx context.Context, listening, changed func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.Pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("connect for LISTEN: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck
+	if _, err := conn.Exec(ctx, "LISTEN "+RoutesChannel); err != nil {
+		return fmt.Errorf("listen %s: %w", RoutesChannel, err)
+	}
+	listening()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait for %s: %w", RoutesChannel, err)
+		}
+		changed()
+	}
+}
