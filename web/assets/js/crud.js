@@ -1,0 +1,112 @@
+// A generic admin page for one REST collection: a paged table, a "New"
+// button opening a form in a dialog, edit and delete per row. Pages for
+// registries, services, plugins, etc. configure it with their columns and
+// fields.
+
+import { h, clear } from './dom.js';
+import * as api from './api.js';
+import { form } from './forms.js';
+import { page, loading, empty, errorBox, table, pager, confirmDialog, modal, announce } from './ui.js';
+
+// crudPage options:
+//   title, singular, path ("/registries"),
+//   columns: [{label, render(item)}],
+//   fields(item, ctx) -> field specs (item null when creating),
+//   context() -> Promise of data the fields need (e.g. registries list),
+//   toBody(values, item) -> request body (default: values),
+//   updateMethod: 'PUT' | 'PATCH' | null (null: no edit),
+//   extraActions(item, reload, ctx) -> nodes for the row,
+//   afterCreate(created, reload) -> optional follow-up (e.g. show a token),
+//   intro: text under the title, emptyText.
+export function crudPage(opts) {
+  const updateMethod = opts.updateMethod === undefined ? 'PUT' : opts.updateMethod;
+  const newBtn = h('button', { type: 'button', class: 'primary', id: 'new-' + opts.singular.replace(/\s+/g, '-') }, 'New ' + opts.singular);
+  const body = page(opts.title, { actions: [newBtn], subtitle: opts.intro });
+  const list = h('div', { class: 'list' });
+  body.append(list);
+  let ctx = {};
+  let pageNo = 1;
+  let alive = true;
+
+  async function reload() {
+    clear(list, loading());
+    try {
+      ctx = opts.context ? await opts.context() : {};
+      const data = await api.get(opts.path + api.query({ page: pageNo, per_page: 50, ...(opts.listQuery || {}) }));
+      if (!alive) return;
+      const rows = api.items(data);
+      if (rows.length === 0) {
+        clear(list, empty(opts.emptyText || `No ${opts.title.toLowerCase()} yet.`));
+        return;
+      }
+      const cols = [...opts.columns, {
+        label: 'Actions', class: 'row-actions', render: (item) => [
+          ...(opts.extraActions ? opts.extraActions(item, reload, ctx) : []),
+          updateMethod ? h('button', { type: 'button', class: 'small', onclick: () => openForm(item) , 'aria-label': `Edit ${item.name || item.id}` }, 'Edit') : null,
+          opts.noDelete ? null : h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${item.name || item.id}`, onclick: () => remove(item) }, 'Delete'),
+        ],
+      }];
+      clear(list, table(cols, rows, { caption: opts.title, rowAttrs: (r) => ({ 'data-name': r.name || r.username || String(r.id) }) }),
+        pager(data, (p) => { pageNo = p; reload(); }));
+    } catch (err) {
+      clear(list, errorBox(err));
+    }
+  }
+
+  function openForm(item) {
+    let dlg;
+    const f = form({
+      id: opts.singular.replace(/\s+/g, '-') + '-form',
+      fields: opts.fields(item, ctx),
+      values: item || {},
+      submitLabel: item ? 'Save' : 'Create',
+      onCancel: () => dlg.close(),
+      onSubmit: async (values) => {
+        const payload = opts.toBody ? opts.toBody(values, item) : values;
+        if (item) {
+          await api.request(updateMethod, `${opts.path}/${item.id}`, payload);
+          if (opts.afterUpdate) await opts.afterUpdate(values, item);
+          dlg.close();
+          announce(`${opts.singular} saved.`);
+          reload();
+        } else {
+          const created = await api.post(opts.path, payload);
+          dlg.close();
+          announce(`${opts.singular} created.`);
+          await reload();
+          if (opts.afterCreate) opts.afterCreate(created, reload);
+        }
+      },
+    });
+    dlg = modal(item ? `Edit ${opts.singular} ${item.name || ''}` : `New ${opts.singular}`, f.el).dialog;
+    const first = f.el.querySelector('input:not([disabled]),select:not([disabled]),textarea:not([disabled])');
+    if (first) first.focus();
+  }
+
+  async function remove(item) {
+    const ok = await confirmDialog(`Delete ${opts.singular} "${item.name || item.id}"? This cannot be undone.`, { confirmLabel: 'Delete', danger: true });
+    if (!ok) return;
+    try {
+      await api.del(`${opts.path}/${item.id}`);
+      announce(`${opts.singular} deleted.`);
+      reload();
+    } catch (err) {
+      announce(err.message, 'error');
+    }
+  }
+
+  newBtn.addEventListener('click', () => openForm(null));
+  reload();
+  return () => { alive = false; };
+}
+
+// actionButton runs an API call from a row button, announcing the result.
+export function actionButton(label, fn, { danger = false, confirm, aria } = {}) {
+  const b = h('button', { type: 'button', class: ['small', danger ? 'danger' : ''], 'aria-label': aria }, label);
+  b.addEventListener('click', async () => {
+    if (confirm && !(await confirmDialog(confirm, { confirmLabel: label, danger }))) return;
+    b.disabled = true;
+    try { await fn(); } catch (err) { announce(err.message, 'error'); } finally { b.disabled = false; }
+  });
+  return b;
+}

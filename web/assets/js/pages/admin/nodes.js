@@ -1,0 +1,147 @@
+// Admin: the nodes of an environment. Adding a node (or rotating its
+// token) shows the agent token once, with the docker run command that
+// starts the agent. Status, thumbprints and capacity refresh every few
+// seconds while the page is open.
+
+import { h, clear } from '../../dom.js';
+import * as api from '../../api.js';
+import { form } from '../../forms.js';
+import { actionButton } from '../../crud.js';
+import { loading, empty, errorBox, table, badge, modal, announce, formatBytes, timeEl, confirmDialog } from '../../ui.js';
+
+export function nodesSection(envId) {
+  const addBtn = h('button', { type: 'button', class: 'primary', id: 'new-node' }, 'Add node');
+  const list = h('div');
+  const el = h('section', { class: 'card', 'aria-labelledby': 'nodes-h' },
+    h('div', { class: 'section-head' }, h('h2', { id: 'nodes-h' }, 'Nodes'), addBtn), list);
+  let timer = null;
+  let first = true;
+
+  async function reload() {
+    if (first) clear(list, loading());
+    first = false;
+    try {
+      const nodes = api.items(await api.get(`/environments/${envId}/nodes` + api.query({ per_page: 100 })));
+      if (nodes.length === 0) {
+        clear(list, empty('No nodes yet. Add one, then start the agent on that machine with the command shown.'));
+        return;
+      }
+      // Do not redraw under the user's keyboard focus inside the table.
+      if (list.contains(document.activeElement) && document.activeElement.tagName === 'BUTTON') return;
+      clear(list, table([
+        { label: 'Node', render: (n) => [h('strong', null, n.name), h('div', { class: 'muted small' }, `${n.host}:${n.port}`)] },
+        { label: 'Status', render: (n) => [badge(n.enabled === false && n.status !== 'revoked' ? 'disabled' : n.status), n.status_reason ? h('div', { class: 'muted small' }, n.status_reason) : null] },
+        { label: 'Thumbprint', render: thumbprint },
+        { label: 'Capacity', render: capacity },
+        { label: 'Agent', render: (n) => [n.agent_version || '—', n.last_seen_at ? h('div', { class: 'muted small' }, 'seen ', timeEl(n.last_seen_at)) : null] },
+        { label: 'Actions', class: 'row-actions', render: (n) => actions(n) },
+      ], nodes, { caption: 'Nodes', rowAttrs: (n) => ({ 'data-name': n.name }) }));
+    } catch (err) {
+      clear(list, errorBox(err));
+    }
+  }
+
+  function actions(n) {
+    const out = [];
+    const changed = n.status === 'untrusted' || (n.seen_thumbprint && n.expected_thumbprint && n.seen_thumbprint !== n.expected_thumbprint);
+    if (changed) {
+      out.push(actionButton('Approve thumbprint', async () => {
+        await api.post(`/nodes/${n.id}/approve-thumbprint`, { thumbprint: n.seen_thumbprint });
+        announce(`New thumbprint of ${n.name} approved.`);
+        reload();
+      }, { confirm: `Trust node ${n.name} with the certificate ${n.seen_thumbprint}? Only approve it if you regenerated the agent's certificate yourself.`, aria: `Approve thumbprint of ${n.name}` }));
+    }
+    if (n.enabled === false) {
+      out.push(actionButton('Enable', async () => { await api.post(`/nodes/${n.id}/enable`, {}); announce(`${n.name} enabled.`); reload(); }, { aria: `Enable ${n.name}` }));
+    } else {
+      out.push(actionButton('Disable', async () => { await api.post(`/nodes/${n.id}/disable`, {}); announce(`${n.name} disabled: no new deployments go there.`); reload(); }, { aria: `Disable ${n.name}` }));
+    }
+    out.push(actionButton('Rotate token', async () => {
+      const res = await api.post(`/nodes/${n.id}/rotate-token`, {});
+      showToken(n, res, 'The old token no longer works. Restart the agent with the new one:');
+      reload();
+    }, { confirm: `Issue a new token for ${n.name}? The old one stops working at once and the agent must be restarted with the new token.`, aria: `Rotate token of ${n.name}` }));
+    if (!n.revoked && n.status !== 'revoked') {
+      out.push(actionButton('Revoke', async () => { await api.post(`/nodes/${n.id}/revoke`, {}); announce(`Token of ${n.name} revoked; the agent is disconnected.`); reload(); },
+        { danger: true, confirm: `Revoke the token of ${n.name}? The agent is disconnected immediately.`, aria: `Revoke token of ${n.name}` }));
+    }
+    out.push(actionButton('Delete', async () => { await api.del(`/nodes/${n.id}`); announce(`${n.name} deleted.`); reload(); },
+      { danger: true, confirm: `Delete node ${n.name}? It must not run deployments any more.`, aria: `Delete ${n.name}` }));
+    return out;
+  }
+
+  addBtn.addEventListener('click', () => {
+    let dlg;
+    const f = form({
+      id: 'node-form',
+      fields: [
+        { name: 'name', label: 'Name', required: true, placeholder: 'node-1' },
+        { name: 'host', label: 'Host name or IP address', required: true, help: 'Where the control plane reaches the agent.' },
+        { name: 'port', label: 'Agent port', type: 'number', required: true, min: 1, max: 65535, default: 5000 },
+        { name: 'expected_thumbprint', label: 'Certificate thumbprint (optional)', optional: true, help: 'SHA-256 of the agent certificate. Leave empty to trust the first certificate the agent presents.' },
+        { name: 'labels', label: 'Labels', type: 'keyvalue', help: 'Matched by project node selectors.' },
+      ],
+      submitLabel: 'Add node',
+      onCancel: () => dlg.close(),
+      onSubmit: async (v) => {
+        const res = await api.post(`/environments/${envId}/nodes`, v);
+        dlg.close();
+        showToken(res.node || res || v, res, 'Start the agent on the node with this command. The token is shown only this once:');
+        reload();
+      },
+    });
+    dlg = modal('Add node', f.el).dialog;
+    f.control('name').focus();
+  });
+
+  reload();
+  timer = setInterval(reload, 5000);
+  return { el, stop: () => clearInterval(timer) };
+}
+
+function thumbprint(n) {
+  const short = (t) => (t ? t.slice(0, 16) + '…' : '—');
+  const out = [h('code', { title: n.expected_thumbprint || '' }, short(n.expected_thumbprint))];
+  if (n.seen_thumbprint && n.seen_thumbprint !== n.expected_thumbprint) {
+    out.push(h('div', { class: 'warn small' }, 'presented: ', h('code', { title: n.seen_thumbprint }, short(n.seen_thumbprint))));
+  }
+  return out;
+}
+
+function capacity(n) {
+  const c = n.capacity || {};
+  const u = n.usage || {};
+  if (!c.cpus && !c.memory_mb) return h('span', { class: 'muted' }, '—');
+  return [
+    h('div', null, `${c.cpus ?? '?'} CPU, ${formatBytes((c.memory_mb || 0) * 1048576)}`),
+    u.cpu_percent !== undefined || u.memory_used_mb !== undefined
+      ? h('div', { class: 'muted small' }, `used ${Number(u.cpu_percent || 0).toFixed(0)}% CPU, ${formatBytes((u.memory_used_mb || 0) * 1048576)}`) : null,
+  ];
+}
+
+// showToken displays the one-time agent token and the docker run command.
+// The server supplies the command when it knows it; otherwise it is built
+// from the node's port.
+function showToken(node, res, lead) {
+  const token = res.token || res.agent_token || '';
+  const cmd = res.docker_run || res.command || [
+    'docker run -d --name nullops-agent --restart unless-stopped \\',
+    `  -p ${node.port || 5000}:${node.port || 5000} \\`,
+    `  -e AGENT_TOKEN=${token} \\`,
+    '  -v /var/run/docker.sock:/var/run/docker.sock \\',
+    '  -v /var/lib/nullops-agent:/data \\',
+    '  nullops/agent:latest',
+  ].join('\n');
+  const copy = (text) => () => navigator.clipboard.writeText(text).then(() => announce('Copied.'), () => announce('Copy failed; select the text instead.', 'error'));
+  const content = h('div', { class: 'token-box' },
+    h('p', null, lead),
+    h('label', { for: 'agent-token' }, 'Agent token'),
+    h('div', { class: 'inline' }, h('input', { id: 'agent-token', class: 'mono', readonly: true, value: token }), h('button', { type: 'button', onclick: copy(token) }, 'Copy')),
+    h('label', { for: 'agent-command' }, 'Command'),
+    h('pre', { id: 'agent-command', class: 'mono', tabindex: '0' }, cmd),
+    h('div', { class: 'actions' }, h('button', { type: 'button', onclick: copy(cmd) }, 'Copy command'),
+      h('button', { type: 'button', class: 'primary', onclick: async () => {
+        if (await confirmDialog('The token cannot be shown again. Did you copy it?', { confirmLabel: 'Yes, close' })) m.close();
+      } }, 'Done')));
+  const m = modal(`Agent token for ${node.name || 'the node'}`, content);
+}

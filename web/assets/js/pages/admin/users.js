@@ -1,0 +1,40 @@
+// Admin: local user accounts.
+
+import { h } from '../../dom.js';
+import * as api from '../../api.js';
+import { crudPage } from '../../crud.js';
+import { timeEl, badge } from '../../ui.js';
+
+export function usersPage() {
+  return crudPage({
+    title: 'Users',
+    singular: 'user',
+    path: '/users',
+    updateMethod: 'PATCH',
+    columns: [
+      { label: 'Username', render: (u) => h('strong', null, u.username) },
+      { label: 'Name', render: (u) => u.display_name || '' },
+      { label: 'Role', render: (u) => h('span', { class: 'tag' }, u.role) },
+      { label: 'Status', render: (u) => badge(u.active === false ? 'inactive' : 'active') },
+      { label: 'Created', render: (u) => timeEl(u.created_at) },
+    ],
+    fields: (item) => [
+      { name: 'username', label: 'Username', required: true, readonly: Boolean(item), autocomplete: 'off' },
+      { name: 'display_name', label: 'Display name' },
+      { name: 'role', label: 'Role', type: 'select', options: [{ value: 'user', label: 'User (developer, QA)' }, { value: 'admin', label: 'Admin (DevOps)' }], default: 'user' },
+      { name: 'password', label: item ? 'New password' : 'Password', type: 'password', required: !item, optional: Boolean(item),
+        help: item ? 'Leave empty to keep the current password.' : 'At least 12 characters.' },
+      ...(item ? [{ name: 'active', label: 'Active (can log in)', type: 'checkbox' }] : []),
+    ],
+    // PATCH changes profile, role and status; a new password goes through
+    // its own endpoint (PUT /users/{id}/password).
+    toBody: (v, item) => {
+      if (!item) return v;
+      const { username, password, ...rest } = v;
+      return rest;
+    },
+    afterUpdate: async (v, item) => {
+      if (v.password) await api.put(`/users/${item.id}/password`, { password: v.password });
+    },
+  });
+}

@@ -1,0 +1,85 @@
+// Helpers shared by the deployment pages: links, permissions, actions.
+
+import { h } from '../dom.js';
+import * as api from '../api.js';
+import * as session from '../session.js';
+import { confirmDialog, announce } from '../ui.js';
+
+// links returns [{service, url}] from whatever shape the API uses: a list
+// of URLs, of {service,url}, or a map service -> url.
+export function links(d) {
+  const raw = d.urls || d.links || d.ingress || null;
+  if (!raw) return [];
+  if (Array.isArray(raw)) return raw.map((x) => (typeof x === 'string' ? { service: hostLabel(x), url: x } : { service: x.service || x.id || x.name, url: x.url }));
+  return Object.entries(raw).map(([service, url]) => ({ service, url }));
+}
+
+function hostLabel(url) {
+  try { return new URL(url).hostname.split('.')[0]; } catch { return url; }
+}
+
+export function linkList(d) {
+  const ls = links(d);
+  if (!ls.length) return h('span', { class: 'muted' }, '—');
+  return h('ul', { class: 'plain links' }, ls.map((l) => h('li', null,
+    h('a', { href: l.url, target: '_blank', rel: 'noopener', 'data-external': '' }, l.service, h('span', { class: 'sr-only' }, ' (opens in a new tab)'), ' ↗'))));
+}
+
+// canManage tells whether the signed-in user may change this deployment.
+// The API states it per deployment (access "full"/"read"); admins always may.
+export function canManage(d) {
+  if (session.isAdmin()) return true;
+  if (d.access) return d.access === 'full';
+  if (typeof d.can_manage === 'boolean') return d.can_manage;
+  if (d.permissions && typeof d.permissions.manage === 'boolean') return d.permissions.manage;
+  return false;
+}
+
+const LIVE = new Set(['pending', 'deploying', 'running', 'failed', 'offline']);
+export const isLive = (d) => LIVE.has(d.status);
+
+// actionButtons returns the buttons fitting the deployment's state. after
+// is called with the updated deployment (or null when deleted).
+export function actionButtons(d, after, { compact = false } = {}) {
+  if (!canManage(d) || d.status === 'deleted' || d.status === 'deleting') return [];
+  const cls = compact ? 'small' : '';
+  const btn = (label, id, fn, extra = {}) => {
+    const b = h('button', { type: 'button', class: [cls, extra.danger ? 'danger' : '', extra.primary ? 'primary' : ''], 'data-action': id, 'aria-label': `${label} ${d.name}` }, label);
+    b.addEventListener('click', async () => {
+      if (extra.confirm && !(await confirmDialog(extra.confirm, { confirmLabel: label, danger: extra.danger }))) return;
+      b.disabled = true;
+      try { await fn(); } catch (err) { announce(err.message, 'error'); } finally { b.disabled = false; }
+    });
+    return b;
+  };
+  const out = [];
+  if (d.status === 'running' || d.status === 'offline' || d.status === 'failed' || d.status === 'deploying') {
+    out.push(btn('Extend', 'extend', async () => {
+      const res = await api.post(`/deployments/${d.id}/extend`, {});
+      announce(`${d.name} extended.`);
+      after(res && res.id ? res : { ...d, ...(res || {}) });
+    }));
+  }
+  if (d.status === 'failed') {
+    out.push(btn('Retry', 'retry', async () => {
+      const res = await api.post(`/deployments/${d.id}/retry`, {});
+      announce(`Retrying ${d.name}.`);
+      after(res);
+    }));
+  }
+  out.push(h('a', { class: ['button', cls], href: `/deployments/new?clone=${d.id}`, 'data-action': 'clone', 'aria-label': `Clone ${d.name}` }, 'Clone'));
+  if (d.status === 'deploying' || d.status === 'pending') {
+    out.push(btn('Cancel', 'cancel', async () => {
+      await api.post(`/deployments/${d.id}/cancel`, {});
+      announce(`${d.name} is being cancelled and rolled back.`);
+      after({ ...d, status: 'deleting' });
+    }, { danger: true, confirm: `Cancel ${d.name}? Everything it created so far is rolled back.` }));
+  } else {
+    out.push(btn('Delete', 'delete', async () => {
+      await api.del(`/deployments/${d.id}`);
+      announce(`${d.name} is being deleted.`);
+      after({ ...d, status: 'deleting' });
+    }, { danger: true, confirm: `Delete deployment ${d.name}? Its containers, networks and data are removed.` }));
+  }
+  return out;
+}

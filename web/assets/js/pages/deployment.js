@@ -1,0 +1,314 @@
+// One deployment: live pipeline progress drawn as the graph (nodes light up
+// as steps run, succeed or fail), the failure reason, services with health,
+// CPU and memory, ingress links, live logs per service (follow/pause) and
+// per step, and the history of actions.
+
+import { h, s, clear } from '../dom.js';
+import * as api from '../api.js';
+import { subscribe, streamLines } from '../stream.js';
+import { page, loading, errorBox, badge, countdown, timeEl, table, formatBytes, empty } from '../ui.js';
+import { renderStatic } from '../editor/graph-view.js';
+import { actionButtons, linkList, links } from './deploy-common.js';
+import { levelFor } from '../access.js';
+
+const MAX_LOG_LINES = 5000;
+
+export async function deploymentPage({ id }) {
+  const actions = h('div', { class: 'actions' });
+  const body = page('Deployment', { actions: [actions] });
+  const host = h('div');
+  body.append(host);
+  clear(host, loading());
+
+  let d;
+  try {
+    d = await api.get(`/deployments/${id}`);
+    d.access = await levelFor(d.project_id, d.environment_id);
+  } catch (err) {
+    clear(host, errorBox(err));
+    return undefined;
+  }
+
+  const stops = [];
+  const steps = new Map((d.steps || []).map((st) => [st.id, st]));
+  const services = new Map((d.services || []).map((sv) => [sv.id, sv]));
+  let graph = d.graph || null;
+  let selectedStep = null;
+
+  // ---- sections ---------------------------------------------------------------
+  const head = h('div', { class: 'dep-head' });
+  const reasonBox = h('div');
+  const graphSvg = s('svg', { class: 'progress-graph', role: 'group', 'aria-label': 'Pipeline progress' });
+  const stepInfo = h('div', { class: 'step-info', 'aria-live': 'polite' });
+  const servicesBox = h('div');
+  const logs = logPanel(id, () => [...services.values()], () => [...steps.values()]);
+  const historyBox = h('div');
+  stops.push(logs.stop);
+
+  clear(host,
+    head, reasonBox,
+    h('section', { class: 'card', 'aria-labelledby': 'progress-h' },
+      h('h2', { id: 'progress-h' }, 'Pipeline'),
+      h('div', { class: 'graph-scroll' }, graphSvg), stepInfo),
+    h('section', { class: 'card', 'aria-labelledby': 'services-h' }, h('h2', { id: 'services-h' }, 'Services'), servicesBox),
+    logs.el,
+    h('section', { class: 'card', 'aria-labelledby': 'history-h' }, h('h2', { id: 'history-h' }, 'History'), historyBox));
+
+  function drawHead() {
+    document.getElementById('page-title').textContent = d.name;
+    document.title = `${d.name} · NullOps`;
+    clear(actions, actionButtons(d, (updated) => {
+      if (updated) { Object.assign(d, updated); drawHead(); loadHistory(); }
+    }));
+    clear(head, h('dl', { class: 'facts' },
+      h('dt', null, 'Status'), h('dd', { id: 'dep-status' }, badge(d.status), d.delete_pending ? h('span', { class: 'muted small' }, ' (delete waits for the node)') : null),
+      h('dt', null, 'Project'), h('dd', null, d.project || ''),
+      h('dt', null, 'Environment'), h('dd', null, d.environment || ''),
+      h('dt', null, 'Node'), h('dd', null, d.node || '—', d.node_status && d.node_status !== 'online' ? h('span', { class: 'warn small' }, ` (${d.node_status})`) : null),
+      h('dt', null, 'Owner'), h('dd', null, d.owner || ''),
+      h('dt', null, 'Pipeline version'), h('dd', null, String(d.pipeline_version ?? '')),
+      h('dt', null, 'Resources'), h('dd', null, `${d.cpu} CPU · ${d.memory_mb} MiB`),
+      h('dt', null, 'Created'), h('dd', null, timeEl(d.created_at)),
+      h('dt', null, 'Cleanup in'), h('dd', { id: 'dep-expires' }, ['deleted', 'deleting'].includes(d.status) ? '—' : countdown(d.expires_at)),
+      h('dt', null, 'Links'), h('dd', null, linkList(d)),
+      d.cloned_from ? [h('dt', null, 'Cloned from'), h('dd', null, h('a', { href: `/deployments/${d.cloned_from}` }, `#${d.cloned_from}`))] : null,
+      h('dt', null, 'Versions'), h('dd', null, Object.entries(d.tags || {}).map(([svc, tag]) => h('code', { class: 'tag' }, `${svc}:${tag}`)))));
+    clear(reasonBox, d.status === 'failed' || (d.reason && d.status !== 'running')
+      ? h('div', { class: d.status === 'failed' ? 'error-box' : 'notice', role: d.status === 'failed' ? 'alert' : 'status', id: 'failure-reason' },
+        h('strong', null, d.status === 'failed' ? 'Deployment failed' : 'Note'),
+        d.failed_step ? [' at step ', h('code', null, d.failed_step)] : null, d.reason ? ': ' + d.reason : '')
+      : null);
+  }
+
+  function drawGraph() {
+    if (!graph) {
+      // Without the graph, show the steps in order as a chain of boxes.
+      graph = { nodes: [...steps.values()].map((st) => ({ id: st.id, kind: st.kind })), edges: [] };
+    }
+    renderStatic(graphSvg, graph, {
+      statusOf: (nid) => (steps.get(nid) || {}).status || 'pending',
+      selected: selectedStep,
+      onSelect: (nid) => { selectedStep = nid; drawGraph(); drawStepInfo(); logs.open('step:' + nid); },
+    });
+  }
+
+  function drawStepInfo() {
+    const st = selectedStep && steps.get(selectedStep);
+    if (!st) { clear(stepInfo, h('p', { class: 'muted small' }, 'Select a node to see its step details and logs.')); return; }
+    clear(stepInfo, h('p', null, h('strong', null, st.id), ' ', badge(st.status),
+      st.attempt > 1 ? ` attempt ${st.attempt}` : '',
+      st.started_at ? [' · started ', timeEl(st.started_at)] : null,
+      st.finished_at ? [' · finished ', timeEl(st.finished_at)] : null,
+      st.message ? h('span', { class: st.status === 'failed' ? 'field-error' : 'muted' }, ' — ' + st.message) : null));
+  }
+
+  function drawServices() {
+    const list = [...services.values()];
+    const urls = new Map(links(d).map((l) => [l.service, l.url]));
+    clear(servicesBox, list.length === 0 ? empty('No service containers yet.') : table([
+      { label: 'Node', render: (sv) => h('strong', null, sv.id) },
+      { label: 'Image', render: (sv) => h('code', null, `${sv.image}:${sv.tag}`) },
+      { label: 'Health', render: (sv) => badge(sv.health || 'unknown') },
+      { label: 'CPU', render: (sv) => (sv.cpu_percent !== undefined ? `${Number(sv.cpu_percent).toFixed(1)}%` : '—') },
+      { label: 'Memory', render: (sv) => formatBytes(sv.memory_bytes) },
+      { label: 'Link', render: (sv) => (urls.get(sv.id) ? h('a', { href: urls.get(sv.id), target: '_blank', rel: 'noopener', 'data-external': '' }, 'open ↗') : '—') },
+      { label: 'Logs', render: (sv) => h('button', { type: 'button', class: 'small', onclick: () => logs.open('service:' + sv.id) }, 'Logs') },
+    ], list, { caption: 'Services', rowAttrs: (sv) => ({ 'data-service': sv.id }) }));
+  }
+
+  async function loadHistory() {
+    try {
+      const rows = api.items(await api.get(`/deployments/${id}/history`));
+      clear(historyBox, rows.length === 0 ? empty('No history yet.') : h('ol', { class: 'history' }, rows.map((r) => h('li', null,
+        timeEl(r.at || r.created_at), ' ', h('strong', null, r.actor || r.actor_name || 'system'), ' ', r.action,
+        r.detail && Object.keys(r.detail).length ? h('code', { class: 'small' }, ' ' + JSON.stringify(r.detail)) : null))));
+    } catch (err) {
+      clear(historyBox, errorBox(err));
+    }
+  }
+
+  // Graph of the pipeline version this deployment runs.
+  if (!graph) {
+    try {
+      const v = await api.get(`/projects/${d.project_id}/pipeline/versions/${d.pipeline_version}`);
+      graph = v.graph || null;
+    } catch { graph = null; }
+  }
+
+  drawHead();
+  drawGraph();
+  drawStepInfo();
+  drawServices();
+  loadHistory();
+
+  // Live updates for this deployment.
+  let refetch = null;
+  const refresh = () => {
+    clearTimeout(refetch);
+    refetch = setTimeout(async () => {
+      try {
+        const fresh = await api.get(`/deployments/${id}`);
+        Object.assign(d, fresh, { access: d.access });
+        for (const st of fresh.steps || []) steps.set(st.id, st);
+        for (const sv of fresh.services || []) services.set(sv.id, sv);
+        drawHead(); drawGraph(); drawStepInfo(); drawServices();
+      } catch { /* the next event or poll retries */ }
+    }, 300);
+  };
+  stops.push(subscribe(`/deployments/${id}/events`, (ev) => {
+    if (ev.deployment_id && String(ev.deployment_id) !== String(id)) return;
+    switch (ev.type) {
+      case 'deployment': {
+        // Full state at (re)connect: nothing missed while disconnected.
+        const access = d.access;
+        Object.assign(d, ev, { access, type: undefined });
+        for (const st of ev.steps || []) steps.set(st.id, st);
+        for (const sv of ev.services || []) services.set(sv.id, sv);
+        drawHead(); drawGraph(); drawStepInfo(); drawServices();
+        break;
+      }
+      case 'deployment.status':
+        Object.assign(d, { status: ev.status, reason: ev.reason || '', failed_step: ev.failed_step || d.failed_step, delete_pending: ev.delete_pending });
+        drawHead();
+        loadHistory();
+        if (ev.status === 'running' || ev.status === 'failed') refresh();
+        break;
+      case 'deployment.ttl':
+        if (ev.expires_at) { d.expires_at = ev.expires_at; drawHead(); }
+        break;
+      case 'step.status': {
+        const st = { ...(steps.get(ev.step.id) || { id: ev.step.id }), ...ev.step };
+        if (ev.step.status === 'running' && !st.started_at) st.started_at = ev.at;
+        if (['succeeded', 'failed'].includes(ev.step.status)) st.finished_at = ev.at;
+        steps.set(st.id, st);
+        drawGraph();
+        drawStepInfo();
+        break;
+      }
+      case 'step.log':
+        logs.stepChunk(ev.step.id, ev.step.chunk || '');
+        break;
+      case 'service.state': {
+        const sv = services.get(ev.service.id);
+        if (sv) { Object.assign(sv, { health: ev.service.health || sv.health }); drawServices(); } else refresh();
+        break;
+      }
+      default:
+    }
+  }));
+  // Metrics (CPU/memory) are not pushed as events; refresh them while open.
+  const poll = setInterval(() => { if (!['deleted'].includes(d.status)) refresh(); }, 10000);
+  stops.push(() => clearInterval(poll), () => clearTimeout(refetch));
+
+  return () => stops.forEach((fn) => fn());
+}
+
+// logPanel shows one log at a time, chosen from the services and steps:
+// service logs stream from the agent (follow/pause), step logs come from the
+// stored journal plus live step.log events.
+function logPanel(depId, listServices, listSteps) {
+  const select = h('select', { id: 'log-source', 'aria-label': 'Log source' });
+  const followBtn = h('button', { type: 'button', id: 'log-follow', 'aria-pressed': 'true' }, 'Pause');
+  const out = h('pre', { class: 'log', id: 'log-output', tabindex: '0', 'aria-label': 'Log output', 'aria-live': 'off' });
+  const state = h('p', { class: 'muted small', id: 'log-state', role: 'status' });
+  const el = h('section', { class: 'card', 'aria-labelledby': 'logs-h' },
+    h('div', { class: 'section-head' }, h('h2', { id: 'logs-h' }, 'Logs'),
+      h('div', { class: 'inline' }, h('label', { for: 'log-source' }, 'Source'), select, followBtn)),
+    state, out);
+  let following = true;
+  let current = '';
+  let abort = null;
+  let lineCount = 0;
+  let held = []; // lines received while paused, shown on resume
+
+  const append = (text) => {
+    out.append(document.createTextNode(text));
+    lineCount += 1;
+    // Bound memory: drop the oldest half when the log gets long.
+    if (lineCount > MAX_LOG_LINES) {
+      const keep = out.textContent.split('\n').slice(-MAX_LOG_LINES / 2).join('\n');
+      out.textContent = keep;
+      lineCount = MAX_LOG_LINES / 2;
+    }
+    if (following) out.scrollTop = out.scrollHeight;
+  };
+
+  function fillSources() {
+    const opts = [
+      ...listServices().map((sv) => ['service:' + sv.id, `Service ${sv.id}`]),
+      ...listSteps().filter((st) => st.kind === 'component').map((st) => ['step:' + st.id, `Step ${st.id}`]),
+    ];
+    clear(select, h('option', { value: '' }, opts.length ? 'Choose a log' : 'No logs yet'),
+      opts.map(([v, l]) => h('option', { value: v, selected: v === current }, l)));
+  }
+
+  async function open(source) {
+    if (abort) abort.abort();
+    abort = null;
+    current = source;
+    fillSources();
+    select.value = source;
+    out.textContent = '';
+    lineCount = 0;
+    held = [];
+    if (!source) { state.textContent = ''; return; }
+    const [kind, name] = [source.slice(0, source.indexOf(':')), source.slice(source.indexOf(':') + 1)];
+    if (kind === 'step') {
+      state.textContent = `Step ${name}: stored output, then live.`;
+      try {
+        const rows = api.items(await api.get(`/deployments/${depId}/steps/${encodeURIComponent(name)}/logs` + api.query({ limit: 5000 })));
+        if (current !== source) return;
+        for (const r of rows) append(r.chunk.endsWith('\n') ? r.chunk : r.chunk + '\n');
+      } catch (err) {
+        state.textContent = `Step ${name}: ${err.message}`;
+      }
+      return;
+    }
+    abort = new AbortController();
+    const ctl = abort;
+    state.textContent = `Service ${name}: connecting…`;
+    try {
+      let first = true;
+      await streamLines(`/deployments/${depId}/logs` + api.query({ service: name, follow: 'true', tail: 200 }), (line) => {
+        if (first) { state.textContent = `Service ${name}: streaming live.`; first = false; }
+        if (following) append(line + '\n');
+        else held.push(line + '\n');
+      }, ctl.signal);
+      if (current === source) state.textContent = `Service ${name}: stream ended.`;
+    } catch (err) {
+      if (err.name !== 'AbortError' && current === source) state.textContent = `Service ${name}: ${err.message}`;
+    }
+  }
+
+  select.addEventListener('focus', fillSources);
+  select.addEventListener('change', () => open(select.value));
+  followBtn.addEventListener('click', () => {
+    following = !following;
+    followBtn.textContent = following ? 'Pause' : 'Follow';
+    followBtn.setAttribute('aria-pressed', String(following));
+    state.dataset.paused = String(!following);
+    if (following) {
+      for (const l of held) append(l);
+      held = [];
+      out.scrollTop = out.scrollHeight;
+    }
+  });
+  // Scrolling up pauses following; scrolling back to the end resumes.
+  out.addEventListener('scroll', () => {
+    const atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+    if (atEnd !== following) followBtn.click();
+  });
+  fillSources();
+
+  return {
+    el,
+    open,
+    stepChunk(stepId, chunk) {
+      if (current !== 'step:' + stepId) return;
+      const text = chunk.endsWith('\n') ? chunk : chunk + '\n';
+      if (following) append(text); else held.push(text);
+    },
+    stop() { if (abort) abort.abort(); },
+  };
+}
+

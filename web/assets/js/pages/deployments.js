@@ -1,0 +1,123 @@
+// The deployments list: status, project, environment, owner, ingress links
+// and a live countdown to auto-cleanup, updated from the live event stream.
+
+import { h, clear } from '../dom.js';
+import * as api from '../api.js';
+import { subscribe } from '../stream.js';
+import { page, loading, empty, errorBox, table, pager, badge, countdown } from '../ui.js';
+import { linkList, actionButtons, canManage } from './deploy-common.js';
+import { annotate, levelFor } from '../access.js';
+
+export function deploymentsPage(_params, q) {
+  const newBtn = h('a', { class: 'button primary', href: '/deployments/new', id: 'new-deployment' }, 'New deployment');
+  const body = page('Deployments', { actions: [newBtn] });
+  const filters = {
+    project: q.get('project') || '',
+    environment: q.get('environment') || '',
+    status: q.get('status') || '',
+  };
+  const filterBar = h('form', { class: 'filters inline-form', role: 'search', 'aria-label': 'Filter deployments' });
+  const list = h('div', { class: 'list', 'aria-live': 'polite', 'aria-busy': 'true' });
+  body.append(filterBar, list);
+  let pageNo = Number(q.get('page') || 1);
+  let alive = true;
+  let rows = [];
+  let lastData = null;
+
+  // Filters: projects and environments the user can see. "New deployment"
+  // shows only when some grant of the user's teams gives full access.
+  newBtn.hidden = true;
+  Promise.all([api.listAll('/projects').catch(() => []), api.listAll('/environments').catch(() => [])]).then(async ([projects, envs]) => {
+    if (!alive) return;
+    const levels = await Promise.all([...projects.map((p) => levelFor(p.id, 0)), ...envs.map((e) => levelFor(0, e.id))]);
+    newBtn.hidden = !levels.includes('full');
+    const sel = (name, label, opts) => h('div', { class: 'field' }, h('label', { for: 'flt-' + name }, label),
+      h('select', { id: 'flt-' + name, name, onchange: (ev) => { filters[name] = ev.target.value; pageNo = 1; sync(); reload(); } },
+        opts.map(([v, l]) => h('option', { value: v, selected: String(filters[name]) === String(v) }, l))));
+    clear(filterBar,
+      sel('project', 'Project', [['', 'All projects'], ...projects.map((p) => [p.id, p.name])]),
+      sel('environment', 'Environment', [['', 'All environments'], ...envs.map((e) => [e.id, e.name])]),
+      sel('status', 'Status', [['', 'Live (not deleted)'], ...['pending', 'deploying', 'running', 'failed', 'offline', 'deleting', 'deleted'].map((s) => [s, s])]));
+  });
+
+  function sync() {
+    history.replaceState(null, '', '/deployments' + api.query({ ...filters, page: pageNo > 1 ? pageNo : '' }));
+  }
+
+  async function reload() {
+    if (!rows.length) clear(list, loading());
+    try {
+      const data = await api.get('/deployments' + api.query({ ...filters, page: pageNo, per_page: 25 }));
+      if (!alive) return;
+      lastData = data;
+      const fresh = api.items(data);
+      await Promise.all([annotate(fresh), addURLs(fresh)]);
+      if (!alive) return;
+      rows = fresh;
+      draw();
+    } catch (err) {
+      if (alive) clear(list, errorBox(err));
+    }
+    list.setAttribute('aria-busy', 'false');
+  }
+
+  // The list rows do not carry ingress URLs; they come with each live
+  // deployment's full representation, fetched once per change.
+  const views = new Map(); // "id:updated_at" -> urls
+  async function addURLs(list) {
+    await Promise.all(list.map(async (d) => {
+      if (!['running', 'offline'].includes(d.status)) return;
+      const key = `${d.id}:${d.updated_at}`;
+      if (!views.has(key)) views.set(key, api.get(`/deployments/${d.id}`).then((v) => v.urls || {}, () => ({})));
+      d.urls = await views.get(key);
+    }));
+  }
+
+  function draw() {
+    if (rows.length === 0) {
+      clear(list, empty('No deployments yet.', h('a', { href: '/deployments/new' }, 'Create the first one')));
+      return;
+    }
+    // Keep keyboard focus stable: skip a redraw while a row button has focus.
+    const anyManage = rows.some(canManage);
+    clear(list, table([
+      { label: 'Name', render: (d) => h('a', { href: `/deployments/${d.id}`, class: 'strong' }, d.name) },
+      { label: 'Status', render: (d) => [badge(d.status), d.reason ? h('div', { class: 'muted small reason' }, d.reason) : null] },
+      { label: 'Project', render: (d) => d.project || d.project_name || '' },
+      { label: 'Environment', render: (d) => d.environment || d.environment_name || '' },
+      { label: 'Owner', render: (d) => d.owner || d.owner_name || '' },
+      { label: 'Links', render: linkList },
+      { label: 'Cleanup in', render: (d) => (['deleted', 'deleting'].includes(d.status) ? h('span', { class: 'muted' }, '—') : countdown(d.expires_at)) },
+      ...(anyManage ? [{ label: 'Actions', class: 'row-actions', render: (d) => actionButtons(d, () => reload(), { compact: true }) }] : []),
+    ], rows, { caption: 'Deployments', rowAttrs: (d) => ({ 'data-name': d.name, 'data-status': d.status }) }),
+    pager(lastData, (p) => { pageNo = p; sync(); reload(); }));
+  }
+
+  // Live updates: apply status/TTL events to visible rows; anything else
+  // (a new deployment) triggers a debounced reload.
+  let reloadTimer = null;
+  const close = subscribe('/events', (ev) => {
+    const d = rows.find((r) => r.id === ev.deployment_id);
+    if (d && ev.type === 'deployment.status') {
+      Object.assign(d, { status: ev.status, reason: ev.reason || '' });
+      // A deployment turning running gets its URLs from a reload.
+      if (ev.status === 'running') { clearTimeout(reloadTimer); reloadTimer = setTimeout(reload, 300); return; }
+      if (!list.contains(document.activeElement)) draw();
+      return;
+    }
+    if (d && ev.type === 'deployment.ttl' && ev.expires_at) {
+      d.expires_at = ev.expires_at;
+      if (!list.contains(document.activeElement)) draw();
+      return;
+    }
+    if (!d && ev.type === 'deployment.status') {
+      clearTimeout(reloadTimer);
+      reloadTimer = setTimeout(reload, 500);
+    }
+  });
+  // A slow safety poll covers missed events (and servers without a stream).
+  const poll = setInterval(() => { if (!list.contains(document.activeElement)) reload(); }, 15000);
+
+  reload();
+  return () => { alive = false; close(); clearInterval(poll); clearTimeout(reloadTimer); };
+}
