@@ -105,6 +105,7 @@ func (r *Runtime) Remove(ctx context.Context, objs []Object) ([]string, error) {
 }
 
 func (r *Runtime) removeNetwork(ctx context.Context, id string) error {
+	r.leaveNetwork(ctx, id)
 	var err error
 	// A container that was just force-removed can keep its endpoint for a
 	// moment; retry briefly.

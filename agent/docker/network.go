@@ -37,7 +37,7 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, deploymentID int64) (Networ
 	used := map[netip.Prefix]bool{}
 	for _, n := range list.Items {
 		if n.Name == name {
-			return Network{ID: n.ID, Name: n.Name, Subnet: firstSubnet(n.IPAM)}, nil
+			return Network{ID: n.ID, Name: n.Name, Subnet: firstSubnet(n.IPAM)}, r.joinNetwork(ctx, n.ID)
 		}
 		for _, c := range n.IPAM.Config {
 			if c.Subnet.IsValid() {
@@ -60,7 +60,7 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, deploymentID int64) (Networ
 			Labels: r.labels(deploymentID),
 		})
 		if err == nil {
-			return Network{ID: res.ID, Name: name, Subnet: subnet}, nil
+			return Network{ID: res.ID, Name: name, Subnet: subnet}, r.joinNetwork(ctx, res.ID)
 		}
 		if isOverlap(err) {
 			// Another agent on this daemon took it between list and create.
@@ -70,7 +70,7 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, deploymentID int64) (Networ
 		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already exists") {
 			ins, ierr := r.cli.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
 			if ierr == nil {
-				return Network{ID: ins.Network.ID, Name: name, Subnet: firstSubnet(ins.Network.IPAM)}, nil
+				return Network{ID: ins.Network.ID, Name: name, Subnet: firstSubnet(ins.Network.IPAM)}, r.joinNetwork(ctx, ins.Network.ID)
 			}
 		}
 		return Network{}, fmt.Errorf("create network %s: %w", name, err)

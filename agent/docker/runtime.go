@@ -55,6 +55,10 @@ type Runtime struct {
 	subnetBits int
 
 	netMu sync.Mutex // serialises subnet allocation in this process
+
+	selfMu      sync.Mutex // guards self, selfChecked (see self.go)
+	self        string     // the agent's own container id, "" when not in one
+	selfChecked bool
 }
 
 // New connects to the daemon (API version negotiated with the daemon).
