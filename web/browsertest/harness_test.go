@@ -106,6 +106,13 @@ func newBrowser(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption
 			t.Errorf("browser: %s", p)
 		}
 	})
+	// Start Chromium now, with its own budget: on a loaded 2-core machine a
+	// second browser can take well over the 30 s a page step is allowed.
+	sctx, cancelS := context.WithTimeout(tctx, 2*time.Minute)
+	defer cancelS()
+	if err := chromedp.Do(sctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
 	return b
 }
 
@@ -155,7 +162,10 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.shot("FAILED-" + sanitize(what))
-		b.t.Fatalf("%s: %v", what, err)
+		dctx, dcancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer dcancel()
+		diag, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`location.href + "\n" + performance.getEntriesByType('resource').map((e) => e.name + ' ' + Math.round(e.startTime) + '+' + Math.round(e.duration)).join("\n")`))
+		b.t.Fatalf("%s: %v\npage resources:\n%s", what, err, diag)
 	}
 }
 

@@ -1,0 +1,43 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nullops/nullops/internal/testutil"
+)
+
+// dockerIsolatesNetworks probes whether this host enforces Docker's own
+// isolation between bridge networks, without the agent: two plain networks,
+// one demo-web container in each, and a dial from one to the other's IP.
+// Some virtualised kernels accept Docker's iptables rules but never run the
+// FORWARD hook, so containers of different networks reach each other; the
+// agent relies on Docker for that isolation and cannot be blamed for it.
+func dockerIsolatesNetworks(t *testing.T) bool {
+	t.Helper()
+	name := fmt.Sprintf("nullops-isoprobe-%d", time.Now().UnixNano())
+	cleanup := func() {
+		_, _ = testutil.DockerErr("rm", "-f", name+"-a", name+"-b")
+		_, _ = testutil.DockerErr("network", "rm", name+"-a", name+"-b")
+	}
+	defer cleanup()
+	for _, n := range []string{"a", "b"} {
+		testutil.Docker(t, "network", "create", name+"-"+n)
+	}
+	testutil.Docker(t, "run", "-d", "--name", name+"-a", "--network", name+"-a", demoWebImage)
+	testutil.Docker(t, "run", "-d", "--name", name+"-b", "--network", name+"-b", "-p", "127.0.0.1::8080", demoWebImage)
+	ipA := testutil.Docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name+"-a")
+	port := strings.TrimSpace(testutil.Docker(t, "port", name+"-b", "8080/tcp"))
+	port = port[strings.LastIndex(port, ":")+1:]
+	var code int
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	testutil.WaitFor(t, ctx, 200*time.Millisecond, "probe container answers", func() bool {
+		code, _ = httpGet(t, fmt.Sprintf("http://127.0.0.1:%s/dial?addr=%s:8080", port, strings.TrimSpace(ipA)))
+		return code == 200 || code == 502
+	})
+	return code != 200
+}
