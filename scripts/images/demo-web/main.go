@@ -64,8 +64,12 @@ func main() {
 		}
 		sort.Strings(keys)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "hello from %s (%s)\nhost: %s\nup: %s\nmessage: %s\n",
-			os.Getenv("SERVICE_NAME"), os.Getenv("VERSION"), r.Host, time.Since(started).Round(time.Second), os.Getenv("MESSAGE"))
+		name := os.Getenv("SERVICE_NAME")
+		if v := os.Getenv("VERSION"); v != "" {
+			name += " (" + v + ")"
+		}
+		fmt.Fprintf(w, "hello from %s\nhost: %s\nup: %s\nmessage: %s\nenv: %s\n",
+			name, r.Host, time.Since(started).Round(time.Second), os.Getenv("MESSAGE"), strings.Join(keys, " "))
 	})
 	slog.Info("listening", "addr", addr)
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
