@@ -1,0 +1,513 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Deployment is the subset of the API's deployment the CLI shows.
+type Deployment struct {
+	ID              int64             `json:"id"`
+	Name            string            `json:"name"`
+	Project         string            `json:"project"`
+	Environment     string            `json:"environment"`
+	Node            string            `json:"node"`
+	Status          string            `json:"status"`
+	Reason          string            `json:"reason"`
+	FailedStep      string            `json:"failed_step"`
+	Owner           string            `json:"owner"`
+	Tags            map[string]string `json:"tags"`
+	PipelineVersion int               `json:"pipeline_version"`
+	ExpiresAt       time.Time         `json:"expires_at"`
+	DeletePending   bool              `json:"delete_pending"`
+	URLs            map[string]string `json:"urls"`
+
+	// Raw is the API's object as received: -o json prints it whole.
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON keeps the raw object next to the fields the CLI reads.
+func (d *Deployment) UnmarshalJSON(b []byte) error {
+	type plain Deployment
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*d = Deployment(p)
+	d.Raw = append(json.RawMessage(nil), b...)
+	return nil
+}
+
+// MarshalJSON prints the API's object unchanged when there is one.
+func (d Deployment) MarshalJSON() ([]byte, error) {
+	if len(d.Raw) > 0 {
+		return d.Raw, nil
+	}
+	type plain Deployment
+	return json.Marshal(plain(d))
+}
+
+type named struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+type list[T any] struct {
+	Items []T `json:"items"`
+	Total int `json:"total"`
+}
+
+// ExitError carries a process exit code.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+
+const usage = `nullops — command line for NullOps (CI jobs and admins)
+
+Usage:
+  nullops login --server URL --token TOKEN
+  nullops deployments list [--project P] [--environment E] [--status S]
+  nullops deployments create --project P --environment E --name N [--tag service=tag ...] [--wait] [--timeout 10m]
+  nullops deployments delete DEPLOYMENT [--environment E]
+  nullops deployments extend DEPLOYMENT [--environment E]
+  nullops deployments clone DEPLOYMENT --name N [--tag service=tag ...] [--environment E]
+  nullops logs [-f] [--tail N] --service S DEPLOYMENT [--environment E]
+  nullops wait DEPLOYMENT [--environment E] [--timeout 10m]
+
+DEPLOYMENT is an id, or a name together with --environment. P and E are names or ids.
+Add -o json to any command for machine-readable output. NULLOPS_SERVER and
+NULLOPS_TOKEN override the profile saved by login.
+`
+
+// Run executes the CLI with args (without the program name).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	switch args[0] {
+	case "login":
+		return login(ctx, args[1:], stdout)
+	case "deployments", "deployment", "dep":
+		if len(args) < 2 {
+			return &ExitError{Code: 2, Err: errors.New("deployments: missing subcommand (list, create, delete, extend, clone)")}
+		}
+		switch args[1] {
+		case "list", "ls":
+			return listDeployments(ctx, args[2:], stdout)
+		case "create":
+			return createDeployment(ctx, args[2:], stdout, stderr)
+		case "delete", "rm":
+			return actOn(ctx, "delete", args[2:], stdout)
+		case "extend":
+			return actOn(ctx, "extend", args[2:], stdout)
+		case "clone":
+			return cloneDeployment(ctx, args[2:], stdout)
+		}
+		return &ExitError{Code: 2, Err: fmt.Errorf("deployments: unknown subcommand %q", args[1])}
+	case "logs":
+		return logs(ctx, args[1:], stdout)
+	case "wait":
+		return waitCmd(ctx, args[1:], stdout, stderr)
+	}
+	return &ExitError{Code: 2, Err: fmt.Errorf("unknown command %q; run nullops --help", args[0])}
+}
+
+type tagFlags map[string]string
+
+func (t tagFlags) String() string { return "" }
+func (t tagFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" || val == "" {
+		return fmt.Errorf("--tag wants service=tag, got %q", v)
+	}
+	t[k] = val
+	return nil
+}
+
+// parse parses flags that may come before or after positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, &ExitError{Code: 2, Err: fmt.Errorf("%s: %w", fs.Name(), err)}
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func client() (*Client, error) {
+	p, err := LoadProfile()
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: err}
+	}
+	return NewClient(p), nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func login(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("login", flag.ContinueOnError)
+	server := fs.String("server", os.Getenv("NULLOPS_SERVER"), "server URL, e.g. https://nullops.example.com")
+	token := fs.String("token", os.Getenv("NULLOPS_TOKEN"), "API token (create one in the UI under Tokens)")
+	out := fs.String("o", "", "output format: json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *server == "" || *token == "" {
+		return &ExitError{Code: 2, Err: errors.New("login: --server and --token are required")}
+	}
+	c := NewClient(Profile{Server: *server, Token: *token})
+	var me struct {
+		User struct {
+			Username string `json:"username"`
+			Role     string `json:"role"`
+		} `json:"user"`
+	}
+	if err := c.Do(ctx, "GET", "/api/v1/me", nil, &me); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	path, err := SaveProfile(Profile{Server: *server, Token: *token})
+	if err != nil {
+		return err
+	}
+	if *out == "json" {
+		return printJSON(stdout, map[string]string{"username": me.User.Username, "role": me.User.Role, "profile": path})
+	}
+	fmt.Fprintf(stdout, "logged in to %s as %s (%s); profile saved in %s\n", *server, me.User.Username, me.User.Role, path)
+	return nil
+}
+
+// resolveID turns a name or id of a project/environment into an id.
+func resolveID(ctx context.Context, c *Client, kind, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if id, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return id, nil
+	}
+	for page := 1; page < 100; page++ {
+		var l list[named]
+		if err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/%s?per_page=100&page=%d", kind, page), nil, &l); err != nil {
+			return 0, err
+		}
+		for _, it := range l.Items {
+			if it.Name == v {
+				return it.ID, nil
+			}
+		}
+		if len(l.Items) < 100 {
+			break
+		}
+	}
+	return 0, fmt.Errorf("no %s named %q (or you may not see it)", strings.TrimSuffix(kind, "s"), v)
+}
+
+// resolveDeployment finds a deployment by id, or by name within an environment.
+func resolveDeployment(ctx context.Context, c *Client, ref, env string) (Deployment, error) {
+	var d Deployment
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d)
+		return d, err
+	}
+	if env == "" {
+		return d, &ExitError{Code: 2, Err: fmt.Errorf("deployment %q: give its id, or its name with --environment", ref)}
+	}
+	envID, err := resolveID(ctx, c, "environments", env)
+	if err != nil {
+		return d, err
+	}
+	for page := 1; page < 100; page++ {
+		var l list[Deployment]
+		if err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments?environment=%d&per_page=100&page=%d", envID, page), nil, &l); err != nil {
+			return d, err
+		}
+		for _, it := range l.Items {
+			if it.Name == ref {
+				return it, nil
+			}
+		}
+		if len(l.Items) < 100 {
+			break
+		}
+	}
+	return d, fmt.Errorf("no deployment named %q in environment %s", ref, env)
+}
+
+func listDeployments(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("deployments list", flag.ContinueOnError)
+	project := fs.String("project", "", "project name or id")
+	env := fs.String("environment", "", "environment name or id")
+	status := fs.String("status", "", "status filter")
+	out := fs.String("o", "", "output format: json")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	pid, err := resolveID(ctx, c, "projects", *project)
+	if err != nil {
+		return err
+	}
+	eid, err := resolveID(ctx, c, "environments", *env)
+	if err != nil {
+		return err
+	}
+	q := url.Values{"per_page": {"100"}}
+	if pid > 0 {
+		q.Set("project", fmt.Sprint(pid))
+	}
+	if eid > 0 {
+		q.Set("environment", fmt.Sprint(eid))
+	}
+	if *status != "" {
+		q.Set("status", *status)
+	}
+	var l list[Deployment]
+	if err := c.Do(ctx, "GET", "/api/v1/deployments?"+q.Encode(), nil, &l); err != nil {
+		return err
+	}
+	if *out == "json" {
+		return printJSON(stdout, l.Items)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tPROJECT\tENVIRONMENT\tSTATUS\tOWNER\tEXPIRES IN")
+	for _, d := range l.Items {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Project, d.Environment, d.Status, d.Owner, time.Until(d.ExpiresAt).Round(time.Minute))
+	}
+	return tw.Flush()
+}
+
+func printDeployment(w io.Writer, d Deployment, out string) error {
+	if out == "json" {
+		return printJSON(w, d)
+	}
+	fmt.Fprintf(w, "deployment %d %s (%s/%s): %s", d.ID, d.Name, d.Project, d.Environment, d.Status)
+	if d.Reason != "" {
+		fmt.Fprintf(w, " — %s", d.Reason)
+	}
+	fmt.Fprintln(w)
+	keys := make([]string, 0, len(d.URLs))
+	for k := range d.URLs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s: %s\n", k, d.URLs[k])
+	}
+	return nil
+}
+
+func createDeployment(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("deployments create", flag.ContinueOnError)
+	project := fs.String("project", "", "project name or id (required)")
+	env := fs.String("environment", "", "environment name or id (required)")
+	name := fs.String("name", "", "deployment name, a DNS label such as pr-42 (required)")
+	wait := fs.Bool("wait", false, "wait until the deployment is running (exit 1 if it fails)")
+	timeout := fs.Duration("timeout", 15*time.Minute, "how long --wait waits")
+	out := fs.String("o", "", "output format: json")
+	tags := tagFlags{}
+	fs.Var(tags, "tag", "service=tag for a selectable service (repeatable)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *project == "" || *env == "" || *name == "" {
+		return &ExitError{Code: 2, Err: errors.New("deployments create: --project, --environment and --name are required")}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	pid, err := resolveID(ctx, c, "projects", *project)
+	if err != nil {
+		return err
+	}
+	eid, err := resolveID(ctx, c, "environments", *env)
+	if err != nil {
+		return err
+	}
+	var d Deployment
+	body := map[string]any{"project_id": pid, "environment_id": eid, "name": *name, "tags": map[string]string(tags)}
+	if err := c.Do(ctx, "POST", "/api/v1/deployments", body, &d); err != nil {
+		return err
+	}
+	if *wait {
+		if d, err = waitRunning(ctx, c, d.ID, *timeout, stderr); err != nil {
+			_ = printDeployment(stdout, d, *out)
+			return err
+		}
+	}
+	return printDeployment(stdout, d, *out)
+}
+
+func actOn(ctx context.Context, action string, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("deployments "+action, flag.ContinueOnError)
+	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
+	out := fs.String("o", "", "output format: json")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &ExitError{Code: 2, Err: fmt.Errorf("deployments %s: give exactly one DEPLOYMENT", action)}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	d, err := resolveDeployment(ctx, c, pos[0], *env)
+	if err != nil {
+		return err
+	}
+	method, path := "POST", fmt.Sprintf("/api/v1/deployments/%d/%s", d.ID, action)
+	if action == "delete" {
+		method, path = "DELETE", fmt.Sprintf("/api/v1/deployments/%d", d.ID)
+	}
+	if err := c.Do(ctx, method, path, nil, &d); err != nil {
+		return err
+	}
+	return printDeployment(stdout, d, *out)
+}
+
+func cloneDeployment(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("deployments clone", flag.ContinueOnError)
+	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
+	name := fs.String("name", "", "name of the new deployment (required)")
+	out := fs.String("o", "", "output format: json")
+	tags := tagFlags{}
+	fs.Var(tags, "tag", "service=tag to change (repeatable)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *name == "" {
+		return &ExitError{Code: 2, Err: errors.New("deployments clone: give one DEPLOYMENT and --name")}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	src, err := resolveDeployment(ctx, c, pos[0], *env)
+	if err != nil {
+		return err
+	}
+	var d Deployment
+	if err := c.Do(ctx, "POST", fmt.Sprintf("/api/v1/deployments/%d/clone", src.ID), map[string]any{"name": *name, "tags": map[string]string(tags)}, &d); err != nil {
+		return err
+	}
+	return printDeployment(stdout, d, *out)
+}
+
+func logs(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
+	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
+	service := fs.String("service", "", "service (pipeline node id) whose logs to show (required)")
+	follow := fs.Bool("f", false, "follow the log")
+	tail := fs.Int("tail", 100, "lines from the end (0 = all)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *service == "" {
+		return &ExitError{Code: 2, Err: errors.New("logs: give one DEPLOYMENT and --service")}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	d, err := resolveDeployment(ctx, c, pos[0], *env)
+	if err != nil {
+		return err
+	}
+	path := fmt.Sprintf("/api/v1/deployments/%d/logs%s", d.ID, query("service", *service, "follow", strconv.FormatBool(*follow), "tail", strconv.Itoa(*tail)))
+	return c.Stream(ctx, path, stdout)
+}
+
+func waitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
+	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long (exit 3)")
+	out := fs.String("o", "", "output format: json")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &ExitError{Code: 2, Err: errors.New("wait: give exactly one DEPLOYMENT")}
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	d, err := resolveDeployment(ctx, c, pos[0], *env)
+	if err != nil {
+		return err
+	}
+	d, err = waitRunning(ctx, c, d.ID, *timeout, stderr)
+	if perr := printDeployment(stdout, d, *out); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}
+
+// waitRunning polls until the deployment is running (nil), failed or gone
+// (exit 1) or the timeout passes (exit 3).
+func waitRunning(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) (Deployment, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := ""
+	for {
+		var d Deployment
+		err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d)
+		if err == nil {
+			if d.Status != last {
+				fmt.Fprintf(stderr, "deployment %d: %s\n", id, d.Status)
+				last = d.Status
+			}
+			switch d.Status {
+			case "running":
+				return d, nil
+			case "failed":
+				msg := d.Reason
+				if d.FailedStep != "" {
+					msg = fmt.Sprintf("step %s: %s", d.FailedStep, d.Reason)
+				}
+				return d, &ExitError{Code: 1, Err: fmt.Errorf("deployment %d failed: %s", id, msg)}
+			case "deleting", "deleted":
+				return d, &ExitError{Code: 1, Err: fmt.Errorf("deployment %d is %s", id, d.Status)}
+			}
+		} else if ae := (*APIError)(nil); errors.As(err, &ae) && ae.Status < 500 {
+			return d, &ExitError{Code: 1, Err: err}
+		}
+		select {
+		case <-ctx.Done():
+			return d, &ExitError{Code: 3, Err: fmt.Errorf("deployment %d not running after %s (status %s)", id, timeout, last)}
+		case <-time.After(time.Second):
+		}
+	}
+}
