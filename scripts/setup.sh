@@ -9,7 +9,7 @@ set -euo pipefail
 
 RUN_DIR=${NULLOPS_RUN_DIR:-/tmp/nullops-run}
 PG_PORT=${NULLOPS_PG_PORT:-55432}
-PACKAGES=(postgresql docker-registry chromium nginx-light wrk)
+PACKAGES=(postgresql docker-registry chromium nginx-light wrk docker-compose)
 
 log() { echo "setup: $*" >&2; }
 
@@ -19,6 +19,7 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing packages: ${missing[*]}; run as root or install them: apt-get install ${missing[*]}"
