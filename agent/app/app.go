@@ -73,7 +73,10 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	if node == "" {
 		node = j.InstanceID()
 	}
-	rt, err := docker.New(docker.Config{Node: node, Host: cfg.Docker.Host})
+	rt, err := docker.New(docker.Config{
+		Node: node, Host: cfg.Docker.Host, PublishIP: cfg.Docker.PublishIP,
+		SubnetPool: cfg.Docker.SubnetPool, SubnetBits: cfg.Docker.SubnetBits,
+	})
 	if err != nil {
 		j.Close()
 		return nil, err

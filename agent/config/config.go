@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -39,7 +40,10 @@ type Config struct {
 
 // Docker configures the Docker Engine client.
 type Docker struct {
-	Host string `description:"Docker Engine address, e.g. unix:///var/run/docker.sock (default: DOCKER_HOST or the local socket)." export:"true"`
+	Host       string `description:"Docker Engine address, e.g. unix:///var/run/docker.sock (default: DOCKER_HOST or the local socket)." export:"true"`
+	SubnetPool string `description:"IPv4 range deployment networks are carved from, one subnet each; must not overlap the node's other networks." export:"true"`
+	SubnetBits int    `description:"Prefix length of one deployment network (16–29); /24 in a /16 pool gives 256 deployments." export:"true"`
+	PublishIP  string `description:"Host address published service ports bind to; the ingress must reach it (0.0.0.0 = every address)." export:"true"`
 }
 
 // Debug holds switches meant for tests only.
@@ -82,6 +86,7 @@ func Defaults() *Config {
 		Listen:          ":5000",
 		DataDir:         DefaultDataDir(),
 		MetricsInterval: ptypes.Duration(15 * time.Second),
+		Docker:          Docker{SubnetPool: "10.213.0.0/16", SubnetBits: 24, PublishIP: "0.0.0.0"},
 		Log:             logging.Defaults(),
 	}
 }
@@ -108,6 +113,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Capacity.CPUs < 0 || c.Capacity.MemoryMB < 0 {
 		return fmt.Errorf("capacity.cpus and capacity.memorymb: must not be negative (0 = what the host has)")
+	}
+	pool, err := netip.ParsePrefix(c.Docker.SubnetPool)
+	if err != nil || !pool.Addr().Is4() {
+		return fmt.Errorf("docker.subnetpool: %q is not an IPv4 CIDR range such as 10.213.0.0/16", c.Docker.SubnetPool)
+	}
+	if c.Docker.SubnetBits < pool.Bits() || c.Docker.SubnetBits > 29 || c.Docker.SubnetBits < 16 {
+		return fmt.Errorf("docker.subnetbits: /%d networks do not fit in %s (use 16–29, at least the pool's /%d)", c.Docker.SubnetBits, pool, pool.Bits())
+	}
+	if _, err := netip.ParseAddr(c.Docker.PublishIP); err != nil {
+		return fmt.Errorf("docker.publiship: %q is not an IP address", c.Docker.PublishIP)
 	}
 	if c.Debug.EventsListen != "" {
 		if _, _, err := net.SplitHostPort(c.Debug.EventsListen); err != nil {

@@ -78,3 +78,22 @@ func TestDefaultDataDir(t *testing.T) {
 		t.Fatalf("in a container the default is /data, got %s", d)
 	}
 }
+
+func TestDockerNetworkOptions(t *testing.T) {
+	tok := "AGENT_TOKEN=0123456789abcdef"
+	cfg, err := load(t, []string{tok, "NULLOPS_DOCKER_SUBNETPOOL=10.50.0.0/16"}, "--docker.subnetbits=26", "--docker.publiship=127.0.0.1")
+	if err != nil || cfg.Docker.SubnetPool != "10.50.0.0/16" || cfg.Docker.SubnetBits != 26 || cfg.Docker.PublishIP != "127.0.0.1" {
+		t.Fatalf("%+v %v", cfg.Docker, err)
+	}
+	for _, c := range []struct{ arg, key string }{
+		{"--docker.subnetpool=nonsense", "docker.subnetpool"},
+		{"--docker.subnetpool=fd00::/64", "docker.subnetpool"},
+		{"--docker.subnetbits=30", "docker.subnetbits"},
+		{"--docker.subnetbits=12", "docker.subnetbits"},
+		{"--docker.publiship=localhost", "docker.publiship"},
+	} {
+		if _, err := load(t, []string{tok}, c.arg); err == nil || !strings.Contains(err.Error(), c.key+":") {
+			t.Errorf("%s: %v (want an error naming %s)", c.arg, err, c.key)
+		}
+	}
+}
