@@ -89,20 +89,46 @@ func TestDockerComposeFile(t *testing.T) {
 	}
 }
 
+// helpFlags lists the options a binary's --help shows (without "--").
+func helpFlags(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, _ := exec.Command("go", "run", pkg, "--help").CombinedOutput()
+	found := regexp.MustCompile(`(?m)^\s+--([a-z0-9.]+)\s`).FindAllStringSubmatch(string(out), -1)
+	if len(found) == 0 {
+		t.Fatalf("%s --help lists no flags:\n%s", pkg, out)
+	}
+	var flags []string
+	for _, f := range found {
+		flags = append(flags, f[1])
+	}
+	return flags
+}
+
 // envNames derives the NULLOPS_* variables a binary reads from its --help
 // (paerser: flag --a.b ↔ NULLOPS_A_B).
 func envNames(t *testing.T, pkg string) map[string]bool {
 	t.Helper()
-	out, _ := exec.Command("go", "run", pkg, "--help").CombinedOutput()
-	flags := regexp.MustCompile(`(?m)^\s+--([a-z0-9.]+)\s`).FindAllStringSubmatch(string(out), -1)
-	if len(flags) == 0 {
-		t.Fatalf("%s --help lists no flags:\n%s", pkg, out)
-	}
 	names := map[string]bool{}
-	for _, f := range flags {
-		names["NULLOPS_"+strings.ToUpper(strings.ReplaceAll(f[1], ".", "_"))] = true
+	for _, f := range helpFlags(t, pkg) {
+		names["NULLOPS_"+strings.ToUpper(strings.ReplaceAll(f, ".", "_"))] = true
 	}
 	return names
+}
+
+// TestConfigurationDocListsEveryOption keeps docs/configuration.md in step
+// with the binaries (regenerate it with scripts/gen-config-doc.sh).
+func TestConfigurationDocListsEveryOption(t *testing.T) {
+	doc, err := os.ReadFile("docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range []string{"./cmd/nullops-server", "./cmd/nullops-agent", "./cmd/nullops-ingress"} {
+		for _, f := range helpFlags(t, pkg) {
+			if !strings.Contains(string(doc), "| `--"+f+"` |") {
+				t.Errorf("docs/configuration.md lacks %s --%s; run: bash scripts/gen-config-doc.sh > docs/configuration.md", pkg, f)
+			}
+		}
+	}
 }
 
 func sortedKeys(m map[string]bool) []string {
