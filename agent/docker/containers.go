@@ -93,7 +93,9 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 		exposed[p] = struct{}{}
 		hc.PortBindings = network.PortMap{p: {{HostIP: r.publishIP, HostPort: ""}}}
 	}
-	res, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	cctx, cancelCreate := createCtx(ctx)
+	defer cancelCreate()
+	res, err := r.cli.ContainerCreate(cctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
 			Image:        s.Image,

@@ -45,13 +45,15 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, deploymentID int64) (Networ
 			}
 		}
 	}
+	cctx, cancelCreate := createCtx(ctx)
+	defer cancelCreate()
 	for attempt := 0; attempt < 8; attempt++ {
 		subnet, ok := r.freeSubnet(used)
 		if !ok {
 			return Network{}, fmt.Errorf("%w: %s holds no free /%d", ErrPoolExhausted, r.pool, r.subnetBits)
 		}
 		gw := subnet.Addr().Next()
-		res, err := r.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+		res, err := r.cli.NetworkCreate(cctx, name, client.NetworkCreateOptions{
 			Driver: "bridge",
 			IPAM: &network.IPAM{
 				Driver: "default",

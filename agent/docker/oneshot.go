@@ -51,7 +51,9 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 		hc.NetworkMode = container.NetworkMode(s.Network)
 		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{s.Network: {}}}
 	}
-	created, err := r.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	cctx, cancelCreate := createCtx(ctx)
+	defer cancelCreate()
+	created, err := r.cli.ContainerCreate(cctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
 			Image:        s.Image,

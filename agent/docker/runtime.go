@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/client"
 )
@@ -96,6 +97,16 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
 	return &Runtime{cli: cli, node: cfg.Node, publishIP: ip, pool: pool, subnetBits: cfg.SubnetBits}, nil
+}
+
+// createCtx is the context of an Engine call that creates an object. When
+// a caller's context is cancelled mid-call (a delete stopping a deploy), the
+// client gives up but the daemon may still finish creating the object — after
+// the delete has listed the deployment's objects and found none, leaving an
+// orphan. So creations run to completion (bounded by a timeout) and the
+// caller notices its cancellation at its next step, with the object listed.
+func createCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 }
 
 // Close releases the client.

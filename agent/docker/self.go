@@ -69,7 +69,9 @@ func (r *Runtime) joinNetwork(ctx context.Context, networkID string) error {
 	if self == "" {
 		return nil
 	}
-	_, err := r.cli.NetworkConnect(ctx, networkID, client.NetworkConnectOptions{Container: self})
+	cctx, cancelCreate := createCtx(ctx)
+	defer cancelCreate()
+	_, err := r.cli.NetworkConnect(cctx, networkID, client.NetworkConnectOptions{Container: self})
 	if err != nil && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
 		return fmt.Errorf("connect the agent container to network %s: %w", networkID, err)
 	}

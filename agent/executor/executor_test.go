@@ -309,3 +309,31 @@ func TestCancelMidPipeline(t *testing.T) {
 		t.Error("deleted deployment still in local state")
 	}
 }
+
+// TestDeleteRightAfterDeploy: a delete that lands while the pipeline is
+// still creating its network or first container must not leave that object
+// behind (the daemon finishes a creation even when the client gave up).
+func TestDeleteRightAfterDeploy(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := testutil.Context(t, 3*time.Minute)
+	base := time.Now().UnixNano()%1e6 + 5000000
+	for i, delay := range []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond, 80 * time.Millisecond, 200 * time.Millisecond} {
+		id := base + int64(i)
+		spec := specOf(id, []protocol.Node{webNode("web", nil)}, nil, demoWebImage, nil)
+		if err := e.ex.Deploy(ctx, protocol.DeployRequest{Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		if err := e.ex.Delete(ctx, protocol.DeleteRequest{DeploymentID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if ds := e.rec.waitDeployment(t, ctx, id, protocol.StatusDeleted); ds.Status != protocol.StatusDeleted {
+			t.Fatalf("delay %s: %s", delay, ds.Status)
+		}
+		// An orphan would appear just after the delete reported.
+		time.Sleep(500 * time.Millisecond)
+		if left := e.objects(id); len(left) > 0 {
+			t.Errorf("delete %s after deploy left %v", delay, left)
+		}
+	}
+}
