@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -82,7 +83,7 @@ Usage:
   nullops login --server URL --token TOKEN
   nullops deployments list [--project P] [--environment E] [--status S]
   nullops deployments create --project P --environment E --name N [--tag service=tag ...] [--wait] [--timeout 10m]
-  nullops deployments delete DEPLOYMENT [--environment E]
+  nullops deployments delete DEPLOYMENT [--environment E] [--wait] [--timeout 5m]
   nullops deployments extend DEPLOYMENT [--environment E]
   nullops deployments clone DEPLOYMENT --name N [--tag service=tag ...] [--environment E]
   nullops logs [-f] [--tail N] --service S DEPLOYMENT [--environment E]
@@ -112,9 +113,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case "create":
 			return createDeployment(ctx, args[2:], stdout, stderr)
 		case "delete", "rm":
-			return actOn(ctx, "delete", args[2:], stdout)
+			return actOn(ctx, "delete", args[2:], stdout, stderr)
 		case "extend":
-			return actOn(ctx, "extend", args[2:], stdout)
+			return actOn(ctx, "extend", args[2:], stdout, stderr)
 		case "clone":
 			return cloneDeployment(ctx, args[2:], stdout)
 		}
@@ -365,10 +366,16 @@ func createDeployment(ctx context.Context, args []string, stdout, stderr io.Writ
 	return printDeployment(stdout, d, *out)
 }
 
-func actOn(ctx context.Context, action string, args []string, stdout io.Writer) error {
+func actOn(ctx context.Context, action string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deployments "+action, flag.ContinueOnError)
 	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
 	out := fs.String("o", "", "output format: json")
+	var wait *bool
+	var timeout *time.Duration
+	if action == "delete" {
+		wait = fs.Bool("wait", false, "wait until everything is removed and the name is free again")
+		timeout = fs.Duration("timeout", 5*time.Minute, "how long --wait waits (exit 3)")
+	}
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -391,7 +398,37 @@ func actOn(ctx context.Context, action string, args []string, stdout io.Writer) 
 	if err := c.Do(ctx, method, path, nil, &d); err != nil {
 		return err
 	}
+	if wait != nil && *wait {
+		if err := waitGone(ctx, c, d.ID, *timeout, stderr); err != nil {
+			return err
+		}
+		d.Status, d.Raw = "deleted", nil
+	}
 	return printDeployment(stdout, d, *out)
+}
+
+// waitGone polls until the deployment is deleted (or no longer visible).
+func waitGone(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	last := ""
+	for {
+		var d Deployment
+		err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d)
+		var ae *APIError
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusNotFound, err == nil && d.Status == "deleted":
+			return nil
+		case err == nil && d.Status != last:
+			fmt.Fprintf(stderr, "deployment %d: %s\n", id, d.Status)
+			last = d.Status
+		}
+		select {
+		case <-ctx.Done():
+			return &ExitError{Code: 3, Err: fmt.Errorf("deployment %d not deleted after %s (status %s)", id, timeout, last)}
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func cloneDeployment(ctx context.Context, args []string, stdout io.Writer) error {

@@ -187,13 +187,25 @@ func TestCLIJourney(t *testing.T) {
 	t.Setenv("NULLOPS_TOKEN", "")
 	t.Setenv("NULLOPS_SERVER", "")
 
-	// delete both: the containers are gone.
-	for _, d := range []deployment{created, clone} {
-		if _, err := cliRun(t, ctx, "deployments", "delete", d.Name, "--environment", "qa"); err != nil {
+	// delete --wait frees the name at once: a CI job re-creates the same
+	// pull request's deployment right after.
+	if _, err := cliRun(t, ctx, "deployments", "delete", "cli-1", "--environment", "qa", "--wait", "--timeout", "2m"); err != nil {
+		t.Fatal(err)
+	}
+	waitNoObjects(t, w.node.node, created.ID)
+	out, err = cliRun(t, ctx, "deployments", "create", "--project", "shop", "--environment", "qa", "--name", "cli-1", "--tag", "e2e-web=v1.1.0", "-o", "json")
+	var again deployment
+	if err != nil || json.Unmarshal([]byte(out), &again) != nil || again.ID == created.ID {
+		t.Fatalf("re-create cli-1 after delete --wait: %q %v", out, err)
+	}
+
+	// delete the rest: the containers are gone.
+	for _, d := range []deployment{again, clone} {
+		if _, err := cliRun(t, ctx, "deployments", "delete", d.Name, "--environment", "qa", "--wait"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range []deployment{created, clone} {
+	for _, d := range []deployment{again, clone} {
 		waitNoObjects(t, w.node.node, d.ID)
 	}
 }
