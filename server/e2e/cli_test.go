@@ -130,7 +130,9 @@ func TestCLIJourney(t *testing.T) {
 	fctx, cancel := context.WithCancel(ctx)
 	var follow lockedBuffer
 	done := make(chan error, 1)
-	go func() { done <- cli.Run(fctx, []string{"logs", "-f", "--service", "web", "--environment", "qa", "cli-1"}, &follow, &bytes.Buffer{}) }()
+	go func() {
+		done <- cli.Run(fctx, []string{"logs", "-f", "--service", "web", "--environment", "qa", "cli-1"}, &follow, &bytes.Buffer{})
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(follow.String(), "listening") {
 		if time.Now().After(deadline) {
