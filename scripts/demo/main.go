@@ -231,6 +231,7 @@ func (d *demo) startServer(ctx context.Context) error {
 		[]string{
 			fmt.Sprintf("--listen=127.0.0.1:%d", d.o.uiPort),
 			"--publicurl=" + d.uiURL(),
+			fmt.Sprintf("--ingress.linkport=%d", d.o.ingressPort),
 			"--cleanup.schedule=@every 30s",
 		},
 		"NULLOPS_DATABASE_URL="+d.databaseURL(),

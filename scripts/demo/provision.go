@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -330,8 +331,9 @@ func (d *demo) waitRunning(ctx context.Context, c *apiClient, id int64) (deploym
 	}
 }
 
-// checkIngress turns the deployment's URLs into links with the ingress
-// port and waits until each answers through nullops-ingress.
+// checkIngress waits until each of the deployment's links (which carry the
+// ingress port: the server runs with --ingress.linkport) answers through
+// nullops-ingress.
 func (d *demo) checkIngress(ctx context.Context, dep deployment) ([]string, error) {
 	names := make([]string, 0, len(dep.URLs))
 	for svc := range dep.URLs {
@@ -340,11 +342,15 @@ func (d *demo) checkIngress(ctx context.Context, dep deployment) ([]string, erro
 	sort.Strings(names)
 	var links []string
 	for _, svc := range names {
-		host := strings.TrimPrefix(dep.URLs[svc], "http://")
-		link := fmt.Sprintf("http://%s:%d/", host, d.o.ingressPort)
+		link := dep.URLs[svc]
+		u, err := url.Parse(link)
+		if err != nil {
+			return nil, fmt.Errorf("link of %s: %w", svc, err)
+		}
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			code, body, err := get(ctx, fmt.Sprintf("http://127.0.0.1:%d/", d.o.ingressPort), host)
+			// *.localhost resolves to loopback in browsers; here we dial it.
+			code, body, err := get(ctx, fmt.Sprintf("http://127.0.0.1:%s/", u.Port()), u.Host)
 			if err == nil && code == http.StatusOK && strings.Contains(body, "hello from "+svc) {
 				break
 			}
@@ -353,7 +359,7 @@ func (d *demo) checkIngress(ctx context.Context, dep deployment) ([]string, erro
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
-		links = append(links, fmt.Sprintf("%-4s %s", svc, link))
+		links = append(links, fmt.Sprintf("%-4s %s/", svc, link))
 	}
 	return links, nil
 }

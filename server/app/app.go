@@ -99,7 +99,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	e.Use(middleware.Recover())
 	e.Use(api.RequestLog(log))
 	a.Catalog = catalog.New(st, box, log)
-	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Routes: a.Ingress, Log: log})
+	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Routes: a.Ingress, Log: log,
+		Links: deploy.Links{Scheme: cfg.Ingress.LinkScheme, Port: cfg.Ingress.LinkPort}})
 	a.wireAgents()
 	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
 		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents})

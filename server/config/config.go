@@ -76,6 +76,9 @@ type Agents struct {
 type Ingress struct {
 	Token string `description:"Bearer token nullops-ingress (or Traefik's HTTP provider) presents to read the route table." loggable:"false"`
 	File  string `description:"Also write the Traefik dynamic configuration to this file (atomically), for Traefik's file provider." export:"true"`
+	// LinkScheme and LinkPort shape the deployment links users see.
+	LinkScheme string `description:"Scheme of deployment links shown to users: http, or https when the ingress terminates TLS." export:"true"`
+	LinkPort   int    `description:"Port in deployment links when the ingress does not listen on the scheme's default port (0 = none, e.g. 8000 in make demo)." export:"true"`
 }
 
 // Cleanup configures the expiry job.
@@ -101,6 +104,7 @@ func Defaults() *Config {
 			BackoffMax:   ptypes.Duration(30 * time.Second),
 		},
 		Cleanup: Cleanup{Schedule: "@every 30s"},
+		Ingress: Ingress{LinkScheme: "http"},
 	}
 }
 
@@ -114,6 +118,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Database.URL == "" {
 		return fmt.Errorf("database.url: required")
+	}
+	if c.Ingress.LinkScheme != "http" && c.Ingress.LinkScheme != "https" {
+		return fmt.Errorf("ingress.linkscheme: %q must be http or https", c.Ingress.LinkScheme)
+	}
+	if c.Ingress.LinkPort < 0 || c.Ingress.LinkPort > 65535 {
+		return fmt.Errorf("ingress.linkport: %d is not a port (0 = none)", c.Ingress.LinkPort)
 	}
 	if c.Database.MaxConns < 1 {
 		return fmt.Errorf("database.maxconns: must be at least 1")

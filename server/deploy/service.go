@@ -90,6 +90,8 @@ type Service struct {
 	Log      zerolog.Logger
 	// RequestTimeout bounds one request to an agent.
 	RequestTimeout time.Duration
+	// Links shapes the ingress links of deployments (scheme, port).
+	Links Links
 
 	stopped chan struct{} // closed when Run returns: streams end
 }
@@ -102,12 +104,13 @@ type Config struct {
 	Tags     TagChecker
 	Routes   Routes
 	Log      zerolog.Logger
+	Links    Links
 }
 
 // New builds a Service with its own broker.
 func New(c Config) *Service {
 	return &Service{Store: c.Store, Agents: c.Agents, Resolver: c.Resolver, Tags: c.Tags, Routes: c.Routes,
-		Broker: NewBroker(), Log: c.Log, RequestTimeout: 30 * time.Second,
+		Broker: NewBroker(), Log: c.Log, Links: c.Links, RequestTimeout: 30 * time.Second,
 		stopped: make(chan struct{})}
 }
 

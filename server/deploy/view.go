@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"net"
+	"strconv"
 
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
@@ -16,6 +18,25 @@ type View struct {
 	Services []ServiceView          `json:"services"`
 	// URLs maps each exposed service (pipeline node id) to its address.
 	URLs map[string]string `json:"urls"`
+}
+
+// Links shapes the ingress links shown to users: the ingress may terminate
+// TLS or listen on another port than the scheme's default.
+type Links struct {
+	Scheme string // "http" (default) or "https"
+	Port   int    // 0 = the scheme's default port
+}
+
+// URL is the link of an ingress host name.
+func (l Links) URL(host string) string {
+	scheme := l.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	if l.Port == 0 || scheme == "http" && l.Port == 80 || scheme == "https" && l.Port == 443 {
+		return scheme + "://" + host
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(l.Port))
 }
 
 // ServiceView is a service with its ingress URL.
@@ -41,7 +62,7 @@ func (s *Service) View(ctx context.Context, d store.Deployment) (View, error) {
 		out := ServiceView{DeploymentService: sv}
 		if sv.Ingress {
 			if h, err := hosts.Host(d.Name, sv.NodeKey); err == nil {
-				out.URL = "http://" + h
+				out.URL = s.Links.URL(h)
 				v.URLs[sv.NodeKey] = out.URL
 			}
 		}
