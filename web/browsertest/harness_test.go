@@ -51,6 +51,15 @@ type browser struct {
 
 	mu       sync.Mutex
 	problems []string
+	expected []string // console problems a test provokes on purpose
+}
+
+// expectProblem tells the browser that console problems containing substr
+// are caused by the test itself (e.g. a request it fails on purpose).
+func (b *browser) expectProblem(substr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expected = append(b.expected, substr)
 }
 
 // newBrowser starts a headless Chromium with the flags the issue fixes and
@@ -142,6 +151,11 @@ func problemOf(m chromedp.ConsoleMessage) string {
 func (b *browser) problem(p string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, e := range b.expected {
+		if strings.Contains(p, e) {
+			return
+		}
+	}
 	b.problems = append(b.problems, p)
 }
 
