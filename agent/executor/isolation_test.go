@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -40,4 +41,37 @@ func dockerIsolatesNetworks(t *testing.T) bool {
 		return code == 200 || code == 502
 	})
 	return code != 200
+}
+
+// dockerRulesMisordered tells whether Docker's own FORWARD rules let the
+// bridges of these networks bypass its isolation chain: Docker 20.10 puts
+// each bridge's "-i br-X ! -o br-X -j ACCEPT" rule in FORWARD and keeps the
+// "-j DOCKER-ISOLATION-STAGE-1" jump above them, but concurrent network
+// creations (other tests create hundreds) race on that ordering (see
+// moby/libnetwork#1658 and moby/moby#25393) and can leave a bridge's ACCEPT
+// above the jump. Traffic between such bridges then flows, which is not the
+// agent's doing.
+func dockerRulesMisordered(t *testing.T, networkIDs ...string) (bool, string) {
+	t.Helper()
+	out, err := exec.Command("iptables", "-S", "FORWARD").CombinedOutput()
+	if err != nil {
+		return false, ""
+	}
+	rules := strings.Split(string(out), "\n")
+	jump := -1
+	for i, r := range rules {
+		if strings.TrimSpace(r) == "-A FORWARD -j DOCKER-ISOLATION-STAGE-1" {
+			jump = i
+			break
+		}
+	}
+	for _, id := range networkIDs {
+		br := "br-" + id[:min(12, len(id))]
+		for i, r := range rules {
+			if strings.HasPrefix(r, "-A FORWARD -i "+br+" ! -o "+br+" -j ACCEPT") && (jump < 0 || i < jump) {
+				return true, fmt.Sprintf("FORWARD rule %d %q comes before the isolation jump (rule %d)", i, r, jump)
+			}
+		}
+	}
+	return false, ""
 }
