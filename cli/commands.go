@@ -202,6 +202,17 @@ func login(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// resolveProjectEnv resolves a project and an environment given by name or
+// id ("" stays 0).
+func resolveProjectEnv(ctx context.Context, c *Client, project, env string) (int64, int64, error) {
+	pid, err := resolveID(ctx, c, "projects", project)
+	if err != nil {
+		return 0, 0, err
+	}
+	eid, err := resolveID(ctx, c, "environments", env)
+	return pid, eid, err
+}
+
 // resolveID turns a name or id of a project/environment into an id.
 func resolveID(ctx context.Context, c *Client, kind, v string) (int64, error) {
 	if v == "" {
@@ -271,11 +282,7 @@ func listDeployments(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	pid, err := resolveID(ctx, c, "projects", *project)
-	if err != nil {
-		return err
-	}
-	eid, err := resolveID(ctx, c, "environments", *env)
+	pid, eid, err := resolveProjectEnv(ctx, c, *project, *env)
 	if err != nil {
 		return err
 	}
@@ -344,11 +351,7 @@ func createDeployment(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	pid, err := resolveID(ctx, c, "projects", *project)
-	if err != nil {
-		return err
-	}
-	eid, err := resolveID(ctx, c, "environments", *env)
+	pid, eid, err := resolveProjectEnv(ctx, c, *project, *env)
 	if err != nil {
 		return err
 	}
@@ -368,7 +371,6 @@ func createDeployment(ctx context.Context, args []string, stdout, stderr io.Writ
 
 func actOn(ctx context.Context, action string, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("deployments "+action, flag.ContinueOnError)
-	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
 	out := fs.String("o", "", "output format: json")
 	var wait *bool
 	var timeout *time.Duration
@@ -376,18 +378,7 @@ func actOn(ctx context.Context, action string, args []string, stdout, stderr io.
 		wait = fs.Bool("wait", false, "wait until everything is removed and the name is free again")
 		timeout = fs.Duration("timeout", 5*time.Minute, "how long --wait waits (exit 3)")
 	}
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return &ExitError{Code: 2, Err: fmt.Errorf("deployments %s: give exactly one DEPLOYMENT", action)}
-	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	d, err := resolveDeployment(ctx, c, pos[0], *env)
+	c, d, err := deploymentArg(ctx, fs, args, nil, fmt.Sprintf("deployments %s: give exactly one DEPLOYMENT", action))
 	if err != nil {
 		return err
 	}
@@ -407,49 +398,44 @@ func actOn(ctx context.Context, action string, args []string, stdout, stderr io.
 	return printDeployment(stdout, d, *out)
 }
 
+// deploymentArg parses the flags of a command on one DEPLOYMENT (an id, or a
+// name with --environment E, a flag it adds to fs) and resolves it. ok tells
+// whether the command's own required flags are set; usage is the message
+// (exit 2) when something is missing.
+func deploymentArg(ctx context.Context, fs *flag.FlagSet, args []string, ok func() bool, usage string) (*Client, Deployment, error) {
+	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, Deployment{}, err
+	}
+	if len(pos) != 1 || ok != nil && !ok() {
+		return nil, Deployment{}, &ExitError{Code: 2, Err: errors.New(usage)}
+	}
+	c, err := client()
+	if err != nil {
+		return nil, Deployment{}, err
+	}
+	d, err := resolveDeployment(ctx, c, pos[0], *env)
+	return c, d, err
+}
+
 // waitGone polls until the deployment is deleted (or no longer visible).
 func waitGone(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	last := ""
-	for {
-		var d Deployment
-		err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d)
-		var ae *APIError
-		switch {
-		case errors.As(err, &ae) && ae.Status == http.StatusNotFound, err == nil && d.Status == "deleted":
-			return nil
-		case err == nil && d.Status != last:
-			fmt.Fprintf(stderr, "deployment %d: %s\n", id, d.Status)
-			last = d.Status
-		}
-		select {
-		case <-ctx.Done():
-			return &ExitError{Code: 3, Err: fmt.Errorf("deployment %d not deleted after %s (status %s)", id, timeout, last)}
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	_, err := watchStatus(ctx, c, id, timeout, 500*time.Millisecond, "deleted", stderr,
+		func(d Deployment, err error) (bool, error) {
+			var ae *APIError
+			return errors.As(err, &ae) && ae.Status == http.StatusNotFound || err == nil && d.Status == "deleted", nil
+		})
+	return err
 }
 
 func cloneDeployment(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("deployments clone", flag.ContinueOnError)
-	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
 	name := fs.String("name", "", "name of the new deployment (required)")
 	out := fs.String("o", "", "output format: json")
 	tags := tagFlags{}
 	fs.Var(tags, "tag", "service=tag to change (repeatable)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || *name == "" {
-		return &ExitError{Code: 2, Err: errors.New("deployments clone: give one DEPLOYMENT and --name")}
-	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	src, err := resolveDeployment(ctx, c, pos[0], *env)
+	c, src, err := deploymentArg(ctx, fs, args, func() bool { return *name != "" }, "deployments clone: give one DEPLOYMENT and --name")
 	if err != nil {
 		return err
 	}
@@ -462,22 +448,10 @@ func cloneDeployment(ctx context.Context, args []string, stdout io.Writer) error
 
 func logs(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("logs", flag.ContinueOnError)
-	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
 	service := fs.String("service", "", "service (pipeline node id) whose logs to show (required)")
 	follow := fs.Bool("f", false, "follow the log")
 	tail := fs.Int("tail", 100, "lines from the end (0 = all)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 || *service == "" {
-		return &ExitError{Code: 2, Err: errors.New("logs: give one DEPLOYMENT and --service")}
-	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	d, err := resolveDeployment(ctx, c, pos[0], *env)
+	c, d, err := deploymentArg(ctx, fs, args, func() bool { return *service != "" }, "logs: give one DEPLOYMENT and --service")
 	if err != nil {
 		return err
 	}
@@ -487,21 +461,9 @@ func logs(ctx context.Context, args []string, stdout io.Writer) error {
 
 func waitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("wait", flag.ContinueOnError)
-	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "give up after this long (exit 3)")
 	out := fs.String("o", "", "output format: json")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return &ExitError{Code: 2, Err: errors.New("wait: give exactly one DEPLOYMENT")}
-	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	d, err := resolveDeployment(ctx, c, pos[0], *env)
+	c, d, err := deploymentArg(ctx, fs, args, nil, "wait: give exactly one DEPLOYMENT")
 	if err != nil {
 		return err
 	}
@@ -515,36 +477,49 @@ func waitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // waitRunning polls until the deployment is running (nil), failed or gone
 // (exit 1) or the timeout passes (exit 3).
 func waitRunning(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) (Deployment, error) {
+	return watchStatus(ctx, c, id, timeout, time.Second, "running", stderr, func(d Deployment, err error) (bool, error) {
+		var ae *APIError
+		switch {
+		case errors.As(err, &ae) && ae.Status < 500:
+			return true, &ExitError{Code: 1, Err: err}
+		case err != nil:
+			return false, nil // the server may be restarting: keep asking
+		case d.Status == "running":
+			return true, nil
+		case d.Status == "failed":
+			msg := d.Reason
+			if d.FailedStep != "" {
+				msg = fmt.Sprintf("step %s: %s", d.FailedStep, d.Reason)
+			}
+			return true, &ExitError{Code: 1, Err: fmt.Errorf("deployment %d failed: %s", id, msg)}
+		case d.Status == "deleting" || d.Status == "deleted":
+			return true, &ExitError{Code: 1, Err: fmt.Errorf("deployment %d is %s", id, d.Status)}
+		}
+		return false, nil
+	})
+}
+
+// watchStatus GETs the deployment every interval, prints each new status on
+// stderr and asks done whether to stop; after timeout it gives up with exit 3.
+func watchStatus(ctx context.Context, c *Client, id int64, timeout, interval time.Duration, want string, stderr io.Writer,
+	done func(Deployment, error) (bool, error)) (Deployment, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
 	for {
 		var d Deployment
 		err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d)
-		if err == nil {
-			if d.Status != last {
-				fmt.Fprintf(stderr, "deployment %d: %s\n", id, d.Status)
-				last = d.Status
-			}
-			switch d.Status {
-			case "running":
-				return d, nil
-			case "failed":
-				msg := d.Reason
-				if d.FailedStep != "" {
-					msg = fmt.Sprintf("step %s: %s", d.FailedStep, d.Reason)
-				}
-				return d, &ExitError{Code: 1, Err: fmt.Errorf("deployment %d failed: %s", id, msg)}
-			case "deleting", "deleted":
-				return d, &ExitError{Code: 1, Err: fmt.Errorf("deployment %d is %s", id, d.Status)}
-			}
-		} else if ae := (*APIError)(nil); errors.As(err, &ae) && ae.Status < 500 {
-			return d, &ExitError{Code: 1, Err: err}
+		if err == nil && d.Status != last {
+			fmt.Fprintf(stderr, "deployment %d: %s\n", id, d.Status)
+			last = d.Status
+		}
+		if stop, result := done(d, err); stop {
+			return d, result
 		}
 		select {
 		case <-ctx.Done():
-			return d, &ExitError{Code: 3, Err: fmt.Errorf("deployment %d not running after %s (status %s)", id, timeout, last)}
-		case <-time.After(time.Second):
+			return d, &ExitError{Code: 3, Err: fmt.Errorf("deployment %d not %s after %s (status %s)", id, want, timeout, last)}
+		case <-time.After(interval):
 		}
 	}
 }

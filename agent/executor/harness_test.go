@@ -146,24 +146,6 @@ func (r *recorder) serviceState(id int64, service string) (protocol.ServiceState
 	return last, found
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t       testing.TB
 	node    string
@@ -171,7 +153,7 @@ type env struct {
 	rt      *docker.Runtime
 	st      *state.Store
 	rec     *recorder
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 	ex      *Executor
 }
 
@@ -198,7 +180,7 @@ func newEnvWith(t testing.TB, cfg Config, em Emitter) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	rec := newRecorder()
 	var emitter Emitter = rec
 	level := zerolog.DebugLevel

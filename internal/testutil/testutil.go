@@ -4,10 +4,12 @@
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -54,4 +56,24 @@ func WaitFor(t testing.TB, ctx context.Context, interval time.Duration, msg stri
 		case <-time.After(interval):
 		}
 	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer goroutine and readers in
+// others: a log sink or a streaming command's output read while it runs.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

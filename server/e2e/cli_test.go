@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nullops/nullops/cli"
+	"github.com/nullops/nullops/internal/testutil"
 )
 
 // cliRun runs the nullops command line in-process, as a CI job would run
@@ -36,24 +36,6 @@ func exitCode(err error) int {
 		return 1
 	}
 	return 0
-}
-
-// lockedBuffer lets the test read what a streaming command wrote so far.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestCLIJourney drives a developer's CI job through the CLI against the
@@ -128,7 +110,7 @@ func TestCLIJourney(t *testing.T) {
 	}
 	// logs -f keeps streaming until interrupted.
 	fctx, cancel := context.WithCancel(ctx)
-	var follow lockedBuffer
+	var follow testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- cli.Run(fctx, []string{"logs", "-f", "--service", "web", "--environment", "qa", "cli-1"}, &follow, &bytes.Buffer{})
