@@ -20,8 +20,8 @@ demo: ## Bring up a local installation with a demo project deployed and print it
 
 lint: ## go vet, plus staticcheck when it can be installed from the Go module proxy.
 	$(GO) vet ./...
-	@if $(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 -version >/dev/null 2>&1; then \
-		$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...; \
+	@if $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -version >/dev/null 2>&1; then \
+		$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...; \
 	else echo "staticcheck unavailable; ran go vet only"; fi
 
 images: build ## Build FROM-scratch images of the server, agent and ingress (no pull needed).

@@ -63,10 +63,8 @@ var (
 	}
 	// A resource of the fixture project only ({project}).
 	projectRead = level(true, false, auth.Read)
-	projectFull = level(true, false, auth.Full)
 	// A resource of the fixture environment only ({environment}).
 	envRead = level(false, true, auth.Read)
-	envFull = level(false, true, auth.Full)
 	// A deployment of the fixture project in the fixture environment ({deployment}).
 	deploymentRead = level(true, true, auth.Read)
 	deploymentFull = level(true, true, auth.Full)
@@ -168,8 +166,6 @@ func randSuffix() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-var paramRE = regexp.MustCompile(`:([a-z_]+)`)
 
 // defaultPath turns "/api/v1/projects/:id/access/:team_id" into
 // "/api/v1/projects/{project}/access/{team}".

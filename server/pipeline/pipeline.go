@@ -69,13 +69,6 @@ func (p Problems) add(field, format string, args ...any) {
 	p[field] = msg
 }
 
-func (p Problems) err() error {
-	if len(p) == 0 {
-		return nil
-	}
-	return p
-}
-
 // ServiceInfo is what validation needs to know about a catalog service.
 type ServiceInfo struct {
 	Ports []int
