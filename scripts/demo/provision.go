@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -178,7 +179,7 @@ func (d *demo) provision(ctx context.Context) error {
 		return err
 	}
 	projectID, err := admin.create(ctx, "/projects", map[string]any{
-		"name": "demo", "cpu": 1, "memory_mb": 512, "description": "two services and a plugin step between them",
+		"name": "demo", "cpu": 0.25, "memory_mb": 256, "description": "two services and a plugin step between them",
 	})
 	if err != nil {
 		return err
@@ -213,11 +214,11 @@ func (d *demo) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var dep deployment
-	if err := dev.do(ctx, "POST", "/deployments", map[string]any{
+	dep, err := d.createDeployment(ctx, dev, map[string]any{
 		"project_id": projectID, "environment_id": envID, "name": "demo",
 		"tags": map[string]string{"demo-api": "v1.0.0", "demo-web": "v1.1.0"},
-	}, &dep); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	d.depID = dep.ID
@@ -231,6 +232,28 @@ func (d *demo) provision(ctx context.Context) error {
 	}
 	d.printSummary(thumb, links)
 	return nil
+}
+
+// createDeployment creates the demo deployment. Placement counts the CPU
+// the machine is using: on a busy laptop (a build, a test run) the node may
+// have no room for a moment, so a "no capacity" answer is retried for a
+// while with the server's explanation shown.
+func (d *demo) createDeployment(ctx context.Context, c *apiClient, body map[string]any) (deployment, error) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var dep deployment
+		err := c.do(ctx, "POST", "/deployments", body, &dep)
+		var ae *apiError
+		if err == nil || !errors.As(err, &ae) || ae.status != http.StatusConflict || !strings.Contains(ae.body, "no_capacity") || time.Now().After(deadline) {
+			return dep, err
+		}
+		d.log("the node is busy, retrying: %s", ae.body)
+		select {
+		case <-ctx.Done():
+			return dep, ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // startAgent adds the node through the API (its token is shown once), runs

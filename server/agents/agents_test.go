@@ -1,6 +1,7 @@
 package agents_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -48,7 +49,14 @@ func TestNodeComesOnlineWithItsThumbprintPinned(t *testing.T) {
 		t.Fatalf("state %+v", st)
 	}
 	// The online hook carried the agent's answer to sync (an empty state).
-	ch := e.statusChanges(n.ID)
+	// It runs after the status is committed, so it may trail the poll above.
+	var ch []agents.StatusChange
+	wctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	testutil.WaitFor(t, wctx, 10*time.Millisecond, "online hook", func() bool {
+		ch = e.statusChanges(n.ID)
+		return len(ch) > 0 && ch[len(ch)-1].Status == store.NodeOnline
+	})
 	last := ch[len(ch)-1]
 	if last.Status != store.NodeOnline || last.Sync == nil || len(last.Sync.Deployments) != 0 || last.EnvironmentID != e.envID {
 		t.Fatalf("status changes %+v", ch)
