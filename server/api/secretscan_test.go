@@ -32,6 +32,9 @@ type scanned struct {
 	body   []byte
 	header http.Header
 	create bool // POST /api/v1/tokens → 201: the one place a token may appear
+	// nodeToken: adding a node or rotating its token, the only answers that
+	// may carry a node token.
+	nodeToken bool
 }
 
 func scanResponses(t *testing.T, env *apitest.Env) *secretScan {
@@ -57,12 +60,18 @@ func scanResponses(t *testing.T, env *apitest.Env) *secretScan {
 		s.responses = append(s.responses, scanned{
 			what: req.Method + " " + req.URL.Path, body: r.Body, header: h,
 			create: req.Method == http.MethodPost && req.URL.Path == "/api/v1/tokens" && r.Status == http.StatusCreated,
+			nodeToken: req.Method == http.MethodPost && r.Status < 300 &&
+				(nodeCreatePath.MatchString(req.URL.Path) || strings.HasSuffix(req.URL.Path, "/rotate-token")),
 		})
 	})
 	return s
 }
 
-var tokenRE = regexp.MustCompile(`nlo_[A-Za-z0-9_-]{43}`)
+var (
+	tokenRE        = regexp.MustCompile(`nlo_[A-Za-z0-9_-]{43}`)
+	nodeTokenRE    = regexp.MustCompile(`nullops-node_[A-Za-z0-9_-]{20,}`)
+	nodeCreatePath = regexp.MustCompile(`^/api/v1/environments/\d+/nodes$`)
+)
 
 func encodings(b []byte) []string {
 	return []string{hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)), base64.StdEncoding.EncodeToString(b),
@@ -130,6 +139,9 @@ func (s *secretScan) check(t *testing.T) {
 			}
 			if !r.create && tokenRE.Match(where.b) {
 				t.Errorf("%s: response %s contains an API token", r.what, where.name)
+			}
+			if !r.nodeToken && nodeTokenRE.Match(where.b) {
+				t.Errorf("%s: response %s contains a node token", r.what, where.name)
 			}
 		}
 	}
