@@ -89,10 +89,18 @@ func TestDockerComposeFile(t *testing.T) {
 	}
 }
 
+// helpOutput caches each binary's --help: building it is the slow part and
+// two tests read it.
+var helpOutput = map[string][]byte{}
+
 // helpFlags lists the options a binary's --help shows (without "--").
 func helpFlags(t *testing.T, pkg string) []string {
 	t.Helper()
-	out, _ := exec.Command("go", "run", pkg, "--help").CombinedOutput()
+	out, ok := helpOutput[pkg]
+	if !ok {
+		out, _ = exec.Command("go", "run", pkg, "--help").CombinedOutput()
+		helpOutput[pkg] = out
+	}
 	found := regexp.MustCompile(`(?m)^\s+--([a-z0-9.]+)\s`).FindAllStringSubmatch(string(out), -1)
 	if len(found) == 0 {
 		t.Fatalf("%s --help lists no flags:\n%s", pkg, out)

@@ -202,15 +202,19 @@ func login(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// resolveProjectEnv resolves a project and an environment given by name or
-// id ("" stays 0).
-func resolveProjectEnv(ctx context.Context, c *Client, project, env string) (int64, int64, error) {
+// clientForProjectEnv opens the profile's client and resolves a project and
+// an environment given by name or id ("" stays 0).
+func clientForProjectEnv(ctx context.Context, project, env string) (*Client, int64, int64, error) {
+	c, err := client()
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	pid, err := resolveID(ctx, c, "projects", project)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, 0, err
 	}
 	eid, err := resolveID(ctx, c, "environments", env)
-	return pid, eid, err
+	return c, pid, eid, err
 }
 
 // resolveID turns a name or id of a project/environment into an id.
@@ -278,11 +282,7 @@ func listDeployments(ctx context.Context, args []string, stdout io.Writer) error
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	pid, eid, err := resolveProjectEnv(ctx, c, *project, *env)
+	c, pid, eid, err := clientForProjectEnv(ctx, *project, *env)
 	if err != nil {
 		return err
 	}
@@ -347,11 +347,7 @@ func createDeployment(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *project == "" || *env == "" || *name == "" {
 		return &ExitError{Code: 2, Err: errors.New("deployments create: --project, --environment and --name are required")}
 	}
-	c, err := client()
-	if err != nil {
-		return err
-	}
-	pid, eid, err := resolveProjectEnv(ctx, c, *project, *env)
+	c, pid, eid, err := clientForProjectEnv(ctx, *project, *env)
 	if err != nil {
 		return err
 	}
@@ -361,7 +357,7 @@ func createDeployment(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	if *wait {
-		if d, err = waitRunning(ctx, c, d.ID, *timeout, stderr); err != nil {
+		if d, err = WaitRunning(ctx, c, d.ID, *timeout, stderr); err != nil {
 			_ = printDeployment(stdout, d, *out)
 			return err
 		}
@@ -390,7 +386,7 @@ func actOn(ctx context.Context, action string, args []string, stdout, stderr io.
 		return err
 	}
 	if wait != nil && *wait {
-		if err := waitGone(ctx, c, d.ID, *timeout, stderr); err != nil {
+		if err := WaitGone(ctx, c, d.ID, *timeout, stderr); err != nil {
 			return err
 		}
 		d.Status, d.Raw = "deleted", nil
@@ -419,8 +415,8 @@ func deploymentArg(ctx context.Context, fs *flag.FlagSet, args []string, ok func
 	return c, d, err
 }
 
-// waitGone polls until the deployment is deleted (or no longer visible).
-func waitGone(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) error {
+// WaitGone polls until the deployment is deleted (or no longer visible).
+func WaitGone(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) error {
 	_, err := watchStatus(ctx, c, id, timeout, 500*time.Millisecond, "deleted", stderr,
 		func(d Deployment, err error) (bool, error) {
 			var ae *APIError
@@ -467,16 +463,16 @@ func waitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	d, err = waitRunning(ctx, c, d.ID, *timeout, stderr)
+	d, err = WaitRunning(ctx, c, d.ID, *timeout, stderr)
 	if perr := printDeployment(stdout, d, *out); perr != nil && err == nil {
 		err = perr
 	}
 	return err
 }
 
-// waitRunning polls until the deployment is running (nil), failed or gone
+// WaitRunning polls until the deployment is running (nil), failed or gone
 // (exit 1) or the timeout passes (exit 3).
-func waitRunning(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) (Deployment, error) {
+func WaitRunning(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) (Deployment, error) {
 	return watchStatus(ctx, c, id, timeout, time.Second, "running", stderr, func(d Deployment, err error) (bool, error) {
 		var ae *APIError
 		switch {

@@ -13,6 +13,7 @@ import (
 
 	ptypes "github.com/traefik/paerser/types"
 
+	"github.com/nullops/nullops/agent/docker"
 	"github.com/nullops/nullops/internal/logging"
 )
 
@@ -86,7 +87,7 @@ func Defaults() *Config {
 		Listen:          ":5000",
 		DataDir:         DefaultDataDir(),
 		MetricsInterval: ptypes.Duration(15 * time.Second),
-		Docker:          Docker{SubnetPool: "10.213.0.0/16", SubnetBits: 24, PublishIP: "0.0.0.0"},
+		Docker:          Docker{SubnetPool: docker.DefaultSubnetPool, SubnetBits: 24, PublishIP: "0.0.0.0"},
 		Log:             logging.Defaults(),
 	}
 }

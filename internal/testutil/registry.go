@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nullops/nullops/internal/registryconf"
 )
 
 // Registry is a real docker-registry (Debian's distribution build) on
@@ -43,33 +45,10 @@ func StartRegistry(t testing.TB, username, password string) *Registry {
 		t.Fatalf("docker-registry is not installed: run `make test` (scripts/setup.sh installs the Debian package docker-registry)")
 	}
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(username+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	port := FreePort(t)
 	host := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-auth:
-  htpasswd:
-    realm: nullops-test
-    path: %s
-`, filepath.Join(dir, "data"), host, htpasswd)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	cfgPath, err := registryconf.Write(dir, host, "nullops-test", username, password, bcrypt.MinCost)
+	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", cfgPath)

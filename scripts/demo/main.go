@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nullops/nullops/cli"
 )
 
 const (
@@ -271,7 +273,7 @@ func (d *demo) shutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		if err := d.admin.do(ctx, "DELETE", fmt.Sprintf("/deployments/%d", d.depID), nil, nil); err != nil {
 			d.log("delete deployment: %v", err)
-		} else if err := d.waitDeleted(ctx); err != nil {
+		} else if err := cli.WaitGone(ctx, d.admin.Client, d.depID, 90*time.Second, os.Stderr); err != nil {
 			d.log("deployment not deleted in time (%v); removing its containers directly", err)
 		}
 		cancel()
@@ -283,24 +285,6 @@ func (d *demo) shutdown() {
 		d.procs[i].stop()
 	}
 	d.cleanupLeftovers()
-}
-
-func (d *demo) waitDeleted(ctx context.Context) error {
-	for {
-		var dep struct {
-			Status string `json:"status"`
-		}
-		err := d.admin.do(ctx, "GET", fmt.Sprintf("/deployments/%d", d.depID), nil, &dep)
-		var ae *apiError
-		if errors.As(err, &ae) && ae.status == http.StatusNotFound || err == nil && dep.Status == "deleted" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
 }
 
 // cleanupLeftovers removes what an earlier, interrupted run may have left:

@@ -15,46 +15,22 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nullops/nullops/cli"
 )
 
-// apiClient talks to /api/v1 with a bearer token, like the CLI does.
-type apiClient struct {
-	base, token string
-	http        *http.Client
-}
+// apiClient is the CLI's API client with the /api/v1 prefix and a timeout.
+type apiClient struct{ *cli.Client }
 
-type apiError struct {
-	status int
-	body   string
+func newAPIClient(base, token string) *apiClient {
+	c := cli.NewClient(cli.Profile{Server: base, Token: token})
+	c.HTTP = &http.Client{Timeout: 30 * time.Second}
+	return &apiClient{c}
 }
-
-func (e *apiError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.status, e.body) }
 
 func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/api/v1"+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
+	if err := c.Do(ctx, method, "/api/v1"+path, body, out); err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %w", method, path, &apiError{status: resp.StatusCode, body: strings.TrimSpace(string(b))})
-	}
-	if out != nil && len(b) > 0 {
-		return json.Unmarshal(b, out)
 	}
 	return nil
 }
@@ -112,7 +88,7 @@ func login(ctx context.Context, base, username, password string) (*apiClient, er
 	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &tok) != nil || tok.Token == "" {
 		return nil, fmt.Errorf("create API token for %s: HTTP %d: %s", username, resp.StatusCode, body)
 	}
-	return &apiClient{base: base, token: tok.Token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	return newAPIClient(base, tok.Token), nil
 }
 
 // demoPipeline: api starts, the http-wait plugin waits for it on the
@@ -223,7 +199,7 @@ func (d *demo) provision(ctx context.Context) error {
 	}
 	d.depID = dep.ID
 	d.log("deployment demo created; waiting until it runs")
-	if dep, err = d.waitRunning(ctx, dev, dep.ID); err != nil {
+	if dep, err = cli.WaitRunning(ctx, dev.Client, dep.ID, 3*time.Minute, os.Stderr); err != nil {
 		return err
 	}
 	links, err := d.checkIngress(ctx, dep)
@@ -238,16 +214,16 @@ func (d *demo) provision(ctx context.Context) error {
 // the machine is using: on a busy laptop (a build, a test run) the node may
 // have no room for a moment, so a "no capacity" answer is retried for a
 // while with the server's explanation shown.
-func (d *demo) createDeployment(ctx context.Context, c *apiClient, body map[string]any) (deployment, error) {
+func (d *demo) createDeployment(ctx context.Context, c *apiClient, body map[string]any) (cli.Deployment, error) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		var dep deployment
+		var dep cli.Deployment
 		err := c.do(ctx, "POST", "/deployments", body, &dep)
-		var ae *apiError
-		if err == nil || !errors.As(err, &ae) || ae.status != http.StatusConflict || !strings.Contains(ae.body, "no_capacity") || time.Now().After(deadline) {
+		var ae *cli.APIError
+		if err == nil || !errors.As(err, &ae) || ae.Code != "no_capacity" || time.Now().After(deadline) {
 			return dep, err
 		}
-		d.log("the node is busy, retrying: %s", ae.body)
+		d.log("the node is busy, retrying: %s", ae.Message)
 		select {
 		case <-ctx.Done():
 			return dep, ctx.Err()
@@ -317,47 +293,10 @@ func (d *demo) startAgent(ctx context.Context, envID int64) (string, error) {
 	}
 }
 
-type deployment struct {
-	ID         int64             `json:"id"`
-	Status     string            `json:"status"`
-	Reason     string            `json:"reason"`
-	FailedStep string            `json:"failed_step"`
-	URLs       map[string]string `json:"urls"`
-}
-
-func (d *demo) waitRunning(ctx context.Context, c *apiClient, id int64) (deployment, error) {
-	deadline := time.Now().Add(3 * time.Minute)
-	last := ""
-	for {
-		var dep deployment
-		if err := c.do(ctx, "GET", fmt.Sprintf("/deployments/%d", id), nil, &dep); err != nil {
-			return dep, err
-		}
-		if dep.Status != last {
-			d.log("deployment demo: %s", dep.Status)
-			last = dep.Status
-		}
-		switch dep.Status {
-		case "running":
-			return dep, nil
-		case "failed":
-			return dep, fmt.Errorf("deployment failed at step %q: %s", dep.FailedStep, dep.Reason)
-		}
-		if time.Now().After(deadline) {
-			return dep, fmt.Errorf("deployment is still %s after 3 minutes", dep.Status)
-		}
-		select {
-		case <-ctx.Done():
-			return dep, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
 // checkIngress waits until each of the deployment's links (which carry the
 // ingress port: the server runs with --ingress.linkport) answers through
 // nullops-ingress.
-func (d *demo) checkIngress(ctx context.Context, dep deployment) ([]string, error) {
+func (d *demo) checkIngress(ctx context.Context, dep cli.Deployment) ([]string, error) {
 	names := make([]string, 0, len(dep.URLs))
 	for svc := range dep.URLs {
 		names = append(names, svc)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nullops/nullops/internal/registryconf"
 )
 
 // Images scripts/demo.sh builds, and the repositories and tags they are
@@ -35,31 +37,8 @@ func (d *demo) startRegistry(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(d.creds.RegistryPassword), bcrypt.DefaultCost)
+	cfgPath, err := registryconf.Write(dir, d.registryHost(), "nullops-demo", registryUser, d.creds.RegistryPassword, bcrypt.DefaultCost)
 	if err != nil {
-		return err
-	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(registryUser+":"+string(hash)+"\n"), 0o600); err != nil {
-		return err
-	}
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-auth:
-  htpasswd:
-    realm: nullops-demo
-    path: %s
-`, filepath.Join(dir, "data"), d.registryHost(), htpasswd)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
 	p, err := d.start("registry", bin, []string{"serve", cfgPath})
