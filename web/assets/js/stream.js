@@ -6,18 +6,6 @@
 // opens (and after each reconnect); "hello" opens the all-deployments stream.
 export const EVENT_TYPES = ['deployment', 'hello', 'deployment.status', 'step.status', 'step.log', 'service.state', 'deployment.ttl'];
 
-// Open streams, closed when the page is hidden. A page kept in the browser's
-// back/forward cache would otherwise hold its streaming connections open,
-// and after a few navigations the browser's six connections per host are all
-// taken: the next page's requests queue forever. A page restored from that
-// cache reloads, since its live state is stale anyway.
-const open = new Set();
-window.addEventListener('pagehide', () => {
-  for (const close of open) close();
-  open.clear();
-});
-window.addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
-
 // subscribe opens an EventSource on /api/v1 + path and calls onEvent with
 // each decoded event. Events may arrive as named SSE events or as plain
 // "message" events carrying a "type" field. EventSource reconnects by
@@ -34,9 +22,7 @@ export function subscribe(path, onEvent, onState = () => {}) {
   for (const t of EVENT_TYPES) es.addEventListener(t, handle);
   es.addEventListener('open', () => onState('open'));
   es.addEventListener('error', () => onState(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'));
-  const close = () => { es.close(); open.delete(close); };
-  open.add(close);
-  return close;
+  return () => es.close();
 }
 
 // streamLines GETs /api/v1 + path and calls onLine for every line of the
@@ -45,22 +31,6 @@ export function subscribe(path, onEvent, onState = () => {}) {
 // "message" field are reduced to their text. Resolves when the stream ends;
 // abort with signal.
 export async function streamLines(path, onLine, signal) {
-  const ctl = new AbortController();
-  const abort = () => ctl.abort();
-  if (signal) {
-    if (signal.aborted) ctl.abort();
-    signal.addEventListener('abort', abort, { once: true });
-  }
-  open.add(abort);
-  try {
-    await readLines(path, onLine, ctl.signal);
-  } finally {
-    open.delete(abort);
-    if (signal) signal.removeEventListener('abort', abort);
-  }
-}
-
-async function readLines(path, onLine, signal) {
   const res = await fetch('/api/v1' + path, { credentials: 'same-origin', signal, headers: { Accept: 'text/plain' } });
   if (!res.ok) {
     let msg = `${res.status} ${res.statusText}`;
