@@ -210,7 +210,11 @@ func (p *Proxy) newBackend(rt dynconfig.Route) *backend {
 		b.proxies = append(b.proxies, &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
+				// Rewrite already drops the client's Forwarded and
+				// X-Forwarded-* headers; X-Real-IP is replaced the same way,
+				// so a backend never trusts an address the client made up.
 				pr.SetXForwarded()
+				setRealIP(pr)
 				if passHost {
 					pr.Out.Host = pr.In.Host
 				}
@@ -225,6 +229,17 @@ func (p *Proxy) newBackend(rt dynconfig.Route) *backend {
 		})
 	}
 	return b
+}
+
+// setRealIP replaces any X-Real-IP of the client with the address the
+// connection came from (empty when that is not an IP address).
+func setRealIP(pr *httputil.ProxyRequest) {
+	pr.Out.Header.Del("X-Real-Ip")
+	host, _, err := net.SplitHostPort(pr.In.RemoteAddr)
+	if err != nil {
+		return
+	}
+	pr.Out.Header.Set("X-Real-Ip", host)
 }
 
 func (p *Proxy) backendError(w http.ResponseWriter, r *http.Request, err error) {

@@ -33,6 +33,7 @@ func backend(t *testing.T, name string) *httptest.Server {
 		_ = json.NewEncoder(w).Encode(map[string]string{
 			"backend": name, "host": r.Host, "path": r.URL.Path,
 			"xff": r.Header.Get("X-Forwarded-For"), "xfh": r.Header.Get("X-Forwarded-Host"), "xfp": r.Header.Get("X-Forwarded-Proto"),
+			"xri": strings.Join(r.Header.Values("X-Real-Ip"), ","), "fwd": r.Header.Get("Forwarded"),
 		})
 	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
@@ -163,6 +164,40 @@ func TestRoutingPagesAndForwardedHeaders(t *testing.T) {
 		}
 		if !strings.Contains(c2.host, "&") && !strings.Contains(body, c2.host) {
 			t.Errorf("%s: page does not name the host: %s", c2.host, body)
+		}
+	}
+}
+
+// TestClientForwardingHeadersAreReplaced sends made-up X-Real-IP,
+// X-Forwarded-* and Forwarded headers: the backend sees only the addresses
+// the ingress itself observed.
+func TestClientForwardingHeadersAreReplaced(t *testing.T) {
+	web := backend(t, "web")
+	p, front := newProxy(t, nil)
+	if _, err := p.Apply(doc(t, routeSpec{name: "d1-web", host: "web.example.test", url: web.URL}), `"v1"`); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, front.URL+"/", nil)
+	req.Host = "web.example.test"
+	req.Header.Add("X-Real-IP", "10.6.6.6")
+	req.Header.Add("X-Real-IP", "10.7.7.7")
+	req.Header.Set("X-Forwarded-For", "10.6.6.6")
+	req.Header.Set("X-Forwarded-Host", "evil.example.test")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("Forwarded", "for=10.6.6.6")
+	res, err := front.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var seen map[string]string
+	if err := json.NewDecoder(res.Body).Decode(&seen); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"xri": "127.0.0.1", "xff": "127.0.0.1", "xfh": "web.example.test", "xfp": "http", "fwd": ""}
+	for k, v := range want {
+		if seen[k] != v {
+			t.Errorf("backend saw %s=%q, want %q (client-supplied value not replaced)", k, seen[k], v)
 		}
 	}
 }
