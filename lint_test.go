@@ -1,6 +1,7 @@
 package nullops_test
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -26,4 +27,38 @@ func TestAgentAndIngressDoNotImportServer(t *testing.T) {
 		out, _ := exec.Command("go", "list", "-f", "{{.ImportPath}}: {{join .Imports \" \"}}", "./agent/...", "./ingress/...").CombinedOutput()
 		t.Logf("imports:\n%s", out)
 	}
+}
+
+// TestNothingPointsOutsideTheRepository keeps the repository self-explaining:
+// code, scripts and docs may not refer readers to documents that are not in it
+// (the design lives in docs/architecture.md).
+func TestNothingPointsOutsideTheRepository(t *testing.T) {
+	out, err := exec.Command("git", "ls-files", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	forbidden := []string{"DESIGN" + ".md", "../" + "shared/", "spec/nullops-" + "product-spec"}
+	for _, name := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !textFile(name) {
+			continue
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			continue // deleted in the work tree
+		}
+		for _, f := range forbidden {
+			if strings.Contains(string(data), f) {
+				t.Errorf("%s mentions %q, which is outside the repository; point to docs/architecture.md instead", name, f)
+			}
+		}
+	}
+}
+
+func textFile(name string) bool {
+	for _, ext := range []string{".go", ".js", ".css", ".html", ".md", ".sql", ".sh", ".yml", ".yaml", ".toml", "Makefile", "Dockerfile"} {
+		if strings.HasSuffix(name, ext) || strings.Contains(name, "Dockerfile") {
+			return true
+		}
+	}
+	return false
 }

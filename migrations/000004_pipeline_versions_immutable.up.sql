@@ -1,4 +1,4 @@
--- Pipeline versions are immutable once saved (DESIGN.md section 5): only
+-- Pipeline versions are immutable once saved (docs/architecture.md, "Pipeline graph"): only
 -- created_by may change (ON DELETE SET NULL when the author is deleted).
 CREATE FUNCTION pipeline_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

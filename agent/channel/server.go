@@ -1,5 +1,5 @@
 // Package channel is the agent's end of the control-plane channel
-// (DESIGN.md section 3): the WebSocket endpoint /v1/connect behind TLS. It
+// (docs/architecture.md, "Server ↔ agent channel"): the WebSocket endpoint /v1/connect behind TLS. It
 // authenticates the control plane's bearer token in constant time, keeps
 // exactly one control-plane connection (a new one replaces the old),
 // answers hello, replays the unacknowledged events of the journal after

@@ -3,7 +3,7 @@
 // network per deployment, run service containers and one-shot plugin
 // containers, and find and remove everything a deployment created.
 //
-// Every object carries the labels of DESIGN.md section 4 and every query is
+// Every object carries the labels of docs/architecture.md, "Agent" and every query is
 // restricted to this node's label, so several agents can share one daemon.
 package docker
 

@@ -222,7 +222,7 @@ func (e *Executor) Delete(_ context.Context, req protocol.DeleteRequest) error {
 	return nil
 }
 
-// Cancel is Delete for a deploying deployment (DESIGN.md section 6: cancel
+// Cancel is Delete for a deploying deployment (docs/architecture.md, "Deployments": cancel
 // of a deploying deployment = delete).
 func (e *Executor) Cancel(ctx context.Context, req protocol.DeleteRequest) error {
 	return e.Delete(ctx, req)

@@ -60,7 +60,7 @@ func (p *pipeline) pluginInput(n protocol.Node, attempt int, params map[string]a
 }
 
 // runPlugin runs one attempt of a component node through the plugin
-// contract (DESIGN.md section 4; docs/plugins.md).
+// contract (docs/architecture.md, "Agent"; docs/plugins.md).
 func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) (map[string]string, bool, error) {
 	pi := p.spec.Plugins[n.ID]
 	timeout := p.e.cfg.PluginTimeout

@@ -1,5 +1,5 @@
-// Package journal is the agent's persisted event outbox (DESIGN.md section
-// 3). Every event the agent reports to the control plane is written here with
+// Package journal is the agent's persisted event outbox (docs/architecture.md,
+// "Server ↔ agent channel"). Every event the agent reports to the control plane is written here with
 // a monotonically increasing seq BEFORE it is sent; the control plane applies
 // events idempotently and acknowledges them by seq; whatever is not
 // acknowledged is replayed on the next connection, across agent restarts.

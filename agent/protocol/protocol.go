@@ -264,7 +264,7 @@ type Node struct {
 	Position *Position         `json:"position,omitempty"`
 }
 
-// Graph is a versioned pipeline (DESIGN.md section 5). Edges are
+// Graph is a versioned pipeline (docs/architecture.md, "Pipeline graph"). Edges are
 // [from, to]: "to" starts after "from" succeeded.
 type Graph struct {
 	Resources *Resources  `json:"resources,omitempty"`

@@ -1,5 +1,5 @@
 // Package agents is the control plane's side of the agent channel
-// (DESIGN.md section 3): the connection manager that dials every enabled,
+// (docs/architecture.md, "Server ↔ agent channel"): the connection manager that dials every enabled,
 // non-revoked node at wss://host:port/v1/connect with its token, pins the
 // agent's certificate thumbprint (trust on first use), checks versions in
 // hello, sends the node's full desired state (sync) on every (re)connect,

@@ -12,7 +12,7 @@ import (
 	"github.com/nullops/nullops/server/store"
 )
 
-// registerDeployments mounts the deployment lifecycle (DESIGN.md section 6).
+// registerDeployments mounts the deployment lifecycle (docs/architecture.md, "Deployments").
 // Every caller sees only deployments of projects/environments their teams
 // hold a grant on (404 otherwise); changes need full access.
 func registerDeployments(g *echo.Group, d *Deps) {

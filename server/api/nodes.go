@@ -16,7 +16,7 @@ import (
 	"github.com/nullops/nullops/server/store"
 )
 
-// registerNodes mounts the node routes (DESIGN.md section 3): anyone who
+// registerNodes mounts the node routes (docs/architecture.md, "Server ↔ agent channel"): anyone who
 // can read an environment sees its nodes; every change is admin-only. A
 // node's token is in the response of create and rotate-token only.
 func registerNodes(g *echo.Group, d *Deps) {

@@ -31,8 +31,8 @@ type pipelineBody struct {
 	Order []string `json:"order"`
 }
 
-// catalogFixture creates, through the API, the catalog of the DESIGN.md
-// example and a project "shop"; it returns ids by name.
+// catalogFixture creates, through the API, the catalog of the
+// docs/architecture.md example and a project "shop"; it returns ids by name.
 func catalogFixture(t *testing.T, env *apitest.Env) map[string]int64 {
 	adm := env.Admin
 	ids := map[string]int64{}

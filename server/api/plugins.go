@@ -21,7 +21,7 @@ func registerPlugins(g *echo.Group, d *Deps) {
 	g.DELETE("/plugins/:id", d.deletePlugin, RequireAdmin)
 }
 
-// Plugin defaults (DESIGN.md section 4).
+// Plugin defaults (docs/architecture.md, "Agent").
 const (
 	defaultPluginCPU      = 0.5
 	defaultPluginMemoryMB = 128

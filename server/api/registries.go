@@ -15,7 +15,7 @@ import (
 	"github.com/nullops/nullops/server/store"
 )
 
-// Catalog API (issue 5): registries, services, plugins, secrets,
+// Catalog API: registries, services, plugins, secrets,
 // environments, projects and pipelines. Writes are admin-only and audited
 // in the same transaction. Reads: registries, plugins and secrets are
 // admin-only; every user reads services (and their tags) to create

@@ -7,7 +7,7 @@ import (
 	"github.com/nullops/nullops/server/store"
 )
 
-// Level is what a principal may do with a resource (DESIGN.md section 8).
+// Level is what a principal may do with a resource (docs/architecture.md, "Security model").
 type Level int
 
 // Levels, ordered: a higher level includes the lower ones.

@@ -1,7 +1,7 @@
 // Package auth is identity and access for nullops-server: argon2id password
 // hashing, server-side sessions, API tokens, login throttling, account
 // management rules, and the Authorizer that decides every access
-// (DESIGN.md section 8). It holds no SQL; rows come from server/store.
+// (docs/architecture.md, "Security model"). It holds no SQL; rows come from server/store.
 package auth
 
 import (

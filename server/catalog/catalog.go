@@ -1,5 +1,5 @@
-// Package catalog is the admin-maintained catalog of DESIGN.md sections 5
-// and 8: container registries (credentials sealed with server/secretbox),
+// Package catalog is the admin-maintained catalog of docs/architecture.md,
+// "Pipeline graph" and "Security model": container registries (credentials sealed with server/secretbox),
 // services, plugins, secrets, environments, projects and versioned pipeline
 // graphs. It validates input, seals and opens encrypted values, lists tags
 // through server/registry, saves pipeline versions (validated by

@@ -28,7 +28,7 @@ func (s *Service) Appliers() map[string]func(ctx context.Context, tx pgx.Tx, nod
 }
 
 // transitions lists, per status reported by an agent, the statuses it may
-// replace (DESIGN.md section 6). A deployment being deleted only moves on
+// replace (docs/architecture.md, "Deployments"). A deployment being deleted only moves on
 // to deleted; a deleted one never changes.
 var transitions = map[string][]string{
 	protocol.StatusDeploying: {store.DeploymentPending, store.DeploymentDeploying, store.DeploymentOffline, store.DeploymentRunning},

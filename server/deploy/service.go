@@ -1,4 +1,4 @@
-// Package deploy is the deployment lifecycle of DESIGN.md section 6:
+// Package deploy is the deployment lifecycle of docs/architecture.md, "Deployments":
 // create (placement and reservation in one transaction), delete/cancel,
 // retry, clone, extend, the state machine driven by the agents' journaled
 // events, offline handling and reconciliation of nodes, the desired state

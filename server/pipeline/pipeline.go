@@ -1,5 +1,5 @@
-// Package pipeline validates a pipeline graph (protocol.Graph, DESIGN.md
-// section 5) against the catalog and computes its execution order. It is
+// Package pipeline validates a pipeline graph (protocol.Graph, docs/architecture.md,
+// "Pipeline graph") against the catalog and computes its execution order. It is
 // pure: catalog look-ups go through the Lookup interface, so it holds no
 // state and speaks no SQL.
 //

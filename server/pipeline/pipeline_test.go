@@ -38,7 +38,7 @@ func testLookup(t testing.TB) Catalog {
 	}
 }
 
-// designExample is the graph of DESIGN.md section 5.
+// designExample is the graph of docs/architecture.md, "Pipeline graph".
 const designExample = `{
   "resources": {"cpu": 2.0, "memory_mb": 2048},
   "nodes": [

@@ -1,6 +1,6 @@
 // Package placement decides which node of an environment runs a deployment:
 // it evaluates a project's node selector against node labels and applies the
-// fit rule of DESIGN.md section 6 (allocated + requested and OS-used +
+// fit rule of docs/architecture.md, "Deployments" (allocated + requested and OS-used +
 // requested within capacity, for CPU and memory), choosing the node with the
 // most headroom. It holds no state and speaks no SQL; server/store locks the
 // candidate rows and server/deploy ties both together in one transaction.

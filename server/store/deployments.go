@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Deployment statuses (DESIGN.md section 6).
+// Deployment statuses (docs/architecture.md, "Deployments").
 const (
 	DeploymentPending   = "pending"
 	DeploymentDeploying = "deploying"

@@ -12,7 +12,7 @@ import (
 	"github.com/nullops/nullops/agent/protocol"
 )
 
-// Node statuses (DESIGN.md section 3).
+// Node statuses (docs/architecture.md, "Server ↔ agent channel").
 const (
 	NodeOnline       = "online"
 	NodeOffline      = "offline"

@@ -1,7 +1,7 @@
 // What the signed-in user may do with deployments of a project in an
 // environment. The server enforces access on every request; the UI only
 // hides buttons the API would refuse. It mirrors the server's rule
-// (DESIGN.md section 8): the level is the highest grant held by any of the
+// (docs/architecture.md, "Security model"): the level is the highest grant held by any of the
 // user's teams on the project or on the environment. Admins have full
 // access everywhere.
 
