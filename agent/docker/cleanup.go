@@ -32,13 +32,42 @@ type Object struct {
 // ListManaged lists this node's containers, networks and volumes; with
 // deploymentID > 0 only those of that deployment.
 func (r *Runtime) ListManaged(ctx context.Context, deploymentID int64) ([]Object, error) {
-	f := r.filters(deploymentID)
+	return r.list(ctx, r.filters(deploymentID), nil)
+}
+
+// Predecessors lists the objects labelled with node uid that another agent
+// instance made (their nullops.node label is not this runtime's): what an
+// agent of the same node left behind on this daemon when its data dir was
+// lost. This runtime's own objects are not included.
+func (r *Runtime) Predecessors(ctx context.Context, uid string) ([]Object, error) {
+	f := client.Filters{}
+	f.Add("label", LabelManaged+"=true", LabelNodeUID+"="+uid)
+	return r.list(ctx, f, func(l map[string]string) bool { return l[LabelNode] != r.node })
+}
+
+// ListAll lists every object on the daemon labelled nullops.managed=true,
+// whichever agent or node made it (uninstall).
+func (r *Runtime) ListAll(ctx context.Context) ([]Object, error) {
+	f := client.Filters{}
+	f.Add("label", LabelManaged+"=true")
+	return r.list(ctx, f, nil)
+}
+
+// list lists the containers, networks and volumes matching f and, when keep
+// is not nil, whose labels it accepts.
+func (r *Runtime) list(ctx context.Context, f client.Filters, keep func(map[string]string) bool) ([]Object, error) {
+	if keep == nil {
+		keep = func(map[string]string) bool { return true }
+	}
 	var out []Object
 	cs, err := r.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	for _, c := range cs.Items {
+		if !keep(c.Labels) {
+			continue
+		}
 		name := ""
 		if len(c.Names) > 0 {
 			name = trimSlash(c.Names[0])
@@ -54,6 +83,9 @@ func (r *Runtime) ListManaged(ctx context.Context, deploymentID int64) ([]Object
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
 	for _, n := range ns.Items {
+		if !keep(n.Labels) {
+			continue
+		}
 		out = append(out, Object{Kind: KindNetwork, ID: n.ID, Name: n.Name, DeploymentID: labelID(n.Labels)})
 	}
 	vs, err := r.cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
@@ -61,6 +93,9 @@ func (r *Runtime) ListManaged(ctx context.Context, deploymentID int64) ([]Object
 		return nil, fmt.Errorf("list volumes: %w", err)
 	}
 	for _, v := range vs.Items {
+		if !keep(v.Labels) {
+			continue
+		}
 		out = append(out, Object{Kind: KindVolume, ID: v.Name, Name: v.Name, DeploymentID: labelID(v.Labels)})
 	}
 	return out, nil

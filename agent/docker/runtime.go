@@ -22,6 +22,7 @@ import (
 const (
 	LabelManaged    = "nullops.managed"
 	LabelNode       = "nullops.node"
+	LabelNodeUID    = "nullops.node_uid"
 	LabelDeployment = "nullops.deployment"
 	LabelService    = "nullops.service"
 	LabelStep       = "nullops.step"
@@ -56,6 +57,9 @@ type Runtime struct {
 	subnetBits int
 
 	netMu sync.Mutex // serialises subnet allocation in this process
+
+	uidMu   sync.Mutex
+	nodeUID string // the control plane's node uid, "" until the first sync
 
 	selfMu      sync.Mutex // guards self, selfChecked (see self.go)
 	self        string     // the agent's own container id, "" when not in one
@@ -126,12 +130,32 @@ func (r *Runtime) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SetNodeUID records the control plane's identifier of this node: objects
+// created from now on carry it (LabelNodeUID), so an agent that replaces
+// this one on the same daemon — with a new data dir, hence a new instance
+// label — can find them (Predecessors).
+func (r *Runtime) SetNodeUID(uid string) {
+	r.uidMu.Lock()
+	r.nodeUID = uid
+	r.uidMu.Unlock()
+}
+
+// NodeUID is the uid set by SetNodeUID, "" before.
+func (r *Runtime) NodeUID() string {
+	r.uidMu.Lock()
+	defer r.uidMu.Unlock()
+	return r.nodeUID
+}
+
 // labels returns the labels of an object of deployment id.
 func (r *Runtime) labels(deploymentID int64, extra ...string) map[string]string {
 	l := map[string]string{
 		LabelManaged:    "true",
 		LabelNode:       r.node,
 		LabelDeployment: strconv.FormatInt(deploymentID, 10),
+	}
+	if uid := r.NodeUID(); uid != "" {
+		l[LabelNodeUID] = uid
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		l[extra[i]] = extra[i+1]

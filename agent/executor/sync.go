@@ -19,9 +19,31 @@ import (
 //     outputs recorded when the pipeline ran);
 //
 // and it reports the actual state of every desired deployment. Objects of
-// other nodes are never looked at.
+// other nodes are never looked at; objects of this node (by the node uid the
+// sync carries) made by another agent instance — one whose data dir was
+// lost — are removed first, so their desired deployments are re-created
+// once rather than run twice.
 func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol.SyncReply, error) {
 	var reply protocol.SyncReply
+	if req.NodeUID != "" {
+		// What a previous agent of this node left on this daemon (its data
+		// dir, hence its instance label, is gone): remove all of it; the
+		// desired deployments among it are unknown here and are deployed
+		// again below, exactly once.
+		e.rt.SetNodeUID(req.NodeUID)
+		prev, err := e.rt.Predecessors(ctx, req.NodeUID)
+		if err != nil {
+			return reply, fmt.Errorf("sync: %w", err)
+		}
+		if len(prev) > 0 {
+			removed, err := e.rt.Remove(ctx, prev)
+			reply.RemovedOrphans = append(reply.RemovedOrphans, removed...)
+			if err != nil {
+				return reply, fmt.Errorf("sync: remove a previous agent's objects: %w", err)
+			}
+			e.log.Info().Strs("removed", removed).Msg("sync: removed the objects a previous agent of this node left")
+		}
+	}
 	desired := map[int64]protocol.DeploySpec{}
 	for _, d := range req.Deployments {
 		desired[d.DeploymentID] = d

@@ -34,6 +34,8 @@ func seedFrames(t testing.TB) [][]byte {
 		{TypeHello, "s1", "", 0, HelloRequest{ServerVersion: "0.1.0", ProtocolVersion: Version}},
 		{TypeHello, "", "s1", 0, HelloReply{AgentVersion: "0.1.0", ProtocolVersion: Version, InstanceID: "abc", Capacity: Capacity{CPUs: 2, MemoryMB: 2048, DiskMB: 10000}, LastAckedSeq: 4}},
 		{TypeSync, "s2", "", 0, SyncRequest{Deployments: []DeploySpec{spec}}},
+		{TypeSync, "s2", "", 0, SyncRequest{Deployments: []DeploySpec{spec}, NodeUID: "3f2a9c0d1e4b5a6978f0c1d2e3f4a5b6"}},
+		{TypeSync, "s2", "", 0, SyncRequest{NodeUID: "a=b,nullops.managed=true"}},
 		{TypeSync, "", "s2", 0, SyncReply{Deployments: []DeploymentState{{DeploymentID: 7, Status: StatusRunning, Services: []ServiceState{{DeploymentID: 7, Service: "api", HostPort: 32768, Running: true}}}}, RemovedOrphans: []string{"x"}}},
 		{TypeDeploy, "s3", "", 0, DeployRequest{Spec: spec}},
 		{TypeDelete, "s4", "", 0, DeleteRequest{DeploymentID: 7}},

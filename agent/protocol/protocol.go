@@ -370,10 +370,34 @@ func (r *DeleteRequest) Validate() error {
 // exist on it. Anything else labelled for this node is an orphan.
 type SyncRequest struct {
 	Deployments []DeploySpec `json:"deployments"`
+	// NodeUID is the node's permanent identifier (letters, digits, '-' and
+	// '_', at most 64). The agent labels its Docker objects with it, and
+	// objects carrying it but made by another agent instance (a predecessor
+	// whose data dir was lost) are removed and re-created from this desired
+	// state. Empty from control planes that predate it.
+	NodeUID string `json:"node_uid,omitempty"`
+}
+
+// ValidNodeUID reports whether uid may be a node identifier: non-empty, at
+// most 64 characters of [A-Za-z0-9_-] (it becomes a Docker label value and
+// filter term).
+func ValidNodeUID(uid string) bool {
+	if uid == "" || len(uid) > 64 {
+		return false
+	}
+	for _, c := range []byte(uid) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate implements Validatable.
 func (r *SyncRequest) Validate() error {
+	if r.NodeUID != "" && !ValidNodeUID(r.NodeUID) {
+		return errors.New("node_uid must be 1-64 letters, digits, '-' or '_'")
+	}
 	for i := range r.Deployments {
 		if err := r.Deployments[i].Validate(); err != nil {
 			return fmt.Errorf("deployments[%d]: %w", i, err)

@@ -342,7 +342,7 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 	}
 	syncCtx, syncCancel := context.WithTimeout(sctx, o.SyncTimeout)
 	var synced protocol.SyncReply
-	err = l.peer.Request(syncCtx, protocol.TypeSync, protocol.SyncRequest{Deployments: specs}, &synced)
+	err = l.peer.Request(syncCtx, protocol.TypeSync, protocol.SyncRequest{Deployments: specs, NodeUID: row.UID}, &synced)
 	syncCancel()
 	if err != nil {
 		return outcome{status: store.NodeOffline, reason: "sync failed: " + err.Error()}

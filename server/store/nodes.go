@@ -24,9 +24,13 @@ const (
 
 // Node is one row of nodes. The encrypted token never leaves the server.
 type Node struct {
-	ID                 int64             `json:"id"`
-	EnvironmentID      int64             `json:"environment_id"`
-	Name               string            `json:"name"`
+	ID            int64  `json:"id"`
+	EnvironmentID int64  `json:"environment_id"`
+	Name          string `json:"name"`
+	// UID is the node's random, never-reused identifier: the agent labels
+	// every Docker object with it (nullops.node_uid), so a fresh agent of
+	// the same node finds what its predecessor left.
+	UID                string            `json:"uid"`
 	Host               string            `json:"host"`
 	Port               int               `json:"port"`
 	TokenEnc           []byte            `json:"-"`
@@ -50,7 +54,7 @@ type Node struct {
 	UpdatedAt          time.Time         `json:"updated_at"`
 }
 
-const nodeColumns = `id, environment_id, name, host, port, token_enc, token_key_id, token_generation,
+const nodeColumns = `id, environment_id, name, uid, host, port, token_enc, token_key_id, token_generation,
 	expected_thumbprint, seen_thumbprint, status, status_reason, enabled, revoked, labels,
 	agent_version, protocol_version, agent_instance, capacity, usage, last_acked_seq, last_seen_at,
 	created_at, updated_at`
@@ -58,7 +62,7 @@ const nodeColumns = `id, environment_id, name, host, port, token_enc, token_key_
 func scanNode(row pgx.Row) (Node, error) {
 	var n Node
 	var labels, capacity, usage []byte
-	err := row.Scan(&n.ID, &n.EnvironmentID, &n.Name, &n.Host, &n.Port, &n.TokenEnc, &n.TokenKeyID, &n.TokenGeneration,
+	err := row.Scan(&n.ID, &n.EnvironmentID, &n.Name, &n.UID, &n.Host, &n.Port, &n.TokenEnc, &n.TokenKeyID, &n.TokenGeneration,
 		&n.ExpectedThumbprint, &n.SeenThumbprint, &n.Status, &n.StatusReason, &n.Enabled, &n.Revoked, &labels,
 		&n.AgentVersion, &n.ProtocolVersion, &n.AgentInstance, &capacity, &usage, &n.LastAckedSeq, &n.LastSeenAt,
 		&n.CreatedAt, &n.UpdatedAt)
