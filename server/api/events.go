@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -45,17 +46,21 @@ func writeSSE(c echo.Context, event string, v any) error {
 }
 
 // streamEvents writes the subscription as Server-Sent Events until the
-// client goes away or the subscription is dropped (the client reconnects).
-func streamEvents(c echo.Context, sub *deploy.Subscription, tick func() error) error {
+// client goes away, the subscription is dropped (the client reconnects) or
+// ctx ends; when ctx was ended by guardStream a last "closed" event says
+// why.
+func streamEvents(c echo.Context, ctx context.Context, sub *deploy.Subscription, tick func() error) error {
 	defer sub.Close()
 	keep := time.NewTicker(sseKeepAlive)
 	defer keep.Stop()
 	refresh := time.NewTicker(sseVisibilityRefresh)
 	defer refresh.Stop()
-	ctx := c.Request().Context()
 	for {
 		select {
 		case <-ctx.Done():
+			if accessEnded(ctx) {
+				_ = writeSSE(c, "closed", map[string]string{"reason": "access ended; reconnect to continue"})
+			}
 			return nil
 		case ev, ok := <-sub.C:
 			if !ok {
@@ -106,7 +111,9 @@ func (d *Deps) deploymentEvents(c echo.Context) error {
 		sub.Close()
 		return nil
 	}
-	return streamEvents(c, sub, nil)
+	ctx, stop := d.guardStream(c, d.stillLevel(dep.ProjectID, dep.EnvironmentID, auth.Read))
+	defer stop()
+	return streamEvents(c, ctx, sub, nil)
 }
 
 // allEvents: GET /events streams the changes of every deployment the caller
@@ -133,7 +140,9 @@ func (d *Deps) allEvents(c echo.Context) error {
 		sub.Close()
 		return nil
 	}
-	return streamEvents(c, sub, func() error {
+	ctx, stop := d.guardStream(c, d.stillSees(vis))
+	defer stop()
+	return streamEvents(c, ctx, sub, func() error {
 		v, err := Visible(c)
 		if err != nil {
 			return err
@@ -149,7 +158,8 @@ func (d *Deps) allEvents(c echo.Context) error {
 // serviceLogs: GET /deployments/{id}/logs?service=&tail=&follow= streams a
 // service container's logs from the agent as chunked text/plain (or as
 // Server-Sent Events "log" when the client asks for text/event-stream).
-// The agent's stream is closed when the client goes away.
+// The agent's stream is closed when the client goes away, and a followed
+// stream also when the caller's access ends (guardStream).
 func (d *Deps) serviceLogs(c echo.Context) error {
 	dep, err := d.deploymentFor(c, auth.Read)
 	if err != nil {
@@ -195,7 +205,13 @@ func (d *Deps) serviceLogs(c echo.Context) error {
 		c.Response().WriteHeader(http.StatusOK)
 		c.Response().Flush()
 	}
-	err = d.Deploy.Logs(c.Request().Context(), dep, service, tail, follow, func(ld protocol.LogsData) error {
+	ctx := c.Request().Context()
+	if follow {
+		var stop context.CancelFunc
+		ctx, stop = d.guardStream(c, d.stillLevel(dep.ProjectID, dep.EnvironmentID, auth.Read))
+		defer stop()
+	}
+	err = d.Deploy.Logs(ctx, dep, service, tail, follow, func(ld protocol.LogsData) error {
 		start()
 		if sse {
 			return writeSSE(c, "log", ld)
@@ -217,5 +233,14 @@ func (d *Deps) serviceLogs(c echo.Context) error {
 		return lifecycleError(err)
 	}
 	start()
+	if accessEnded(ctx) {
+		const why = "access ended; reconnect to continue"
+		if sse {
+			_ = writeSSE(c, "log", protocol.LogsData{EOF: true, Error: why})
+		} else {
+			_, _ = fmt.Fprintf(c.Response(), "\n[log stream ended: %s]\n", why)
+		}
+		c.Response().Flush()
+	}
 	return nil
 }
