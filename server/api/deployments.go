@@ -68,12 +68,31 @@ func (d *Deps) deploymentFor(c echo.Context, need auth.Level) (store.Deployment,
 	return dep, nil
 }
 
+// deploymentView is a deployment as the API shows it, with the caller's
+// access level on it ("read" or "full").
+type deploymentView struct {
+	deploy.View
+	Access string `json:"access"`
+}
+
+// deploymentListItem is one row of GET /deployments: the deployment, the
+// caller's access level and the ingress URL of each exposed service.
+type deploymentListItem struct {
+	store.Deployment
+	Access string            `json:"access"`
+	URLs   map[string]string `json:"urls"`
+}
+
 func (d *Deps) renderDeployment(c echo.Context, status int, dep store.Deployment) error {
 	v, err := d.Deploy.View(c.Request().Context(), dep)
 	if err != nil {
 		return err
 	}
-	return c.JSON(status, v)
+	lv, err := LevelsOf(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, deploymentView{View: v, Access: lv.Of(dep.ProjectID, dep.EnvironmentID).String()})
 }
 
 // queryID reads an optional positive integer query parameter.
@@ -117,11 +136,24 @@ func (d *Deps) listDeployments(c echo.Context) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	items, total, err := d.Store.ListDeployments(c.Request().Context(), f)
+	ctx := c.Request().Context()
+	items, total, err := d.Store.ListDeployments(ctx, f)
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, total, pg)
+	lv, err := LevelsOf(c)
+	if err != nil {
+		return err
+	}
+	urls, err := d.Deploy.URLsOf(ctx, items)
+	if err != nil {
+		return err
+	}
+	out := make([]deploymentListItem, len(items))
+	for i, dep := range items {
+		out[i] = deploymentListItem{Deployment: dep, Access: lv.Of(dep.ProjectID, dep.EnvironmentID).String(), URLs: urls[dep.ID]}
+	}
+	return RenderList(c, out, total, pg)
 }
 
 // CreateDeploymentRequest is the body of POST /deployments.

@@ -3,12 +3,15 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -33,14 +36,44 @@ type environmentRequest struct {
 	Description       string `json:"description"`
 }
 
-// environmentResponse shows the TTL as a Go duration.
+// environmentResponse shows the TTL as a Go duration, the form of the
+// environment's service URLs and the caller's access level on it.
 type environmentResponse struct {
 	store.Environment
 	DefaultTTL string `json:"default_ttl"`
+	// URLPattern is a service URL with <service> and <deployment> left as
+	// placeholders: scheme, host template and ingress port as users get them.
+	URLPattern string `json:"url_pattern"`
+	Access     string `json:"access"`
 }
 
-func environmentOut(e store.Environment) environmentResponse {
-	return environmentResponse{Environment: e, DefaultTTL: (time.Duration(e.DefaultTTLSeconds) * time.Second).String()}
+// environmentsOut shapes environments for the caller.
+func (d *Deps) environmentsOut(c echo.Context, list ...store.Environment) ([]environmentResponse, error) {
+	lv, err := LevelsOf(c)
+	if err != nil {
+		return nil, err
+	}
+	links := deploy.Links{Scheme: d.Config.Ingress.LinkScheme, Port: d.Config.Ingress.LinkPort}
+	out := make([]environmentResponse, len(list))
+	for i, e := range list {
+		tpl := e.HostTemplate
+		if tpl == "" {
+			tpl = ingresspub.DefaultHostTemplate
+		}
+		host := strings.NewReplacer(ingresspub.PlaceholderEnvironment, strings.ToLower(e.Name),
+			ingresspub.PlaceholderBaseDomain, strings.ToLower(strings.TrimSuffix(e.BaseDomain, "."))).Replace(tpl)
+		out[i] = environmentResponse{Environment: e, DefaultTTL: (time.Duration(e.DefaultTTLSeconds) * time.Second).String(),
+			URLPattern: links.URL(host), Access: lv.Of(0, e.ID).String()}
+	}
+	return out, nil
+}
+
+func (d *Deps) renderEnvironment(c echo.Context, status int, e store.Environment) error {
+	out, err := d.environmentsOut(c, e)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, out[0])
 }
 
 func (r environmentRequest) input() (store.EnvironmentInput, error) {
@@ -77,9 +110,9 @@ func (d *Deps) listEnvironments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]environmentResponse, len(list))
-	for i, e := range list {
-		out[i] = environmentOut(e)
+	out, err := d.environmentsOut(c, list...)
+	if err != nil {
+		return err
 	}
 	return pageOf(c, out)
 }
@@ -96,7 +129,7 @@ func (d *Deps) getEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, environmentOut(e))
+	return d.renderEnvironment(c, http.StatusOK, e)
 }
 
 func environmentAudit(c echo.Context, action string, e store.Environment) store.AuditEntry {
@@ -126,7 +159,7 @@ func (d *Deps) createEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, environmentOut(out))
+	return d.renderEnvironment(c, http.StatusCreated, out)
 }
 
 func (d *Deps) updateEnvironment(c echo.Context) error {
@@ -154,7 +187,7 @@ func (d *Deps) updateEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, environmentOut(out))
+	return d.renderEnvironment(c, http.StatusOK, out)
 }
 
 func (d *Deps) deleteEnvironment(c echo.Context) error {

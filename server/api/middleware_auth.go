@@ -28,6 +28,7 @@ const (
 	ctxPrincipal = "nullops.principal"
 	ctxSession   = "nullops.session"
 	ctxAuth      = "nullops.auth"
+	ctxLevels    = "nullops.levels" // auth.Levels, cached by LevelsOf
 )
 
 // Errors of the auth layer.
@@ -156,6 +157,25 @@ func LevelOf(c echo.Context, projectID, environmentID int64) (auth.Level, error)
 		return auth.None, err
 	}
 	return a.Level(c.Request().Context(), PrincipalFrom(c), projectID, environmentID)
+}
+
+// LevelsOf returns the caller's levels on every project and environment,
+// loaded once per request (one query for users, none for admins), to show
+// on each row of a list what the caller may do with it.
+func LevelsOf(c echo.Context) (auth.Levels, error) {
+	if l, ok := c.Get(ctxLevels).(auth.Levels); ok {
+		return l, nil
+	}
+	a, err := authorizer(c)
+	if err != nil {
+		return auth.Levels{}, err
+	}
+	l, err := a.Levels(c.Request().Context(), PrincipalFrom(c))
+	if err != nil {
+		return auth.Levels{}, err
+	}
+	c.Set(ctxLevels, l)
+	return l, nil
 }
 
 // Visible returns the projects and environments the caller may list (All

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/store"
 )
@@ -32,18 +33,29 @@ type projectRequest struct {
 	NodeSelector json.RawMessage `json:"node_selector"`
 }
 
-// projectResponse shows the TTL override as a Go duration ("" = none).
+// projectResponse shows the TTL override as a Go duration ("" = none) and
+// the caller's access level on the project itself ("none" for a user who
+// sees it only through an environment grant).
 type projectResponse struct {
 	store.Project
-	TTL string `json:"ttl"`
+	TTL    string `json:"ttl"`
+	Access string `json:"access"`
 }
 
-func projectOut(p store.Project) projectResponse {
-	out := projectResponse{Project: p}
+func projectOut(p store.Project, lv auth.Levels) projectResponse {
+	out := projectResponse{Project: p, Access: lv.Of(p.ID, 0).String()}
 	if p.TTLSeconds != nil {
 		out.TTL = (time.Duration(*p.TTLSeconds) * time.Second).String()
 	}
 	return out
+}
+
+func renderProject(c echo.Context, status int, p store.Project) error {
+	lv, err := LevelsOf(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(status, projectOut(p, lv))
 }
 
 func (r projectRequest) input() (store.ProjectInput, error) {
@@ -83,9 +95,13 @@ func (d *Deps) listProjects(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	lv, err := LevelsOf(c)
+	if err != nil {
+		return err
+	}
 	out := make([]projectResponse, len(list))
 	for i, p := range list {
-		out[i] = projectOut(p)
+		out[i] = projectOut(p, lv)
 	}
 	return pageOf(c, out)
 }
@@ -102,7 +118,7 @@ func (d *Deps) getProject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, projectOut(p))
+	return renderProject(c, http.StatusOK, p)
 }
 
 func projectAudit(c echo.Context, action string, p store.Project) store.AuditEntry {
@@ -132,7 +148,7 @@ func (d *Deps) createProject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, projectOut(out))
+	return renderProject(c, http.StatusCreated, out)
 }
 
 func (d *Deps) updateProject(c echo.Context) error {
@@ -160,7 +176,7 @@ func (d *Deps) updateProject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, projectOut(out))
+	return renderProject(c, http.StatusOK, out)
 }
 
 func (d *Deps) deleteProject(c echo.Context) error {

@@ -141,3 +141,60 @@ func (a *Authorizer) Visible(ctx context.Context, p *Principal) (Visibility, err
 	}
 	return Visibility{ProjectIDs: pids, EnvironmentIDs: eids}, nil
 }
+
+// Levels is a principal's level on every project and environment, loaded
+// once (Authorizer.Levels) to annotate a whole list without a query per row.
+type Levels struct {
+	all          bool
+	projects     map[int64]Level
+	environments map[int64]Level
+}
+
+// Of is what Authorizer.Level answers for the same ids.
+func (l Levels) Of(projectID, environmentID int64) Level {
+	if l.all {
+		return Full
+	}
+	best := None
+	if projectID != 0 {
+		best = max(best, l.projects[projectID])
+	}
+	if environmentID != 0 {
+		best = max(best, l.environments[environmentID])
+	}
+	return best
+}
+
+// Levels loads p's levels on everything it holds a grant on, in one query
+// (none for admins and nil principals).
+func (a *Authorizer) Levels(ctx context.Context, p *Principal) (Levels, error) {
+	if p == nil {
+		return Levels{}, nil
+	}
+	if p.Admin {
+		return Levels{all: true}, nil
+	}
+	ps, es, err := a.Store.UserGrantLevels(ctx, p.UserID)
+	if err != nil {
+		return Levels{}, err
+	}
+	conv := func(m map[int64]string) (map[int64]Level, error) {
+		out := make(map[int64]Level, len(m))
+		for id, s := range m {
+			l, err := ParseLevel(s)
+			if err != nil {
+				return nil, err
+			}
+			out[id] = l
+		}
+		return out, nil
+	}
+	l := Levels{}
+	if l.projects, err = conv(ps); err != nil {
+		return Levels{}, err
+	}
+	if l.environments, err = conv(es); err != nil {
+		return Levels{}, err
+	}
+	return l, nil
+}

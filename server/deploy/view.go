@@ -73,3 +73,29 @@ func (s *Service) View(ctx context.Context, d store.Deployment) (View, error) {
 
 // Get loads a deployment (ErrNotFound when it does not exist).
 func (s *Service) Get(ctx context.Context, id int64) (store.Deployment, error) { return s.get(ctx, id) }
+
+// URLsOf returns the ingress URL of each exposed service of each of the
+// given deployments (the View's URLs, for a whole list page), with one
+// query whatever the number of deployments.
+func (s *Service) URLsOf(ctx context.Context, deps []store.Deployment) (map[int64]map[string]string, error) {
+	ids := make([]int64, len(deps))
+	for i, d := range deps {
+		ids[i] = d.ID
+	}
+	keys, err := s.Store.IngressServicesOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]map[string]string, len(deps))
+	for _, d := range deps {
+		urls := map[string]string{}
+		hosts := ingresspub.HostNames{Environment: d.EnvironmentName, BaseDomain: d.BaseDomain, Template: d.HostTemplate}
+		for _, k := range keys[d.ID] {
+			if h, err := hosts.Host(d.Name, k); err == nil {
+				urls[k] = s.Links.URL(h)
+			}
+		}
+		out[d.ID] = urls
+	}
+	return out, nil
+}

@@ -157,6 +157,46 @@ func (s *Store) UserGrantLevel(ctx context.Context, userID, projectID, environme
 	return "", nil
 }
 
+// UserGrantLevels returns, in one query, the highest level ("read" or
+// "full") any team of the user holds on each project and on each
+// environment it has a grant on.
+func (s *Store) UserGrantLevels(ctx context.Context, userID int64) (projects, environments map[int64]string, err error) {
+	rows, err := s.Pool.Query(ctx, `SELECT g.project_id, g.environment_id, max(CASE g.level WHEN 'full' THEN 2 ELSE 1 END)
+		FROM access_grants g JOIN team_members m ON m.team_id = g.team_id WHERE m.user_id = $1
+		GROUP BY g.project_id, g.environment_id`, userID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grant levels of user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	projects, environments = map[int64]string{}, map[int64]string{}
+	keep := func(m map[int64]string, id int64, rank int) {
+		lvl := LevelRead
+		if rank == 2 {
+			lvl = LevelFull
+		}
+		if m[id] != LevelFull {
+			m[id] = lvl
+		}
+	}
+	for rows.Next() {
+		var p, e *int64
+		var rank int
+		if err := rows.Scan(&p, &e, &rank); err != nil {
+			return nil, nil, fmt.Errorf("grant levels of user %d: %w", userID, err)
+		}
+		if p != nil {
+			keep(projects, *p, rank)
+		}
+		if e != nil {
+			keep(environments, *e, rank)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("grant levels of user %d: %w", userID, err)
+	}
+	return projects, environments, nil
+}
+
 // UserGrantTargets returns the ids of the projects and environments on which
 // any team of the user holds a grant (any level), ascending.
 func (s *Store) UserGrantTargets(ctx context.Context, userID int64) (projectIDs, environmentIDs []int64, err error) {

@@ -321,7 +321,8 @@ func (b *browser) login(user, password string) {
 	b.fill(`#login-form input[name="username"]`, user)
 	b.fill(`#login-form input[name="password"]`, password)
 	b.do("submit login", chromedp.SendKeys(chromedp.CSS(`#login-form input[name="password"]`), kb.Enter))
-	b.waitText("#user-menu", user)
+	// The menu shows the display name, which may differ in case.
+	b.waitFor("signed in as "+user, fmt.Sprintf(`(document.querySelector('#user-menu') || {textContent: ''}).textContent.toLowerCase().includes(%q)`, strings.ToLower(user)), 30*time.Second)
 }
 
 // center returns the viewport coordinates of the middle of an element,

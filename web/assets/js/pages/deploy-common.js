@@ -18,11 +18,29 @@ function hostLabel(url) {
   try { return new URL(url).hostname.split('.')[0]; } catch { return url; }
 }
 
+// A deployment that failed (rolled back), is being deleted or is deleted
+// runs nothing: no live links, health, countdown or Extend.
+const DEAD = new Set(['failed', 'deleting', 'deleted']);
+export const isDead = (d) => DEAD.has(d.status);
+
+// linkList shows the ingress links: live ones open the service; those of a
+// dead deployment are plain text that says why nothing answers there.
 export function linkList(d) {
   const ls = links(d);
   if (!ls.length) return h('span', { class: 'muted' }, '—');
+  if (isDead(d)) {
+    return h('ul', { class: 'plain links dead' }, ls.map((l) => h('li', { title: `Not reachable: the deployment is ${d.status}` },
+      h('span', { class: 'dead-link', 'data-dead-link': l.service }, l.service), h('span', { class: 'sr-only' }, ` (not reachable: ${d.status})`))));
+  }
   return h('ul', { class: 'plain links' }, ls.map((l) => h('li', null,
     h('a', { href: l.url, target: '_blank', rel: 'noopener', 'data-external': '' }, l.service, h('span', { class: 'sr-only' }, ' (opens in a new tab)'), ' ↗'))));
+}
+
+// createAgain links to the form that creates a deleted deployment again,
+// with its name, project, environment and versions.
+export function createAgain(d, { compact = false } = {}) {
+  if (d.status !== 'deleted' || !canManage(d)) return null;
+  return h('a', { class: ['button', compact ? 'small' : 'primary'], href: `/deployments/new?clone=${d.id}&again=1`, 'data-action': 'create-again', 'aria-label': `Create ${d.name} again` }, 'Create again');
 }
 
 // canManage tells whether the signed-in user may change this deployment.
@@ -41,7 +59,8 @@ export const isLive = (d) => LIVE.has(d.status);
 // actionButtons returns the buttons fitting the deployment's state. after
 // is called with the updated deployment (or null when deleted).
 export function actionButtons(d, after, { compact = false } = {}) {
-  if (!canManage(d) || d.status === 'deleted' || d.status === 'deleting') return [];
+  if (d.status === 'deleted') return [createAgain(d, { compact })].filter(Boolean);
+  if (!canManage(d) || d.status === 'deleting') return [];
   const cls = compact ? 'small' : '';
   const btn = (label, id, fn, extra = {}) => {
     const b = h('button', { type: 'button', class: [cls, extra.danger ? 'danger' : '', extra.primary ? 'primary' : ''], 'data-action': id, 'aria-label': `${label} ${d.name}` }, label);
@@ -53,7 +72,7 @@ export function actionButtons(d, after, { compact = false } = {}) {
     return b;
   };
   const out = [];
-  if (d.status === 'running' || d.status === 'offline' || d.status === 'failed' || d.status === 'deploying') {
+  if (d.status === 'running' || d.status === 'offline' || d.status === 'deploying') {
     out.push(btn('Extend', 'extend', async () => {
       const res = await api.post(`/deployments/${d.id}/extend`, {});
       announce(`${d.name} extended.`);

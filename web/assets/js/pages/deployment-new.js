@@ -11,7 +11,9 @@ import { page, loading, errorBox, announce } from '../ui.js';
 
 export async function newDeploymentPage(_params, q) {
   const cloneId = q.get('clone');
-  const body = page(cloneId ? 'Clone deployment' : 'New deployment');
+  // ?again=1: create a deleted deployment again, under its own name.
+  const again = Boolean(cloneId && q.get('again'));
+  const body = page(again ? 'Create deployment again' : cloneId ? 'Clone deployment' : 'New deployment');
   const host = h('div');
   body.append(host);
   clear(host, loading());
@@ -55,10 +57,10 @@ export async function newDeploymentPage(_params, q) {
         help: 'Lowercase letters, digits and dashes; part of every service URL.' },
       tagsField,
     ],
-    values: source ? { project_id: source.project_id, environment_id: source.environment_id, name: suggestName(source.name) } : {
+    values: source ? { project_id: source.project_id, environment_id: source.environment_id, name: again ? source.name : suggestName(source.name) } : {
       project_id: projects.length === 1 ? projects[0].id : '', environment_id: envs.length === 1 ? envs[0].id : '',
     },
-    submitLabel: source ? 'Clone' : 'Deploy',
+    submitLabel: again ? 'Create again' : source ? 'Clone' : 'Deploy',
     onCancel: () => history.back(),
     onSubmit: async (v) => {
       let created;
@@ -68,7 +70,9 @@ export async function newDeploymentPage(_params, q) {
       navigate(`/deployments/${created.id}`);
     },
   });
-  clear(host, source ? h('p', { class: 'muted' }, `Copy of ${source.name}; it uses the latest pipeline version and gets its own URLs. Change versions below.`) : null, f.el);
+  clear(host, source ? h('p', { class: 'muted' }, again
+    ? `${source.name} again, with the versions it had, on the latest pipeline version. Change versions below.`
+    : `Copy of ${source.name}; it uses the latest pipeline version and gets its own URLs. Change versions below.`) : null, f.el);
 
   const projectSel = f.control('project_id').input;
   const loadTags = async () => {

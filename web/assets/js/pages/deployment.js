@@ -8,8 +8,7 @@ import * as api from '../api.js';
 import { subscribe, streamLines } from '../stream.js';
 import { page, loading, errorBox, badge, countdown, timeEl, table, formatBytes, empty } from '../ui.js';
 import { renderStatic } from '../editor/graph-view.js';
-import { actionButtons, linkList, links } from './deploy-common.js';
-import { levelFor } from '../access.js';
+import { actionButtons, linkList, links, isDead } from './deploy-common.js';
 
 const MAX_LOG_LINES = 5000;
 
@@ -22,8 +21,7 @@ export async function deploymentPage({ id }) {
 
   let d;
   try {
-    d = await api.get(`/deployments/${id}`);
-    d.access = await levelFor(d.project_id, d.environment_id);
+    d = await api.get(`/deployments/${id}`); // carries the caller's access level
   } catch (err) {
     clear(host, errorBox(err));
     return undefined;
@@ -34,6 +32,7 @@ export async function deploymentPage({ id }) {
   const services = new Map((d.services || []).map((sv) => [sv.id, sv]));
   let graph = d.graph || null;
   let selectedStep = null;
+  let ending = null; // the history entry that deleted it: {action, actor, at}
 
   // ---- sections ---------------------------------------------------------------
   const head = h('div', { class: 'dep-head' });
@@ -41,7 +40,7 @@ export async function deploymentPage({ id }) {
   const graphSvg = s('svg', { class: 'progress-graph', role: 'group', 'aria-label': 'Pipeline progress' });
   const stepInfo = h('div', { class: 'step-info', 'aria-live': 'polite' });
   const servicesBox = h('div');
-  const logs = logPanel(id, () => [...services.values()], () => [...steps.values()]);
+  const logs = logPanel(id, () => (d.status === 'deleted' ? [] : [...services.values()]), () => [...steps.values()], () => d);
   const historyBox = h('div');
   stops.push(logs.stop);
 
@@ -69,10 +68,19 @@ export async function deploymentPage({ id }) {
       h('dt', null, 'Pipeline version'), h('dd', null, String(d.pipeline_version ?? '')),
       h('dt', null, 'Resources'), h('dd', null, `${d.cpu} CPU · ${d.memory_mb} MiB`),
       h('dt', null, 'Created'), h('dd', null, timeEl(d.created_at)),
-      h('dt', null, 'Cleanup in'), h('dd', { id: 'dep-expires' }, ['deleted', 'deleting'].includes(d.status) ? '—' : countdown(d.expires_at)),
+      h('dt', null, 'Cleanup in'), h('dd', { id: 'dep-expires' }, isDead(d) ? '—' : countdown(d.expires_at)),
       h('dt', null, 'Links'), h('dd', null, linkList(d)),
       d.cloned_from ? [h('dt', null, 'Cloned from'), h('dd', null, h('a', { href: `/deployments/${d.cloned_from}` }, `#${d.cloned_from}`))] : null,
       h('dt', null, 'Versions'), h('dd', null, Object.entries(d.tags || {}).map(([svc, tag]) => h('code', { class: 'tag' }, `${svc}:${tag}`)))));
+    if (d.status === 'deleted') {
+      const who = ending && ending.actor && ending.actor !== 'system' ? ending.actor : null;
+      const how = ending && ending.action === 'expired' ? 'Removed automatically after inactivity' : ending && ending.action === 'removed' ? 'Removed by the system' : 'Deleted';
+      clear(reasonBox, h('div', { class: 'notice dead', role: 'status', id: 'deleted-note' },
+        h('strong', null, how), ' ', timeEl(d.deleted_at || (ending && ending.at)), who ? [' by ', h('strong', { id: 'deleted-by' }, who)] : null,
+        '. Its containers, networks and data are gone; its links no longer answer.',
+        d.reason ? h('div', { class: 'muted small' }, d.reason) : null));
+      return;
+    }
     clear(reasonBox, d.status === 'failed' || (d.reason && d.status !== 'running')
       ? h('div', { class: d.status === 'failed' ? 'error-box' : 'notice', role: d.status === 'failed' ? 'alert' : 'status', id: 'failure-reason' },
         h('strong', null, d.status === 'failed' ? 'Deployment failed' : 'Note'),
@@ -104,21 +112,26 @@ export async function deploymentPage({ id }) {
 
   function drawServices() {
     const list = [...services.values()];
+    const dead = isDead(d);
     const urls = new Map(links(d).map((l) => [l.service, l.url]));
     clear(servicesBox, list.length === 0 ? empty('No service containers yet.') : table([
       { label: 'Node', render: (sv) => h('strong', null, sv.id) },
       { label: 'Image', render: (sv) => h('code', null, `${sv.image}:${sv.tag}`) },
-      { label: 'Health', render: (sv) => badge(sv.health || 'unknown') },
-      { label: 'CPU', render: (sv) => (sv.cpu_percent !== undefined ? `${Number(sv.cpu_percent).toFixed(1)}%` : '—') },
-      { label: 'Memory', render: (sv) => formatBytes(sv.memory_bytes) },
-      { label: 'Link', render: (sv) => (urls.get(sv.id) ? h('a', { href: urls.get(sv.id), target: '_blank', rel: 'noopener', 'data-external': '' }, 'open ↗') : '—') },
-      { label: 'Logs', render: (sv) => h('button', { type: 'button', class: 'small', onclick: () => logs.open('service:' + sv.id) }, 'Logs') },
+      // A dead deployment's containers are gone: their last health and
+      // figures would claim otherwise.
+      { label: 'Health', render: (sv) => (dead ? badge('stopped') : badge(sv.health || 'unknown')) },
+      { label: 'CPU', render: (sv) => (!dead && sv.cpu_percent !== undefined ? `${Number(sv.cpu_percent).toFixed(1)}%` : '—') },
+      { label: 'Memory', render: (sv) => (dead ? '—' : formatBytes(sv.memory_bytes)) },
+      { label: 'Link', render: (sv) => (dead ? '—' : urls.get(sv.id) ? h('a', { href: urls.get(sv.id), target: '_blank', rel: 'noopener', 'data-external': '' }, 'open ↗') : '—') },
+      { label: 'Logs', render: (sv) => (d.status === 'deleted' ? '—' : h('button', { type: 'button', class: 'small', onclick: () => logs.open('service:' + sv.id) }, 'Logs')) },
     ], list, { caption: 'Services', rowAttrs: (sv) => ({ 'data-service': sv.id }) }));
   }
 
   async function loadHistory() {
     try {
       const rows = api.items(await api.get(`/deployments/${id}/history`));
+      const end = rows.filter((r) => ['deleted', 'expired', 'removed', 'cancelled'].includes(r.action)).pop() || null;
+      if (end !== ending) { ending = end; if (d.status === 'deleted') drawHead(); }
       clear(historyBox, rows.length === 0 ? empty('No history yet.') : h('ol', { class: 'history' }, rows.map((r) => h('li', null,
         timeEl(r.at || r.created_at), ' ', h('strong', null, r.actor || r.actor_name || 'system'), ' ', r.action,
         r.detail && Object.keys(r.detail).length ? h('code', { class: 'small' }, ' ' + JSON.stringify(r.detail)) : null))));
@@ -148,7 +161,7 @@ export async function deploymentPage({ id }) {
     refetch = setTimeout(async () => {
       try {
         const fresh = await api.get(`/deployments/${id}`);
-        Object.assign(d, fresh, { access: d.access });
+        Object.assign(d, fresh, { access: fresh.access || d.access });
         for (const st of fresh.steps || []) steps.set(st.id, st);
         for (const sv of fresh.services || []) services.set(sv.id, sv);
         drawHead(); drawGraph(); drawStepInfo(); drawServices();
@@ -206,7 +219,7 @@ export async function deploymentPage({ id }) {
 // logPanel shows one log at a time, chosen from the services and steps:
 // service logs stream from the agent (follow/pause), step logs come from the
 // stored journal plus live step.log events.
-function logPanel(depId, listServices, listSteps) {
+function logPanel(depId, listServices, listSteps, current0) {
   const select = h('select', { id: 'log-source', 'aria-label': 'Log source' });
   const followBtn = h('button', { type: 'button', id: 'log-follow', 'aria-pressed': 'true' }, 'Pause');
   const out = h('pre', { class: 'log', id: 'log-output', tabindex: '0', 'aria-label': 'Log output', 'aria-live': 'off' });
@@ -240,6 +253,17 @@ function logPanel(depId, listServices, listSteps) {
     ];
     clear(select, h('option', { value: '' }, opts.length ? 'Choose a log' : 'No logs yet'),
       opts.map(([v, l]) => h('option', { value: v, selected: v === current }, l)));
+    if (!current) explainDeleted();
+  }
+
+  // A deleted deployment has no containers left to stream from: say so
+  // rather than offering a stream the server must refuse.
+  function explainDeleted() {
+    const dep = current0();
+    if (dep.status !== 'deleted') return;
+    state.textContent = 'This deployment was deleted: its service containers and their logs are gone.'
+      + (listSteps().some((st) => st.kind === 'component') ? ' The stored output of its steps remains: choose a step.' : '');
+    state.dataset.deleted = 'true';
   }
 
   async function open(source) {
@@ -251,8 +275,9 @@ function logPanel(depId, listServices, listSteps) {
     out.textContent = '';
     lineCount = 0;
     held = [];
-    if (!source) { state.textContent = ''; return; }
+    if (!source) { state.textContent = ''; explainDeleted(); return; }
     const [kind, name] = [source.slice(0, source.indexOf(':')), source.slice(source.indexOf(':') + 1)];
+    if (kind === 'service' && current0().status === 'deleted') { explainDeleted(); return; }
     if (kind === 'step') {
       state.textContent = `Step ${name}: stored output, then live.`;
       try {

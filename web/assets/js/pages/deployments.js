@@ -4,9 +4,8 @@
 import { h, clear } from '../dom.js';
 import * as api from '../api.js';
 import { subscribe } from '../stream.js';
-import { page, loading, empty, errorBox, table, pager, badge, countdown } from '../ui.js';
-import { linkList, actionButtons, canManage } from './deploy-common.js';
-import { annotate, levelFor } from '../access.js';
+import { page, loading, empty, errorBox, table, pager, badge, countdown, timeEl } from '../ui.js';
+import { linkList, actionButtons, canManage, isDead } from './deploy-common.js';
 
 export function deploymentsPage(_params, q) {
   const newBtn = h('a', { class: 'button primary', href: '/deployments/new', id: 'new-deployment' }, 'New deployment');
@@ -25,12 +24,11 @@ export function deploymentsPage(_params, q) {
   let lastData = null;
 
   // Filters: projects and environments the user can see. "New deployment"
-  // shows only when some grant of the user's teams gives full access.
+  // shows only when the server says the user has full access to one.
   newBtn.hidden = true;
-  Promise.all([api.listAll('/projects').catch(() => []), api.listAll('/environments').catch(() => [])]).then(async ([projects, envs]) => {
+  Promise.all([api.listAll('/projects').catch(() => []), api.listAll('/environments').catch(() => [])]).then(([projects, envs]) => {
     if (!alive) return;
-    const levels = await Promise.all([...projects.map((p) => levelFor(p.id, 0)), ...envs.map((e) => levelFor(0, e.id))]);
-    newBtn.hidden = !levels.includes('full');
+    newBtn.hidden = ![...projects, ...envs].some((x) => x.access === 'full');
     const sel = (name, label, opts) => h('div', { class: 'field' }, h('label', { for: 'flt-' + name }, label),
       h('select', { id: 'flt-' + name, name, onchange: (ev) => { filters[name] = ev.target.value; pageNo = 1; sync(); reload(); } },
         opts.map(([v, l]) => h('option', { value: v, selected: String(filters[name]) === String(v) }, l))));
@@ -50,27 +48,13 @@ export function deploymentsPage(_params, q) {
       const data = await api.get('/deployments' + api.query({ ...filters, page: pageNo, per_page: 25 }));
       if (!alive) return;
       lastData = data;
-      const fresh = api.items(data);
-      await Promise.all([annotate(fresh), addURLs(fresh)]);
-      if (!alive) return;
-      rows = fresh;
+      // Each row carries the caller's access level and its ingress URLs.
+      rows = api.items(data);
       draw();
     } catch (err) {
       if (alive) clear(list, errorBox(err));
     }
     list.setAttribute('aria-busy', 'false');
-  }
-
-  // The list rows do not carry ingress URLs; they come with each live
-  // deployment's full representation, fetched once per change.
-  const views = new Map(); // "id:updated_at" -> urls
-  async function addURLs(list) {
-    await Promise.all(list.map(async (d) => {
-      if (!['running', 'offline'].includes(d.status)) return;
-      const key = `${d.id}:${d.updated_at}`;
-      if (!views.has(key)) views.set(key, api.get(`/deployments/${d.id}`).then((v) => v.urls || {}, () => ({})));
-      d.urls = await views.get(key);
-    }));
   }
 
   function draw() {
@@ -87,7 +71,8 @@ export function deploymentsPage(_params, q) {
       { label: 'Environment', render: (d) => d.environment || d.environment_name || '' },
       { label: 'Owner', render: (d) => d.owner || d.owner_name || '' },
       { label: 'Links', render: linkList },
-      { label: 'Cleanup in', render: (d) => (['deleted', 'deleting'].includes(d.status) ? h('span', { class: 'muted' }, '—') : countdown(d.expires_at)) },
+      { label: 'Cleanup in', render: (d) => (d.status === 'deleted' && d.deleted_at ? h('span', { class: 'muted' }, 'deleted ', timeEl(d.deleted_at))
+        : isDead(d) ? h('span', { class: 'muted' }, '—') : countdown(d.expires_at)) },
       ...(anyManage ? [{ label: 'Actions', class: 'row-actions', render: (d) => actionButtons(d, () => reload(), { compact: true }) }] : []),
     ], rows, { caption: 'Deployments', rowAttrs: (d) => ({ 'data-name': d.name, 'data-status': d.status }) }),
     pager(lastData, (p) => { pageNo = p; sync(); reload(); }));
