@@ -114,11 +114,11 @@ func (a *App) Listen() error {
 		return fmt.Errorf("listen on %s: %w", a.Config.Listen, err)
 	}
 	a.listener = l
-	if a.Config.Debug.EventsListen != "" {
-		dl, err := net.Listen("tcp", a.Config.Debug.EventsListen)
+	if addr := a.Config.Debug.EventsAddr(); addr != "" {
+		dl, err := net.Listen("tcp", addr)
 		if err != nil {
 			l.Close()
-			return fmt.Errorf("debug.eventslisten %s: %w", a.Config.Debug.EventsListen, err)
+			return fmt.Errorf("debug.eventslisten %s: %w", addr, err)
 		}
 		a.debugListener = dl
 	}
@@ -161,13 +161,7 @@ func (a *App) Serve(ctx context.Context) error {
 		ErrorLog: newStdLogger(a.Log)}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(a.listener, "", "") }()
-	var dbg *http.Server
-	if a.debugListener != nil {
-		a.Log.Warn().Str("addr", a.debugListener.Addr().String()).
-			Msg("TEST-ONLY debug events endpoint enabled (POST /events journals arbitrary events); never enable it in production")
-		dbg = &http.Server{Handler: debugHandler(a.Journal, a.Log), ReadHeaderTimeout: 10 * time.Second}
-		go func() { errc <- dbg.Serve(a.debugListener) }()
-	}
+	dbg := a.serveDebug(errc)
 	a.Log.Info().Str("addr", a.Addr()).Str("version", Version).Int("protocol", protocol.Version).
 		Str("data_dir", a.Config.DataDir).Str("thumbprint", a.Identity.Thumbprint).
 		Str("instance_id", a.Journal.InstanceID()).Msg("nullops-agent listening")

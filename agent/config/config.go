@@ -47,12 +47,6 @@ type Docker struct {
 	PublishIP  string `description:"Host address published service ports bind to; the ingress must reach it (0.0.0.0 = every address)." export:"true"`
 }
 
-// Debug holds switches meant for tests only.
-type Debug struct {
-	ZeroUsage    bool   `description:"TEST ONLY: report zero OS-level CPU and memory usage, so placement depends only on reservations (deterministic capacity tests). Off by default." export:"true"`
-	EventsListen string `description:"TEST ONLY: plain-HTTP address (e.g. 127.0.0.1:5001) of POST /events, which journals a caller-supplied event as if the agent had produced it. Off (empty) by default; never enable in production." export:"true"`
-}
-
 // containerMarkers are files Docker and Podman create in every container.
 var containerMarkers = []string{"/.dockerenv", "/run/.containerenv"}
 
@@ -125,10 +119,5 @@ func (c *Config) Validate() error {
 	if _, err := netip.ParseAddr(c.Docker.PublishIP); err != nil {
 		return fmt.Errorf("docker.publiship: %q is not an IP address", c.Docker.PublishIP)
 	}
-	if c.Debug.EventsListen != "" {
-		if _, _, err := net.SplitHostPort(c.Debug.EventsListen); err != nil {
-			return fmt.Errorf("debug.eventslisten: %q is not host:port: %v", c.Debug.EventsListen, err)
-		}
-	}
-	return nil
+	return c.Debug.validate()
 }

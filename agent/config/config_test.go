@@ -44,11 +44,11 @@ func TestMissingTokenNamesTheVariable(t *testing.T) {
 
 func TestFlagsAndEnvironment(t *testing.T) {
 	cfg, err := load(t, []string{"AGENT_TOKEN=0123456789abcdef", "NULLOPS_DATADIR=/var/lib/x"},
-		"--listen=127.0.0.1:7000", "--debug.eventslisten=127.0.0.1:7001", "--metricsinterval=2s")
+		"--listen=127.0.0.1:7000", "--debug.zerousage", "--metricsinterval=2s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DataDir != "/var/lib/x" || cfg.Listen != "127.0.0.1:7000" || cfg.Debug.EventsListen != "127.0.0.1:7001" {
+	if cfg.DataDir != "/var/lib/x" || cfg.Listen != "127.0.0.1:7000" || !cfg.Debug.ZeroUsage {
 		t.Fatalf("%+v", cfg)
 	}
 	if _, err := load(t, []string{"AGENT_TOKEN=0123456789abcdef"}, "--listen=nonsense"); err == nil || !strings.Contains(err.Error(), "listen") {

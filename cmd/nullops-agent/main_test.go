@@ -123,3 +123,36 @@ func TestMissingTokenStopsWithTheVariableName(t *testing.T) {
 		t.Fatalf("exit %v, output %s", err, out)
 	}
 }
+
+// TestProductionBinaryHasNoDebugEndpoint builds nullops-agent as `make
+// build` does (no build tags) and checks that the test-only event listener
+// is not in it: no symbol of its handler, none of its strings, and the
+// flag is refused.
+func TestProductionBinaryHasNoDebugEndpoint(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "nullops-agent")
+	testutil.BuildStatic(t, "./cmd/nullops-agent", bin)
+	syms, err := exec.Command("go", "tool", "nm", bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go tool nm: %v\n%s", err, syms)
+	}
+	for _, sym := range []string{"agent/app.debugHandler", "agent/app.debugEvent"} {
+		if strings.Contains(string(syms), sym) {
+			t.Errorf("production binary contains symbol %s", sym)
+		}
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"eventslisten", "TEST-ONLY debug events endpoint", "debug event journaled"} {
+		if strings.Contains(string(data), s) {
+			t.Errorf("production binary contains %q", s)
+		}
+	}
+	cmd := exec.Command(bin, "--datadir="+t.TempDir(), "--debug.eventslisten=127.0.0.1:1")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "AGENT_TOKEN=" + testToken}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "eventslisten") {
+		t.Fatalf("--debug.eventslisten not refused: exit %v, output %s", err, out)
+	}
+}

@@ -55,7 +55,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	agentBin = filepath.Join(dir, "nullops-agent")
-	cmd := exec.Command("go", "build", "-o", agentBin, "./cmd/nullops-agent")
+	// The test-only event listener (--debug.eventslisten) exists only
+	// with -tags nullopsdebug.
+	cmd := exec.Command("go", "build", "-tags", "nullopsdebug", "-o", agentBin, "./cmd/nullops-agent")
 	cmd.Dir = repoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
