@@ -91,6 +91,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	if err := ex.Recover(context.Background()); err != nil {
 		log.Error().Err(err).Msg("recover interrupted deployments")
 	}
+	host.SetManagedCPUs(ex.ManagedCPUs)
 	var handler channel.Handler = ex
 
 	ch := channel.New(channel.Options{

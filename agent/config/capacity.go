@@ -48,7 +48,15 @@ func (a advertised) Capacity() protocol.Capacity {
 func (a advertised) Usage() protocol.Usage {
 	u := a.h.Usage()
 	if a.zeroUsage {
-		u.CPUPercent, u.CPUsUsed, u.MemoryUsedMB = 0, 0, 0
+		u.CPUPercent, u.CPUsUsed, u.OtherCPUs, u.MemoryUsedMB = 0, 0, 0, 0
+		return u
+	}
+	// CPUs kept back from the advertised capacity are there for other work:
+	// other use counts against the advertised CPUs only beyond them.
+	if a.capCPUs > 0 {
+		if host := a.h.Capacity().CPUs; host > a.capCPUs {
+			u.OtherCPUs = max(u.OtherCPUs-(host-a.capCPUs), 0)
+		}
 	}
 	return u
 }

@@ -12,7 +12,7 @@ func (fixedHost) Capacity() protocol.Capacity {
 	return protocol.Capacity{CPUs: 8, MemoryMB: 16384, DiskMB: 1000}
 }
 func (fixedHost) Usage() protocol.Usage {
-	return protocol.Usage{CPUPercent: 50, CPUsUsed: 4, MemoryUsedMB: 9000, DiskUsedMB: 10}
+	return protocol.Usage{CPUPercent: 50, CPUsUsed: 4, OtherCPUs: 7, MemoryUsedMB: 9000, DiskUsedMB: 10}
 }
 
 func TestAdvertisedCapacity(t *testing.T) {
@@ -28,8 +28,13 @@ func TestAdvertisedCapacity(t *testing.T) {
 	if u := got.Usage(); u.CPUsUsed != 4 || u.MemoryUsedMB != 9000 {
 		t.Fatalf("usage %+v must stay real without debug.zerousage", u)
 	}
+	// 6 of the host's 8 CPUs are kept back for other work: of 7 CPUs of
+	// other use only 1 competes with deployments.
+	if u := got.Usage(); u.OtherCPUs != 1 {
+		t.Fatalf("other CPUs %v: want 7 less the 6 kept back", u.OtherCPUs)
+	}
 	c.Debug.ZeroUsage = true
-	if u := c.Advertised(fixedHost{}).Usage(); u.CPUsUsed != 0 || u.CPUPercent != 0 || u.MemoryUsedMB != 0 || u.DiskUsedMB != 10 {
+	if u := c.Advertised(fixedHost{}).Usage(); u.CPUsUsed != 0 || u.CPUPercent != 0 || u.OtherCPUs != 0 || u.MemoryUsedMB != 0 || u.DiskUsedMB != 10 {
 		t.Fatalf("zero usage: %+v", u)
 	}
 	c.Capacity.CPUs = -1

@@ -72,6 +72,18 @@ func (e *Executor) ContainerStats(ctx context.Context) []protocol.ContainerStats
 	return out
 }
 
+// ManagedCPUs is how many CPUs the service containers used at the latest
+// ContainerStats sample.
+func (e *Executor) ManagedCPUs() float64 {
+	e.statsMu.Lock()
+	defer e.statsMu.Unlock()
+	var sum float64
+	for _, s := range e.lastStats {
+		sum += s.CPUPercent / 100
+	}
+	return sum
+}
+
 // Host reports node capacity and OS usage (agent/hostinfo.Sampler).
 type Host interface {
 	Capacity() protocol.Capacity

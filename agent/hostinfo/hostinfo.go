@@ -2,6 +2,11 @@
 // level: CPUs (runtime.NumCPU, lowered by a cgroup v2 CPU quota), memory
 // (/proc/meminfo, lowered by a cgroup v2 memory limit), disk (statfs of the
 // data dir) and CPU usage (deltas of /proc/stat between two samples).
+//
+// Placement counts OS-level CPU use only as OtherCPUs: what processes other
+// than NullOps' service containers use, smoothed over about a minute, so a
+// compile or a test run on the node slows deployments down (CPU is
+// compressible) but does not refuse them for the moment it lasts.
 package hostinfo
 
 import (
@@ -13,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/nullops/nullops/agent/protocol"
 )
@@ -36,14 +42,29 @@ type Sampler struct {
 	busy, all  uint64
 	lastPct    float64
 	haveSample bool
+	managed    func() float64
+	other      Smoothed
 }
+
+// OtherCPUTimeConstant is how slowly OtherCPUs follows the measured
+// non-NullOps CPU use: a change of load shows by about 63% after this long.
+const OtherCPUTimeConstant = time.Minute
 
 // New returns a Sampler whose disk figures are those of the file system
 // holding dir.
 func New(dir string) *Sampler {
-	s := &Sampler{dir: dir}
+	s := &Sampler{dir: dir, other: Smoothed{Tau: OtherCPUTimeConstant}}
 	s.busy, s.all, s.haveSample = readCPU()
 	return s
+}
+
+// SetManagedCPUs tells the Sampler how many CPUs NullOps' own service
+// containers use now (their latest stats); that part of the OS-level use is
+// left out of OtherCPUs, since placement counts it as reservations.
+func (s *Sampler) SetManagedCPUs(f func() float64) {
+	s.mu.Lock()
+	s.managed = f
+	s.mu.Unlock()
 }
 
 // Capacity is what the node offers.
@@ -69,8 +90,16 @@ func (s *Sampler) Usage() protocol.Usage {
 		s.busy, s.all, s.haveSample = busy, all, true
 	}
 	u.CPUPercent = s.lastPct
+	managed := s.managed
 	s.mu.Unlock()
 	u.CPUsUsed = u.CPUPercent * cpus() / 100
+	other := u.CPUsUsed
+	if managed != nil {
+		other -= managed()
+	}
+	s.mu.Lock()
+	u.OtherCPUs = s.other.Observe(max(other, 0), time.Now())
+	s.mu.Unlock()
 	_, used := memory()
 	u.MemoryUsedMB = used >> 20
 	if _, d, ok := disk(s.dir); ok {

@@ -181,8 +181,13 @@ type Capacity struct {
 
 // Usage is OS-level consumption on the node.
 type Usage struct {
-	CPUPercent   float64 `json:"cpu_percent"` // of all CPUs, 0..100
-	CPUsUsed     float64 `json:"cpus_used"`   // CPUPercent × CPUs / 100
+	CPUPercent float64 `json:"cpu_percent"` // of all CPUs, 0..100
+	CPUsUsed   float64 `json:"cpus_used"`   // CPUPercent × CPUs / 100
+	// OtherCPUs is the CPU used by everything but NullOps' service
+	// containers, smoothed over about a minute and less what the node keeps
+	// back from its advertised capacity: the only OS-level CPU figure
+	// placement counts.
+	OtherCPUs    float64 `json:"other_cpus"`
 	MemoryUsedMB int64   `json:"memory_used_mb"`
 	DiskUsedMB   int64   `json:"disk_used_mb"`
 }

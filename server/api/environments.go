@@ -33,7 +33,10 @@ type environmentRequest struct {
 	HostTemplate      string `json:"host_template"`
 	DefaultTTL        string `json:"default_ttl"` // Go duration, default 168h
 	TrafficIsActivity *bool  `json:"traffic_is_activity"`
-	Description       string `json:"description"`
+	// CPUOvercommit: reservations plus other CPU use may reach this many
+	// times a node's CPUs (1..10; default 1.5).
+	CPUOvercommit *float64 `json:"cpu_overcommit"`
+	Description   string   `json:"description"`
 }
 
 // environmentResponse shows the TTL as a Go duration, the form of the
@@ -81,6 +84,13 @@ func (r environmentRequest) input() (store.EnvironmentInput, error) {
 		DefaultTTLSeconds: int64(defaultEnvironmentTTL / time.Second), TrafficIsActivity: true, Description: r.Description}
 	if r.TrafficIsActivity != nil {
 		in.TrafficIsActivity = *r.TrafficIsActivity
+	}
+	in.CPUOvercommit = store.DefaultCPUOvercommit
+	if r.CPUOvercommit != nil {
+		if *r.CPUOvercommit == 0 {
+			return in, Validation{"cpu_overcommit": "must be between 1 (other CPU use counts in full) and 10"}.Err()
+		}
+		in.CPUOvercommit = *r.CPUOvercommit
 	}
 	if r.DefaultTTL != "" {
 		ttl, err := time.ParseDuration(r.DefaultTTL)

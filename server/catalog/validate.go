@@ -204,6 +204,9 @@ func ValidateEnvironment(in store.EnvironmentInput) error {
 	if in.DefaultTTLSeconds < 60 || in.DefaultTTLSeconds > 366*24*3600 {
 		v.add("default_ttl", "must be between 1m and 8784h (a year)")
 	}
+	if in.CPUOvercommit != 0 && !(in.CPUOvercommit >= 1 && in.CPUOvercommit <= 10) {
+		v.add("cpu_overcommit", "must be between 1 (other CPU use counts in full) and 10")
+	}
 	checkDescription(v, in.Description)
 	return v.err()
 }

@@ -139,7 +139,8 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, p *plan) (placement.Cand
 	cands := make([]placement.Candidate, len(nodes))
 	for i, n := range nodes {
 		cands[i] = placement.Candidate{ID: n.ID, Name: n.Name, Labels: n.Labels, CapCPU: n.CapCPU, CapMemMB: n.CapMemMB,
-			AllocCPU: n.AllocCPU, AllocMemMB: n.AllocMemMB, UsedCPU: n.UsedCPU, UsedMemMB: n.UsedMemMB}
+			AllocCPU: n.AllocCPU, AllocMemMB: n.AllocMemMB, OtherCPU: n.OtherCPU, UsedMemMB: n.UsedMemMB,
+			Overcommit: p.target.CPUOvercommit}
 	}
 	c, err := placement.Choose(p.target.EnvironmentName, cands, p.sel, p.req)
 	var nf *placement.NoFitError

@@ -304,14 +304,26 @@ type agent struct {
 	cpus    float64
 	memMB   int64
 	logPath string
+	// realUsage: report the host's real OS-level usage (no
+	// --debug.zerousage), for tests of placement under load.
+	realUsage bool
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
 
-func newAgent(t *testing.T, node string, port int, token string, cpus float64, memMB int64) *agent {
+// agentOption changes how an agent is started.
+type agentOption func(*agent)
+
+// realUsage makes the agent report the host's real OS-level usage.
+func realUsage(a *agent) { a.realUsage = true }
+
+func newAgent(t *testing.T, node string, port int, token string, cpus float64, memMB int64, opts ...agentOption) *agent {
 	a := &agent{t: t, node: node, port: port, token: token, dataDir: t.TempDir(), cpus: cpus, memMB: memMB,
 		logPath: filepath.Join(t.TempDir(), "agent.log")}
+	for _, o := range opts {
+		o(a)
+	}
 	a.start()
 	t.Cleanup(func() {
 		a.kill()
@@ -333,9 +345,11 @@ func (a *agent) start() {
 	args := []string{
 		fmt.Sprintf("--listen=127.0.0.1:%d", a.port), "--datadir=" + a.dataDir, "--nodename=" + a.node,
 		"--metricsinterval=1s", "--log.level=debug",
+	}
+	if !a.realUsage {
 		// This machine is shared and busy: OS-level usage would make
 		// placement depend on the load; reservations decide in tests.
-		"--debug.zerousage=true",
+		args = append(args, "--debug.zerousage=true")
 	}
 	if a.cpus > 0 {
 		args = append(args, fmt.Sprintf("--capacity.cpus=%g", a.cpus), fmt.Sprintf("--capacity.memorymb=%d", a.memMB))

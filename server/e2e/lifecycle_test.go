@@ -131,7 +131,7 @@ func webOnlyGraph() map[string]any {
 }
 
 // addNode adds a node through the API and starts its agent.
-func (w *world) addNode(t *testing.T, envID int64, name string, cpus float64, memMB int64) (*agent, int64) {
+func (w *world) addNode(t *testing.T, envID int64, name string, cpus float64, memMB int64, opts ...agentOption) (*agent, int64) {
 	t.Helper()
 	port := testutil.FreePort(t)
 	r := w.admin.post(fmt.Sprintf("/environments/%d/nodes", envID), map[string]any{"name": name, "host": "127.0.0.1", "port": port}).want(t, 201)
@@ -150,7 +150,7 @@ func (w *world) addNode(t *testing.T, envID int64, name string, cpus float64, me
 	if id == 0 || out.Token == "" {
 		t.Fatalf("node creation returned no id or token: %s", r.Body)
 	}
-	a := newAgent(t, name+"-"+w.unique, port, out.Token, cpus, memMB)
+	a := newAgent(t, name+"-"+w.unique, port, out.Token, cpus, memMB, opts...)
 	w.waitNode(t, id, "online")
 	return a, id
 }
@@ -250,6 +250,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	t.Run("failing pipeline, fix, retry", w.failAndRetry)
 	t.Run("agent killed and back", w.agentRestart)
 	t.Run("placement under concurrency", w.placement)
+	t.Run("busy CPU does not refuse", w.busyCPU)
 	t.Run("ttl: cleanup", func(t *testing.T) { w.ttlCleanup(t, expiring) })
 }
 

@@ -25,26 +25,40 @@ type Candidate struct {
 	// AllocCPU/AllocMemMB are the reservations of its live deployments.
 	AllocCPU   float64
 	AllocMemMB int64
-	// UsedCPU/UsedMemMB are OS-level usage reported by the agent.
-	UsedCPU   float64
+	// OtherCPU is the agent's smoothed figure of CPU used by everything but
+	// NullOps' service containers (whose use the reservations stand for).
+	OtherCPU float64
+	// UsedMemMB is OS-level memory use reported by the agent.
 	UsedMemMB int64
+	// Overcommit is the environment's cpu_overcommit: reservations plus
+	// OtherCPU may reach Overcommit × CapCPU (values below 1 count as 1).
+	Overcommit float64
 }
 
-// FreeCPU is what is left for a new deployment: capacity minus the larger
-// of allocated and OS-used.
-func (c Candidate) FreeCPU() float64 { return c.CapCPU - math.Max(c.AllocCPU, c.UsedCPU) }
+func (c Candidate) overcommit() float64 { return max(c.Overcommit, 1) }
 
-// FreeMemMB is FreeCPU for memory.
+// FreeCPU is what is left for a new deployment: the smaller of capacity
+// minus reservations and overcommitted capacity minus reservations and
+// other use.
+func (c Candidate) FreeCPU() float64 {
+	return min(c.CapCPU-c.AllocCPU, c.CapCPU*c.overcommit()-c.AllocCPU-max(c.OtherCPU, 0))
+}
+
+// FreeMemMB is what memory is left: capacity minus the larger of allocated
+// and OS-used (memory is not compressible; it is counted strictly).
 func (c Candidate) FreeMemMB() int64 { return c.CapMemMB - max(c.AllocMemMB, c.UsedMemMB) }
 
 // cpuEpsilon absorbs float rounding of sums like 0.1+0.2.
 const cpuEpsilon = 1e-9
 
-// Fits reports whether r fits on c: allocated + requested ≤ capacity and
-// OS-used + requested ≤ capacity, for CPU and memory.
+// Fits reports whether r fits on c. CPU is compressible: reservations count
+// strictly (allocated + requested ≤ capacity) and other use only within the
+// overcommit (allocated + other + requested ≤ overcommit × capacity), so a
+// busy node slows deployments down instead of refusing them. Memory is
+// strict: allocated + requested and OS-used + requested ≤ capacity.
 func (c Candidate) Fits(r Request) bool {
 	return c.AllocCPU+r.CPU <= c.CapCPU+cpuEpsilon &&
-		c.UsedCPU+r.CPU <= c.CapCPU+cpuEpsilon &&
+		c.AllocCPU+max(c.OtherCPU, 0)+r.CPU <= c.CapCPU*c.overcommit()+cpuEpsilon &&
 		c.AllocMemMB+r.MemoryMB <= c.CapMemMB &&
 		c.UsedMemMB+r.MemoryMB <= c.CapMemMB
 }

@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-func node(name string, capCPU float64, capMem int64, allocCPU float64, allocMem int64, usedCPU float64, usedMem int64) Candidate {
-	return Candidate{Name: name, CapCPU: capCPU, CapMemMB: capMem, AllocCPU: allocCPU, AllocMemMB: allocMem, UsedCPU: usedCPU, UsedMemMB: usedMem}
+// node is a candidate with overcommit 1 (other CPU use counted strictly).
+func node(name string, capCPU float64, capMem int64, allocCPU float64, allocMem int64, otherCPU float64, usedMem int64) Candidate {
+	return Candidate{Name: name, CapCPU: capCPU, CapMemMB: capMem, AllocCPU: allocCPU, AllocMemMB: allocMem, OtherCPU: otherCPU, UsedMemMB: usedMem}
 }
 
 func TestChoosePicksMostHeadroom(t *testing.T) {
@@ -25,7 +26,8 @@ func TestChoosePicksMostHeadroom(t *testing.T) {
 }
 
 func TestChooseRespectsOSUsage(t *testing.T) {
-	// Nothing allocated, but the OS already uses 3.5 of 4 CPUs.
+	// Nothing allocated, but other processes use 3.5 of 4 CPUs, and the
+	// environment allows no overcommit.
 	nodes := []Candidate{node("busy", 4, 8192, 0, 0, 3.5, 1000)}
 	_, err := Choose("qa", nodes, Selector{}, Request{CPU: 1, MemoryMB: 256})
 	var nf *NoFitError
@@ -106,5 +108,35 @@ func TestChooseOnlyMatchingNodes(t *testing.T) {
 	_, err = Choose("qa", nodes, sel, Request{CPU: 4, MemoryMB: 512})
 	if err == nil || err.Error() != "no node in environment qa has 4.0 CPUs free (best: small-eu with 2 of 2 free)" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestBusyCPUDoesNotRefuseWithinOvercommit(t *testing.T) {
+	// Other processes keep all 4 CPUs busy; the environment allows 1.5×.
+	busy := Candidate{Name: "busy", CapCPU: 4, CapMemMB: 8192, OtherCPU: 4, UsedMemMB: 1000, Overcommit: 1.5}
+	if _, err := Choose("qa", []Candidate{busy}, Selector{}, Request{CPU: 2, MemoryMB: 256}); err != nil {
+		t.Fatalf("busy CPU refused a deployment within the overcommit: %v", err)
+	}
+	// Reservations plus other use may not pass 1.5 × 4 = 6 CPUs.
+	busy.AllocCPU = 1.5
+	_, err := Choose("qa", []Candidate{busy}, Selector{}, Request{CPU: 1, MemoryMB: 256})
+	if err == nil || err.Error() != "no node in environment qa has 1.0 CPU free (best: busy with 0.5 of 4 free)" {
+		t.Fatalf("got %v", err)
+	}
+	// Reservations alone count strictly, whatever the overcommit.
+	idle := Candidate{Name: "idle", CapCPU: 4, CapMemMB: 8192, AllocCPU: 3.5, Overcommit: 10}
+	if _, err := Choose("qa", []Candidate{idle}, Selector{}, Request{CPU: 1, MemoryMB: 256}); err == nil {
+		t.Fatal("reservations beyond the node's CPUs accepted")
+	}
+	// Memory stays strict: OS-used memory refuses what does not fit.
+	full := Candidate{Name: "full", CapCPU: 4, CapMemMB: 2048, UsedMemMB: 1900, Overcommit: 10}
+	if _, err := Choose("qa", []Candidate{full}, Selector{}, Request{CPU: 0.1, MemoryMB: 256}); err == nil {
+		t.Fatal("memory in use by the OS was overcommitted")
+	}
+	// The least busy node wins.
+	calm := Candidate{Name: "calm", CapCPU: 4, CapMemMB: 8192, OtherCPU: 1, Overcommit: 1.5}
+	got, err := Choose("qa", []Candidate{{Name: "busy", CapCPU: 4, CapMemMB: 8192, OtherCPU: 4, Overcommit: 1.5}, calm}, Selector{}, Request{CPU: 1, MemoryMB: 256})
+	if err != nil || got.Name != "calm" {
+		t.Fatalf("chose %v %v, want calm", got.Name, err)
 	}
 }

@@ -1,7 +1,7 @@
 // Package placement decides which node of an environment runs a deployment:
 // it evaluates a project's node selector against node labels and applies the
-// fit rule of docs/architecture.md, "Deployments" (allocated + requested and OS-used +
-// requested within capacity, for CPU and memory), choosing the node with the
+// fit rule (see Candidate.Fits: reservations strictly, other CPU use within
+// the environment's overcommit, memory strictly), choosing the node with the
 // most headroom. It holds no state and speaks no SQL; server/store locks the
 // candidate rows and server/deploy ties both together in one transaction.
 package placement

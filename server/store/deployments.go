@@ -231,6 +231,7 @@ type DeploymentTarget struct {
 	BaseDomain        string
 	HostTemplate      string
 	DefaultTTLSeconds int64
+	CPUOvercommit     float64
 	PipelineVersionID int64 // latest; 0 when the project has no pipeline
 	PipelineVersion   int
 	PipelineGraph     []byte
@@ -249,13 +250,13 @@ func (t DeploymentTarget) TTL() time.Duration {
 func (s *Store) GetDeploymentTarget(ctx context.Context, projectID, environmentID int64) (DeploymentTarget, error) {
 	var t DeploymentTarget
 	err := s.Pool.QueryRow(ctx, `SELECT p.id, p.name, p.cpu, p.memory_mb, p.ttl_seconds, p.node_selector::text,
-			e.id, e.name, e.base_domain, e.host_template, e.default_ttl_seconds,
+			e.id, e.name, e.base_domain, e.host_template, e.default_ttl_seconds, e.cpu_overcommit,
 			COALESCE(pv.id, 0), COALESCE(pv.version, 0)
 		FROM projects p CROSS JOIN environments e
 		LEFT JOIN LATERAL (SELECT id, version FROM pipeline_versions WHERE project_id = p.id ORDER BY version DESC LIMIT 1) pv ON TRUE
 		WHERE p.id = $1 AND e.id = $2`, projectID, environmentID).Scan(
 		&t.ProjectID, &t.ProjectName, &t.ProjectCPU, &t.ProjectMemoryMB, &t.ProjectTTLSeconds, &t.NodeSelector,
-		&t.EnvironmentID, &t.EnvironmentName, &t.BaseDomain, &t.HostTemplate, &t.DefaultTTLSeconds,
+		&t.EnvironmentID, &t.EnvironmentName, &t.BaseDomain, &t.HostTemplate, &t.DefaultTTLSeconds, &t.CPUOvercommit,
 		&t.PipelineVersionID, &t.PipelineVersion)
 	if err != nil {
 		return t, fmt.Errorf("load project %d and environment %d: %w", projectID, environmentID, notFound(err))
@@ -271,6 +272,7 @@ type PlacementNode struct {
 	CapCPU     float64
 	CapMemMB   int64
 	UsedCPU    float64
+	OtherCPU   float64 // smoothed CPU use outside NullOps' containers
 	UsedMemMB  int64
 	AllocCPU   float64
 	AllocMemMB int64
@@ -302,12 +304,13 @@ func LockPlacementNodes(ctx context.Context, tx pgx.Tx, environmentID int64) ([]
 		}
 		var u struct {
 			CPUsUsed     float64 `json:"cpus_used"`
+			OtherCPUs    float64 `json:"other_cpus"`
 			MemoryUsedMB int64   `json:"memory_used_mb"`
 		}
 		// Malformed figures count as zero capacity: such a node never fits.
 		_ = json.Unmarshal(capacity, &c)
 		_ = json.Unmarshal(usage, &u)
-		n.CapCPU, n.CapMemMB, n.UsedCPU, n.UsedMemMB = c.CPUs, c.MemoryMB, u.CPUsUsed, u.MemoryUsedMB
+		n.CapCPU, n.CapMemMB, n.UsedCPU, n.OtherCPU, n.UsedMemMB = c.CPUs, c.MemoryMB, u.CPUsUsed, u.OtherCPUs, u.MemoryUsedMB
 		n.Labels = map[string]string{}
 		_ = json.Unmarshal(labels, &n.Labels)
 		nodes = append(nodes, n)

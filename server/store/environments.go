@@ -16,6 +16,7 @@ type Environment struct {
 	HostTemplate      string    `json:"host_template"`
 	DefaultTTLSeconds int64     `json:"-"`
 	TrafficIsActivity bool      `json:"traffic_is_activity"`
+	CPUOvercommit     float64   `json:"cpu_overcommit"`
 	Description       string    `json:"description"`
 	CreatedAt         time.Time `json:"created_at"`
 	UpdatedAt         time.Time `json:"updated_at"`
@@ -28,14 +29,25 @@ type EnvironmentInput struct {
 	HostTemplate      string
 	DefaultTTLSeconds int64
 	TrafficIsActivity bool
+	CPUOvercommit     float64
 	Description       string
 }
 
-const environmentColumns = `e.id, e.name, e.base_domain, e.host_template, e.default_ttl_seconds, e.traffic_is_activity, e.description, e.created_at, e.updated_at`
+// DefaultCPUOvercommit is an environment's cpu_overcommit when none is given.
+const DefaultCPUOvercommit = 1.5
+
+func (in EnvironmentInput) overcommit() float64 {
+	if in.CPUOvercommit == 0 {
+		return DefaultCPUOvercommit
+	}
+	return in.CPUOvercommit
+}
+
+const environmentColumns = `e.id, e.name, e.base_domain, e.host_template, e.default_ttl_seconds, e.traffic_is_activity, e.cpu_overcommit, e.description, e.created_at, e.updated_at`
 
 func scanEnvironment(row pgx.Row) (Environment, error) {
 	var e Environment
-	if err := row.Scan(&e.ID, &e.Name, &e.BaseDomain, &e.HostTemplate, &e.DefaultTTLSeconds, &e.TrafficIsActivity, &e.Description, &e.CreatedAt, &e.UpdatedAt); err != nil {
+	if err := row.Scan(&e.ID, &e.Name, &e.BaseDomain, &e.HostTemplate, &e.DefaultTTLSeconds, &e.TrafficIsActivity, &e.CPUOvercommit, &e.Description, &e.CreatedAt, &e.UpdatedAt); err != nil {
 		return Environment{}, notFound(err)
 	}
 	return e, nil
@@ -74,9 +86,9 @@ func GetEnvironment(ctx context.Context, q Querier, id int64) (Environment, erro
 
 // CreateEnvironment inserts an environment; a taken name is ErrConflict.
 func CreateEnvironment(ctx context.Context, q Querier, in EnvironmentInput) (Environment, error) {
-	e, err := scanEnvironment(q.QueryRow(ctx, `INSERT INTO environments AS e (name, base_domain, host_template, default_ttl_seconds, traffic_is_activity, description)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+environmentColumns,
-		in.Name, in.BaseDomain, in.HostTemplate, in.DefaultTTLSeconds, in.TrafficIsActivity, in.Description))
+	e, err := scanEnvironment(q.QueryRow(ctx, `INSERT INTO environments AS e (name, base_domain, host_template, default_ttl_seconds, traffic_is_activity, description, cpu_overcommit)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+environmentColumns,
+		in.Name, in.BaseDomain, in.HostTemplate, in.DefaultTTLSeconds, in.TrafficIsActivity, in.Description, in.overcommit()))
 	if IsUniqueViolation(err) {
 		return Environment{}, fmt.Errorf("environment %q: %w", in.Name, ErrConflict)
 	}
@@ -89,9 +101,9 @@ func CreateEnvironment(ctx context.Context, q Querier, in EnvironmentInput) (Env
 // UpdateEnvironment changes an environment.
 func UpdateEnvironment(ctx context.Context, q Querier, id int64, in EnvironmentInput) (Environment, error) {
 	e, err := scanEnvironment(q.QueryRow(ctx, `UPDATE environments AS e SET name = $2, base_domain = $3, host_template = $4,
-		default_ttl_seconds = $5, traffic_is_activity = $6, description = $7, updated_at = now()
+		default_ttl_seconds = $5, traffic_is_activity = $6, description = $7, cpu_overcommit = $8, updated_at = now()
 		WHERE e.id = $1 RETURNING `+environmentColumns,
-		id, in.Name, in.BaseDomain, in.HostTemplate, in.DefaultTTLSeconds, in.TrafficIsActivity, in.Description))
+		id, in.Name, in.BaseDomain, in.HostTemplate, in.DefaultTTLSeconds, in.TrafficIsActivity, in.Description, in.overcommit()))
 	if IsUniqueViolation(err) {
 		return Environment{}, fmt.Errorf("environment %q: %w", in.Name, ErrConflict)
 	}
