@@ -27,6 +27,7 @@ type Object struct {
 	Service      string // nullops.service label (containers)
 	Step         string // nullops.step label (containers)
 	Running      bool
+	State        string // containers: created, running, restarting, exited, …
 }
 
 // ListManaged lists this node's containers, networks and volumes; with
@@ -75,7 +76,7 @@ func (r *Runtime) list(ctx context.Context, f client.Filters, keep func(map[stri
 		out = append(out, Object{
 			Kind: KindContainer, ID: c.ID, Name: name,
 			DeploymentID: labelID(c.Labels), Service: c.Labels[LabelService], Step: c.Labels[LabelStep],
-			Running: c.State == "running",
+			Running: c.State == "running", State: string(c.State),
 		})
 	}
 	ns, err := r.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})

@@ -41,7 +41,38 @@ type ServiceInfo struct {
 	ExitCode    int
 	Health      string // Docker HEALTHCHECK status, "" when the image has none
 	Restarting  bool
-	Labels      map[string]string
+	// RestartCount is how often Docker restarted the container (its restart
+	// policy) since it was created.
+	RestartCount int
+	// OOMKilled: the last exit was the kernel's OOM killer.
+	OOMKilled  bool
+	FinishedAt time.Time // of the last exit; zero when it never exited
+	Labels     map[string]string
+}
+
+// Service states as reported to the control plane.
+const (
+	StateRunning    = "running"
+	StateRestarting = "restarting"
+	StateExited     = "exited"
+	StateOOMKilled  = "oom-killed"
+)
+
+// State condenses the container's state: running; restarting (Docker
+// restarts it after a crash); exited; oom-killed (the last exit was the
+// OOM killer and it is not running). Docker counts a restarting container
+// as running, so that is checked first.
+func (i ServiceInfo) State() string {
+	switch {
+	case i.Running && !i.Restarting:
+		return StateRunning
+	case i.OOMKilled:
+		return StateOOMKilled
+	case i.Restarting:
+		return StateRestarting
+	default:
+		return StateExited
+	}
 }
 
 // LogConfig caps container logs on disk.
@@ -124,7 +155,7 @@ func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, e
 		return ServiceInfo{}, fmt.Errorf("inspect container %s: %w", id, err)
 	}
 	c := ins.Container
-	info := ServiceInfo{ContainerID: c.ID, Name: trimSlash(c.Name)}
+	info := ServiceInfo{ContainerID: c.ID, Name: trimSlash(c.Name), RestartCount: c.RestartCount}
 	if c.Config != nil {
 		info.Labels = c.Config.Labels
 	}
@@ -133,6 +164,10 @@ func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, e
 		info.Restarting = c.State.Restarting
 		info.Status = string(c.State.Status)
 		info.ExitCode = c.State.ExitCode
+		info.OOMKilled = c.State.OOMKilled
+		if t, err := time.Parse(time.RFC3339Nano, c.State.FinishedAt); err == nil && t.Year() > 1 {
+			info.FinishedAt = t
+		}
 		if c.State.Health != nil {
 			info.Health = string(c.State.Health.Status)
 		}

@@ -83,6 +83,8 @@ type Executor struct {
 
 	statsMu   sync.Mutex
 	lastStats []protocol.ContainerStats
+
+	mon *monitor
 }
 
 // errDeleted is the cancel cause of a pipeline stopped by delete/cancel.
@@ -98,11 +100,15 @@ type run struct {
 func New(cfg Config, rt *docker.Runtime, st *state.Store, em Emitter, log zerolog.Logger) *Executor {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Executor{
+	e := &Executor{
 		cfg: cfg, rt: rt, st: st, em: em, log: log.With().Str("component", "executor").Logger(),
 		ctx: ctx, cancel: cancel,
-		runs: map[int64]*run{}, locks: map[int64]*sync.Mutex{},
+		runs: map[int64]*run{}, locks: map[int64]*sync.Mutex{}, mon: newMonitor(),
 	}
+	if rt != nil {
+		e.go_(e.watchServices)
+	}
+	return e
 }
 
 // Close stops every pipeline and log stream and waits for them. Pipelines
@@ -181,6 +187,7 @@ func (e *Executor) Deploy(_ context.Context, req protocol.DeployRequest) error {
 			return fmt.Errorf("deploy %d: deployment is being deleted", id)
 		}
 	}
+	e.mon.setSecrets(id, spec.Secrets)
 	d := &state.Deployment{ID: id, Spec: spec, Status: state.StatusDeploying, Steps: map[string]*state.Step{}}
 	for _, n := range spec.Graph.Nodes {
 		d.Steps[n.ID] = &state.Step{Kind: n.Kind, Status: protocol.StepPending}
@@ -261,6 +268,7 @@ func (e *Executor) deleteDeployment(id int64) {
 	if err := e.st.Delete(id); err != nil {
 		e.log.Error().Err(err).Int64("deployment", id).Msg("forget deployment")
 	}
+	e.mon.forget(id)
 	e.log.Info().Int64("deployment", id).Int("objects", len(removed)).Msg("deployment deleted")
 	e.emitDeployment(id, protocol.StatusDeleted, "", "")
 }

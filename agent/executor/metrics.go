@@ -38,24 +38,30 @@ func (e *Executor) ContainerStats(ctx context.Context) []protocol.ContainerStats
 	var wg sync.WaitGroup
 	for i, o := range targets {
 		out[i] = protocol.ContainerStats{DeploymentID: o.DeploymentID, Service: o.Service, Running: o.Running, Health: "unknown"}
-		if !o.Running {
-			continue
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if u, err := e.rt.Stats(ctx, o.ID); err == nil {
-				out[i].CPUPercent, out[i].MemoryBytes = u.CPUPercent, u.MemoryBytes
+			if o.Running {
+				if u, err := e.rt.Stats(ctx, o.ID); err == nil {
+					out[i].CPUPercent, out[i].MemoryBytes = u.CPUPercent, u.MemoryBytes
+				}
 			}
 			if info, err := e.rt.InspectService(ctx, o.ID); err == nil {
-				out[i].Running = info.Running
-				if info.Health != "" {
+				// A restarting container is not running, whatever Docker says.
+				running := info.State() == docker.StateRunning
+				out[i].Running = running
+				switch {
+				case !running:
+					out[i].Health = "unhealthy"
+				case info.Health != "":
 					out[i].Health = info.Health
-				} else if info.Running {
+				default:
 					out[i].Health = "healthy"
 				}
+				// The sample doubles as a sweep for crashes whose events were missed.
+				e.observe(ctx, o.DeploymentID, o.Service, info)
 			}
 		}()
 	}

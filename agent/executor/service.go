@@ -113,16 +113,18 @@ func (p *pipeline) runService(ctx context.Context, n protocol.Node, attempt int)
 }
 
 func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info docker.ServiceInfo) protocol.ServiceState {
+	state := info.State()
 	h := info.Health
-	if h == "" {
-		h = "unknown"
-		if info.Running {
-			h = "healthy"
-		}
+	switch {
+	case state != docker.StateRunning:
+		h = "unhealthy"
+	case h == "":
+		h = "healthy"
 	}
 	return protocol.ServiceState{
 		DeploymentID: id, Service: n.ID, ContainerID: info.ContainerID, ContainerPort: servicePort(spec, n),
-		HostPort: info.HostPort, Running: info.Running, Health: h,
+		HostPort: info.HostPort, Running: state == docker.StateRunning, Health: h,
+		State: state, RestartCount: info.RestartCount,
 	}
 }
 
@@ -145,7 +147,11 @@ func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, por
 	var lastProbe string
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		if !info.Running && !info.Restarting {
+		// Docker counts a restarting container as running, and one that
+		// crashed between two looks is running again with a restart
+		// counted: both are exits.
+		_, exited, exitCh := e.mon.exit(info.ContainerID)
+		if exited || info.State() != docker.StateRunning || info.RestartCount > 0 {
 			return info, e.exitedError(ctx, info)
 		}
 		ok, detail := false, ""
@@ -181,6 +187,7 @@ func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, por
 		case <-ctx.Done():
 			return info, ctx.Err()
 		case <-time.After(interval):
+		case <-exitCh: // some container exited: look again now
 		}
 		var err error
 		if info, err = e.rt.InspectService(ctx, info.ContainerID); err != nil {
@@ -213,7 +220,23 @@ func probeHTTP(ctx context.Context, c *http.Client, info docker.ServiceInfo, por
 	return false, fmt.Sprintf("GET %s: status %d", path, resp.StatusCode)
 }
 
+// exitedError describes a service container's exit: its exit code (from
+// the daemon's die event, waited for briefly, else from inspect), whether
+// the OOM killer ended it, Docker's restarts and the last log lines.
 func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo) error {
+	x, ok, ch := e.mon.exit(info.ContainerID)
+	if !ok {
+		select {
+		case <-ch:
+			x, ok, _ = e.mon.exit(info.ContainerID)
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+	}
+	code, oom := info.ExitCode, info.OOMKilled
+	if ok {
+		code, oom = x.ExitCode, x.OOMKilled
+	}
 	var logs strings.Builder
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -223,7 +246,13 @@ func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo) err
 		}
 		return nil
 	})
-	msg := fmt.Sprintf("container exited with code %d", info.ExitCode)
+	msg := fmt.Sprintf("container exited with code %d", code)
+	if oom {
+		msg = fmt.Sprintf("container was killed by the OOM killer (exit code %d): it needs more memory than its limit", code)
+	}
+	if info.RestartCount > 0 {
+		msg += fmt.Sprintf(" (Docker restarted it %d time(s))", info.RestartCount)
+	}
 	if t := strings.TrimSpace(logs.String()); t != "" {
 		msg += "; last log lines:\n" + tailString(t, 1500)
 	}

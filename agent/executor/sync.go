@@ -47,6 +47,7 @@ func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol
 	desired := map[int64]protocol.DeploySpec{}
 	for _, d := range req.Deployments {
 		desired[d.DeploymentID] = d
+		e.mon.setSecrets(d.DeploymentID, d.Secrets)
 	}
 
 	// Local deployments that should not exist: stop and delete them.
@@ -164,7 +165,9 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 		var info docker.ServiceInfo
 		o, ok := byService[n.ID]
 		switch {
-		case ok && o.Running:
+		case ok && (o.Running || o.State == "restarting"):
+			// A restarting container is Docker's to bring back; its state
+			// is reported as it is.
 			info, err = e.rt.InspectService(ctx, o.ID)
 		case ok:
 			e.log.Info().Int64("deployment", d.ID).Str("service", n.ID).Msg("sync: starting stopped service")

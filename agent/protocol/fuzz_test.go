@@ -10,6 +10,8 @@ import (
 	"time"
 )
 
+var exit137 = 137
+
 // seedFrames are valid frames of every message type plus malformed ones.
 func seedFrames(t testing.TB) [][]byte {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -52,6 +54,8 @@ func seedFrames(t testing.TB) [][]byte {
 		{TypeStepStatus, "", "", 2, StepStatus{DeploymentID: 7, Step: "mk", Kind: KindComponent, Status: StepSucceeded, Attempt: 1, Outputs: map[string]string{"url": "postgres://db/app"}, At: at}},
 		{TypeStepLog, "", "", 3, StepLog{DeploymentID: 7, Step: "mk", Attempt: 1, Chunk: "pulling…\n", At: at}},
 		{TypeServiceState, "", "", 4, ServiceState{DeploymentID: 7, Service: "api", ContainerID: "c1", ContainerPort: 8080, HostPort: 32768, Running: true, Health: "healthy"}},
+		{TypeServiceState, "", "", 5, ServiceState{DeploymentID: 7, Service: "api", ContainerID: "c1", State: ServiceOOMKilled, Health: "unhealthy",
+			RestartCount: 3, ExitCode: &exit137, LastExitOOM: true, LastExitAt: at, LastLines: "allocating 512 MiB\n"}},
 	}
 	var out [][]byte
 	for _, b := range bodies {
@@ -71,6 +75,8 @@ func seedFrames(t testing.TB) [][]byte {
 		`{"type":"hello","id":"` + strings.Repeat("x", 200) + `"}`, `{"type":1}`, `{"type":"ack","body":{"seq":-1}}`,
 		`{"type":"ack","body":{"seq":18446744073709551616}}`, `{"type":"sync","body":{"deployments":[{"deployment_id":1}]}}`,
 		`{"type":"deploy","body":{"spec":{"deployment_id":1,"name":"n","graph":{"nodes":[{"id":"a","kind":"service"}],"edges":[["a","b"]]}}}}`,
+		`{"type":"service.state","seq":1,"body":{"deployment_id":1,"service":"a","state":"zombie"}}`,
+		`{"type":"service.state","seq":1,"body":{"deployment_id":1,"service":"a","restart_count":-1,"exit_code":null}}`,
 		`{"type":"hello","body":` + strings.Repeat("[", 10000) + `}`, "{\"type\":\"hello\",\"body\":\"\xff\"}",
 	} {
 		out = append(out, []byte(s))
@@ -205,4 +211,23 @@ func decodeCheck[T any](e Envelope) error {
 		return errors.New("decoded body does not decode again: " + err.Error() + ": " + string(raw))
 	}
 	return nil
+}
+
+// TestServiceStateValidate: a crashed service's report round-trips; unknown
+// states, negative counts and oversized log tails are refused.
+func TestServiceStateValidate(t *testing.T) {
+	code := 3
+	ok := ServiceState{DeploymentID: 1, Service: "api", State: ServiceRestarting, RestartCount: 2, ExitCode: &code, LastLines: "boom\n"}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, bad := range map[string]ServiceState{
+		"state":    {DeploymentID: 1, Service: "api", State: "zombie"},
+		"restarts": {DeploymentID: 1, Service: "api", RestartCount: -1},
+		"lines":    {DeploymentID: 1, Service: "api", LastLines: strings.Repeat("x", MaxServiceLastLines+1)},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%s: accepted %+v", name, bad)
+		}
+	}
 }

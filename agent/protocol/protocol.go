@@ -542,8 +542,21 @@ func (s *StepLog) Validate() error {
 	return nil
 }
 
+// Service states (ServiceState.State).
+const (
+	ServiceRunning    = "running"
+	ServiceRestarting = "restarting" // crashed; Docker's restart policy brings it back
+	ServiceExited     = "exited"
+	ServiceOOMKilled  = "oom-killed" // the last exit was the OOM killer and it is not running
+)
+
+// MaxServiceLastLines bounds ServiceState.LastLines.
+const MaxServiceLastLines = 4 << 10
+
 // ServiceState reports a service container of a deployment: its published
-// host port (for ingress) and health.
+// host port (for ingress), health, and — when it crashed — how: its state,
+// Docker's restart count, the last exit and the last lines of its log
+// (secret values masked by the agent).
 type ServiceState struct {
 	DeploymentID  int64  `json:"deployment_id"`
 	Service       string `json:"service"` // pipeline node id
@@ -552,12 +565,30 @@ type ServiceState struct {
 	HostPort      int    `json:"host_port,omitempty"`
 	Running       bool   `json:"running"`
 	Health        string `json:"health,omitempty"` // healthy, unhealthy, starting, unknown
+
+	State        string    `json:"state,omitempty"` // running, restarting, exited, oom-killed; "" from older agents
+	RestartCount int       `json:"restart_count,omitempty"`
+	ExitCode     *int      `json:"exit_code,omitempty"` // of the last exit, when there was one
+	LastExitOOM  bool      `json:"last_exit_oom,omitempty"`
+	LastExitAt   time.Time `json:"last_exit_at,omitzero"`
+	LastLines    string    `json:"last_lines,omitempty"`
 }
 
 // Validate implements Validatable.
 func (s *ServiceState) Validate() error {
 	if s.DeploymentID <= 0 || s.Service == "" {
 		return errors.New("deployment_id and service are required")
+	}
+	switch s.State {
+	case "", ServiceRunning, ServiceRestarting, ServiceExited, ServiceOOMKilled:
+	default:
+		return fmt.Errorf("unknown service state %q", s.State)
+	}
+	if s.RestartCount < 0 {
+		return errors.New("restart_count must not be negative")
+	}
+	if len(s.LastLines) > MaxServiceLastLines {
+		return fmt.Errorf("last_lines exceeds %d bytes", MaxServiceLastLines)
 	}
 	return nil
 }

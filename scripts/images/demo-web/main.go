@@ -5,6 +5,12 @@
 // `/app healthcheck` (for exec-based health checks and the exec plugin, as
 // the image has no shell) GETs the running server's /healthz and exits 0
 // when it answers 200.
+//
+// Misbehaviour on demand (tests of crash reporting): EXIT_AFTER=<duration>
+// exits with EXIT_CODE (default 1) that long after the start ("0s": before
+// listening); ALLOCATE_MB=<n> allocates and touches n MiB after
+// ALLOCATE_AFTER (default at once), so a smaller memory limit gets the
+// container OOM-killed.
 package main
 
 import (
@@ -15,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -31,6 +38,7 @@ func main() {
 		slog.Error("DATABASE_URL is required and not set")
 		os.Exit(2)
 	}
+	misbehave()
 	started := time.Now()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -99,4 +107,47 @@ func healthcheck(addr string) int {
 	}
 	fmt.Println("ok", os.Getenv("SERVICE_NAME"))
 	return 0
+}
+
+// misbehave starts the crashes asked for by EXIT_AFTER and ALLOCATE_MB.
+func misbehave() {
+	if v := os.Getenv("EXIT_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			slog.Error("bad EXIT_AFTER", "err", err)
+			os.Exit(2)
+		}
+		code := 1
+		if c, err := strconv.Atoi(os.Getenv("EXIT_CODE")); err == nil {
+			code = c
+		}
+		exit := func() {
+			fmt.Fprintf(os.Stderr, "exiting with code %d on purpose (EXIT_AFTER=%s) token=%s\n", code, v, os.Getenv("CRASH_TOKEN"))
+			os.Exit(code)
+		}
+		if d <= 0 {
+			exit()
+		}
+		time.AfterFunc(d, exit)
+	}
+	if v := os.Getenv("ALLOCATE_MB"); v != "" {
+		mb, err := strconv.Atoi(v)
+		if err != nil || mb <= 0 {
+			slog.Error("bad ALLOCATE_MB", "value", v)
+			os.Exit(2)
+		}
+		after, _ := time.ParseDuration(os.Getenv("ALLOCATE_AFTER"))
+		time.AfterFunc(after, func() {
+			fmt.Fprintf(os.Stderr, "allocating %d MiB on purpose\n", mb)
+			var keep [][]byte
+			for i := 0; i < mb; i++ {
+				b := make([]byte, 1<<20)
+				for j := 0; j < len(b); j += 4096 {
+					b[j] = 1
+				}
+				keep = append(keep, b)
+			}
+			fmt.Fprintf(os.Stderr, "allocated %d MiB and still alive\n", len(keep))
+		})
+	}
 }
