@@ -27,10 +27,10 @@ type monitor struct {
 
 type reportKey struct {
 	deployment int64
-	state    string
-	restarts int
-	exit     int
-	exitAt   time.Time
+	state      string
+	restarts   int
+	exit       int
+	exitAt     time.Time
 }
 
 // lastLinesTail is how many log lines a crash report carries.
