@@ -150,14 +150,21 @@ func (s *Service) ApplyServiceState(ctx context.Context, tx pgx.Tx, nodeID int64
 	if err != nil || !ok || d.Status == store.DeploymentDeleted {
 		return err
 	}
-	found, err := store.ApplyServiceState(ctx, tx, d.ID, store.ServiceUpdate{
+	u := store.ServiceUpdate{
 		Service: ev.Service, ContainerPort: ev.ContainerPort, HostPort: ev.HostPort, Running: ev.Running, Health: ev.Health,
-	})
+		State: ev.State, RestartCount: ev.RestartCount, ExitCode: ev.ExitCode, LastExitOOM: ev.LastExitOOM, LastLines: ev.LastLines,
+	}
+	if !ev.LastExitAt.IsZero() {
+		at := ev.LastExitAt
+		u.LastExitAt = &at
+	}
+	found, err := store.ApplyServiceState(ctx, tx, d.ID, u)
 	if err != nil || !found {
 		return err
 	}
 	out := eventFor(d, EventService)
 	out.Status = d.Status
-	out.Service = &SvcEvent{ID: ev.Service, HostPort: ev.HostPort, Health: ev.Health, Running: ev.Running}
+	out.Service = &SvcEvent{ID: ev.Service, HostPort: ev.HostPort, Health: ev.Health, Running: ev.Running,
+		State: ev.State, RestartCount: ev.RestartCount, ExitCode: ev.ExitCode, LastExitOOM: ev.LastExitOOM}
 	return publish(ctx, tx, out)
 }

@@ -57,6 +57,12 @@ type SvcEvent struct {
 	HostPort int    `json:"host_port,omitempty"`
 	Health   string `json:"health,omitempty"`
 	Running  bool   `json:"running"`
+	// State, RestartCount, ExitCode, LastExitOOM: as in the deployment's
+	// services (the last lines are fetched with the deployment).
+	State        string `json:"state,omitempty"`
+	RestartCount int    `json:"restart_count,omitempty"`
+	ExitCode     *int   `json:"exit_code,omitempty"`
+	LastExitOOM  bool   `json:"last_exit_oom,omitempty"`
 }
 
 // maxNotifyBytes keeps payloads under PostgreSQL's 8000-byte NOTIFY limit.

@@ -2,8 +2,13 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nullops/nullops/agent/protocol"
 
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
@@ -18,6 +23,60 @@ type View struct {
 	Services []ServiceView          `json:"services"`
 	// URLs maps each exposed service (pipeline node id) to its address.
 	URLs map[string]string `json:"urls"`
+	// Degraded: the deployment is running but a service of it is not
+	// (restarting, exited, killed by the OOM killer) or crashed within
+	// RecentCrash; DegradedReason says which and how.
+	Degraded       bool   `json:"degraded"`
+	DegradedReason string `json:"degraded_reason,omitempty"`
+}
+
+// RecentCrash is how long a service that crashed and runs again keeps its
+// deployment degraded.
+const RecentCrash = 10 * time.Minute
+
+// degraded tells whether a running deployment's services are not all
+// well, and why (one clause per service, in service order).
+func degraded(status string, svcs []store.DeploymentService, now time.Time) (bool, string) {
+	if status != store.DeploymentRunning {
+		return false, ""
+	}
+	var why []string
+	for _, s := range svcs {
+		exit := ""
+		if s.ExitCode != nil {
+			exit = fmt.Sprintf("exit code %d", *s.ExitCode)
+			if s.LastExitOOM {
+				exit = fmt.Sprintf("killed by the OOM killer (exit code %d, over its memory limit)", *s.ExitCode)
+			}
+		}
+		restarts := ""
+		if s.RestartCount > 0 {
+			restarts = fmt.Sprintf("restarted %d time(s)", s.RestartCount)
+		}
+		switch {
+		case s.State == protocol.ServiceRestarting || s.State == protocol.ServiceExited || s.State == protocol.ServiceOOMKilled:
+			why = append(why, "service "+s.NodeKey+" is "+s.State+joinNonEmpty(exit, restarts))
+		case s.RestartCount > 0 && s.LastExitAt != nil && now.Sub(*s.LastExitAt) < RecentCrash:
+			why = append(why, "service "+s.NodeKey+" crashed "+now.Sub(*s.LastExitAt).Round(time.Second).String()+" ago"+joinNonEmpty(exit, restarts))
+		}
+	}
+	if len(why) == 0 {
+		return false, ""
+	}
+	return true, strings.Join(why, "; ")
+}
+
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, ", ") + ")"
 }
 
 // Links shapes the ingress links shown to users: the ingress may terminate
@@ -68,6 +127,7 @@ func (s *Service) View(ctx context.Context, d store.Deployment) (View, error) {
 		}
 		v.Services = append(v.Services, out)
 	}
+	v.Degraded, v.DegradedReason = degraded(d.Status, svcs, time.Now())
 	return v, nil
 }
 

@@ -413,6 +413,14 @@ type DeploymentService struct {
 	CPUPercent    float64   `json:"cpu_percent"`
 	MemoryBytes   int64     `json:"memory_bytes"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// State is what the agent last reported: running, restarting, exited,
+	// oom-killed ("" until a report).
+	State        string     `json:"state"`
+	RestartCount int        `json:"restart_count"`
+	ExitCode     *int       `json:"exit_code"`
+	LastExitOOM  bool       `json:"last_exit_oom"`
+	LastExitAt   *time.Time `json:"last_exit_at"`
+	LastLines    string     `json:"last_lines"`
 }
 
 // DeploymentStep is one pipeline node's progress.
@@ -476,7 +484,8 @@ func (s *Store) ServiceIDsByName(ctx context.Context, names []string) (map[strin
 // DeploymentServices lists a deployment's services with their service names.
 func (s *Store) DeploymentServices(ctx context.Context, id int64) ([]DeploymentService, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT ds.node_key, ds.service_id, COALESCE(sv.name, ''), ds.image, ds.tag, ds.container_port,
-			ds.host_port, ds.ingress, ds.health, ds.cpu_percent, ds.memory_bytes, ds.updated_at
+			ds.host_port, ds.ingress, ds.health, ds.cpu_percent, ds.memory_bytes, ds.updated_at,
+			ds.state, ds.restart_count, ds.exit_code, ds.last_exit_oom, ds.last_exit_at, ds.last_lines
 		FROM deployment_services ds LEFT JOIN services sv ON sv.id = ds.service_id
 		WHERE ds.deployment_id = $1 ORDER BY ds.node_key`, id)
 	if err != nil {
@@ -487,7 +496,8 @@ func (s *Store) DeploymentServices(ctx context.Context, id int64) ([]DeploymentS
 	for rows.Next() {
 		var s DeploymentService
 		if err := rows.Scan(&s.NodeKey, &s.ServiceID, &s.ServiceName, &s.Image, &s.Tag, &s.ContainerPort,
-			&s.HostPort, &s.Ingress, &s.Health, &s.CPUPercent, &s.MemoryBytes, &s.UpdatedAt); err != nil {
+			&s.HostPort, &s.Ingress, &s.Health, &s.CPUPercent, &s.MemoryBytes, &s.UpdatedAt,
+			&s.State, &s.RestartCount, &s.ExitCode, &s.LastExitOOM, &s.LastExitAt, &s.LastLines); err != nil {
 			return nil, err
 		}
 		out = append(out, s)
@@ -657,29 +667,46 @@ func (s *Store) StepLogs(ctx context.Context, deploymentID int64, step string, a
 	return out, rows.Err()
 }
 
-// ServiceUpdate is a service container state reported by an agent.
+// ServiceUpdate is a service container state reported by an agent. State
+// "" (older agents) leaves the crash details as they are.
 type ServiceUpdate struct {
 	Service       string
 	ContainerPort int
 	HostPort      int
 	Running       bool
 	Health        string
+
+	State        string
+	RestartCount int
+	ExitCode     *int
+	LastExitOOM  bool
+	LastExitAt   *time.Time
+	LastLines    string
 }
 
-// ApplyServiceState records a service's published port and health.
+// ApplyServiceState records a service's published port, health and state.
 // It reports whether the service row exists.
 func ApplyServiceState(ctx context.Context, tx pgx.Tx, deploymentID int64, u ServiceUpdate) (bool, error) {
 	health := u.Health
 	switch {
-	case !u.Running:
+	case !u.Running && u.State == "":
 		health = "stopped"
+	case !u.Running:
+		health = "unhealthy"
 	case health == "":
 		health = "unknown"
 	}
 	tag, err := tx.Exec(ctx, `UPDATE deployment_services SET host_port = $3,
 			container_port = CASE WHEN $4 > 0 THEN $4 ELSE container_port END,
-			health = $5, updated_at = now()
-		WHERE deployment_id = $1 AND node_key = $2`, deploymentID, u.Service, u.HostPort, u.ContainerPort, health)
+			health = $5, updated_at = now(),
+			state = CASE WHEN $6 <> '' THEN $6 ELSE state END,
+			restart_count = CASE WHEN $6 <> '' THEN $7 ELSE restart_count END,
+			exit_code = CASE WHEN $6 <> '' AND $8::int IS NOT NULL THEN $8::int ELSE exit_code END,
+			last_exit_oom = CASE WHEN $6 <> '' AND $8::int IS NOT NULL THEN $9 ELSE last_exit_oom END,
+			last_exit_at = CASE WHEN $6 <> '' AND $8::int IS NOT NULL THEN $10 ELSE last_exit_at END,
+			last_lines = CASE WHEN $6 <> '' AND $11 <> '' THEN $11 ELSE last_lines END
+		WHERE deployment_id = $1 AND node_key = $2`, deploymentID, u.Service, u.HostPort, u.ContainerPort, health,
+		u.State, u.RestartCount, u.ExitCode, u.LastExitOOM, u.LastExitAt, u.LastLines)
 	if err != nil {
 		return false, fmt.Errorf("apply state of service %s of deployment %d: %w", u.Service, deploymentID, err)
 	}

@@ -1,6 +1,7 @@
 // One deployment: live pipeline progress drawn as the graph (nodes light up
 // as steps run, succeed or fail), the failure reason, services with health,
-// CPU and memory, ingress links, live logs per service (follow/pause) and
+// state (restarting, exited, oom-killed; restarts, last exit, last log lines;
+// the deployment shows "degraded" and why), CPU and memory, ingress links, live logs per service (follow/pause) and
 // per step, and the history of actions.
 
 import { h, s, clear } from '../dom.js';
@@ -60,7 +61,7 @@ export async function deploymentPage({ id }) {
       if (updated) { Object.assign(d, updated); drawHead(); loadHistory(); }
     }));
     clear(head, h('dl', { class: 'facts' },
-      h('dt', null, 'Status'), h('dd', { id: 'dep-status' }, badge(d.status), d.delete_pending ? h('span', { class: 'muted small' }, ' (delete waits for the node)') : null),
+      h('dt', null, 'Status'), h('dd', { id: 'dep-status' }, badge(d.status), d.degraded ? [' ', badge('degraded')] : null, d.delete_pending ? h('span', { class: 'muted small' }, ' (delete waits for the node)') : null),
       h('dt', null, 'Project'), h('dd', null, d.project || ''),
       h('dt', null, 'Environment'), h('dd', null, d.environment || ''),
       h('dt', null, 'Node'), h('dd', null, d.node || '—', d.node_status && d.node_status !== 'online' ? h('span', { class: 'warn small' }, ` (${d.node_status})`) : null),
@@ -85,7 +86,9 @@ export async function deploymentPage({ id }) {
       ? h('div', { class: d.status === 'failed' ? 'error-box' : 'notice', role: d.status === 'failed' ? 'alert' : 'status', id: 'failure-reason' },
         h('strong', null, d.status === 'failed' ? 'Deployment failed' : 'Note'),
         d.failed_step ? [' at step ', h('code', null, d.failed_step)] : null, d.reason ? ': ' + d.reason : '')
-      : null);
+      : d.degraded
+        ? h('div', { class: 'notice', role: 'alert', id: 'degraded-reason' }, h('strong', null, 'Degraded'), ': ' + (d.degraded_reason || ''))
+        : null);
   }
 
   function drawGraph() {
@@ -120,11 +123,24 @@ export async function deploymentPage({ id }) {
       // A dead deployment's containers are gone: their last health and
       // figures would claim otherwise.
       { label: 'Health', render: (sv) => (dead ? badge('stopped') : badge(sv.health || 'unknown')) },
+      { label: 'State', render: (sv) => (dead ? '—' : serviceState(sv)) },
       { label: 'CPU', render: (sv) => (!dead && sv.cpu_percent !== undefined ? `${Number(sv.cpu_percent).toFixed(1)}%` : '—') },
       { label: 'Memory', render: (sv) => (dead ? '—' : formatBytes(sv.memory_bytes)) },
       { label: 'Link', render: (sv) => (dead ? '—' : urls.get(sv.id) ? h('a', { href: urls.get(sv.id), target: '_blank', rel: 'noopener', 'data-external': '' }, 'open ↗') : '—') },
       { label: 'Logs', render: (sv) => (d.status === 'deleted' ? '—' : h('button', { type: 'button', class: 'small', onclick: () => logs.open('service:' + sv.id) }, 'Logs')) },
     ], list, { caption: 'Services', rowAttrs: (sv) => ({ 'data-service': sv.id }) }));
+  }
+
+  // serviceState: the container's state, Docker's restarts, the last exit
+  // and (folded) the last log lines the agent sent with the crash.
+  function serviceState(sv) {
+    if (!sv.state) return '—';
+    const exit = sv.exit_code === null || sv.exit_code === undefined ? null
+      : h('span', { class: 'muted small' }, sv.last_exit_oom ? ` OOM-killed (exit ${sv.exit_code})` : ` last exit ${sv.exit_code}`);
+    return h('div', { class: 'svc-state' }, badge(sv.state),
+      sv.restart_count ? h('span', { class: 'muted small' }, ` ${sv.restart_count} restart${sv.restart_count === 1 ? '' : 's'}`) : null,
+      exit,
+      sv.last_lines ? h('details', null, h('summary', { class: 'small' }, 'last log lines'), h('pre', { class: 'last-lines' }, sv.last_lines)) : null);
   }
 
   async function loadHistory() {
@@ -203,7 +219,14 @@ export async function deploymentPage({ id }) {
         break;
       case 'service.state': {
         const sv = services.get(ev.service.id);
-        if (sv) { Object.assign(sv, { health: ev.service.health || sv.health }); drawServices(); } else refresh();
+        if (sv) {
+          const { health, state, restart_count: restarts, exit_code: exitCode, last_exit_oom: oom } = ev.service;
+          Object.assign(sv, { health: health || sv.health });
+          if (state) Object.assign(sv, { state, restart_count: restarts || 0, exit_code: exitCode ?? sv.exit_code, last_exit_oom: !!oom });
+          drawServices();
+          // A crash changes the deployment's degraded reason and last lines.
+          if (state) refresh();
+        } else refresh();
         break;
       }
       default:
