@@ -94,16 +94,13 @@ func (d *Deps) login(c echo.Context) error {
 }
 
 func (d *Deps) loginFailed(c echo.Context, username string, u store.User, err error) error {
-	var th *auth.ThrottledError
 	reason := ""
-	var out error
+	out := passwordAttemptError(c, err)
 	switch {
-	case errors.As(err, &th):
+	case errors.Is(err, auth.ErrBusy):
+		return out // nothing was checked: not a failed login
+	case out != nil:
 		reason = "throttled"
-		secs := int(math.Ceil(th.RetryAfter.Seconds()))
-		c.Response().Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		out = &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts", Message: th.Error(),
-			Details: map[string]string{"retry_after_seconds": strconv.Itoa(max(secs, 1))}}
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		reason = "bad_credentials"
 		out = &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: auth.ErrInvalidCredentials.Error()}
@@ -122,6 +119,27 @@ func (d *Deps) loginFailed(c echo.Context, username string, u store.User, err er
 		return aerr
 	}
 	return out
+}
+
+// passwordAttemptError translates the refusals of a password attempt (login
+// or password change) that happen before any password is checked: 429 while
+// throttled and 503 while every hashing slot is busy, both with Retry-After.
+// Other errors give nil.
+func passwordAttemptError(c echo.Context, err error) error {
+	var th *auth.ThrottledError
+	switch {
+	case errors.As(err, &th):
+		secs := strconv.Itoa(max(int(math.Ceil(th.RetryAfter.Seconds())), 1))
+		c.Response().Header().Set("Retry-After", secs)
+		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts", Message: th.Error(),
+			Details: map[string]string{"retry_after_seconds": secs}}
+	case errors.Is(err, auth.ErrBusy):
+		secs := strconv.Itoa(int(auth.BusyRetryAfter.Seconds()))
+		c.Response().Header().Set("Retry-After", secs)
+		return &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: err.Error(),
+			Details: map[string]string{"retry_after_seconds": secs}}
+	}
+	return nil
 }
 
 func truncateName(s string) string {

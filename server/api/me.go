@@ -58,7 +58,13 @@ func (d *Deps) changeMyPassword(c echo.Context) error {
 	if s := sessionFrom(c); s != nil {
 		keep = s.IDHash
 	}
-	err := d.Auth.ChangePassword(c.Request().Context(), p.UserID, req.Current, req.New, keep)
+	err := d.Auth.ChangePassword(c.Request().Context(), auth.PasswordChange{
+		UserID: p.UserID, Username: p.Username, Current: req.Current, New: req.New,
+		ClientAddr: ClientAddr(c), KeepSession: keep,
+	})
+	if err := passwordAttemptError(c, err); err != nil {
+		return err
+	}
 	if errors.Is(err, auth.ErrInvalidCredentials) {
 		return (Validation{"current_password": "is not your current password"}).Err()
 	}

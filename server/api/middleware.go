@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -46,6 +47,21 @@ func RequestLog(log zerolog.Logger) echo.MiddlewareFunc {
 				Int64("bytes_out", c.Response().Size).
 				Msg("http request")
 			return nil
+		}
+	}
+}
+
+// NoStore marks every API response `Cache-Control: no-store`: they carry
+// tokens (token and node-token creation), secret metadata, CSRF tokens and
+// private data, none of which a browser or proxy may keep. Handlers that
+// set their own Cache-Control (event streams) keep it.
+func NoStore() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if strings.HasPrefix(c.Request().URL.Path, APIPrefix+"/") {
+				c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+			}
+			return next(c)
 		}
 	}
 }

@@ -61,6 +61,33 @@ func (d *Deps) nodeOut(n store.Node) nodeResponse {
 	return out
 }
 
+// userNodeResponse is a node as users who are not admins see it: whether
+// it is there and working, not where it is, what it holds or how its
+// identity is pinned. Capacity, usage, host, port, thumbprints and status
+// reasons (which name addresses) are admin-only; a deployment that does not
+// fit still names the short resource in its 409.
+type userNodeResponse struct {
+	ID            int64             `json:"id"`
+	EnvironmentID int64             `json:"environment_id"`
+	Name          string            `json:"name"`
+	Status        string            `json:"status"`
+	Enabled       bool              `json:"enabled"`
+	Revoked       bool              `json:"revoked"`
+	Labels        map[string]string `json:"labels"`
+	AgentVersion  string            `json:"agent_version"`
+	Connected     bool              `json:"connected"`
+	LastSeenAt    *time.Time        `json:"last_seen_at"`
+	CreatedAt     time.Time         `json:"created_at"`
+	UpdatedAt     time.Time         `json:"updated_at"`
+}
+
+func (d *Deps) userNodeOut(n store.Node) userNodeResponse {
+	o := d.nodeOut(n)
+	return userNodeResponse{ID: o.ID, EnvironmentID: o.EnvironmentID, Name: o.Name, Status: o.Status, Enabled: o.Enabled,
+		Revoked: o.Revoked, Labels: o.Labels, AgentVersion: o.AgentVersion, Connected: o.Connected,
+		LastSeenAt: o.LastSeenAt, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+}
+
 var (
 	nodeNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
@@ -128,6 +155,13 @@ func (d *Deps) listNodes(c echo.Context) error {
 	nodes, total, err := d.Store.ListNodes(ctx, envID, pg.Limit(), pg.Offset())
 	if err != nil {
 		return err
+	}
+	if !PrincipalFrom(c).Admin {
+		out := make([]userNodeResponse, len(nodes))
+		for i, n := range nodes {
+			out[i] = d.userNodeOut(n)
+		}
+		return RenderList(c, out, total, pg)
 	}
 	out := make([]nodeResponse, len(nodes))
 	for i, n := range nodes {
@@ -215,6 +249,9 @@ func (d *Deps) getNode(c echo.Context) error {
 	n, err := d.loadNode(c)
 	if err != nil {
 		return err
+	}
+	if !PrincipalFrom(c).Admin {
+		return c.JSON(http.StatusOK, d.userNodeOut(n))
 	}
 	return c.JSON(http.StatusOK, d.nodeOut(n))
 }

@@ -211,7 +211,7 @@ func TestRegistryAPIAgainstRealRegistry(t *testing.T) {
 // real user of the platform) and returns the username.
 func mkUser(t *testing.T, env *apitest.Env, name string) string {
 	t.Helper()
-	h, err := env.App.Auth.HashPassword(apitest.DefaultPassword)
+	h, err := env.App.Auth.HashPassword(t.Context(), apitest.DefaultPassword)
 	if err != nil {
 		t.Fatal(err)
 	}

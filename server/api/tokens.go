@@ -69,10 +69,13 @@ func (d *Deps) createToken(c echo.Context) error {
 			exp = &t
 		}
 	}
+	p := PrincipalFrom(c)
+	if p.Via == auth.ViaToken && p.TokenExpiresAt != nil && (exp == nil || exp.After(*p.TokenExpiresAt)) {
+		v.Add(expiryField(req), "a token can only create tokens that expire no later than itself (%s)", p.TokenExpiresAt.UTC().Format(time.RFC3339))
+	}
 	if err := v.Err(); err != nil {
 		return err
 	}
-	p := PrincipalFrom(c)
 	tok, t, err := d.Auth.CreateToken(c.Request().Context(), p.UserID, req.Name, exp)
 	if err != nil {
 		return err
@@ -81,6 +84,14 @@ func (d *Deps) createToken(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, TokenCreated{APIToken: t, Token: tok})
+}
+
+// expiryField names the expiry field the caller used.
+func expiryField(r TokenRequest) string {
+	if r.ExpiresInDays != nil {
+		return "expires_in_days"
+	}
+	return "expires_at"
 }
 
 func (d *Deps) revokeToken(c echo.Context) error {

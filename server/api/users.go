@@ -182,10 +182,11 @@ func (d *Deps) resetPassword(c echo.Context) error {
 	if s := sessionFrom(c); s != nil && PrincipalFrom(c).UserID == id {
 		keep = s.IDHash
 	}
-	if err := d.Auth.SetPassword(c.Request().Context(), id, req.Password, keep); err != nil {
+	revoked, err := d.Auth.SetPassword(c.Request().Context(), id, req.Password, keep, true)
+	if err != nil {
 		return err
 	}
-	if err := Audit(c, "user.password_reset", "user", id, nil); err != nil {
+	if err := Audit(c, "user.password_reset", "user", id, map[string]any{"tokens_revoked": revoked}); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

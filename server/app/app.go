@@ -98,6 +98,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	e.HTTPErrorHandler = api.ErrorHandler(log)
 	e.Use(middleware.Recover())
 	e.Use(api.RequestLog(log))
+	e.Use(api.NoStore())
 	a.Catalog = catalog.New(st, box, log)
 	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Routes: a.Ingress, Log: log,
 		Links: deploy.Links{Scheme: cfg.Ingress.LinkScheme, Port: cfg.Ingress.LinkPort}})

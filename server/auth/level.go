@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nullops/nullops/server/store"
 )
@@ -48,6 +49,8 @@ type Principal struct {
 	Admin    bool
 	Via      string // ViaSession or ViaToken
 	TokenID  int64  // the API token used, when Via == ViaToken
+	// TokenExpiresAt is that token's expiry (nil = none).
+	TokenExpiresAt *time.Time
 }
 
 // How a principal authenticated.

@@ -40,6 +40,11 @@ type Options struct {
 	IdleTimeout     time.Duration
 	AbsoluteTimeout time.Duration
 	Throttle        ThrottleConfig
+	// HashSlots bounds concurrent argon2id computations (0 =
+	// DefaultHashSlots); HashWait is the longest a caller waits for a
+	// slot before ErrBusy (0 = 2s).
+	HashSlots int
+	HashWait  time.Duration
 }
 
 // Service authenticates callers and manages accounts.
@@ -54,6 +59,7 @@ type Service struct {
 	idle      time.Duration
 	absolute  time.Duration
 	throttle  *throttle
+	pool      *hashPool
 	dummyHash string
 }
 
@@ -71,6 +77,12 @@ func New(st *store.Store, log zerolog.Logger, o Options) (*Service, error) {
 	if o.Throttle == (ThrottleConfig{}) {
 		o.Throttle = DefaultThrottle
 	}
+	if o.HashSlots <= 0 {
+		o.HashSlots = DefaultHashSlots(o.Params)
+	}
+	if o.HashWait <= 0 {
+		o.HashWait = 2 * time.Second
+	}
 	// Verified against when the username does not exist, so that path costs
 	// the same as a wrong password.
 	dummy, err := HashPassword("not a real password, only spends time", o.Params)
@@ -81,7 +93,7 @@ func New(st *store.Store, log zerolog.Logger, o Options) (*Service, error) {
 		Authorizer: &Authorizer{Store: st},
 		Store:      st, Log: log, Now: time.Now,
 		params: o.Params, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
-		throttle: newThrottle(o.Throttle), dummyHash: dummy,
+		throttle: newThrottle(o.Throttle), pool: newHashPool(o.HashSlots, o.HashWait), dummyHash: dummy,
 	}, nil
 }
 
@@ -93,8 +105,36 @@ func OptionsFrom(s config.Session) Options {
 // Params returns the argon2id parameters used for new hashes.
 func (s *Service) Params() Params { return s.params }
 
-// HashPassword hashes pw with the service's parameters.
-func (s *Service) HashPassword(pw string) (string, error) { return HashPassword(pw, s.params) }
+// HashPassword hashes pw with the service's parameters, in a slot of the
+// hashing pool (ErrBusy when none frees up in time).
+func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
+	var h string
+	var err error
+	if perr := s.pool.run(ctx, func() { h, err = HashPassword(pw, s.params) }); perr != nil {
+		return "", perr
+	}
+	return h, err
+}
+
+// verify is VerifyPassword in a slot of the hashing pool.
+func (s *Service) verify(ctx context.Context, encoded, pw string) (ok, stale bool, err error) {
+	if perr := s.pool.run(ctx, func() { ok, stale, err = VerifyPassword(encoded, pw, s.params) }); perr != nil {
+		return false, false, perr
+	}
+	return ok, stale, err
+}
+
+// HashStats are figures of the password hashing pool.
+type HashStats struct {
+	Slots int   // concurrent computations allowed
+	Runs  int64 // computations started (hashes and verifications)
+	Peak  int   // most computations seen running at once
+}
+
+// HashStats reports the hashing pool's figures.
+func (s *Service) HashStats() HashStats {
+	return HashStats{Slots: cap(s.pool.slots), Runs: s.pool.runs.Load(), Peak: int(s.pool.peak.Load())}
+}
 
 var usernameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
@@ -120,21 +160,21 @@ type NewUser struct {
 // CreateUser validates, hashes the password and inserts the user. A taken
 // username is store.ErrConflict.
 func (s *Service) CreateUser(ctx context.Context, n NewUser) (store.User, error) {
-	nu, err := s.newUserRow(n)
+	nu, err := s.newUserRow(ctx, n)
 	if err != nil {
 		return store.User{}, err
 	}
 	return store.CreateUser(ctx, s.Store.Pool, nu)
 }
 
-func (s *Service) newUserRow(n NewUser) (store.NewUser, error) {
+func (s *Service) newUserRow(ctx context.Context, n NewUser) (store.NewUser, error) {
 	if err := CheckUsername(n.Username); err != nil {
 		return store.NewUser{}, fmt.Errorf("username: %w", err)
 	}
 	if err := CheckPassword(n.Password); err != nil {
 		return store.NewUser{}, fmt.Errorf("password: %w", err)
 	}
-	hash, err := s.HashPassword(n.Password)
+	hash, err := s.HashPassword(ctx, n.Password)
 	if err != nil {
 		return store.NewUser{}, err
 	}
@@ -158,7 +198,7 @@ func (s *Service) Bootstrap(ctx context.Context, a config.Admin) error {
 		}
 		return nil
 	}
-	nu, err := s.newUserRow(NewUser{Username: NormalizeUsername(a.Username), Password: a.Password, Admin: true})
+	nu, err := s.newUserRow(ctx, NewUser{Username: NormalizeUsername(a.Username), Password: a.Password, Admin: true})
 	if err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}
@@ -195,38 +235,24 @@ type LoginResult struct {
 	User      store.User
 }
 
-// Login checks credentials and opens a session. Errors: *ThrottledError,
-// ErrInvalidCredentials, ErrDisabled, or an internal error.
+// Login checks credentials and opens a session. Errors: *ThrottledError
+// (nothing was verified), ErrBusy, ErrInvalidCredentials, ErrDisabled, or an
+// internal error.
 func (s *Service) Login(ctx context.Context, r LoginRequest) (LoginResult, error) {
 	now := s.Now()
 	username := NormalizeUsername(r.Username)
-	if err := s.throttle.check(username, r.ClientAddr, now); err != nil {
-		return LoginResult{}, err
-	}
-	u, hash, err := s.Store.UserCredentials(ctx, username)
-	if errors.Is(err, store.ErrNotFound) || len(username) > 64 {
-		_, _, _ = VerifyPassword(s.dummyHash, r.Password, s.params)
-		s.throttle.fail(username, r.ClientAddr, now)
-		return LoginResult{}, ErrInvalidCredentials
-	}
+	u, ok, stale, err := s.checkPassword(ctx, username, r.Password, r.ClientAddr, now)
 	if err != nil {
-		return LoginResult{}, err
-	}
-	ok, stale, err := VerifyPassword(hash, r.Password, s.params)
-	if err != nil {
-		s.Log.Error().Err(err).Int64("user_id", u.ID).Msg("unreadable password hash")
-		ok = false
+		return LoginResult{User: u}, err
 	}
 	if !ok {
-		s.throttle.fail(username, r.ClientAddr, now)
 		return LoginResult{User: u}, ErrInvalidCredentials
 	}
 	if !u.Active {
 		return LoginResult{User: u}, ErrDisabled
 	}
-	s.throttle.succeed(username)
 	if stale {
-		if h, err := s.HashPassword(r.Password); err == nil {
+		if h, err := s.HashPassword(ctx, r.Password); err == nil {
 			if err := store.SetUserPassword(ctx, s.Store.Pool, u.ID, h); err != nil {
 				s.Log.Warn().Err(err).Int64("user_id", u.ID).Msg("re-hash password with current parameters")
 			}
@@ -248,6 +274,46 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (LoginResult, error
 		return LoginResult{}, err
 	}
 	return LoginResult{SessionID: sid, CSRFToken: csrf, ExpiresAt: exp, User: u}, nil
+}
+
+// checkPassword is the one way a password is checked against a stored
+// hash: the attempt is throttled per (username, address) and per address
+// and reserved before anything is hashed, then verified in a slot of the
+// hashing pool. An unknown username costs the same as a wrong password.
+func (s *Service) checkPassword(ctx context.Context, username, pw, addr string, now time.Time) (u store.User, ok, stale bool, err error) {
+	at, err := s.throttle.begin(username, addr, now)
+	if err != nil {
+		return store.User{}, false, false, err
+	}
+	hash := s.dummyHash
+	known := false
+	if len(username) <= 64 {
+		u, hash, err = s.Store.UserCredentials(ctx, username)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			hash = s.dummyHash
+		case err != nil:
+			at.cancel()
+			return store.User{}, false, false, err
+		default:
+			known = true
+		}
+	}
+	ok, stale, err = s.verify(ctx, hash, pw)
+	if errors.Is(err, ErrBusy) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		at.cancel()
+		return u, false, false, err
+	}
+	if err != nil {
+		s.Log.Error().Err(err).Int64("user_id", u.ID).Msg("unreadable password hash")
+		ok = false
+	}
+	if !known || !ok {
+		at.failed()
+		return u, false, false, nil
+	}
+	at.succeeded()
+	return u, true, stale, nil
 }
 
 func truncate(s string, n int) string {
@@ -333,7 +399,7 @@ func (s *Service) Token(ctx context.Context, token string) (*Principal, error) {
 		}
 	}
 	p := principalOf(u, ViaToken)
-	p.TokenID = t.ID
+	p.TokenID, p.TokenExpiresAt = t.ID, t.ExpiresAt
 	return p, nil
 }
 
@@ -362,45 +428,63 @@ func (s *Service) RevokeToken(ctx context.Context, userID, tokenID int64) (store
 	return store.RevokeAPIToken(ctx, s.Store.Pool, userID, tokenID, s.Now())
 }
 
-// ChangePassword sets a new password after checking the current one, and
-// ends the user's other sessions (keepSession = the caller's session hash,
-// nil when called with a token).
-func (s *Service) ChangePassword(ctx context.Context, userID int64, current, next string, keepSession []byte) error {
-	hash, err := s.Store.UserPasswordHash(ctx, userID)
-	if err != nil {
-		return err
-	}
-	ok, _, err := VerifyPassword(hash, current, s.params)
+// PasswordChange is a user changing their own password.
+type PasswordChange struct {
+	UserID     int64
+	Username   string
+	Current    string
+	New        string
+	ClientAddr string
+	// KeepSession is the caller's session hash (nil when called with a token).
+	KeepSession []byte
+}
+
+// ChangePassword sets a new password after checking the current one (a
+// password attempt like a login: throttled, *ThrottledError or ErrBusy), and
+// ends the user's other sessions and revokes their API tokens.
+func (s *Service) ChangePassword(ctx context.Context, c PasswordChange) error {
+	_, ok, _, err := s.checkPassword(ctx, c.Username, c.Current, c.ClientAddr, s.Now())
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return ErrInvalidCredentials
 	}
-	return s.SetPassword(ctx, userID, next, keepSession)
+	_, err = s.SetPassword(ctx, c.UserID, c.New, c.KeepSession, false)
+	return err
 }
 
 // SetPassword replaces a user's password (admin reset, or after
-// ChangePassword's check) and ends their sessions except keepSession.
-func (s *Service) SetPassword(ctx context.Context, userID int64, pw string, keepSession []byte) error {
+// ChangePassword's check) and ends their sessions except keepSession; with
+// revokeTokens (an admin reset) it also revokes all their API tokens and
+// returns how many.
+func (s *Service) SetPassword(ctx context.Context, userID int64, pw string, keepSession []byte, revokeTokens bool) (int64, error) {
 	if err := CheckPassword(pw); err != nil {
-		return fmt.Errorf("password: %w", err)
+		return 0, fmt.Errorf("password: %w", err)
 	}
-	hash, err := s.HashPassword(pw)
+	hash, err := s.HashPassword(ctx, pw)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return s.Store.Tx(ctx, func(tx pgx.Tx) error {
+	var revoked int64
+	err = s.Store.Tx(ctx, func(tx pgx.Tx) error {
 		if err := store.SetUserPassword(ctx, tx, userID, hash); err != nil {
 			return err
 		}
+		if revokeTokens {
+			if revoked, err = store.RevokeUserAPITokens(ctx, tx, userID, s.Now()); err != nil {
+				return err
+			}
+		}
 		return store.DeleteUserSessions(ctx, tx, userID, keepSession)
 	})
+	return revoked, err
 }
 
 // UpdateUser changes a user's display name, role or active flag. It refuses
-// to demote or disable the last active admin, and ends the sessions of a
-// user being disabled.
+// to demote or disable the last active admin, and ends the sessions and
+// revokes the API tokens of a user being disabled (enabling them again
+// does not bring the tokens back).
 func (s *Service) UpdateUser(ctx context.Context, id int64, up store.UserUpdate) (store.User, error) {
 	var out store.User
 	err := s.Store.Tx(ctx, func(tx pgx.Tx) error {
@@ -423,6 +507,9 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, up store.UserUpdate)
 			return err
 		}
 		if !out.Active {
+			if _, err := store.RevokeUserAPITokens(ctx, tx, id, s.Now()); err != nil {
+				return err
+			}
 			return store.DeleteUserSessions(ctx, tx, id, nil)
 		}
 		return nil

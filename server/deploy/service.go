@@ -76,8 +76,10 @@ func errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// ErrNotFound is returned for a deployment that does not exist.
-var ErrNotFound = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "deployment not found"}
+// ErrNotFound is returned for a deployment that does not exist. Its answer
+// is word for word the API's answer for a deployment the caller may not see
+// (api.ErrNotFound), so the two cannot be told apart.
+var ErrNotFound = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
 
 // Service runs the lifecycle.
 type Service struct {

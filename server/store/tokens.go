@@ -101,3 +101,13 @@ func RevokeAPIToken(ctx context.Context, q Querier, userID, id int64, at time.Ti
 	}
 	return t, nil
 }
+
+// RevokeUserAPITokens revokes every unrevoked token of a user (after an
+// admin password reset or when the user is disabled) and returns how many.
+func RevokeUserAPITokens(ctx context.Context, q Querier, userID int64, at time.Time) (int64, error) {
+	tag, err := q.Exec(ctx, "UPDATE api_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", userID, at)
+	if err != nil {
+		return 0, fmt.Errorf("revoke api tokens of user %d: %w", userID, err)
+	}
+	return tag.RowsAffected(), nil
+}

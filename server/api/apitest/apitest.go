@@ -148,7 +148,7 @@ func (e *Env) UserWithPassword(username, password string, admin bool) store.User
 	e.mu.Unlock()
 	if !ok {
 		var err error
-		if h, err = e.App.Auth.HashPassword(password); err != nil {
+		if h, err = e.App.Auth.HashPassword(context.Background(), password); err != nil {
 			e.T.Fatal(err)
 		}
 		e.mu.Lock()
@@ -246,9 +246,12 @@ func (e *Env) NewToken(userID int64, name string, expiresAt *time.Time) (string,
 type Client struct {
 	Env   *Env
 	HTTP  *http.Client
-	CSRF  string     // sent as X-CSRF-Token on POST/PUT/PATCH/DELETE when set
-	Token string     // sent as Authorization: Bearer when set
-	User  store.User // who this client is logged in as (zero for anonymous/token)
+	CSRF  string // sent as X-CSRF-Token on POST/PUT/PATCH/DELETE when set
+	Token string // sent as Authorization: Bearer when set
+	// Header is sent with every request (e.g. X-Forwarded-For behind a
+	// trusted proxy).
+	Header http.Header
+	User   store.User // who this client is logged in as (zero for anonymous/token)
 	// SessionID is the session cookie value (a secret: tests check that no
 	// response ever contains it).
 	SessionID string
@@ -333,6 +336,9 @@ func (c *Client) Do(method, path string, body any) *Response {
 // built elsewhere (e.g. for streaming endpoints); send it with c.HTTP so the
 // session cookie goes along.
 func (c *Client) Prepare(req *http.Request) {
+	for k, v := range c.Header {
+		req.Header[k] = v
+	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}

@@ -1,0 +1,67 @@
+package api_test
+
+import (
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// For every route of a project, environment or deployment resource, a
+// caller without any grant gets the very same answer (status and body) for
+// a resource that exists but is not theirs as for one that does not exist.
+func TestNotYoursLooksExactlyLikeDoesNotExist(t *testing.T) {
+	m := newMatrixEnv(t)
+	registered := map[string]bool{}
+	for _, r := range m.env.App.Echo.Routes() {
+		if r.Method != echo.RouteNotFound {
+			registered[r.Method+" "+r.Path] = true
+		}
+	}
+	var keys []string
+	byKey := map[string]route{}
+	for _, r := range matrix {
+		want := r.Rule(noGrant, r.OK)
+		if w, ok := r.Want[noGrant]; ok {
+			want = w
+		}
+		if want != 404 || !registered[r.Route] {
+			continue
+		}
+		keys = append(keys, r.Route)
+		byKey[r.Route] = r
+	}
+	sort.Strings(keys)
+	if len(keys) < 10 {
+		t.Fatalf("only %d routes hide resources from users without grants: %v", len(keys), keys)
+	}
+	for _, key := range keys {
+		r := byKey[key]
+		method, path, _ := strings.Cut(key, " ")
+		if r.Path == "" {
+			r.Path = defaultPath(path)
+		}
+		t.Run(key, func(t *testing.T) {
+			f, c := m.fixture(t, noGrant)
+			var body any
+			if r.Body != "" {
+				body = f.expand(r.Body)
+			}
+			notYours := c.Do(method, f.expand(r.Path), body)
+			// The same request naming resources that do not exist.
+			for _, name := range []string{"project", "environment", "deployment", "node", "token", "team", "user"} {
+				if _, ok := f.values[name]; ok {
+					f.Set(name, 2_000_000_000)
+				}
+			}
+			if r.Body != "" {
+				body = f.expand(r.Body)
+			}
+			missing := c.Do(method, f.expand(r.Path), body)
+			if notYours.Status != 404 || missing.Status != notYours.Status || string(missing.Body) != string(notYours.Body) {
+				t.Errorf("not yours: %d %s\ndoes not exist: %d %s", notYours.Status, notYours.Body, missing.Status, missing.Body)
+			}
+		})
+	}
+}
