@@ -47,11 +47,45 @@ func (r *Runtime) Predecessors(ctx context.Context, uid string) ([]Object, error
 }
 
 // ListAll lists every object on the daemon labelled nullops.managed=true,
-// whichever agent or node made it (uninstall).
-func (r *Runtime) ListAll(ctx context.Context) ([]Object, error) {
+// whichever agent or node made it; with uid != "" only those of that node
+// (LabelNodeUID).
+func (r *Runtime) ListAll(ctx context.Context, uid string) ([]Object, error) {
 	f := client.Filters{}
 	f.Add("label", LabelManaged+"=true")
+	if uid != "" {
+		f.Add("label", LabelNodeUID+"="+uid)
+	}
 	return r.list(ctx, f, nil)
+}
+
+// Uninstall removes what ListAll(uid) lists — every container (running
+// or not), network and volume NullOps created on this daemon — repeating
+// until none is left, and returns the names it removed. Images are left:
+// they are not labelled and may be shared with anything else on the host.
+func (r *Runtime) Uninstall(ctx context.Context, uid string) ([]string, error) {
+	var all []string
+	for pass := 0; pass < 5; pass++ {
+		objs, err := r.ListAll(ctx, uid)
+		if err != nil {
+			return all, err
+		}
+		if len(objs) == 0 {
+			return all, nil
+		}
+		removed, err := r.Remove(ctx, objs)
+		all = append(all, removed...)
+		if err != nil && pass == 4 {
+			return all, err
+		}
+	}
+	objs, err := r.ListAll(ctx, uid)
+	if err != nil {
+		return all, err
+	}
+	if len(objs) > 0 {
+		return all, fmt.Errorf("uninstall: %d objects remain", len(objs))
+	}
+	return all, nil
 }
 
 // list lists the containers, networks and volumes matching f and, when keep

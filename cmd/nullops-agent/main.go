@@ -25,6 +25,12 @@ func main() {
 	cfg := config.Defaults()
 	root := confload.Command("nullops-agent", "NullOps node agent: TLS WebSocket endpoint for the control plane, runs deployments through Docker.",
 		cfg, config.Aliases, func(_ []string) error { return run(cfg) })
+	for _, c := range []*cli.Command{healthcheckCommand(), uninstallCommand()} {
+		if err := root.AddCommand(c); err != nil {
+			fmt.Fprintln(os.Stderr, "nullops-agent:", err)
+			os.Exit(1)
+		}
+	}
 	if err := cli.Execute(root); err != nil {
 		fmt.Fprintln(os.Stderr, "nullops-agent:", err)
 		os.Exit(1)

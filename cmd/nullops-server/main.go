@@ -24,6 +24,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nullops-server:", err)
 		os.Exit(1)
 	}
+	if err := root.AddCommand(healthcheckCommand()); err != nil {
+		fmt.Fprintln(os.Stderr, "nullops-server:", err)
+		os.Exit(1)
+	}
 	if err := root.AddCommand(secretsCommand()); err != nil {
 		fmt.Fprintln(os.Stderr, "nullops-server:", err)
 		os.Exit(1)

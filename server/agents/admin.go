@@ -29,12 +29,24 @@ func NewToken() (string, error) {
 	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+// AgentDataDir is the host directory the documented docker run command
+// mounts as the agent's /data (certificate, journal, state), so the
+// certificate's fingerprint can be read on the node.
+const AgentDataDir = "/var/lib/nullops-agent"
+
 // DockerRunCommand is the command that starts the agent of a node with its
 // token: port 5000 in the container, published on the node's port.
 func DockerRunCommand(n store.Node, token string) string {
 	return "docker run -d --name nullops-agent --restart unless-stopped -p " + strconv.Itoa(n.Port) + ":5000 " +
 		"-e AGENT_TOKEN=" + token + " -v /var/run/docker.sock:/var/run/docker.sock " +
-		"-v nullops-agent-data:/data " + AgentImage
+		"-v " + AgentDataDir + ":/data " + AgentImage
+}
+
+// ComposeCommand starts the agent of docker-compose.yml (an installation
+// on one machine) with the token: it replaces AGENT_TOKEN in the .env file
+// next to docker-compose.yml and starts the agent service.
+func ComposeCommand(token string) string {
+	return `sed -i "s/^AGENT_TOKEN=.*/AGENT_TOKEN=` + token + `/" .env && docker-compose up -d agent`
 }
 
 // Admin performs the admin actions on nodes: the token is generated here,

@@ -45,6 +45,7 @@ type nodeWithToken struct {
 	Node      nodeResponse `json:"node"`
 	Token     string       `json:"token"`
 	DockerRun string       `json:"docker_run"`
+	Compose   string       `json:"compose"`
 }
 
 func (d *Deps) nodeOut(n store.Node) nodeResponse {
@@ -213,7 +214,7 @@ func (d *Deps) createNode(c echo.Context) error {
 		return err
 	}
 	d.nodeAudit(c, "node.create", n, map[string]any{"name": n.Name, "host": n.Host, "port": n.Port})
-	return c.JSON(http.StatusCreated, nodeWithToken{Node: d.nodeOut(n), Token: tok, DockerRun: agents.DockerRunCommand(n, tok)})
+	return c.JSON(http.StatusCreated, nodeWithToken{Node: d.nodeOut(n), Token: tok, DockerRun: agents.DockerRunCommand(n, tok), Compose: agents.ComposeCommand(tok)})
 }
 
 // nodeAudit records an admin action on a node (never its token).
@@ -331,7 +332,7 @@ func (d *Deps) rotateNodeToken(c echo.Context) error {
 		return err
 	}
 	d.nodeAudit(c, "node.rotate_token", out, map[string]any{"name": out.Name, "token_generation": out.TokenGeneration})
-	return c.JSON(http.StatusOK, nodeWithToken{Node: d.nodeOut(out), Token: tok, DockerRun: agents.DockerRunCommand(out, tok)})
+	return c.JSON(http.StatusOK, nodeWithToken{Node: d.nodeOut(out), Token: tok, DockerRun: agents.DockerRunCommand(out, tok), Compose: agents.ComposeCommand(tok)})
 }
 
 func (d *Deps) revokeNode(c echo.Context) error {

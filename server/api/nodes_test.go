@@ -73,6 +73,7 @@ type nodeCreated struct {
 	Node      nodeJSON `json:"node"`
 	Token     string   `json:"token"`
 	DockerRun string   `json:"docker_run"`
+	Compose   string   `json:"compose"`
 }
 
 // The token is shown once, on create and on rotate, with the docker run
@@ -89,8 +90,11 @@ func TestNodeTokenShownOnceAndStoredEncrypted(t *testing.T) {
 		t.Fatalf("token %q", tok)
 	}
 	if want := "-p 5050:5000 -e AGENT_TOKEN=" + tok + " "; !strings.Contains(created.DockerRun, want) ||
-		!strings.Contains(created.DockerRun, ":/data nullops/agent:latest") {
+		!strings.Contains(created.DockerRun, " -v /var/lib/nullops-agent:/data nullops/agent:latest") {
 		t.Fatalf("docker run %q", created.DockerRun)
+	}
+	if want := `sed -i "s/^AGENT_TOKEN=.*/AGENT_TOKEN=` + tok + `/" .env && docker-compose up -d agent`; created.Compose != want {
+		t.Fatalf("compose command %q, want %q", created.Compose, want)
 	}
 	n := created.Node
 	if n.Status != "offline" || !n.Enabled || n.Labels["zone"] != "a" || n.Port != 5050 {

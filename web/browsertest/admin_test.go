@@ -233,6 +233,13 @@ func TestAdminBuildsACatalogAndAPipeline(t *testing.T) {
 	if len(token) < 20 || !strings.Contains(cmd, "docker run") || !strings.Contains(cmd, token) {
 		t.Errorf("token %q / command %q: want the token inside a docker run command", token, cmd)
 	}
+	if !strings.Contains(cmd, "-p 7443:5000") || !strings.Contains(cmd, "-v /var/lib/nullops-agent:/data") {
+		t.Errorf("docker run command %q: want the node's port published to 5000 and the documented data dir", cmd)
+	}
+	if compose := b.textOf("#agent-compose-command"); !strings.Contains(compose, "AGENT_TOKEN="+token+"/\" .env") ||
+		!strings.Contains(compose, "docker-compose up -d agent") {
+		t.Errorf("compose command %q: want the token written to .env and the agent service started", compose)
+	}
 	b.shot("04-node-token")
 	b.click(`dialog[open] .token-box button.primary`) // Done → "did you copy it?"
 	b.click(`dialog[open] button[value="ok"]`)

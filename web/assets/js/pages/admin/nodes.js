@@ -1,6 +1,6 @@
 // Admin: the nodes of an environment. Adding a node (or rotating its
-// token) shows the agent token once, with the docker run command that
-// starts the agent. Status, thumbprints and capacity refresh every few
+// token) shows the agent token once, with the docker run (or
+// docker-compose) command that starts the agent. Status, thumbprints and capacity refresh every few
 // seconds while the page is open.
 
 import { h, clear } from '../../dom.js';
@@ -119,27 +119,32 @@ function capacity(n) {
   ];
 }
 
-// showToken displays the one-time agent token and the docker run command.
-// The server supplies the command when it knows it; otherwise it is built
-// from the node's port.
+// showToken displays the one-time agent token with the two ways to start
+// the agent: docker run on the node, or — for the docker-compose.yml
+// installation on one machine — the .env update and `docker-compose up`.
+// The server supplies both commands; the fallbacks build the same ones.
 function showToken(node, res, lead) {
   const token = res.token || res.agent_token || '';
   const cmd = res.docker_run || res.command || [
     'docker run -d --name nullops-agent --restart unless-stopped \\',
-    `  -p ${node.port || 5000}:${node.port || 5000} \\`,
+    `  -p ${node.port || 5000}:5000 \\`,
     `  -e AGENT_TOKEN=${token} \\`,
     '  -v /var/run/docker.sock:/var/run/docker.sock \\',
     '  -v /var/lib/nullops-agent:/data \\',
     '  nullops/agent:latest',
   ].join('\n');
+  const compose = res.compose || `sed -i "s/^AGENT_TOKEN=.*/AGENT_TOKEN=${token}/" .env && docker-compose up -d agent`;
   const copy = (text) => () => navigator.clipboard.writeText(text).then(() => announce('Copied.'), () => announce('Copy failed; select the text instead.', 'error'));
   const content = h('div', { class: 'token-box' },
     h('p', null, lead),
     h('label', { for: 'agent-token' }, 'Agent token'),
     h('div', { class: 'inline' }, h('input', { id: 'agent-token', class: 'mono', readonly: true, value: token }), h('button', { type: 'button', onclick: copy(token) }, 'Copy')),
-    h('label', { for: 'agent-command' }, 'Command'),
+    h('label', { for: 'agent-command' }, 'Command (docker run on the node)'),
     h('pre', { id: 'agent-command', class: 'mono', tabindex: '0' }, cmd),
+    h('label', { for: 'agent-compose-command' }, 'Or, for the docker-compose.yml installation (run next to docker-compose.yml)'),
+    h('pre', { id: 'agent-compose-command', class: 'mono', tabindex: '0' }, compose),
     h('div', { class: 'actions' }, h('button', { type: 'button', onclick: copy(cmd) }, 'Copy command'),
+      h('button', { type: 'button', onclick: copy(compose) }, 'Copy compose command'),
       h('button', { type: 'button', class: 'primary', onclick: async () => {
         if (await confirmDialog('The token cannot be shown again. Did you copy it?', { confirmLabel: 'Yes, close' })) m.close();
       } }, 'Done')));
