@@ -30,6 +30,11 @@ func (e *Executor) Logs(ctx context.Context, req protocol.LogsOpen) (<-chan prot
 	if target == "" {
 		return nil, fmt.Errorf("logs: deployment %d has no service %q on this node", req.DeploymentID, req.Service)
 	}
+	red, ok := e.mon.redactor(req.DeploymentID)
+	if !ok {
+		// Never stream unmasked: the secrets arrive with the next sync.
+		return nil, fmt.Errorf("logs: deployment %d: its secrets are not known to this agent yet (it restarted); retry after the control plane's sync", req.DeploymentID)
+	}
 	ch := make(chan protocol.LogsData, 16)
 	sctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(e.ctx, cancel) // agent shutdown ends streams too
@@ -37,14 +42,33 @@ func (e *Executor) Logs(ctx context.Context, req protocol.LogsOpen) (<-chan prot
 		defer close(ch)
 		defer stop()
 		defer cancel()
-		err := e.rt.Logs(sctx, target, req.Tail, req.Follow, func(stream, data string) error {
+		send := func(stream, data string) error {
+			if data == "" {
+				return nil
+			}
 			select {
 			case ch <- protocol.LogsData{Stream: stream, Data: data}:
 				return nil
 			case <-sctx.Done():
 				return sctx.Err()
 			}
+		}
+		// One masker per stream: a secret split across two chunks of the
+		// same stream is still masked.
+		maskers := map[string]*streamMasker{}
+		err := e.rt.Logs(sctx, target, req.Tail, req.Follow, func(stream, data string) error {
+			m := maskers[stream]
+			if m == nil {
+				m = &streamMasker{r: red}
+				maskers[stream] = m
+			}
+			return send(stream, m.Write(data))
 		})
+		for _, stream := range []string{"stdout", "stderr"} {
+			if m := maskers[stream]; m != nil {
+				_ = send(stream, m.Flush())
+			}
+		}
 		end := protocol.LogsData{EOF: true}
 		if err != nil && sctx.Err() == nil {
 			end.Error = err.Error()

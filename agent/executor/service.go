@@ -101,7 +101,7 @@ func (p *pipeline) runService(ctx context.Context, n protocol.Node, attempt int)
 	if health == nil {
 		health = si.Health
 	}
-	info, err = p.e.waitHealthy(ctx, info, servicePort(p.spec, n), health, func(line string) { p.stepLogLine(n.ID, attempt, line) })
+	info, err = p.e.waitHealthy(ctx, info, servicePort(p.spec, n), health, p.red.mask, func(line string) { p.stepLogLine(n.ID, attempt, line) })
 	if err != nil {
 		return nil, true, err
 	}
@@ -133,7 +133,7 @@ func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info dock
 // container, the image's own HEALTHCHECK, or — with none of those — the
 // container running. A container that exits fails at once with its exit
 // code and the tail of its log.
-func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, port int, h *protocol.Health, logf func(string)) (docker.ServiceInfo, error) {
+func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, port int, h *protocol.Health, mask func(string) string, logf func(string)) (docker.ServiceInfo, error) {
 	timeout, interval := e.cfg.HealthTimeout, 500*time.Millisecond
 	if h != nil {
 		if d, err := time.ParseDuration(h.Timeout); err == nil && d > 0 {
@@ -152,7 +152,7 @@ func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, por
 		// counted: both are exits.
 		_, exited, exitCh := e.mon.exit(info.ContainerID)
 		if exited || info.State() != docker.StateRunning || info.RestartCount > 0 {
-			return info, e.exitedError(ctx, info)
+			return info, e.exitedError(ctx, info, mask)
 		}
 		ok, detail := false, ""
 		switch {
@@ -164,7 +164,7 @@ func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, por
 			case err != nil:
 				detail = err.Error()
 			case code != 0:
-				detail = fmt.Sprintf("command exited %d: %s", code, tailString(out, 300))
+				detail = fmt.Sprintf("command exited %d: %s", code, maskedTail(mask, out, 300))
 			default:
 				ok = true
 			}
@@ -222,8 +222,9 @@ func probeHTTP(ctx context.Context, c *http.Client, info docker.ServiceInfo, por
 
 // exitedError describes a service container's exit: its exit code (from
 // the daemon's die event, waited for briefly, else from inspect), whether
-// the OOM killer ended it, Docker's restarts and the last log lines.
-func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo) error {
+// the OOM killer ended it, Docker's restarts and the last log lines
+// (masked with mask before they are shortened).
+func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo, mask func(string) string) error {
 	x, ok, ch := e.mon.exit(info.ContainerID)
 	if !ok {
 		select {
@@ -240,9 +241,14 @@ func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo) err
 	var logs strings.Builder
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	// Keep the end of the last lines (bounded); it is masked whole below,
+	// before the summary is cut from it.
 	_ = e.rt.Logs(lctx, info.ContainerID, 20, false, func(_, data string) error {
-		if logs.Len() < 8<<10 {
-			logs.WriteString(data)
+		logs.WriteString(data)
+		if logs.Len() > 32<<10 {
+			rest := logs.String()[logs.Len()-16<<10:]
+			logs.Reset()
+			logs.WriteString(rest)
 		}
 		return nil
 	})
@@ -254,7 +260,7 @@ func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo) err
 		msg += fmt.Sprintf(" (Docker restarted it %d time(s))", info.RestartCount)
 	}
 	if t := strings.TrimSpace(logs.String()); t != "" {
-		msg += "; last log lines:\n" + tailString(t, 1500)
+		msg += "; last log lines:\n" + maskedTail(mask, t, 1500)
 	}
 	return errors.New(msg)
 }

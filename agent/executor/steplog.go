@@ -14,7 +14,7 @@ import (
 type stepLog struct {
 	mu        sync.Mutex
 	emit      func(chunk string)
-	mask      func(string) string
+	mask      *streamMasker
 	buf       []byte
 	sent      int
 	capBytes  int
@@ -30,8 +30,8 @@ const (
 	flushEvery = 300 * time.Millisecond
 )
 
-func newStepLog(capBytes int, mask func(string) string, emit func(string)) *stepLog {
-	l := &stepLog{emit: emit, mask: mask, capBytes: capBytes, stop: make(chan struct{}), done: make(chan struct{})}
+func newStepLog(capBytes int, red redactor, emit func(string)) *stepLog {
+	l := &stepLog{emit: emit, mask: &streamMasker{r: red}, capBytes: capBytes, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
 		t := time.NewTicker(flushEvery)
@@ -71,11 +71,19 @@ func (l *stepLog) flush(all bool) {
 			n = 0
 		}
 	}
-	if n == 0 {
+	if n == 0 && !all {
 		return
 	}
-	chunk := l.mask(string(l.buf[:n]))
+	// A long line is cut at chunkBytes: the masker holds back a secret
+	// value split by the cut until the rest arrives.
+	chunk := l.mask.Write(string(l.buf[:n]))
+	if all {
+		chunk += l.mask.Flush()
+	}
 	l.buf = append(l.buf[:0], l.buf[n:]...)
+	if chunk == "" {
+		return
+	}
 	l.tail = append(l.tail, chunk...)
 	if len(l.tail) > tailBytes {
 		l.tail = append([]byte(nil), l.tail[len(l.tail)-tailBytes:]...)

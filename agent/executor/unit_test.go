@@ -51,7 +51,7 @@ func TestOrderDetectsCycles(t *testing.T) {
 
 func TestStepLogChunksCapsAndMasks(t *testing.T) {
 	var chunks []string
-	l := newStepLog(100, newRedactor(map[string]string{"s": "hunter22"}).mask, func(c string) { chunks = append(chunks, c) })
+	l := newStepLog(100, newRedactor(map[string]string{"s": "hunter22"}), func(c string) { chunks = append(chunks, c) })
 	l.Write([]byte("password hunter"))
 	l.Write([]byte("22 ok\n"))
 	l.Write([]byte(strings.Repeat("x", 200) + "\nlast line"))

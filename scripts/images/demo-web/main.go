@@ -34,6 +34,15 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		os.Exit(healthcheck(addr))
 	}
+	// LOG_ON_START (tests of log masking) is printed as one stdout line
+	// after LOG_PAD bytes of "x"; EXIT_AFTER_LOG=1 then exits with code 3.
+	if line := os.Getenv("LOG_ON_START"); line != "" {
+		pad, _ := strconv.Atoi(os.Getenv("LOG_PAD"))
+		fmt.Println(strings.Repeat("x", max(0, min(pad, 1<<20))) + line)
+		if os.Getenv("EXIT_AFTER_LOG") == "1" {
+			os.Exit(3)
+		}
+	}
 	if os.Getenv("REQUIRE_DATABASE_URL") == "1" && os.Getenv("DATABASE_URL") == "" {
 		slog.Error("DATABASE_URL is required and not set")
 		os.Exit(2)

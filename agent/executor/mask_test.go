@@ -1,0 +1,95 @@
+package executor
+
+import (
+	"strings"
+	"testing"
+)
+
+var maskSecrets = map[string]string{"pw": "hunter22", "tok": "s3cr3t-t0ken-value", "short": "xy"}
+
+// feed writes s to a fresh masker in chunks cut at the given offsets.
+func feed(r redactor, s string, cuts []int) string {
+	m := &streamMasker{r: r}
+	var out strings.Builder
+	prev := 0
+	for _, c := range cuts {
+		if c <= prev || c >= len(s) {
+			continue
+		}
+		out.WriteString(m.Write(s[prev:c]))
+		prev = c
+	}
+	out.WriteString(m.Write(s[prev:]))
+	out.WriteString(m.Flush())
+	return out.String()
+}
+
+func TestStreamMaskerSplitValues(t *testing.T) {
+	r := newRedactor(maskSecrets)
+	in := "user=admin password=hunter22 token=s3cr3t-t0ken-value xy\n"
+	want := r.mask(in)
+	if strings.Contains(want, "hunter22") || strings.Contains(want, "s3cr3t") {
+		t.Fatalf("mask: %q", want)
+	}
+	// Every single cut and every pair of cuts.
+	for i := 0; i < len(in); i++ {
+		for j := i; j < len(in); j++ {
+			if got := feed(r, in, []int{i, j}); got != want {
+				t.Fatalf("cut at %d,%d: %q, want %q", i, j, got, want)
+			}
+		}
+	}
+	// Byte by byte.
+	cuts := make([]int, len(in))
+	for i := range cuts {
+		cuts[i] = i
+	}
+	if got := feed(r, in, cuts); got != want {
+		t.Fatalf("byte by byte: %q", got)
+	}
+	// A chunk ending in the start of a secret is held back, nothing else.
+	m := &streamMasker{r: r}
+	if got := m.Write("line one\nsecret: hunt"); got != "line one\nsecret: " {
+		t.Fatalf("held back: %q", got)
+	}
+	if got := m.Write("er22 done\n"); got != "*** done\n" {
+		t.Fatalf("rest: %q", got)
+	}
+	if got := maskedTail(r.mask, "aaaa hunter22", 4); got != "… ***" {
+		t.Fatalf("maskedTail: %q", got)
+	}
+}
+
+func TestStepLogMasksValueSplitInALongLine(t *testing.T) {
+	var chunks []string
+	l := newStepLog(1<<20, newRedactor(maskSecrets), func(c string) { chunks = append(chunks, c) })
+	// One line longer than a chunk, with the secret across the cut.
+	line := strings.Repeat("x", chunkBytes-4) + "hunter22" + strings.Repeat("y", chunkBytes) + "\n"
+	l.Write([]byte(line))
+	l.Close()
+	all := strings.Join(chunks, "")
+	if strings.Contains(all, "hunter22") || strings.Contains(all, "hunt") || !strings.Contains(all, "x***y") {
+		t.Fatalf("secret split by the chunk cut not masked (%d chunks)", len(chunks))
+	}
+}
+
+// FuzzStreamMasker: however a stream is cut into chunks, the masked
+// output is the same as masking it whole, and no secret value survives.
+func FuzzStreamMasker(f *testing.F) {
+	f.Add("password=hunter22\n", 9, 14)
+	f.Add("hunter2hunter22 s3cr3t-t0ken-values3cr3t", 3, 30)
+	f.Add("", 0, 0)
+	f.Add("hhhunter22hunter22", 1, 2)
+	r := newRedactor(maskSecrets)
+	f.Fuzz(func(t *testing.T, s string, a, b int) {
+		got := feed(r, s, []int{a, b})
+		if want := r.mask(s); got != want {
+			t.Fatalf("cut at %d,%d of %q: %q, want %q", a, b, s, got, want)
+		}
+		for _, v := range []string{"hunter22", "s3cr3t-t0ken-value"} {
+			if strings.Contains(got, v) {
+				t.Fatalf("%q survived in %q", v, got)
+			}
+		}
+	})
+}
