@@ -44,10 +44,12 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, tracker: activity.NewTracker()}
 	opts := proxy.Options{Log: log, Activity: a.tracker}
 	if cfg.AccessLog {
-		// A diode buffers access-log lines and writes them from one
-		// goroutine: requests never wait on stdout (lines are dropped, and
-		// counted in the log, if stdout cannot keep up).
-		a.access = diode.NewWriter(os.Stdout, 100000, 10*time.Millisecond, func(missed int) {
+		// A diode buffers access-log lines and hands them to one goroutine,
+		// which batches them into few writes to stdout: requests never wait on
+		// stdout (lines are dropped, and counted in the log, if stdout cannot
+		// keep up).
+		out := newBatchWriter(os.Stdout, 64<<10, 100*time.Millisecond)
+		a.access = diode.NewWriter(out, 100000, 10*time.Millisecond, func(missed int) {
 			log.Warn().Int("lines", missed).Msg("access log lines dropped")
 		})
 		al := zerolog.New(a.access).With().Timestamp().Str("component", "ingress-access").Logger()
