@@ -72,6 +72,10 @@ type Options struct {
 	// supported; nil means SameRelease(ServerVersion).
 	AcceptVersion func(agentVersion string) error
 	Desired       DesiredState // nil: every node's desired state is empty
+	// Plugins is the plugin catalog sent (plugins.update) to every agent
+	// after each (re)connect, so an agent that was away when the catalog
+	// changed still pre-pulls it. nil: none is sent.
+	Plugins func(ctx context.Context) (protocol.PluginsUpdate, error)
 
 	PingInterval time.Duration // default 10s
 	PingTimeout  time.Duration // default 30s: no pong for this long → offline

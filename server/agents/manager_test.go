@@ -201,7 +201,12 @@ func (d desired) DesiredState(_ context.Context, nodeID int64) ([]protocol.Deplo
 // reaches the online hook. Broadcast and streams reach the agents.
 func TestSyncBroadcastAndStreams(t *testing.T) {
 	want := desired{}
-	e := newEnv(t, func(o *agents.Options) { o.Desired = want })
+	e := newEnv(t, func(o *agents.Options) {
+		o.Desired = want
+		o.Plugins = func(context.Context) (protocol.PluginsUpdate, error) {
+			return protocol.PluginsUpdate{Plugins: []protocol.PluginImage{{Name: "catalog-p", Image: "r/catalog-p:1"}}}, nil
+		}
+	})
 	spec := protocol.DeploySpec{DeploymentID: 42, Name: "pr-42", Graph: protocol.Graph{Nodes: []protocol.Node{{ID: "api", Kind: protocol.KindService}}},
 		Services: map[string]protocol.ServiceImage{"api": {Image: "demo/api:1"}}}
 	// Node ids are assigned in order on a fresh database: 1 and 2.
@@ -235,6 +240,19 @@ func TestSyncBroadcastAndStreams(t *testing.T) {
 	e.waitStatus(n2.ID, store.NodeOnline, 10*time.Second)
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "node 2 connected", func() bool { return e.mgr.Connected(n2.ID) })
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "node 1 connected", func() bool { return e.mgr.Connected(n1.ID) })
+
+	// Each connect also delivered the plugin catalog: twice to each agent
+	// (connect, reconnect) though the catalog never changed.
+	for _, h := range []*recordingAgent{h1, h2} {
+		testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "catalog on every connect", func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return len(h.plugins) == 2 && len(h.plugins[1].Plugins) == 1 && h.plugins[1].Plugins[0].Name == "catalog-p"
+		})
+	}
+	h2.mu.Lock()
+	h2.plugins = nil
+	h2.mu.Unlock()
 
 	errs := e.mgr.Broadcast(e.ctx, protocol.TypePluginsUpdate, protocol.PluginsUpdate{Plugins: []protocol.PluginImage{{Name: "p", Image: "r/p:1"}}})
 	if len(errs) != 2 || errs[n1.ID] != nil || errs[n2.ID] != nil {

@@ -353,6 +353,9 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 	n.mu.Unlock()
 	n.setStatus(ctx, log, store.NodeOnline, "", &synced)
 	out.wasOnline = true
+	if o.Plugins != nil {
+		go n.sendPlugins(sctx, log, l.peer)
+	}
 	return n.connected(ctx, log, row, res, l, closeWith)
 }
 
@@ -453,4 +456,17 @@ func errText(err error) string {
 		return op.Error()
 	}
 	return err.Error()
+}
+
+// sendPlugins sends the plugin catalog to a freshly connected agent.
+func (n *node) sendPlugins(ctx context.Context, log zerolog.Logger, p *protocol.Peer) {
+	ctx, cancel := context.WithTimeout(ctx, n.m.o.DialTimeout+n.m.o.PingTimeout)
+	defer cancel()
+	u, err := n.m.o.Plugins(ctx)
+	if err == nil {
+		err = p.Request(ctx, protocol.TypePluginsUpdate, u, nil)
+	}
+	if err != nil && ctx.Err() == nil {
+		log.Warn().Err(err).Msg("plugins.update after connect not delivered")
+	}
 }

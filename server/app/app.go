@@ -121,7 +121,8 @@ func (a *App) wireAgents() {
 	c := a.Config.Agents
 	a.Agents = agents.New(agents.Options{Store: a.Store, Box: a.Box, Log: a.Log, ServerVersion: Version,
 		PingInterval: time.Duration(c.PingInterval), PingTimeout: time.Duration(c.PingTimeout),
-		DialTimeout: time.Duration(c.DialTimeout), BackoffMin: time.Duration(c.BackoffMin), BackoffMax: time.Duration(c.BackoffMax)})
+		DialTimeout: time.Duration(c.DialTimeout), BackoffMin: time.Duration(c.BackoffMin), BackoffMax: time.Duration(c.BackoffMax),
+		Plugins: a.Catalog.PluginsUpdate})
 	a.Deploy.Agents = deploy.ManagerAgents{Manager: a.Agents}
 	a.Deploy.Attach(a.Agents)
 	a.Agents.OnStatusChange(func(context.Context, agents.StatusChange) { a.Ingress.Changed() })
