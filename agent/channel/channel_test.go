@@ -73,7 +73,13 @@ func newFixture(t *testing.T, h Handler) *fixture {
 type client struct {
 	peer   *protocol.Peer
 	frames chan protocol.Envelope
+	frozen chan struct{} // closed by freeze: the read loop blocks for good
+	once   sync.Once
 }
+
+// freeze stops the client's read loop (at its next frame), so it neither
+// reads nor answers pings any more.
+func (c *client) freeze() { c.once.Do(func() { close(c.frozen) }) }
 
 func (f *fixture) dial(t *testing.T, ctx context.Context, tok string) (*client, *http.Response, error) {
 	t.Helper()
@@ -86,8 +92,16 @@ func (f *fixture) dial(t *testing.T, ctx context.Context, tok string) (*client, 
 	if err != nil {
 		return nil, resp, err
 	}
-	c := &client{frames: make(chan protocol.Envelope, 1000)}
-	c.peer = protocol.NewPeer(conn, "s", func(_ context.Context, _ *protocol.Peer, e protocol.Envelope) { c.frames <- e })
+	c := &client{frames: make(chan protocol.Envelope, 1000), frozen: make(chan struct{})}
+	c.peer = protocol.NewPeer(conn, "s", func(ctx context.Context, _ *protocol.Peer, e protocol.Envelope) {
+		select {
+		case <-c.frozen:
+			<-ctx.Done()
+			return
+		default:
+		}
+		c.frames <- e
+	})
 	go c.peer.Run(ctx) //nolint:errcheck
 	t.Cleanup(func() { _ = conn.CloseNow() })
 	return c, resp, nil
@@ -398,5 +412,58 @@ func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no EOF frame after the stream ended")
+	}
+}
+
+// A control plane that stops answering (half-open link: no close, no
+// reset) is dropped by the agent itself within its ping timeout.
+func TestSilentControlPlaneIsDropped(t *testing.T) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), journal.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	logs := &syncBuf{}
+	srv := New(Options{Token: token, Version: "1.2.3", Journal: j, Host: fixedHost{},
+		Log: zerolog.New(logs), MetricsInterval: 50 * time.Millisecond,
+		PingInterval: 100 * time.Millisecond, PingTimeout: 500 * time.Millisecond})
+	hs := httptest.NewUnstartedServer(srv)
+	hs.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	hs.StartTLS()
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	f := &fixture{srv: srv, j: j, url: "wss" + strings.TrimPrefix(hs.URL, "https") + protocol.PathConnect, logs: logs}
+	ctx := ctxT(t)
+
+	c, _, err := f.dial(t, ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.hello(t, ctx)
+	// Answering pings while it reads: the connection stays.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if !srv.Stats().Connected {
+			t.Fatalf("a live control plane was dropped; log:\n%s", logs.String())
+		}
+		select {
+		case <-c.frames:
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	// Now the control plane goes silent: its read loop stops (as on a
+	// frozen or cut link), so no pong is sent.
+	c.freeze()
+	start := time.Now()
+	for srv.Stats().Connected {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("silent control plane never dropped; log:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Logf("dropped %s after the control plane went silent", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(logs.String(), "did not answer ping") {
+		t.Fatalf("log does not say why:\n%s", logs.String())
 	}
 }

@@ -50,7 +50,14 @@ type Options struct {
 	Containers func(ctx context.Context) []protocol.ContainerStats
 	// MetricsInterval is how often metrics are pushed (default 15s).
 	MetricsInterval time.Duration
-	Log             zerolog.Logger
+	// PingInterval and PingTimeout: the agent pings the control plane
+	// every PingInterval (default 10s) and drops a connection that does
+	// not answer within PingTimeout (default 30s) — a half-open link
+	// (server gone without a close, network cut) is noticed by the agent
+	// itself, and the control plane's redial is not held up by it.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	Log          zerolog.Logger
 }
 
 // Server serves /v1/connect. It is an http.Handler; mount it at
@@ -74,6 +81,12 @@ func New(o Options) *Server {
 	}
 	if o.MetricsInterval <= 0 {
 		o.MetricsInterval = 15 * time.Second
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 10 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 30 * time.Second
 	}
 	return &Server{o: o, tokenHash: sha256.Sum256([]byte(o.Token))}
 }

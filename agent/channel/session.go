@@ -54,6 +54,7 @@ func (ss *session) close(code websocket.StatusCode, reason string) {
 // run serves the connection until it ends.
 func (ss *session) run() error {
 	go ss.work()
+	go ss.keepAlive()
 	err := ss.peer.Run(ss.ctx)
 	ss.cancel()
 	_ = ss.peer.Conn().CloseNow()
@@ -324,5 +325,34 @@ func (ss *session) sendMetrics() {
 		if err := ss.peer.SendBody(ss.ctx, protocol.TypeMetrics, m); err != nil {
 			return
 		}
+	}
+}
+
+// keepAlive pings the control plane and closes the connection when a pong
+// does not come back within PingTimeout.
+func (ss *session) keepAlive() {
+	o := ss.s.o
+	t := time.NewTicker(o.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ss.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(ss.ctx, o.PingTimeout)
+		err := ss.peer.Conn().Ping(ctx)
+		cancel()
+		if err == nil {
+			continue
+		}
+		if ss.ctx.Err() != nil {
+			return
+		}
+		o.Log.Warn().Str("remote", ss.remote).Dur("timeout", o.PingTimeout).Err(err).
+			Msg("control plane did not answer ping; dropping the connection")
+		_ = ss.peer.Conn().CloseNow()
+		ss.cancel()
+		return
 	}
 }
