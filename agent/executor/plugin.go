@@ -19,18 +19,24 @@ import (
 // maxPluginStdout bounds the JSON document a plugin may print.
 const maxPluginStdout = 1 << 20
 
-// pluginInput builds the stdin document of the plugin contract.
+// pluginInput builds the stdin document of the plugin contract. The
+// plugin gets only the secrets its own parameters reference, not every
+// secret of the pipeline.
 func (p *pipeline) pluginInput(n protocol.Node, attempt int, params map[string]any) sdk.Input {
 	in := sdk.Input{
 		Deployment: sdk.Deployment{
 			ID: p.id(), Name: p.spec.Name, Project: p.spec.Project, Environment: p.spec.Environment,
 			Node: p.e.rt.Node(), Network: p.network.Name,
 		},
-		Step: n.ID, Attempt: attempt, Params: params, Secrets: p.spec.Secrets,
+		Step: n.ID, Attempt: attempt, Params: params, Secrets: map[string]string{},
 		Services: map[string]sdk.Service{}, Outputs: map[string]map[string]string{},
 	}
-	if in.Secrets == nil {
-		in.Secrets = map[string]string{}
+	refs := map[string]bool{}
+	referencedSecrets(map[string]any(n.Params), refs)
+	for name := range refs {
+		if v, ok := p.spec.Secrets[name]; ok {
+			in.Secrets[name] = v
+		}
 	}
 	if in.Params == nil {
 		in.Params = map[string]any{}

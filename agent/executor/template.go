@@ -56,6 +56,27 @@ func (s scope) expand(in string) (string, error) {
 	return out, firstErr
 }
 
+// referencedSecrets adds to names every secret that a string anywhere
+// inside v (a JSON-like value) references as ${secrets.NAME}.
+func referencedSecrets(v any, names map[string]bool) {
+	switch x := v.(type) {
+	case string:
+		for _, m := range refRe.FindAllStringSubmatch(x, -1) {
+			if name, ok := strings.CutPrefix(m[1], "secrets."); ok {
+				names[name] = true
+			}
+		}
+	case map[string]any:
+		for _, e := range x {
+			referencedSecrets(e, names)
+		}
+	case []any:
+		for _, e := range x {
+			referencedSecrets(e, names)
+		}
+	}
+}
+
 // expandMap expands every value of m.
 func (s scope) expandMap(m map[string]string) (map[string]string, error) {
 	out := make(map[string]string, len(m))

@@ -8,13 +8,20 @@
 //	sleep: duration for mode=sleep
 //	succeed_at: attempt number from which mode=flaky succeeds
 //	dial: host:port the plugin must reach before succeeding
+//	probe: true adds outputs about its sandbox (root filesystem and /tmp
+//	writable, NoNewPrivs, effective capabilities, docker socket present)
+//
+// It always outputs secret_names: the names of the secrets it received.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nullops/nullops/plugins/sdk"
@@ -36,6 +43,15 @@ func main() {
 	}
 	out.Outputs["attempt"] = strconv.Itoa(in.Attempt)
 	out.Outputs["services"] = strconv.Itoa(len(in.Services))
+	names := make([]string, 0, len(in.Secrets))
+	for k := range in.Secrets {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	out.Outputs["secret_names"] = strings.Join(names, ",")
+	if in.Param("probe") == "true" {
+		probe(out.Outputs)
+	}
 	if addr := in.Param("dial"); addr != "" {
 		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 		if err != nil {
@@ -64,5 +80,35 @@ func main() {
 	}
 	if err := sdk.WriteOutput(os.Stdout, out); err != nil {
 		sdk.Fail("%v", err)
+	}
+}
+
+// probe reports what the plugin's container allows.
+func probe(out map[string]string) {
+	writable := func(path string) string {
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			return "false"
+		}
+		_ = os.Remove(path)
+		return "true"
+	}
+	out["rootfs_writable"] = writable("/probe-write")
+	out["tmp_writable"] = writable("/tmp/probe-write")
+	_, err := os.Stat("/var/run/docker.sock")
+	out["docker_socket"] = strconv.FormatBool(err == nil)
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		switch k {
+		case "NoNewPrivs":
+			out["no_new_privs"] = strings.TrimSpace(v)
+		case "CapEff":
+			out["cap_eff"] = strings.TrimSpace(v)
+		}
 	}
 }
