@@ -17,6 +17,8 @@ import { page, loading, empty, errorBox, table, pager, confirmDialog, modal, ann
 //   updateMethod: 'PUT' | 'PATCH' | null (null: no edit),
 //   extraActions(item, reload, ctx) -> nodes for the row,
 //   afterCreate(created, reload) -> optional follow-up (e.g. show a token),
+//   deleteBlocked(item) -> why the item cannot be deleted (the Delete
+//     button is then disabled and says so), or a falsy value,
 //   intro: text under the title, emptyText.
 export function crudPage(opts) {
   const updateMethod = opts.updateMethod === undefined ? 'PUT' : opts.updateMethod;
@@ -43,7 +45,7 @@ export function crudPage(opts) {
         label: 'Actions', class: 'row-actions', render: (item) => [
           ...(opts.extraActions ? opts.extraActions(item, reload, ctx) : []),
           updateMethod ? h('button', { type: 'button', class: 'small', onclick: () => openForm(item) , 'aria-label': `Edit ${item.name || item.id}` }, 'Edit') : null,
-          opts.noDelete ? null : h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${item.name || item.id}`, onclick: () => remove(item) }, 'Delete'),
+          opts.noDelete ? null : deleteButton(item),
         ],
       }];
       clear(list, table(cols, rows, { caption: opts.title, rowAttrs: (r) => ({ 'data-name': r.name || r.username || String(r.id) }) }),
@@ -81,6 +83,16 @@ export function crudPage(opts) {
     dlg = modal(item ? `Edit ${opts.singular} ${item.name || ''}` : `New ${opts.singular}`, f.el).dialog;
     const first = f.el.querySelector('input:not([disabled]),select:not([disabled]),textarea:not([disabled])');
     if (first) first.focus();
+  }
+
+  function deleteButton(item) {
+    const why = opts.deleteBlocked ? opts.deleteBlocked(item) : '';
+    if (!why) return h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${item.name || item.id}`, onclick: () => remove(item) }, 'Delete');
+    const id = `why-${opts.singular.replace(/\s+/g, '-')}-${item.id}`;
+    return [
+      h('button', { type: 'button', class: 'small danger', disabled: true, title: why, 'aria-describedby': id, 'aria-label': `Delete ${item.name || item.id}` }, 'Delete'),
+      h('span', { class: 'muted small delete-blocked', id }, why),
+    ];
   }
 
   async function remove(item) {

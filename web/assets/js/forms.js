@@ -284,7 +284,7 @@ function keyValueEditor(spec, value, ro, describedBy, firstId) {
   let firstInput = null;
   const addRow = (k = '', v = '') => {
     const n = rows.children.length;
-    const key = h('input', { type: 'text', class: 'mono kv-key', 'aria-label': `${spec.label} name ${n + 1}`, value: k, disabled: ro, id: n === 0 ? firstId : undefined, placeholder: 'NAME' });
+    const key = h('input', { type: 'text', class: 'mono kv-key', 'aria-label': `${spec.label} name ${n + 1}`, value: k, disabled: ro, id: n === 0 ? firstId : undefined, placeholder: spec.keyPlaceholder || 'NAME' });
     const val = h('input', { type: 'text', class: 'mono kv-value', 'aria-label': `${spec.label} value ${n + 1}`, value: v, disabled: ro, placeholder: spec.valuePlaceholder || 'value', list: spec.datalist || undefined });
     const row = h('div', { class: 'kv-row' }, key, val,
       ro ? null : h('button', { type: 'button', class: 'icon', 'aria-label': `Remove ${spec.label} ${n + 1}`, onclick: () => { row.remove(); el.dispatchEvent(new Event('input', { bubbles: true })); } }, '×'));
@@ -295,7 +295,7 @@ function keyValueEditor(spec, value, ro, describedBy, firstId) {
   for (const [k, v] of Object.entries(value)) addRow(k, typeof v === 'string' ? v : JSON.stringify(v));
   if (!ro && Object.keys(value).length === 0) addRow();
   el.append(rows);
-  if (!ro) el.append(h('button', { type: 'button', class: 'small', onclick: () => addRow().focus() }, '+ Add variable'));
+  if (!ro) el.append(h('button', { type: 'button', class: 'small', 'data-kv-add': '', onclick: () => addRow().focus() }, spec.addLabel || '+ Add variable'));
   return {
     el,
     first: () => firstInput,

@@ -6,6 +6,8 @@ const routes = [];
 let notFound = null;
 let current = null; // {cleanup} of the page on screen
 let beforeRender = () => true;
+let leaveGuard = null; // page's "may the user leave?" (unsaved work)
+let shown = ''; // path and query of the page on screen
 
 // route registers a page. render(params, query) may return a cleanup
 // function, called when the user navigates away (to close live streams and
@@ -25,6 +27,16 @@ export function setNotFound(render) { notFound = render; }
 // returns false to stop (after redirecting elsewhere itself).
 export function setGuard(fn) { beforeRender = fn; }
 
+// guardLeave lets the page on screen hold the user back when they follow an
+// in-app link or go back/forward: fn resolves to true when leaving is fine
+// (e.g. after asking about unsaved work). The guard ends with the page.
+export function guardLeave(fn) { leaveGuard = fn; }
+
+async function mayLeave() {
+  if (!leaveGuard) return true;
+  try { return Boolean(await leaveGuard()); } catch { return true; }
+}
+
 export function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', path);
   else history.pushState(null, '', path);
@@ -37,11 +49,13 @@ export function leave() {
     try { current.cleanup(); } catch (err) { console.warn('page cleanup failed', err); }
   }
   current = null;
+  leaveGuard = null;
 }
 
 export async function render() {
   const path = location.pathname;
   leave();
+  shown = location.pathname + location.search;
   if (!beforeRender(path)) return;
   const q = new URLSearchParams(location.search);
   for (const r of routes) {
@@ -65,7 +79,18 @@ export async function render() {
 export function currentToken() { return current; }
 
 export function start() {
-  window.addEventListener('popstate', render);
+  window.addEventListener('popstate', async () => {
+    // Back/forward has already changed the URL: put it back if the page
+    // holds the user.
+    const target = location.pathname + location.search;
+    if (leaveGuard && target !== shown) {
+      const from = shown;
+      history.pushState(null, '', from);
+      if (!(await mayLeave())) return;
+      history.replaceState(null, '', target);
+    }
+    render();
+  });
   // Close live streams when the document goes away (or into the back/forward
   // cache): browsers allow only six connections per server, and a
   // lingering event stream would hold one. A page restored from that cache
@@ -79,7 +104,7 @@ export function start() {
     const url = new URL(a.href, location.href);
     if (url.origin !== location.origin || url.pathname.startsWith('/api/')) return;
     ev.preventDefault();
-    navigate(url.pathname + url.search);
+    mayLeave().then((ok) => { if (ok) navigate(url.pathname + url.search); });
   });
   render();
 }

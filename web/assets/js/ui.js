@@ -76,13 +76,22 @@ export function confirmDialog(message, { confirmLabel = 'Confirm', danger = fals
 }
 
 // modal shows arbitrary content in a dialog; returns {dialog, close}.
-export function modal(title, content, { onClose } = {}) {
+// beforeClose (optional) is asked when the user dismisses the dialog with
+// Escape or ×; it resolves to true to let it close.
+export function modal(title, content, { onClose, beforeClose } = {}) {
   const opener = document.activeElement;
+  const dismiss = async () => {
+    if (beforeClose && !(await beforeClose())) return;
+    dlg.close();
+  };
   const dlg = h('dialog', { class: 'dialog wide', 'aria-labelledby': 'modal-title' },
     h('div', { class: 'dialog-head' },
       h('h2', { id: 'modal-title' }, title),
-      h('button', { type: 'button', class: 'icon', 'aria-label': 'Close', onclick: () => dlg.close() }, '×')),
+      h('button', { type: 'button', class: 'icon', 'aria-label': 'Close', onclick: dismiss }, '×')),
     content);
+  if (beforeClose) {
+    dlg.addEventListener('cancel', (ev) => { ev.preventDefault(); dismiss(); });
+  }
   dlg.addEventListener('close', () => {
     dlg.remove();
     if (opener && opener.focus) opener.focus();
@@ -94,11 +103,17 @@ export function modal(title, content, { onClose } = {}) {
 }
 
 // announce shows a short status message (and reads it to screen readers).
+// Confirmations fade after a few seconds; errors stay until closed, so
+// they can be read and copied.
 export function announce(message, kind = 'ok') {
   const region = document.getElementById('toasts');
-  const el = h('div', { class: ['toast', kind], role: kind === 'error' ? 'alert' : 'status' }, message);
+  const el = h('div', { class: ['toast', kind], role: kind === 'error' ? 'alert' : 'status' }, h('span', { class: 'toast-text' }, message));
+  if (kind === 'error') {
+    el.append(h('button', { type: 'button', class: 'icon toast-close', 'aria-label': 'Close this message', onclick: () => el.remove() }, '×'));
+  } else {
+    setTimeout(() => el.remove(), 5000);
+  }
   region.append(el);
-  setTimeout(() => el.remove(), 5000);
 }
 
 export function badge(status) {

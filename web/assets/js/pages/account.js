@@ -6,7 +6,7 @@ import * as api from '../api.js';
 import * as session from '../session.js';
 import { form } from '../forms.js';
 import { actionButton } from '../crud.js';
-import { page, loading, empty, errorBox, table, timeEl, modal, announce } from '../ui.js';
+import { page, loading, empty, errorBox, table, timeEl, modal, announce, confirmDialog } from '../ui.js';
 
 export function accountPage() {
   const user = session.current();
@@ -23,10 +23,15 @@ export function accountPage() {
       if (v.expires_at) v.expires_at = new Date(v.expires_at).toISOString();
       const res = await api.post('/tokens', v);
       f.el.reset();
-      modal('New API token', h('div', { class: 'token-box' },
+      // The token is shown once: closing (Escape, ×, Done) asks first.
+      const askCopied = () => confirmDialog('The token cannot be shown again. Did you copy it?', { confirmLabel: 'Yes, close' });
+      const m = modal('New API token', h('div', { class: 'token-box' },
         h('p', null, 'Copy the token now; it is shown only once. Use it as Authorization: Bearer <token>.'),
         h('label', { for: 'new-token' }, 'Token'),
-        h('input', { id: 'new-token', class: 'mono', readonly: true, value: res.token || '' })));
+        h('div', { class: 'inline' }, h('input', { id: 'new-token', class: 'mono', readonly: true, value: res.token || '' }),
+          h('button', { type: 'button', onclick: () => navigator.clipboard.writeText(res.token || '').then(() => announce('Copied.'), () => announce('Copy failed; select the text instead.', 'error')) }, 'Copy')),
+        h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: async () => { if (await askCopied()) m.close(); } }, 'Done'))),
+      { beforeClose: askCopied });
       reload();
     },
   });

@@ -14,7 +14,9 @@ export function environmentFields() {
   return [
     { name: 'name', label: 'Name', required: true, placeholder: 'qa', help: 'Part of every service URL.' },
     { name: 'base_domain', label: 'Base domain', required: true, placeholder: 'example.com',
-      help: 'Services are reached at <service>.<deployment>.<environment>.<base domain>; point a wildcard DNS record at the ingress.' },
+      help: 'Services are reached at <service>.<deployment>.<environment>.<base domain> unless the host name template says otherwise; point a wildcard DNS record at the ingress.' },
+    { name: 'host_template', label: 'Host name template', placeholder: '<service>.<deployment>.<environment>.<base-domain>',
+      help: 'Leave empty for the default above. <service>--<deployment>.<environment>.<base-domain> keeps every host one level deep, so one wildcard certificate covers them.' },
     { name: 'default_ttl', label: 'Auto-cleanup after inactivity', type: 'duration', default: 604800 },
     { name: 'traffic_is_activity', label: 'Ingress traffic counts as activity', type: 'checkbox', default: true },
     { name: 'cpu_overcommit', label: 'CPU overcommit', type: 'number', min: 1, max: 10, step: '0.1', default: 1.5,
@@ -31,7 +33,7 @@ export function environmentsPage() {
     intro: 'Groups of Docker nodes deployments are placed on, each with its own ingress domain.',
     columns: [
       { label: 'Name', render: (e) => h('a', { href: `/admin/environments/${e.id}` }, e.name) },
-      { label: 'Base domain', render: (e) => h('code', null, e.base_domain) },
+      { label: 'Service URLs', render: (e) => h('code', null, e.url_pattern || e.base_domain) },
       { label: 'Default TTL', render: (e) => formatDuration(parseGoDuration(e.default_ttl) || 0) },
     ],
     fields: environmentFields,
@@ -39,7 +41,7 @@ export function environmentsPage() {
 }
 
 export function environmentPage({ id }) {
-  const editBtn = h('button', { type: 'button' }, 'Edit settings');
+  const editBtn = h('button', { type: 'button', id: 'edit-environment' }, 'Edit settings');
   const body = page('Environment', { actions: [editBtn] });
   const info = h('div');
   body.append(info);
@@ -52,7 +54,8 @@ export function environmentPage({ id }) {
       document.getElementById('page-title').textContent = `Environment ${env.name}`;
       clear(info, h('dl', { class: 'facts' },
         h('dt', null, 'Base domain'), h('dd', null, h('code', null, env.base_domain)),
-        h('dt', null, 'Service URLs'), h('dd', null, h('code', null, `http://<service>.<deployment>.${env.name}.${env.base_domain}`)),
+        h('dt', null, 'Service URLs'), h('dd', null, h('code', { id: 'env-url-pattern' }, env.url_pattern)),
+        h('dt', null, 'Ingress traffic'), h('dd', null, env.traffic_is_activity ? 'counts as activity (postpones auto-cleanup)' : 'does not postpone auto-cleanup'),
         h('dt', null, 'Default TTL'), h('dd', null, formatDuration(parseGoDuration(env.default_ttl) || 0)),
         env.description ? [h('dt', null, 'Description'), h('dd', null, env.description)] : null));
     } catch (err) {

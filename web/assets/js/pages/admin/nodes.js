@@ -17,7 +17,9 @@ export function nodesSection(envId) {
   let timer = null;
   let first = true;
 
-  async function reload() {
+  // reload redraws the list; the periodic refresh (force false) leaves it
+  // alone while a row button has keyboard focus.
+  async function reload(force = false) {
     if (first) clear(list, loading());
     first = false;
     try {
@@ -27,9 +29,10 @@ export function nodesSection(envId) {
         return;
       }
       // Do not redraw under the user's keyboard focus inside the table.
-      if (list.contains(document.activeElement) && document.activeElement.tagName === 'BUTTON') return;
+      if (force !== true && list.contains(document.activeElement) && document.activeElement.tagName === 'BUTTON') return;
       clear(list, table([
         { label: 'Node', render: (n) => [h('strong', null, n.name), h('div', { class: 'muted small' }, `${n.host}:${n.port}`)] },
+        { label: 'Labels', render: labelList },
         { label: 'Status', render: (n) => [badge(n.enabled === false && n.status !== 'revoked' ? 'disabled' : n.status), n.status_reason ? h('div', { class: 'muted small' }, n.status_reason) : null] },
         { label: 'Thumbprint', render: thumbprint },
         { label: 'Capacity', render: capacity },
@@ -42,61 +45,94 @@ export function nodesSection(envId) {
   }
 
   function actions(n) {
-    const out = [];
+    const out = [h('button', { type: 'button', class: 'small', 'aria-label': `Edit ${n.name}`, 'data-node-edit': n.name, onclick: () => edit(n) }, 'Edit')];
     const changed = n.status === 'untrusted' || (n.seen_thumbprint && n.expected_thumbprint && n.seen_thumbprint !== n.expected_thumbprint);
     if (changed) {
       out.push(actionButton('Approve thumbprint', async () => {
         await api.post(`/nodes/${n.id}/approve-thumbprint`, { thumbprint: n.seen_thumbprint });
         announce(`New thumbprint of ${n.name} approved.`);
-        reload();
+        reload(true);
       }, { confirm: `Trust node ${n.name} with the certificate ${n.seen_thumbprint}? Only approve it if you regenerated the agent's certificate yourself.`, aria: `Approve thumbprint of ${n.name}` }));
     }
     if (n.enabled === false) {
-      out.push(actionButton('Enable', async () => { await api.post(`/nodes/${n.id}/enable`, {}); announce(`${n.name} enabled.`); reload(); }, { aria: `Enable ${n.name}` }));
+      out.push(actionButton('Enable', async () => { await api.post(`/nodes/${n.id}/enable`, {}); announce(`${n.name} enabled.`); reload(true); }, { aria: `Enable ${n.name}` }));
     } else {
-      out.push(actionButton('Disable', async () => { await api.post(`/nodes/${n.id}/disable`, {}); announce(`${n.name} disabled: no new deployments go there.`); reload(); }, { aria: `Disable ${n.name}` }));
+      out.push(actionButton('Disable', async () => { await api.post(`/nodes/${n.id}/disable`, {}); announce(`${n.name} disabled: no new deployments go there.`); reload(true); }, { aria: `Disable ${n.name}` }));
     }
     out.push(actionButton('Rotate token', async () => {
       const res = await api.post(`/nodes/${n.id}/rotate-token`, {});
       showToken(n, res, 'The old token no longer works. Restart the agent with the new one:');
-      reload();
+      reload(true);
     }, { confirm: `Issue a new token for ${n.name}? The old one stops working at once and the agent must be restarted with the new token.`, aria: `Rotate token of ${n.name}` }));
     if (!n.revoked && n.status !== 'revoked') {
-      out.push(actionButton('Revoke', async () => { await api.post(`/nodes/${n.id}/revoke`, {}); announce(`Token of ${n.name} revoked; the agent is disconnected.`); reload(); },
+      out.push(actionButton('Revoke', async () => { await api.post(`/nodes/${n.id}/revoke`, {}); announce(`Token of ${n.name} revoked; the agent is disconnected.`); reload(true); },
         { danger: true, confirm: `Revoke the token of ${n.name}? The agent is disconnected immediately.`, aria: `Revoke token of ${n.name}` }));
     }
-    out.push(actionButton('Delete', async () => { await api.del(`/nodes/${n.id}`); announce(`${n.name} deleted.`); reload(); },
+    out.push(actionButton('Delete', async () => { await api.del(`/nodes/${n.id}`); announce(`${n.name} deleted.`); reload(true); },
       { danger: true, confirm: `Delete node ${n.name}? It must not run deployments any more.`, aria: `Delete ${n.name}` }));
     return out;
+  }
+
+  // edit changes what PATCH /nodes/:id accepts; the agent is redialled
+  // at the new address and checked against the new thumbprint.
+  function edit(n) {
+    let dlg;
+    const f = form({
+      id: 'node-edit-form',
+      fields: nodeFields(true),
+      values: n,
+      onCancel: () => dlg.close(),
+      onSubmit: async (v) => {
+        await api.patch(`/nodes/${n.id}`, { ...v, expected_thumbprint: v.expected_thumbprint || '' });
+        dlg.close();
+        announce(`Node ${v.name} saved.`);
+        reload(true);
+      },
+    });
+    dlg = modal(`Edit node ${n.name}`, f.el).dialog;
+    f.control('name').focus();
   }
 
   addBtn.addEventListener('click', () => {
     let dlg;
     const f = form({
       id: 'node-form',
-      fields: [
-        { name: 'name', label: 'Name', required: true, placeholder: 'node-1' },
-        { name: 'host', label: 'Host name or IP address', required: true, help: 'Where the control plane reaches the agent.' },
-        { name: 'port', label: 'Agent port', type: 'number', required: true, min: 1, max: 65535, default: 5000 },
-        { name: 'expected_thumbprint', label: 'Certificate thumbprint (optional)', optional: true, help: 'SHA-256 of the agent certificate. Leave empty to trust the first certificate the agent presents.' },
-        { name: 'labels', label: 'Labels', type: 'keyvalue', help: 'Matched by project node selectors.' },
-      ],
+      fields: nodeFields(false),
       submitLabel: 'Add node',
       onCancel: () => dlg.close(),
       onSubmit: async (v) => {
         const res = await api.post(`/environments/${envId}/nodes`, v);
         dlg.close();
         showToken(res.node || res || v, res, 'Start the agent on the node with this command. The token is shown only this once:');
-        reload();
+        reload(true);
       },
     });
     dlg = modal('Add node', f.el).dialog;
     f.control('name').focus();
   });
 
-  reload();
-  timer = setInterval(reload, 5000);
+  reload(true);
+  timer = setInterval(() => reload(false), 5000);
   return { el, stop: () => clearInterval(timer) };
+}
+
+function nodeFields(editing) {
+  return [
+    { name: 'name', label: 'Name', required: true, placeholder: 'node-1' },
+    { name: 'host', label: 'Host name or IP address', required: true, help: 'Where the control plane reaches the agent.' },
+    { name: 'port', label: 'Agent port', type: 'number', required: true, min: 1, max: 65535, default: 5000 },
+    { name: 'expected_thumbprint', label: 'Certificate thumbprint (optional)', optional: true,
+      help: editing
+        ? 'SHA-256 of the agent certificate. Empty: trust the next certificate the agent presents.'
+        : 'SHA-256 of the agent certificate. Leave empty to trust the first certificate the agent presents.' },
+    { name: 'labels', label: 'Labels', type: 'keyvalue', addLabel: '+ Add label', keyPlaceholder: 'tier', valuePlaceholder: 'qa', help: 'Matched by project node selectors.' },
+  ];
+}
+
+function labelList(n) {
+  const entries = Object.entries(n.labels || {});
+  if (!entries.length) return h('span', { class: 'muted' }, '—');
+  return h('ul', { class: 'plain labels' }, entries.map(([k, v]) => h('li', null, h('code', { class: 'tag' }, `${k}=${v}`))));
 }
 
 function thumbprint(n) {
@@ -146,7 +182,9 @@ function showToken(node, res, lead) {
     h('div', { class: 'actions' }, h('button', { type: 'button', onclick: copy(cmd) }, 'Copy command'),
       h('button', { type: 'button', onclick: copy(compose) }, 'Copy compose command'),
       h('button', { type: 'button', class: 'primary', onclick: async () => {
-        if (await confirmDialog('The token cannot be shown again. Did you copy it?', { confirmLabel: 'Yes, close' })) m.close();
+        if (await askCopied()) m.close();
       } }, 'Done')));
-  const m = modal(`Agent token for ${node.name || 'the node'}`, content);
+  // Escape and × ask too: closing by accident loses the token for good.
+  const askCopied = () => confirmDialog('The token cannot be shown again. Did you copy it?', { confirmLabel: 'Yes, close' });
+  const m = modal(`Agent token for ${node.name || 'the node'}`, content, { beforeClose: askCopied });
 }

@@ -4,7 +4,8 @@
 
 import { h, clear } from '../../dom.js';
 import * as api from '../../api.js';
-import { page, loading, errorBox, announce, formatTime } from '../../ui.js';
+import { page, loading, errorBox, announce, formatTime, confirmDialog } from '../../ui.js';
+import { guardLeave } from '../../router.js';
 import { createEditor } from '../../editor/editor.js';
 
 export async function pipelinePage({ id }, q) {
@@ -16,6 +17,13 @@ export async function pipelinePage({ id }, q) {
   const host = h('div');
   body.append(status, host);
   clear(host, loading());
+  let dirty = false;
+  let shownVersion = '';
+  // Unsaved work is only lost when the user says so (set before the first
+  // await, while this page is the one on screen).
+  const mayDiscard = () => !dirty || confirmDialog('The pipeline has changes that are not saved. Leave and lose them?',
+    { title: 'Unsaved changes', confirmLabel: 'Discard changes', danger: true });
+  guardLeave(mayDiscard);
 
   let project; let latest = null; let versions = []; let catalog;
   try {
@@ -34,7 +42,6 @@ export async function pipelinePage({ id }, q) {
 
   const requested = q.get('version');
   let editor = null;
-  let dirty = false;
 
   function fillVersions(current) {
     clear(versionSel,
@@ -57,6 +64,7 @@ export async function pipelinePage({ id }, q) {
       version = latest.version;
     }
     fillVersions(version);
+    shownVersion = versionSel.value;
     editor = createEditor({ graph, catalog, readOnly, onChange: () => { dirty = true; setStatus(''); } });
     dirty = false;
     validateBtn.hidden = readOnly;
@@ -143,6 +151,7 @@ export async function pipelinePage({ id }, q) {
       versions = api.items(await api.get(`/projects/${id}/pipeline/versions` + api.query({ per_page: 100 })));
       editor.setErrors({});
       fillVersions(saved.version);
+      shownVersion = versionSel.value;
       dirty = false;
       history.replaceState(null, '', `/admin/projects/${id}/pipeline`);
       setStatus(`Saved as version ${saved.version}.`, 'ok');
@@ -154,8 +163,9 @@ export async function pipelinePage({ id }, q) {
       saveBtn.disabled = false;
     }
   });
-  versionSel.addEventListener('change', () => {
+  versionSel.addEventListener('change', async () => {
     const v = versionSel.value;
+    if (!(await mayDiscard())) { versionSel.value = shownVersion; return; }
     const isLatest = latest && String(v) === String(latest.version);
     history.replaceState(null, '', `/admin/projects/${id}/pipeline${isLatest ? '' : '?version=' + v}`);
     open(isLatest ? null : v).catch((err) => clear(host, errorBox(err)));

@@ -8,6 +8,7 @@ import { form } from '../../forms.js';
 import { page, loading, errorBox, formatDuration, modal, announce, timeEl } from '../../ui.js';
 import { accessSection } from './access.js';
 import { parseGoDuration } from '../../forms.js';
+import { selectorField, describeSelector } from '../../selector.js';
 
 function projectFields() {
   return [
@@ -17,7 +18,7 @@ function projectFields() {
     { name: 'memory_mb', label: 'Memory per deployment (MiB)', type: 'number', step: 1, min: 0, default: 512 },
     { name: 'ttl', label: 'Auto-cleanup after inactivity', type: 'duration', optional: true, emptyValue: '',
       help: 'Leave empty to use the environment default.' },
-    { name: 'node_selector', label: 'Node selector', type: 'keyvalue', help: 'Only nodes with all these labels run this project.' },
+    selectorField(),
   ];
 }
 
@@ -38,7 +39,7 @@ export function projectsPage() {
 }
 
 export function projectPage({ id }) {
-  const editBtn = h('button', { type: 'button' }, 'Edit settings');
+  const editBtn = h('button', { type: 'button', id: 'edit-project' }, 'Edit settings');
   const body = page('Project', { actions: [h('a', { class: 'button primary', href: `/admin/projects/${id}/pipeline` }, 'Edit pipeline'), editBtn] });
   const info = h('div');
   body.append(info);
@@ -56,6 +57,7 @@ export function projectPage({ id }) {
         project.description ? [h('dt', null, 'Description'), h('dd', null, project.description)] : null,
         h('dt', null, 'Limits'), h('dd', null, `${project.cpu} CPU · ${project.memory_mb} MiB per deployment`),
         h('dt', null, 'Auto-cleanup'), h('dd', null, project.ttl ? formatDuration(parseGoDuration(project.ttl)) : 'environment default'),
+        h('dt', null, 'Node selector'), h('dd', { id: 'project-selector' }, describeSelector(project.node_selector) ? h('code', null, describeSelector(project.node_selector)) : h('span', { class: 'muted' }, 'any node')),
         h('dt', null, 'Pipeline'), h('dd', null, pipeline
           ? [`version ${pipeline.version}: ${nodes.length} node${nodes.length === 1 ? '' : 's'}, saved `, timeEl(pipeline.created_at)]
           : 'none yet')));

@@ -18,6 +18,7 @@ export function registriesPage() {
       { label: 'Username', render: (r) => r.username || h('span', { class: 'muted' }, 'anonymous') },
       { label: 'Flags', render: (r) => [r.is_default ? h('span', { class: 'tag' }, 'default') : null, r.insecure ? h('span', { class: 'tag warn' }, 'plain HTTP') : null] },
     ],
+    deleteBlocked: (r) => (r.is_default ? 'The default registry cannot be deleted: images without a registry name are pulled from it.' : ''),
     fields: (item) => [
       { name: 'name', label: 'Name', required: true },
       { name: 'url', label: 'URL', required: true, placeholder: 'https://registry.example.com or 127.0.0.1:5000' },
