@@ -298,3 +298,69 @@ func TestPhoneMenu(t *testing.T) {
 		t.Errorf("menu stays open after navigating")
 	}
 }
+
+// TestPipelineEditorGuardsUnsavedWork: with a moved node not yet saved,
+// following a menu link or switching versions asks first; "Cancel" keeps
+// the work (and the version shown), "Discard changes" leaves.
+func TestPipelineEditorGuardsUnsavedWork(t *testing.T) {
+	env := startServer(t)
+	pid := env.Project("shop")
+	r := newRows(t, env, pid, env.Environment("qa")) // version 1
+	r.id(`INSERT INTO services (name, registry_id, image, tag_mode, tag, ports)
+		VALUES ('web', (SELECT id FROM registries WHERE is_default), 'team/web', 'pinned', 'v1', '[8080]') RETURNING id`)
+	r.id(`INSERT INTO pipeline_versions (project_id, version, graph)
+		VALUES ($1, 2, '{"nodes":[{"id":"web","kind":"service","service":"web","port":8080,"position":{"x":120,"y":120}}],"edges":[]}') RETURNING id`, pid)
+
+	b := newBrowser(t, env.URL)
+	b.login(adminUser, adminPassword)
+	path := fmt.Sprintf("/admin/projects/%d/pipeline", pid)
+	b.open("/admin/projects") // then in-app, so that Back stays in the app
+	b.click(`tr[data-name="shop"] a.button`)
+	b.waitFor("web node", `!!document.querySelector('g.node[data-node="web"]')`, 20*time.Second)
+	pos := `(() => { const r = document.querySelector('g.node[data-node="web"] .node-box').getBoundingClientRect(); return [Math.round(r.left), Math.round(r.top)]; })()`
+	before := eval[[]float64](b, pos)
+	wx, wy := b.center(`g.node[data-node="web"] .node-id`)
+	b.drag(wx, wy, wx+80, wy+60)
+	moved := eval[[]float64](b, pos)
+	if moved[0]-before[0] < 40 {
+		t.Fatalf("node did not move: %v -> %v", before, moved)
+	}
+
+	// A menu link: Cancel stays with the work.
+	b.click(`#nav a[href="/admin/projects"]`)
+	b.waitText("dialog[open]", "not saved")
+	b.shot("01-leave-asks")
+	b.click(`dialog[open] button[value="cancel"]`)
+	b.waitFor("question closed", `!document.querySelector('dialog[open]')`, 5*time.Second)
+	if got := eval[string](b, `location.pathname`); got != path {
+		t.Errorf("after Cancel the page is %s", got)
+	}
+	if got := eval[[]float64](b, pos); got[0] != moved[0] || got[1] != moved[1] {
+		t.Errorf("after Cancel the node is at %v, want %v", got, moved)
+	}
+
+	// Switching to version 1: Cancel keeps version 2 and the work.
+	b.selectOption("#version-select", "Version 1")
+	b.waitText("dialog[open]", "not saved")
+	b.click(`dialog[open] button[value="cancel"]`)
+	b.waitFor("question closed", `!document.querySelector('dialog[open]')`, 5*time.Second)
+	if v := eval[string](b, `document.querySelector('#version-select').value`); v != "2" {
+		t.Errorf("version selector shows %q after Cancel, want 2", v)
+	}
+	if b.count(".notice") != 0 || eval[[]float64](b, pos)[0] != moved[0] {
+		t.Errorf("after Cancel the editor left the unsaved version 2")
+	}
+
+	// Back in history: asks too; then Discard leaves.
+	eval[bool](b, `(history.back(), true)`)
+	b.waitText("dialog[open]", "not saved")
+	b.click(`dialog[open] button[value="cancel"]`)
+	b.waitFor("question closed", `!document.querySelector('dialog[open]')`, 5*time.Second)
+	if got := eval[string](b, `location.pathname`); got != path {
+		t.Errorf("after Cancel on Back the address is %s", got)
+	}
+	b.click(`#nav a[href="/admin/projects"]`)
+	b.waitText("dialog[open]", "not saved")
+	b.click(`dialog[open] button[value="ok"]`)
+	b.waitText("#page-title", "Projects")
+}
