@@ -35,7 +35,7 @@ func serviceSpec(spec protocol.DeploySpec, n protocol.Node, network string, sc s
 	}
 	s := docker.ServiceSpec{
 		DeploymentID: spec.DeploymentID, Service: n.ID, Image: si.Image, Env: env, Ports: ports,
-		Resources: spec.Resources, Network: network,
+		Resources: serviceLimits(spec, si), Network: network,
 	}
 	if n.Ingress {
 		s.PublishPort = servicePort(spec, n)
@@ -270,4 +270,17 @@ func tailString(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// serviceLimits are a service container's limits: its share of the
+// deployment's budget, or (from a server that sent no share) the budget.
+func serviceLimits(spec protocol.DeploySpec, si protocol.ServiceImage) protocol.Resources {
+	r := si.Resources
+	if r.CPU <= 0 {
+		r.CPU = spec.Resources.CPU
+	}
+	if r.MemoryMB <= 0 {
+		r.MemoryMB = spec.Resources.MemoryMB
+	}
+	return r
 }

@@ -256,17 +256,21 @@ const (
 
 // Node is one pipeline graph node.
 type Node struct {
-	ID       string            `json:"id"`
-	Kind     string            `json:"kind"`
-	Service  string            `json:"service,omitempty"` // kind=service: catalog service name
-	Plugin   string            `json:"plugin,omitempty"`  // kind=component: catalog plugin name
-	Params   map[string]any    `json:"params,omitempty"`  // component parameters (templated strings allowed)
-	Env      map[string]string `json:"env,omitempty"`     // service env (templated)
-	Port     int               `json:"port,omitempty"`    // service port exposed through ingress
-	Ingress  bool              `json:"ingress,omitempty"`
-	Health   *Health           `json:"health,omitempty"`
-	Retries  *Retry            `json:"retries,omitempty"`
-	Position *Position         `json:"position,omitempty"`
+	ID      string            `json:"id"`
+	Kind    string            `json:"kind"`
+	Service string            `json:"service,omitempty"` // kind=service: catalog service name
+	Plugin  string            `json:"plugin,omitempty"`  // kind=component: catalog plugin name
+	Params  map[string]any    `json:"params,omitempty"`  // component parameters (templated strings allowed)
+	Env     map[string]string `json:"env,omitempty"`     // service env (templated)
+	Port    int               `json:"port,omitempty"`    // service port exposed through ingress
+	Ingress bool              `json:"ingress,omitempty"`
+	Health  *Health           `json:"health,omitempty"`
+	Retries *Retry            `json:"retries,omitempty"`
+	// Resources is the node's explicit share of the deployment's budget
+	// (either figure may be 0: not given). Services without one split what
+	// is left evenly; components default to their plugin's limits.
+	Resources *Resources `json:"resources,omitempty"`
+	Position  *Position  `json:"position,omitempty"`
 }
 
 // Graph is a versioned pipeline (docs/architecture.md, "Pipeline graph"). Edges are
@@ -284,6 +288,9 @@ type ServiceImage struct {
 	Ports  []int             `json:"ports,omitempty"`
 	Env    map[string]string `json:"env,omitempty"`    // service defaults; node env overrides
 	Health *Health           `json:"health,omitempty"` // service default; node health overrides
+	// Resources are the container's limits: its share of the deployment's
+	// budget (zero: the whole budget, as specs of older servers).
+	Resources Resources `json:"resources"`
 }
 
 // PluginImage is a resolved catalog plugin (image pinned by the pipeline version).

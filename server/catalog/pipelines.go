@@ -56,15 +56,66 @@ func (c *Catalog) lookup(ctx context.Context, q store.Querier, projectID int64) 
 // DryRun validates a graph for a project without saving it and returns the
 // execution order (or pipeline.Problems).
 func (c *Catalog) DryRun(ctx context.Context, projectID int64, raw []byte) ([]string, error) {
-	if _, err := store.GetProject(ctx, c.Store.Pool, projectID); err != nil {
-		return nil, err
-	}
-	lk, _, err := c.lookup(ctx, c.Store.Pool, projectID)
+	project, err := store.GetProject(ctx, c.Store.Pool, projectID)
 	if err != nil {
 		return nil, err
 	}
-	_, order, err := pipeline.Check(raw, lk)
-	return order, err
+	lk, plugins, err := c.lookup(ctx, c.Store.Pool, projectID)
+	if err != nil {
+		return nil, err
+	}
+	g, order, err := pipeline.Check(raw, lk)
+	if err := withShares(err, g, project, plugins); err != nil {
+		return nil, err
+	}
+	return order, nil
+}
+
+// budget is what a deployment of g reserves: the graph's resources, else
+// the project's.
+func budget(project store.Project, g protocol.Graph) protocol.Resources {
+	b := protocol.Resources{CPU: project.CPU, MemoryMB: project.MemoryMB}
+	if r := g.Resources; r != nil {
+		if r.CPU > 0 {
+			b.CPU = r.CPU
+		}
+		if r.MemoryMB > 0 {
+			b.MemoryMB = r.MemoryMB
+		}
+	}
+	return b
+}
+
+// shares divides g's budget among its nodes (pipeline.Shares), plugins
+// defaulting to their catalog limits.
+func shares(g protocol.Graph, project store.Project, plugins map[string]store.Plugin) (map[string]protocol.Resources, error) {
+	return pipeline.Shares(g, budget(project, g), func(name string) protocol.Resources {
+		p := plugins[name]
+		return protocol.Resources{CPU: p.CPU, MemoryMB: p.MemoryMB}
+	})
+}
+
+// withShares adds the problems of g's shares to those of checking it (err),
+// unless g could not be decoded.
+func withShares(err error, g protocol.Graph, project store.Project, plugins map[string]store.Plugin) error {
+	var p pipeline.Problems
+	if err != nil && (!errors.As(err, &p) || p["graph"] != "") {
+		return err
+	}
+	_, serr := shares(g, project, plugins)
+	var sp pipeline.Problems
+	if !errors.As(serr, &sp) {
+		return err
+	}
+	if p == nil {
+		p = pipeline.Problems{}
+	}
+	for k, v := range sp {
+		if _, taken := p[k]; !taken {
+			p[k] = v
+		}
+	}
+	return p
 }
 
 // SavePipeline validates a graph and stores it as the project's next
@@ -72,7 +123,8 @@ func (c *Catalog) DryRun(ctx context.Context, projectID int64, raw []byte) ([]st
 // It returns the version and the execution order; invalid graphs give
 // pipeline.Problems.
 func (c *Catalog) SavePipeline(ctx context.Context, tx pgx.Tx, projectID int64, raw []byte, actor *int64) (store.PipelineVersion, []string, error) {
-	if _, err := store.LockProject(ctx, tx, projectID); err != nil {
+	project, err := store.LockProject(ctx, tx, projectID)
+	if err != nil {
 		return store.PipelineVersion{}, nil, err
 	}
 	lk, plugins, err := c.lookup(ctx, tx, projectID)
@@ -80,7 +132,7 @@ func (c *Catalog) SavePipeline(ctx context.Context, tx pgx.Tx, projectID int64, 
 		return store.PipelineVersion{}, nil, err
 	}
 	g, order, err := pipeline.Check(raw, lk)
-	if err != nil {
+	if err := withShares(err, g, project, plugins); err != nil {
 		return store.PipelineVersion{}, nil, err
 	}
 	pins := map[string]string{}

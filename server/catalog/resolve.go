@@ -151,15 +151,11 @@ func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int6
 		Graph:           g,
 		Services:        map[string]protocol.ServiceImage{},
 		Plugins:         map[string]protocol.PluginImage{},
-		Resources:       protocol.Resources{CPU: project.CPU, MemoryMB: project.MemoryMB},
+		Resources:       budget(project, g),
 	}
-	if r := g.Resources; r != nil {
-		if r.CPU > 0 {
-			spec.Resources.CPU = r.CPU
-		}
-		if r.MemoryMB > 0 {
-			spec.Resources.MemoryMB = r.MemoryMB
-		}
+	share, err := shares(g, project, plugins)
+	if err != nil {
+		return protocol.DeploySpec{}, sharesInvalid(err)
 	}
 	for _, n := range g.Nodes {
 		switch n.Kind {
@@ -183,7 +179,8 @@ func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int6
 			if err != nil {
 				return protocol.DeploySpec{}, err
 			}
-			spec.Services[n.ID] = protocol.ServiceImage{Image: ref, Auth: pullAuth(ep), Ports: sv.Ports, Env: sv.Env, Health: sv.Health}
+			spec.Services[n.ID] = protocol.ServiceImage{Image: ref, Auth: pullAuth(ep), Ports: sv.Ports, Env: sv.Env, Health: sv.Health,
+				Resources: share[n.ID]}
 		case protocol.KindComponent:
 			p, ok := plugins[n.Plugin]
 			if !ok {
@@ -199,7 +196,9 @@ func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int6
 					return protocol.DeploySpec{}, err
 				}
 			}
-			spec.Plugins[n.ID] = pluginImage(p, image, ep)
+			pi := pluginImage(p, image, ep)
+			pi.Resources = share[n.ID]
+			spec.Plugins[n.ID] = pi
 		}
 	}
 	secrets, err := c.OpenSecrets(ctx, q, projectID, secretNames)
@@ -213,6 +212,20 @@ func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int6
 		spec.Secrets = secrets
 	}
 	return spec, nil
+}
+
+// sharesInvalid presents shares that no longer fit the project's budget
+// (it was lowered after the pipeline was saved) as Invalid.
+func sharesInvalid(err error) error {
+	var p pipeline.Problems
+	if !errors.As(err, &p) {
+		return err
+	}
+	v := Invalid{}
+	for k, msg := range p {
+		v.add("pipeline."+k, "%s", msg)
+	}
+	return v
 }
 
 func pluginImage(p store.Plugin, image string, ep registry.Endpoint) protocol.PluginImage {

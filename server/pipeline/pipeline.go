@@ -266,6 +266,14 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		default:
 			p.add(k+".kind", "unknown kind %q: use service or component", truncate(n.Kind, 40))
 		}
+		if r := n.Resources; r != nil {
+			if r.CPU < 0 || r.CPU > 1024 {
+				p.add(k+".resources.cpu", "must be between 0 (not given) and 1024")
+			}
+			if r.MemoryMB != 0 && (r.MemoryMB < MinShareMemoryMB || r.MemoryMB > 1<<24) {
+				p.add(k+".resources.memory_mb", "must be 0 (not given) or between %d and %d", MinShareMemoryMB, 1<<24)
+			}
+		}
 		if n.Retries != nil {
 			if n.Retries.Count < 0 || n.Retries.Count > MaxRetries {
 				p.add(k+".retries.count", "must be between 0 and %d", MaxRetries)

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/nullops/nullops/agent/protocol"
 )
 
 func testLookup(t testing.TB) Catalog {
@@ -235,6 +237,8 @@ func FuzzCheck(f *testing.F) {
 	f.Add([]byte(`{"nodes":null,"edges":null}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"nodes":[{"id":"x","kind":"component","plugin":"noop","params":{"a":"${secrets.db_password}${steps.x.outputs.y}"}}]}`))
+	f.Add([]byte(`{"resources":{"cpu":1,"memory_mb":512},"nodes":[{"id":"a","kind":"service","service":"web","resources":{"cpu":0.5}},{"id":"b","kind":"service","service":"worker"},{"id":"c","kind":"component","plugin":"noop","resources":{"memory_mb":64}}]}`))
+	f.Add([]byte(`{"nodes":[{"id":"a","kind":"service","service":"web","resources":{"cpu":2,"memory_mb":16}},{"id":"b","kind":"service","service":"worker","resources":{"cpu":-1,"memory_mb":5}}]}`))
 	lk := testLookup(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		g, order, err := Check(raw, lk)
@@ -262,6 +266,30 @@ func FuzzCheck(f *testing.F) {
 			if pos[e[0]] >= pos[e[1]] {
 				t.Fatalf("edge %v violates order %v", e, order)
 			}
+		}
+		// Shares of a valid graph either stay within the budget, every
+		// container getting a positive limit, or name the problem.
+		budget := protocol.Resources{CPU: 1, MemoryMB: 512}
+		shares, err := Shares(g, budget, func(string) protocol.Resources { return protocol.Resources{CPU: 0.1, MemoryMB: 32} })
+		if err != nil {
+			var p Problems
+			if !errors.As(err, &p) || len(p) == 0 {
+				t.Fatalf("shares error is not field problems: %T %v", err, err)
+			}
+			return
+		}
+		var cpu float64
+		var mem int64
+		for _, n := range g.Nodes {
+			r, ok := shares[n.ID]
+			if !ok || r.CPU <= 0 || r.MemoryMB <= 0 {
+				t.Fatalf("node %s got share %+v", n.ID, r)
+			}
+			cpu += r.CPU
+			mem += r.MemoryMB
+		}
+		if cpu > budget.CPU+1e-6 || mem > budget.MemoryMB {
+			t.Fatalf("shares add up to %v CPUs and %d MB, over the budget %+v", cpu, mem, budget)
 		}
 	})
 }

@@ -293,8 +293,12 @@ export function createEditor({ graph, catalog, readOnly = false, onChange = () =
         { name: 'health_command', label: 'Health check command', optional: true, placeholder: 'pg_isready -U postgres', help: 'Alternatively a command run in the container; exit 0 means healthy.' },
         { name: 'health_timeout', label: 'Health timeout', optional: true, placeholder: '60s' },
         { name: 'retries', label: 'Health retries', type: 'number', min: 0, optional: true },
+        { name: 'share_cpu', label: 'CPU share (cores)', type: 'number', step: '0.05', min: 0, optional: true,
+          help: 'Optional; services without a share split what the plugins and other shares leave of the pipeline\'s CPU evenly.' },
+        { name: 'share_memory_mb', label: 'Memory share (MiB)', type: 'number', min: 0, optional: true },
       ],
       values: {
+        share_cpu: n.resources && n.resources.cpu ? n.resources.cpu : '', share_memory_mb: n.resources && n.resources.memory_mb ? n.resources.memory_mb : '',
         service: n.service, port: n.port || '', ingress: n.ingress, env: n.env || {},
         health_http: n.health && n.health.http, health_command: n.health && n.health.command ? n.health.command.join(' ') : '',
         health_timeout: n.health && n.health.timeout, retries: n.retries ? n.retries.count : '',
@@ -316,6 +320,7 @@ export function createEditor({ graph, catalog, readOnly = false, onChange = () =
     if (v.health_timeout) health.timeout = v.health_timeout;
     if (Object.keys(health).length) n.health = health; else delete n.health;
     if (v.retries) n.retries = { count: v.retries }; else delete n.retries;
+    if (v.share_cpu || v.share_memory_mb) n.resources = { cpu: v.share_cpu || 0, memory_mb: v.share_memory_mb || 0 }; else delete n.resources;
     redrawCanvasOnly();
   }
 
