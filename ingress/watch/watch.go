@@ -9,6 +9,8 @@ package watch
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +79,14 @@ type Watcher struct {
 	// save holds the latest configuration not yet persisted; persisting
 	// happens off the polling path so a new version is fetched at once.
 	save chan pending
+	// instance identifies this process to the server, which counts every
+	// poll's If-None-Match as this instance's confirmation that it serves
+	// that table (the server withdraws routes before containers stop).
+	instance string
 }
+
+// HeaderInstance carries the watcher's instance id on every poll.
+const HeaderInstance = "X-Nullops-Ingress-Instance"
 
 // stateMeta is the first line of the state file; the configuration body
 // follows exactly as the server sent it (no re-encoding of megabytes).
@@ -111,11 +120,12 @@ func New(opts Options) (*Watcher, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
 	return &Watcher{
-		opts:   opts,
-		base:   base,
-		client: &http.Client{Transport: tr, Timeout: opts.Wait + 15*time.Second},
-		log:    opts.Log.With().Str("part", "watch").Logger(),
-		save:   make(chan pending, 1),
+		opts:     opts,
+		base:     base,
+		client:   &http.Client{Transport: tr, Timeout: opts.Wait + 15*time.Second},
+		log:      opts.Log.With().Str("part", "watch").Logger(),
+		save:     make(chan pending, 1),
+		instance: newInstanceID(),
 	}, nil
 }
 
@@ -207,6 +217,7 @@ func (w *Watcher) poll(ctx context.Context) error {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+w.opts.Token)
+	req.Header.Set(HeaderInstance, w.instance)
 	if current != "" {
 		req.Header.Set("If-None-Match", current)
 	}
@@ -326,4 +337,11 @@ func (w *Watcher) SendActivity(ctx context.Context, items []activity.Item) error
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	return nil
+}
+
+// newInstanceID returns a random id for this process.
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

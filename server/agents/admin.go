@@ -159,9 +159,9 @@ func (a *Admin) ApproveThumbprint(ctx context.Context, id int64, thumbprint stri
 // ErrNothingToApprove is returned when no thumbprint was seen yet.
 var ErrNothingToApprove = fmt.Errorf("no thumbprint to approve")
 
-// SetEnabled disables (disconnects; no dialing and, through the node
-// status, no new deployments; existing deployments are kept) or enables a
-// node.
+// SetEnabled disables or enables a node. A disabled node drains: it stays
+// connected, takes no new deployments, its deployments keep running and
+// routed and can be deleted; once it is empty it can be deleted.
 func (a *Admin) SetEnabled(ctx context.Context, id int64, enabled bool) (store.Node, error) {
 	n, err := store.SetNodeEnabled(ctx, a.Store.Pool, id, enabled)
 	if err != nil {

@@ -244,10 +244,12 @@ func TestJournaledEventsSurviveAgentKill(t *testing.T) {
 	}
 	assertExactlyOnceInOrder(t, e.waitEvents(n.ID, 3, 10*time.Second), 3)
 
-	if _, err := e.admin.SetEnabled(e.ctx, n.ID, false); err != nil {
+	// Point the node elsewhere: the server cannot reach the agent.
+	nowhere := testutil.FreePort(t)
+	if _, err := e.admin.Update(e.ctx, n.ID, store.NodePatch{Port: &nowhere}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus(n.ID, store.NodeDisabled, 5*time.Second)
+	e.waitStatus(n.ID, store.NodeOffline, 5*time.Second)
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "disconnected", func() bool { return !e.mgr.Connected(n.ID) })
 	for i := 0; i < 4; i++ {
 		a.emit("while away")
@@ -256,9 +258,9 @@ func TestJournaledEventsSurviveAgentKill(t *testing.T) {
 	a = startAgent(t, dir, tok, port)
 	a.emit("after restart")
 	if len(e.events(n.ID)) != 3 {
-		t.Fatal("events delivered to a disabled node")
+		t.Fatal("events delivered while the node was unreachable")
 	}
-	if _, err := e.admin.SetEnabled(e.ctx, n.ID, true); err != nil {
+	if _, err := e.admin.Update(e.ctx, n.ID, store.NodePatch{Port: &port}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)

@@ -114,7 +114,8 @@ func (o *Options) defaults() {
 	}
 }
 
-// Manager keeps one goroutine per enabled, non-revoked node.
+// Manager keeps one goroutine per non-revoked node (disabled ones too:
+// they drain while connected).
 type Manager struct {
 	o Options
 
@@ -206,7 +207,7 @@ func (m *Manager) fireMetrics(ctx context.Context, nodeID int64, mt protocol.Met
 	}
 }
 
-// Start dials every enabled, non-revoked node and keeps watching the node
+// Start dials every non-revoked node and keeps watching the node
 // table. It returns after the goroutines are started.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
@@ -310,7 +311,7 @@ func (m *Manager) ensure(id int64, status string) {
 // the node row now says.
 func (m *Manager) Refresh(ctx context.Context, nodeID int64) {
 	n, err := m.o.Store.GetNode(ctx, nodeID)
-	if err == nil && n.Enabled && !n.Revoked {
+	if err == nil && !n.Revoked {
 		m.ensure(nodeID, n.Status)
 		return
 	}

@@ -80,7 +80,8 @@ func TestIncompatibleAgentsAreRefused(t *testing.T) {
 }
 
 // Revoke disconnects at once and stops dialling; rotating brings it back;
-// disable/enable disconnect and reconnect; delete stops everything.
+// disable/enable keep the connection (a disabled node drains); delete stops
+// everything.
 func TestRevokeDisableEnableDelete(t *testing.T) {
 	e := newEnv(t)
 	n, fa := e.addFakeNode("n1", "0.1.0-dev", nil)
@@ -117,24 +118,28 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 	}
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
 
+	// Disabling drains: the node stays connected and online (deletes and
+	// events keep flowing); the admin's flag keeps new deployments away.
+	accepted = fb.srv.Stats().Accepted
 	if _, err := e.admin.SetEnabled(e.ctx, n.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	e.waitStatus(n.ID, store.NodeDisabled, 5*time.Second)
-	testutil.WaitFor(t, e.ctx, 5*time.Millisecond, "disabled node disconnected", func() bool { return !fb.srv.Stats().Connected })
-	accepted = fb.srv.Stats().Accepted
-	time.Sleep(500 * time.Millisecond)
-	if fb.srv.Stats().Accepted != accepted {
-		t.Fatal("a disabled node was dialled")
+	if n = e.node(n.ID); n.Enabled || n.Status != store.NodeOnline {
+		t.Fatalf("disabled node: enabled %t, status %s; want draining and online", n.Enabled, n.Status)
 	}
-	ch := e.statusChanges(n.ID)
-	if last := ch[len(ch)-1]; last.Status != store.NodeDisabled || last.Previous != store.NodeOnline {
-		t.Fatalf("hooks: %+v", last)
+	if err := e.mgr.Request(e.ctx, n.ID, protocol.TypeDelete, protocol.DeleteRequest{DeploymentID: 1}, nil); err != nil {
+		var re *protocol.RemoteError
+		if !errors.As(err, &re) {
+			t.Fatalf("request to a disabled (draining) node did not reach the agent: %v", err)
+		}
 	}
 	if _, err := e.admin.SetEnabled(e.ctx, n.ID, true); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
+	if st := fb.srv.Stats(); st.Accepted != accepted || !st.Connected {
+		t.Fatalf("disable/enable reconnected the node: %+v (accepted before: %d)", st, accepted)
+	}
 
 	if err := e.admin.Delete(e.ctx, n.ID); err != nil {
 		t.Fatal(err)

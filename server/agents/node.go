@@ -77,8 +77,8 @@ type outcome struct {
 	wasOnline bool // the session reached online: the backoff starts over
 }
 
-// run dials, serves and redials the node until it is disabled, revoked or
-// deleted, or the manager stops.
+// run dials, serves and redials the node until it is revoked or deleted,
+// or the manager stops.
 func (n *node) run(ctx context.Context) {
 	o := n.m.o
 	log := o.Log.With().Int64("node_id", n.id).Logger()
@@ -110,10 +110,8 @@ func (n *node) run(ctx context.Context) {
 			n.setStatus(ctx, log, store.NodeRevoked, row.StatusReason, nil)
 			return
 		}
-		if !row.Enabled {
-			n.setStatus(ctx, log, store.NodeDisabled, row.StatusReason, nil)
-			return
-		}
+		// A disabled node stays connected: it drains (no new deployments;
+		// its deployments keep running, stay routed and can be deleted).
 
 		out := n.session(ctx, log, row)
 		if ctx.Err() != nil {
@@ -389,9 +387,6 @@ func (n *node) connected(ctx context.Context, log zerolog.Logger, row store.Node
 				continue
 			case cur.Revoked:
 				closeWith(websocket.StatusPolicyViolation, "token revoked")
-				return outcome{immediate: true, wasOnline: true}
-			case !cur.Enabled:
-				closeWith(websocket.StatusNormalClosure, "node disabled")
 				return outcome{immediate: true, wasOnline: true}
 			case cur.TokenGeneration != row.TokenGeneration:
 				why = "token rotated"

@@ -35,6 +35,8 @@ var (
 	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "log in or send an API token as Authorization: Bearer"}
 	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "this action needs the admin role"}
 	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+	// ErrNotReady is the answer while the database cannot be reached.
+	ErrNotReady = &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "the database is not reachable; try again shortly"}
 )
 
 // Validation collects field errors; Err returns nil when there are none.
@@ -72,6 +74,9 @@ func ErrorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 		apiErr := toAPIError(err)
 		if apiErr.Status >= 500 {
 			log.Error().Err(err).Str("method", c.Request().Method).Str("path", c.Path()).Msg("request failed")
+		}
+		if apiErr.Status == http.StatusServiceUnavailable {
+			c.Response().Header().Set("Retry-After", "5")
 		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(apiErr.Status)
@@ -114,6 +119,8 @@ func toAPIError(err error) *Error {
 		return ErrNotFound
 	case errors.Is(err, store.ErrConflict):
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case store.IsUnavailable(err):
+		return ErrNotReady
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the server log"}
 }

@@ -27,6 +27,9 @@ const (
 	maxIngressWait      = 60 * time.Second
 	maxActivityItems    = 50000
 	headerConfigVersion = "X-Nullops-Config-Version"
+	// headerIngressInstance: nullops-ingress names its instance on every
+	// poll; its If-None-Match then confirms the table it serves.
+	headerIngressInstance = "X-Nullops-Ingress-Instance"
 )
 
 func registerIngress(g *echo.Group, d *Deps) {
@@ -84,6 +87,12 @@ func ingressTraefik(d *Deps) echo.HandlerFunc {
 		}
 
 		ctx := c.Request().Context()
+		inm := c.Request().Header.Get("If-None-Match")
+		if variant.IsZero() {
+			d.Ingress.Polled(c.Request().Header.Get(headerIngressInstance), inm)
+		} else {
+			d.Ingress.Polled("", "")
+		}
 		snap := d.Ingress.Current()
 		if snap == nil {
 			first, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -97,7 +106,6 @@ func ingressTraefik(d *Deps) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		inm := c.Request().Header.Get("If-None-Match")
 		if inm == etag && wait > 0 {
 			wctx, cancel := context.WithTimeout(ctx, wait)
 			next, newer := d.Ingress.WaitNewer(wctx, snap.Version)

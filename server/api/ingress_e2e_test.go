@@ -184,11 +184,22 @@ func TestIngressEndToEnd(t *testing.T) {
 		return last.After(before)
 	})
 
-	// The node goes offline, and comes back.
+	// The node's agent stops answering: during the grace the deployment is
+	// still running and stays routed (the containers do not depend on the
+	// agent); after it the deployment is offline; then everything is back.
 	seed.SetNodeStatus(t, node, "offline")
+	pub.Changed()
+	if err := pub.Recompute(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := ing.get(host); code != 200 {
+		t.Fatalf("node unreachable within the grace: ingress answers %d %s", code, body)
+	}
+	seed.SetDeploymentStatus(t, dep, "offline")
 	pub.Changed()
 	ing.waitFor(t, host, 503, "is offline")
 	seed.SetNodeStatus(t, node, "online")
+	seed.SetDeploymentStatus(t, dep, "running")
 	pub.Changed()
 	ing.waitFor(t, host, 200, "hello from pr-1")
 

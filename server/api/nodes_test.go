@@ -157,7 +157,7 @@ func TestNodeValidationAndAdminActions(t *testing.T) {
 	var n nodeJSON
 	env.Admin.Post(apitest.Path("/nodes/%d/approve-thumbprint", id), nil).Want(t, 409) // nothing seen yet
 	env.Admin.Post(apitest.Path("/nodes/%d/disable", id), nil).Want(t, 200).Decode(t, &n)
-	if n.Status != "disabled" || n.Enabled {
+	if n.Status != "offline" || n.Enabled {
 		t.Fatalf("disable: %+v", n)
 	}
 	env.Admin.Post(apitest.Path("/nodes/%d/enable", id), nil).Want(t, 200).Decode(t, &n)

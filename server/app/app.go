@@ -73,7 +73,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	a := &App{Config: cfg, Log: log, Store: st, Box: box}
-	a.Ingress, err = ingresspub.New(st, ingresspub.Options{File: cfg.Ingress.File, Log: log})
+	a.Ingress, err = ingresspub.New(st, ingresspub.Options{File: cfg.Ingress.File, Log: log,
+		WithdrawGrace: time.Duration(cfg.Ingress.WithdrawGrace), ConfirmTimeout: time.Duration(cfg.Ingress.ConfirmTimeout)})
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -101,7 +102,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	e.Use(api.NoStore())
 	a.Catalog = catalog.New(st, box, log)
 	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Routes: a.Ingress, Log: log,
-		Links: deploy.Links{Scheme: cfg.Ingress.LinkScheme, Port: cfg.Ingress.LinkPort}})
+		Links:        deploy.Links{Scheme: cfg.Ingress.LinkScheme, Port: cfg.Ingress.LinkPort},
+		OfflineGrace: time.Duration(cfg.Agents.OfflineGrace), Withdraw: a.Ingress})
 	a.wireAgents()
 	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
 		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents})

@@ -70,6 +70,7 @@ type Agents struct {
 	DialTimeout  ptypes.Duration `description:"Timeout of one dial attempt." export:"true"`
 	BackoffMin   ptypes.Duration `description:"First redial delay." export:"true"`
 	BackoffMax   ptypes.Duration `description:"Largest redial delay." export:"true"`
+	OfflineGrace ptypes.Duration `description:"How long the deployments of a node whose agent stopped answering stay running and routed before they switch to the offline page (a short agent restart or network blip is no outage; 0 = at once)." export:"true"`
 }
 
 // Ingress configures the route publisher.
@@ -79,6 +80,9 @@ type Ingress struct {
 	// LinkScheme and LinkPort shape the deployment links users see.
 	LinkScheme string `description:"Scheme of deployment links shown to users: http, or https when the ingress terminates TLS." export:"true"`
 	LinkPort   int    `description:"Port in deployment links when the ingress does not listen on the scheme's default port (0 = none, e.g. 8000 in make demo)." export:"true"`
+	// Route withdrawal before a deployment's containers stop.
+	WithdrawGrace  ptypes.Duration `description:"When deleting, how long to wait after withdrawing a deployment's routes before its containers stop, for ingresses that cannot confirm a new table (Traefik polling the HTTP provider or reading ingress.file)." export:"true"`
+	ConfirmTimeout ptypes.Duration `description:"When deleting, how long at most to wait for every nullops-ingress to confirm it serves the table without the deployment's routes." export:"true"`
 }
 
 // Cleanup configures the expiry job.
@@ -102,9 +106,10 @@ func Defaults() *Config {
 			DialTimeout:  ptypes.Duration(10 * time.Second),
 			BackoffMin:   ptypes.Duration(500 * time.Millisecond),
 			BackoffMax:   ptypes.Duration(30 * time.Second),
+			OfflineGrace: ptypes.Duration(60 * time.Second),
 		},
 		Cleanup: Cleanup{Schedule: "@every 30s"},
-		Ingress: Ingress{LinkScheme: "http"},
+		Ingress: Ingress{LinkScheme: "http", WithdrawGrace: ptypes.Duration(3 * time.Second), ConfirmTimeout: ptypes.Duration(10 * time.Second)},
 	}
 }
 
@@ -161,6 +166,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Agents.BackoffMin <= 0 || c.Agents.BackoffMax < c.Agents.BackoffMin {
 		return fmt.Errorf("agents.backoffmax: must be at least agents.backoffmin (> 0)")
+	}
+	if c.Agents.OfflineGrace < 0 {
+		return fmt.Errorf("agents.offlinegrace: must not be negative")
+	}
+	if c.Ingress.WithdrawGrace < 0 || c.Ingress.ConfirmTimeout < 0 {
+		return fmt.Errorf("ingress.withdrawgrace and ingress.confirmtimeout: must not be negative")
 	}
 	if c.Cleanup.Schedule == "" {
 		return fmt.Errorf("cleanup.schedule: required")

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -52,6 +53,15 @@ func (r *recorder) Connected(nodeID int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.connected[nodeID]
+}
+
+// waitSent waits until n requests of typ were sent (delivery runs in the
+// background) and returns them.
+func (r *recorder) waitSent(t *testing.T, typ string, n int) []sent {
+	t.Helper()
+	ctx := testutil.Context(t, 30*time.Second)
+	testutil.WaitFor(t, ctx, 5*time.Millisecond, fmt.Sprintf("%d %s requests", n, typ), func() bool { return len(r.sent(typ)) >= n })
+	return r.sent(typ)
 }
 
 func (r *recorder) sent(typ string) []sent {
@@ -216,7 +226,7 @@ func TestConcurrentCreatesNeverOversubscribe(t *testing.T) {
 			t.Fatalf("node %d holds %d deployments, want 4", node, len(deps))
 		}
 	}
-	if got := len(f.agents.sent(protocol.TypeDeploy)); got != 8 {
+	if got := len(f.agents.waitSent(t, protocol.TypeDeploy, 8)); got != 8 {
 		t.Fatalf("%d deploy requests sent, want 8", got)
 	}
 	// The refused creates left nothing behind.
@@ -307,7 +317,7 @@ func TestStateMachineFromAgentEvents(t *testing.T) {
 	if d.Status != store.DeploymentDeploying || d.PipelineVersion != 1 || d.Tags["demo-web"] != "v1.2.0" {
 		t.Fatalf("created %+v", d)
 	}
-	req := f.agents.sent(protocol.TypeDeploy)[0].body.(protocol.DeployRequest)
+	req := f.agents.waitSent(t, protocol.TypeDeploy, 1)[0].body.(protocol.DeployRequest)
 	if req.Spec.DeploymentID != d.ID || req.Spec.Name != "pr-7" || req.Spec.Secrets["token"] != "s3cret" || req.Spec.Resources.CPU != 0.5 {
 		t.Fatalf("deploy spec %+v", req.Spec)
 	}
@@ -382,7 +392,7 @@ func TestStateMachineFromAgentEvents(t *testing.T) {
 			t.Fatalf("retry kept step %+v", s)
 		}
 	}
-	if n := len(f.agents.sent(protocol.TypeDeploy)); n != 3 {
+	if n := len(f.agents.waitSent(t, protocol.TypeDeploy, 3)); n != 3 {
 		t.Fatalf("%d deploys sent, want 3", n)
 	}
 	hist, _ := f.st.DeploymentHistory(context.Background(), d2.ID)
@@ -411,7 +421,7 @@ func TestOfflineDeleteAndReconnect(t *testing.T) {
 	f.agents.mu.Lock()
 	f.agents.connected[node] = false
 	f.agents.mu.Unlock()
-	if _, err := f.st.Pool.Exec(ctx, `UPDATE nodes SET status = 'offline' WHERE id = $1`, node); err != nil {
+	if _, err := f.st.SetNodeStatus(ctx, node, "offline", "missed pings"); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.svc.NodeOffline(ctx, node, "missed pings"); err != nil {
@@ -464,7 +474,7 @@ func TestOfflineDeleteAndReconnect(t *testing.T) {
 	f.agents.mu.Lock()
 	f.agents.connected[node] = true
 	f.agents.mu.Unlock()
-	if _, err := f.st.Pool.Exec(ctx, `UPDATE nodes SET status = 'online' WHERE id = $1`, node); err != nil {
+	if _, err := f.st.SetNodeStatus(ctx, node, "online", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.Cancel(ctx, f.actor(), a.ID); err == nil {
@@ -473,7 +483,7 @@ func TestOfflineDeleteAndReconnect(t *testing.T) {
 	if _, err := f.svc.Cancel(ctx, f.actor(), c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if s := f.agents.sent(protocol.TypeCancel); len(s) != 1 || s[0].body.(protocol.DeleteRequest).DeploymentID != c.ID {
+	if s := f.agents.waitSent(t, protocol.TypeCancel, 1); len(s) != 1 || s[0].body.(protocol.DeleteRequest).DeploymentID != c.ID {
 		t.Fatalf("cancel requests %+v", s)
 	}
 	f.apply(t, node, protocol.TypeDeploymentStatus, protocol.DeploymentStatus{DeploymentID: c.ID, Status: "deleted"})
@@ -519,7 +529,7 @@ func TestExtendAndCleanup(t *testing.T) {
 	if got := f.get(t, keep.ID); got.Status != "deploying" {
 		t.Fatalf("unexpired deployment is %s", got.Status)
 	}
-	if s := f.agents.sent(protocol.TypeCancel); len(s) != 1 || s[0].body.(protocol.DeleteRequest).DeploymentID != d.ID {
+	if s := f.agents.waitSent(t, protocol.TypeCancel, 1); len(s) != 1 || s[0].body.(protocol.DeleteRequest).DeploymentID != d.ID {
 		t.Fatalf("cleanup requests %+v", s)
 	}
 	hist, _ := f.st.DeploymentHistory(ctx, d.ID)

@@ -36,6 +36,10 @@ type Event struct {
 	Reason        string     `json:"reason,omitempty"`
 	FailedStep    string     `json:"failed_step,omitempty"`
 	DeletePending bool       `json:"delete_pending,omitempty"`
+	// NodeStatus and NodeUnreachableSince tell viewers when the node's
+	// agent stopped answering (the deployment stays routed for a grace).
+	NodeStatus           string     `json:"node_status,omitempty"`
+	NodeUnreachableSince *time.Time `json:"node_unreachable_since,omitempty"`
 	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
 	Step          *StepEvent `json:"step,omitempty"`
 	Service       *SvcEvent  `json:"service,omitempty"`
@@ -93,7 +97,8 @@ func publish(ctx context.Context, tx pgx.Tx, ev Event) error {
 }
 
 func eventFor(d store.Deployment, typ string) Event {
-	return Event{Type: typ, DeploymentID: d.ID, ProjectID: d.ProjectID, EnvironmentID: d.EnvironmentID, Name: d.Name}
+	return Event{Type: typ, DeploymentID: d.ID, ProjectID: d.ProjectID, EnvironmentID: d.EnvironmentID, Name: d.Name,
+		NodeStatus: d.NodeStatus, NodeUnreachableSince: d.NodeUnreachableSince}
 }
 
 // Broker fans events out to in-process subscribers (SSE streams).

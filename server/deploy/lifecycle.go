@@ -105,6 +105,9 @@ func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, n
 // into a 400 naming each field, registry failures into a 502 saying what
 // the registry answered, and otherwise presents err's message with status.
 func asUserError(err error, status int, code string) error {
+	if store.IsUnavailable(err) {
+		return err
+	}
 	var le *Error
 	if errors.As(err, &le) {
 		return le
@@ -260,15 +263,15 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 		return store.Deployment{}, err
 	}
 	p.spec.DeploymentID = d.ID
-	s.sendDeploy(ctx, nodeID, p.spec)
+	s.background(func(ctx context.Context) { s.sendDeploy(ctx, nodeID, p.spec) })
 	return d, nil
 }
 
-// sendDeploy hands the spec to the agent. When the agent cannot be reached
-// the deployment stays deploying: the node's next sync carries it out. When
-// the agent refuses the spec the deployment fails with its reason.
+// sendDeploy hands the spec to the agent (in the background: the caller
+// has its answer already). When the agent cannot be reached the deployment
+// stays deploying: the node's next sync carries it out. When the agent
+// refuses the spec the deployment fails with its reason.
 func (s *Service) sendDeploy(ctx context.Context, nodeID int64, spec protocol.DeploySpec) {
-	ctx = context.WithoutCancel(ctx)
 	err := s.request(ctx, nodeID, protocol.TypeDeploy, protocol.DeployRequest{Spec: spec})
 	if err == nil {
 		return
@@ -385,7 +388,7 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 		return store.Deployment{}, err
 	}
 	p.spec.DeploymentID = id
-	s.sendDeploy(ctx, nodeID, p.spec)
+	s.background(func(ctx context.Context) { s.sendDeploy(ctx, nodeID, p.spec) })
 	return d, nil
 }
 
@@ -442,9 +445,11 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id int64) (store.Deployme
 	return s.remove(ctx, a, id, "cancel", nil)
 }
 
-// Delete removes a deployment (cancelling it while it deploys). When its
-// node is offline the delete is remembered (delete_pending) and carried out
-// when the node reconnects.
+// Delete removes a deployment (cancelling it while it deploys). It returns
+// once the delete is recorded; the deployment's routes are withdrawn and the
+// agent is asked to remove it in the background, retried until it is done.
+// When its node is offline the delete is remembered (delete_pending) and
+// carried out when the node reconnects.
 func (s *Service) Delete(ctx context.Context, a Actor, id int64) (store.Deployment, error) {
 	return s.remove(ctx, a, id, "delete", nil)
 }
@@ -453,7 +458,6 @@ func (s *Service) Delete(ctx context.Context, a Actor, id int64) (store.Deployme
 func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, extra map[string]any) (store.Deployment, error) {
 	var d store.Deployment
 	var send string
-	var nodeID int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		cur, err := store.LockDeployment(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -473,7 +477,7 @@ func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, ex
 				return err
 			}
 		} else {
-			nodeID = *cur.NodeID
+			nodeID := *cur.NodeID
 			online := cur.NodeStatus == store.NodeOnline && s.connected(nodeID)
 			reason := ""
 			if !online {
@@ -507,41 +511,10 @@ func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, ex
 		return d, err
 	}
 	if send != "" {
-		s.sendDelete(ctx, nodeID, id, send)
-		if cur, err := s.get(ctx, id); err == nil {
-			d = cur
-		}
+		s.dl.mu.Lock()
+		s.dl.typ[id] = send
+		s.dl.mu.Unlock()
 	}
+	s.wake()
 	return d, nil
-}
-
-// sendDelete asks the agent to remove (or cancel) a deployment. When the
-// request does not get through, the delete is left pending for the node's
-// next sync.
-func (s *Service) sendDelete(ctx context.Context, nodeID, id int64, typ string) {
-	ctx = context.WithoutCancel(ctx)
-	err := s.request(ctx, nodeID, typ, protocol.DeleteRequest{DeploymentID: id})
-	if err == nil {
-		return
-	}
-	s.Log.Warn().Err(err).Int64("deployment_id", id).Int64("node_id", nodeID).Str("request", typ).Msg("delete not delivered; left for the node's next sync")
-	if isRemote(err) {
-		return
-	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		d, err := store.LockDeployment(ctx, tx, id)
-		if err != nil || d.Status != store.DeploymentDeleting {
-			return err
-		}
-		reason := fmt.Sprintf("node %s did not answer; the deployment is removed when the node reconnects", d.NodeName)
-		if err := store.MarkDeploymentDeleting(ctx, tx, id, true, reason); err != nil {
-			return err
-		}
-		ev := eventFor(d, EventStatus)
-		ev.Status, ev.Reason, ev.DeletePending = d.Status, reason, true
-		return publish(ctx, tx, ev)
-	})
-	if err != nil {
-		s.Log.Error().Err(err).Int64("deployment_id", id).Msg("remember pending delete")
-	}
 }

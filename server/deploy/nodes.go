@@ -51,16 +51,28 @@ func (s *Service) specOf(ctx context.Context, d store.Deployment) (protocol.Depl
 	return spec, nil
 }
 
-// NodeOffline marks the running and deploying deployments of a node that
-// lost its connection offline (which takes them out of ingress).
+// NodeOffline runs when a node's agent stopped answering. Its running and
+// deploying deployments stay as they are (and routed) for OfflineGrace: a
+// short agent restart or network blip is no outage. Their viewers are told
+// the node is unreachable; the delivery loop marks them offline once the
+// grace has passed without the node coming back.
 func (s *Service) NodeOffline(ctx context.Context, nodeID int64, why string) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		ids, err := store.SetNodeDeploymentsOffline(ctx, tx, nodeID, "node offline: "+why)
-		if err != nil {
-			return err
-		}
-		return s.publishStatuses(ctx, tx, ids)
-	})
+	defer s.wake()
+	if s.OfflineGrace <= 0 {
+		_, err := s.offlineUnreachable(ctx)
+		return err
+	}
+	deps, err := s.Store.NodeDeployments(ctx, nodeID, store.DeploymentRunning, store.DeploymentDeploying)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, len(deps))
+	for i, d := range deps {
+		ids[i] = d.ID
+	}
+	s.Log.Warn().Int64("node_id", nodeID).Str("reason", why).Int("deployments", len(ids)).Dur("grace", s.OfflineGrace).
+		Msg("node unreachable; its deployments stay routed during the grace")
+	return s.tx(ctx, func(tx pgx.Tx) error { return s.publishStatuses(ctx, tx, ids) })
 }
 
 // NodeSynced runs after a node (re)connected and accepted its desired

@@ -94,7 +94,17 @@ type Service struct {
 	RequestTimeout time.Duration
 	// Links shapes the ingress links of deployments (scheme, port).
 	Links Links
+	// OfflineGrace is how long the deployments of a node whose agent does
+	// not answer stay running (and routed) before they are marked offline.
+	OfflineGrace time.Duration
+	// RetryInterval is the delay between delivery attempts to an agent
+	// (default 5s).
+	RetryInterval time.Duration
+	// Withdraw, when set, is waited on before a deployment with routes is
+	// removed from its node (server/ingresspub).
+	Withdraw Withdrawer
 
+	dl      *delivery
 	stopped chan struct{} // closed when Run returns: streams end
 }
 
@@ -107,20 +117,30 @@ type Config struct {
 	Routes   Routes
 	Log      zerolog.Logger
 	Links    Links
+	// OfflineGrace: see Service.OfflineGrace.
+	OfflineGrace time.Duration
+	Withdraw     Withdrawer
 }
 
 // New builds a Service with its own broker.
 func New(c Config) *Service {
 	return &Service{Store: c.Store, Agents: c.Agents, Resolver: c.Resolver, Tags: c.Tags, Routes: c.Routes,
 		Broker: NewBroker(), Log: c.Log, Links: c.Links, RequestTimeout: 30 * time.Second,
-		stopped: make(chan struct{})}
+		OfflineGrace: c.OfflineGrace, Withdraw: c.Withdraw, dl: newDelivery(), stopped: make(chan struct{})}
 }
 
-// Run feeds live events and the ingress publisher after each commit until
+// Run feeds live events and the ingress publisher after each commit, and
+// delivers deletes to agents (retried until they are carried out), until
 // ctx ends. ready (optional) is closed once listening.
 func (s *Service) Run(ctx context.Context, ready chan<- struct{}) {
 	defer close(s.stopped)
 	defer s.Broker.CloseAll()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.runDelivery(ctx)
+	}()
+	defer func() { <-done }()
 	listen(ctx, s.Store, s.Log, ready, s.afterCommit)
 }
 

@@ -46,7 +46,7 @@ type server struct {
 	done   chan error
 }
 
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, opts ...func(*config.Config)) *server {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.Listen = "127.0.0.1:0"
@@ -60,6 +60,12 @@ func startServer(t *testing.T) *server {
 	cfg.Agents.PingTimeout = ptypes.Duration(2 * time.Second)
 	cfg.Agents.BackoffMin = ptypes.Duration(200 * time.Millisecond)
 	cfg.Agents.BackoffMax = ptypes.Duration(time.Second)
+	// Most tests watch a node's deployments go offline; those about the
+	// grace set their own.
+	cfg.Agents.OfflineGrace = ptypes.Duration(time.Second)
+	for _, o := range opts {
+		o(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,10 @@
 // provider.
 //
 // A route exists for every ingress-exposed service of a deployment that is
-// running on an online node with a published port; deployments still being
-// deployed, and those whose node is offline, get a host that answers 503
-// (dynconfig.ServiceDeploying / dynconfig.ServiceOffline).
+// running with a published port (also while its node is briefly
+// unreachable: the deployment turns offline only after a grace period);
+// deployments still being deployed, and offline ones, get a host that
+// answers 503 (dynconfig.ServiceDeploying / dynconfig.ServiceOffline).
 //
 // Recomputation is triggered by Changed (called by the deployment and agent
 // code on every status change), by PostgreSQL NOTIFY from the triggers of
@@ -68,7 +69,12 @@ type Options struct {
 	File string
 	// Recheck is the period of the safety-net recompute (default 1 minute).
 	Recheck time.Duration
-	Log     zerolog.Logger
+	// WithdrawGrace is how long Withdraw waits for ingresses that cannot
+	// confirm a table (Traefik polling or reading File); ConfirmTimeout how
+	// long at most for nullops-ingress confirmations.
+	WithdrawGrace  time.Duration
+	ConfirmTimeout time.Duration
+	Log            zerolog.Logger
 }
 
 // Snapshot is one published version of the route table.
@@ -95,9 +101,13 @@ type Publisher struct {
 	rowsHash  uint64 // of the rows the current snapshot was built from; guarded by computeMu
 	snap      atomic.Pointer[Snapshot]
 
-	mu      sync.Mutex
-	newer   chan struct{} // closed when a new snapshot is stored
-	stopped chan struct{} // closed when Run returns
+	mu          sync.Mutex
+	newer       chan struct{}          // closed when a new snapshot is stored
+	stopped     chan struct{}          // closed when Run returns
+	versions    map[string]int64       // ETag → version of recent snapshots
+	ingresses   map[string]ingressSeen // nullops-ingress instances by id
+	otherPollAt time.Time              // last poll of another ingress
+	confirmed   chan struct{}          // closed on every poll of a nullops-ingress
 }
 
 // New returns a publisher; call Run to keep it up to date.
@@ -112,13 +122,20 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 	if opts.Recheck <= 0 {
 		opts.Recheck = time.Minute
 	}
+	if opts.WithdrawGrace <= 0 {
+		opts.WithdrawGrace = DefaultWithdrawGrace
+	}
+	if opts.ConfirmTimeout <= 0 {
+		opts.ConfirmTimeout = DefaultConfirmTimeout
+	}
 	return &Publisher{
-		st:      st,
-		opts:    opts,
-		log:     opts.Log.With().Str("part", "ingresspub").Logger(),
-		dirty:   make(chan struct{}, 1),
-		newer:   make(chan struct{}),
-		stopped: make(chan struct{}),
+		st:        st,
+		opts:      opts,
+		log:       opts.Log.With().Str("part", "ingresspub").Logger(),
+		dirty:     make(chan struct{}, 1),
+		newer:     make(chan struct{}),
+		stopped:   make(chan struct{}),
+		confirmed: make(chan struct{}),
 	}, nil
 }
 
@@ -264,6 +281,7 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 	}
 	p.snap.Store(s)
 	p.mu.Lock()
+	p.rememberLocked(s)
 	close(p.newer)
 	p.newer = make(chan struct{})
 	p.mu.Unlock()
@@ -342,9 +360,8 @@ const (
 func state(r store.RouteRow) int {
 	switch r.DeploymentStatus {
 	case "running":
-		if r.NodeStatus != "online" {
-			return stateOffline
-		}
+		// Also while its node is unreachable: the deployment becomes
+		// offline only after the grace (agents.offlinegrace).
 		if r.HostPort <= 0 || r.NodeHost == "" {
 			return stateDeploying // port not reported yet
 		}

@@ -49,7 +49,8 @@ func newWorld(t *testing.T) *world {
 	s.Service(t, w.depRunning, "api", 32002, true)
 	s.Service(t, w.depRunning, "db", 32003, false) // not exposed
 
-	w.depOnOffline = s.Deployment(t, qa, w.nodeOffline, "pr-2", "running", time.Hour)
+	// Its node has been unreachable for longer than the grace: offline.
+	w.depOnOffline = s.Deployment(t, qa, w.nodeOffline, "pr-2", "offline", time.Hour)
 	s.Service(t, w.depOnOffline, "web", 32004, true)
 
 	w.depDeploying = s.Deployment(t, qa, w.nodeOnline, "pr-3", "deploying", time.Hour)
@@ -156,8 +157,10 @@ func TestPublisherDerivesRoutesFromDatabase(t *testing.T) {
 	if p.Current().Version != 1 {
 		t.Fatalf("unchanged recompute bumped the version to %d", p.Current().Version)
 	}
-	// The offline node comes back: its deployment is routed, version 2.
+	// The offline node comes back (its deployment is running again): it is
+	// routed, version 2.
 	w.seed.SetNodeStatus(t, w.nodeOffline, "online")
+	w.seed.SetDeploymentStatus(t, w.depOnOffline, "running")
 	w.seed.SetHostPort(t, w.depDeploying, "web", 32010)
 	w.seed.SetDeploymentStatus(t, w.depDeploying, "running")
 	if err := p.Recompute(ctx); err != nil {
@@ -247,13 +250,13 @@ func TestPublisherRunFollowsNotifications(t *testing.T) {
 	}
 	// No Changed() call: the NOTIFY from the database trigger must suffice.
 	time.Sleep(200 * time.Millisecond) // let LISTEN start (it recomputes on start anyway)
-	w.seed.SetNodeStatus(t, w.nodeOnline, "offline")
+	w.seed.SetDeploymentStatus(t, w.depRunning, "offline")
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
 	for {
 		next, ok := p.WaitNewer(wctx, first.Version)
 		if !ok {
-			t.Fatal("no new version within 10s of a node going offline (NOTIFY not followed)")
+			t.Fatal("no new version within 10s of a deployment going offline (NOTIFY not followed)")
 		}
 		if compile(t, next.Body)["web.pr-1.qa.example.test"].kind == dynconfig.KindOffline {
 			break
@@ -300,7 +303,7 @@ func TestPublisherWritesFileAtomically(t *testing.T) {
 	if err := file.Decode(path, &cfg); err != nil { // Traefik's file provider decoder
 		t.Fatalf("Traefik's decoder refuses the file: %v", err)
 	}
-	w.seed.SetNodeStatus(t, w.nodeOnline, "offline")
+	w.seed.SetDeploymentStatus(t, w.depRunning, "offline")
 	if err := p.Recompute(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -29,40 +29,43 @@ var reservingStatuses = []string{DeploymentPending, DeploymentDeploying, Deploym
 
 // Deployment is one row of deployments with the names of what it refers to.
 type Deployment struct {
-	ID                int64             `json:"id"`
-	Name              string            `json:"name"`
-	ProjectID         int64             `json:"project_id"`
-	ProjectName       string            `json:"project"`
-	EnvironmentID     int64             `json:"environment_id"`
-	EnvironmentName   string            `json:"environment"`
-	BaseDomain        string            `json:"-"`
-	HostTemplate      string            `json:"-"`
-	NodeID            *int64            `json:"node_id"`
-	NodeName          string            `json:"node"`
-	NodeStatus        string            `json:"node_status"`
-	NodeHost          string            `json:"-"`
-	PipelineVersionID int64             `json:"-"`
-	PipelineVersion   int               `json:"pipeline_version"`
-	Status            string            `json:"status"`
-	StatusReason      string            `json:"reason"`
-	FailedStep        string            `json:"failed_step"`
-	OwnerID           *int64            `json:"owner_id"`
-	OwnerName         string            `json:"owner"`
-	ClonedFrom        *int64            `json:"cloned_from"`
-	Tags              map[string]string `json:"tags"`
-	CPU               float64           `json:"cpu"`
-	MemoryMB          int64             `json:"memory_mb"`
-	TTLSeconds        int64             `json:"ttl_seconds"`
-	LastActivityAt    time.Time         `json:"last_activity_at"`
-	ExpiresAt         time.Time         `json:"expires_at"`
-	DeletePending     bool              `json:"delete_pending"`
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
-	DeletedAt         *time.Time        `json:"deleted_at"`
+	ID              int64  `json:"id"`
+	Name            string `json:"name"`
+	ProjectID       int64  `json:"project_id"`
+	ProjectName     string `json:"project"`
+	EnvironmentID   int64  `json:"environment_id"`
+	EnvironmentName string `json:"environment"`
+	BaseDomain      string `json:"-"`
+	HostTemplate    string `json:"-"`
+	NodeID          *int64 `json:"node_id"`
+	NodeName        string `json:"node"`
+	NodeStatus      string `json:"node_status"`
+	// NodeUnreachableSince is when the node's agent stopped answering (nil
+	// while it answers): the deployment stays routed for a grace period.
+	NodeUnreachableSince *time.Time        `json:"node_unreachable_since"`
+	NodeHost             string            `json:"-"`
+	PipelineVersionID    int64             `json:"-"`
+	PipelineVersion      int               `json:"pipeline_version"`
+	Status               string            `json:"status"`
+	StatusReason         string            `json:"reason"`
+	FailedStep           string            `json:"failed_step"`
+	OwnerID              *int64            `json:"owner_id"`
+	OwnerName            string            `json:"owner"`
+	ClonedFrom           *int64            `json:"cloned_from"`
+	Tags                 map[string]string `json:"tags"`
+	CPU                  float64           `json:"cpu"`
+	MemoryMB             int64             `json:"memory_mb"`
+	TTLSeconds           int64             `json:"ttl_seconds"`
+	LastActivityAt       time.Time         `json:"last_activity_at"`
+	ExpiresAt            time.Time         `json:"expires_at"`
+	DeletePending        bool              `json:"delete_pending"`
+	CreatedAt            time.Time         `json:"created_at"`
+	UpdatedAt            time.Time         `json:"updated_at"`
+	DeletedAt            *time.Time        `json:"deleted_at"`
 }
 
 const deploymentColumns = `d.id, d.name, d.project_id, p.name, d.environment_id, e.name, e.base_domain, e.host_template,
-	d.node_id, COALESCE(n.name, ''), COALESCE(n.status, ''), COALESCE(n.host, ''),
+	d.node_id, COALESCE(n.name, ''), COALESCE(n.status, ''), n.unreachable_since, COALESCE(n.host, ''),
 	d.pipeline_version_id, pv.version, d.status, d.status_reason, d.failed_step,
 	d.owner_id, COALESCE(u.username, ''), d.cloned_from, d.tags, d.cpu, d.memory_mb, d.ttl_seconds,
 	d.last_activity_at, d.expires_at, d.delete_pending, d.created_at, d.updated_at, d.deleted_at`
@@ -78,7 +81,7 @@ func scanDeployment(row pgx.Row) (Deployment, error) {
 	var d Deployment
 	var tags []byte
 	err := row.Scan(&d.ID, &d.Name, &d.ProjectID, &d.ProjectName, &d.EnvironmentID, &d.EnvironmentName, &d.BaseDomain, &d.HostTemplate,
-		&d.NodeID, &d.NodeName, &d.NodeStatus, &d.NodeHost,
+		&d.NodeID, &d.NodeName, &d.NodeStatus, &d.NodeUnreachableSince, &d.NodeHost,
 		&d.PipelineVersionID, &d.PipelineVersion, &d.Status, &d.StatusReason, &d.FailedStep,
 		&d.OwnerID, &d.OwnerName, &d.ClonedFrom, &tags, &d.CPU, &d.MemoryMB, &d.TTLSeconds,
 		&d.LastActivityAt, &d.ExpiresAt, &d.DeletePending, &d.CreatedAt, &d.UpdatedAt, &d.DeletedAt)
@@ -753,6 +756,72 @@ func SetNodeDeploymentsOffline(ctx context.Context, tx pgx.Tx, nodeID int64, rea
 		return nil, fmt.Errorf("mark deployments of node %d offline: %w", nodeID, err)
 	}
 	return ids, nil
+}
+
+// SetUnreachableDeploymentsOffline marks offline the running and deploying
+// deployments of every node whose agent has not answered for longer than
+// grace, and returns their ids. The reason says since when.
+func SetUnreachableDeploymentsOffline(ctx context.Context, tx pgx.Tx, grace time.Duration) ([]int64, error) {
+	rows, err := tx.Query(ctx, `UPDATE deployments d SET status = 'offline', updated_at = now(),
+			status_reason = 'node offline since ' || to_char(n.unreachable_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+				|| CASE WHEN n.status_reason <> '' THEN ': ' || n.status_reason ELSE '' END
+		FROM nodes n
+		WHERE n.id = d.node_id AND n.status <> 'online' AND n.unreachable_since IS NOT NULL
+		  AND n.unreachable_since <= now() - $1::bigint * interval '1 microsecond'
+		  AND d.status IN ('running', 'deploying') RETURNING d.id`, grace.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("mark deployments of unreachable nodes offline: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("mark deployments of unreachable nodes offline: %w", err)
+	}
+	return ids, nil
+}
+
+// NextUnreachableDeadline returns when the grace of the earliest
+// unreachable node with running or deploying deployments ends (ok false
+// when there is none).
+func (s *Store) NextUnreachableDeadline(ctx context.Context, grace time.Duration) (time.Time, bool, error) {
+	var at *time.Time
+	err := s.Pool.QueryRow(ctx, `SELECT min(n.unreachable_since) FROM nodes n
+		WHERE n.status <> 'online' AND n.unreachable_since IS NOT NULL
+		  AND EXISTS (SELECT 1 FROM deployments d WHERE d.node_id = n.id AND d.status IN ('running', 'deploying'))`).Scan(&at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next unreachable deadline: %w", err)
+	}
+	if at == nil {
+		return time.Time{}, false, nil
+	}
+	return at.Add(grace), true, nil
+}
+
+// DeletingDeployment is a delete waiting to be carried out on a node.
+type DeletingDeployment struct {
+	ID      int64
+	NodeID  int64
+	Pending bool // the last attempt did not reach the node
+	Routed  bool // it has ingress-exposed services
+}
+
+// DeletingDeployments lists the deployments being deleted on a node: the
+// desired state the delivery loop carries out.
+func (s *Store) DeletingDeployments(ctx context.Context) ([]DeletingDeployment, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT d.id, d.node_id, d.delete_pending,
+			EXISTS (SELECT 1 FROM deployment_services ds WHERE ds.deployment_id = d.id AND ds.ingress)
+		FROM deployments d WHERE d.status = 'deleting' AND d.node_id IS NOT NULL ORDER BY d.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list deleting deployments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeletingDeployment, error) {
+		var x DeletingDeployment
+		err := r.Scan(&x.ID, &x.NodeID, &x.Pending, &x.Routed)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deleting deployments: %w", err)
+	}
+	return out, nil
 }
 
 // RestoreNodeDeployments brings the offline deployments of a node that is

@@ -50,14 +50,17 @@ type Node struct {
 	Usage              protocol.Usage    `json:"usage"`
 	LastAckedSeq       int64             `json:"last_acked_seq"`
 	LastSeenAt         *time.Time        `json:"last_seen_at"`
-	CreatedAt          time.Time         `json:"created_at"`
-	UpdatedAt          time.Time         `json:"updated_at"`
+	// UnreachableSince is when the agent stopped answering (nil while
+	// online); its deployments stay routed for agents.offlinegrace.
+	UnreachableSince *time.Time `json:"unreachable_since"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
 }
 
 const nodeColumns = `id, environment_id, name, uid, host, port, token_enc, token_key_id, token_generation,
 	expected_thumbprint, seen_thumbprint, status, status_reason, enabled, revoked, labels,
 	agent_version, protocol_version, agent_instance, capacity, usage, last_acked_seq, last_seen_at,
-	created_at, updated_at`
+	unreachable_since, created_at, updated_at`
 
 func scanNode(row pgx.Row) (Node, error) {
 	var n Node
@@ -65,7 +68,7 @@ func scanNode(row pgx.Row) (Node, error) {
 	err := row.Scan(&n.ID, &n.EnvironmentID, &n.Name, &n.UID, &n.Host, &n.Port, &n.TokenEnc, &n.TokenKeyID, &n.TokenGeneration,
 		&n.ExpectedThumbprint, &n.SeenThumbprint, &n.Status, &n.StatusReason, &n.Enabled, &n.Revoked, &labels,
 		&n.AgentVersion, &n.ProtocolVersion, &n.AgentInstance, &capacity, &usage, &n.LastAckedSeq, &n.LastSeenAt,
-		&n.CreatedAt, &n.UpdatedAt)
+		&n.UnreachableSince, &n.CreatedAt, &n.UpdatedAt)
 	if err != nil {
 		return n, notFound(err)
 	}
@@ -125,8 +128,8 @@ func nonNilLabels(l map[string]string) map[string]string {
 func SetNodeToken(ctx context.Context, q Querier, id int64, enc []byte, keyID string) (Node, error) {
 	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET token_enc = $2, token_key_id = $3,
 		token_generation = token_generation + 1, revoked = FALSE,
-		status = CASE WHEN enabled THEN 'offline' ELSE 'disabled' END,
-		status_reason = CASE WHEN enabled THEN 'waiting for the agent to use the new token' ELSE status_reason END,
+		status = 'offline', status_reason = 'waiting for the agent to use the new token',
+		unreachable_since = COALESCE(unreachable_since, now()),
 		updated_at = now()
 		WHERE id = $1 RETURNING `+nodeColumns, id, enc, keyID))
 	if err != nil {
@@ -177,10 +180,10 @@ func (s *Store) ListNodes(ctx context.Context, environmentID int64, limit, offse
 	return nodes, total, err
 }
 
-// ConnectableNodes lists every enabled, non-revoked node: those the
-// connection manager dials.
+// ConnectableNodes lists every non-revoked node (disabled ones included:
+// they drain): those the connection manager dials.
 func (s *Store) ConnectableNodes(ctx context.Context) ([]Node, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE enabled AND NOT revoked ORDER BY id`)
+	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE NOT revoked ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list connectable nodes: %w", err)
 	}
@@ -245,6 +248,7 @@ func RevokeNode(ctx context.Context, q Querier, id int64) (Node, error) {
 	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET token_enc = NULL, token_key_id = '', revoked = TRUE,
 		token_generation = token_generation + 1,
 		status = 'revoked', status_reason = 'token revoked by an admin; rotate the token to use the node again',
+		unreachable_since = COALESCE(unreachable_since, now()),
 		updated_at = now() WHERE id = $1 RETURNING `+nodeColumns, id))
 	if err != nil {
 		return n, fmt.Errorf("revoke node %d: %w", id, err)
@@ -252,13 +256,13 @@ func RevokeNode(ctx context.Context, q Querier, id int64) (Node, error) {
 	return n, nil
 }
 
-// SetNodeEnabled enables or disables a node.
+// SetNodeEnabled enables or disables a node. A disabled node drains: it
+// stays connected (its status keeps telling whether the agent answers),
+// its deployments keep running and routed and can be deleted, and it takes
+// no new deployments.
 func SetNodeEnabled(ctx context.Context, q Querier, id int64, enabled bool) (Node, error) {
 	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET enabled = $2,
-		status = CASE WHEN revoked THEN 'revoked' WHEN $2 THEN
-			(CASE WHEN status = 'disabled' THEN 'offline' ELSE status END) ELSE 'disabled' END,
-		status_reason = CASE WHEN revoked THEN status_reason WHEN $2 THEN
-			(CASE WHEN status = 'disabled' THEN '' ELSE status_reason END) ELSE 'disabled by an admin' END,
+		status = CASE WHEN status = 'disabled' THEN 'offline' ELSE status END,
 		updated_at = now() WHERE id = $1 RETURNING `+nodeColumns, id, enabled))
 	if err != nil {
 		return n, fmt.Errorf("set node %d enabled=%t: %w", id, enabled, err)
@@ -292,13 +296,14 @@ func DeleteNode(ctx context.Context, tx pgx.Tx, id int64) error {
 	return nil
 }
 
-// SetNodeStatus records the connection status of an enabled, non-revoked
-// node (an admin's disable or revoke always wins over a stale writer).
-// It reports whether the row changed.
+// SetNodeStatus records the connection status of a non-revoked node (an
+// admin's revoke always wins over a stale writer) and when it stopped
+// answering. It reports whether the row changed.
 func (s *Store) SetNodeStatus(ctx context.Context, id int64, status, reason string) (bool, error) {
 	tag, err := s.Pool.Exec(ctx, `UPDATE nodes SET status = $2, status_reason = $3, updated_at = now(),
-		last_seen_at = CASE WHEN $2 = 'online' THEN now() ELSE last_seen_at END
-		WHERE id = $1 AND enabled AND NOT revoked AND (status <> $2 OR status_reason <> $3 OR $2 = 'online')`, id, status, reason)
+		last_seen_at = CASE WHEN $2 = 'online' THEN now() ELSE last_seen_at END,
+		unreachable_since = CASE WHEN $2 = 'online' THEN NULL ELSE COALESCE(unreachable_since, now()) END
+		WHERE id = $1 AND NOT revoked AND (status <> $2 OR status_reason <> $3 OR $2 = 'online')`, id, status, reason)
 	if err != nil {
 		return false, fmt.Errorf("set status of node %d: %w", id, err)
 	}
@@ -344,8 +349,9 @@ func (s *Store) RecordHello(ctx context.Context, id int64, h NodeHello) (expecte
 // SetNodeUntrusted records a thumbprint that does not match the expected
 // one and marks the node untrusted.
 func (s *Store) SetNodeUntrusted(ctx context.Context, id int64, seen, reason string) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `UPDATE nodes SET seen_thumbprint = $2, status = 'untrusted', status_reason = $3, updated_at = now()
-		WHERE id = $1 AND enabled AND NOT revoked AND (status <> 'untrusted' OR seen_thumbprint <> $2 OR status_reason <> $3)`,
+	tag, err := s.Pool.Exec(ctx, `UPDATE nodes SET seen_thumbprint = $2, status = 'untrusted', status_reason = $3, updated_at = now(),
+		unreachable_since = COALESCE(unreachable_since, now())
+		WHERE id = $1 AND NOT revoked AND (status <> 'untrusted' OR seen_thumbprint <> $2 OR status_reason <> $3)`,
 		id, seen, reason)
 	if err != nil {
 		return false, fmt.Errorf("mark node %d untrusted: %w", id, err)

@@ -64,7 +64,7 @@ export async function deploymentPage({ id }) {
       h('dt', null, 'Status'), h('dd', { id: 'dep-status' }, badge(d.status), d.degraded ? [' ', badge('degraded')] : null, d.delete_pending ? h('span', { class: 'muted small' }, ' (delete waits for the node)') : null),
       h('dt', null, 'Project'), h('dd', null, d.project || ''),
       h('dt', null, 'Environment'), h('dd', null, d.environment || ''),
-      h('dt', null, 'Node'), h('dd', null, d.node || '—', d.node_status && d.node_status !== 'online' ? h('span', { class: 'warn small' }, ` (${d.node_status})`) : null),
+      h('dt', null, 'Node'), h('dd', { id: 'dep-node' }, d.node || '—', nodeNote(d)),
       h('dt', null, 'Owner'), h('dd', null, d.owner || ''),
       h('dt', null, 'Pipeline version'), h('dd', null, String(d.pipeline_version ?? '')),
       h('dt', null, 'Resources'), h('dd', null, `${d.cpu} CPU · ${d.memory_mb} MiB`),
@@ -197,7 +197,8 @@ export async function deploymentPage({ id }) {
         break;
       }
       case 'deployment.status':
-        Object.assign(d, { status: ev.status, reason: ev.reason || '', failed_step: ev.failed_step || d.failed_step, delete_pending: ev.delete_pending });
+        Object.assign(d, { status: ev.status, reason: ev.reason || '', failed_step: ev.failed_step || d.failed_step, delete_pending: ev.delete_pending,
+          node_status: ev.node_status || d.node_status, node_unreachable_since: ev.node_unreachable_since || null });
         drawHead();
         loadHistory();
         if (ev.status === 'running' || ev.status === 'failed') refresh();
@@ -360,3 +361,12 @@ function logPanel(depId, listServices, listSteps, current0) {
   };
 }
 
+// nodeNote says when the deployment's node stopped answering: its
+// deployments stay routed for a grace period before they go offline.
+function nodeNote(d) {
+  if (d.node_unreachable_since && !['deleted', 'failed'].includes(d.status)) {
+    return h('span', { class: 'warn small' }, ' (node unreachable since ', timeEl(d.node_unreachable_since), ')');
+  }
+  if (d.node_status && d.node_status !== 'online') return h('span', { class: 'warn small' }, ` (${d.node_status})`);
+  return null;
+}

@@ -33,7 +33,9 @@ export function nodesSection(envId) {
       clear(list, table([
         { label: 'Node', render: (n) => [h('strong', null, n.name), h('div', { class: 'muted small' }, `${n.host}:${n.port}`)] },
         { label: 'Labels', render: labelList },
-        { label: 'Status', render: (n) => [badge(n.enabled === false && n.status !== 'revoked' ? 'disabled' : n.status), n.status_reason ? h('div', { class: 'muted small' }, n.status_reason) : null] },
+        { label: 'Status', render: (n) => [badge(n.status), n.enabled === false && n.status !== 'revoked' ? [' ', badge('draining')] : null,
+          n.status_reason ? h('div', { class: 'muted small' }, n.status_reason) : null,
+          n.unreachable_since && n.status !== 'online' ? h('div', { class: 'muted small' }, 'unreachable since ', timeEl(n.unreachable_since)) : null] },
         { label: 'Thumbprint', render: thumbprint },
         { label: 'Capacity', render: capacity },
         { label: 'Agent', render: (n) => [n.agent_version || '—', n.last_seen_at ? h('div', { class: 'muted small' }, 'seen ', timeEl(n.last_seen_at)) : null] },
@@ -57,7 +59,7 @@ export function nodesSection(envId) {
     if (n.enabled === false) {
       out.push(actionButton('Enable', async () => { await api.post(`/nodes/${n.id}/enable`, {}); announce(`${n.name} enabled.`); reload(true); }, { aria: `Enable ${n.name}` }));
     } else {
-      out.push(actionButton('Disable', async () => { await api.post(`/nodes/${n.id}/disable`, {}); announce(`${n.name} disabled: no new deployments go there.`); reload(true); }, { aria: `Disable ${n.name}` }));
+      out.push(actionButton('Disable', async () => { await api.post(`/nodes/${n.id}/disable`, {}); announce(`${n.name} disabled: it drains (no new deployments; existing ones keep running and can be deleted).`); reload(true); }, { aria: `Disable ${n.name}` }));
     }
     out.push(actionButton('Rotate token', async () => {
       const res = await api.post(`/nodes/${n.id}/rotate-token`, {});
