@@ -139,8 +139,20 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 		return "$" + strconv.Itoa(len(args))
 	}
 	if f.VisibleTo != nil {
-		args = append(args, *f.VisibleTo)
-		where = append(where, VisibleToUserSQL(len(args), "d.project_id", "d.environment_id"))
+		// Resolve the user's grants once, so the list and its count filter
+		// by two small id sets (indexed) instead of re-checking the grants
+		// for every row.
+		pids, eids, err := s.UserGrantTargets(ctx, *f.VisibleTo)
+		if err != nil {
+			return nil, 0, err
+		}
+		if pids == nil {
+			pids = []int64{}
+		}
+		if eids == nil {
+			eids = []int64{}
+		}
+		where = append(where, "(d.project_id = ANY("+arg(pids)+") OR d.environment_id = ANY("+arg(eids)+"))")
 	}
 	if f.ProjectID != 0 {
 		where = append(where, "d.project_id = "+arg(f.ProjectID))

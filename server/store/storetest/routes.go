@@ -158,3 +158,6 @@ func (s *RouteSeed) exec(t testing.TB, q string, args ...any) {
 		t.Fatalf("seed: %v", err)
 	}
 }
+
+// ProjectID is the id of the seed's project.
+func (s *RouteSeed) ProjectID() int64 { return s.projectID }
