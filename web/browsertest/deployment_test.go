@@ -55,7 +55,7 @@ func TestUserDeploysWatchesAndDeletes(t *testing.T) {
 	reader := newBrowser(t, st.URL)
 	reader.login("reader", stackUserPass)
 	reader.waitFor("list row", `!!document.querySelector('tr[data-name="pr-42"]')`, 20*time.Second)
-	if reader.count(`tr[data-name="pr-42"] button, tr[data-name="pr-42"] [data-action]`) != 0 {
+	if reader.count(`tr[data-name="pr-42"] button:not(.copy), tr[data-name="pr-42"] [data-action]`) != 0 {
 		t.Errorf("read-only user sees action buttons in the list")
 	}
 	if !eval[bool](reader, `document.querySelector('#new-deployment').hidden`) {
@@ -147,8 +147,11 @@ func TestUserDeploysWatchesAndDeletes(t *testing.T) {
 	b.waitText("#toasts", "pr-42 is being deleted")
 	b.open(depPath)
 	b.waitFor("deleted", `document.querySelector('#dep-status').textContent.includes('deleted')`, 90*time.Second)
-	if n := b.count(`[data-action]`); n != 0 {
+	if n := b.count(`[data-action]:not([data-action="create-again"])`); n != 0 {
 		t.Errorf("a deleted deployment still offers %d actions", n)
+	}
+	if b.count(`[data-action="create-again"]`) != 1 {
+		t.Errorf("a deleted deployment does not offer to create it again")
 	}
 	b.shot("06-deleted")
 	_ = fmt.Sprint

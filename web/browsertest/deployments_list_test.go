@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -162,5 +166,57 @@ func TestDeadDeploymentsLookDeadAndAccessComesFromTheServer(t *testing.T) {
 		if strings.Contains(p, "/access") || strings.HasPrefix(p, "/api/v1/deployments/") {
 			t.Errorf("list page requested %s", p)
 		}
+	}
+}
+
+// readClipboard grants the page clipboard access (once) and returns what
+// is on the clipboard.
+func readClipboard(b *browser) string {
+	b.t.Helper()
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.Call(b.ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: name}, Setting: cdpbrowser.PermissionSettingGranted, Origin: b.base}); err != nil {
+			b.t.Fatalf("grant %s: %v", name, err)
+		}
+	}
+	// A headless page never has the focus the Clipboard API wants.
+	if _, err := chromedp.Call(b.ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
+		b.t.Fatalf("emulate focus: %v", err)
+	}
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("read the clipboard: %v", err)
+	}
+	return v
+}
+
+// TestLinksInFullWithCopy: a running deployment's links are shown in full,
+// each with a copy button, on its page and in the list; "Copy all links"
+// copies one "service: URL" line per exposed service.
+func TestLinksInFullWithCopy(t *testing.T) {
+	env := startServer(t)
+	r := newRows(t, env, env.Project("shop"), env.Environment("qa"))
+	id := r.deployment("pr-7", store.DeploymentRunning, "")
+	r.id(`INSERT INTO deployment_services (deployment_id, node_key, image, tag, ingress, health)
+		VALUES ($1, 'api', 'team/api', 'v1', TRUE, 'healthy') RETURNING deployment_id`, id)
+
+	b := newBrowser(t, env.URL)
+	b.login(adminUser, adminPassword)
+	b.open(fmt.Sprintf("/deployments/%d", id))
+	b.waitText("#dep-links", "http://web.pr-7.qa.qa.test")
+	b.waitText("#dep-links", "http://api.pr-7.qa.qa.test")
+	readClipboard(b) // grant access before copying
+	b.click("#copy-all-links")
+	b.waitText("#toasts", "2 links copied")
+	if got := readClipboard(b); got != "api: http://api.pr-7.qa.qa.test\nweb: http://web.pr-7.qa.qa.test" {
+		t.Errorf("Copy all links copied %q", got)
+	}
+	b.shot("01-links-in-full")
+
+	b.open("/deployments")
+	b.click(`tr[data-name="pr-7"] button[aria-label="Copy the link of web"]`)
+	b.waitText("#toasts", "Link of web copied")
+	if got := readClipboard(b); got != "http://web.pr-7.qa.qa.test" {
+		t.Errorf("the list's copy button copied %q", got)
 	}
 }

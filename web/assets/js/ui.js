@@ -116,6 +116,35 @@ export function announce(message, kind = 'ok') {
   region.append(el);
 }
 
+// copyText puts text on the clipboard and says so. Without the Clipboard
+// API (plain-HTTP origins other than localhost) it falls back to copying a
+// selected, off-screen text area.
+export async function copyText(text, what = 'Copied.') {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+    } else {
+      const ta = h('textarea', { class: 'sr-only', readonly: true }, text);
+      document.body.append(ta);
+      ta.select();
+      const ok = document.execCommand('copy');
+      ta.remove();
+      if (!ok) throw new Error('copy refused');
+    }
+    announce(what);
+    return true;
+  } catch {
+    announce('Copy failed; select the text instead.', 'error');
+    return false;
+  }
+}
+
+// copyButton is a small button copying text (e.g. a URL).
+export function copyButton(text, { label = 'Copy', aria, what } = {}) {
+  return h('button', { type: 'button', class: 'small copy', 'aria-label': aria || `Copy ${text}`, 'data-copy': text,
+    onclick: () => copyText(text, what) }, label);
+}
+
 export function badge(status) {
   return h('span', { class: ['badge', 'st-' + String(status || 'unknown').replace(/[^a-z_-]/gi, '')] }, status || 'unknown');
 }

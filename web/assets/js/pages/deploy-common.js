@@ -3,7 +3,7 @@
 import { h } from '../dom.js';
 import * as api from '../api.js';
 import * as session from '../session.js';
-import { confirmDialog, announce } from '../ui.js';
+import { confirmDialog, announce, copyButton, copyText } from '../ui.js';
 
 // links returns [{service, url}] from whatever shape the API uses: a list
 // of URLs, of {service,url}, or a map service -> url.
@@ -32,8 +32,20 @@ export function linkList(d) {
     return h('ul', { class: 'plain links dead' }, ls.map((l) => h('li', { title: `Not reachable: the deployment is ${d.status}` },
       h('span', { class: 'dead-link', 'data-dead-link': l.service }, l.service), h('span', { class: 'sr-only' }, ` (not reachable: ${d.status})`))));
   }
-  return h('ul', { class: 'plain links' }, ls.map((l) => h('li', null,
-    h('a', { href: l.url, target: '_blank', rel: 'noopener', 'data-external': '' }, l.service, h('span', { class: 'sr-only' }, ' (opens in a new tab)'), ' ↗'))));
+  // Each link in full (QA pastes them into tickets), with a copy button.
+  return h('ul', { class: 'plain links' }, ls.map((l) => h('li', { class: 'link-line', 'data-service': l.service },
+    h('span', { class: 'link-service' }, l.service),
+    h('a', { href: l.url, target: '_blank', rel: 'noopener', 'data-external': '', class: 'mono link-url' }, l.url, h('span', { class: 'sr-only' }, ' (opens in a new tab)'), ' ↗'),
+    copyButton(l.url, { aria: `Copy the link of ${l.service}`, what: `Link of ${l.service} copied.` }))));
+}
+
+// copyAllLinks copies every live link of a deployment, one "service: URL"
+// per line.
+export function copyAllLinks(d) {
+  const ls = links(d);
+  if (!ls.length || isDead(d)) return null;
+  const text = ls.map((l) => `${l.service}: ${l.url}`).join('\n');
+  return h('button', { type: 'button', class: 'small', id: 'copy-all-links', onclick: () => copyText(text, `${ls.length} link${ls.length === 1 ? '' : 's'} copied.`) }, 'Copy all links');
 }
 
 // createAgain links to the form that creates a deleted deployment again,

@@ -9,7 +9,7 @@ import * as api from '../api.js';
 import { subscribe, streamLines } from '../stream.js';
 import { page, loading, errorBox, badge, countdown, timeEl, table, formatBytes, empty } from '../ui.js';
 import { renderStatic } from '../editor/graph-view.js';
-import { actionButtons, linkList, links, isDead } from './deploy-common.js';
+import { actionButtons, linkList, links, isDead, copyAllLinks, canManage } from './deploy-common.js';
 
 const MAX_LOG_LINES = 5000;
 
@@ -33,6 +33,7 @@ export async function deploymentPage({ id }) {
   const services = new Map((d.services || []).map((sv) => [sv.id, sv]));
   let graph = d.graph || null;
   let selectedStep = null;
+  let shownActions = '';
   let ending = null; // the history entry that deleted it: {action, actor, at}
 
   // ---- sections ---------------------------------------------------------------
@@ -57,9 +58,15 @@ export async function deploymentPage({ id }) {
   function drawHead() {
     document.getElementById('page-title').textContent = d.name;
     document.title = `${d.name} · NullOps`;
-    clear(actions, actionButtons(d, (updated) => {
-      if (updated) { Object.assign(d, updated); drawHead(); loadHistory(); }
-    }));
+    // Rebuild the buttons only when what they offer changes: a redraw
+    // under the pointer or the keyboard focus would lose the click.
+    const actionsKey = `${d.status}|${d.access}|${canManage(d)}`;
+    if (actionsKey !== shownActions) {
+      shownActions = actionsKey;
+      clear(actions, actionButtons(d, (updated) => {
+        if (updated) { Object.assign(d, updated); drawHead(); loadHistory(); }
+      }));
+    }
     clear(head, h('dl', { class: 'facts' },
       h('dt', null, 'Status'), h('dd', { id: 'dep-status' }, badge(d.status), d.degraded ? [' ', badge('degraded')] : null, d.delete_pending ? h('span', { class: 'muted small' }, ' (delete waits for the node)') : null),
       h('dt', null, 'Project'), h('dd', null, d.project || ''),
@@ -70,7 +77,7 @@ export async function deploymentPage({ id }) {
       h('dt', null, 'Resources'), h('dd', null, `${d.cpu} CPU · ${d.memory_mb} MiB`),
       h('dt', null, 'Created'), h('dd', null, timeEl(d.created_at)),
       h('dt', null, 'Cleanup in'), h('dd', { id: 'dep-expires' }, isDead(d) ? '—' : countdown(d.expires_at)),
-      h('dt', null, 'Links'), h('dd', null, linkList(d)),
+      h('dt', null, 'Links'), h('dd', { id: 'dep-links' }, linkList(d), copyAllLinks(d)),
       d.cloned_from ? [h('dt', null, 'Cloned from'), h('dd', null, h('a', { href: `/deployments/${d.cloned_from}` }, `#${d.cloned_from}`))] : null,
       h('dt', null, 'Versions'), h('dd', null, Object.entries(d.tags || {}).map(([svc, tag]) => h('code', { class: 'tag' }, `${svc}:${tag}`)))));
     if (d.status === 'deleted') {
