@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,10 +39,12 @@ const envBenchTokens = "NULLOPS_BENCH_AGENTS_TOKENS"
 // connected agent. The agents run in a separate process (this test binary
 // re-executed), each a real agent/channel server on loopback TLS with its
 // own ECDSA certificate, so the heap measured here is the server's alone.
+// NULLOPS_BENCH_AGENTS chooses the agent counts (default "100,1000").
 //
 //	go test ./server/agents -run '^$' -bench BenchmarkConnectAgents -benchtime=1x
+//	NULLOPS_BENCH_AGENTS=3000,10000 go test ./server/agents -run '^$' -bench BenchmarkConnectAgents -benchtime=1x
 func BenchmarkConnectAgents(b *testing.B) {
-	for _, n := range []int{100, 1000} {
+	for _, n := range benchAgentCounts(b) {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				online, heap, total := connectAgents(b, n)
@@ -222,4 +225,21 @@ func mkdir(d string) string {
 		log.Fatal(err)
 	}
 	return d
+}
+
+// benchAgentCounts reads NULLOPS_BENCH_AGENTS ("100,1000" when unset).
+func benchAgentCounts(b *testing.B) []int {
+	v := os.Getenv("NULLOPS_BENCH_AGENTS")
+	if v == "" {
+		return []int{100, 1000}
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("NULLOPS_BENCH_AGENTS=%q: want agent counts like 100,1000", v)
+		}
+		out = append(out, n)
+	}
+	return out
 }
