@@ -39,6 +39,14 @@ func TestDockerComposeFile(t *testing.T) {
 		t.Errorf("config without NULLOPS_SECRET_KEY: %v\n%s", err, msg)
 	}
 
+	// An empty agent token (e.g. a .env that lost it) stops every command,
+	// so a later `up` cannot start the agent without one.
+	cmd = exec.Command("docker-compose", "-f", "docker-compose.yml", "config", "-q")
+	cmd.Env = append(append([]string{}, env...), "AGENT_TOKEN=")
+	if msg, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(msg), "AGENT_TOKEN") {
+		t.Errorf("config with an empty AGENT_TOKEN: %v\n%s", err, msg)
+	}
+
 	var cfg struct {
 		Services map[string]struct {
 			Image       string            `yaml:"image"`

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotently prepares this machine for `make test` and `make demo`:
-#   - installs the Debian packages the suite needs when they are missing,
+#   - installs the Debian packages the suite needs when they are missing
+#     (debootstrap builds the stand-in postgres image of the compose test),
 #   - starts a throwaway PostgreSQL cluster owned by the postgres user,
 #   - checks that the Docker daemon answers.
 # Prints the environment to use (NULLOPS_TEST_DATABASE_URL) on stdout as
@@ -9,7 +10,7 @@ set -euo pipefail
 
 RUN_DIR=${NULLOPS_RUN_DIR:-/tmp/nullops-run}
 PG_PORT=${NULLOPS_PG_PORT:-55432}
-PACKAGES=(postgresql docker-registry chromium nginx-light wrk docker-compose)
+PACKAGES=(postgresql docker-registry chromium nginx-light wrk docker-compose debootstrap)
 
 log() { echo "setup: $*" >&2; }
 
@@ -20,6 +21,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# debootstrap: the stand-in postgres:16 image of the docker-compose test
+# (scripts/postgres-image.sh).
+[ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing packages: ${missing[*]}; run as root or install them: apt-get install ${missing[*]}"

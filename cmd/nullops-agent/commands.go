@@ -68,6 +68,10 @@ func uninstall(opts *uninstallOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "uninstall: %d objects removed; nothing labelled nullops.managed=true is left\n", len(removed))
+	what := "nullops.managed=true"
+	if opts.NodeUID != "" {
+		what += " and nullops.node_uid=" + opts.NodeUID
+	}
+	fmt.Fprintf(out, "uninstall: %d objects removed; nothing labelled %s is left\n", len(removed), what)
 	return nil
 }

@@ -50,6 +50,9 @@ func TestUninstallRemovesEverythingOfTheNode(t *testing.T) {
 	if err := uninstall(&uninstallOptions{NodeUID: mine}, &out); err != nil {
 		t.Fatalf("uninstall: %v\n%s", err, out.String())
 	}
+	if !strings.Contains(out.String(), "4 objects removed; nothing labelled nullops.managed=true and nullops.node_uid="+mine+" is left") {
+		t.Errorf("uninstall summary:\n%s", out.String())
+	}
 	for n := range names {
 		if !strings.Contains(out.String(), "removed "+n+"\n") {
 			t.Errorf("uninstall output does not name %s:\n%s", n, out.String())
