@@ -54,7 +54,10 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 	var project struct {
 		ID int64 `json:"id"`
 	}
-	env.Admin.Post(apitest.Path("/projects"), map[string]any{"name": "shop", "node_selector": sel}).Want(t, 201).Decode(t, &project)
+	var projectBefore map[string]any
+	res0 := env.Admin.Post(apitest.Path("/projects"), map[string]any{"name": "shop", "node_selector": sel, "cpu": 2.5, "memory_mb": 700, "ttl": "30h"}).Want(t, 201)
+	res0.Decode(t, &project)
+	res0.Decode(t, &projectBefore)
 	b.open(fmt.Sprintf("/admin/projects/%d", project.ID))
 	b.waitText("#project-selector", "tier=qa, zone In (a, b), gpu Exists")
 	f := b.editDialog("#edit-project", "project-form")
@@ -81,6 +84,13 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 	want := `{"match_labels":{"tier":"qa"},"expressions":[{"key":"zone","operator":"In","values":["a","b"]},{"key":"gpu","operator":"Exists"},{"key":"cores","operator":"Gt","values":["4"]}]}`
 	if !sameJSON(t, got.NodeSelector, want) || got.Description != "the shop" {
 		t.Errorf("saved project: description %q, selector %s; want %s", got.Description, got.NodeSelector, want)
+	}
+	var projectAfter map[string]any
+	env.Admin.Get(apitest.Path("/projects/%d", project.ID)).Want(t, 200).Decode(t, &projectAfter)
+	for k, v := range projectBefore {
+		if k != "description" && k != "node_selector" && k != "updated_at" && !reflect.DeepEqual(projectAfter[k], v) {
+			t.Errorf("editing the project changed its %s from %v to %v", k, v, projectAfter[k])
+		}
 	}
 
 	// A new project with tier=qa typed into the form.
@@ -110,8 +120,12 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 		HostTemplate string `json:"host_template"`
 		Description  string `json:"description"`
 	}
-	env.Admin.Post(apitest.Path("/environments"), map[string]any{"name": "qa", "base_domain": "example.test",
-		"host_template": "<service>--<deployment>.<environment>.<base-domain>", "traffic_is_activity": false}).Want(t, 201).Decode(t, &e)
+	var envBefore map[string]any
+	res := env.Admin.Post(apitest.Path("/environments"), map[string]any{"name": "qa", "base_domain": "example.test",
+		"host_template": "<service>--<deployment>.<environment>.<base-domain>", "traffic_is_activity": false,
+		"default_ttl": "36h", "cpu_overcommit": 3}).Want(t, 201)
+	res.Decode(t, &e)
+	res.Decode(t, &envBefore)
 	b.open(fmt.Sprintf("/admin/environments/%d", e.ID))
 	b.waitText("#env-url-pattern", "http://<service>--<deployment>.qa.example.test:8000")
 	f = b.editDialog("#edit-environment", "environment-form")
@@ -130,6 +144,14 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 	env.Admin.Get(apitest.Path("/environments/%d", e.ID)).Want(t, 200).Decode(t, &after)
 	if after.HostTemplate != "<service>--<deployment>.<environment>.<base-domain>" || after.Description != "for QA" || after.TrafficIsActivity {
 		t.Errorf("environment after edit: %+v", after)
+	}
+	// Every other field is as the API set it.
+	var envAfter map[string]any
+	env.Admin.Get(apitest.Path("/environments/%d", e.ID)).Want(t, 200).Decode(t, &envAfter)
+	for k, v := range envBefore {
+		if k != "description" && k != "updated_at" && !reflect.DeepEqual(envAfter[k], v) {
+			t.Errorf("editing the description changed the environment's %s from %v to %v", k, v, envAfter[k])
+		}
 	}
 
 	// 3. Node edit: host, port, thumbprint and labels; labels in the list.
