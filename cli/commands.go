@@ -304,11 +304,29 @@ func listDeployments(ctx context.Context, args []string, stdout io.Writer) error
 		return printJSON(stdout, l.Items)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tPROJECT\tENVIRONMENT\tSTATUS\tOWNER\tEXPIRES IN")
+	fmt.Fprintln(tw, "ID\tNAME\tPROJECT\tENVIRONMENT\tSTATUS\tOWNER\tEXPIRES IN\tLINKS")
 	for _, d := range l.Items {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Project, d.Environment, d.Status, d.Owner, time.Until(d.ExpiresAt).Round(time.Minute))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Project, d.Environment, d.Status, d.Owner, time.Until(d.ExpiresAt).Round(time.Minute), liveLinks(d))
 	}
 	return tw.Flush()
+}
+
+// liveLinks is a deployment's links in full, "service=URL" separated by
+// spaces, or "-" when nothing answers there (failed, deleting, deleted).
+func liveLinks(d Deployment) string {
+	if len(d.URLs) == 0 || d.Status == "failed" || d.Status == "deleting" || d.Status == "deleted" {
+		return "-"
+	}
+	keys := make([]string, 0, len(d.URLs))
+	for k := range d.URLs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + d.URLs[k]
+	}
+	return strings.Join(parts, " ")
 }
 
 func printDeployment(w io.Writer, d Deployment, out string) error {
