@@ -25,6 +25,7 @@ import (
 	"github.com/nullops/nullops/agent/journal"
 	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
+	"github.com/nullops/nullops/agent/trust"
 )
 
 // Version is the agent's product version, set at build time with -ldflags
@@ -94,8 +95,18 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	host.SetManagedCPUs(ex.ManagedCPUs)
 	var handler channel.Handler = ex
 
+	tr, err := trust.Open(filepath.Join(cfg.DataDir, trust.FileName), cfg.Token)
+	if err != nil {
+		ex.Close()
+		_ = st.Close()
+		j.Close()
+		return nil, fmt.Errorf("agent trust record: %w", err)
+	}
+	if tr.Revoked() {
+		log.Warn().Msg("the node token was revoked by the control plane: every connection is refused until the agent is started with a new token")
+	}
 	ch := channel.New(channel.Options{
-		Token:           cfg.Token,
+		Trust:           tr,
 		Version:         Version,
 		Journal:         j,
 		Host:            cfg.Advertised(host), // capacity caps of agent/config

@@ -9,9 +9,11 @@ package channel
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/agent/trust"
 )
 
 // Journal is the event outbox the channel replays and acknowledges
@@ -31,6 +34,7 @@ type Journal interface {
 	Pending(after uint64, max int) ([]protocol.Envelope, error)
 	Ack(seq uint64) error
 	Changed() <-chan struct{}
+	Emit(typ string, body any) (uint64, error)
 }
 
 // Host reports the node's capacity and OS-level usage (agent/hostinfo).
@@ -41,7 +45,10 @@ type Host interface {
 
 // Options configure a Server.
 type Options struct {
-	Token   string // the node token the control plane must present
+	// Trust is the persisted record of the accepted token and epoch; nil:
+	// an in-memory record for Token.
+	Trust   *trust.Store
+	Token   string // the node token the control plane must present (when Trust is nil)
 	Version string // agent product version, reported in hello
 	Journal Journal
 	Host    Host
@@ -57,18 +64,36 @@ type Options struct {
 	// itself, and the control plane's redial is not held up by it.
 	PingInterval time.Duration
 	PingTimeout  time.Duration
+	// HealthWindow: a connection from which nothing (no frame, no ping)
+	// arrived for this long is unhealthy and may be replaced by a new one;
+	// a healthy one is never replaced. The control plane announces its own
+	// window in hello (its ping interval + ping timeout); this one applies
+	// before hello and when none was announced (default 45s).
+	HealthWindow time.Duration
 	Log          zerolog.Logger
 }
+
+// refusalJournalEvery bounds how often refused connections are journaled
+// (the rest are counted into the next entry), so a caller retrying in a
+// loop cannot flood the journal.
+const refusalJournalEvery = 10 * time.Second
+
+// busyGrace is how long a new connection waits for a healthy current one
+// that is closing (e.g. the control plane redialling after a token
+// rotation) before it is refused.
+const busyGrace = 2 * time.Second
 
 // Server serves /v1/connect. It is an http.Handler; mount it at
 // protocol.PathConnect behind a TLS listener.
 type Server struct {
-	o         Options
-	tokenHash [32]byte
+	o     Options
+	trust *trust.Store
 
-	mu     sync.Mutex
-	cur    *session
-	closed bool
+	mu         sync.Mutex
+	cur        *session
+	closed     bool
+	lastRefJnl time.Time // last refusal journaled
+	suppressed int       // refusals not journaled since
 
 	accepted atomic.Int64
 	refused  atomic.Int64
@@ -88,21 +113,31 @@ func New(o Options) *Server {
 	if o.PingTimeout <= 0 {
 		o.PingTimeout = 30 * time.Second
 	}
-	return &Server{o: o, tokenHash: sha256.Sum256([]byte(o.Token))}
+	if o.HealthWindow <= 0 {
+		o.HealthWindow = 45 * time.Second
+	}
+	t := o.Trust
+	if t == nil {
+		t = trust.Memory(o.Token)
+	}
+	return &Server{o: o, trust: t}
 }
 
 // Stats counts accepted and refused connection attempts.
 type Stats struct {
 	Accepted, Refused int64
 	Connected         bool
+	// Healthy: the current connection would not be replaced by a new one.
+	Healthy bool
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
-	connected := s.cur != nil
+	cur := s.cur
 	s.mu.Unlock()
-	return Stats{Accepted: s.accepted.Load(), Refused: s.refused.Load(), Connected: connected}
+	return Stats{Accepted: s.accepted.Load(), Refused: s.refused.Load(), Connected: cur != nil,
+		Healthy: cur != nil && cur.healthy(s.o.HealthWindow)}
 }
 
 // Close drops the current connection and refuses new ones.
@@ -116,19 +151,77 @@ func (s *Server) Close() {
 	}
 }
 
-// authorized compares the bearer token in constant time (hashes of equal
-// length, so neither the content nor the length leaks through timing).
+// authorized checks the bearer token against the trust record (in constant
+// time: neither the content nor the length leaks through timing).
 func (s *Server) authorized(r *http.Request) (ok bool, reason string) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, found := strings.Cut(h, " ")
 	if h == "" || !found || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return false, "missing bearer token"
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	if subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
+	if err := s.trust.Check(strings.TrimSpace(tok)); err != nil {
+		if errors.Is(err, trust.ErrRevoked) {
+			return false, "token revoked"
+		}
 		return false, "wrong token"
 	}
 	return true, ""
+}
+
+// refuse answers 409 to an authenticated caller the agent will not take,
+// logs it and journals it (coalesced) so the control plane shows it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, epoch uint64, reason string) {
+	s.refused.Add(1)
+	s.o.Log.Warn().Str("remote", r.RemoteAddr).Uint64("epoch", epoch).Str("reason", reason).
+		Msg("control-plane connection refused: 409")
+	s.journalRefusal(protocol.ChannelRefused, r.RemoteAddr, reason, epoch)
+	b, _ := json.Marshal(protocol.Refused{Error: reason, Epoch: s.trust.Epoch()})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(protocol.RefusedBusy)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// journalRefusal journals a refused connection, at most once per
+// refusalJournalEvery (the next entry counts the ones left out).
+func (s *Server) journalRefusal(kind, remote, reason string, epoch uint64) {
+	s.mu.Lock()
+	journal := time.Since(s.lastRefJnl) >= refusalJournalEvery
+	more := s.suppressed
+	if journal {
+		s.lastRefJnl, s.suppressed = time.Now(), 0
+	} else {
+		s.suppressed++
+	}
+	s.mu.Unlock()
+	if journal {
+		if more > 0 {
+			reason += fmt.Sprintf(" (%d more refusals not recorded since)", more)
+		}
+		s.emit(protocol.ChannelEvent{Kind: kind, Remote: remote, Reason: reason, Epoch: epoch})
+	}
+}
+
+// emit journals a channel event (logged when it cannot be).
+func (s *Server) emit(ev protocol.ChannelEvent) {
+	ev.At = time.Now().UTC()
+	if len(ev.Reason) > 1024 {
+		ev.Reason = ev.Reason[:1024]
+	}
+	if len(ev.Remote) > 256 {
+		ev.Remote = ev.Remote[:256]
+	}
+	if _, err := s.o.Journal.Emit(protocol.TypeChannelEvent, ev); err != nil {
+		s.o.Log.Error().Err(err).Str("kind", ev.Kind).Msg("journal channel event")
+	}
+}
+
+// mayReplace decides whether a new authenticated connection with epoch may
+// take the place of the current one. Only an unhealthy current connection
+// is replaced: a caller holding the token cannot take a live channel away
+// from the control plane. (A fencing rule for several server replicas,
+// e.g. a newer epoch the legitimate server can prove, belongs here.)
+func (s *Server) mayReplace(cur *session, epoch uint64) bool {
+	return cur == nil || !cur.healthy(s.o.HealthWindow)
 }
 
 // ServeHTTP authenticates and upgrades one control-plane connection and
@@ -139,40 +232,96 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The token itself is never logged.
 		s.o.Log.Warn().Str("remote", r.RemoteAddr).Str("reason", reason).Str("path", r.URL.Path).
 			Msg("control-plane connection refused: 401")
+		if reason != "missing bearer token" {
+			// Someone holds a wrong, rotated-away or revoked token.
+			s.journalRefusal(protocol.ChannelUnauthorized, r.RemoteAddr, reason, 0)
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nullops-agent"`)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(`{"error":"` + reason + `"}` + "\n"))
 		return
 	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		http.Error(w, "agent shutting down", http.StatusServiceUnavailable)
+	var epoch uint64
+	if h := r.Header.Get(protocol.HeaderEpoch); h != "" {
+		n, err := strconv.ParseUint(h, 10, 64)
+		if err != nil {
+			http.Error(w, "bad "+protocol.HeaderEpoch+" header", http.StatusBadRequest)
+			return
+		}
+		epoch = n
+	}
+	if highest := s.trust.Epoch(); epoch < highest {
+		s.refuse(w, r, epoch, fmt.Sprintf("stale connection epoch %d: epoch %d was already accepted", epoch, highest))
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+
+	ss := newSession(s, r.RemoteAddr, epoch)
+	var old *session
+	for waited := false; ; waited = true {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			http.Error(w, "agent shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		cur := s.cur
+		if cur != nil && cur.ctx.Err() != nil {
+			cur = nil // ended; its handler has not cleared it yet
+		}
+		if s.mayReplace(cur, epoch) {
+			old, s.cur = cur, ss
+			s.mu.Unlock()
+			break
+		}
+		s.mu.Unlock()
+		if waited {
+			s.refuse(w, r, epoch, "a healthy control-plane connection exists")
+			return
+		}
+		// The current connection may be closing (the control plane
+		// redials after a token rotation): give it a moment to end.
+		t := time.NewTimer(busyGrace)
+		select {
+		case <-cur.ctx.Done():
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled,
+		OnPingReceived: func(context.Context, []byte) bool { ss.touch(); return true },
+		OnPongReceived: func(context.Context, []byte) { ss.touch() }})
 	if err != nil {
 		s.o.Log.Warn().Err(err).Str("remote", r.RemoteAddr).Msg("websocket upgrade failed")
+		s.mu.Lock()
+		if s.cur == ss {
+			s.cur = nil
+		}
+		s.mu.Unlock()
+		ss.cancel()
+		if old != nil {
+			go old.close(websocket.StatusPolicyViolation, "replaced by a newer control-plane connection")
+		}
 		return
 	}
 	s.accepted.Add(1)
-	ctx, cancel := context.WithCancel(context.Background())
-	ss := newSession(s, conn, r.RemoteAddr, ctx, cancel)
-
-	s.mu.Lock()
-	old := s.cur
-	s.cur = ss
-	s.mu.Unlock()
+	if err := s.trust.AcceptEpoch(epoch); err != nil {
+		s.o.Log.Error().Err(err).Uint64("epoch", epoch).Msg("persist connection epoch")
+	}
+	ss.attach(conn)
 	if old != nil {
-		s.o.Log.Info().Str("remote", old.remote).Str("new_remote", ss.remote).Msg("control-plane connection replaced by a newer one")
+		s.o.Log.Warn().Str("remote", old.remote).Str("new_remote", ss.remote).Uint64("epoch", epoch).
+			Str("idle", old.idle().Round(time.Second).String()).
+			Msg("unhealthy control-plane connection replaced by a newer one")
+		s.emit(protocol.ChannelEvent{Kind: protocol.ChannelReplaced, Remote: ss.remote, Epoch: epoch,
+			Reason: fmt.Sprintf("the connection from %s (epoch %d) was silent for %s", old.remote, old.epoch, old.idle().Round(time.Second))})
 		// The old peer is usually gone (that is why the control plane
 		// redialled): do not make the new connection wait for its close
 		// handshake to time out.
 		go old.close(websocket.StatusPolicyViolation, "replaced by a newer control-plane connection")
 	}
-	s.o.Log.Info().Str("remote", ss.remote).Msg("control plane connected")
+	s.o.Log.Info().Str("remote", ss.remote).Uint64("epoch", epoch).Msg("control plane connected")
 
 	err = ss.run()
 

@@ -26,11 +26,14 @@ func asCloseError(err error, ce *websocket.CloseError) bool { return errors.As(e
 // session is one control-plane connection.
 type session struct {
 	s      *Server
-	peer   *protocol.Peer
+	peer   *protocol.Peer // set by attach
 	remote string
+	epoch  uint64
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	last    atomic.Int64 // unix nanoseconds of the last frame or ping received
+	window  atomic.Int64 // health window announced in hello (nanoseconds; 0 = the server's default)
 	helloed atomic.Bool
 	acked   chan struct{} // signalled by every ack (flow control)
 	reqs    chan protocol.Envelope
@@ -39,15 +42,43 @@ type session struct {
 	streams map[string]context.CancelFunc
 }
 
-func newSession(s *Server, conn *websocket.Conn, remote string, ctx context.Context, cancel context.CancelFunc) *session {
-	ss := &session{s: s, remote: remote, ctx: ctx, cancel: cancel,
+func newSession(s *Server, remote string, epoch uint64) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{s: s, remote: remote, epoch: epoch, ctx: ctx, cancel: cancel,
 		acked: make(chan struct{}, 1), reqs: make(chan protocol.Envelope, requestQueue), streams: map[string]context.CancelFunc{}}
-	ss.peer = protocol.NewPeer(conn, "a", ss.handle)
+	ss.touch()
 	return ss
 }
 
+// attach binds the upgraded connection.
+func (ss *session) attach(conn *websocket.Conn) {
+	ss.mu.Lock()
+	ss.peer = protocol.NewPeer(conn, "a", ss.handle)
+	ss.mu.Unlock()
+}
+
+func (ss *session) touch() { ss.last.Store(time.Now().UnixNano()) }
+
+// idle is how long nothing arrived on the connection.
+func (ss *session) idle() time.Duration { return time.Since(time.Unix(0, ss.last.Load())) }
+
+// healthy: the connection is open and something arrived within the
+// window the control plane announced in hello (def before hello).
+func (ss *session) healthy(def time.Duration) bool {
+	window := def
+	if w := time.Duration(ss.window.Load()); w > 0 {
+		window = w
+	}
+	return ss.ctx.Err() == nil && ss.idle() < window
+}
+
 func (ss *session) close(code websocket.StatusCode, reason string) {
-	_ = ss.peer.Conn().Close(code, reason)
+	ss.mu.Lock()
+	p := ss.peer
+	ss.mu.Unlock()
+	if p != nil {
+		_ = p.Conn().Close(code, reason)
+	}
 	ss.cancel()
 }
 
@@ -64,9 +95,19 @@ func (ss *session) run() error {
 // handle runs on the read loop: it answers hello, applies acks and closes
 // log streams inline, and queues every other request for the worker.
 func (ss *session) handle(ctx context.Context, p *protocol.Peer, e protocol.Envelope) {
+	ss.touch()
 	switch e.Type {
 	case protocol.TypeHello:
 		ss.hello(e)
+	case protocol.TypeTokenRotate, protocol.TypeTokenRevoke:
+		if e.ID == "" {
+			return
+		}
+		if !ss.helloed.Load() {
+			_ = p.ReplyError(ctx, e, errors.New("send hello first"))
+			return
+		}
+		ss.token(ctx, p, e)
 	case protocol.TypeAck:
 		a, err := protocol.DecodeBody[protocol.Ack](e)
 		if err != nil {
@@ -121,11 +162,53 @@ func (ss *session) handle(ctx context.Context, p *protocol.Peer, e protocol.Enve
 	}
 }
 
+// token applies a rotation or revocation of the node token, persisted
+// before the reply: from then on the old token is refused (rotation) or
+// every token is (revocation, which also ends this connection).
+func (ss *session) token(ctx context.Context, p *protocol.Peer, e protocol.Envelope) {
+	s := ss.s
+	if e.Type == protocol.TypeTokenRotate {
+		req, err := protocol.DecodeBody[protocol.TokenRotate](e)
+		if err == nil {
+			err = s.trust.Rotate(req.Verifier, req.Generation)
+		}
+		if err != nil {
+			s.o.Log.Error().Err(err).Msg("token rotation not applied")
+			_ = p.ReplyError(ctx, e, err)
+			return
+		}
+		s.o.Log.Warn().Int("generation", req.Generation).Str("remote", ss.remote).
+			Msg("node token rotated by the control plane: only the new token is accepted from now on")
+		s.emit(protocol.ChannelEvent{Kind: protocol.ChannelTokenRotated, Remote: ss.remote, Epoch: ss.epoch,
+			Reason: fmt.Sprintf("token generation %d", req.Generation)})
+		_ = p.Reply(ctx, e, protocol.Empty{})
+		return
+	}
+	req, err := protocol.DecodeBody[protocol.TokenRevoke](e)
+	if err == nil {
+		err = s.trust.Revoke()
+	}
+	if err != nil {
+		s.o.Log.Error().Err(err).Msg("token revocation not applied")
+		_ = p.ReplyError(ctx, e, err)
+		return
+	}
+	s.o.Log.Warn().Str("remote", ss.remote).Str("reason", req.Reason).
+		Msg("node token revoked by the control plane: every token is refused until the agent is started with a new one")
+	s.emit(protocol.ChannelEvent{Kind: protocol.ChannelTokenRevoked, Remote: ss.remote, Epoch: ss.epoch, Reason: req.Reason})
+	_ = p.Reply(ctx, e, protocol.Empty{})
+	go ss.close(websocket.StatusPolicyViolation, "token revoked")
+}
+
 func (ss *session) hello(e protocol.Envelope) {
 	req, err := protocol.DecodeBody[protocol.HelloRequest](e)
 	if err != nil {
 		_ = ss.peer.ReplyError(ss.ctx, e, err)
 		return
+	}
+	if req.LivenessMs > 0 {
+		w := min(max(time.Duration(req.LivenessMs)*time.Millisecond, time.Second), 10*time.Minute)
+		ss.window.Store(int64(w))
 	}
 	if req.ProtocolVersion != protocol.Version {
 		// Answer anyway: the control plane decides, and reports both versions.

@@ -56,6 +56,11 @@ func seedFrames(t testing.TB) [][]byte {
 		{TypeServiceState, "", "", 4, ServiceState{DeploymentID: 7, Service: "api", ContainerID: "c1", ContainerPort: 8080, HostPort: 32768, Running: true, Health: "healthy"}},
 		{TypeServiceState, "", "", 5, ServiceState{DeploymentID: 7, Service: "api", ContainerID: "c1", State: ServiceOOMKilled, Health: "unhealthy",
 			RestartCount: 3, ExitCode: &exit137, LastExitOOM: true, LastExitAt: at, LastLines: "allocating 512 MiB\n"}},
+		{TypeTokenRotate, "s9", "", 0, TokenRotate{Verifier: TokenVerifier("nullops-node_x"), Generation: 2}},
+		{TypeTokenRotate, "s9", "", 0, TokenRotate{Verifier: "ABCDEF"}},
+		{TypeTokenRevoke, "s10", "", 0, TokenRevoke{Reason: "revoked by admin"}},
+		{TypeChannelEvent, "", "", 6, ChannelEvent{Kind: ChannelRefused, Remote: "10.0.0.9:41000", Reason: "a healthy control-plane connection exists", Epoch: 12, At: at}},
+		{TypeChannelEvent, "", "", 7, ChannelEvent{Kind: "takeover", At: at}},
 	}
 	var out [][]byte
 	for _, b := range bodies {
@@ -185,6 +190,10 @@ func decodeAll(t *testing.T, e Envelope) {
 	check(t, e, decodeCheck[StepStatus])
 	check(t, e, decodeCheck[StepLog])
 	check(t, e, decodeCheck[ServiceState])
+	check(t, e, decodeCheck[TokenRotate])
+	check(t, e, decodeCheck[TokenRevoke])
+	check(t, e, decodeCheck[ChannelEvent])
+	check(t, e, decodeCheck[Refused])
 	check(t, e, decodeCheck[Empty])
 }
 

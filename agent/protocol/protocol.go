@@ -10,6 +10,8 @@
 package protocol
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,23 @@ const Version = 1
 
 // PathConnect is the agent's WebSocket endpoint.
 const PathConnect = "/v1/connect"
+
+// HeaderEpoch carries the control plane's connection epoch on the
+// WebSocket upgrade request: a number the server increases for every dial
+// of a node. The agent persists the highest epoch it accepted and refuses a
+// lower one (a stale dialer); a connection without the header has epoch 0.
+const HeaderEpoch = "Nullops-Connection-Epoch"
+
+// RefusedBusy is the HTTP status (409) and RefusedBody the JSON body with
+// which the agent refuses an authenticated connection it will not take: a
+// healthy control-plane connection exists, or the epoch is stale.
+const RefusedBusy = 409
+
+// Refused is the body of a 409 refusal.
+type Refused struct {
+	Error string `json:"error"`
+	Epoch uint64 `json:"epoch"` // the highest epoch the agent accepted
+}
 
 // MaxMessageBytes bounds one frame (deploy specs with large graphs fit).
 const MaxMessageBytes = 8 << 20
@@ -40,6 +59,8 @@ const (
 	TypeLogsClose     = "logs.close"     // LogsClose → Empty
 	TypePluginsUpdate = "plugins.update" // PluginsUpdate → Empty
 	TypeAck           = "ack"            // Ack (server → agent, no reply): events up to Seq are applied
+	TypeTokenRotate   = "token.rotate"   // TokenRotate → Empty: accept only the new token from now on
+	TypeTokenRevoke   = "token.revoke"   // TokenRevoke → Empty: refuse every token until restarted with a new one
 
 	// Agent → server, not journaled.
 	TypeLogsData = "logs.data" // LogsData, ReplyTo = the logs.open request ID
@@ -51,12 +72,13 @@ const (
 	TypeStepStatus       = "step.status"       // StepStatus
 	TypeStepLog          = "step.log"          // StepLog
 	TypeServiceState     = "service.state"     // ServiceState
+	TypeChannelEvent     = "channel.event"     // ChannelEvent
 )
 
 // IsEvent reports whether t is a journaled event type.
 func IsEvent(t string) bool {
 	switch t {
-	case TypeDeploymentStatus, TypeStepStatus, TypeStepLog, TypeServiceState:
+	case TypeDeploymentStatus, TypeStepStatus, TypeStepLog, TypeServiceState, TypeChannelEvent:
 		return true
 	}
 	return false
@@ -134,6 +156,8 @@ func ValidateEvent(e Envelope) error {
 		_, err = DecodeBody[StepLog](e)
 	case TypeServiceState:
 		_, err = DecodeBody[ServiceState](e)
+	case TypeChannelEvent:
+		_, err = DecodeBody[ChannelEvent](e)
 	}
 	return err
 }
@@ -170,6 +194,11 @@ type Ack struct {
 type HelloRequest struct {
 	ServerVersion   string `json:"server_version"`
 	ProtocolVersion int    `json:"protocol_version"`
+	// LivenessMs is how long the server lets its connection go without any
+	// frame or pong before it gives up on it (ping interval + ping timeout),
+	// in milliseconds. The agent considers the connection dead (and lets a
+	// new one replace it) after the same silence. 0: the agent's default.
+	LivenessMs int64 `json:"liveness_ms,omitempty"`
 }
 
 // Capacity is what a node offers.
@@ -210,6 +239,53 @@ func (h *HelloReply) Validate() error {
 		return errors.New("instance_id is required")
 	}
 	return nil
+}
+
+// --- node token ---------------------------------------------------------
+
+// TokenVerifier is what an agent stores to recognise a node token: the
+// lowercase hex SHA-256 of the token (tokens are 256 random bits, so a fast
+// hash is enough), never the token itself.
+func TokenVerifier(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// ValidVerifier reports whether v has the form of a TokenVerifier.
+func ValidVerifier(v string) bool {
+	if len(v) != 64 {
+		return false
+	}
+	for _, c := range v {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// TokenRotate hands the agent the verifier of the node's new token over the
+// live, pinned connection. The agent persists it and accepts only the new
+// token from then on (the current connection stays until the server
+// redials with the new token).
+type TokenRotate struct {
+	Verifier   string `json:"verifier"`
+	Generation int    `json:"generation"` // the server's token generation, for logs
+}
+
+// Validate implements Validatable.
+func (r *TokenRotate) Validate() error {
+	if !ValidVerifier(r.Verifier) {
+		return errors.New("verifier must be 64 lowercase hex digits")
+	}
+	return nil
+}
+
+// TokenRevoke tells the agent that its token was revoked: it refuses every
+// token until it is started with a new one, and closes the connection after
+// replying.
+type TokenRevoke struct {
+	Reason string `json:"reason,omitempty"`
 }
 
 // --- desired state ------------------------------------------------------
@@ -596,6 +672,39 @@ func (s *ServiceState) Validate() error {
 	}
 	if len(s.LastLines) > MaxServiceLastLines {
 		return fmt.Errorf("last_lines exceeds %d bytes", MaxServiceLastLines)
+	}
+	return nil
+}
+
+// Channel event kinds.
+const (
+	ChannelRefused      = "refused"       // an authenticated connection was refused (busy or stale epoch)
+	ChannelReplaced     = "replaced"      // an unhealthy connection was replaced by a newer one
+	ChannelUnauthorized = "unauthorized"  // a connection presented a wrong, old or revoked token
+	ChannelTokenRotated = "token_rotated" // the agent now accepts only the new token
+	ChannelTokenRevoked = "token_revoked" // the agent refuses every token until restarted with a new one
+)
+
+// ChannelEvent is a journaled record of something that happened to the
+// control-plane channel on the agent, delivered to the server over the
+// next (legitimate) connection so it shows on the node.
+type ChannelEvent struct {
+	Kind   string    `json:"kind"`
+	Remote string    `json:"remote,omitempty"` // address of the refused/replaced/new caller
+	Reason string    `json:"reason,omitempty"`
+	Epoch  uint64    `json:"epoch,omitempty"` // epoch the caller presented
+	At     time.Time `json:"at"`
+}
+
+// Validate implements Validatable.
+func (c *ChannelEvent) Validate() error {
+	switch c.Kind {
+	case ChannelRefused, ChannelReplaced, ChannelUnauthorized, ChannelTokenRotated, ChannelTokenRevoked:
+	default:
+		return fmt.Errorf("unknown channel event kind %q", c.Kind)
+	}
+	if len(c.Remote) > 256 || len(c.Reason) > 1024 {
+		return errors.New("remote or reason too long")
 	}
 	return nil
 }

@@ -103,9 +103,11 @@ func (a *Admin) Create(ctx context.Context, in store.NewNode) (store.Node, strin
 }
 
 // RotateToken replaces the node's token (also after a revocation) and
-// returns the new one once. The old token stops working at once: the
-// current connection is dropped and the manager redials with the new token,
-// which the agent accepts once it is restarted with it.
+// returns the new one once. A connected agent is handed the new token's
+// verifier at once and refuses the old token from then on; the connection
+// is dropped and the manager redials with the new token. For an agent that
+// cannot be told now the rotation stays pending (the previous token is
+// kept sealed) and completes on its next connection.
 func (a *Admin) RotateToken(ctx context.Context, id int64) (store.Node, string, error) {
 	var node store.Node
 	var tok string
@@ -124,8 +126,10 @@ func (a *Admin) RotateToken(ctx context.Context, id int64) (store.Node, string, 
 	return node, tok, nil
 }
 
-// Revoke forgets the node's token and disconnects it now; it is not
-// dialled again until its token is rotated.
+// Revoke disconnects the node now and tells its agent (now, or on its next
+// connection while the revocation is pending), which then refuses every
+// token until it is started with a new one. The node is not used again
+// until its token is rotated.
 func (a *Admin) Revoke(ctx context.Context, id int64) (store.Node, error) {
 	n, err := store.RevokeNode(ctx, a.Store.Pool, id)
 	if err != nil {

@@ -154,9 +154,11 @@ func TestRegeneratedCertificateIsUntrustedUntilApproved(t *testing.T) {
 	}
 }
 
-// Rotating the token drops the current connection at once and the old
-// token stays refused; the agent restarted with the new token is online.
-func TestRotateTokenDisconnectsAtOnce(t *testing.T) {
+// Rotating the token hands the running agent the new token's verifier and
+// drops the current connection at once; the server reconnects with the new
+// token, the rotation is no longer pending, and the agent keeps refusing
+// the old token, also when restarted with it.
+func TestRotateTokenReachesTheRunningAgent(t *testing.T) {
 	e := newEnv(t)
 	port := testutil.FreePort(t)
 	n, tok := e.addNode("node-1", port, "")
@@ -169,31 +171,27 @@ func TestRotateTokenDisconnectsAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if newTok == tok || rotated.TokenGeneration != n.TokenGeneration+1 {
-		t.Fatalf("rotation: same token or generation %d", rotated.TokenGeneration)
+	if newTok == tok || rotated.TokenGeneration != n.TokenGeneration+1 || !rotated.TokenRotationPending {
+		t.Fatalf("rotation: same token, generation %d or not pending", rotated.TokenGeneration)
 	}
 	testutil.WaitFor(t, e.ctx, 5*time.Millisecond, "connection dropped", func() bool { return !e.mgr.Connected(n.ID) })
 	t.Logf("disconnected %s after the rotation", time.Since(start))
 	if time.Since(start) > time.Second {
 		t.Errorf("disconnect took %s", time.Since(start))
 	}
-	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "redial refused with 401", func() bool {
-		return strings.Contains(e.node(n.ID).StatusReason, "401")
-	})
-	// It stays disconnected: the agent refuses the new token, the server no
-	// longer has the old one.
-	for i := 0; i < 20; i++ {
-		if e.mgr.Connected(n.ID) || e.node(n.ID).Status == store.NodeOnline {
-			t.Fatal("node online again with the old token")
-		}
-		time.Sleep(50 * time.Millisecond)
+	n, _ = e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
+	if n.TokenRotationPending || len(n.TokenPrevEnc) != 0 {
+		t.Fatal("rotation still pending (or the previous token kept) after the agent accepted the new token")
 	}
-	if !contains(a.logs.String(), `"reason":"wrong token"`) {
-		t.Fatal("the agent did not refuse the new token")
+	if !contains(a.logs.String(), "only the new token is accepted") {
+		t.Fatal("the agent did not log the rotation")
 	}
 
+	// Restarted with the old token in its configuration, the agent still
+	// refuses it and accepts the new one.
 	a.kill9()
-	startAgent(t, dir, newTok, port)
+	e.waitStatus(n.ID, store.NodeOffline, pingInterval+pingTimeout+5*time.Second)
+	startAgent(t, dir, tok, port)
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
 }
 

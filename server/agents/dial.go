@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,6 +49,20 @@ var errThumbprint = errors.New("agent certificate thumbprint does not match the 
 // errUnauthorized is a dial the agent refused with 401.
 var errUnauthorized = errors.New("the agent refused the token (HTTP 401)")
 
+// errRefused is a dial the agent refused with 409: it holds a healthy
+// control-plane connection already, or the epoch was stale.
+type errRefused struct {
+	Reason string
+	Epoch  uint64 // the highest epoch the agent accepted
+}
+
+func (e *errRefused) Error() string {
+	return "the agent refused the connection (HTTP 409): " + e.Reason
+}
+
+// stale reports whether the refusal was for a stale epoch.
+func (e *errRefused) stale() bool { return strings.HasPrefix(e.Reason, "stale connection epoch") }
+
 // dialResult carries what the TLS handshake saw.
 type dialResult struct {
 	conn *websocket.Conn
@@ -61,8 +77,9 @@ func agentURL(host string, port int) string {
 
 // dial opens the channel to an agent: TLS 1.2+ with the certificate pinned
 // by thumbprint (any certificate when expected is empty: trust on first
-// use), then the WebSocket upgrade presenting the token.
-func dial(ctx context.Context, host string, port int, token, expected string, timeout time.Duration) (dialResult, error) {
+// use), then the WebSocket upgrade presenting the token and the connection
+// epoch.
+func dial(ctx context.Context, host string, port int, token, expected string, epoch int64, timeout time.Duration) (dialResult, error) {
 	var res dialResult
 	tlsCfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -92,15 +109,28 @@ func dial(ctx context.Context, host string, port int, token, expected string, ti
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, resp, err := websocket.Dial(dctx, agentURL(host, port), &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: tr},
-		HTTPHeader:      http.Header{"Authorization": []string{"Bearer " + token}},
+		HTTPClient: &http.Client{Transport: tr},
+		HTTPHeader: http.Header{"Authorization": []string{"Bearer " + token},
+			protocol.HeaderEpoch: []string{strconv.FormatInt(epoch, 10)}},
 		CompressionMode: websocket.CompressionDisabled,
 	})
+	var refused *errRefused
 	if resp != nil && resp.Body != nil {
+		if resp.StatusCode == protocol.RefusedBusy {
+			var r protocol.Refused
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			_ = json.Unmarshal(b, &r)
+			if len(r.Error) > 300 {
+				r.Error = r.Error[:300]
+			}
+			refused = &errRefused{Reason: r.Error, Epoch: r.Epoch}
+		}
 		resp.Body.Close()
 	}
 	if err != nil {
 		switch {
+		case refused != nil:
+			return res, refused
 		case errors.Is(err, errThumbprint) || (expected != "" && res.seen != "" && res.seen != expected):
 			return res, errThumbprint
 		case resp != nil && resp.StatusCode == http.StatusUnauthorized:

@@ -136,7 +136,9 @@ type Manager struct {
 // New builds a Manager; Start runs it.
 func New(o Options) *Manager {
 	o.defaults()
-	return &Manager{o: o, appliers: map[string][]Applier{}, nodes: map[int64]*node{}}
+	m := &Manager{o: o, appliers: map[string][]Applier{}, nodes: map[int64]*node{}}
+	m.RegisterApplier(protocol.TypeChannelEvent, m.applyChannelEvent)
+	return m
 }
 
 // SetDesiredState plugs in the provider of sync's desired state. Call it

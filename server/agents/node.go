@@ -42,6 +42,10 @@ type node struct {
 	agentVersion string
 	capacity     protocol.Capacity
 	usage        protocol.Usage
+
+	// refusedStreak: the last dial was refused by the agent with 409 (a
+	// refusal is recorded once per streak). Only the node's goroutine uses it.
+	refusedStreak bool
 }
 
 func newNode(m *Manager, id int64, status string) *node {
@@ -108,7 +112,18 @@ func (n *node) run(ctx context.Context) {
 		n.mu.Unlock()
 		if row.Revoked {
 			n.setStatus(ctx, log, store.NodeRevoked, row.StatusReason, nil)
-			return
+			if !row.TokenRevokePending {
+				return
+			}
+			// Tell the agent, with the token it still accepts.
+			if n.deliverRevocation(ctx, log, row) {
+				return
+			}
+			if !sleep(ctx, n.kick, jitter(backoff)) {
+				return
+			}
+			backoff = min(backoff*2, o.BackoffMax)
+			continue
 		}
 		// A disabled node stays connected: it drains (no new deployments;
 		// its deployments keep running, stay routed and can be deleted).
@@ -192,7 +207,9 @@ func (n *node) setStatus(ctx context.Context, log zerolog.Logger, status, reason
 }
 
 // session makes one connection attempt and, when it succeeds, serves the
-// connection until it ends.
+// connection until it ends. While a token rotation is pending, a dial the
+// agent refuses with the new token is repeated with the previous one, over
+// which the rotation is then completed.
 func (n *node) session(ctx context.Context, log zerolog.Logger, row store.Node) outcome {
 	o := n.m.o
 	if len(row.TokenEnc) == 0 {
@@ -202,7 +219,16 @@ func (n *node) session(ctx context.Context, log zerolog.Logger, row store.Node) 
 	if err != nil {
 		return outcome{status: store.NodeOffline, reason: "cannot decrypt the node token (was the secret key changed without listing the old one?): " + err.Error(), blocked: true}
 	}
-	res, err := dial(ctx, row.Host, row.Port, string(tok), row.ExpectedThumbprint, o.DialTimeout)
+	res, err := n.dial(ctx, row, string(tok))
+	viaPrev := false
+	if errors.Is(err, errUnauthorized) && row.TokenRotationPending && len(row.TokenPrevEnc) > 0 {
+		prev, perr := o.Box.Open(row.TokenPrevEnc, row.TokenPrevKeyID, TokenAAD(row.ID))
+		if perr == nil {
+			res, err = n.dial(ctx, row, string(prev))
+			viaPrev = err == nil
+		}
+	}
+	var refused *errRefused
 	switch {
 	case errors.Is(err, errThumbprint):
 		reason := fmt.Sprintf("the agent presented certificate %s but %s is pinned: if its certificate was regenerated, approve the new thumbprint",
@@ -212,11 +238,29 @@ func (n *node) session(ctx context.Context, log zerolog.Logger, row store.Node) 
 		}
 		return outcome{status: store.NodeUntrusted, reason: reason, blocked: true}
 	case errors.Is(err, errUnauthorized):
+		n.refusedStreak = false
 		return outcome{status: store.NodeOffline, reason: "the agent refused the token (HTTP 401): start it with the node's current token (rotate the token if it was lost)"}
+	case errors.As(err, &refused):
+		return n.refusedByAgent(ctx, log, row, refused)
 	case err != nil:
 		return outcome{status: store.NodeOffline, reason: "cannot connect: " + err.Error()}
 	}
-	return n.serve(ctx, log, row, res)
+	n.refusedStreak = false
+	if row.TokenRotationPending && !viaPrev {
+		// The agent was started with the new token.
+		n.rotationDone(ctx, log, row, "the agent was started with the new token")
+	}
+	return n.serve(ctx, log, row, res, viaPrev)
+}
+
+// dial dials the node's agent with token and a new connection epoch.
+func (n *node) dial(ctx context.Context, row store.Node, token string) (dialResult, error) {
+	o := n.m.o
+	epoch, err := o.Store.NextConnEpoch(ctx, n.id)
+	if err != nil {
+		return dialResult{}, err
+	}
+	return dial(ctx, row.Host, row.Port, token, row.ExpectedThumbprint, epoch, o.DialTimeout)
 }
 
 func short(thumb string) string {
@@ -261,7 +305,7 @@ func (l *link) fail(err error) {
 
 // serve runs hello, sync and the connected loop on an established
 // connection.
-func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, res dialResult) (out outcome) {
+func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, res dialResult, viaPrev bool) (out outcome) {
 	o := n.m.o
 	sctx, cancel := context.WithCancel(ctx)
 	l := &link{n: n, events: make(chan protocol.Envelope, eventQueue), failed: make(chan error, 1)}
@@ -287,7 +331,8 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 	// hello
 	hctx, hcancel := context.WithTimeout(sctx, o.DialTimeout)
 	var hello protocol.HelloReply
-	err := l.peer.Request(hctx, protocol.TypeHello, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version}, &hello)
+	err := l.peer.Request(hctx, protocol.TypeHello, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version,
+		LivenessMs: (o.PingInterval + o.PingTimeout).Milliseconds()}, &hello)
 	hcancel()
 	if err == nil {
 		err = hello.Validate()
@@ -321,6 +366,18 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 	if err := o.AcceptVersion(hello.AgentVersion); err != nil {
 		closeWith(websocket.StatusPolicyViolation, "incompatible agent version")
 		return outcome{status: store.NodeIncompatible, reason: err.Error(), blocked: true}
+	}
+
+	if viaPrev {
+		// Connected with the previous token: hand the agent the new
+		// token's verifier, then redial with the new token.
+		if err := n.sendRotation(sctx, log, l.peer, row); err != nil {
+			closeWith(websocket.StatusPolicyViolation, "token rotation failed")
+			return outcome{status: store.NodeOffline, reason: "the agent did not accept the rotated token (" + err.Error() +
+				"): restart it with the node's current token", blocked: true}
+		}
+		closeWith(websocket.StatusNormalClosure, "token rotated")
+		return outcome{status: store.NodeOffline, reason: "token rotated on the agent; reconnecting with the new token", immediate: true}
 	}
 
 	// Journaled events flow from here on (the agent replays after hello).
@@ -386,10 +443,18 @@ func (n *node) connected(ctx context.Context, log zerolog.Logger, row store.Node
 			case err != nil:
 				continue
 			case cur.Revoked:
+				if cur.TokenRevokePending {
+					n.sendRevocation(ctx, log, l.peer, cur)
+				}
 				closeWith(websocket.StatusPolicyViolation, "token revoked")
 				return outcome{immediate: true, wasOnline: true}
 			case cur.TokenGeneration != row.TokenGeneration:
 				why = "token rotated"
+				if cur.TokenRotationPending {
+					if err := n.sendRotation(ctx, log, l.peer, cur); err != nil {
+						why = "token rotated (the agent will be told on the next connection: " + err.Error() + ")"
+					}
+				}
 			case cur.Host != row.Host || cur.Port != row.Port:
 				why = "address changed"
 			case cur.ExpectedThumbprint != "" && cur.ExpectedThumbprint != res.seen:

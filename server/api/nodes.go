@@ -23,6 +23,7 @@ func registerNodes(g *echo.Group, d *Deps) {
 	g.GET("/environments/:id/nodes", d.listNodes)
 	g.POST("/environments/:id/nodes", d.createNode, RequireAdmin)
 	g.GET("/nodes/:id", d.getNode)
+	g.GET("/nodes/:id/events", d.listNodeEvents, RequireAdmin)
 	g.PATCH("/nodes/:id", d.updateNode, RequireAdmin)
 	g.DELETE("/nodes/:id", d.deleteNode, RequireAdmin)
 	g.POST("/nodes/:id/rotate-token", d.rotateNodeToken, RequireAdmin)
@@ -255,6 +256,26 @@ func (d *Deps) getNode(c echo.Context) error {
 		return c.JSON(http.StatusOK, d.userNodeOut(n))
 	}
 	return c.JSON(http.StatusOK, d.nodeOut(n))
+}
+
+// listNodeEvents: GET /nodes/{id}/events (admin) pages through the node's
+// channel history, newest first: connections the agent refused or replaced,
+// this server's connections the agent refused, token rotations and
+// revocations as they reached the agent.
+func (d *Deps) listNodeEvents(c echo.Context) error {
+	n, err := d.loadNode(c)
+	if err != nil {
+		return err
+	}
+	pg, err := PageFrom(c)
+	if err != nil {
+		return err
+	}
+	items, total, err := d.Store.ListNodeEvents(c.Request().Context(), n.ID, pg.Limit(), pg.Offset())
+	if err != nil {
+		return err
+	}
+	return RenderList(c, items, total, pg)
 }
 
 // nodePatch is the body of PATCH /nodes/{id}; absent fields stay.

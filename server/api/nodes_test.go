@@ -36,6 +36,7 @@ func init() {
 		route{Route: "GET /api/v1/environments/:id/nodes", Rule: envRead, OK: 200},
 		route{Route: "POST /api/v1/environments/:id/nodes", Rule: adminOnly, OK: 201, Body: `{"name":"new-{team}","host":"127.0.0.1","port":5001}`},
 		route{Route: "GET /api/v1/nodes/:id", Rule: envRead, OK: 200},
+		route{Route: "GET /api/v1/nodes/:id/events", Rule: adminOnly, OK: 200},
 		route{Route: "PATCH /api/v1/nodes/:id", Rule: adminOnly, OK: 200, Body: `{"labels":{"zone":"a"}}`},
 		route{Route: "DELETE /api/v1/nodes/:id", Rule: adminOnly, OK: 204},
 		route{Route: "POST /api/v1/nodes/:id/rotate-token", Rule: adminOnly, OK: 200},

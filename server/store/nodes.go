@@ -55,12 +55,25 @@ type Node struct {
 	UnreachableSince *time.Time `json:"unreachable_since"`
 	CreatedAt        time.Time  `json:"created_at"`
 	UpdatedAt        time.Time  `json:"updated_at"`
+	// ConnEpoch is the epoch of the latest dial (sent to the agent, which
+	// refuses lower ones).
+	ConnEpoch int64 `json:"connection_epoch"`
+	// TokenPrevEnc is the sealed token the agent still accepts while a
+	// rotation (or an offline revocation) has not reached it yet.
+	TokenPrevEnc   []byte `json:"-"`
+	TokenPrevKeyID string `json:"-"`
+	// TokenRotationPending: the token was rotated while the agent could not
+	// be told; the rotation completes on its next connection.
+	TokenRotationPending bool `json:"token_rotation_pending"`
+	// TokenRevokePending: the token was revoked while the agent could not
+	// be told; it is told on its next connection.
+	TokenRevokePending bool `json:"token_revoke_pending"`
 }
 
 const nodeColumns = `id, environment_id, name, uid, host, port, token_enc, token_key_id, token_generation,
 	expected_thumbprint, seen_thumbprint, status, status_reason, enabled, revoked, labels,
 	agent_version, protocol_version, agent_instance, capacity, usage, last_acked_seq, last_seen_at,
-	unreachable_since, created_at, updated_at`
+	unreachable_since, created_at, updated_at, conn_epoch, token_prev_enc, token_prev_key_id, token_rotation_pending, token_revoke_pending`
 
 func scanNode(row pgx.Row) (Node, error) {
 	var n Node
@@ -68,7 +81,7 @@ func scanNode(row pgx.Row) (Node, error) {
 	err := row.Scan(&n.ID, &n.EnvironmentID, &n.Name, &n.UID, &n.Host, &n.Port, &n.TokenEnc, &n.TokenKeyID, &n.TokenGeneration,
 		&n.ExpectedThumbprint, &n.SeenThumbprint, &n.Status, &n.StatusReason, &n.Enabled, &n.Revoked, &labels,
 		&n.AgentVersion, &n.ProtocolVersion, &n.AgentInstance, &capacity, &usage, &n.LastAckedSeq, &n.LastSeenAt,
-		&n.UnreachableSince, &n.CreatedAt, &n.UpdatedAt)
+		&n.UnreachableSince, &n.CreatedAt, &n.UpdatedAt, &n.ConnEpoch, &n.TokenPrevEnc, &n.TokenPrevKeyID, &n.TokenRotationPending, &n.TokenRevokePending)
 	if err != nil {
 		return n, notFound(err)
 	}
@@ -123,10 +136,20 @@ func nonNilLabels(l map[string]string) map[string]string {
 
 // SetNodeToken stores a newly sealed token, bumps the token generation (so
 // a connection made with the previous token is recognised as stale) and
-// clears a revocation. The status becomes offline unless the node is
-// disabled; the connection manager takes it from there.
+// clears a revocation. The token the agent accepts now is kept sealed as
+// the previous one, with the rotation pending, until the connection
+// manager has handed the agent the new token's verifier (an earlier
+// pending one is kept: the agent still knows only that). After a
+// revocation there is none: the agent must be started with the new token.
+// The status becomes offline unless the node is disabled; the connection
+// manager takes it from there.
 func SetNodeToken(ctx context.Context, q Querier, id int64, enc []byte, keyID string) (Node, error) {
-	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET token_enc = $2, token_key_id = $3,
+	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET
+		token_prev_enc = CASE WHEN revoked THEN NULL WHEN token_rotation_pending THEN token_prev_enc ELSE token_enc END,
+		token_prev_key_id = CASE WHEN revoked THEN '' WHEN token_rotation_pending THEN token_prev_key_id ELSE token_key_id END,
+		token_rotation_pending = NOT revoked AND (token_rotation_pending OR token_enc IS NOT NULL),
+		token_revoke_pending = FALSE,
+		token_enc = $2, token_key_id = $3,
 		token_generation = token_generation + 1, revoked = FALSE,
 		status = 'offline', status_reason = 'waiting for the agent to use the new token',
 		unreachable_since = COALESCE(unreachable_since, now()),
@@ -180,10 +203,11 @@ func (s *Store) ListNodes(ctx context.Context, environmentID int64, limit, offse
 	return nodes, total, err
 }
 
-// ConnectableNodes lists every non-revoked node (disabled ones included:
-// they drain): those the connection manager dials.
+// ConnectableNodes lists every node that is not revoked (disabled ones
+// included: they drain), or whose agent has yet to be told of its
+// revocation: those the connection manager dials.
 func (s *Store) ConnectableNodes(ctx context.Context) ([]Node, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE NOT revoked ORDER BY id`)
+	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE NOT revoked OR token_revoke_pending ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list connectable nodes: %w", err)
 	}
@@ -243,9 +267,18 @@ func UpdateNode(ctx context.Context, q Querier, id int64, p NodePatch) (Node, er
 	return n, nil
 }
 
-// RevokeNode forgets the node's token and marks it revoked.
+// RevokeNode marks the node revoked. Its token is no longer used to
+// connect; the token the agent accepts is kept sealed, with the revocation
+// pending, until the connection manager has told the agent (which then
+// refuses every token until it is started with a new one).
 func RevokeNode(ctx context.Context, q Querier, id int64) (Node, error) {
-	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET token_enc = NULL, token_key_id = '', revoked = TRUE,
+	n, err := scanNode(q.QueryRow(ctx, `UPDATE nodes SET
+		token_prev_enc = CASE WHEN revoked OR token_rotation_pending THEN token_prev_enc ELSE token_enc END,
+		token_prev_key_id = CASE WHEN revoked OR token_rotation_pending THEN token_prev_key_id ELSE token_key_id END,
+		token_revoke_pending = CASE WHEN revoked THEN token_revoke_pending
+			WHEN token_rotation_pending THEN token_prev_enc IS NOT NULL ELSE token_enc IS NOT NULL END,
+		token_rotation_pending = FALSE,
+		token_enc = NULL, token_key_id = '', revoked = TRUE,
 		token_generation = token_generation + 1,
 		status = 'revoked', status_reason = 'token revoked by an admin; rotate the token to use the node again',
 		unreachable_since = COALESCE(unreachable_since, now()),
@@ -395,4 +428,106 @@ func (s *Store) TouchNode(ctx context.Context, id int64) error {
 		return fmt.Errorf("touch node %d: %w", id, err)
 	}
 	return nil
+}
+
+// NextConnEpoch increases and returns the node's connection epoch (one per
+// dial).
+func (s *Store) NextConnEpoch(ctx context.Context, id int64) (int64, error) {
+	var e int64
+	if err := s.Pool.QueryRow(ctx, `UPDATE nodes SET conn_epoch = conn_epoch + 1 WHERE id = $1 RETURNING conn_epoch`, id).Scan(&e); err != nil {
+		return 0, fmt.Errorf("next connection epoch of node %d: %w", id, notFound(err))
+	}
+	return e, nil
+}
+
+// RaiseConnEpoch makes the node's connection epoch at least epoch (an agent
+// reported a higher one).
+func (s *Store) RaiseConnEpoch(ctx context.Context, id, epoch int64) error {
+	if _, err := s.Pool.Exec(ctx, `UPDATE nodes SET conn_epoch = GREATEST(conn_epoch, $2) WHERE id = $1`, id, epoch); err != nil {
+		return fmt.Errorf("raise connection epoch of node %d: %w", id, err)
+	}
+	return nil
+}
+
+// CompleteTokenRotation forgets the previous token once the agent accepts
+// the token of generation (a newer rotation in between keeps it pending).
+// It reports whether the row changed.
+func CompleteTokenRotation(ctx context.Context, q Querier, id int64, generation int) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE nodes SET token_prev_enc = NULL, token_prev_key_id = '', token_rotation_pending = FALSE,
+		updated_at = now() WHERE id = $1 AND token_generation = $2 AND token_rotation_pending`, id, generation)
+	if err != nil {
+		return false, fmt.Errorf("complete token rotation of node %d: %w", id, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// CompleteRevocation forgets the revoked token once the agent was told.
+func CompleteRevocation(ctx context.Context, q Querier, id int64) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE nodes SET token_prev_enc = NULL, token_prev_key_id = '', token_revoke_pending = FALSE,
+		status_reason = 'token revoked by an admin; the agent refuses every token until it is started with a new one (rotate the token)',
+		updated_at = now() WHERE id = $1 AND revoked AND token_revoke_pending`, id)
+	if err != nil {
+		return false, fmt.Errorf("complete revocation of node %d: %w", id, err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// Node event kinds recorded by the server itself (the agent's are the
+// protocol's channel event kinds).
+const (
+	NodeEventRefusedByAgent  = "refused_by_agent" // the agent refused this server's connection (409)
+	NodeEventTokenRotated    = "token_rotated"    // the agent accepts only the new token now
+	NodeEventTokenRevoked    = "token_revoked"    // the agent was told of the revocation
+	NodeEventRotationPending = "rotation_pending" // rotated while the agent could not be told
+)
+
+// NodeEvent is one entry of a node's channel history.
+type NodeEvent struct {
+	ID      int64     `json:"id"`
+	NodeID  int64     `json:"node_id"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+	Remote  string    `json:"remote"`
+	Source  string    `json:"source"` // server or agent
+	At      time.Time `json:"at"`
+}
+
+// RecordNodeEvent appends a node event (on the pool or in a transaction).
+func RecordNodeEvent(ctx context.Context, q Querier, e NodeEvent) (NodeEvent, error) {
+	if e.Source == "" {
+		e.Source = "server"
+	}
+	at := e.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	err := q.QueryRow(ctx, `INSERT INTO node_events (node_id, kind, message, remote, source, at) VALUES ($1, $2, $3, $4, $5, $6)
+		RETURNING id, at`, e.NodeID, e.Kind, e.Message, e.Remote, e.Source, at).Scan(&e.ID, &e.At)
+	if err != nil {
+		return e, fmt.Errorf("record event of node %d: %w", e.NodeID, err)
+	}
+	return e, nil
+}
+
+// ListNodeEvents pages through a node's events, newest first.
+func (s *Store) ListNodeEvents(ctx context.Context, nodeID int64, limit, offset int) ([]NodeEvent, int, error) {
+	var total int
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM node_events WHERE node_id = $1`, nodeID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count events of node %d: %w", nodeID, err)
+	}
+	rows, err := s.Pool.Query(ctx, `SELECT id, node_id, kind, message, remote, source, at FROM node_events
+		WHERE node_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`, nodeID, limit, offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list events of node %d: %w", nodeID, err)
+	}
+	defer rows.Close()
+	out := []NodeEvent{}
+	for rows.Next() {
+		var e NodeEvent
+		if err := rows.Scan(&e.ID, &e.NodeID, &e.Kind, &e.Message, &e.Remote, &e.Source, &e.At); err != nil {
+			return nil, 0, fmt.Errorf("scan node event: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, total, rows.Err()
 }
