@@ -87,7 +87,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		j.Close()
 		return nil, err
 	}
-	ex := executor.New(executor.Config{}, rt, st, j, log)
+	ex := executor.New(executor.Config{AllowDockerSocket: cfg.Docker.PluginSocket}, rt, st, j, log)
 	// A pipeline cut short by the last stop is failed and rolled back.
 	if err := ex.Recover(context.Background()); err != nil {
 		log.Error().Err(err).Msg("recover interrupted deployments")

@@ -45,6 +45,9 @@ type Docker struct {
 	SubnetPool string `description:"IPv4 range deployment networks are carved from, one subnet each; must not overlap the node's other networks." export:"true"`
 	SubnetBits int    `description:"Prefix length of one deployment network (16–29); /24 in a /16 pool gives 256 deployments." export:"true"`
 	PublishIP  string `description:"Host address published service ports bind to; the ingress must reach it (0.0.0.0 = every address)." export:"true"`
+	// PluginSocket is off by default: a plugin the catalog marks
+	// docker_socket fails on this node until the node's operator allows it.
+	PluginSocket bool `description:"Allow plugins that an admin marked docker_socket in the catalog to get this node's Docker socket (/var/run/docker.sock), which is root on the node; off by default, such plugin steps then fail." export:"true"`
 }
 
 // containerMarkers are files Docker and Podman create in every container.

@@ -78,8 +78,19 @@ func (i ServiceInfo) State() string {
 // LogConfig caps container logs on disk.
 var logConfig = container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}}
 
-func limits(res protocol.Resources) container.Resources {
-	r := container.Resources{}
+// Process limits (threads count): a fork bomb in one container cannot
+// exhaust the node's process table.
+const (
+	ServicePidsLimit = 4096
+	PluginPidsLimit  = 512
+)
+
+// noNewPrivileges keeps setuid binaries and file capabilities from
+// raising a container process's privileges.
+var noNewPrivileges = []string{"no-new-privileges:true"}
+
+func limits(res protocol.Resources, pids int64) container.Resources {
+	r := container.Resources{PidsLimit: &pids}
 	if res.CPU > 0 {
 		r.NanoCPUs = int64(res.CPU * 1e9)
 	}
@@ -113,8 +124,9 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 	hc := &container.HostConfig{
 		NetworkMode:   container.NetworkMode(s.Network),
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		Resources:     limits(s.Resources),
+		Resources:     limits(s.Resources, ServicePidsLimit),
 		LogConfig:     logConfig,
+		SecurityOpt:   noNewPrivileges,
 	}
 	if s.PublishPort > 0 {
 		p, err := network.ParsePort(strconv.Itoa(s.PublishPort) + "/tcp")

@@ -45,7 +45,14 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	name := fmt.Sprintf("nullops-%s-d%d-%s-a%d-%s", nameSafe(r.node), s.DeploymentID, nameSafe(s.Step), s.Attempt, hex.EncodeToString(rnd[:]))
-	hc := &container.HostConfig{Resources: limits(s.Resources), Binds: s.Binds, LogConfig: container.LogConfig{Type: "none"}}
+	// Plugins run locked down: no capabilities, no privilege gain, a
+	// read-only root filesystem with a small writable /tmp, bounded
+	// processes.
+	hc := &container.HostConfig{
+		Resources: limits(s.Resources, PluginPidsLimit), Binds: s.Binds, LogConfig: container.LogConfig{Type: "none"},
+		CapDrop: []string{"ALL"}, SecurityOpt: noNewPrivileges, ReadonlyRootfs: true,
+		Tmpfs: map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
+	}
 	var nc *network.NetworkingConfig
 	if s.Network != "" {
 		hc.NetworkMode = container.NetworkMode(s.Network)

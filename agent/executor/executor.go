@@ -40,11 +40,11 @@ type Config struct {
 	// LogCapBytes caps the step log of one attempt (default 256 KiB).
 	LogCapBytes int
 	// DockerSocket is the host path of the Docker socket, bind-mounted into
-	// the plugins named in DockerPlugins (default /var/run/docker.sock).
+	// plugins whose spec asks for it (default /var/run/docker.sock).
 	DockerSocket string
-	// DockerPlugins are catalog plugin names that get the Docker socket
-	// (default: "exec"). See docs/plugins.md.
-	DockerPlugins []string
+	// AllowDockerSocket lets plugins that the catalog marks docker_socket
+	// have the socket; without it their steps fail (off by default).
+	AllowDockerSocket bool
 }
 
 func (c *Config) defaults() {
@@ -59,9 +59,6 @@ func (c *Config) defaults() {
 	}
 	if c.DockerSocket == "" {
 		c.DockerSocket = "/var/run/docker.sock"
-	}
-	if c.DockerPlugins == nil {
-		c.DockerPlugins = []string{"exec"}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +68,10 @@ func (p *pipeline) pluginInput(n protocol.Node, attempt int, params map[string]a
 // contract (docs/architecture.md, "Agent"; docs/plugins.md).
 func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) (map[string]string, bool, error) {
 	pi := p.spec.Plugins[n.ID]
+	if pi.DockerSocket && !p.e.cfg.AllowDockerSocket {
+		return nil, false, fmt.Errorf("plugin %s needs the Docker socket (an admin enabled docker_socket on it), which this node does not allow; "+
+			"the node's operator can allow it with --docker.pluginsocket (NULLOPS_DOCKER_PLUGINSOCKET=true)", pi.Name)
+	}
 	timeout := p.e.cfg.PluginTimeout
 	if pi.Timeout != "" {
 		d, err := time.ParseDuration(pi.Timeout)
@@ -110,7 +113,7 @@ func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) 
 	if pi.JoinNetwork {
 		spec.Network = p.network.Name
 	}
-	if slices.Contains(p.e.cfg.DockerPlugins, pi.Name) {
+	if pi.DockerSocket {
 		spec.Binds = []string{p.e.cfg.DockerSocket + ":/var/run/docker.sock"}
 	}
 	res, err := p.e.rt.RunOneShot(ctx, spec)

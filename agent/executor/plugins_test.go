@@ -13,7 +13,7 @@ import (
 // socket) as containers in a pipeline; the service's health is an exec'd
 // command.
 func TestFirstPartyPlugins(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, Config{AllowDockerSocket: true})
 	ctx := testutil.Context(t, 3*time.Minute)
 	httpWait := testutil.ScratchImage(t, "./plugins/http-wait", "nullops-test/plugin-http-wait:executor")
 	execImg := testutil.ScratchImage(t, "./plugins/exec", "nullops-test/plugin-exec:executor")
@@ -27,7 +27,7 @@ func TestFirstPartyPlugins(t *testing.T) {
 		{ID: "refused", Kind: protocol.KindComponent, Plugin: "exec", Params: map[string]any{"service": "nope", "command": "/app healthcheck"}},
 	}, [][2]string{{"web", "wait"}, {"wait", "migrate"}, {"migrate", "refused"}}, demoWebImage, nil)
 	spec.Plugins["wait"] = protocol.PluginImage{Name: "http-wait", Image: httpWait, JoinNetwork: true, Resources: protocol.Resources{CPU: 0.2, MemoryMB: 32}}
-	spec.Plugins["migrate"] = protocol.PluginImage{Name: "exec", Image: execImg, Resources: protocol.Resources{CPU: 0.2, MemoryMB: 64}}
+	spec.Plugins["migrate"] = protocol.PluginImage{Name: "exec", Image: execImg, Resources: protocol.Resources{CPU: 0.2, MemoryMB: 64}, DockerSocket: true}
 	spec.Plugins["refused"] = spec.Plugins["migrate"]
 	if err := e.ex.Deploy(ctx, protocol.DeployRequest{Spec: spec}); err != nil {
 		t.Fatal(err)

@@ -377,6 +377,10 @@ type PluginImage struct {
 	Resources   Resources     `json:"resources"`
 	Timeout     string        `json:"timeout"` // Go duration, default 5m
 	JoinNetwork bool          `json:"join_network"`
+	// DockerSocket asks for the node's Docker socket in the plugin's
+	// container (an admin's catalog setting). The agent refuses the step
+	// unless its own configuration allows it.
+	DockerSocket bool `json:"docker_socket,omitempty"`
 }
 
 // DeploySpec is everything an agent needs to run one deployment.

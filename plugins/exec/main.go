@@ -2,9 +2,9 @@
 // service container of the same deployment (migrations, seed scripts, cache
 // warm-up…), e.g. params {"service": "api", "command": ["/app", "migrate"]}.
 //
-// Design: the agent bind-mounts the Docker socket into this plugin (only
-// plugins listed in the agent's DockerPlugins, by default "exec", get it),
-// and gives it the container id of every running service in the input's
+// Design: the agent bind-mounts the Docker socket into this plugin when an
+// admin enabled docker_socket on its catalog entry and the node's agent
+// allows it (--docker.pluginsocket), and gives it the container id of every running service in the input's
 // "services". The plugin refuses containers whose nullops.deployment and
 // nullops.node labels are not those of its own deployment.
 //
@@ -83,7 +83,7 @@ func run(ctx context.Context, in *sdk.Input) (sdk.Output, error) {
 	defer cancel()
 	info, err := rt.InspectService(ctx, svc.ContainerID)
 	if err != nil {
-		return sdk.Output{}, fmt.Errorf("%v (is the Docker socket mounted? the agent mounts it for plugins in its DockerPlugins list)", err)
+		return sdk.Output{}, fmt.Errorf("%v (is the Docker socket mounted? an admin has to enable docker_socket on this plugin in the catalog, and the node's agent has to run with --docker.pluginsocket)", err)
 	}
 	if info.Labels[docker.LabelDeployment] != strconv.FormatInt(in.Deployment.ID, 10) || info.Labels[docker.LabelNode] != in.Deployment.Node {
 		return sdk.Output{}, fmt.Errorf("container %s does not belong to deployment %d", svc.ContainerID, in.Deployment.ID)

@@ -41,6 +41,9 @@ type pluginRequest struct {
 	MemoryMB     *int64          `json:"memory_mb"`
 	Timeout      string          `json:"timeout"` // Go duration
 	JoinNetwork  *bool           `json:"join_network"`
+	// DockerSocket gives the plugin the node's Docker socket (root on the
+	// node); absent = false. Routes are admin-only, so only admins set it.
+	DockerSocket bool `json:"docker_socket"`
 }
 
 // pluginResponse adds the timeout as a Go duration.
@@ -56,7 +59,7 @@ func pluginOut(p store.Plugin) pluginResponse {
 func (r pluginRequest) input() (store.PluginInput, error) {
 	in := store.PluginInput{Name: r.Name, RegistryID: r.RegistryID, Image: r.Image, Tag: r.Tag, Description: r.Description,
 		ParamsSchema: r.ParamsSchema, CPU: defaultPluginCPU, MemoryMB: defaultPluginMemoryMB,
-		TimeoutSeconds: int64(defaultPluginTimeout / time.Second), JoinNetwork: true}
+		TimeoutSeconds: int64(defaultPluginTimeout / time.Second), JoinNetwork: true, DockerSocket: r.DockerSocket}
 	if r.CPU != nil {
 		in.CPU = *r.CPU
 	}
@@ -122,7 +125,14 @@ func (d *Deps) createPlugin(c echo.Context) error {
 			return err
 		}
 		out = p
-		return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.create", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag}))
+		if err := store.RecordAudit(ctx, tx, NewAudit(c, "plugin.create", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag, "docker_socket": p.DockerSocket})); err != nil {
+			return err
+		}
+		if p.DockerSocket {
+			// Granting root on the nodes gets its own entry.
+			return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.docker_socket", "plugin", p.ID, map[string]any{"name": p.Name, "enabled": true}))
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -149,12 +159,23 @@ func (d *Deps) updatePlugin(c echo.Context) error {
 		if err := catalog.ValidatePlugin(ctx, tx, in); err != nil {
 			return err
 		}
+		old, err := store.GetPlugin(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		p, err := store.UpdatePlugin(ctx, tx, id, in)
 		if err != nil {
 			return err
 		}
 		out = p
-		return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.update", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag}))
+		if err := store.RecordAudit(ctx, tx, NewAudit(c, "plugin.update", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag, "docker_socket": p.DockerSocket})); err != nil {
+			return err
+		}
+		if old.DockerSocket != p.DockerSocket {
+			// Granting or taking away root on the nodes gets its own entry.
+			return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.docker_socket", "plugin", p.ID, map[string]any{"name": p.Name, "enabled": p.DockerSocket}))
+		}
+		return nil
 	})
 	if err != nil {
 		return err

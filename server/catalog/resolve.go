@@ -230,12 +230,13 @@ func sharesInvalid(err error) error {
 
 func pluginImage(p store.Plugin, image string, ep registry.Endpoint) protocol.PluginImage {
 	return protocol.PluginImage{
-		Name:        p.Name,
-		Image:       image,
-		Auth:        pullAuth(ep),
-		Resources:   protocol.Resources{CPU: p.CPU, MemoryMB: p.MemoryMB},
-		Timeout:     (time.Duration(p.TimeoutSeconds) * time.Second).String(),
-		JoinNetwork: p.JoinNetwork,
+		Name:         p.Name,
+		Image:        image,
+		Auth:         pullAuth(ep),
+		Resources:    protocol.Resources{CPU: p.CPU, MemoryMB: p.MemoryMB},
+		Timeout:      (time.Duration(p.TimeoutSeconds) * time.Second).String(),
+		JoinNetwork:  p.JoinNetwork,
+		DockerSocket: p.DockerSocket,
 	}
 }
 

@@ -23,8 +23,12 @@ type Plugin struct {
 	MemoryMB       int64           `json:"memory_mb"`
 	TimeoutSeconds int64           `json:"timeout_seconds"`
 	JoinNetwork    bool            `json:"join_network"`
-	CreatedAt      time.Time       `json:"created_at"`
-	UpdatedAt      time.Time       `json:"updated_at"`
+	// DockerSocket: the plugin's container gets the node's Docker socket
+	// (root on the node); agents also have to allow it in their own
+	// configuration.
+	DockerSocket bool      `json:"docker_socket"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // PluginInput are a plugin's writable fields.
@@ -39,10 +43,11 @@ type PluginInput struct {
 	MemoryMB       int64
 	TimeoutSeconds int64
 	JoinNetwork    bool
+	DockerSocket   bool
 }
 
 const pluginColumns = `pl.id, pl.name, pl.registry_id, r.name, pl.image, pl.tag, pl.description, pl.params_schema::text,
-	pl.cpu, pl.memory_mb, pl.timeout_seconds, pl.join_network, pl.created_at, pl.updated_at`
+	pl.cpu, pl.memory_mb, pl.timeout_seconds, pl.join_network, pl.docker_socket, pl.created_at, pl.updated_at`
 
 const pluginFrom = ` FROM plugins pl JOIN registries r ON r.id = pl.registry_id`
 
@@ -50,7 +55,7 @@ func scanPlugin(row pgx.Row) (Plugin, error) {
 	var p Plugin
 	var schema string
 	err := row.Scan(&p.ID, &p.Name, &p.RegistryID, &p.RegistryName, &p.Image, &p.Tag, &p.Description, &schema,
-		&p.CPU, &p.MemoryMB, &p.TimeoutSeconds, &p.JoinNetwork, &p.CreatedAt, &p.UpdatedAt)
+		&p.CPU, &p.MemoryMB, &p.TimeoutSeconds, &p.JoinNetwork, &p.DockerSocket, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return Plugin{}, notFound(err)
 	}
@@ -63,7 +68,7 @@ func pluginArgs(in PluginInput) []any {
 	if len(in.ParamsSchema) == 0 {
 		schema = "{}"
 	}
-	return []any{in.Name, in.RegistryID, in.Image, in.Tag, in.Description, schema, in.CPU, in.MemoryMB, in.TimeoutSeconds, in.JoinNetwork}
+	return []any{in.Name, in.RegistryID, in.Image, in.Tag, in.Description, schema, in.CPU, in.MemoryMB, in.TimeoutSeconds, in.JoinNetwork, in.DockerSocket}
 }
 
 // ListPlugins returns every plugin by name.
@@ -91,8 +96,8 @@ func GetPlugin(ctx context.Context, q Querier, id int64) (Plugin, error) {
 // CreatePlugin inserts a plugin; a taken name is ErrConflict.
 func CreatePlugin(ctx context.Context, q Querier, in PluginInput) (Plugin, error) {
 	var id int64
-	err := q.QueryRow(ctx, `INSERT INTO plugins (name, registry_id, image, tag, description, params_schema, cpu, memory_mb, timeout_seconds, join_network)
-		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10) RETURNING id`, pluginArgs(in)...).Scan(&id)
+	err := q.QueryRow(ctx, `INSERT INTO plugins (name, registry_id, image, tag, description, params_schema, cpu, memory_mb, timeout_seconds, join_network, docker_socket)
+		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11) RETURNING id`, pluginArgs(in)...).Scan(&id)
 	if IsUniqueViolation(err) {
 		return Plugin{}, fmt.Errorf("plugin %q: %w", in.Name, ErrConflict)
 	}
@@ -124,7 +129,7 @@ func UpdatePlugin(ctx context.Context, q Querier, id int64, in PluginInput) (Plu
 	}
 	args := append([]any{id}, pluginArgs(in)...)
 	_, err = q.Exec(ctx, `UPDATE plugins SET name = $2, registry_id = $3, image = $4, tag = $5, description = $6, params_schema = $7::jsonb,
-		cpu = $8, memory_mb = $9, timeout_seconds = $10, join_network = $11, updated_at = now() WHERE id = $1`, args...)
+		cpu = $8, memory_mb = $9, timeout_seconds = $10, join_network = $11, docker_socket = $12, updated_at = now() WHERE id = $1`, args...)
 	if IsUniqueViolation(err) {
 		return Plugin{}, fmt.Errorf("plugin %q: %w", in.Name, ErrConflict)
 	}

@@ -149,7 +149,9 @@ function field(spec, value, readOnly) {
     case 'checkbox': {
       input = h('input', { ...common, type: 'checkbox', checked: Boolean(value ?? spec.default) });
       get = () => input.checked;
-      const wrap = h('div', { class: 'field checkbox' }, h('label', { for: id }, input, ' ', spec.label), help, errEl);
+      // spec.warning: a caution shown with the box, always visible.
+      const warning = spec.warning ? h('p', { class: 'notice field-warning', role: 'note' }, spec.warning) : null;
+      const wrap = h('div', { class: 'field checkbox' }, h('label', { for: id }, input, ' ', spec.label), warning, help, errEl);
       return { spec, wrap, get, input, errEl, focus: () => input.focus() };
     }
     case 'select': {

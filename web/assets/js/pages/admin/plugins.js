@@ -1,5 +1,5 @@
 // Admin: plugins (pipeline components): image, parameter JSON schema,
-// resource limits and timeout.
+// resource limits, timeout and Docker socket access (root on the nodes).
 
 import { h } from '../../dom.js';
 import * as api from '../../api.js';
@@ -19,6 +19,9 @@ export function pluginsPage() {
       { label: 'Image', render: (p) => h('code', null, `${p.image}:${p.tag}`) },
       { label: 'Limits', render: (p) => `${p.cpu} CPU · ${p.memory_mb} MiB` },
       { label: 'Timeout', render: (p) => formatDuration(parseGoDuration(p.timeout) || 0) },
+      { label: 'Docker socket', render: (p) => (p.docker_socket
+        ? h('strong', { class: 'warn', title: 'This plugin gets the Docker socket on nodes that allow it: root on the node.' }, '⚠ yes (root on the node)')
+        : h('span', { class: 'muted' }, 'no')) },
       { label: 'Parameters', render: (p) => Object.keys((p.params_schema && p.params_schema.properties) || {}).join(', ') || h('span', { class: 'muted' }, 'none') },
     ],
     fields: (item, ctx) => [
@@ -35,6 +38,11 @@ export function pluginsPage() {
       { name: 'memory_mb', label: 'Memory limit (MiB)', type: 'number', step: 1, min: 0, default: 128 },
       { name: 'timeout', label: 'Timeout', type: 'duration', default: 300 },
       { name: 'join_network', label: 'Attach to the deployment network', type: 'checkbox', default: true },
+      { name: 'docker_socket', label: 'Give it the Docker socket', type: 'checkbox', default: false,
+        warning: 'Warning: the Docker socket is root on every node that runs this plugin. Its container can start '
+          + 'privileged containers, read the host\'s files and every deployment\'s secrets. Enable it only for an image '
+          + 'you trust (e.g. the first-party exec plugin). Nodes must also allow it (agent option --docker.pluginsocket). '
+          + 'The change is recorded in the audit log.' },
     ],
   });
 }
