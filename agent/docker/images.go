@@ -20,6 +20,16 @@ var ErrImageNotFound = errors.New("image not found")
 // ErrPull means pulling failed for another reason (auth, registry down, …).
 var ErrPull = errors.New("pull failed")
 
+// HasImage reports whether ref is present locally.
+func (r *Runtime) HasImage(ctx context.Context, ref string) (bool, error) {
+	if _, err := r.cli.ImageInspect(ctx, ref); err == nil {
+		return true, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return false, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return false, nil
+}
+
 // EnsureImage makes ref available locally: when it is already present it
 // returns at once (pulled=false); otherwise it pulls it with auth (which is
 // used in memory only). progress, if set, receives one line per pull status.

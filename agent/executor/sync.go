@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/nullops/nullops/agent/docker"
 	"github.com/nullops/nullops/agent/protocol"
@@ -115,9 +116,25 @@ func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol
 			}
 			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusDeploying})
 		case d.Status == state.StatusRunning:
-			services, err := e.ensureServices(ctx, spec, d)
+			l := e.lockFor(id)
+			if !l.TryLock() {
+				// A repair of this deployment is under way (see below):
+				// it reports through service.state when done.
+				reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusRunning})
+				continue
+			}
+			services, needPull, err := e.ensureServices(ctx, spec, d, false)
+			l.Unlock()
 			if err != nil {
 				e.log.Error().Err(err).Int64("deployment", id).Msg("sync: ensure services")
+			}
+			if needPull {
+				// Recreating a service needs an image pull, which may take
+				// longer than the control plane waits for this answer (a
+				// dropped sync would start the pull over at every redial).
+				// It continues in the background, on the executor's
+				// lifetime, not the connection's.
+				e.go_(func() { e.repairServices(spec, d) })
 			}
 			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusRunning, Services: services})
 		default:
@@ -127,15 +144,32 @@ func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol
 	return reply, nil
 }
 
-// ensureServices starts stopped and recreates missing service containers
-// of a running deployment and returns their state.
-func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec, d *state.Deployment) ([]protocol.ServiceState, error) {
+// repairServices finishes what sync left for later: recreating services
+// whose image must be pulled first.
+func (e *Executor) repairServices(spec protocol.DeploySpec, d *state.Deployment) {
 	l := e.lockFor(d.ID)
 	l.Lock()
 	defer l.Unlock()
+	ctx, cancel := context.WithTimeout(e.ctx, time.Hour)
+	defer cancel()
+	cur, err := e.st.Get(d.ID)
+	if err != nil || cur.Status != state.StatusRunning {
+		return // deleted (or failed) meanwhile
+	}
+	e.log.Info().Int64("deployment", d.ID).Msg("sync: pulling images to recreate services in the background")
+	if _, _, err := e.ensureServices(ctx, spec, cur, true); err != nil && ctx.Err() == nil {
+		e.log.Error().Err(err).Int64("deployment", d.ID).Msg("sync: background repair")
+	}
+}
+
+// ensureServices starts stopped and recreates missing service containers
+// of a running deployment and returns their state. The caller holds the
+// deployment's lock. Without pull, a missing service whose image is not
+// on the node is left for later and needPull is reported.
+func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec, d *state.Deployment, pull bool) (_ []protocol.ServiceState, needPull bool, _ error) {
 	objs, err := e.rt.ListManaged(ctx, d.ID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	byService := map[string]docker.Object{}
 	for _, o := range objs {
@@ -175,6 +209,17 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 				info, err = e.rt.InspectService(ctx, o.ID)
 			}
 		default:
+			if !pull {
+				var have bool
+				if have, err = e.rt.HasImage(ctx, spec.Services[n.ID].Image); err == nil && !have {
+					needPull = true
+					out = append(out, protocol.ServiceState{DeploymentID: d.ID, Service: n.ID, Running: false, Health: "unknown"})
+					continue
+				}
+				if err != nil {
+					break
+				}
+			}
 			e.log.Info().Int64("deployment", d.ID).Str("service", n.ID).Msg("sync: recreating missing service")
 			if net.Name == "" {
 				if net, err = e.rt.EnsureNetwork(ctx, d.ID); err != nil {
@@ -207,5 +252,5 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 		}
 		out = append(out, st)
 	}
-	return out, firstErr
+	return out, needPull, firstErr
 }
