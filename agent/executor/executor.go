@@ -228,8 +228,55 @@ func (e *Executor) Delete(_ context.Context, req protocol.DeleteRequest) error {
 
 // Cancel is Delete for a deploying deployment (docs/architecture.md, "Deployments": cancel
 // of a deploying deployment = delete).
+// With a FailReason the pipeline is stopped, rolled back and reported
+// failed with that reason instead.
 func (e *Executor) Cancel(ctx context.Context, req protocol.DeleteRequest) error {
-	return e.Delete(ctx, req)
+	if req.FailReason == "" {
+		return e.Delete(ctx, req)
+	}
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	e.go_(func() { e.failDeployment(req.DeploymentID, req.FailReason) })
+	return nil
+}
+
+// failCause is the cancel cause of a pipeline the control plane gave up on.
+type failCause struct{ reason string }
+
+func (f *failCause) Error() string { return f.reason }
+
+// failDeployment stops a deploying deployment's pipeline, which then
+// rolls back and reports failed with reason. A deployment recorded as
+// deploying (or not known here) without a pipeline in progress is rolled
+// back and failed here; any other is left alone (it finished meanwhile).
+func (e *Executor) failDeployment(id int64, reason string) {
+	e.mu.Lock()
+	r := e.runs[id]
+	e.mu.Unlock()
+	if r != nil {
+		r.cancel(&failCause{reason: reason})
+		<-r.done
+		return
+	}
+	l := e.lockFor(id)
+	l.Lock()
+	defer l.Unlock()
+	d, err := e.st.Get(id)
+	if err == nil && d.Status != state.StatusDeploying {
+		return
+	}
+	ctx := context.WithoutCancel(e.ctx)
+	if _, err := e.rt.RemoveDeployment(ctx, id); err != nil {
+		reason += "; rollback incomplete: " + err.Error()
+	}
+	if d != nil {
+		d.Status, d.Reason = state.StatusFailed, reason
+		if err := e.st.Put(d); err != nil {
+			e.log.Error().Err(err).Int64("deployment", id).Msg("save failed deployment")
+		}
+	}
+	e.emitDeployment(id, protocol.StatusFailed, reason, "")
 }
 
 // stopPipeline cancels a running pipeline of id and waits until it ended.

@@ -191,6 +191,13 @@ func (e *Executor) runPipeline(ctx context.Context, spec protocol.DeploySpec, d 
 	if failure.step != "" {
 		reason = fmt.Sprintf("step %s failed: %s", failure.step, failure.reason)
 	}
+	var given *failCause
+	if errors.As(context.Cause(ctx), &given) {
+		reason = given.reason
+		if failure.step != "" {
+			reason += fmt.Sprintf(" (step %s was running)", failure.step)
+		}
+	}
 	reason = p.red.mask(reason)
 	log.Warn().Str("step", failure.step).Str("reason", reason).Msg("pipeline failed; rolling back")
 	rctx := context.WithoutCancel(ctx)

@@ -446,8 +446,12 @@ type DeployRequest struct {
 func (r *DeployRequest) Validate() error { return r.Spec.Validate() }
 
 // DeleteRequest removes a deployment (rolling back a deploying one).
+// FailReason, with TypeCancel: the pipeline is stopped and rolled back
+// but the deployment is reported failed with this reason (not deleted) —
+// the control plane gave up on it (e.g. its deploy timeout passed).
 type DeleteRequest struct {
-	DeploymentID int64 `json:"deployment_id"`
+	DeploymentID int64  `json:"deployment_id"`
+	FailReason   string `json:"fail_reason,omitempty"`
 }
 
 // Validate implements Validatable.

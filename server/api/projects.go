@@ -31,6 +31,9 @@ type projectRequest struct {
 	MemoryMB     *int64          `json:"memory_mb"`
 	TTL          string          `json:"ttl"` // Go duration, "" = environment default
 	NodeSelector json.RawMessage `json:"node_selector"`
+	// DeployTimeout: Go duration, "" = 30m. A deployment deploying longer
+	// is failed and rolled back.
+	DeployTimeout string `json:"deploy_timeout"`
 }
 
 // projectResponse shows the TTL override as a Go duration ("" = none) and
@@ -38,12 +41,14 @@ type projectRequest struct {
 // sees it only through an environment grant).
 type projectResponse struct {
 	store.Project
-	TTL    string `json:"ttl"`
-	Access string `json:"access"`
+	TTL           string `json:"ttl"`
+	DeployTimeout string `json:"deploy_timeout"`
+	Access        string `json:"access"`
 }
 
 func projectOut(p store.Project, lv auth.Levels) projectResponse {
-	out := projectResponse{Project: p, Access: lv.Of(p.ID, 0).String()}
+	out := projectResponse{Project: p, Access: lv.Of(p.ID, 0).String(),
+		DeployTimeout: (time.Duration(p.DeployTimeoutSeconds) * time.Second).String()}
 	if p.TTLSeconds != nil {
 		out.TTL = (time.Duration(*p.TTLSeconds) * time.Second).String()
 	}
@@ -73,6 +78,13 @@ func (r projectRequest) input() (store.ProjectInput, error) {
 		}
 		s := int64(ttl / time.Second)
 		in.TTLSeconds = &s
+	}
+	if r.DeployTimeout != "" {
+		dt, err := time.ParseDuration(r.DeployTimeout)
+		if err != nil || dt%time.Second != 0 || dt <= 0 {
+			return in, Validation{"deploy_timeout": "must be a Go duration such as 30m, or empty for the default (30m)"}.Err()
+		}
+		in.DeployTimeoutSeconds = int64(dt / time.Second)
 	}
 	return in, catalog.ValidateProject(in)
 }

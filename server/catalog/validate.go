@@ -224,6 +224,9 @@ func ValidateProject(in store.ProjectInput) error {
 	if in.TTLSeconds != nil && (*in.TTLSeconds < 60 || *in.TTLSeconds > 366*24*3600) {
 		v.add("ttl", "must be between 1m and 8784h (a year), or empty for the environment's default")
 	}
+	if in.DeployTimeoutSeconds != 0 && (in.DeployTimeoutSeconds < 60 || in.DeployTimeoutSeconds > 24*3600) {
+		v.add("deploy_timeout", "must be between 1m and 24h, or empty for the default (30m)")
+	}
 	if _, err := placement.ParseSelector(in.NodeSelector); err != nil {
 		v.add("node_selector", "%v", err)
 	}

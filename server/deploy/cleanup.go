@@ -35,7 +35,7 @@ func (s *Service) CleanupExpired(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// StartCleanup runs CleanupExpired on schedule (robfig/cron syntax, seconds
+// StartCleanup runs CleanupExpired and FailOverdue on schedule (robfig/cron syntax, seconds
 // field optional, descriptors like "@every 30s") until ctx ends.
 func (s *Service) StartCleanup(ctx context.Context, schedule string) error {
 	c := cron.New(cron.WithParser(cron.NewParser(
@@ -47,6 +47,9 @@ func (s *Service) StartCleanup(ctx context.Context, schedule string) error {
 		}
 		if _, err := s.CleanupExpired(ctx); err != nil {
 			s.Log.Error().Err(err).Msg("auto-cleanup")
+		}
+		if _, err := s.FailOverdue(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Error().Err(err).Msg("fail overdue deployments")
 		}
 	})
 	if err != nil {

@@ -125,3 +125,63 @@ func TestCrashingServicesAreVisible(t *testing.T) {
 	admin.del(fmt.Sprintf("/deployments/%d", loopD.ID))
 	admin.del(fmt.Sprintf("/deployments/%d", oomD.ID))
 }
+
+// TestDeployTimeoutFailsAndRollsBack: a deployment still deploying after
+// its project's deploy_timeout is failed with the reason, its pipeline
+// stopped and rolled back on the node, and can be retried.
+func TestDeployTimeoutFailsAndRollsBack(t *testing.T) {
+	srv := startServer(t)
+	admin := login(t, srv.URL, adminUser, adminPass)
+	unique := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	reg := testutil.StartRegistry(t, "e2e", "e2e-registry-pw")
+	plugin := testutil.ScratchImage(t, "./scripts/images/test-plugin", "nullops-e2e/test-plugin:truth")
+	reg.Push(t, plugin, "e2e/slow", "1")
+	regID := idOf(t, admin.post("/registries", map[string]any{
+		"name": "local", "url": "http://" + reg.Host, "username": "e2e", "password": "e2e-registry-pw", "insecure": true,
+	}).want(t, 201))
+	admin.post("/plugins", map[string]any{
+		"name": "slow", "registry_id": regID, "image": "e2e/slow", "tag": "1", "cpu": 0.1, "memory_mb": 32, "timeout": "30m",
+	}).want(t, 201)
+	envID := idOf(t, admin.post("/environments", map[string]any{"name": "qa", "base_domain": "e2e.test", "default_ttl": "1h"}).want(t, 201))
+	w := &world{srv: srv, admin: admin, unique: unique}
+	a, _ := w.addNode(t, envID, "slow", 0, 0)
+
+	// Out of range limits are refused; the default is 30m.
+	admin.post("/projects", map[string]any{"name": "bad", "deploy_timeout": "10s"}).want(t, 400)
+	var p struct {
+		ID            int64  `json:"id"`
+		DeployTimeout string `json:"deploy_timeout"`
+	}
+	admin.post("/projects", map[string]any{"name": "dflt"}).want(t, 201).decode(t, &p)
+	if p.DeployTimeout != "30m0s" {
+		t.Fatalf("default deploy_timeout %q", p.DeployTimeout)
+	}
+	admin.post("/projects", map[string]any{"name": "slow", "cpu": 0.25, "memory_mb": 64, "deploy_timeout": "1m"}).want(t, 201).decode(t, &p)
+	if p.DeployTimeout != "1m0s" {
+		t.Fatalf("deploy_timeout %q", p.DeployTimeout)
+	}
+	admin.put(fmt.Sprintf("/projects/%d/pipeline", p.ID), map[string]any{
+		"nodes": []map[string]any{{"id": "setup", "kind": "component", "plugin": "slow", "params": map[string]any{"mode": "sleep", "sleep": "20m"}}},
+		"edges": [][2]string{},
+	}).want(t, 201)
+
+	var d deployment
+	admin.post("/deployments", map[string]any{"project_id": p.ID, "environment_id": envID, "name": "stuck"}).want(t, 202).decode(t, &d)
+	waitStatus(t, admin, d.ID, "deploying", 30*time.Second)
+	start := time.Now()
+	// The plugin container runs meanwhile.
+	testutil.WaitFor(t, testutil.Context(t, time.Minute), 200*time.Millisecond, "plugin container running", func() bool {
+		return len(dockerObjects(t, a.node, d.ID)) > 1
+	})
+	got := waitStatus(t, admin, d.ID, "failed", 3*time.Minute)
+	took := time.Since(start)
+	if !strings.Contains(got.Reason, "deploying for more than 1m0s") || !strings.Contains(got.Reason, "deploy timeout") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	if took < 30*time.Second {
+		t.Fatalf("failed after %s, before its 1m timeout", took)
+	}
+	t.Logf("failed %s after deploying began: %s", took.Round(time.Second), got.Reason)
+	waitNoObjects(t, a.node, d.ID)
+	admin.del(fmt.Sprintf("/deployments/%d", d.ID))
+}

@@ -230,6 +230,39 @@ func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]int64,
 	return ids, nil
 }
 
+// OverdueDeployment is a deployment deploying for longer than its
+// project's deploy timeout.
+type OverdueDeployment struct {
+	ID      int64
+	NodeID  *int64
+	Since   time.Time
+	Timeout time.Duration
+}
+
+// OverdueDeployments lists the deployments deploying since longer than
+// their project's deploy_timeout_seconds at now.
+func (s *Store) OverdueDeployments(ctx context.Context, now time.Time) ([]OverdueDeployment, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT d.id, d.node_id, d.status_since, p.deploy_timeout_seconds
+		FROM deployments d JOIN projects p ON p.id = d.project_id
+		WHERE d.status = 'deploying' AND d.status_since + make_interval(secs => p.deploy_timeout_seconds) <= $1
+		ORDER BY d.status_since`, now)
+	if err != nil {
+		return nil, fmt.Errorf("overdue deployments: %w", err)
+	}
+	defer rows.Close()
+	var out []OverdueDeployment
+	for rows.Next() {
+		var o OverdueDeployment
+		var secs int64
+		if err := rows.Scan(&o.ID, &o.NodeID, &o.Since, &secs); err != nil {
+			return nil, fmt.Errorf("overdue deployments: %w", err)
+		}
+		o.Timeout = time.Duration(secs) * time.Second
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
 // --- creation ---------------------------------------------------------------
 
 // DeploymentTarget is what creating a deployment needs to know about its

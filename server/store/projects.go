@@ -11,15 +11,18 @@ import (
 
 // Project is something deployments are made of: a pipeline plus limits.
 type Project struct {
-	ID           int64           `json:"id"`
-	Name         string          `json:"name"`
-	Description  string          `json:"description"`
-	CPU          float64         `json:"cpu"`
-	MemoryMB     int64           `json:"memory_mb"`
-	TTLSeconds   *int64          `json:"-"`
-	NodeSelector json.RawMessage `json:"node_selector"`
-	CreatedAt    time.Time       `json:"created_at"`
-	UpdatedAt    time.Time       `json:"updated_at"`
+	ID          int64   `json:"id"`
+	Name        string  `json:"name"`
+	Description string  `json:"description"`
+	CPU         float64 `json:"cpu"`
+	MemoryMB    int64   `json:"memory_mb"`
+	TTLSeconds  *int64  `json:"-"`
+	// DeployTimeoutSeconds: a deployment deploying longer is failed and
+	// rolled back.
+	DeployTimeoutSeconds int64           `json:"-"`
+	NodeSelector         json.RawMessage `json:"node_selector"`
+	CreatedAt            time.Time       `json:"created_at"`
+	UpdatedAt            time.Time       `json:"updated_at"`
 }
 
 // ProjectInput are a project's writable fields.
@@ -30,14 +33,29 @@ type ProjectInput struct {
 	MemoryMB     int64
 	TTLSeconds   *int64          // nil = environment default
 	NodeSelector json.RawMessage // valid selector JSON (checked by the caller)
+	// DeployTimeoutSeconds: 0 = DefaultDeployTimeout.
+	DeployTimeoutSeconds int64
 }
 
-const projectColumns = `p.id, p.name, p.description, p.cpu, p.memory_mb, p.ttl_seconds, p.node_selector::text, p.created_at, p.updated_at`
+// DefaultDeployTimeout is how long a deployment may stay deploying unless
+// its project says otherwise.
+const DefaultDeployTimeout = 30 * time.Minute
+
+func (in ProjectInput) deployTimeout() int64 {
+	if in.DeployTimeoutSeconds <= 0 {
+		return int64(DefaultDeployTimeout / time.Second)
+	}
+	return in.DeployTimeoutSeconds
+}
+
+const projectColumns = `p.id, p.name, p.description, p.cpu, p.memory_mb, p.ttl_seconds, p.node_selector::text, p.created_at, p.updated_at,
+	p.deploy_timeout_seconds`
 
 func scanProject(row pgx.Row) (Project, error) {
 	var p Project
 	var sel string
-	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.CPU, &p.MemoryMB, &p.TTLSeconds, &sel, &p.CreatedAt, &p.UpdatedAt); err != nil {
+	if err := row.Scan(&p.ID, &p.Name, &p.Description, &p.CPU, &p.MemoryMB, &p.TTLSeconds, &sel, &p.CreatedAt, &p.UpdatedAt,
+		&p.DeployTimeoutSeconds); err != nil {
 		return Project{}, notFound(err)
 	}
 	p.NodeSelector = json.RawMessage(sel)
@@ -93,9 +111,9 @@ func LockProject(ctx context.Context, tx pgx.Tx, id int64) (Project, error) {
 
 // CreateProject inserts a project; a taken name is ErrConflict.
 func CreateProject(ctx context.Context, q Querier, in ProjectInput) (Project, error) {
-	p, err := scanProject(q.QueryRow(ctx, `INSERT INTO projects AS p (name, description, cpu, memory_mb, ttl_seconds, node_selector)
-		VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING `+projectColumns,
-		in.Name, in.Description, in.CPU, in.MemoryMB, in.TTLSeconds, projectSelector(in)))
+	p, err := scanProject(q.QueryRow(ctx, `INSERT INTO projects AS p (name, description, cpu, memory_mb, ttl_seconds, node_selector, deploy_timeout_seconds)
+		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) RETURNING `+projectColumns,
+		in.Name, in.Description, in.CPU, in.MemoryMB, in.TTLSeconds, projectSelector(in), in.deployTimeout()))
 	if IsUniqueViolation(err) {
 		return Project{}, fmt.Errorf("project %q: %w", in.Name, ErrConflict)
 	}
@@ -108,8 +126,8 @@ func CreateProject(ctx context.Context, q Querier, in ProjectInput) (Project, er
 // UpdateProject changes a project.
 func UpdateProject(ctx context.Context, q Querier, id int64, in ProjectInput) (Project, error) {
 	p, err := scanProject(q.QueryRow(ctx, `UPDATE projects AS p SET name = $2, description = $3, cpu = $4, memory_mb = $5,
-		ttl_seconds = $6, node_selector = $7::jsonb, updated_at = now() WHERE p.id = $1 RETURNING `+projectColumns,
-		id, in.Name, in.Description, in.CPU, in.MemoryMB, in.TTLSeconds, projectSelector(in)))
+		ttl_seconds = $6, node_selector = $7::jsonb, deploy_timeout_seconds = $8, updated_at = now() WHERE p.id = $1 RETURNING `+projectColumns,
+		id, in.Name, in.Description, in.CPU, in.MemoryMB, in.TTLSeconds, projectSelector(in), in.deployTimeout()))
 	if IsUniqueViolation(err) {
 		return Project{}, fmt.Errorf("project %q: %w", in.Name, ErrConflict)
 	}

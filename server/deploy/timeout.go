@@ -1,0 +1,79 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/store"
+)
+
+// FailOverdue gives up on deployments deploying for longer than their
+// project's deploy timeout: their agent stops the pipeline, rolls it back
+// and reports them failed with the reason. A deployment whose agent has no
+// pipeline for it (it answers, but knows nothing to stop) is failed here.
+// Deployments of nodes that are not connected are left for a later round
+// (they are offline, not deploying, once the node is seen gone). It
+// returns how many it gave up on.
+func (s *Service) FailOverdue(ctx context.Context) (int, error) {
+	overdue, err := s.Store.OverdueDeployments(ctx, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var errs []error
+	for _, o := range overdue {
+		reason := fmt.Sprintf("deploying for more than %s (the project's deploy timeout); stopped and rolled back", o.Timeout)
+		if o.NodeID == nil {
+			if err := s.failHere(ctx, o.ID, reason); err != nil {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+			continue
+		}
+		if !s.connected(*o.NodeID) {
+			continue
+		}
+		err := s.request(ctx, *o.NodeID, protocol.TypeCancel, protocol.DeleteRequest{DeploymentID: o.ID, FailReason: reason})
+		switch {
+		case err == nil:
+			n++
+			s.Log.Warn().Int64("deployment_id", o.ID).Dur("timeout", o.Timeout).Msg("deployment over its deploy timeout: failing it")
+		case isRemote(err):
+			if err := s.failHere(ctx, o.ID, reason); err != nil {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+		default:
+			errs = append(errs, fmt.Errorf("fail overdue deployment %d: %w", o.ID, err))
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// failHere marks a deploying deployment failed with reason (nothing runs
+// for it on a node).
+func (s *Service) failHere(ctx context.Context, id int64, reason string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		d, err := store.LockDeployment(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ok, err := store.SetDeploymentStatus(ctx, tx, id, []string{store.DeploymentDeploying}, store.DeploymentFailed, reason, "")
+		if err != nil || !ok {
+			return err
+		}
+		if err := store.AddDeploymentHistory(ctx, tx, id, nil, System.Name, "failed", map[string]any{"reason": reason}); err != nil {
+			return err
+		}
+		ev := eventFor(d, EventStatus)
+		ev.Status, ev.Reason = store.DeploymentFailed, reason
+		return publish(ctx, tx, ev)
+	})
+}
