@@ -8,4 +8,8 @@ export NULLOPS_TEST_DATABASE_URL NULLOPS_RUN_DIR
 start=$(date +%s)
 go vet ./...
 go test -count=1 -timeout 30m "$@" ./...
+# The packages whose concurrency is their job run again under the race
+# detector (the whole suite under -race would not fit the time budget).
+go test -race -count=1 -timeout 20m "$@" ./agent/channel/ ./agent/journal/ ./agent/state/ \
+  ./ingress/... ./server/ingresspub/ ./server/auth/ ./server/agents/
 echo "make test: suite finished in $(( $(date +%s) - start ))s"
