@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -198,6 +199,33 @@ func TestResolveAndCheckTags(t *testing.T) {
 	spec.DeploymentID, spec.Name = 1, "pr-1"
 	if err := spec.Validate(); err != nil {
 		t.Errorf("resolved spec does not satisfy the wire contract: %v", err)
+	}
+
+	// The definition a deployment records holds no secret value and no
+	// registry credential; Complete adds both.
+	def, err := w.cat.Define(ctx, w.projectID, w.version.ID, tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{dbPass, apiKey, regPass} {
+		if strings.Contains(string(raw), secret) {
+			t.Errorf("definition holds secret value %q: %s", secret, raw)
+		}
+	}
+	if def.Registries["api"] == 0 || def.Registries["mkdb"] == 0 || def.Spec.Plugins["mkdb"].Timeout != "2m0s" {
+		t.Errorf("definition %s", raw)
+	}
+	completed, err := w.cat.Complete(ctx, w.projectID, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	completed.DeploymentID, completed.Name = 1, "pr-1"
+	if !reflect.DeepEqual(completed, spec) {
+		t.Errorf("Complete(Define) differs from Resolve:\n%+v\n%+v", completed, spec)
 	}
 
 	// A later plugin change does not alter the saved version's pinned image.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -113,30 +114,49 @@ func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID in
 	return out, nil
 }
 
+// Definition is what a deployment was created with: the resolved spec
+// without secret values and without registry credentials, and the registry
+// each image is pulled from. It is stored with the deployment, so later
+// syncs and redeliveries run what was created even after the catalog or the
+// project changed; Complete adds the current credentials and secret values.
+type Definition struct {
+	Spec       protocol.DeploySpec `json:"spec"`
+	Registries map[string]int64    `json:"registries"` // node id → registry id
+}
+
 // Resolve turns a project's pipeline version and the chosen tags (service
 // name → tag, as completed by CheckTags) into the skeleton of the spec an
-// agent runs: graph, services with full image references and pull
-// credentials, plugins with their pinned images, resources, and the values
-// of the secrets the graph references, decrypted in memory. The caller fills
-// in DeploymentID, Name and Environment.
+// agent runs: Define, then Complete.
 func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (protocol.DeploySpec, error) {
+	def, err := c.Define(ctx, projectID, pipelineVersionID, tags)
+	if err != nil {
+		return protocol.DeploySpec{}, err
+	}
+	return c.Complete(ctx, projectID, def)
+}
+
+// Define resolves a pipeline version and tags into a Definition: graph,
+// services with full image references, ports, env, health and their shares,
+// plugins with their pinned images, limits, timeout and network, and the
+// budget. The caller fills in DeploymentID, Name and Environment.
+func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (Definition, error) {
 	q := c.Store.Pool
 	pv, g, err := loadVersion(ctx, q, projectID, pipelineVersionID)
 	if err != nil {
-		return protocol.DeploySpec{}, err
+		return Definition{}, err
 	}
 	project, err := store.GetProject(ctx, q, projectID)
 	if err != nil {
-		return protocol.DeploySpec{}, err
+		return Definition{}, err
 	}
-	svcNames, plNames, secretNames := graphRefs(g)
+	svcNames, plNames, _ := graphRefs(g)
 	services, err := store.ServicesByName(ctx, q, svcNames)
 	if err != nil {
-		return protocol.DeploySpec{}, err
+		return Definition{}, err
 	}
 	allPlugins, err := store.ListPlugins(ctx, q)
 	if err != nil {
-		return protocol.DeploySpec{}, err
+		return Definition{}, err
 	}
 	plugins := map[string]store.Plugin{}
 	for _, p := range allPlugins {
@@ -153,61 +173,95 @@ func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int6
 		Plugins:         map[string]protocol.PluginImage{},
 		Resources:       budget(project, g),
 	}
+	def := Definition{Registries: map[string]int64{}}
 	share, err := shares(g, project, plugins)
 	if err != nil {
-		return protocol.DeploySpec{}, sharesInvalid(err)
+		return Definition{}, sharesInvalid(err)
 	}
 	for _, n := range g.Nodes {
 		switch n.Kind {
 		case protocol.KindService:
 			sv, ok := services[n.Service]
 			if !ok {
-				return protocol.DeploySpec{}, fmt.Errorf("node %q: service %q no longer exists: %w", n.ID, n.Service, store.ErrNotFound)
+				return Definition{}, fmt.Errorf("node %q: service %q no longer exists: %w", n.ID, n.Service, store.ErrNotFound)
 			}
 			tag := sv.Tag
 			if sv.TagMode == store.TagModeSelectable {
 				tag = tags[sv.Name]
 				if tag == "" || !registry.MatchTag(sv.TagPattern, tag) {
-					return protocol.DeploySpec{}, Invalid{"tags." + sv.Name: fmt.Sprintf("choose a tag matching %q", sv.TagPattern)}
+					return Definition{}, Invalid{"tags." + sv.Name: fmt.Sprintf("choose a tag matching %q", sv.TagPattern)}
 				}
 			}
 			ep, err := eps.get(ctx, sv.RegistryID)
 			if err != nil {
-				return protocol.DeploySpec{}, err
+				return Definition{}, err
 			}
 			ref, err := fmtImage(ep, sv.Image, tag)
 			if err != nil {
-				return protocol.DeploySpec{}, err
+				return Definition{}, err
 			}
-			spec.Services[n.ID] = protocol.ServiceImage{Image: ref, Auth: pullAuth(ep), Ports: sv.Ports, Env: sv.Env, Health: sv.Health,
+			spec.Services[n.ID] = protocol.ServiceImage{Image: ref, Ports: sv.Ports, Env: sv.Env, Health: sv.Health,
 				Resources: share[n.ID]}
+			def.Registries[n.ID] = sv.RegistryID
 		case protocol.KindComponent:
 			p, ok := plugins[n.Plugin]
 			if !ok {
-				return protocol.DeploySpec{}, fmt.Errorf("node %q: plugin %q no longer exists: %w", n.ID, n.Plugin, store.ErrNotFound)
+				return Definition{}, fmt.Errorf("node %q: plugin %q no longer exists: %w", n.ID, n.Plugin, store.ErrNotFound)
 			}
 			image := pv.PluginPins[n.Plugin]
 			ep, err := eps.get(ctx, p.RegistryID)
 			if err != nil {
-				return protocol.DeploySpec{}, err
+				return Definition{}, err
 			}
 			if image == "" { // versions saved before pinning: use the current image
 				if image, err = fmtImage(ep, p.Image, p.Tag); err != nil {
-					return protocol.DeploySpec{}, err
+					return Definition{}, err
 				}
 			}
 			pi := pluginImage(p, image, ep)
+			pi.Auth = nil
 			pi.Resources = share[n.ID]
 			spec.Plugins[n.ID] = pi
+			def.Registries[n.ID] = p.RegistryID
 		}
 	}
+	def.Spec = spec
+	return def, nil
+}
+
+// Complete turns a Definition into the spec an agent runs: the current pull
+// credentials of its registries and the values of the secrets its graph
+// references, decrypted in memory. A registry or secret that no longer
+// exists is an error wrapping store.ErrNotFound.
+func (c *Catalog) Complete(ctx context.Context, projectID int64, def Definition) (protocol.DeploySpec, error) {
+	q := c.Store.Pool
+	spec := def.Spec
+	spec.Services = maps.Clone(spec.Services)
+	spec.Plugins = maps.Clone(spec.Plugins)
+	eps := &endpoints{c: c, q: q, cache: map[int64]registry.Endpoint{}}
+	for id, regID := range def.Registries {
+		ep, err := eps.get(ctx, regID)
+		if err != nil {
+			return protocol.DeploySpec{}, fmt.Errorf("node %q: registry %d: %w", id, regID, err)
+		}
+		if sv, ok := spec.Services[id]; ok {
+			sv.Auth = pullAuth(ep)
+			spec.Services[id] = sv
+		}
+		if pi, ok := spec.Plugins[id]; ok {
+			pi.Auth = pullAuth(ep)
+			spec.Plugins[id] = pi
+		}
+	}
+	_, _, secretNames := graphRefs(spec.Graph)
 	secrets, err := c.OpenSecrets(ctx, q, projectID, secretNames)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return protocol.DeploySpec{}, fmt.Errorf("pipeline version %d: %w", pv.Version, err)
+			return protocol.DeploySpec{}, fmt.Errorf("pipeline version %d: %w", spec.PipelineVersion, err)
 		}
 		return protocol.DeploySpec{}, err
 	}
+	spec.Secrets = nil
 	if len(secrets) > 0 {
 		spec.Secrets = secrets
 	}

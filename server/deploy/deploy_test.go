@@ -20,6 +20,7 @@ import (
 
 	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -79,20 +80,25 @@ func (r *recorder) sent(typ string) []sent {
 // resolver resolves every deployment to one web service and one component.
 type resolver struct{}
 
-func (resolver) Resolve(_ context.Context, _, _ int64, tags map[string]string) (protocol.DeploySpec, error) {
+func (resolver) Define(_ context.Context, _, _ int64, tags map[string]string) (catalog.Definition, error) {
 	tag := tags["demo-web"]
 	if tag == "" {
-		return protocol.DeploySpec{}, errors.New("no tag for demo-web")
+		return catalog.Definition{}, errors.New("no tag for demo-web")
 	}
-	return protocol.DeploySpec{
+	return catalog.Definition{Spec: protocol.DeploySpec{
 		Graph: protocol.Graph{Nodes: []protocol.Node{
 			{ID: "setup", Kind: protocol.KindComponent, Plugin: "noop"},
 			{ID: "web", Kind: protocol.KindService, Service: "demo-web", Port: 8080, Ingress: true},
 		}, Edges: [][2]string{{"setup", "web"}}},
 		Services: map[string]protocol.ServiceImage{"web": {Image: "127.0.0.1:5000/demo/web:" + tag, Ports: []int{8080}}},
 		Plugins:  map[string]protocol.PluginImage{"setup": {Name: "noop", Image: "127.0.0.1:5000/noop:1"}},
-		Secrets:  map[string]string{"token": "s3cret"},
-	}, nil
+	}}, nil
+}
+
+func (resolver) Complete(_ context.Context, _ int64, def catalog.Definition) (protocol.DeploySpec, error) {
+	spec := def.Spec
+	spec.Secrets = map[string]string{"token": "s3cret"}
+	return spec, nil
 }
 
 type fixture struct {

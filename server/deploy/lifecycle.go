@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -49,6 +50,7 @@ type plan struct {
 	target store.DeploymentTarget
 	tags   map[string]string
 	spec   protocol.DeploySpec
+	def    catalog.Definition // spec without secret values, recorded
 	req    placement.Request
 	sel    placement.Selector
 }
@@ -78,7 +80,11 @@ func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, n
 			return nil, asUserError(err, http.StatusBadRequest, "invalid_tag")
 		}
 	}
-	spec, err := s.Resolver.Resolve(ctx, projectID, t.PipelineVersionID, full)
+	def, err := s.Resolver.Define(ctx, projectID, t.PipelineVersionID, full)
+	if err != nil {
+		return nil, asUserError(err, http.StatusConflict, "unresolvable")
+	}
+	spec, err := s.Resolver.Complete(ctx, projectID, def)
 	if err != nil {
 		return nil, asUserError(err, http.StatusConflict, "unresolvable")
 	}
@@ -92,12 +98,13 @@ func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, n
 	if err := ingresspub.CheckDeploymentHosts(hosts, name, exposed); err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid", "name: %v", err)
 	}
-	p := &plan{target: t, tags: full, spec: spec, sel: sel}
+	p := &plan{target: t, tags: full, spec: spec, def: def, sel: sel}
 	if p.spec.Resources.CPU <= 0 || p.spec.Resources.MemoryMB <= 0 {
 		p.spec.Resources = protocol.Resources{CPU: t.ProjectCPU, MemoryMB: t.ProjectMemoryMB}
 	}
 	p.req = placement.Request{CPU: p.spec.Resources.CPU, MemoryMB: p.spec.Resources.MemoryMB}
 	p.spec.Name, p.spec.Project, p.spec.Environment, p.spec.PipelineVersion = name, t.ProjectName, t.EnvironmentName, t.PipelineVersion
+	p.def.Spec.Resources = p.spec.Resources
 	return p, nil
 }
 
@@ -246,6 +253,9 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 		if err := store.ReplaceDeploymentPlan(ctx, tx, id, svcs, steps); err != nil {
 			return err
 		}
+		if err := s.recordDefinition(ctx, tx, id, p.def); err != nil {
+			return err
+		}
 		if err := store.AddDeploymentHistory(ctx, tx, id, a.UserID, a.Name, action, detail); err != nil {
 			return err
 		}
@@ -265,6 +275,19 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 	p.spec.DeploymentID = d.ID
 	s.background(func(ctx context.Context) { s.sendDeploy(ctx, nodeID, p.spec) })
 	return d, nil
+}
+
+// recordDefinition stores what the deployment runs (no secret values: the
+// definition holds references only), so its syncs and redeliveries do not
+// depend on the catalog staying as it was.
+func (s *Service) recordDefinition(ctx context.Context, tx pgx.Tx, id int64, def catalog.Definition) error {
+	def.Spec.DeploymentID = id
+	def.Spec.Secrets = nil
+	b, err := json.Marshal(def)
+	if err != nil {
+		return fmt.Errorf("encode definition: %w", err)
+	}
+	return store.SetDeploymentDefinition(ctx, tx, id, b)
 }
 
 // sendDeploy hands the spec to the agent (in the background: the caller
@@ -367,6 +390,9 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 			return err
 		}
 		if err := store.ReplaceDeploymentPlan(ctx, tx, id, svcs, steps); err != nil {
+			return err
+		}
+		if err := s.recordDefinition(ctx, tx, id, p.def); err != nil {
 			return err
 		}
 		detail := map[string]any{"tags": p.tags, "pipeline_version": p.target.PipelineVersion, "node": node.Name,

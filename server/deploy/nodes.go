@@ -2,11 +2,13 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -15,9 +17,9 @@ var desiredStatuses = []string{store.DeploymentPending, store.DeploymentDeployin
 
 // DesiredState is the node's full desired state for `sync`: every
 // deployment placed on it that is not failed, deleting or deleted, with its
-// recorded pipeline version and tags resolved (secrets included). A
-// deployment that can no longer be resolved (e.g. its service was removed
-// from the catalog) is marked failed with the reason and left out.
+// recorded definition completed (secrets included). A deployment that can no
+// longer be completed (e.g. a secret it uses was removed) is marked failed
+// with the reason and left out.
 func (s *Service) DesiredState(ctx context.Context, nodeID int64) ([]protocol.DeploySpec, error) {
 	deps, err := s.Store.NodeDeployments(ctx, nodeID, desiredStatuses...)
 	if err != nil {
@@ -38,12 +40,27 @@ func (s *Service) DesiredState(ctx context.Context, nodeID int64) ([]protocol.De
 	return specs, nil
 }
 
-// specOf resolves the spec of an existing deployment (its own pipeline
-// version and tags: versions of an existing deployment never change).
+// specOf is the spec of an existing deployment: its recorded definition
+// completed with current credentials and secret values, so catalog changes
+// after its creation do not reach it. Deployments created before
+// definitions were recorded are resolved from their own pipeline version
+// and tags.
 func (s *Service) specOf(ctx context.Context, d store.Deployment) (protocol.DeploySpec, error) {
-	spec, err := s.Resolver.Resolve(ctx, d.ProjectID, d.PipelineVersionID, d.Tags)
+	raw, err := store.DeploymentDefinition(ctx, s.Store.Pool, d.ID)
 	if err != nil {
-		return spec, fmt.Errorf("resolve deployment %d: %w", d.ID, err)
+		return protocol.DeploySpec{}, err
+	}
+	var def catalog.Definition
+	if raw != nil {
+		if err := json.Unmarshal(raw, &def); err != nil {
+			return protocol.DeploySpec{}, fmt.Errorf("deployment %d: stored definition: %w", d.ID, err)
+		}
+	} else if def, err = s.Resolver.Define(ctx, d.ProjectID, d.PipelineVersionID, d.Tags); err != nil {
+		return protocol.DeploySpec{}, fmt.Errorf("resolve deployment %d: %w", d.ID, err)
+	}
+	spec, err := s.Resolver.Complete(ctx, d.ProjectID, def)
+	if err != nil {
+		return spec, fmt.Errorf("complete deployment %d: %w", d.ID, err)
 	}
 	spec.DeploymentID, spec.Name, spec.Project, spec.Environment, spec.PipelineVersion =
 		d.ID, d.Name, d.ProjectName, d.EnvironmentName, d.PipelineVersion

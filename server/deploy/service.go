@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -43,10 +44,13 @@ type Agents interface {
 	Connected(nodeID int64) bool
 }
 
-// Resolver turns a pipeline version and chosen tags into the spec an agent
-// runs, with secrets and registry credentials decrypted (server/catalog).
+// Resolver turns a pipeline version and chosen tags into a deployment's
+// definition (recorded with it, without secret values), and a definition
+// into the spec an agent runs, with secrets and registry credentials
+// decrypted (server/catalog).
 type Resolver interface {
-	Resolve(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (protocol.DeploySpec, error)
+	Define(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (catalog.Definition, error)
+	Complete(ctx context.Context, projectID int64, def catalog.Definition) (protocol.DeploySpec, error)
 }
 
 // TagChecker checks that a selectable service's tag exists in its registry

@@ -252,6 +252,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	t.Run("placement under concurrency", w.placement)
 	t.Run("busy CPU does not refuse", w.busyCPU)
 	t.Run("each container gets its share", w.shares)
+	t.Run("a deployment keeps its definition", w.keepsDefinition)
 	t.Run("ttl: cleanup", func(t *testing.T) { w.ttlCleanup(t, expiring) })
 }
 

@@ -994,3 +994,22 @@ func (s *Store) ListenDeploymentEvents(ctx context.Context, ready func(), fn fun
 		fn([]byte(n.Payload))
 	}
 }
+
+// SetDeploymentDefinition records the resolved definition a deployment was
+// created (or retried) with: JSON without secret values.
+func SetDeploymentDefinition(ctx context.Context, tx pgx.Tx, id int64, def []byte) error {
+	if _, err := tx.Exec(ctx, `UPDATE deployments SET definition = $2 WHERE id = $1`, id, def); err != nil {
+		return fmt.Errorf("record definition of deployment %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeploymentDefinition returns a deployment's recorded definition; nil for
+// deployments created before definitions were recorded.
+func DeploymentDefinition(ctx context.Context, q Querier, id int64) ([]byte, error) {
+	var def []byte
+	if err := q.QueryRow(ctx, `SELECT definition FROM deployments WHERE id = $1`, id).Scan(&def); err != nil {
+		return nil, fmt.Errorf("definition of deployment %d: %w", id, notFound(err))
+	}
+	return def, nil
+}

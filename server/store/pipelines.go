@@ -130,3 +130,27 @@ func LatestPipelineReferrers(ctx context.Context, q Querier, kind, name string) 
 	}
 	return refs, nil
 }
+
+// liveStatuses are those of deployments that still need their definition:
+// syncs and redeliveries send it to their node.
+const liveStatuses = `('pending', 'deploying', 'running', 'offline')`
+
+// LiveDeploymentReferrers names the live deployments whose pipeline version
+// uses the service or plugin (kind "service" or "plugin"), e.g.
+// `deployment "pr-1" in qa (running, pipeline version 3)`.
+func LiveDeploymentReferrers(ctx context.Context, q Querier, kind, name string) ([]string, error) {
+	nodeKind, field := "service", "service"
+	if kind == "plugin" {
+		nodeKind, field = "component", "plugin"
+	}
+	refs, err := referrers(ctx, q, `SELECT 'deployment "' || d.name || '" in ' || e.name || ' (' || d.status || ', pipeline version ' || pv.version || ')'
+		FROM deployments d JOIN pipeline_versions pv ON pv.id = d.pipeline_version_id JOIN environments e ON e.id = d.environment_id
+		WHERE d.status IN `+liveStatuses+`
+		  AND EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(pv.graph->'nodes') = 'array' THEN pv.graph->'nodes' ELSE '[]'::jsonb END) n
+			WHERE n->>'kind' = $1 AND n->>$2 = $3)
+		ORDER BY e.name, d.name`, nodeKind, field, name)
+	if err != nil {
+		return nil, fmt.Errorf("deployments using %s %q: %w", kind, name, err)
+	}
+	return refs, nil
+}

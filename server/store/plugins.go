@@ -142,7 +142,8 @@ func UpdatePlugin(ctx context.Context, q Querier, id int64, in PluginInput) (Plu
 	return GetPlugin(ctx, q, id)
 }
 
-// DeletePlugin deletes a plugin no project's latest pipeline version uses.
+// DeletePlugin deletes a plugin no project's latest pipeline version and no
+// live deployment uses.
 func DeletePlugin(ctx context.Context, q Querier, id int64) (Plugin, error) {
 	p, err := scanPlugin(q.QueryRow(ctx, `SELECT `+pluginColumns+pluginFrom+` WHERE pl.id = $1 FOR UPDATE OF pl`, id))
 	if err != nil {
@@ -152,6 +153,11 @@ func DeletePlugin(ctx context.Context, q Querier, id int64) (Plugin, error) {
 	if err != nil {
 		return p, err
 	}
+	live, err := LiveDeploymentReferrers(ctx, q, "plugin", p.Name)
+	if err != nil {
+		return p, err
+	}
+	refs = append(refs, live...)
 	if len(refs) > 0 {
 		return p, &InUseError{What: fmt.Sprintf("plugin %q", p.Name), Referrers: refs}
 	}

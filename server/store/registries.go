@@ -159,7 +159,8 @@ func SetRegistryPassword(ctx context.Context, q Querier, id int64, p Sealed) err
 	return nil
 }
 
-// DeleteRegistry deletes a registry no service or plugin uses. The default
+// DeleteRegistry deletes a registry no service, plugin or live deployment
+// (pulling with its credentials) uses. The default
 // registry cannot be deleted.
 func DeleteRegistry(ctx context.Context, q Querier, id int64) (Registry, error) {
 	r, err := scanRegistry(q.QueryRow(ctx, `SELECT `+registryColumns+` FROM registries r WHERE r.id = $1 FOR UPDATE`, id))
@@ -170,7 +171,12 @@ func DeleteRegistry(ctx context.Context, q Querier, id int64) (Registry, error) 
 		return r, &InUseError{What: fmt.Sprintf("registry %q", r.Name), Referrers: []string{"the platform (it is the default registry)"}}
 	}
 	refs, err := referrers(ctx, q, `SELECT 'service "' || name || '"' FROM services WHERE registry_id = $1
-		UNION ALL SELECT 'plugin "' || name || '"' FROM plugins WHERE registry_id = $1 ORDER BY 1`, id)
+		UNION ALL SELECT 'plugin "' || name || '"' FROM plugins WHERE registry_id = $1
+		UNION ALL SELECT DISTINCT 'deployment "' || d.name || '" in ' || e.name || ' (' || d.status || ')'
+			FROM deployments d JOIN environments e ON e.id = d.environment_id
+			CROSS JOIN LATERAL jsonb_each_text(CASE WHEN jsonb_typeof(d.definition->'registries') = 'object' THEN d.definition->'registries' ELSE '{}'::jsonb END) r
+			WHERE d.status IN `+liveStatuses+` AND r.value = $1::text
+		ORDER BY 1`, id)
 	if err != nil {
 		return r, fmt.Errorf("referrers of registry %d: %w", id, err)
 	}

@@ -112,8 +112,8 @@ func SetSecretValue(ctx context.Context, q Querier, id int64, v Sealed, updatedB
 }
 
 // DeleteSecret deletes a secret. A secret that a project's latest pipeline
-// version references (and that no project secret of the same name
-// shadows) is refused.
+// version or a live deployment's pipeline version references (and that no
+// project secret of the same name shadows) is refused.
 func DeleteSecret(ctx context.Context, q Querier, id int64) (Secret, error) {
 	sc, err := scanSecret(q.QueryRow(ctx, `SELECT `+secretColumns+secretFrom+` WHERE sc.id = $1 FOR UPDATE OF sc`, id))
 	if err != nil {
@@ -124,7 +124,13 @@ func DeleteSecret(ctx context.Context, q Querier, id int64) (Secret, error) {
 		WHERE strpos(pv.graph::text, $1) > 0
 		  AND ($2::bigint IS NULL AND NOT EXISTS (SELECT 1 FROM secrets o WHERE o.project_id = p.id AND o.name = $3)
 		       OR p.id = $2::bigint)
-		ORDER BY p.name`, "${secrets."+sc.Name+"}", sc.ProjectID, sc.Name)
+		UNION ALL
+		SELECT 'deployment "' || d.name || '" in ' || e.name || ' (' || d.status || ', pipeline version ' || pv.version || ')'
+		FROM deployments d JOIN pipeline_versions pv ON pv.id = d.pipeline_version_id JOIN environments e ON e.id = d.environment_id
+		WHERE d.status IN `+liveStatuses+` AND strpos(pv.graph::text, $1) > 0
+		  AND ($2::bigint IS NULL AND NOT EXISTS (SELECT 1 FROM secrets o WHERE o.project_id = d.project_id AND o.name = $3)
+		       OR d.project_id = $2::bigint)
+		ORDER BY 1`, "${secrets."+sc.Name+"}", sc.ProjectID, sc.Name)
 	if err != nil {
 		return sc, fmt.Errorf("referrers of secret %d: %w", id, err)
 	}

@@ -176,7 +176,8 @@ func UpdateService(ctx context.Context, q Querier, id int64, in ServiceInput) (S
 	return GetService(ctx, q, id)
 }
 
-// DeleteService deletes a service no project's latest pipeline version uses.
+// DeleteService deletes a service no project's latest pipeline version and no
+// live deployment uses.
 func DeleteService(ctx context.Context, q Querier, id int64) (Service, error) {
 	sv, err := scanService(q.QueryRow(ctx, `SELECT `+serviceColumns+serviceFrom+` WHERE sv.id = $1 FOR UPDATE OF sv`, id))
 	if err != nil {
@@ -186,6 +187,11 @@ func DeleteService(ctx context.Context, q Querier, id int64) (Service, error) {
 	if err != nil {
 		return sv, err
 	}
+	live, err := LiveDeploymentReferrers(ctx, q, "service", sv.Name)
+	if err != nil {
+		return sv, err
+	}
+	refs = append(refs, live...)
 	if len(refs) > 0 {
 		return sv, &InUseError{What: fmt.Sprintf("service %q", sv.Name), Referrers: refs}
 	}
