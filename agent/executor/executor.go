@@ -317,6 +317,39 @@ func (e *Executor) deleteDeployment(id int64) {
 	e.emitDeployment(id, protocol.StatusDeleted, "", "")
 }
 
+// ensureImage is docker's EnsureImage for a step (or a pre-pull) with its
+// own registry credentials. An image pulled with credentials is recorded
+// as private; a cached image is handed out only after its registry
+// confirmed the step's credentials (a manifest request through the daemon)
+// when the step has credentials or the image is recorded private — so an
+// image one registry's credentials pulled never reaches a step whose
+// credentials (or lack of them) cannot pull it.
+func (e *Executor) ensureImage(ctx context.Context, ref string, auth *protocol.RegistryAuth, progress func(string)) (bool, error) {
+	id, err := e.rt.ImageID(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	if id != "" {
+		private, err := e.st.PrivateImage(id)
+		if err != nil {
+			return false, err
+		}
+		if private || docker.HasCredentials(auth) {
+			if err := e.rt.CheckAccess(ctx, ref, auth); err != nil {
+				return false, err
+			}
+		}
+	}
+	pulled, err := e.rt.EnsureImage(ctx, ref, auth, progress)
+	if err != nil || !docker.HasCredentials(auth) {
+		return pulled, err
+	}
+	if id, err = e.rt.ImageID(ctx, ref); err == nil && id != "" {
+		err = e.st.MarkPrivateImage(id, ref)
+	}
+	return pulled, err
+}
+
 // UpdatePlugins pre-pulls the plugin images of the catalog in the
 // background so the first step that needs one does not wait.
 func (e *Executor) UpdatePlugins(_ context.Context, req protocol.PluginsUpdate) error {
@@ -327,7 +360,7 @@ func (e *Executor) UpdatePlugins(_ context.Context, req protocol.PluginsUpdate) 
 				continue
 			}
 			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Minute)
-			pulled, err := e.rt.EnsureImage(ctx, p.Image, p.Auth, nil)
+			pulled, err := e.ensureImage(ctx, p.Image, p.Auth, nil)
 			cancel()
 			if err != nil {
 				e.log.Warn().Err(err).Str("plugin", p.Name).Msg("pre-pull plugin image")

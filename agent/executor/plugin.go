@@ -90,11 +90,13 @@ func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) 
 		return nil, false, fmt.Errorf("encode plugin input: %w", err)
 	}
 	logLine := func(s string) { p.stepLogLine(n.ID, attempt, s) }
-	pulled, err := p.e.rt.EnsureImage(ctx, pi.Image, pi.Auth, func(l string) { logLine("pull: " + l) })
+	pulled, err := p.e.ensureImage(ctx, pi.Image, pi.Auth, func(l string) { logLine("pull: " + l) })
 	if err != nil {
 		switch {
 		case errors.Is(err, docker.ErrImageNotFound):
 			return nil, true, fmt.Errorf("plugin image missing: %v", err)
+		case errors.Is(err, docker.ErrAccessDenied):
+			return nil, false, fmt.Errorf("plugin image not confirmed for this plugin's registry credentials: %v", err)
 		default:
 			return nil, true, fmt.Errorf("plugin image pull failed: %v", err)
 		}

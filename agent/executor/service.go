@@ -79,7 +79,7 @@ func serviceOutputs(spec protocol.DeploySpec, n protocol.Node, info docker.Servi
 // for it to be healthy. retryable says whether another attempt may help.
 func (p *pipeline) runService(ctx context.Context, n protocol.Node, attempt int) (map[string]string, bool, error) {
 	si := p.spec.Services[n.ID]
-	pulled, err := p.e.rt.EnsureImage(ctx, si.Image, si.Auth, func(line string) { p.stepLogLine(n.ID, attempt, "pull: "+line) })
+	pulled, err := p.e.ensureImage(ctx, si.Image, si.Auth, func(line string) { p.stepLogLine(n.ID, attempt, "pull: "+line) })
 	if err != nil {
 		return nil, true, err
 	}

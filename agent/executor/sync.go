@@ -226,7 +226,7 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 					break
 				}
 			}
-			if _, err = e.rt.EnsureImage(ctx, spec.Services[n.ID].Image, spec.Services[n.ID].Auth, nil); err != nil {
+			if _, err = e.ensureImage(ctx, spec.Services[n.ID].Image, spec.Services[n.ID].Auth, nil); err != nil {
 				break
 			}
 			var ss docker.ServiceSpec

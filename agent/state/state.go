@@ -19,7 +19,10 @@ import (
 // FileName is the state file's name inside the data dir.
 const FileName = "state.db"
 
-var bucketDeployments = []byte("deployments")
+var (
+	bucketDeployments   = []byte("deployments")
+	bucketPrivateImages = []byte("private_images")
+)
 
 // Local deployment statuses: the protocol's plus "deleting" (rollback of a
 // deleted deployment not finished yet).
@@ -65,7 +68,10 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketDeployments)
+		if _, err := tx.CreateBucketIfNotExists(bucketDeployments); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketPrivateImages)
 		return err
 	}); err != nil {
 		db.Close()
@@ -143,6 +149,32 @@ func (s *Store) Delete(id int64) error {
 		return fmt.Errorf("delete deployment %d: %w", id, err)
 	}
 	return nil
+}
+
+// MarkPrivateImage records that the local image id was pulled with
+// registry credentials: before it is used again, its registry has to
+// confirm the credentials of the step that wants it.
+func (s *Store) MarkPrivateImage(id, ref string) error {
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPrivateImages).Put([]byte(id), []byte(ref))
+	}); err != nil {
+		return fmt.Errorf("mark private image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// PrivateImage reports whether the local image id was pulled with
+// credentials (MarkPrivateImage).
+func (s *Store) PrivateImage(id string) (bool, error) {
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketPrivateImages).Get([]byte(id)) != nil
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("private image %s: %w", id, err)
+	}
+	return found, nil
 }
 
 // Sanitize returns a deep copy of spec without secret values and registry
