@@ -117,6 +117,11 @@ func (a *Admin) RotateToken(ctx context.Context, id int64) (store.Node, string, 
 		}
 		var err error
 		node, tok, err = a.sealToken(ctx, tx, id)
+		if err != nil || !node.TokenRotationPending {
+			return err
+		}
+		_, err = store.RecordNodeEvent(ctx, tx, store.NodeEvent{NodeID: id, Kind: store.NodeEventRotationPending,
+			Message: fmt.Sprintf("token generation %d issued; the agent refuses the old token once it has been handed the new one (now if it is connected, else when it next connects)", node.TokenGeneration)})
 		return err
 	})
 	if err != nil {

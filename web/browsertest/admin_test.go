@@ -247,6 +247,29 @@ func TestAdminBuildsACatalogAndAPipeline(t *testing.T) {
 	b.waitFor("node row", `!!document.querySelector('tr[data-name="node-1"]')`, 10*time.Second)
 	b.shot("05-environment-nodes")
 
+	// Rotating the token of a node whose agent is not reachable: the node
+	// says the rotation is pending until the agent next connects, and its
+	// channel events list the rotation.
+	b.click(`button[aria-label="Rotate token of node-1"]`)
+	b.waitFor("confirm dialog", `!!document.querySelector('dialog[open] button[value="ok"]')`, 5*time.Second)
+	b.click(`dialog[open] button[value="ok"]`)
+	b.waitFor("new token dialog", `!!document.querySelector('dialog[open] #agent-token')`, 20*time.Second)
+	if lead := b.textOf(`dialog[open] .token-box p`); !strings.Contains(lead, "token rotation pending") {
+		t.Errorf("rotation dialog says %q; want it to explain the pending rotation", lead)
+	}
+	b.click(`dialog[open] .token-box button.primary`)
+	b.click(`dialog[open] button[value="ok"]`)
+	b.waitFor("token dialog closed", `!document.querySelector('dialog[open]')`, 10*time.Second)
+	b.waitFor("rotation pending on the node", `!!document.querySelector('tr[data-name="node-1"] [data-token-pending="rotation"]')`, 20*time.Second)
+	if txt := b.textOf(`tr[data-name="node-1"] [data-token-pending="rotation"]`); !strings.Contains(txt, "completes when it next connects") {
+		t.Errorf("pending rotation shown as %q", txt)
+	}
+	b.click(`button[data-node-events="node-1"]`)
+	b.waitFor("channel events", `!!document.querySelector('dialog[open] tr[data-kind="rotation_pending"]')`, 20*time.Second)
+	b.shot("05b-node-rotation-pending")
+	b.click(`dialog[open] button[aria-label="Close"]`)
+	b.waitFor("events dialog closed", `!document.querySelector('dialog[open]')`, 10*time.Second)
+
 	// People: a user, a team with that member, and the team's read access
 	// to the project, all through the UI.
 	b.createInDialog("/admin/users", "user", func(f string) {

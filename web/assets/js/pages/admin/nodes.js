@@ -35,7 +35,11 @@ export function nodesSection(envId) {
         { label: 'Labels', render: labelList },
         { label: 'Status', render: (n) => [badge(n.status), n.enabled === false && n.status !== 'revoked' ? [' ', badge('draining')] : null,
           n.status_reason ? h('div', { class: 'muted small' }, n.status_reason) : null,
-          n.unreachable_since && n.status !== 'online' ? h('div', { class: 'muted small' }, 'unreachable since ', timeEl(n.unreachable_since)) : null] },
+          n.unreachable_since && n.status !== 'online' ? h('div', { class: 'muted small' }, 'unreachable since ', timeEl(n.unreachable_since)) : null,
+          n.token_rotation_pending ? h('div', { class: 'small', 'data-token-pending': 'rotation' }, badge('token rotation pending'),
+            ' The agent still accepts only the previous token; the rotation completes when it next connects.') : null,
+          n.token_revoke_pending ? h('div', { class: 'small', 'data-token-pending': 'revocation' }, badge('revocation pending'),
+            ' The agent is told when it next connects; until then it still accepts the revoked token.') : null] },
         { label: 'Thumbprint', render: thumbprint },
         { label: 'Capacity', render: capacity },
         { label: 'Agent', render: (n) => [n.agent_version || '—', n.last_seen_at ? h('div', { class: 'muted small' }, 'seen ', timeEl(n.last_seen_at)) : null] },
@@ -63,13 +67,19 @@ export function nodesSection(envId) {
     }
     out.push(actionButton('Rotate token', async () => {
       const res = await api.post(`/nodes/${n.id}/rotate-token`, {});
-      showToken(n, res, 'The old token no longer works. Restart the agent with the new one:');
+      const pending = res.node && res.node.token_rotation_pending;
+      showToken(n, res, n.revoked || n.status === 'revoked'
+        ? 'The agent refuses every token since the revocation. Restart it with this new one:'
+        : pending
+          ? 'A running agent is switched to the new token at once and refuses the old one; an offline agent when it next connects (the node shows "token rotation pending" until then). Use the new token when you next restart the agent:'
+          : 'Restart the agent with the new token:');
       reload(true);
-    }, { confirm: `Issue a new token for ${n.name}? The old one stops working at once and the agent must be restarted with the new token.`, aria: `Rotate token of ${n.name}` }));
+    }, { confirm: `Issue a new token for ${n.name}? The agent is handed the new token over its connection (now, or when it next connects) and refuses the old one from then on.`, aria: `Rotate token of ${n.name}` }));
     if (!n.revoked && n.status !== 'revoked') {
-      out.push(actionButton('Revoke', async () => { await api.post(`/nodes/${n.id}/revoke`, {}); announce(`Token of ${n.name} revoked; the agent is disconnected.`); reload(true); },
-        { danger: true, confirm: `Revoke the token of ${n.name}? The agent is disconnected immediately.`, aria: `Revoke token of ${n.name}` }));
+      out.push(actionButton('Revoke', async () => { await api.post(`/nodes/${n.id}/revoke`, {}); announce(`Token of ${n.name} revoked; the agent is disconnected and refuses every token until it is started with a new one.`); reload(true); },
+        { danger: true, confirm: `Revoke the token of ${n.name}? The agent is disconnected immediately and refuses every token until it is restarted with a new one.`, aria: `Revoke token of ${n.name}` }));
     }
+    out.push(h('button', { type: 'button', class: 'small', 'aria-label': `Channel events of ${n.name}`, 'data-node-events': n.name, onclick: () => channelEvents(n) }, 'Events'));
     out.push(actionButton('Delete', async () => { await api.del(`/nodes/${n.id}`); announce(`${n.name} deleted.`); reload(true); },
       { danger: true, confirm: `Delete node ${n.name}? It must not run deployments any more.`, aria: `Delete ${n.name}` }));
     return out;
@@ -155,6 +165,30 @@ function capacity(n) {
     u.cpu_percent !== undefined || u.memory_used_mb !== undefined
       ? h('div', { class: 'muted small' }, `used ${Number(u.cpu_percent || 0).toFixed(0)}% CPU, ${formatBytes((u.memory_used_mb || 0) * 1048576)}`) : null,
   ];
+}
+
+// channelEvents shows the node's channel history: connections the agent
+// refused or replaced, this server's connections the agent refused, token
+// rotations and revocations as they reached the agent.
+async function channelEvents(n) {
+  const body = h('div', { class: 'node-events' }, loading());
+  modal(`Channel events of ${n.name}`, body);
+  try {
+    const items = api.items(await api.get(`/nodes/${n.id}/events` + api.query({ per_page: 100 })));
+    if (items.length === 0) {
+      clear(body, empty('No channel events: no connection was refused or replaced, no token was rotated or revoked.'));
+      return;
+    }
+    clear(body, table([
+      { label: 'When', render: (e) => timeEl(e.at) },
+      { label: 'What', render: (e) => badge(e.kind.replaceAll('_', ' ')) },
+      { label: 'Reported by', render: (e) => e.source },
+      { label: 'Caller', render: (e) => e.remote ? h('span', { class: 'mono' }, e.remote) : '—' },
+      { label: 'Details', render: (e) => e.message || '—' },
+    ], items, { caption: `Channel events of ${n.name}`, rowAttrs: (e) => ({ 'data-kind': e.kind }) }));
+  } catch (err) {
+    clear(body, errorBox(err));
+  }
 }
 
 // showToken displays the one-time agent token with the two ways to start
