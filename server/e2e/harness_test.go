@@ -40,10 +40,23 @@ const (
 
 // server is a running control plane.
 type server struct {
-	URL    string
-	App    *app.App
-	cancel context.CancelFunc
-	done   chan error
+	URL      string
+	App      *app.App
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+}
+
+// stop shuts the server down (as on SIGTERM) and waits for it.
+func (s *server) stop(t *testing.T) {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("server did not shut down within 30s")
+		}
+	})
 }
 
 func startServer(t *testing.T, opts ...func(*config.Config)) *server {
@@ -87,12 +100,7 @@ func startServer(t *testing.T, opts ...func(*config.Config)) *server {
 	s := &server{URL: "http://" + a.Addr(), App: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- a.Serve(ctx) }()
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			t.Error("server did not shut down within 30s")
-		}
+		s.stop(t)
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/server/config"
 )
 
 // deployment is the API representation the tests read.
@@ -201,8 +202,14 @@ func (w *world) newUser(t *testing.T, name, scope string, target int64, level st
 
 func setup(t *testing.T) *world {
 	t.Helper()
+	return setupWith(t)
+}
+
+// setupWith is setup with changes to the server's configuration.
+func setupWith(t *testing.T, opts ...func(*config.Config)) *world {
+	t.Helper()
 	w := &world{unique: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)}
-	w.srv = startServer(t)
+	w.srv = startServer(t, opts...)
 	w.admin = login(t, w.srv.URL, adminUser, adminPass)
 
 	reg := testutil.StartRegistry(t, "e2e", "e2e-registry-pw")
