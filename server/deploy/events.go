@@ -27,23 +27,23 @@ const (
 // subscribers after the commit, so a subscriber never sees a change that
 // was rolled back.
 type Event struct {
-	Type          string     `json:"type"`
-	DeploymentID  int64      `json:"deployment_id"`
-	ProjectID     int64      `json:"project_id"`
-	EnvironmentID int64      `json:"environment_id"`
-	Name          string     `json:"name,omitempty"`
-	Status        string     `json:"status,omitempty"`
-	Reason        string     `json:"reason,omitempty"`
-	FailedStep    string     `json:"failed_step,omitempty"`
-	DeletePending bool       `json:"delete_pending,omitempty"`
+	Type          string `json:"type"`
+	DeploymentID  int64  `json:"deployment_id"`
+	ProjectID     int64  `json:"project_id"`
+	EnvironmentID int64  `json:"environment_id"`
+	Name          string `json:"name,omitempty"`
+	Status        string `json:"status,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	FailedStep    string `json:"failed_step,omitempty"`
+	DeletePending bool   `json:"delete_pending,omitempty"`
 	// NodeStatus and NodeUnreachableSince tell viewers when the node's
 	// agent stopped answering (the deployment stays routed for a grace).
 	NodeStatus           string     `json:"node_status,omitempty"`
 	NodeUnreachableSince *time.Time `json:"node_unreachable_since,omitempty"`
-	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
-	Step          *StepEvent `json:"step,omitempty"`
-	Service       *SvcEvent  `json:"service,omitempty"`
-	At            time.Time  `json:"at"`
+	ExpiresAt            *time.Time `json:"expires_at,omitempty"`
+	Step                 *StepEvent `json:"step,omitempty"`
+	Service              *SvcEvent  `json:"service,omitempty"`
+	At                   time.Time  `json:"at"`
 }
 
 // StepEvent is a step change or log chunk.
