@@ -56,7 +56,11 @@ function selectorEditor(name, label, value, id, ro) {
       OPERATORS.map(([v, l]) => h('option', { value: v, selected: v === e.operator }, `${l} (${v})`)));
     const values = h('input', { type: 'text', class: 'mono', 'data-sel': 'expr-values', 'aria-label': `Expression ${n} values`, value: (e.values || []).join(', '), disabled: ro });
     const fit = () => {
-      values.hidden = NO_VALUES.has(op.value);
+      // Keep the column (the × stays aligned) but take the box away.
+      const none = NO_VALUES.has(op.value);
+      values.classList.toggle('no-values', none);
+      values.disabled = ro || none;
+      values.setAttribute('aria-hidden', String(none));
       values.placeholder = ONE_NUMBER.has(op.value) ? 'a number, e.g. 8' : 'values, comma separated';
       values.type = ONE_NUMBER.has(op.value) ? 'number' : 'text';
     };
@@ -82,7 +86,7 @@ function selectorEditor(name, label, value, id, ro) {
   return {
     el,
     input: null,
-    focus: () => { const first = el.querySelector('input:not([hidden]),select'); (first || el).focus(); },
+    focus: () => { const first = el.querySelector('input:not([disabled]),select'); (first || el).focus(); },
     get: (strict) => {
       const out = {};
       const labels = {};
