@@ -313,7 +313,7 @@ func (m *Manager) ensure(id int64, status string) {
 // the node row now says.
 func (m *Manager) Refresh(ctx context.Context, nodeID int64) {
 	n, err := m.o.Store.GetNode(ctx, nodeID)
-	if err == nil && !n.Revoked {
+	if err == nil && (!n.Revoked || n.TokenRevokePending) {
 		m.ensure(nodeID, n.Status)
 		return
 	}

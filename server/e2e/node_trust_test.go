@@ -210,6 +210,19 @@ func TestNodeTokenRotationAndRevocationReachTheAgent(t *testing.T) {
 	wantKnock(t, a.port, tok3, "revoked token after the agent got a new one", http.StatusUnauthorized)
 	// The agent's own record of the revocation arrives once it is back.
 	w.waitNodeEvent(t, id, protocol.ChannelTokenRevoked, "agent")
+
+	// Revocation while the agent is offline: pending, delivered when it
+	// is back.
+	a.kill()
+	w.waitNodeTrust(t, id, "offline", func(n nodeTrust) bool { return n.Status == "offline" })
+	var rn nodeTrust
+	w.admin.post(fmt.Sprintf("/nodes/%d/revoke", id), nil).want(t, 200).decode(t, &rn)
+	if !rn.RevokePending {
+		t.Fatalf("revocation while offline: the node does not say it is pending: %+v", rn)
+	}
+	a.start()
+	w.waitNodeTrust(t, id, "revocation delivered", func(n nodeTrust) bool { return n.Status == "revoked" && !n.RevokePending })
+	waitKnock(t, a.port, tok4, "token after an offline revocation", http.StatusUnauthorized)
 }
 
 // waitKnock retries knock until the agent listens (after a restart).
