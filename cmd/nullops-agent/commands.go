@@ -13,6 +13,7 @@ import (
 
 	"github.com/nullops/nullops/agent/config"
 	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/confload"
 	"github.com/nullops/nullops/internal/healthcheck"
 )
@@ -49,6 +50,9 @@ func uninstallCommand() *cli.Command {
 }
 
 func uninstall(opts *uninstallOptions, out io.Writer) error {
+	if opts.NodeUID != "" && !protocol.ValidNodeUID(opts.NodeUID) {
+		return fmt.Errorf("nodeuid %q: a node uid is 1-64 letters, digits, '-' or '_'", opts.NodeUID)
+	}
 	rt, err := docker.New(docker.Config{Node: "uninstall", Host: opts.Docker.Host})
 	if err != nil {
 		return err

@@ -47,6 +47,10 @@ func TestUninstallRemovesEverythingOfTheNode(t *testing.T) {
 	testutil.Docker(t, append(append([]string{"run", "-d", "--name", unique + "-other"}, lbl(other)...), img)...)
 
 	var out strings.Builder
+	// A uid that is not one never reaches a label filter.
+	if err := uninstall(&uninstallOptions{NodeUID: mine + ",x=y"}, &out); err == nil || out.Len() > 0 {
+		t.Fatalf("uninstall with a malformed uid: %v, output %q", err, out.String())
+	}
 	if err := uninstall(&uninstallOptions{NodeUID: mine}, &out); err != nil {
 		t.Fatalf("uninstall: %v\n%s", err, out.String())
 	}
