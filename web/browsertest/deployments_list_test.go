@@ -62,10 +62,12 @@ func (r *rows) deployment(name, status, reason string) int64 {
 	return id
 }
 
-// apiRequests lists the API requests the page made since it loaded
-// (path and query), leaving out the live event stream.
+// apiRequests lists the distinct API requests the page made since it
+// loaded (path and query), leaving out the live event stream. Distinct: a
+// read the browser aborted (the network changes whenever someone creates a
+// Docker network) and the UI retried counts once.
 func apiRequests(b *browser) []string {
-	return eval[[]string](b, `performance.getEntriesByType('resource').map((e) => new URL(e.name)).filter((u) => u.pathname.startsWith('/api/v1/') && u.pathname !== '/api/v1/events').map((u) => u.pathname + u.search)`)
+	return eval[[]string](b, `[...new Set(performance.getEntriesByType('resource').map((e) => new URL(e.name)).filter((u) => u.pathname.startsWith('/api/v1/') && u.pathname !== '/api/v1/events').map((u) => u.pathname + u.search))]`)
 }
 
 // TestDeadDeploymentsLookDeadAndAccessComesFromTheServer: a failed and a
