@@ -67,6 +67,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 	host := hostinfo.New(cfg.DataDir)
+	host.SetOtherCPUTimeConstant(time.Duration(cfg.Capacity.OtherCPUSmoothing))
 
 	// Docker objects are labelled with the node name, or with the data
 	// dir's instance id when no name is configured (docs/agent.md).

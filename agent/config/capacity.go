@@ -1,6 +1,10 @@
 package config
 
-import "github.com/nullops/nullops/agent/protocol"
+import (
+	ptypes "github.com/traefik/paerser/types"
+
+	"github.com/nullops/nullops/agent/protocol"
+)
 
 // Capacity caps what the node advertises to the control plane's placement
 // (NULLOPS_CAPACITY_CPUS, NULLOPS_CAPACITY_MEMORYMB or --capacity.cpus /
@@ -10,6 +14,8 @@ import "github.com/nullops/nullops/agent/protocol"
 type Capacity struct {
 	CPUs     float64 `description:"Advertise at most this many CPUs (0 = all the host has)." export:"true"`
 	MemoryMB int64   `description:"Advertise at most this much memory in MB (0 = all the host has)." export:"true"`
+	// OtherCPUSmoothing is the time constant of usage.other_cpus.
+	OtherCPUSmoothing ptypes.Duration `description:"Time constant of the smoothed CPU use of processes other than NullOps' containers, the only OS-level CPU figure placement counts (0 = not smoothed)." export:"true"`
 }
 
 // HostInfo is what reports capacity and OS-level usage (agent/hostinfo).

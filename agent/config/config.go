@@ -85,6 +85,7 @@ func Defaults() *Config {
 		DataDir:         DefaultDataDir(),
 		MetricsInterval: ptypes.Duration(15 * time.Second),
 		Docker:          Docker{SubnetPool: docker.DefaultSubnetPool, SubnetBits: 24, PublishIP: "0.0.0.0"},
+		Capacity:        Capacity{OtherCPUSmoothing: ptypes.Duration(time.Minute)},
 		Log:             logging.Defaults(),
 	}
 }
@@ -111,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Capacity.CPUs < 0 || c.Capacity.MemoryMB < 0 {
 		return fmt.Errorf("capacity.cpus and capacity.memorymb: must not be negative (0 = what the host has)")
+	}
+	if c.Capacity.OtherCPUSmoothing < 0 || c.Capacity.OtherCPUSmoothing > ptypes.Duration(time.Hour) {
+		return fmt.Errorf("capacity.othercpusmoothing: must be between 0 (not smoothed) and 1h")
 	}
 	pool, err := netip.ParsePrefix(c.Docker.SubnetPool)
 	if err != nil || !pool.Addr().Is4() {

@@ -46,16 +46,25 @@ type Sampler struct {
 	other      Smoothed
 }
 
-// OtherCPUTimeConstant is how slowly OtherCPUs follows the measured
-// non-NullOps CPU use: a change of load shows by about 63% after this long.
-const OtherCPUTimeConstant = time.Minute
+// DefaultOtherCPUTimeConstant is how slowly OtherCPUs follows the measured
+// non-NullOps CPU use by default: a change of load shows by about 63% after
+// this long.
+const DefaultOtherCPUTimeConstant = time.Minute
 
 // New returns a Sampler whose disk figures are those of the file system
 // holding dir.
 func New(dir string) *Sampler {
-	s := &Sampler{dir: dir, other: Smoothed{Tau: OtherCPUTimeConstant}}
+	s := &Sampler{dir: dir, other: Smoothed{Tau: DefaultOtherCPUTimeConstant}}
 	s.busy, s.all, s.haveSample = readCPU()
 	return s
+}
+
+// SetOtherCPUTimeConstant sets how slowly OtherCPUs follows the load
+// (0: not smoothed).
+func (s *Sampler) SetOtherCPUTimeConstant(tau time.Duration) {
+	s.mu.Lock()
+	s.other.Tau = tau
+	s.mu.Unlock()
 }
 
 // SetManagedCPUs tells the Sampler how many CPUs NullOps' own service
@@ -206,7 +215,7 @@ func readCPU() (busy, all uint64, ok bool) {
 		if err != nil {
 			return 0, 0, false
 		}
-		if i == 7 || i == 8 { // guest and guest_nice are already in user and nice
+		if i == 8 || i == 9 { // guest and guest_nice are already in user and nice
 			continue
 		}
 		all += n

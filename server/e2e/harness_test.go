@@ -364,6 +364,9 @@ func (a *agent) start() {
 		// This machine is shared and busy: OS-level usage would make
 		// placement depend on the load; reservations decide in tests.
 		args = append(args, "--debug.zerousage=true")
+	} else {
+		// Follow the load within seconds, not the default minute.
+		args = append(args, "--capacity.othercpusmoothing=5s")
 	}
 	if a.cpus > 0 {
 		args = append(args, fmt.Sprintf("--capacity.cpus=%g", a.cpus), fmt.Sprintf("--capacity.memorymb=%d", a.memMB))
