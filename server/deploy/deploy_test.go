@@ -32,6 +32,7 @@ type recorder struct {
 	requests  []sent
 	connected map[int64]bool
 	fail      error
+	attempts  map[string]int // every request, failed ones too
 }
 
 type sent struct {
@@ -43,6 +44,7 @@ type sent struct {
 func (r *recorder) Request(_ context.Context, nodeID int64, typ string, body, _ any) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.attempts[typ]++
 	if r.fail != nil {
 		return r.fail
 	}
@@ -125,7 +127,7 @@ func exec(t *testing.T, st *store.Store, q string, args ...any) int64 {
 func newFixture(t *testing.T, nodeCPUs ...float64) *fixture {
 	t.Helper()
 	st := storetest.New(t)
-	f := &fixture{st: st, agents: &recorder{connected: map[int64]bool{}}}
+	f := &fixture{st: st, agents: &recorder{connected: map[int64]bool{}, attempts: map[string]int{}}}
 	f.env = exec(t, st, `INSERT INTO environments (name, base_domain, default_ttl_seconds) VALUES ('qa', 'example.test', 3600) RETURNING id`)
 	f.project = exec(t, st, `INSERT INTO projects (name, cpu, memory_mb) VALUES ('shop', 0.5, 256) RETURNING id`)
 	f.user = exec(t, st, `INSERT INTO users (username, password_hash, role) VALUES ('dev', 'x', 'user') RETURNING id`)
