@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,28 @@ var httpDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
 	Buckets: prometheus.DefBuckets,
 }, []string{"method", "route", "status"})
 
+// methodLabel is the method as a metrics label: the standard methods as
+// they are, anything a caller invents as "OTHER".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// routeLabel is the matched route pattern as a metrics label (a fixed set:
+// the patterns registered on echo); requests that matched no route,
+// including the API group's not-found catch-all, are "unmatched".
+func routeLabel(path string) string {
+	switch path {
+	case "", APIPrefix, APIPrefix + "/*":
+		return "unmatched"
+	}
+	return path
+}
+
 // RequestLog logs one structured line per request and records its duration.
 // Query strings are not logged (they may carry tokens).
 func RequestLog(log zerolog.Logger) echo.MiddlewareFunc {
@@ -28,12 +51,9 @@ func RequestLog(log zerolog.Logger) echo.MiddlewareFunc {
 				c.Error(err)
 			}
 			status := c.Response().Status
-			route := c.Path()
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routeLabel(c.Path())
 			d := time.Since(start)
-			httpDuration.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Observe(d.Seconds())
+			httpDuration.WithLabelValues(methodLabel(c.Request().Method), route, strconv.Itoa(status)).Observe(d.Seconds())
 			ev := log.Info()
 			if status >= 500 {
 				ev = log.Error()

@@ -169,3 +169,31 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// New passwords are refused with a field error when short, only
+// whitespace or common; the first admin's password follows the same rules.
+func TestWeakPasswordsAreRefusedWithFieldErrors(t *testing.T) {
+	env := apitest.New(t)
+	for pw, want := range map[string]string{
+		"short":                  "at least 12 characters",
+		"              ":         "only whitespace",
+		"Password1234":           "most common passwords",
+		"qwertyuiopasdfghjkl":    "most common passwords",
+		"bad\x00password-inside": "without NUL",
+	} {
+		r := env.Admin.Post("/api/v1/users", map[string]string{"username": "weak", "password": pw}).Want(t, 400)
+		var e struct {
+			Error api.Error `json:"error"`
+		}
+		r.Decode(t, &e)
+		if !strings.Contains(e.Error.Details["password"], want) {
+			t.Errorf("password %q: %s, want details.password about %q", pw, r.Body, want)
+		}
+	}
+	c := env.UserClient("oscar", false)
+	r := c.Put("/api/v1/me/password", map[string]string{"current_password": apitest.DefaultPassword, "new_password": "letmein12345"}).Want(t, 400)
+	if !strings.Contains(string(r.Body), `"new_password":"is one of the most common passwords`) {
+		t.Errorf("common new password: %s", r.Body)
+	}
+	env.Admin.Put(apitest.Path("/users/%d/password", c.User.ID), map[string]string{"password": "welcome12345"}).Want(t, 400)
+}

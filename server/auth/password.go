@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -33,13 +34,40 @@ const (
 	MaxPasswordLen = 1024
 )
 
-// CheckPassword returns why a new password is unacceptable, or nil.
+//go:embed common-passwords.txt
+var commonPasswordsFile string
+
+// commonPasswords are refused as new passwords (compared in lower case).
+var commonPasswords = func() map[string]bool {
+	m := map[string]bool{}
+	for _, l := range strings.Split(commonPasswordsFile, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			m[l] = true
+		}
+	}
+	return m
+}()
+
+// IsCommonPassword reports whether pw is on the embedded list of common
+// passwords (case-insensitive).
+func IsCommonPassword(pw string) bool { return commonPasswords[strings.ToLower(pw)] }
+
+// CheckPassword returns why a new password is unacceptable, or nil. The
+// messages complete "password: …" for a field error.
 func CheckPassword(pw string) error {
 	switch {
+	case !utf8.ValidString(pw) || strings.ContainsRune(pw, 0):
+		return errors.New("must be valid UTF-8 text without NUL characters")
 	case utf8.RuneCountInString(pw) < MinPasswordLen:
 		return fmt.Errorf("must be at least %d characters", MinPasswordLen)
 	case len(pw) > MaxPasswordLen:
 		return fmt.Errorf("must be at most %d bytes", MaxPasswordLen)
+	case strings.TrimSpace(pw) == "":
+		return errors.New("must not be only whitespace")
+	case strings.Count(pw, pw[:utf8.RuneLen([]rune(pw)[0])]) == utf8.RuneCountInString(pw):
+		return errors.New("must not be one character repeated")
+	case IsCommonPassword(pw):
+		return errors.New("is one of the most common passwords; choose another")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestHashPasswordEncodesArgon2idWithTheDefaultParameters(t *testing.T) {
@@ -77,9 +78,19 @@ func TestCheckPassword(t *testing.T) {
 		"elevenchars":                  false,
 		"twelve chars":                 true,
 		"äöüäöüäöüäöü":                 true, // 12 runes
-		strings.Repeat("x", 1024):      true,
-		strings.Repeat("x", 1025):      false,
-		"correct horse battery staple": true,
+		strings.Repeat("xy", 512):      true,
+		strings.Repeat("xy", 513):      false,
+		strings.Repeat("x", 40):        false, // one character repeated
+		"correct horse battery staple": false, // famous, so common
+		"Password1234":                 false, // common, in any case
+		"QWERTY123456":                 false,
+		"123456789012":                 false,
+		"             ":                false, // only whitespace
+		"\t\n \u00a0\u2003         ":   false,
+		"valid but \x00 NUL inside":    false,
+		"invalid \xff\xfe UTF-8 here":  false,
+		"a rather unusual phrase":      true,
+		"zzzzzzzzzzzy":                 true,
 	} {
 		if err := CheckPassword(pw); (err == nil) != ok {
 			t.Errorf("CheckPassword(%.20q) = %v, want ok=%v", pw, err, ok)
@@ -109,6 +120,40 @@ func BenchmarkHashPassword(b *testing.B) {
 	for b.Loop() {
 		if _, err := HashPassword("correct horse battery", DefaultParams); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzCheckPassword: any input is accepted or refused with a message, never
+// panics; what is accepted is valid UTF-8 without NUL, 12..1024 long, not
+// only whitespace and not on the common list.
+func FuzzCheckPassword(f *testing.F) {
+	for _, s := range []string{"", " ", "password1234", "Password1234", "correct horse battery staple", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+		"\xff", "äöüäöüäöüäöü", strings.Repeat("é", 12), "a rather unusual phrase"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pw string) {
+		err := CheckPassword(pw)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty message")
+			}
+			return
+		}
+		if !utf8.ValidString(pw) || strings.ContainsRune(pw, 0) || utf8.RuneCountInString(pw) < MinPasswordLen ||
+			len(pw) > MaxPasswordLen || strings.TrimSpace(pw) == "" || IsCommonPassword(pw) {
+			t.Fatalf("accepted %q", pw)
+		}
+	})
+}
+
+func TestCommonPasswordListIsEmbeddedAndLong(t *testing.T) {
+	if n := len(commonPasswords); n < 300 {
+		t.Fatalf("%d common passwords embedded", n)
+	}
+	for pw := range commonPasswords {
+		if pw != strings.ToLower(pw) || utf8.RuneCountInString(pw) < MinPasswordLen {
+			t.Errorf("list entry %q is not lower case or is shorter than the minimum (dead weight)", pw)
 		}
 	}
 }

@@ -48,7 +48,7 @@ type Secret struct {
 // Admin bootstraps the first administrator (NULLOPS_ADMIN_USERNAME/PASSWORD).
 type Admin struct {
 	Username string `description:"Username of the first admin, created when no user exists." export:"true"`
-	Password string `description:"Password of the first admin (at least 12 characters)." loggable:"false"`
+	Password string `description:"Password of the first admin (at least 12 characters, not a common password)." loggable:"false"`
 }
 
 // TLS serves the API over HTTPS when both files are set.

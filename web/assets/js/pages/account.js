@@ -45,7 +45,7 @@ export function accountPage() {
     id: 'password-form',
     fields: [
       { name: 'current_password', label: 'Current password', type: 'password', required: true, autocomplete: 'current-password' },
-      { name: 'new_password', label: 'New password', type: 'password', required: true, help: 'At least 12 characters.' },
+      { name: 'new_password', label: 'New password', type: 'password', required: true, help: 'At least 12 characters, not only spaces, not a common password.' },
     ],
     submitLabel: 'Change password',
     onSubmit: async (v) => {

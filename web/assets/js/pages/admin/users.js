@@ -23,7 +23,7 @@ export function usersPage() {
       { name: 'display_name', label: 'Display name' },
       { name: 'role', label: 'Role', type: 'select', options: [{ value: 'user', label: 'User (developer, QA)' }, { value: 'admin', label: 'Admin (DevOps)' }], default: 'user' },
       { name: 'password', label: item ? 'New password' : 'Password', type: 'password', required: !item, optional: Boolean(item),
-        help: item ? 'Leave empty to keep the current password.' : 'At least 12 characters.' },
+        help: item ? 'Leave empty to keep the current password.' : 'At least 12 characters, not only spaces, not a common password.' },
       ...(item ? [{ name: 'active', label: 'Active (can log in)', type: 'checkbox' }] : []),
     ],
     // PATCH changes profile, role and status; a new password goes through
