@@ -6,6 +6,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -128,7 +129,24 @@ func toAPIError(err error) *Error {
 // Bind decodes a JSON body strictly (unknown fields are errors) into v.
 func Bind(c echo.Context, v any) error {
 	if err := DecodeJSON(c.Request().Body, v); err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
+		return bodyError(err)
 	}
 	return nil
+}
+
+// bodyError translates a body that could not be decoded: 413 too_large
+// when over the limit, 400 invalid naming the field for text that cannot be
+// stored, 400 invalid_json otherwise.
+func bodyError(err error) error {
+	var te *TextError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return &Error{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "the request body was not received in time"}
+	case errors.Is(err, ErrBodyTooLarge):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: err.Error()}
+	case errors.As(err, &te) && te.Field != "":
+		return (Validation{te.Field: te.Err.Error()}).Err()
+	}
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
 }

@@ -3,10 +3,13 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -94,4 +97,30 @@ func errorsAs(err error, target **api.Error) bool {
 		*target = e
 	}
 	return ok
+}
+
+// FuzzCheckJSONText: a body passes only when it is valid UTF-8 and, if it
+// is JSON, no string or key in it holds NUL; a refusal names where.
+func FuzzCheckJSONText(f *testing.F) {
+	for _, s := range []string{`{"a":"b"}`, `{"a":"b\u0000"}`, `{"a\u0000":1}`, `{"a":["x","\u0000"]}`, `{"a":"\\u0000"}`,
+		"{\"a\":\"\xff\"}", `not json \u0000`, ``, `{"a":{"b":[{"c":"\u0000"}]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := api.CheckJSONText(b)
+		if err != nil {
+			var te *api.TextError
+			if !errors.As(err, &te) || err.Error() == "" {
+				t.Fatalf("error %v is not a *TextError with a message", err)
+			}
+			return
+		}
+		if !utf8.Valid(b) {
+			t.Fatalf("accepted invalid UTF-8 %q", b)
+		}
+		var v any
+		if json.Unmarshal(b, &v) == nil && strings.Contains(fmt.Sprintf("%#v", v), `\x00`) {
+			t.Fatalf("accepted NUL in %q", b)
+		}
+	})
 }

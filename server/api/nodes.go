@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -381,13 +380,13 @@ func (d *Deps) approveNodeThumbprint(c echo.Context) error {
 		return err
 	}
 	var req approveRequest
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBodyBytes+1))
+	body, err := ReadBody(c.Request().Body)
 	if err != nil {
-		return err
+		return bodyError(err)
 	}
 	if len(strings.TrimSpace(string(body))) > 0 {
 		if err := DecodeJSON(strings.NewReader(string(body)), &req); err != nil {
-			return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
+			return bodyError(err)
 		}
 	}
 	if req.Thumbprint != "" {

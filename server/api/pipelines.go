@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
@@ -36,12 +35,15 @@ type dryRunResponse struct {
 }
 
 func readGraph(c echo.Context) ([]byte, error) {
-	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, MaxBodyBytes+1))
-	if err != nil {
-		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "read request body: " + err.Error()}
-	}
-	if len(raw) > MaxBodyBytes {
+	raw, err := ReadBody(c.Request().Body)
+	if errors.Is(err, ErrBodyTooLarge) {
 		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the pipeline graph is too large"}
+	}
+	if err == nil {
+		err = CheckJSONText(raw)
+	}
+	if err != nil {
+		return nil, bodyError(err)
 	}
 	return raw, nil
 }

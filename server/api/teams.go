@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -39,8 +40,18 @@ func (r *TeamRequest) validate(create bool) error {
 	if (create && r.Name == nil) || (r.Name != nil && (*r.Name == "" || len(*r.Name) > 100)) {
 		v.Add("name", "required, 1 to 100 characters")
 	}
+	if r.Name != nil {
+		if err := safetext.Name(*r.Name); err != nil {
+			v.Add("name", "%s", err.Error())
+		}
+	}
 	if r.Description != nil && len(*r.Description) > 1000 {
 		v.Add("description", "at most 1000 characters")
+	}
+	if r.Description != nil {
+		if err := safetext.Text(*r.Description); err != nil {
+			v.Add("description", "%s", err.Error())
+		}
 	}
 	return v.Err()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
 )
@@ -54,6 +55,8 @@ func (d *Deps) createToken(c echo.Context) error {
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" || len(req.Name) > auth.MaxTokenNameLen {
 		v.Add("name", "required, at most %d characters", auth.MaxTokenNameLen)
+	} else if err := safetext.Name(req.Name); err != nil {
+		v.Add("name", "%s", err.Error())
 	}
 	exp := req.ExpiresAt
 	switch {

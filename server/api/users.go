@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
 )
@@ -64,6 +65,8 @@ func (d *Deps) createUser(c echo.Context) error {
 	req.DisplayName = strings.TrimSpace(req.DisplayName)
 	if len(req.DisplayName) > maxDisplayName {
 		v.Add("display_name", "at most %d characters", maxDisplayName)
+	} else if err := safetext.Name(req.DisplayName); err != nil {
+		v.Add("display_name", "%s", err.Error())
 	}
 	if err := v.Err(); err != nil {
 		return err
@@ -118,6 +121,8 @@ func (d *Deps) updateUser(c echo.Context) error {
 		req.DisplayName = &s
 		if len(s) > maxDisplayName {
 			v.Add("display_name", "at most %d characters", maxDisplayName)
+		} else if err := safetext.Name(s); err != nil {
+			v.Add("display_name", "%s", err.Error())
 		}
 	}
 	if req.Role != nil && *req.Role != store.RoleUser && *req.Role != store.RoleAdmin {

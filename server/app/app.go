@@ -100,6 +100,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	e.Use(middleware.Recover())
 	e.Use(api.RequestLog(log))
 	e.Use(api.NoStore())
+	e.Use(api.Edge())
 	a.Catalog = catalog.New(st, box, log)
 	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Routes: a.Ingress, Log: log,
 		Links:        deploy.Links{Scheme: cfg.Ingress.LinkScheme, Port: cfg.Ingress.LinkPort},
@@ -158,6 +159,15 @@ func (a *App) Listen() error {
 // Addr is the bound address (after Listen).
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
+// HTTPServer is the server Serve runs: header, request and idle timeouts
+// from the configuration. The read timeout covers receiving the request;
+// net/http lifts it once the body is read, so streams are not cut.
+func (a *App) HTTPServer() *http.Server {
+	h := a.Config.HTTP
+	return &http.Server{Handler: a.Echo, ReadHeaderTimeout: time.Duration(h.ReadHeaderTimeout),
+		ReadTimeout: time.Duration(h.ReadTimeout), IdleTimeout: time.Duration(h.IdleTimeout)}
+}
+
 // Serve runs until ctx is cancelled, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context) error {
 	if a.listener == nil {
@@ -165,7 +175,7 @@ func (a *App) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: a.Echo, ReadHeaderTimeout: 10 * time.Second}
+	srv := a.HTTPServer()
 	// The ingress publisher stops with ctx, which also releases its
 	// long-polling requests so shutdown does not wait for them.
 	ingressCtx, stopIngress := context.WithCancel(ctx)

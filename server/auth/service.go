@@ -269,7 +269,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (LoginResult, error
 	exp := now.Add(s.absolute)
 	if err := s.Store.CreateSession(ctx, store.Session{
 		IDHash: HashSecret(sid), UserID: u.ID, CSRFToken: csrf,
-		ClientAddr: r.ClientAddr, UserAgent: truncate(r.UserAgent, 256), CreatedAt: now, ExpiresAt: exp,
+		ClientAddr: r.ClientAddr, UserAgent: strings.ToValidUTF8(truncate(r.UserAgent, 256), ""), CreatedAt: now, ExpiresAt: exp,
 	}); err != nil {
 		return LoginResult{}, err
 	}

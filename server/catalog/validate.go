@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/placement"
@@ -39,6 +40,8 @@ func checkName(v Invalid, field, name, what string) {
 func checkDescription(v Invalid, d string) {
 	if len(d) > maxDescription {
 		v.add("description", "at most %d characters", maxDescription)
+	} else if err := safetext.Text(d); err != nil {
+		v.add("description", "%s", err.Error())
 	}
 }
 

@@ -23,6 +23,7 @@ type Config struct {
 	Secret     Secret         `description:"Encryption of secrets, registry credentials and agent tokens." export:"true"`
 	Admin      Admin          `description:"First administrator, created at start when no user exists." export:"true"`
 	TLS        TLS            `description:"TLS for the HTTP API and UI (optional)." export:"true"`
+	HTTP       HTTP           `description:"Timeouts of the HTTP server's connections." export:"true"`
 	Session    Session        `description:"Browser sessions." export:"true"`
 	Agents     Agents         `description:"Connections to node agents." export:"true"`
 	Ingress    Ingress        `description:"Publishing the ingress route table." export:"true"`
@@ -55,6 +56,15 @@ type Admin struct {
 type TLS struct {
 	CertFile string `description:"PEM certificate file." export:"true"`
 	KeyFile  string `description:"PEM private key file." export:"true"`
+}
+
+// HTTP bounds how long a client may take to send a request and how long
+// an idle keep-alive connection is kept. Responses are not bounded (event
+// streams and followed logs last as long as the client reads).
+type HTTP struct {
+	ReadHeaderTimeout ptypes.Duration `description:"Longest time to receive a request's headers." export:"true"`
+	ReadTimeout       ptypes.Duration `description:"Longest time to receive a whole request, headers and body; a slower client is cut off." export:"true"`
+	IdleTimeout       ptypes.Duration `description:"Keep-alive connections idle for this long are closed." export:"true"`
 }
 
 // Session configures cookie sessions.
@@ -110,6 +120,11 @@ func Defaults() *Config {
 		},
 		Cleanup: Cleanup{Schedule: "@every 30s"},
 		Ingress: Ingress{LinkScheme: "http", WithdrawGrace: ptypes.Duration(3 * time.Second), ConfirmTimeout: ptypes.Duration(10 * time.Second)},
+		HTTP: HTTP{
+			ReadHeaderTimeout: ptypes.Duration(10 * time.Second),
+			ReadTimeout:       ptypes.Duration(60 * time.Second),
+			IdleTimeout:       ptypes.Duration(120 * time.Second),
+		},
 	}
 }
 
@@ -129,6 +144,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingress.LinkPort < 0 || c.Ingress.LinkPort > 65535 {
 		return fmt.Errorf("ingress.linkport: %d is not a port (0 = none)", c.Ingress.LinkPort)
+	}
+	for _, t := range []struct {
+		key string
+		d   ptypes.Duration
+	}{{"http.readheadertimeout", c.HTTP.ReadHeaderTimeout}, {"http.readtimeout", c.HTTP.ReadTimeout}, {"http.idletimeout", c.HTTP.IdleTimeout}} {
+		if t.d <= 0 {
+			return fmt.Errorf("%s: must be positive (requests without a deadline let slow clients hold connections)", t.key)
+		}
 	}
 	if c.Database.MaxConns < 1 {
 		return fmt.Errorf("database.maxconns: must be at least 1")

@@ -86,7 +86,11 @@ func New(t testing.TB, opts ...Option) *Env {
 	}
 	clock := &Clock{}
 	a.Auth.Now = clock.Now
-	srv := httptest.NewServer(a.Echo)
+	// The production server's timeouts (app.HTTPServer) on httptest's listener.
+	srv := httptest.NewUnstartedServer(a.Echo)
+	hs := a.HTTPServer()
+	srv.Config.ReadHeaderTimeout, srv.Config.ReadTimeout, srv.Config.IdleTimeout = hs.ReadHeaderTimeout, hs.ReadTimeout, hs.IdleTimeout
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		a.Store.Close()
