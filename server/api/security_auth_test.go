@@ -179,7 +179,7 @@ func TestWeakPasswordsAreRefusedWithFieldErrors(t *testing.T) {
 		"              ":         "only whitespace",
 		"Password1234":           "most common passwords",
 		"qwertyuiopasdfghjkl":    "most common passwords",
-		"bad\x00password-inside": "without NUL",
+		"bad\x00password-inside": "NUL characters",
 	} {
 		r := env.Admin.Post("/api/v1/users", map[string]string{"username": "weak", "password": pw}).Want(t, 400)
 		var e struct {

@@ -23,19 +23,21 @@ const BusyRetryAfter = time.Second
 
 // hashPool bounds concurrent argon2id computations (each allocates the
 // parameters' memory, 46 MiB by default). At most len(slots) run at once;
-// at most len(slots) more callers wait, each for at most maxWait; anyone
-// beyond that gets ErrBusy at once, so no queue grows with the load.
+// at most maxWaiters more callers wait (holding no hash memory), each for at
+// most maxWait; anyone beyond that gets ErrBusy at once, so no queue grows
+// with the load.
 type hashPool struct {
-	slots   chan struct{}
-	waiters atomic.Int32
-	maxWait time.Duration
-	runs    atomic.Int64 // argon2id computations started
-	active  atomic.Int32
-	peak    atomic.Int32
+	slots      chan struct{}
+	waiters    atomic.Int32
+	maxWaiters int32
+	maxWait    time.Duration
+	runs       atomic.Int64 // argon2id computations started
+	active     atomic.Int32
+	peak       atomic.Int32
 }
 
-func newHashPool(size int, maxWait time.Duration) *hashPool {
-	return &hashPool{slots: make(chan struct{}, max(size, 1)), maxWait: maxWait}
+func newHashPool(size, waiters int, maxWait time.Duration) *hashPool {
+	return &hashPool{slots: make(chan struct{}, max(size, 1)), maxWaiters: int32(max(waiters, 0)), maxWait: maxWait}
 }
 
 // run calls fn holding a slot, or returns ErrBusy without calling it.
@@ -43,7 +45,7 @@ func (p *hashPool) run(ctx context.Context, fn func()) error {
 	select {
 	case p.slots <- struct{}{}:
 	default:
-		if p.waiters.Add(1) > int32(cap(p.slots)) {
+		if p.waiters.Add(1) > p.maxWaiters {
 			p.waiters.Add(-1)
 			return ErrBusy
 		}

@@ -46,7 +46,7 @@ func TestConcurrentLoginsAreBoundedByTheHashingPool(t *testing.T) {
 	const mib = 1 << 20
 	params := auth.Params{Memory: 16 * 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	const slots = 2
-	svc, err := auth.New(st, zerolog.Nop(), auth.Options{Params: params, HashSlots: slots, HashWait: time.Minute})
+	svc, err := auth.New(st, zerolog.Nop(), auth.Options{Params: params, HashSlots: slots, HashWaiters: slots, HashWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,10 +41,11 @@ type Options struct {
 	AbsoluteTimeout time.Duration
 	Throttle        ThrottleConfig
 	// HashSlots bounds concurrent argon2id computations (0 =
-	// DefaultHashSlots); HashWait is the longest a caller waits for a
-	// slot before ErrBusy (0 = 2s).
-	HashSlots int
-	HashWait  time.Duration
+	// DefaultHashSlots); up to HashWaiters more callers (0 = 8 per slot)
+	// wait at most HashWait (0 = 5s) for a slot before ErrBusy.
+	HashSlots   int
+	HashWaiters int
+	HashWait    time.Duration
 }
 
 // Service authenticates callers and manages accounts.
@@ -80,8 +81,11 @@ func New(st *store.Store, log zerolog.Logger, o Options) (*Service, error) {
 	if o.HashSlots <= 0 {
 		o.HashSlots = DefaultHashSlots(o.Params)
 	}
+	if o.HashWaiters <= 0 {
+		o.HashWaiters = 8 * o.HashSlots
+	}
 	if o.HashWait <= 0 {
-		o.HashWait = 2 * time.Second
+		o.HashWait = 5 * time.Second
 	}
 	// Verified against when the username does not exist, so that path costs
 	// the same as a wrong password.
@@ -93,7 +97,7 @@ func New(st *store.Store, log zerolog.Logger, o Options) (*Service, error) {
 		Authorizer: &Authorizer{Store: st},
 		Store:      st, Log: log, Now: time.Now,
 		params: o.Params, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
-		throttle: newThrottle(o.Throttle), pool: newHashPool(o.HashSlots, o.HashWait), dummyHash: dummy,
+		throttle: newThrottle(o.Throttle), pool: newHashPool(o.HashSlots, o.HashWaiters, o.HashWait), dummyHash: dummy,
 	}, nil
 }
 
