@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/nullops/nullops/server/app.Version=$(VERSION) -X github.com/nullops/nullops/agent/app.Version=$(VERSION)
+LDFLAGS := -s -w -X github.com/nullops/nullops/internal/version.Version=$(VERSION)
 
 .PHONY: help build test demo lint images
 

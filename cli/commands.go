@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nullops/nullops/internal/version"
 )
 
 // Deployment is the subset of the API's deployment the CLI shows.
@@ -80,6 +82,7 @@ func (e *ExitError) Error() string { return e.Err.Error() }
 const usage = `nullops — command line for NullOps (CI jobs and admins)
 
 Usage:
+  nullops version
   nullops login --server URL --token TOKEN
   nullops deployments list [--project P] [--environment E] [--status S]
   nullops deployments create --project P --environment E --name N [--tag service=tag ...] [--wait] [--timeout 10m]
@@ -101,6 +104,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	switch args[0] {
+	case "version", "--version":
+		_, err := fmt.Fprintln(stdout, version.Line("nullops"))
+		return err
 	case "login":
 		return login(ctx, args[1:], stdout)
 	case "deployments", "deployment", "dep":

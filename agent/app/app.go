@@ -26,12 +26,13 @@ import (
 	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/agent/trust"
+	"github.com/nullops/nullops/internal/version"
 )
 
-// Version is the agent's product version, set at build time with -ldflags
-// "-X github.com/nullops/nullops/agent/app.Version=…". The control plane
-// refuses agents whose version it does not accept (node "incompatible").
-var Version = "0.1.0-dev"
+// Version is the agent's release version (internal/version, set at build
+// time with -ldflags). The control plane refuses agents whose version it
+// does not accept (node "incompatible").
+var Version = version.Version
 
 // App is a running agent.
 type App struct {

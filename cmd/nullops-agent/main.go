@@ -19,13 +19,14 @@ import (
 	"github.com/nullops/nullops/agent/config"
 	"github.com/nullops/nullops/internal/confload"
 	"github.com/nullops/nullops/internal/logging"
+	"github.com/nullops/nullops/internal/version"
 )
 
 func main() {
 	cfg := config.Defaults()
 	root := confload.Command("nullops-agent", "NullOps node agent: TLS WebSocket endpoint for the control plane, runs deployments through Docker.",
 		cfg, config.Aliases, func(_ []string) error { return run(cfg) })
-	for _, c := range []*cli.Command{healthcheckCommand(), uninstallCommand()} {
+	for _, c := range []*cli.Command{healthcheckCommand(), uninstallCommand(), version.Command("nullops-agent")} {
 		if err := root.AddCommand(c); err != nil {
 			fmt.Fprintln(os.Stderr, "nullops-agent:", err)
 			os.Exit(1)

@@ -18,12 +18,17 @@ import (
 	"github.com/nullops/nullops/internal/confload"
 	"github.com/nullops/nullops/internal/healthcheck"
 	"github.com/nullops/nullops/internal/logging"
+	"github.com/nullops/nullops/internal/version"
 )
 
 func main() {
 	cfg := config.Defaults()
 	root := confload.Command("nullops-ingress", "NullOps ingress: routes deployment hosts to their services, fed by nullops-server's route table.", cfg, nil,
 		func(_ []string) error { return run(cfg) })
+	if err := root.AddCommand(version.Command("nullops-ingress")); err != nil {
+		fmt.Fprintln(os.Stderr, "nullops-ingress:", err)
+		os.Exit(1)
+	}
 	if err := root.AddCommand(healthcheckCommand()); err != nil {
 		fmt.Fprintln(os.Stderr, "nullops-ingress:", err)
 		os.Exit(1)

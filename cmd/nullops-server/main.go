@@ -12,6 +12,7 @@ import (
 
 	"github.com/nullops/nullops/internal/confload"
 	"github.com/nullops/nullops/internal/logging"
+	"github.com/nullops/nullops/internal/version"
 	"github.com/nullops/nullops/server/app"
 	"github.com/nullops/nullops/server/config"
 )
@@ -21,6 +22,10 @@ func main() {
 	root := confload.Command("nullops-server", "NullOps control plane: REST API, web UI, agent connections, ingress routes.", cfg, nil,
 		func(_ []string) error { return run(cfg) })
 	if err := root.AddCommand(adminCommand()); err != nil {
+		fmt.Fprintln(os.Stderr, "nullops-server:", err)
+		os.Exit(1)
+	}
+	if err := root.AddCommand(version.Command("nullops-server")); err != nil {
 		fmt.Fprintln(os.Stderr, "nullops-server:", err)
 		os.Exit(1)
 	}

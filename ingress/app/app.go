@@ -23,6 +23,7 @@ import (
 	"github.com/nullops/nullops/ingress/dynconfig"
 	"github.com/nullops/nullops/ingress/proxy"
 	"github.com/nullops/nullops/ingress/watch"
+	"github.com/nullops/nullops/internal/version"
 )
 
 // App is a configured ingress.
@@ -163,7 +164,7 @@ func (a *App) Serve(ctx context.Context) error {
 		serve(newSrv(a.metricsMux()), a.metricsL)
 	}
 	a.log.Info().Str("addr", a.Addr()).Str("tls_addr", a.TLSAddr()).Str("metrics_addr", a.MetricsAddr()).
-		Str("server", a.cfg.Server.URL).Int("hosts", a.Proxy.Current().Hosts()).Msg("nullops-ingress listening")
+		Str("server", a.cfg.Server.URL).Str("version", version.Version).Int("hosts", a.Proxy.Current().Hosts()).Msg("nullops-ingress listening")
 
 	var err error
 	select {

@@ -35,7 +35,7 @@ func TestNodeComesOnlineWithItsThumbprintPinned(t *testing.T) {
 	if n.ExpectedThumbprint != a.thumbprint() || n.SeenThumbprint != a.thumbprint() {
 		t.Fatalf("thumbprint: expected %q seen %q; the agent's is %q", n.ExpectedThumbprint, n.SeenThumbprint, a.thumbprint())
 	}
-	if n.AgentVersion != "0.1.0-dev" || n.ProtocolVersion != protocol.Version || n.AgentInstance == "" || n.LastSeenAt == nil {
+	if n.AgentVersion != "dev" || n.ProtocolVersion != protocol.Version || n.AgentInstance == "" || n.LastSeenAt == nil {
 		t.Fatalf("hello not recorded: %+v", n)
 	}
 	if n.Capacity.CPUs <= 0 || n.Capacity.MemoryMB <= 0 || n.Capacity.DiskMB <= 0 || n.Usage.MemoryUsedMB <= 0 {
@@ -45,7 +45,7 @@ func TestNodeComesOnlineWithItsThumbprintPinned(t *testing.T) {
 		t.Fatal("manager does not report the node connected")
 	}
 	st, ok := e.mgr.State(n.ID)
-	if !ok || st.Status != store.NodeOnline || !st.Connected || st.AgentVersion != "0.1.0-dev" {
+	if !ok || st.Status != store.NodeOnline || !st.Connected || st.AgentVersion != "dev" {
 		t.Fatalf("state %+v", st)
 	}
 	// The online hook carried the agent's answer to sync (an empty state).

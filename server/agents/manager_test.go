@@ -66,10 +66,17 @@ func TestIncompatibleAgentsAreRefused(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the other-protocol agent was not disconnected")
 	}
-	// A development build (no release number) is accepted by the default
-	// policy: only the protocol version decides.
-	if err := agents.SameRelease("0.1.0")("5ca1fdf-dirty"); err != nil {
-		t.Fatalf("dev build refused: %v", err)
+	// A development build ("dev") on either side accepts the other: only
+	// the protocol version decides. Builds named by a commit must match.
+	for _, pair := range [][2]string{{"dev", "0.1.0"}, {"0.1.0", "dev"}, {"dev", "5ca1fdf-dirty"}, {"5ca1fdf-dirty", "5ca1fdf-dirty"}} {
+		if err := agents.SameRelease(pair[0])(pair[1]); err != nil {
+			t.Fatalf("server %s refused agent %s: %v", pair[0], pair[1], err)
+		}
+	}
+	for _, pair := range [][2]string{{"0.1.0", "5ca1fdf-dirty"}, {"5ca1fdf", "0.1.0"}, {"5ca1fdf", "77aa001"}} {
+		if err := agents.SameRelease(pair[0])(pair[1]); err == nil {
+			t.Fatalf("server %s accepted agent %s", pair[0], pair[1])
+		}
 	}
 	if err := agents.SameRelease("v0.2.0")("0.2.0-rc1"); err != nil {
 		t.Fatalf("same release refused: %v", err)

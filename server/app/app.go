@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/internal/version"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/auth"
@@ -27,8 +28,9 @@ import (
 	"github.com/nullops/nullops/web"
 )
 
-// Version is the product version, set at build time with -ldflags.
-var Version = "0.1.0-dev"
+// Version is the release version (internal/version, set at build time
+// with -ldflags for every binary at once).
+var Version = version.Version
 
 // App is a running server.
 type App struct {
