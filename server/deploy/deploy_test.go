@@ -450,10 +450,20 @@ func TestOfflineDeleteAndReconnect(t *testing.T) {
 	if n := len(f.agents.sent(protocol.TypeDelete)); n != 0 {
 		t.Fatalf("delete sent to an offline node")
 	}
+	// A deployment from before definitions were recorded gets its own.
+	if _, err := f.st.Pool.Exec(ctx, "UPDATE deployments SET definition = NULL WHERE id = $1", a.ID); err != nil {
+		t.Fatal(err)
+	}
 	// Desired state leaves the deleted one out.
 	specs, err := f.svc.DesiredState(ctx, node)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, d := range []store.Deployment{a, c} {
+		def, err := store.DeploymentDefinition(ctx, f.st.Pool, d.ID)
+		if err != nil || !strings.Contains(string(def), `"registries"`) || strings.Contains(string(def), "s3cret") {
+			t.Fatalf("recorded definition of %s: %s %v", d.Name, def, err)
+		}
 	}
 	var names []string
 	for _, s := range specs {

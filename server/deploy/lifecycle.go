@@ -281,13 +281,33 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 // definition holds references only), so its syncs and redeliveries do not
 // depend on the catalog staying as it was.
 func (s *Service) recordDefinition(ctx context.Context, tx pgx.Tx, id int64, def catalog.Definition) error {
+	b, err := encodeDefinition(id, def)
+	if err != nil {
+		return err
+	}
+	return store.SetDeploymentDefinition(ctx, tx, id, b)
+}
+
+// encodeDefinition is the stored form of a deployment's definition, never
+// with secret values.
+func encodeDefinition(id int64, def catalog.Definition) ([]byte, error) {
 	def.Spec.DeploymentID = id
 	def.Spec.Secrets = nil
 	b, err := json.Marshal(def)
 	if err != nil {
-		return fmt.Errorf("encode definition: %w", err)
+		return nil, fmt.Errorf("encode definition: %w", err)
 	}
-	return store.SetDeploymentDefinition(ctx, tx, id, b)
+	return b, nil
+}
+
+// backfillDefinition records the definition of a deployment created before
+// definitions were recorded.
+func (s *Service) backfillDefinition(ctx context.Context, id int64, def catalog.Definition) error {
+	b, err := encodeDefinition(id, def)
+	if err != nil {
+		return err
+	}
+	return store.BackfillDeploymentDefinition(ctx, s.Store.Pool, id, b)
 }
 
 // sendDeploy hands the spec to the agent (in the background: the caller

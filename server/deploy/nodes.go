@@ -44,7 +44,7 @@ func (s *Service) DesiredState(ctx context.Context, nodeID int64) ([]protocol.De
 // completed with current credentials and secret values, so catalog changes
 // after its creation do not reach it. Deployments created before
 // definitions were recorded are resolved from their own pipeline version
-// and tags.
+// and tags, and that definition is recorded.
 func (s *Service) specOf(ctx context.Context, d store.Deployment) (protocol.DeploySpec, error) {
 	raw, err := store.DeploymentDefinition(ctx, s.Store.Pool, d.ID)
 	if err != nil {
@@ -55,8 +55,16 @@ func (s *Service) specOf(ctx context.Context, d store.Deployment) (protocol.Depl
 		if err := json.Unmarshal(raw, &def); err != nil {
 			return protocol.DeploySpec{}, fmt.Errorf("deployment %d: stored definition: %w", d.ID, err)
 		}
-	} else if def, err = s.Resolver.Define(ctx, d.ProjectID, d.PipelineVersionID, d.Tags); err != nil {
-		return protocol.DeploySpec{}, fmt.Errorf("resolve deployment %d: %w", d.ID, err)
+	} else {
+		// Created before definitions were recorded: resolve its own version
+		// and tags once more, and keep the result from now on.
+		if def, err = s.Resolver.Define(ctx, d.ProjectID, d.PipelineVersionID, d.Tags); err != nil {
+			return protocol.DeploySpec{}, fmt.Errorf("resolve deployment %d: %w", d.ID, err)
+		}
+		def.Spec.Resources = protocol.Resources{CPU: d.CPU, MemoryMB: d.MemoryMB}
+		if err := s.backfillDefinition(ctx, d.ID, def); err != nil {
+			return protocol.DeploySpec{}, err
+		}
 	}
 	spec, err := s.Resolver.Complete(ctx, d.ProjectID, def)
 	if err != nil {

@@ -1004,6 +1004,15 @@ func SetDeploymentDefinition(ctx context.Context, tx pgx.Tx, id int64, def []byt
 	return nil
 }
 
+// BackfillDeploymentDefinition records the definition of a deployment
+// created before definitions were recorded (it keeps one already set).
+func BackfillDeploymentDefinition(ctx context.Context, q Querier, id int64, def []byte) error {
+	if _, err := q.Exec(ctx, `UPDATE deployments SET definition = $2 WHERE id = $1 AND definition IS NULL`, id, def); err != nil {
+		return fmt.Errorf("record definition of deployment %d: %w", id, err)
+	}
+	return nil
+}
+
 // DeploymentDefinition returns a deployment's recorded definition; nil for
 // deployments created before definitions were recorded.
 func DeploymentDefinition(ctx context.Context, q Querier, id int64) ([]byte, error) {
