@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/api/apitest"
 )
 
 // For every route of a project, environment or deployment resource, a
@@ -63,5 +65,19 @@ func TestNotYoursLooksExactlyLikeDoesNotExist(t *testing.T) {
 				t.Errorf("not yours: %d %s\ndoes not exist: %d %s", notYours.Status, notYours.Body, missing.Status, missing.Body)
 			}
 		})
+	}
+}
+
+// Tokens belong to their owner: another user's token and a token that does
+// not exist answer alike.
+func TestAnotherUsersTokenLooksLikeNoToken(t *testing.T) {
+	env := apitest.New(t)
+	owner := env.User("tess", false)
+	_, tok := env.NewToken(owner.ID, "ci", nil)
+	other := env.UserClient("uma", false)
+	notYours := other.Delete(apitest.Path("/tokens/%d", tok.ID))
+	missing := other.Delete(apitest.Path("/tokens/%d", tok.ID+1000))
+	if notYours.Status != 404 || missing.Status != 404 || string(notYours.Body) != string(missing.Body) {
+		t.Fatalf("not yours: %d %s\ndoes not exist: %d %s", notYours.Status, notYours.Body, missing.Status, missing.Body)
 	}
 }

@@ -23,8 +23,9 @@ export function usersPage() {
       { name: 'display_name', label: 'Display name' },
       { name: 'role', label: 'Role', type: 'select', options: [{ value: 'user', label: 'User (developer, QA)' }, { value: 'admin', label: 'Admin (DevOps)' }], default: 'user' },
       { name: 'password', label: item ? 'New password' : 'Password', type: 'password', required: !item, optional: Boolean(item),
-        help: item ? 'Leave empty to keep the current password.' : 'At least 12 characters, not only spaces, not a common password.' },
-      ...(item ? [{ name: 'active', label: 'Active (can log in)', type: 'checkbox' }] : []),
+        help: item ? 'Leave empty to keep the current password. A new one ends the user\'s sessions and revokes their API tokens.' : 'At least 12 characters, not only spaces, not a common password.' },
+      ...(item ? [{ name: 'active', label: 'Active (can log in)', type: 'checkbox',
+        help: 'Turning this off ends the user\'s sessions and revokes their API tokens for good.' }] : []),
     ],
     // PATCH changes profile, role and status; a new password goes through
     // its own endpoint (PUT /users/{id}/password).
