@@ -182,6 +182,9 @@ func (d *Deps) updateProject(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := d.Catalog.CheckBudget(ctx, tx, p); err != nil {
+			return err
+		}
 		out = p
 		return store.RecordAudit(ctx, tx, projectAudit(c, "project.update", p))
 	})

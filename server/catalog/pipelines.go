@@ -220,3 +220,40 @@ func IsInvalid(err error) bool {
 	var p pipeline.Problems
 	return errors.As(err, &inv) || errors.As(err, &p)
 }
+
+// CheckBudget checks that the shares of the project's latest pipeline fit
+// its budget (after the project's cpu or memory_mb changed). Problems are
+// Invalid keyed "cpu" or "memory_mb".
+func (c *Catalog) CheckBudget(ctx context.Context, q store.Querier, project store.Project) error {
+	v, err := store.LatestPipeline(ctx, q, project.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	g, err := pipeline.Decode(v.Graph)
+	if err != nil {
+		return fmt.Errorf("stored pipeline version %d: %w", v.Version, err)
+	}
+	list, err := store.ListPlugins(ctx, q)
+	if err != nil {
+		return err
+	}
+	plugins := map[string]store.Plugin{}
+	for _, p := range list {
+		plugins[p.Name] = p
+	}
+	_, err = shares(g, project, plugins)
+	var p pipeline.Problems
+	if !errors.As(err, &p) {
+		return err
+	}
+	inv := Invalid{}
+	for key, field := range map[string]string{"resources.cpu": "cpu", "resources.memory_mb": "memory_mb"} {
+		if msg, ok := p[key]; ok {
+			inv.add(field, "does not fit pipeline version %d: %s", v.Version, msg)
+		}
+	}
+	return inv.err()
+}
