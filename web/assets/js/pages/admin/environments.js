@@ -19,10 +19,8 @@ export function environmentFields() {
       help: 'Leave empty for the default above. <service>--<deployment>.<environment>.<base-domain> keeps every host one level deep, so one wildcard certificate covers them.' },
     { name: 'default_ttl', label: 'Auto-cleanup after inactivity', type: 'duration', default: 604800 },
     { name: 'traffic_is_activity', label: 'Ingress traffic counts as activity', type: 'checkbox', default: true },
-    { name: 'cpu_overcommit', label: 'CPU overcommit', type: 'number', step: '0.1', min: 1, max: 10, default: 1.5,
-      help: 'Reservations plus other CPU use may reach this many times a node\'s CPUs (1 to 10). Memory is never overcommitted.' },
     { name: 'cpu_overcommit', label: 'CPU overcommit', type: 'number', min: 1, max: 10, step: '0.1', default: 1.5,
-      help: 'Reservations count strictly against a node\'s CPUs; with the CPU other processes use (smoothed over a minute) they may reach this many times the node\'s CPUs. 1 counts other use in full.' },
+      help: 'Reservations count strictly against a node\'s CPUs; with the CPU other processes use (smoothed over a minute) they may reach this many times the node\'s CPUs (1 to 10; 1 counts other use in full). Memory is never overcommitted.' },
     { name: 'description', label: 'Description', type: 'textarea', rows: 2 },
   ];
 }
