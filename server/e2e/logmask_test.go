@@ -1,0 +1,67 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServiceLogsAreMaskedThroughTheAPI: a service prints a secret value of
+// its deployment in a line Docker cuts into two log messages inside the
+// value. What a user reads through GET /deployments/{id}/logs — tail and
+// follow — from the real agent shows "***", never the value or a piece.
+func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
+	w := setup(t)
+	const secret = "E2E-secret-split-value-99"
+	pieces := []string{secret, secret[:12], secret[12:], "value-99", "E2E-secre"}
+	w.admin.post("/secrets", map[string]any{"name": "e2e_token", "value": secret}).want(t, 201)
+	prefix := "token="
+	graph := map[string]any{
+		"nodes": []map[string]any{{"id": "web", "kind": "service", "service": "e2e-web", "port": 8080,
+			"env": map[string]any{
+				"LOG_ON_START": prefix + "${secrets.e2e_token} end-of-line",
+				// Docker cuts log lines at 16 KiB: the value starts 10 bytes before.
+				"LOG_PAD": strconv.Itoa(16<<10 - len(prefix) - 10),
+			}}},
+		"edges": [][2]string{},
+	}
+	project := w.newProject(t, "masked", 0.25, "", graph)
+	d := create(t, w.dev, project, w.envID, "pr-mask", "v1.0.0")
+	d = waitStatus(t, w.dev, d.ID, "running", 90*time.Second)
+
+	check := func(what, logs string) {
+		t.Helper()
+		if !strings.Contains(logs, prefix+"*** end-of-line") {
+			t.Errorf("%s: masked line not found in %d bytes: …%q", what, len(logs), tail([]byte(logs), 200))
+		}
+		for _, p := range pieces {
+			if strings.Contains(logs, p) {
+				t.Errorf("%s: %q of the secret is visible", what, p)
+			}
+		}
+	}
+	r := w.dev.get(fmt.Sprintf("/deployments/%d/logs?service=web&tail=0", d.ID)).want(t, 200)
+	check("tail", string(r.Body))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp := w.dev.stream(ctx, fmt.Sprintf("/deployments/%d/logs?service=web&tail=0&follow=true", d.ID), "")
+	defer resp.Body.Close()
+	var got strings.Builder
+	buf := make([]byte, 32<<10)
+	for !strings.Contains(got.String(), "end-of-line") {
+		n, err := resp.Body.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			if err != io.EOF {
+				t.Logf("follow: %v", err)
+			}
+			break
+		}
+	}
+	check("follow", got.String())
+}
