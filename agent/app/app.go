@@ -101,6 +101,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	if err != nil {
 		ex.Close()
 		_ = st.Close()
+		_ = rt.Close()
 		j.Close()
 		return nil, fmt.Errorf("agent trust record: %w", err)
 	}

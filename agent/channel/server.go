@@ -76,7 +76,7 @@ type Options struct {
 // refusalJournalEvery bounds how often refused connections are journaled
 // (the rest are counted into the next entry), so a caller retrying in a
 // loop cannot flood the journal.
-const refusalJournalEvery = 10 * time.Second
+const refusalJournalEvery = time.Minute
 
 // busyGrace is how long a new connection waits for a healthy current one
 // that is closing (e.g. the control plane redialling after a token
@@ -89,11 +89,10 @@ type Server struct {
 	o     Options
 	trust *trust.Store
 
-	mu         sync.Mutex
-	cur        *session
-	closed     bool
-	lastRefJnl time.Time // last refusal journaled
-	suppressed int       // refusals not journaled since
+	mu       sync.Mutex
+	cur      *session
+	closed   bool
+	refusals map[string]*refusalLog // by channel event kind
 
 	accepted atomic.Int64
 	refused  atomic.Int64
@@ -181,16 +180,30 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, epoch uint64, re
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// refusalLog coalesces the journaling of one kind of refusal.
+type refusalLog struct {
+	last       time.Time // last one journaled
+	suppressed int       // not journaled since
+}
+
 // journalRefusal journals a refused connection, at most once per
-// refusalJournalEvery (the next entry counts the ones left out).
+// refusalJournalEvery and kind (the next entry counts the ones left out).
 func (s *Server) journalRefusal(kind, remote, reason string, epoch uint64) {
 	s.mu.Lock()
-	journal := time.Since(s.lastRefJnl) >= refusalJournalEvery
-	more := s.suppressed
+	if s.refusals == nil {
+		s.refusals = map[string]*refusalLog{}
+	}
+	rl := s.refusals[kind]
+	if rl == nil {
+		rl = &refusalLog{}
+		s.refusals[kind] = rl
+	}
+	journal := time.Since(rl.last) >= refusalJournalEvery
+	more := rl.suppressed
 	if journal {
-		s.lastRefJnl, s.suppressed = time.Now(), 0
+		rl.last, rl.suppressed = time.Now(), 0
 	} else {
-		s.suppressed++
+		rl.suppressed++
 	}
 	s.mu.Unlock()
 	if journal {
