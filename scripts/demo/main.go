@@ -67,6 +67,10 @@ func main() {
 		os.Exit(2)
 	}
 
+	// `make demo | head -1`: once the reader is gone, writing the summary
+	// must fail quietly (EPIPE), not kill the demo with SIGPIPE before it
+	// cleaned up its processes and containers.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	d := &demo{o: o}
@@ -288,9 +292,10 @@ func (d *demo) shutdown() {
 }
 
 // cleanupLeftovers removes what an earlier, interrupted run may have left:
-// its processes, the agent container and every Docker object of the demo
-// node.
+// its processes, the agent container, every Docker object of the demo
+// node and the image tags the agent pulled from the demo's registry.
 func (d *demo) cleanupLeftovers() {
+	defer d.removePulledTags()
 	killStale(filepath.Join(d.o.runDir, "pids"))
 	_, _ = docker("rm", "-f", d.agentContainer())
 	filter := "label=nullops.node=" + d.nodeLabel()
@@ -329,4 +334,27 @@ func get(ctx context.Context, rawURL, host string) (int, string, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	return resp.StatusCode, string(b), nil
+}
+
+// removePulledTags removes the tags of images pulled from the demo's own
+// registry (<registry host>/…): the agent pulled them onto this daemon for
+// the demo deployment. Only the tags go; the images they name stay while
+// anything else uses them.
+func (d *demo) removePulledTags() {
+	out, err := docker("images", "--format", "{{.Repository}}:{{.Tag}}")
+	if err != nil {
+		d.log("list image tags: %v", err)
+		return
+	}
+	var refs []string
+	for _, ref := range strings.Fields(out) {
+		if strings.HasPrefix(ref, d.registryHost()+"/") && !strings.HasSuffix(ref, ":<none>") {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) > 0 {
+		if _, err := docker(append([]string{"rmi"}, refs...)...); err != nil {
+			d.log("remove pulled image tags: %v", err)
+		}
+	}
 }
