@@ -1,4 +1,4 @@
-// Admin: projects (resource limits, TTL override, node selector), with a
+// Admin: projects (resource limits, TTL override, deploy timeout, node selector), with a
 // page per project for its pipeline and team access.
 
 import { h, clear } from '../../dom.js';
@@ -18,6 +18,8 @@ function projectFields() {
     { name: 'memory_mb', label: 'Memory per deployment (MiB)', type: 'number', step: 1, min: 0, default: 512 },
     { name: 'ttl', label: 'Auto-cleanup after inactivity', type: 'duration', optional: true, emptyValue: '',
       help: 'Leave empty to use the environment default.' },
+    { name: 'deploy_timeout', label: 'Deploy timeout', type: 'duration', optional: true, emptyValue: '',
+      help: 'A deployment still deploying after this long is stopped, rolled back and failed (1m–24h; empty: 30m).' },
     selectorField(),
   ];
 }
@@ -57,6 +59,7 @@ export function projectPage({ id }) {
         project.description ? [h('dt', null, 'Description'), h('dd', null, project.description)] : null,
         h('dt', null, 'Limits'), h('dd', null, `${project.cpu} CPU · ${project.memory_mb} MiB per deployment`),
         h('dt', null, 'Auto-cleanup'), h('dd', null, project.ttl ? formatDuration(parseGoDuration(project.ttl)) : 'environment default'),
+        h('dt', null, 'Deploy timeout'), h('dd', { id: 'project-deploy-timeout' }, formatDuration(parseGoDuration(project.deploy_timeout || '30m'))),
         h('dt', null, 'Node selector'), h('dd', { id: 'project-selector' }, describeSelector(project.node_selector) ? h('code', null, describeSelector(project.node_selector)) : h('span', { class: 'muted' }, 'any node')),
         h('dt', null, 'Pipeline'), h('dd', null, pipeline
           ? [`version ${pipeline.version}: ${nodes.length} node${nodes.length === 1 ? '' : 's'}, saved `, timeEl(pipeline.created_at)]
