@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/server/store"
 )
+
+// logsOpenTimeout bounds the wait for an agent to accept a logs stream.
+const logsOpenTimeout = 5 * time.Second
 
 // Streamer opens a request whose reply is followed by stream frames
 // (ReplyTo = the request id), e.g. logs.open → logs.data. Frames arrive on
@@ -49,11 +53,18 @@ func (s *Service) Logs(ctx context.Context, d store.Deployment, service string, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	frames, stop, err := st.OpenStream(ctx, *d.NodeID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: d.ID, Service: service, Tail: tail, Follow: follow})
+	// Opening waits for the agent's answer, but not for long: a node behind
+	// a half-open link must not hold the request.
+	octx, ocancel := context.WithTimeout(ctx, logsOpenTimeout)
+	frames, stop, err := st.OpenStream(octx, *d.NodeID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: d.ID, Service: service, Tail: tail, Follow: follow})
+	ocancel()
 	if err != nil {
 		var re *protocol.RemoteError
 		if errors.As(err, &re) {
 			return errorf(http.StatusConflict, "logs_unavailable", "logs of %s: %s", service, re.Message)
+		}
+		if ctx.Err() == nil {
+			return errorf(http.StatusServiceUnavailable, "node_offline", "node %s of deployment %s did not answer: %v", d.NodeName, d.Name, err)
 		}
 		return fmt.Errorf("open logs of deployment %d service %s: %w", d.ID, service, err)
 	}

@@ -788,21 +788,6 @@ func (s *Store) UpdateServiceMetrics(ctx context.Context, nodeID int64, ms []Ser
 	return nil
 }
 
-// SetNodeDeploymentsOffline marks the running and deploying deployments of
-// a node offline and returns their ids.
-func SetNodeDeploymentsOffline(ctx context.Context, tx pgx.Tx, nodeID int64, reason string) ([]int64, error) {
-	rows, err := tx.Query(ctx, `UPDATE deployments SET status = 'offline', status_reason = $2, updated_at = now()
-		WHERE node_id = $1 AND status IN ('running', 'deploying') RETURNING id`, nodeID, reason)
-	if err != nil {
-		return nil, fmt.Errorf("mark deployments of node %d offline: %w", nodeID, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("mark deployments of node %d offline: %w", nodeID, err)
-	}
-	return ids, nil
-}
-
 // SetUnreachableDeploymentsOffline marks offline the running and deploying
 // deployments of every node whose agent has not answered for longer than
 // grace, and returns their ids. The reason says since when.
