@@ -22,7 +22,9 @@ var StreamRecheck = time.Second
 var errAccessEnded = errors.New("access ended")
 
 // reauthenticate repeats what RequireUser did for this request (without
-// CSRF: streams are GETs) and returns the caller as the database says now.
+// CSRF: streams are GETs, and without recording the session's use, so an
+// open stream does not keep a session from idling out) and returns the
+// caller as the database says now.
 func (d *Deps) reauthenticate(ctx context.Context, c echo.Context) (*auth.Principal, error) {
 	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
 		tok, ok := strings.CutPrefix(h, "Bearer ")
@@ -35,7 +37,7 @@ func (d *Deps) reauthenticate(ctx context.Context, c echo.Context) (*auth.Princi
 	if err != nil || ck.Value == "" {
 		return nil, auth.ErrUnauthenticated
 	}
-	s, err := d.Auth.Session(ctx, ck.Value)
+	s, err := d.Auth.CheckSession(ctx, ck.Value)
 	if err != nil {
 		return nil, err
 	}

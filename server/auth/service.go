@@ -342,6 +342,16 @@ type SessionInfo struct {
 // Session authenticates a session cookie value. Expired sessions (idle or
 // absolute) and sessions of disabled users are deleted and refused.
 func (s *Service) Session(ctx context.Context, cookie string) (SessionInfo, error) {
+	return s.session(ctx, cookie, true)
+}
+
+// CheckSession is Session without recording use: an open stream checking
+// that its session is still valid does not keep it from idling out.
+func (s *Service) CheckSession(ctx context.Context, cookie string) (SessionInfo, error) {
+	return s.session(ctx, cookie, false)
+}
+
+func (s *Service) session(ctx context.Context, cookie string, touch bool) (SessionInfo, error) {
 	if len(cookie) != 43 {
 		return SessionInfo{}, ErrUnauthenticated
 	}
@@ -362,7 +372,7 @@ func (s *Service) Session(ctx context.Context, cookie string) (SessionInfo, erro
 	}
 	// Record use at most once a minute (or per twentieth of the idle
 	// timeout when that is shorter), not on every request.
-	if now.Sub(ss.LastSeenAt) >= min(time.Minute, s.idle/20) {
+	if touch && now.Sub(ss.LastSeenAt) >= min(time.Minute, s.idle/20) {
 		if err := s.Store.TouchSession(ctx, h, now); err != nil {
 			return SessionInfo{}, err
 		}
