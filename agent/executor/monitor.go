@@ -202,16 +202,7 @@ func (e *Executor) crashState(ctx context.Context, id int64, n protocol.Node, sp
 
 // lastLines is the end of a container's log, masked and bounded.
 func (e *Executor) lastLines(ctx context.Context, containerID string, red redactor) string {
-	var logs strings.Builder
-	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_ = e.rt.Logs(lctx, containerID, lastLinesTail, false, func(_, data string) error {
-		if logs.Len() < 64<<10 {
-			logs.WriteString(data)
-		}
-		return nil
-	})
-	s := red.mask(strings.TrimRight(logs.String(), "\n"))
+	s := red.mask(strings.TrimRight(e.logTail(ctx, containerID, lastLinesTail), "\n"))
 	if len(s) > protocol.MaxServiceLastLines/2 {
 		s = tailString(s, protocol.MaxServiceLastLines/2)
 	}

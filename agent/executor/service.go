@@ -238,12 +238,29 @@ func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo, mas
 	if ok {
 		code, oom = x.ExitCode, x.OOMKilled
 	}
+	logs := e.logTail(ctx, info.ContainerID, 20)
+	msg := fmt.Sprintf("container exited with code %d", code)
+	if oom {
+		msg = fmt.Sprintf("container was killed by the OOM killer (exit code %d): it needs more memory than its limit", code)
+	}
+	if info.RestartCount > 0 {
+		msg += fmt.Sprintf(" (Docker restarted it %d time(s))", info.RestartCount)
+	}
+	if t := strings.TrimSpace(logs); t != "" {
+		msg += "; last log lines:\n" + maskedTail(mask, t, 1500)
+	}
+	return errors.New(msg)
+}
+
+// logTail is the end of a container's last lines of log: at most the
+// last 16–32 KiB of them, so what is cut off is always far from the end.
+// Mask it whole before shortening it further (maskedTail): a secret value
+// cut by a shortening near the end would otherwise show in part.
+func (e *Executor) logTail(ctx context.Context, containerID string, lines int) string {
 	var logs strings.Builder
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	// Keep the end of the last lines (bounded); it is masked whole below,
-	// before the summary is cut from it.
-	_ = e.rt.Logs(lctx, info.ContainerID, 20, false, func(_, data string) error {
+	_ = e.rt.Logs(lctx, containerID, lines, false, func(_, data string) error {
 		logs.WriteString(data)
 		if logs.Len() > 32<<10 {
 			rest := logs.String()[logs.Len()-16<<10:]
@@ -252,17 +269,7 @@ func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo, mas
 		}
 		return nil
 	})
-	msg := fmt.Sprintf("container exited with code %d", code)
-	if oom {
-		msg = fmt.Sprintf("container was killed by the OOM killer (exit code %d): it needs more memory than its limit", code)
-	}
-	if info.RestartCount > 0 {
-		msg += fmt.Sprintf(" (Docker restarted it %d time(s))", info.RestartCount)
-	}
-	if t := strings.TrimSpace(logs.String()); t != "" {
-		msg += "; last log lines:\n" + maskedTail(mask, t, 1500)
-	}
-	return errors.New(msg)
+	return logs.String()
 }
 
 func tailString(s string, n int) string {
