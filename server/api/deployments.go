@@ -81,6 +81,9 @@ type deploymentListItem struct {
 	store.Deployment
 	Access string            `json:"access"`
 	URLs   map[string]string `json:"urls"`
+	// Degraded and DegradedReason: as in the full deployment.
+	Degraded       bool   `json:"degraded"`
+	DegradedReason string `json:"degraded_reason,omitempty"`
 }
 
 func (d *Deps) renderDeployment(c echo.Context, status int, dep store.Deployment) error {
@@ -149,9 +152,14 @@ func (d *Deps) listDeployments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	degraded, err := d.Deploy.DegradedOf(ctx, items)
+	if err != nil {
+		return err
+	}
 	out := make([]deploymentListItem, len(items))
 	for i, dep := range items {
-		out[i] = deploymentListItem{Deployment: dep, Access: lv.Of(dep.ProjectID, dep.EnvironmentID).String(), URLs: urls[dep.ID]}
+		out[i] = deploymentListItem{Deployment: dep, Access: lv.Of(dep.ProjectID, dep.EnvironmentID).String(), URLs: urls[dep.ID],
+			Degraded: degraded[dep.ID].Degraded, DegradedReason: degraded[dep.ID].Reason}
 	}
 	return RenderList(c, out, total, pg)
 }

@@ -159,3 +159,32 @@ func (s *Service) URLsOf(ctx context.Context, deps []store.Deployment) (map[int6
 	}
 	return out, nil
 }
+
+// Degradation says whether a deployment is degraded and why.
+type Degradation struct {
+	Degraded bool
+	Reason   string
+}
+
+// DegradedOf tells, in one query, which of deps are degraded (as View
+// does) and why; deployments that are not are absent.
+func (s *Service) DegradedOf(ctx context.Context, deps []store.Deployment) (map[int64]Degradation, error) {
+	ids := make([]int64, 0, len(deps))
+	for _, d := range deps {
+		if d.Status == store.DeploymentRunning {
+			ids = append(ids, d.ID)
+		}
+	}
+	crashed, err := s.Store.CrashedServicesOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]Degradation{}
+	now := time.Now()
+	for _, d := range deps {
+		if ok, why := degraded(d.Status, crashed[d.ID], now); ok {
+			out[d.ID] = Degradation{Degraded: true, Reason: why}
+		}
+	}
+	return out, nil
+}

@@ -103,6 +103,20 @@ func TestCrashingServicesAreVisible(t *testing.T) {
 		s := v.Services[0]
 		return (s.State == "restarting" || s.State == "exited") && s.Health != "healthy"
 	})
+	// The list says so too.
+	var list struct {
+		Items []struct {
+			ID             int64  `json:"id"`
+			Degraded       bool   `json:"degraded"`
+			DegradedReason string `json:"degraded_reason"`
+		} `json:"items"`
+	}
+	admin.get("/deployments").want(t, 200).decode(t, &list)
+	for _, it := range list.Items {
+		if it.ID == loopD.ID && (!it.Degraded || !strings.Contains(it.DegradedReason, "service web")) {
+			t.Fatalf("list item: %+v", it)
+		}
+	}
 
 	v = waitCrash(oomD.ID, func(v crashView) bool {
 		s := v.Services[0]

@@ -66,7 +66,9 @@ export function deploymentsPage(_params, q) {
     const anyManage = rows.some(canManage);
     clear(list, table([
       { label: 'Name', render: (d) => h('a', { href: `/deployments/${d.id}`, class: 'strong' }, d.name) },
-      { label: 'Status', render: (d) => [badge(d.status), d.reason ? h('div', { class: 'muted small reason' }, d.reason) : null] },
+      { label: 'Status', render: (d) => [badge(d.status), d.degraded ? [' ', badge('degraded')] : null,
+        d.reason ? h('div', { class: 'muted small reason' }, d.reason) : null,
+        d.degraded && d.degraded_reason ? h('div', { class: 'warn small reason degraded-reason' }, d.degraded_reason) : null] },
       { label: 'Project', render: (d) => d.project || d.project_name || '' },
       { label: 'Environment', render: (d) => d.environment || d.environment_name || '' },
       { label: 'Owner', render: (d) => d.owner || d.owner_name || '' },
