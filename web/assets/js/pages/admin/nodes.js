@@ -163,7 +163,10 @@ function capacity(n) {
   return [
     h('div', null, `${c.cpus ?? '?'} CPU, ${formatBytes((c.memory_mb || 0) * 1048576)}`),
     u.cpu_percent !== undefined || u.memory_used_mb !== undefined
-      ? h('div', { class: 'muted small' }, `used ${Number(u.cpu_percent || 0).toFixed(0)}% CPU, ${formatBytes((u.memory_used_mb || 0) * 1048576)}`) : null,
+      ? h('div', { class: 'muted small', title: 'Placement counts CPU reservations, and the CPU other processes use (smoothed) only within the environment\'s CPU overcommit.' },
+        `used ${Number(u.cpu_percent || 0).toFixed(0)}% CPU`
+        + (u.other_cpus ? ` (${Number(u.other_cpus).toFixed(2)} CPU by other processes)` : '')
+        + `, ${formatBytes((u.memory_used_mb || 0) * 1048576)}`) : null,
   ];
 }
 
