@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -203,6 +205,18 @@ func (r *recordingAgent) Logs(ctx context.Context, req protocol.LogsOpen) (<-cha
 	return ch, nil
 }
 
+// waitCatalog waits until each agent got the plugin catalog n times.
+func waitCatalog(t *testing.T, e *env, n int, hs ...*recordingAgent) {
+	t.Helper()
+	for _, h := range hs {
+		testutil.WaitFor(t, e.ctx, 20*time.Millisecond, fmt.Sprintf("plugin catalog delivered %d time(s)", n), func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return len(h.plugins) >= n && len(h.plugins[n-1].Plugins) == 1 && h.plugins[n-1].Plugins[0].Name == "catalog-p"
+		})
+	}
+}
+
 type desired map[int64][]protocol.DeploySpec
 
 func (d desired) DesiredState(_ context.Context, nodeID int64) ([]protocol.DeploySpec, error) {
@@ -241,6 +255,9 @@ func TestSyncBroadcastAndStreams(t *testing.T) {
 		t.Fatalf("online hook sync reply %+v", s)
 	}
 
+	// The first connect delivered the plugin catalog.
+	waitCatalog(t, e, 1, h1, h2)
+
 	// A reconnect (here: a server restart) syncs again.
 	e.mgr.Stop()
 	e.startManager()
@@ -253,15 +270,9 @@ func TestSyncBroadcastAndStreams(t *testing.T) {
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "node 2 connected", func() bool { return e.mgr.Connected(n2.ID) })
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "node 1 connected", func() bool { return e.mgr.Connected(n1.ID) })
 
-	// Each connect also delivered the plugin catalog: twice to each agent
-	// (connect, reconnect) though the catalog never changed.
-	for _, h := range []*recordingAgent{h1, h2} {
-		testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "catalog on every connect", func() bool {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			return len(h.plugins) == 2 && len(h.plugins[1].Plugins) == 1 && h.plugins[1].Plugins[0].Name == "catalog-p"
-		})
-	}
+	// Each connect also delivered the plugin catalog: again at the
+	// reconnect, though the catalog never changed.
+	waitCatalog(t, e, 2, h1, h2)
 	h2.mu.Lock()
 	h2.plugins = nil
 	h2.mu.Unlock()
@@ -270,7 +281,10 @@ func TestSyncBroadcastAndStreams(t *testing.T) {
 	if len(errs) != 2 || errs[n1.ID] != nil || errs[n2.ID] != nil {
 		t.Fatalf("broadcast to both online nodes: %v", errs)
 	}
-	if len(h2.plugins) != 1 || h2.plugins[0].Plugins[0].Name != "p" {
+	h2.mu.Lock()
+	got := slices.ContainsFunc(h2.plugins, func(u protocol.PluginsUpdate) bool { return len(u.Plugins) == 1 && u.Plugins[0].Name == "p" })
+	h2.mu.Unlock()
+	if !got {
 		t.Fatalf("agent 2 got %+v", h2.plugins)
 	}
 
