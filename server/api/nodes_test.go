@@ -48,21 +48,22 @@ func init() {
 }
 
 type nodeJSON struct {
-	ID                 int64             `json:"id"`
-	EnvironmentID      int64             `json:"environment_id"`
-	Name               string            `json:"name"`
-	Host               string            `json:"host"`
-	Port               int               `json:"port"`
-	Status             string            `json:"status"`
-	StatusReason       string            `json:"status_reason"`
-	Enabled            bool              `json:"enabled"`
-	Revoked            bool              `json:"revoked"`
-	Connected          bool              `json:"connected"`
-	ExpectedThumbprint string            `json:"expected_thumbprint"`
-	SeenThumbprint     string            `json:"seen_thumbprint"`
-	AgentVersion       string            `json:"agent_version"`
-	Labels             map[string]string `json:"labels"`
-	Capacity           struct {
+	ID                   int64             `json:"id"`
+	EnvironmentID        int64             `json:"environment_id"`
+	Name                 string            `json:"name"`
+	Host                 string            `json:"host"`
+	Port                 int               `json:"port"`
+	Status               string            `json:"status"`
+	StatusReason         string            `json:"status_reason"`
+	Enabled              bool              `json:"enabled"`
+	TokenRotationPending bool              `json:"token_rotation_pending"`
+	Revoked              bool              `json:"revoked"`
+	Connected            bool              `json:"connected"`
+	ExpectedThumbprint   string            `json:"expected_thumbprint"`
+	SeenThumbprint       string            `json:"seen_thumbprint"`
+	AgentVersion         string            `json:"agent_version"`
+	Labels               map[string]string `json:"labels"`
+	Capacity             struct {
 		CPUs     float64 `json:"cpus"`
 		MemoryMB int64   `json:"memory_mb"`
 		DiskMB   int64   `json:"disk_mb"`
@@ -189,7 +190,8 @@ func TestNodeValidationAndAdminActions(t *testing.T) {
 
 // End to end through the API: add a node, run the real agent with the
 // token from the response; the node shows online with its thumbprint,
-// version and capacity; rotating the token takes it offline at once.
+// version and capacity; rotating the token reaches the running agent and
+// the node is online again with the new token.
 func TestNodeOnlineThroughTheAPI(t *testing.T) {
 	env := apitest.New(t)
 	ctx := testutil.Context(t, 2*time.Minute)
@@ -219,9 +221,15 @@ func TestNodeOnlineThroughTheAPI(t *testing.T) {
 	if !n.Connected || len(n.ExpectedThumbprint) != 64 || n.AgentVersion == "" || n.Capacity.CPUs <= 0 || n.Capacity.MemoryMB <= 0 || n.LastSeenAt == nil {
 		t.Fatalf("online node: %+v", n)
 	}
-	env.Admin.Post(apitest.Path("/nodes/%d/rotate-token", c.Node.ID), nil).Want(t, 200)
-	testutil.WaitFor(t, ctx, 20*time.Millisecond, "disconnected after rotation", func() bool {
+	var rotated nodeCreated
+	env.Admin.Post(apitest.Path("/nodes/%d/rotate-token", c.Node.ID), nil).Want(t, 200).Decode(t, &rotated)
+	if rotated.Token == c.Token || !rotated.Node.TokenRotationPending {
+		t.Fatalf("rotation: %+v", rotated.Node)
+	}
+	// The running agent is handed the new token and the node is online
+	// again with it, the rotation completed.
+	testutil.WaitFor(t, ctx, 20*time.Millisecond, "online again with the rotated token", func() bool {
 		env.Admin.Get(apitest.Path("/nodes/%d", c.Node.ID)).Want(t, 200).Decode(t, &n)
-		return !n.Connected && n.Status == "offline"
+		return n.Connected && n.Status == "online" && !n.TokenRotationPending
 	})
 }
