@@ -42,6 +42,7 @@ func seedFrames(t testing.TB) [][]byte {
 		{TypeDeploy, "s3", "", 0, DeployRequest{Spec: spec}},
 		{TypeDelete, "s4", "", 0, DeleteRequest{DeploymentID: 7}},
 		{TypeCancel, "s5", "", 0, DeleteRequest{DeploymentID: 7}},
+		{TypeCancel, "s5b", "", 0, DeleteRequest{DeploymentID: 7, FailReason: "deploying for more than 30m0s (the project's deploy timeout)"}},
 		{TypeLogsOpen, "s6", "", 0, LogsOpen{DeploymentID: 7, Service: "api", Tail: 100, Follow: true}},
 		{TypeLogsClose, "s7", "", 0, LogsClose{ID: "s6"}},
 		{TypeLogsData, "", "s6", 0, LogsData{Stream: "stdout", Data: "hello\n"}},
@@ -238,5 +239,8 @@ func TestServiceStateValidate(t *testing.T) {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%s: accepted %+v", name, bad)
 		}
+	}
+	if err := (&DeleteRequest{DeploymentID: 1, FailReason: strings.Repeat("x", maxFailReason+1)}).Validate(); err == nil {
+		t.Error("oversized fail_reason accepted")
 	}
 }

@@ -459,8 +459,14 @@ func (r *DeleteRequest) Validate() error {
 	if r.DeploymentID <= 0 {
 		return errors.New("deployment_id must be positive")
 	}
+	if len(r.FailReason) > maxFailReason {
+		return fmt.Errorf("fail_reason exceeds %d bytes", maxFailReason)
+	}
 	return nil
 }
+
+// maxFailReason bounds DeleteRequest.FailReason.
+const maxFailReason = 4 << 10
 
 // SyncRequest is the node's full desired state: every deployment that should
 // exist on it. Anything else labelled for this node is an orphan.
