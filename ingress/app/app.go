@@ -90,7 +90,22 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 
 // Listen binds every configured address (":0" picks a free port).
 func (a *App) Listen() error {
-	var err error
+	inherited, ok, err := inherit(a.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	if ok {
+		a.httpL, a.tlsL, a.metricsL = inherited["http"], inherited["tls"], inherited["metrics"]
+		if a.httpL == nil {
+			return errors.New("handover: the running ingress sent no HTTP listener")
+		}
+		if a.tlsL != nil && a.tlsConfig == nil {
+			a.tlsL.Close()
+			a.tlsL = nil
+		}
+		a.log.Info().Str("addr", a.httpL.Addr().String()).Msg("took over the listening sockets of the running nullops-ingress")
+		return nil
+	}
 	if a.httpL, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
@@ -166,21 +181,48 @@ func (a *App) Serve(ctx context.Context) error {
 	a.log.Info().Str("addr", a.Addr()).Str("tls_addr", a.TLSAddr()).Str("metrics_addr", a.MetricsAddr()).
 		Str("server", a.cfg.Server.URL).Str("version", version.Version).Int("hosts", a.Proxy.Current().Hosts()).Msg("nullops-ingress listening")
 
-	var err error
+	// A successor started with the same state dir takes the listeners over.
+	handedOver := make(chan struct{})
+	stopOffer, err := offerHandover(a.cfg.StateDir, map[string]net.Listener{"http": a.httpL, "tls": a.tlsL, "metrics": a.metricsL}, handedOver)
+	if err != nil {
+		a.log.Warn().Err(err).Msg("no socket handover for the next restart")
+		stopOffer = func() {}
+	}
+	serving := len(servers)
 	select {
 	case err = <-errc:
+		serving--
 		err = fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
+	case <-handedOver:
+		a.log.Info().Msg("a new nullops-ingress took over the listening sockets; draining")
 	}
 	a.log.Info().Msg("shutting down")
+	stopOffer()
 	stop()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	for _, s := range servers {
-		if e := s.Shutdown(shutCtx); e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
-			err = fmt.Errorf("shutdown: %w", e)
+	shutdown := func() {
+		for _, s := range servers {
+			if e := s.Shutdown(shutCtx); e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
+				err = fmt.Errorf("shutdown: %w", e)
+			}
 		}
 	}
+	shutdown()
+	// A connection accepted just before its listener closed may be tracked
+	// only after Shutdown found nothing active: once every Serve has
+	// returned, nothing more can be accepted, and a second Shutdown waits
+	// for such late connections too (a successor holding the same socket
+	// keeps serving meanwhile).
+	for ; serving > 0; serving-- {
+		select {
+		case <-errc:
+		case <-shutCtx.Done():
+			serving = 0
+		}
+	}
+	shutdown()
 	<-actDone
 	if a.hasLog {
 		_ = a.access.Close()
