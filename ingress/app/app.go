@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -94,6 +95,16 @@ func (a *App) Listen() error {
 	if err != nil {
 		return err
 	}
+	if ok && !(sameAddr(a.cfg.Listen, inherited["http"]) && sameAddr(a.cfg.TLS.Listen, inherited["tls"]) &&
+		sameAddr(a.cfg.Metrics.Listen, inherited["metrics"])) {
+		// The running ingress listens elsewhere: it has handed over and
+		// stops; listen on the configured addresses instead.
+		for _, l := range inherited {
+			l.Close()
+		}
+		a.log.Warn().Msg("the running nullops-ingress listened on other addresses; not taking its sockets over")
+		ok = false
+	}
 	if ok {
 		a.httpL, a.tlsL, a.metricsL = inherited["http"], inherited["tls"], inherited["metrics"]
 		if a.httpL == nil {
@@ -104,17 +115,15 @@ func (a *App) Listen() error {
 			a.tlsL = nil
 		}
 		a.log.Info().Str("addr", a.httpL.Addr().String()).Msg("took over the listening sockets of the running nullops-ingress")
-		return nil
-	}
-	if a.httpL, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+	} else if a.httpL, err = net.Listen("tcp", a.cfg.Listen); err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
-	if a.tlsConfig != nil {
+	if a.tlsConfig != nil && a.tlsL == nil {
 		if a.tlsL, err = net.Listen("tcp", a.cfg.TLS.Listen); err != nil {
 			return fmt.Errorf("tls.listen on %s: %w", a.cfg.TLS.Listen, err)
 		}
 	}
-	if a.cfg.Metrics.Listen != "" {
+	if a.cfg.Metrics.Listen != "" && a.metricsL == nil {
 		if a.metricsL, err = net.Listen("tcp", a.cfg.Metrics.Listen); err != nil {
 			return fmt.Errorf("metrics.listen on %s: %w", a.cfg.Metrics.Listen, err)
 		}
@@ -246,4 +255,32 @@ func (a *App) metricsMux() http.Handler {
 		})
 	})
 	return mux
+}
+
+// sameAddr reports whether listener l (nil: none) serves the configured
+// address want ("" for none; port 0 matches any port; an empty host any
+// host).
+func sameAddr(want string, l net.Listener) bool {
+	if l == nil {
+		return true // the configured listener is opened later, if wanted
+	}
+	if want == "" {
+		return false
+	}
+	host, port, err := net.SplitHostPort(want)
+	if err != nil {
+		return false
+	}
+	got, ok := l.Addr().(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	if port != "0" && port != strconv.Itoa(got.Port) {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.Equal(got.IP)
 }
