@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	a := &App{Config: cfg, Log: log, Store: st, Box: box}
-	a.Ingress, err = ingresspub.New(st, ingresspub.Options{File: cfg.Ingress.File, Log: log,
+	a.Ingress, err = ingresspub.New(st, ingresspub.Options{File: cfg.Ingress.File, FileTempDir: cfg.Ingress.FileTempDir, Log: log,
 		WithdrawGrace: time.Duration(cfg.Ingress.WithdrawGrace), ConfirmTimeout: time.Duration(cfg.Ingress.ConfirmTimeout)})
 	if err != nil {
 		st.Close()

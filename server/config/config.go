@@ -86,7 +86,9 @@ type Agents struct {
 // Ingress configures the route publisher.
 type Ingress struct {
 	Token string `description:"Bearer token nullops-ingress (or Traefik's HTTP provider) presents to read the route table." loggable:"false"`
-	File  string `description:"Also write the Traefik dynamic configuration to this file (atomically), for Traefik's file provider." export:"true"`
+	File  string `description:"Also write the Traefik dynamic configuration to this file (atomically), for Traefik's file provider: a .yml or .yaml name (Traefik ignores others)." export:"true"`
+	// FileTempDir is where the next version of File is prepared.
+	FileTempDir string `description:"Directory in which the next version of ingress.file is prepared before it replaces the file (default: the parent of the file's directory, so Traefik watching that directory sees one change per version). Must be on the same file system as the file, else the file's own directory is used." export:"true"`
 	// LinkScheme and LinkPort shape the deployment links users see.
 	LinkScheme string `description:"Scheme of deployment links shown to users: http, or https when the ingress terminates TLS." export:"true"`
 	LinkPort   int    `description:"Port in deployment links when the ingress does not listen on the scheme's default port (0 = none, e.g. 8000 in make demo)." export:"true"`

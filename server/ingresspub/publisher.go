@@ -67,6 +67,9 @@ type Options struct {
 	// (temporary file + rename), for Traefik's file provider. The content is
 	// JSON, which is also valid YAML: name it *.yaml, *.yml or *.json.
 	File string
+	// FileTempDir is where the next version of File is prepared (default:
+	// the parent of File's directory, outside what Traefik watches).
+	FileTempDir string
 	// Recheck is the period of the safety-net recompute (default 1 minute).
 	Recheck time.Duration
 	// WithdrawGrace is how long Withdraw waits for ingresses that cannot
@@ -88,7 +91,20 @@ type Snapshot struct {
 	Deploying  int // hosts answering 503: still being deployed
 	Problems   []string
 	ComputedAt time.Time
+
+	variantsMu sync.Mutex
+	variants   map[string]rendered // Render's results by Variant.key
 }
+
+// rendered is one variant of a snapshot, rendered once.
+type rendered struct {
+	body []byte
+	etag string
+}
+
+// maxVariants bounds the variants cached per snapshot (a Traefik setup uses
+// one or two; the query comes from holders of the ingress token).
+const maxVariants = 16
 
 // Publisher owns the current route table.
 type Publisher struct {
@@ -114,9 +130,12 @@ type Publisher struct {
 func New(st *store.Store, opts Options) (*Publisher, error) {
 	if opts.File != "" {
 		switch strings.ToLower(filepath.Ext(opts.File)) {
-		case ".yaml", ".yml", ".json":
+		case ".yaml", ".yml":
 		default:
-			return nil, fmt.Errorf("ingress.file %q: use a .yaml, .yml or .json file name (the content is JSON, which Traefik reads as YAML)", opts.File)
+			return nil, fmt.Errorf("ingress.file %q: use a .yml or .yaml file name: Traefik's file provider ignores other names (the content is JSON, which Traefik reads as YAML)", opts.File)
+		}
+		if opts.FileTempDir == "" {
+			opts.FileTempDir = filepath.Dir(filepath.Dir(opts.File))
 		}
 	}
 	if opts.Recheck <= 0 {
@@ -294,7 +313,7 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 		Int("deploying", s.Deploying).Dur("took", time.Since(start)).Msg("ingress route table published")
 
 	if p.opts.File != "" {
-		if err := atomicfile.Write(p.opts.File, body); err != nil {
+		if err := atomicfile.WriteVia(p.opts.File, p.opts.FileTempDir, body); err != nil {
 			p.log.Error().Err(err).Str("file", p.opts.File).Msg("write ingress configuration file")
 		}
 	}
@@ -385,11 +404,37 @@ type Variant struct {
 // IsZero reports whether v changes nothing.
 func (v Variant) IsZero() bool { return len(v.EntryPoints) == 0 && !v.TLS && v.CertResolver == "" }
 
-// Render returns the body and ETag of s for variant v.
+func (v Variant) key() string {
+	return strings.Join(v.EntryPoints, ",") + "|" + strconv.FormatBool(v.TLS) + "|" + v.CertResolver
+}
+
+// Render returns the body and ETag of s for variant v. Each variant is
+// rendered once per snapshot: every Traefik instance polling with the same
+// query gets the same bytes without a new encoding of the whole table.
 func (s *Snapshot) Render(v Variant) ([]byte, string, error) {
 	if v.IsZero() {
 		return s.Body, s.ETag, nil
 	}
+	k := v.key()
+	s.variantsMu.Lock()
+	defer s.variantsMu.Unlock()
+	if r, ok := s.variants[k]; ok {
+		return r.body, r.etag, nil
+	}
+	body, etag, err := s.render(v)
+	if err != nil {
+		return nil, "", err
+	}
+	if s.variants == nil {
+		s.variants = map[string]rendered{}
+	}
+	if len(s.variants) < maxVariants {
+		s.variants[k] = rendered{body: body, etag: etag}
+	}
+	return body, etag, nil
+}
+
+func (s *Snapshot) render(v Variant) ([]byte, string, error) {
 	cfg := &dynconfig.Configuration{HTTP: &dynconfig.HTTPConfiguration{
 		Routers:  make(map[string]*dynconfig.Router, len(s.Config.HTTP.Routers)),
 		Services: s.Config.HTTP.Services,

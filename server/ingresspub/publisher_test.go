@@ -315,8 +315,54 @@ func TestPublisherWritesFileAtomically(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
-	if _, err := ingresspub.New(w.st, ingresspub.Options{File: filepath.Join(dir, "x.toml")}); err == nil {
-		t.Error("a .toml file name was accepted; the content is JSON")
+	for _, name := range []string{"x.toml", "x.json", "x"} {
+		if _, err := ingresspub.New(w.st, ingresspub.Options{File: filepath.Join(dir, name)}); err == nil {
+			t.Errorf("file name %s was accepted; Traefik's file provider reads only .yml and .yaml (and the content is JSON)", name)
+		}
+	}
+}
+
+// TestPublisherPreparesTheFileOutsideItsDirectory: the directory Traefik
+// watches sees nothing but the file itself (a temporary file there makes
+// Traefik reload, and its throttle then delays the real change).
+func TestPublisherPreparesTheFileOutsideItsDirectory(t *testing.T) {
+	w := newWorld(t)
+	ctx := testutil.Context(t, time.Minute)
+	root := t.TempDir()
+	watched := filepath.Join(root, "dynamic")
+	if err := os.Mkdir(watched, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(watched, "nullops.yml")
+	p := newPublisher(t, w.st, ingresspub.Options{File: path})
+	if err := p.Recompute(ctx); err != nil {
+		t.Fatal(err)
+	}
+	watch := testutil.WatchDir(t, watched)
+	w.seed.SetDeploymentStatus(t, w.depRunning, "offline")
+	if err := p.Recompute(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, p.Current().Body) {
+		t.Fatalf("file content differs from the published body (err %v)", err)
+	}
+	names := watch.Names(t)
+	if len(names) == 0 {
+		t.Fatal("the watched directory saw no change for version 2")
+	}
+	for _, n := range names {
+		if n != "nullops.yml" {
+			t.Errorf("the watched directory saw %q; only the file itself may appear there", n)
+		}
+	}
+	for _, dir := range []string{root, watched} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.Name() != "dynamic" && e.Name() != "nullops.yml" {
+				t.Errorf("temporary file %s left in %s", e.Name(), dir)
+			}
+		}
 	}
 }
 
@@ -372,5 +418,52 @@ func TestRecordActivity(t *testing.T) {
 	}
 	if l, e := s.Activity(t, counted); l.After(time.Now().Add(time.Second)) || e.After(time.Now().Add(2*time.Hour+time.Second)) {
 		t.Errorf("a report from the future was not capped: last %v exp %v", l, e)
+	}
+}
+
+// TestVariantsAreRenderedOncePerVersion: Traefik instances polling with
+// ?entrypoints=…&tls=… get a cached rendering of the current version, and a
+// new version renders anew.
+func TestVariantsAreRenderedOncePerVersion(t *testing.T) {
+	w := newWorld(t)
+	ctx := testutil.Context(t, time.Minute)
+	p := newPublisher(t, w.st, ingresspub.Options{})
+	if err := p.Recompute(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := ingresspub.Variant{EntryPoints: []string{"websecure"}, TLS: true, CertResolver: "le"}
+	snap := p.Current()
+	b1, e1, err := snap.Render(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, e2, _ := snap.Render(ingresspub.Variant{EntryPoints: []string{"websecure"}, TLS: true, CertResolver: "le"})
+	if e1 != e2 || &b1[0] != &b2[0] {
+		t.Error("the same variant of the same version was rendered twice")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _, _, _ = snap.Render(v) }); allocs > 3 {
+		t.Errorf("a cached variant costs %.0f allocations per request", allocs)
+	}
+	var cfg dynconfig.Configuration
+	if err := json.Unmarshal(b1, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range cfg.HTTP.Routers {
+		if len(r.EntryPoints) != 1 || r.EntryPoints[0] != "websecure" || r.TLS == nil || r.TLS.CertResolver != "le" {
+			t.Fatalf("router %s not adapted to the variant: %+v", name, r)
+		}
+	}
+	b3, e3, _ := snap.Render(ingresspub.Variant{EntryPoints: []string{"web"}})
+	if e3 == e1 || bytes.Equal(b3, b1) {
+		t.Error("two different variants got the same document")
+	}
+
+	w.seed.SetDeploymentStatus(t, w.depRunning, "offline")
+	if err := p.Recompute(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b4, e4, _ := p.Current().Render(v)
+	if e4 == e1 || bytes.Equal(b4, b1) {
+		t.Error("a new version served the previous version's cached variant")
 	}
 }
