@@ -101,10 +101,12 @@ func TestConcurrentLoginsAreBoundedByTheHashingPool(t *testing.T) {
 		t.Errorf("%d hashes ran at once, pool has %d slots", hs.Peak, slots)
 	}
 	// slots run, as many wait (and get their turn within a minute), the
-	// rest are refused without hashing: only a few callers can arrive while
-	// a wait place is free.
-	if int64(invalid.Load()) != hs.Runs || busy.Load() < 48 {
-		t.Errorf("busy %d, invalid %d, hashes %d; want at least 48 busy and one hash per invalid", busy.Load(), invalid.Load(), hs.Runs)
+	// rest are refused without hashing. How many arrive while a slot or a
+	// wait place is free depends on scheduling (TestFullPoolRefusesAtOnce
+	// proves the refusal exactly); here: every refused caller hashed
+	// nothing, and most of 64 simultaneous callers were refused.
+	if int64(invalid.Load()) != hs.Runs || busy.Load()+invalid.Load() != 64 || busy.Load() < 16 {
+		t.Errorf("busy %d, invalid %d, hashes %d; want one hash per invalid and at least 16 busy", busy.Load(), invalid.Load(), hs.Runs)
 	}
 	// Unbounded, 64 hashes of 16 MiB would hold 1 GiB at once.
 	grown := int64(peakHeap.Load()) - int64(base.HeapAlloc)
