@@ -63,29 +63,7 @@ func (r *Runtime) ListAll(ctx context.Context, uid string) ([]Object, error) {
 // until none is left, and returns the names it removed. Images are left:
 // they are not labelled and may be shared with anything else on the host.
 func (r *Runtime) Uninstall(ctx context.Context, uid string) ([]string, error) {
-	var all []string
-	for pass := 0; pass < 5; pass++ {
-		objs, err := r.ListAll(ctx, uid)
-		if err != nil {
-			return all, err
-		}
-		if len(objs) == 0 {
-			return all, nil
-		}
-		removed, err := r.Remove(ctx, objs)
-		all = append(all, removed...)
-		if err != nil && pass == 4 {
-			return all, err
-		}
-	}
-	objs, err := r.ListAll(ctx, uid)
-	if err != nil {
-		return all, err
-	}
-	if len(objs) > 0 {
-		return all, fmt.Errorf("uninstall: %d objects remain", len(objs))
-	}
-	return all, nil
+	return r.removeUntilGone(ctx, "uninstall", func() ([]Object, error) { return r.ListAll(ctx, uid) })
 }
 
 // list lists the containers, networks and volumes matching f and, when keep
@@ -200,9 +178,17 @@ func (r *Runtime) RemoveDeployment(ctx context.Context, deploymentID int64) ([]s
 	if deploymentID <= 0 {
 		return nil, fmt.Errorf("remove deployment: invalid id %d", deploymentID)
 	}
+	return r.removeUntilGone(ctx, fmt.Sprintf("remove deployment %d", deploymentID),
+		func() ([]Object, error) { return r.ListManaged(ctx, deploymentID) })
+}
+
+// removeUntilGone removes what list returns, repeating until it returns
+// nothing (an object created concurrently is caught by a later pass), and
+// returns the names it removed.
+func (r *Runtime) removeUntilGone(ctx context.Context, what string, list func() ([]Object, error)) ([]string, error) {
 	var all []string
 	for pass := 0; pass < 5; pass++ {
-		objs, err := r.ListManaged(ctx, deploymentID)
+		objs, err := list()
 		if err != nil {
 			return all, err
 		}
@@ -215,12 +201,12 @@ func (r *Runtime) RemoveDeployment(ctx context.Context, deploymentID int64) ([]s
 			return all, err
 		}
 	}
-	objs, err := r.ListManaged(ctx, deploymentID)
+	objs, err := list()
 	if err != nil {
 		return all, err
 	}
 	if len(objs) > 0 {
-		return all, fmt.Errorf("remove deployment %d: %d objects remain", deploymentID, len(objs))
+		return all, fmt.Errorf("%s: %d objects remain", what, len(objs))
 	}
 	return all, nil
 }

@@ -332,12 +332,18 @@ func (s *Service) sendDeploy(ctx context.Context, nodeID int64, spec protocol.De
 
 // fail marks a deploying deployment failed with reason.
 func (s *Service) fail(ctx context.Context, id int64, reason string) error {
+	return s.failFrom(ctx, id, reason, store.DeploymentPending, store.DeploymentDeploying, store.DeploymentOffline)
+}
+
+// failFrom marks a deployment failed with reason if its status is one of
+// from, with its history entry and event, in one transaction.
+func (s *Service) failFrom(ctx context.Context, id int64, reason string, from ...string) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		d, err := store.LockDeployment(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		ok, err := store.SetDeploymentStatus(ctx, tx, id, []string{store.DeploymentPending, store.DeploymentDeploying, store.DeploymentOffline}, store.DeploymentFailed, reason, "")
+		ok, err := store.SetDeploymentStatus(ctx, tx, id, from, store.DeploymentFailed, reason, "")
 		if err != nil || !ok {
 			return err
 		}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/server/store"
 )
@@ -60,20 +58,5 @@ func (s *Service) FailOverdue(ctx context.Context) (int, error) {
 // failHere marks a deploying deployment failed with reason (nothing runs
 // for it on a node).
 func (s *Service) failHere(ctx context.Context, id int64, reason string) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		d, err := store.LockDeployment(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		ok, err := store.SetDeploymentStatus(ctx, tx, id, []string{store.DeploymentDeploying}, store.DeploymentFailed, reason, "")
-		if err != nil || !ok {
-			return err
-		}
-		if err := store.AddDeploymentHistory(ctx, tx, id, nil, System.Name, "failed", map[string]any{"reason": reason}); err != nil {
-			return err
-		}
-		ev := eventFor(d, EventStatus)
-		ev.Status, ev.Reason = store.DeploymentFailed, reason
-		return publish(ctx, tx, ev)
-	})
+	return s.failFrom(ctx, id, reason, store.DeploymentDeploying)
 }
