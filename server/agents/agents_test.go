@@ -307,8 +307,11 @@ func TestServerRestartReconnectsEveryNode(t *testing.T) {
 		testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "reconnected", func() bool { return e.mgr.Connected(n.ID) })
 	}
 	t.Logf("all %d nodes reconnected %s after the restart", len(nodes), time.Since(start))
-	if after := e.statusChanges(nodes[0].ID); len(after) <= before || after[len(after)-1].Status != store.NodeOnline || after[len(after)-1].Sync == nil {
-		t.Fatal("the new manager did not report the node online after its sync")
-	}
+	// Connected turns true before the status change after the sync is
+	// reported: wait for that report.
+	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "the new manager to report the node online after its sync", func() bool {
+		after := e.statusChanges(nodes[0].ID)
+		return len(after) > before && after[len(after)-1].Status == store.NodeOnline && after[len(after)-1].Sync != nil
+	})
 	assertExactlyOnceInOrder(t, e.waitEvents(nodes[0].ID, 3, 10*time.Second), 3)
 }
