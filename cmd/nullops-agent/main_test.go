@@ -94,9 +94,15 @@ func TestDockerRunLineOfTheSpec(t *testing.T) {
 	if _, _, status, err := hello(ctx, port, "nullops-node_wrong-token-wrong-token"); err == nil || status != http.StatusUnauthorized {
 		t.Fatalf("wrong token: status %d, %v", status, err)
 	}
-	logs, _ := exec.Command("docker", "logs", name).CombinedOutput()
-	if !strings.Contains(string(logs), "control-plane connection refused: 401") || strings.Contains(string(logs), testToken) {
-		t.Fatalf("container log:\n%s", logs)
+	// The container's log reaches `docker logs` a little later than the
+	// answer reaches us: wait for the refusal to be logged.
+	var logs []byte
+	testutil.WaitFor(t, ctx, 100*time.Millisecond, "the agent to log the refused token", func() bool {
+		logs, _ = exec.Command("docker", "logs", name).CombinedOutput()
+		return strings.Contains(string(logs), "control-plane connection refused: 401")
+	})
+	if strings.Contains(string(logs), testToken) {
+		t.Fatalf("the token appears in the container log:\n%s", logs)
 	}
 
 	// Restarted, it keeps its certificate and instance.
