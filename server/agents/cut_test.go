@@ -1,54 +1,14 @@
 package agents_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
-
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/server/store"
 )
-
-// startProxy runs toxiproxy in-process: 127.0.0.1:<free> → upstream.
-func startProxy(t *testing.T, upstream string) (*toxiproxy.Proxy, int) {
-	t.Helper()
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	port := testutil.FreePort(t)
-	p := toxiproxy.NewProxy(srv, "agent", fmt.Sprintf("127.0.0.1:%d", port), upstream)
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	return p, port
-}
-
-// cut makes the network drop every byte in both directions without closing
-// anything (toxiproxy's timeout toxic with timeout 0): only the liveness
-// deadline can notice.
-func cut(t *testing.T, p *toxiproxy.Proxy) {
-	t.Helper()
-	for _, dir := range []string{"upstream", "downstream"} {
-		body := fmt.Sprintf(`{"name":"cut-%s","type":"timeout","stream":"%s","toxicity":1,"attributes":{"timeout":0}}`, dir, dir)
-		if _, err := p.Toxics.AddToxicJson(strings.NewReader(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func restore(t *testing.T, p *toxiproxy.Proxy) {
-	t.Helper()
-	for _, dir := range []string{"upstream", "downstream"} {
-		if err := p.Toxics.RemoveToxic(context.Background(), "cut-"+dir); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // A network cut longer than the liveness deadline: offline; restored:
 // online again, and the events the agent journaled during the cut (some of
@@ -56,8 +16,8 @@ func restore(t *testing.T, p *toxiproxy.Proxy) {
 func TestNetworkCutOfflineThenOnlineWithoutLosingEvents(t *testing.T) {
 	e := newEnv(t)
 	agentPort := testutil.FreePort(t)
-	proxy, proxyPort := startProxy(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
-	n, tok := e.addNode("node-1", proxyPort, "")
+	proxy := testutil.StartLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	n, tok := e.addNode("node-1", proxy.Port, "")
 	a := startAgent(t, t.TempDir(), tok, agentPort)
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
 	for i := 0; i < 3; i++ {
@@ -65,7 +25,7 @@ func TestNetworkCutOfflineThenOnlineWithoutLosingEvents(t *testing.T) {
 	}
 	assertExactlyOnceInOrder(t, e.waitEvents(n.ID, 3, 10*time.Second), 3)
 
-	cut(t, proxy)
+	proxy.Cut(t)
 	start := time.Now()
 	// Events emitted right after the cut are sent into the dead connection.
 	for i := 0; i < 3; i++ {
@@ -89,7 +49,7 @@ func TestNetworkCutOfflineThenOnlineWithoutLosingEvents(t *testing.T) {
 	}
 	t.Logf("cut lasted %s", time.Since(start))
 
-	restore(t, proxy)
+	proxy.Restore(t)
 	n, took = e.waitStatus(n.ID, store.NodeOnline, 15*time.Second)
 	t.Logf("online %s after the network came back", took)
 	e.waitEvents(n.ID, 9, 10*time.Second)

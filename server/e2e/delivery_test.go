@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	ptypes "github.com/traefik/paerser/types"
 
@@ -24,40 +22,6 @@ import (
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/server/config"
 )
-
-// startProxy runs toxiproxy in-process: 127.0.0.1:<free> → upstream.
-func startProxy(t *testing.T, upstream string) (*toxiproxy.Proxy, int) {
-	t.Helper()
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
-	port := testutil.FreePort(t)
-	p := toxiproxy.NewProxy(srv, "agent", fmt.Sprintf("127.0.0.1:%d", port), upstream)
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	return p, port
-}
-
-// cutLink makes the link drop every byte in both directions without
-// closing anything (a half-open link: only liveness deadlines notice).
-func cutLink(t *testing.T, p *toxiproxy.Proxy) {
-	t.Helper()
-	for _, dir := range []string{"upstream", "downstream"} {
-		body := fmt.Sprintf(`{"name":"cut-%s","type":"timeout","stream":"%s","toxicity":1,"attributes":{"timeout":0}}`, dir, dir)
-		if _, err := p.Toxics.AddToxicJson(strings.NewReader(body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func restoreLink(t *testing.T, p *toxiproxy.Proxy) {
-	t.Helper()
-	for _, dir := range []string{"upstream", "downstream"} {
-		if err := p.Toxics.RemoveToxic(context.Background(), "cut-"+dir); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // ingressProc is an in-process nullops-ingress following the server.
 type ingressProc struct {
@@ -180,11 +144,11 @@ func onlyCodes(runs []string, codes ...int) bool {
 
 // nodeBehindProxy adds a node whose address is a toxiproxy in front of a
 // real agent process.
-func (w *world) nodeBehindProxy(t *testing.T, envID int64, name string) (*agent, int64, *toxiproxy.Proxy) {
+func (w *world) nodeBehindProxy(t *testing.T, envID int64, name string) (*agent, int64, *testutil.LinkProxy) {
 	t.Helper()
 	agentPort := testutil.FreePort(t)
-	proxy, proxyPort := startProxy(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
-	id, token := w.createNode(t, envID, name, "127.0.0.1", proxyPort)
+	proxy := testutil.StartLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", agentPort))
+	id, token := w.createNode(t, envID, name, "127.0.0.1", proxy.Port)
 	a := newAgent(t, name+"-"+w.unique, agentPort, token, 0, 0)
 	w.waitNode(t, id, "online")
 	return a, id, proxy
@@ -277,7 +241,7 @@ func TestBlipsDeletesAndDrain(t *testing.T) {
 	t.Run("half-open link and server restart", func(t *testing.T) {
 		d := create(t, w.admin, project, env, "halfopen", "v1.0.0")
 		waitStatus(t, w.admin, d.ID, "running", 120*time.Second)
-		cutLink(t, proxy)
+		proxy.Cut(t)
 		start := time.Now()
 		var got deployment
 		w.admin.del(fmt.Sprintf("/deployments/%d", d.ID)).want(t, 202).decode(t, &got)
@@ -299,7 +263,7 @@ func TestBlipsDeletesAndDrain(t *testing.T) {
 
 		// The server restarts while the delete waits; then the link is back.
 		w.srv.stop(t)
-		restoreLink(t, proxy)
+		proxy.Restore(t)
 		w.srv = startServer(parent, func(c *config.Config) {
 			c.Listen = listen
 			c.Database.URL = w.srv.App.Config.Database.URL
