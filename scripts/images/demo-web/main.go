@@ -27,6 +27,10 @@ import (
 )
 
 func main() {
+	// Everything goes to stdout, in program order: with two streams the
+	// log driver may put a stderr line between the pieces of a long
+	// stdout line it cuts at 16 KiB (the log-masking tests print one).
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stdout, nil)))
 	addr := os.Getenv("LISTEN")
 	if addr == "" {
 		addr = ":8080"
