@@ -8,7 +8,7 @@ import (
 )
 
 // TestAgentAndIngressDoNotImportServer enforces the layering rule: the only
-// code shared by server and agent is the wire contract (agent/protocol), so
+// code shared by server and agent is the wire contract (protocol), so
 // nothing under agent/ or ingress/ (nor their commands) may depend on
 // server/, directly or transitively.
 func TestAgentAndIngressDoNotImportServer(t *testing.T) {
@@ -19,7 +19,7 @@ func TestAgentAndIngressDoNotImportServer(t *testing.T) {
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(line, "github.com/nullops/nullops/server") {
-			t.Errorf("agent/ingress code depends on %s; share code through agent/protocol or internal/ instead", line)
+			t.Errorf("agent/ingress code depends on %s; share code through protocol or internal/ instead", line)
 		}
 	}
 	// And list which of our packages pulled it in, to make the failure actionable.

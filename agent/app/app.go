@@ -23,10 +23,10 @@ import (
 	"github.com/nullops/nullops/agent/executor"
 	"github.com/nullops/nullops/agent/hostinfo"
 	"github.com/nullops/nullops/agent/journal"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/agent/trust"
 	"github.com/nullops/nullops/internal/version"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Version is the agent's release version (internal/version, set at build

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // ErrNotImplemented is the answer of DefaultHandler to requests this agent

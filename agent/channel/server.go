@@ -22,8 +22,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/trust"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Journal is the event outbox the channel replays and acknowledges

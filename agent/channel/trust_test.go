@@ -13,8 +13,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/trust"
+	"github.com/nullops/nullops/protocol"
 )
 
 // waitFor polls cond (a cheap in-memory check) until it holds or 10s pass.

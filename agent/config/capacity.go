@@ -3,7 +3,7 @@ package config
 import (
 	ptypes "github.com/traefik/paerser/types"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Capacity caps what the node advertises to the control plane's placement

@@ -3,7 +3,7 @@ package config
 import (
 	"testing"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 type fixedHost struct{}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 )
 
 const demoWeb = "nullops-test/demo-web:agent-docker"

@@ -21,8 +21,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Emitter persists and sends one journaled event (the agent's outbox);

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Logs streams the logs of a deployment's service container on this node

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
+	"github.com/nullops/nullops/protocol"
 )
 
 // monitor keeps the truth about service containers after their pipeline

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
+	"github.com/nullops/nullops/protocol"
 )
 
 // order returns the nodes in a dependency order, or an error for a cycle.

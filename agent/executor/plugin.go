@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/plugins/sdk"
+	"github.com/nullops/nullops/protocol"
 )
 
 // maxPluginStdout bounds the JSON document a plugin may print.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 )
 
 // ownTestPlugin builds the test plugin under a tag of this test alone (the

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 )
 
 // byUID lists, through the docker CLI, every object labelled with node uid

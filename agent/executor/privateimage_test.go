@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 )
 
 // TestCachedPrivateImageNeedsItsCredentials: an image that one registry

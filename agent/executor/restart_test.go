@@ -17,9 +17,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 )
 
 // The restart test runs the executor in a child process (this test binary

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // serviceSpec resolves a service node into a container spec; templates are

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/agent/state"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Sync reconciles this node with the control plane's desired state:

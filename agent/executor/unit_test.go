@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 func TestTemplates(t *testing.T) {

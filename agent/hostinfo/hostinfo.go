@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Paths of the kernel files read; variables so tests can point them at

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 func open(t *testing.T, dir string) *Journal {

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // FileName is the record's name inside the data dir.

@@ -13,9 +13,9 @@ import (
 
 	"github.com/nullops/nullops/agent/config"
 	"github.com/nullops/nullops/agent/docker"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/confload"
 	"github.com/nullops/nullops/internal/healthcheck"
+	"github.com/nullops/nullops/protocol"
 )
 
 // healthcheckCommand is `nullops-agent healthcheck`: GET /healthz on the

@@ -18,8 +18,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/nullops/nullops/agent/certs"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 )
 
 const testToken = "nullops-node_container-test-token-0123456789"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/traefik/paerser/cli"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Version is the release version ("dev" for development builds).

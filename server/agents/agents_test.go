@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/agent/certs"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/store"
 )

@@ -24,7 +24,7 @@ import (
 
 	"github.com/nullops/nullops/agent/certs"
 	"github.com/nullops/nullops/agent/channel"
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"

@@ -19,7 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Thumbprint is the hex SHA-256 of a DER certificate: what nodes pin.

@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
 )

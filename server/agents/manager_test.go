@@ -21,8 +21,8 @@ import (
 
 	"github.com/nullops/nullops/agent/certs"
 	"github.com/nullops/nullops/agent/channel"
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/store"
 )

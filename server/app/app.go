@@ -14,8 +14,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/rs/zerolog"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/version"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/auth"

@@ -16,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/secretbox"

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/registry"
 	"github.com/nullops/nullops/server/store"
 )

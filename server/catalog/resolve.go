@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/registry"
 	"github.com/nullops/nullops/server/store"

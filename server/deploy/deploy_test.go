@@ -18,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
-	"github.com/nullops/nullops/agent/protocol"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/store"

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/store"
 )
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/store"
 )
 

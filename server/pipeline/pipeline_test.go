@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 func testLookup(t testing.TB) Catalog {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Smallest share an even split may give a service: below these a container

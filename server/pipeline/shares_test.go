@@ -5,7 +5,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/nullops/nullops/agent/protocol"
+	"github.com/nullops/nullops/protocol"
 )
 
 func TestSharesSplitTheBudget(t *testing.T) {
