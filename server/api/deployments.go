@@ -117,25 +117,28 @@ var deploymentStatuses = map[string]bool{
 	store.DeploymentOffline: true, store.DeploymentDeleting: true, store.DeploymentDeleted: true,
 }
 
-// listDeployments: GET /deployments?project=&environment=&status=&page=&per_page=
+// listDeployments: GET /deployments?project=&environment=&status=&q=&mine=&sort=&order=&page=&per_page=
 // (deleted deployments only with status=deleted).
 func (d *Deps) listDeployments(c echo.Context) error {
-	pg, err := PageFrom(c)
-	if err != nil {
-		return err
-	}
 	v := Validation{}
+	pg := PageInto(c, v)
+	p := PrincipalFrom(c)
 	f := store.DeploymentFilter{
-		VisibleTo:     PrincipalFrom(c).VisibleTo(),
+		VisibleTo:     p.VisibleTo(),
 		ProjectID:     queryID(c, "project", v),
 		EnvironmentID: queryID(c, "environment", v),
 		Status:        c.QueryParam("status"),
+		Query:         searchQuery(c, v),
 		Limit:         pg.Limit(),
 		Offset:        pg.Offset(),
 	}
 	if f.Status != "" && !deploymentStatuses[f.Status] {
 		v.Add("status", "must be one of pending, deploying, running, failed, offline, deleting, deleted")
 	}
+	if queryBool(c, "mine", v) {
+		f.OwnerID = p.UserID
+	}
+	f.Sort, f.Desc = sortOrder(c, v, store.DeploymentSorts)
 	if err := v.Err(); err != nil {
 		return err
 	}

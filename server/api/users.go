@@ -22,12 +22,16 @@ func registerUsers(g *echo.Group, d *Deps) {
 	g.PUT("/users/:id/password", d.resetPassword, RequireAdmin)
 }
 
+// listUsers: GET /users?q=&sort=&order=&page=&per_page=
 func (d *Deps) listUsers(c echo.Context) error {
-	pg, err := PageFrom(c)
-	if err != nil {
+	v := Validation{}
+	pg := PageInto(c, v)
+	f := store.UserFilter{Query: searchQuery(c, v), Limit: pg.Limit(), Offset: pg.Offset()}
+	f.Sort, f.Desc = sortOrder(c, v, store.UserSorts)
+	if err := v.Err(); err != nil {
 		return err
 	}
-	items, total, err := d.Store.ListUsers(c.Request().Context(), store.UserFilter{Query: c.QueryParam("q"), Limit: pg.Limit(), Offset: pg.Offset()})
+	items, total, err := d.Store.ListUsers(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}

@@ -125,8 +125,28 @@ type DeploymentFilter struct {
 	EnvironmentID int64
 	NodeID        int64
 	Status        string // "" = every status but deleted
-	Limit         int
-	Offset        int
+	// Query keeps deployments whose name contains it (case-insensitive).
+	Query string
+	// OwnerID keeps the deployments this user created ("mine").
+	OwnerID int64
+	// Sort is one of DeploymentSorts ("" = newest first); Desc reverses it.
+	Sort   string
+	Desc   bool
+	Limit  int
+	Offset int
+}
+
+// DeploymentSorts are the columns a deployment list can be sorted by, with
+// the SQL expression of each; ties are broken by id in the same direction
+// (ascending: oldest first).
+var DeploymentSorts = map[string]string{
+	"name":        "d.name",
+	"status":      "d.status",
+	"project":     "p.name",
+	"environment": "e.name",
+	"owner":       "COALESCE(u.username, '')",
+	"created":     "d.id",
+	"expires":     "d.expires_at",
 }
 
 // ListDeployments pages through deployments, newest first, and returns the
@@ -168,6 +188,27 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 	} else {
 		where = append(where, "d.status <> 'deleted'")
 	}
+	if f.OwnerID != 0 {
+		where = append(where, "d.owner_id = "+arg(f.OwnerID))
+	}
+	if f.Query != "" {
+		where = append(where, "d.name ILIKE "+arg("%"+likeEscape(f.Query)+"%"))
+	}
+	order := "d.id DESC"
+	if f.Sort != "" {
+		col, ok := DeploymentSorts[f.Sort]
+		if !ok {
+			return nil, 0, fmt.Errorf("list deployments: unknown sort %q", f.Sort)
+		}
+		dir := " ASC"
+		if f.Desc {
+			dir = " DESC"
+		}
+		order = col + dir + ", d.id" + dir
+		if f.Sort == "created" {
+			order = "d.id" + dir
+		}
+	}
 	cond := " WHERE " + strings.Join(where, " AND ")
 	var total int
 	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM deployments d"+cond, args...).Scan(&total); err != nil {
@@ -177,7 +218,7 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 	if limit <= 0 {
 		limit = 50
 	}
-	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY d.id DESC LIMIT " + arg(limit) + " OFFSET " + arg(max(f.Offset, 0))
+	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY " + order + " LIMIT " + arg(limit) + " OFFSET " + arg(max(f.Offset, 0))
 	rows, err := s.Pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list deployments: %w", err)

@@ -16,6 +16,8 @@ import (
 // for it, with 10,000 deployments in the table (10 projects × 1,000), for an
 // admin and for a user whose team is granted one project, with 20 clients at
 // once and alone. It reports p50 and p99 latency of one list call (count + page).
+// The list page's other queries (sorted by name, searched, "mine") run alone
+// against the same table; the user owns every deployment of its project.
 //
 //	go test ./server/store -run '^$' -bench ListDeployments -benchtime 2000x
 func BenchmarkListDeployments(b *testing.B) {
@@ -40,17 +42,35 @@ func BenchmarkListDeployments(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if _, err := st.Pool.Exec(ctx, "UPDATE deployments SET owner_id = $1 WHERE project_id = $2", userID, seeds[3].ProjectID()); err != nil {
+		b.Fatal(err)
+	}
 	if _, err := st.Pool.Exec(ctx, "ANALYZE"); err != nil {
 		b.Fatal(err)
 	}
+	type variant struct {
+		name string
+		f    func(*store.DeploymentFilter)
+	}
+	plain := variant{"", func(*store.DeploymentFilter) {}}
 	for _, c := range []struct {
 		name      string
 		visibleTo *int64
 		want      int
 		clients   int
-	}{{"admin", nil, 10000, 1}, {"user", &userID, 1000, 1}, {"admin", nil, 10000, 20}, {"user", &userID, 1000, 20}} {
-		b.Run(fmt.Sprintf("%s/clients=%d", c.name, c.clients), func(b *testing.B) {
-			_, total, err := st.ListDeployments(ctx, store.DeploymentFilter{VisibleTo: c.visibleTo, Limit: 25})
+		variant   variant
+	}{
+		{"admin", nil, 10000, 1, plain}, {"user", &userID, 1000, 1, plain}, {"admin", nil, 10000, 20, plain}, {"user", &userID, 1000, 20, plain},
+		{"admin", nil, 10000, 1, variant{"/sort=name", func(f *store.DeploymentFilter) { f.Sort = "name" }}},
+		{"user", &userID, 1000, 1, variant{"/sort=name", func(f *store.DeploymentFilter) { f.Sort = "name" }}},
+		{"admin", nil, 1000, 1, variant{"/q=p3-", func(f *store.DeploymentFilter) { f.Query = "p3-" }}},
+		{"admin", nil, 1000, 1, variant{"/mine", func(f *store.DeploymentFilter) { f.OwnerID = userID }}},
+		{"user", &userID, 1000, 1, variant{"/mine", func(f *store.DeploymentFilter) { f.OwnerID = userID }}},
+	} {
+		filter := store.DeploymentFilter{VisibleTo: c.visibleTo, Limit: 25}
+		c.variant.f(&filter)
+		b.Run(fmt.Sprintf("%s/clients=%d%s", c.name, c.clients, c.variant.name), func(b *testing.B) {
+			_, total, err := st.ListDeployments(ctx, filter)
 			if err != nil || total != c.want {
 				b.Fatalf("total %d (%v), want %d", total, err, c.want)
 			}
@@ -74,7 +94,7 @@ func BenchmarkListDeployments(b *testing.B) {
 							return
 						}
 						t0 := time.Now()
-						page, _, err := st.ListDeployments(ctx, store.DeploymentFilter{VisibleTo: c.visibleTo, Limit: 25})
+						page, _, err := st.ListDeployments(ctx, filter)
 						lat[i] = time.Since(t0)
 						if err != nil || len(page) != 25 {
 							b.Errorf("page of %d (%v)", len(page), err)

@@ -124,9 +124,22 @@ func (s *Store) UserPasswordHash(ctx context.Context, id int64) (string, error) 
 
 // UserFilter selects users for a list.
 type UserFilter struct {
-	Query  string // substring of username or display name
+	Query string // substring of username or display name
+	// Sort is one of UserSorts ("" = by username); Desc reverses it.
+	Sort   string
+	Desc   bool
 	Limit  int
 	Offset int
+}
+
+// UserSorts are the columns a user list can be sorted by; ties are broken
+// by username.
+var UserSorts = map[string]string{
+	"username": "u.username",
+	"name":     "u.display_name",
+	"role":     "u.role",
+	"status":   "u.active",
+	"created":  "u.created_at",
 }
 
 // ListUsers pages through users ordered by username.
@@ -140,9 +153,21 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int, error
 	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM users u"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count users: %w", err)
 	}
+	order := "u.username"
+	if f.Sort != "" {
+		col, ok := UserSorts[f.Sort]
+		if !ok {
+			return nil, 0, fmt.Errorf("list users: unknown sort %q", f.Sort)
+		}
+		dir := " ASC"
+		if f.Desc {
+			dir = " DESC"
+		}
+		order = col + dir + ", u.username"
+	}
 	args = append(args, pageLimit(f.Limit), max(f.Offset, 0))
 	rows, err := s.Pool.Query(ctx, "SELECT "+userColumns+" FROM users u"+cond+
-		" ORDER BY u.username LIMIT $"+strconv.Itoa(len(args)-1)+" OFFSET $"+strconv.Itoa(len(args)), args...)
+		" ORDER BY "+order+" LIMIT $"+strconv.Itoa(len(args)-1)+" OFFSET $"+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
