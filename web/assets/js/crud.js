@@ -1,12 +1,15 @@
-// A generic admin page for one REST collection: a paged table, a "New"
-// button opening a form in a dialog, edit and delete per row. Pages for
-// registries, services, plugins, etc. configure it with their columns and
-// fields.
+// A generic admin page for one REST collection: a searchable table sorted
+// by any column, a "New" button opening a form in a dialog, edit and delete
+// per row. Pages for registries, services, plugins, etc. configure it with
+// their columns and fields. Small collections are loaded whole and searched
+// and sorted here; a collection the server searches, sorts and pages
+// (serverList) asks it for one page at a time.
 
 import { h, clear } from './dom.js';
 import * as api from './api.js';
 import { form } from './forms.js';
-import { page, loading, empty, errorBox, table, pager, confirmDialog, modal, announce } from './ui.js';
+import { page, loading, empty, errorBox, pager, confirmDialog, modal, announce } from './ui.js';
+import { searchBox, sortableTable, noMatches, sortRows, matches } from './lists.js';
 
 // crudPage options:
 //   title, singular, path ("/registries"),
@@ -19,40 +22,74 @@ import { page, loading, empty, errorBox, table, pager, confirmDialog, modal, ann
 //   afterCreate(created, reload) -> optional follow-up (e.g. show a token),
 //   deleteBlocked(item) -> why the item cannot be deleted (the Delete
 //     button is then disabled and says so), or a falsy value,
-//   intro: text under the title, emptyText.
+//   intro: text under the title, emptyText,
+//   serverList: the API takes ?q=, ?sort=, ?order= and pages; columns then
+//     name their server sort key in `sort` (columns without one do not sort).
 export function crudPage(opts) {
   const updateMethod = opts.updateMethod === undefined ? 'PUT' : opts.updateMethod;
   const newBtn = h('button', { type: 'button', class: 'primary', id: 'new-' + opts.singular.replace(/\s+/g, '-') }, 'New ' + opts.singular);
   const body = page(opts.title, { actions: [newBtn], subtitle: opts.intro });
   const list = h('div', { class: 'list' });
-  body.append(list);
+  const noun = opts.title.toLowerCase();
+  const tools = h('div', { class: 'list-tools' }, searchBox({
+    id: 'list-search', label: 'Search', placeholder: opts.searchPlaceholder || '',
+    onSearch: (text) => { if (text === search) return; search = text; pageNo = 1; if (opts.serverList) reload(); else draw(); },
+  }));
+  body.append(tools, list);
   let ctx = {};
   let pageNo = 1;
   let alive = true;
+  let search = '';
+  let sort = { key: '', desc: false };
+  let all = []; // every item (client-side lists) or the current page
+  let lastData = null;
+
+  const actionsColumn = {
+    label: 'Actions', class: 'row-actions', render: (item) => [
+      ...(opts.extraActions ? opts.extraActions(item, reload, ctx) : []),
+      updateMethod ? h('button', { type: 'button', class: 'small', onclick: () => openForm(item) , 'aria-label': `Edit ${item.name || item.id}` }, 'Edit') : null,
+      opts.noDelete ? null : deleteButton(item),
+    ],
+  };
+  // Client-side lists sort by any column (by what it shows).
+  const columns = opts.serverList ? opts.columns : opts.columns.map((c) => ({ ...c, sort: c.label }));
 
   async function reload() {
-    clear(list, loading());
+    if (!all.length) clear(list, loading());
     try {
       ctx = opts.context ? await opts.context() : {};
-      const data = await api.get(opts.path + api.query({ page: pageNo, per_page: 50, ...(opts.listQuery || {}) }));
-      if (!alive) return;
-      const rows = api.items(data);
-      if (rows.length === 0) {
-        clear(list, empty(opts.emptyText || `No ${opts.title.toLowerCase()} yet.`));
-        return;
+      if (opts.serverList) {
+        lastData = await api.get(opts.path + api.query({ page: pageNo, per_page: 50, ...(opts.listQuery || {}),
+          q: search, sort: sort.key, order: sort.desc ? 'desc' : '' }));
+        all = api.items(lastData);
+      } else {
+        all = await api.listAll(opts.path, opts.listQuery || {});
       }
-      const cols = [...opts.columns, {
-        label: 'Actions', class: 'row-actions', render: (item) => [
-          ...(opts.extraActions ? opts.extraActions(item, reload, ctx) : []),
-          updateMethod ? h('button', { type: 'button', class: 'small', onclick: () => openForm(item) , 'aria-label': `Edit ${item.name || item.id}` }, 'Edit') : null,
-          opts.noDelete ? null : deleteButton(item),
-        ],
-      }];
-      clear(list, table(cols, rows, { caption: opts.title, rowAttrs: (r) => ({ 'data-name': r.name || r.username || String(r.id) }) }),
-        pager(data, (p) => { pageNo = p; reload(); }));
+      if (!alive) return;
+      draw();
     } catch (err) {
       clear(list, errorBox(err));
     }
+  }
+
+  function draw() {
+    let rows = all;
+    if (!opts.serverList) {
+      rows = all.filter((item) => matches(opts.columns, item, search));
+      const col = columns.find((c) => c.sort === sort.key);
+      if (col) rows = sortRows(rows, col, sort.desc);
+    }
+    if (rows.length === 0) {
+      clear(list, search ? noMatches(noun, () => { search = ''; tools.querySelector('input').value = ''; pageNo = 1; if (opts.serverList) reload(); else draw(); })
+        : empty(opts.emptyText || `No ${noun} yet.`));
+      return;
+    }
+    clear(list, sortableTable([...columns, actionsColumn], rows, {
+      caption: opts.title, rowAttrs: (r) => ({ 'data-name': r.name || r.username || String(r.id) }),
+      sort, onSort: (key, desc) => { sort = { key, desc }; pageNo = 1; if (opts.serverList) reload(); else draw(); },
+    }),
+    opts.serverList ? pager(lastData, (p) => { pageNo = p; reload(); })
+      : h('p', { class: 'muted small', id: 'list-count' }, rows.length === all.length ? `${all.length} total` : `${rows.length} of ${all.length}`));
   }
 
   function openForm(item) {

@@ -42,7 +42,8 @@ export function auditPage(_params, q) {
     try {
       const data = await api.get('/audit' + api.query({ ...filters, since: toRFC(filters.since), until: toRFC(filters.until), page: pageNo, per_page: 50 }));
       const rows = api.items(data);
-      clear(list, rows.length === 0 ? empty('No audit entries match.') : [
+      const filtered = Object.values(filters).some(Boolean);
+      clear(list, rows.length === 0 ? empty(filtered ? 'No audit entries match these filters.' : 'No audit entries yet.') : [
         table([
           { label: 'When', render: (r) => timeEl(r.created_at) },
           { label: 'Actor', render: (r) => r.actor || r.actor_name || (r.actor_id ? `user ${r.actor_id}` : 'system') },

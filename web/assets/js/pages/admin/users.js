@@ -11,12 +11,15 @@ export function usersPage() {
     singular: 'user',
     path: '/users',
     updateMethod: 'PATCH',
+    // The server searches, sorts and pages users.
+    serverList: true,
+    searchPlaceholder: 'username or name',
     columns: [
-      { label: 'Username', render: (u) => h('strong', null, u.username) },
-      { label: 'Name', render: (u) => u.display_name || '' },
-      { label: 'Role', render: (u) => h('span', { class: 'tag' }, u.role) },
-      { label: 'Status', render: (u) => badge(u.active === false ? 'inactive' : 'active') },
-      { label: 'Created', render: (u) => timeEl(u.created_at) },
+      { label: 'Username', sort: 'username', render: (u) => h('strong', null, u.username) },
+      { label: 'Name', sort: 'name', render: (u) => u.display_name || '' },
+      { label: 'Role', sort: 'role', render: (u) => h('span', { class: 'tag' }, u.role) },
+      { label: 'Status', sort: 'status', render: (u) => badge(u.active === false ? 'inactive' : 'active') },
+      { label: 'Created', sort: 'created', render: (u) => timeEl(u.created_at) },
     ],
     fields: (item) => [
       { name: 'username', label: 'Username', required: true, readonly: Boolean(item), autocomplete: 'off' },
