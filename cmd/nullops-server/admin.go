@@ -78,17 +78,12 @@ func adminCreate(cfg *config.Config, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	u, err := svc.CreateUser(ctx, auth.NewUser{Username: username, Password: password, Admin: true})
+	u, err := svc.CreateUser(ctx, store.Actor{Name: "cli"}, auth.NewUser{Username: username, Password: password, Admin: true,
+		Via: "nullops-server admin create"})
 	if errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("admin.username: %q is taken", username)
 	}
 	if err != nil {
-		return err
-	}
-	if err := store.RecordAudit(ctx, st.Pool, store.AuditEntry{
-		ActorName: "cli", Action: "user.create", TargetType: "user", TargetID: fmt.Sprint(u.ID),
-		Detail: map[string]any{"username": u.Username, "role": u.Role, "via": "nullops-server admin create"},
-	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "created administrator %s (id %d)\n", u.Username, u.ID)

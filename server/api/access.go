@@ -45,23 +45,6 @@ func (d *Deps) scopeFrom(c echo.Context, kind string) (store.GrantScope, error) 
 	return s, nil
 }
 
-// auditScoped records an access change with the project/environment set,
-// so users who can see it see the entry.
-func auditScoped(c echo.Context, s store.GrantScope, action string, teamID int64, detail any) error {
-	e := NewAudit(c, action, s.Kind, s.ID, detail)
-	id := s.ID
-	if s.Kind == store.ScopeProject {
-		e.ProjectID = &id
-	} else {
-		e.EnvironmentID = &id
-	}
-	a, err := authorizer(c)
-	if err != nil {
-		return err
-	}
-	return store.RecordAudit(c.Request().Context(), a.Store.Pool, e)
-}
-
 func (d *Deps) listAccess(kind string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		s, err := d.scopeFrom(c, kind)
@@ -99,14 +82,12 @@ func (d *Deps) putAccess(kind string) echo.HandlerFunc {
 		if err := Bind(c, &req); err != nil {
 			return err
 		}
-		if _, err := auth.ParseLevel(req.Level); err != nil {
+		lvl, err := auth.ParseLevel(req.Level)
+		if err != nil {
 			return (Validation{"level": "must be read or full"}).Err()
 		}
-		g, err := store.PutGrant(c.Request().Context(), d.Store.Pool, s, teamID, req.Level)
+		g, err := d.Auth.PutGrant(c.Request().Context(), actor(c), s, teamID, lvl)
 		if err != nil {
-			return err
-		}
-		if err := auditScoped(c, s, "access.put", teamID, map[string]any{"team_id": teamID, "team": g.TeamName, "level": g.Level}); err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, g)
@@ -123,10 +104,7 @@ func (d *Deps) deleteAccess(kind string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if err := store.DeleteGrant(c.Request().Context(), d.Store.Pool, s, teamID); err != nil {
-			return err
-		}
-		if err := auditScoped(c, s, "access.delete", teamID, map[string]any{"team_id": teamID}); err != nil {
+		if err := d.Auth.DeleteGrant(c.Request().Context(), actor(c), s, teamID); err != nil {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)

@@ -10,6 +10,16 @@ import (
 	"github.com/nullops/nullops/server/store"
 )
 
+// actor is the caller of the current request as domain packages record it
+// in the audit log.
+func actor(c echo.Context) store.Actor {
+	a := store.Actor{ClientAddr: ClientAddr(c)}
+	if p := PrincipalFrom(c); p != nil {
+		a = store.UserActor(p.UserID, p.Username, a.ClientAddr)
+	}
+	return a
+}
+
 // NewAudit returns an audit entry for the current request with the actor
 // (the authenticated caller) and client address filled in. Set ProjectID /
 // EnvironmentID on it when the target belongs to one (users then see the

@@ -74,13 +74,7 @@ func (d *Deps) login(c echo.Context) error {
 		ClientAddr: ClientAddr(c), UserAgent: c.Request().UserAgent(),
 	})
 	if err != nil {
-		return d.loginFailed(c, req.Username, res.User, err)
-	}
-	if err := store.RecordAudit(ctx, d.Store.Pool, store.AuditEntry{
-		ActorID: &res.User.ID, ActorName: res.User.Username, Action: "auth.login",
-		TargetType: "user", TargetID: strconv.FormatInt(res.User.ID, 10), ClientAddr: ClientAddr(c),
-	}); err != nil {
-		return err
+		return loginFailed(c, err)
 	}
 	c.SetCookie(&http.Cookie{
 		Name: SessionCookie, Value: res.SessionID, Path: "/", Expires: res.ExpiresAt,
@@ -93,32 +87,18 @@ func (d *Deps) login(c echo.Context) error {
 	return c.JSON(http.StatusOK, MeResponse{User: res.User, Via: auth.ViaSession, CSRFToken: res.CSRFToken, ExpiresAt: &res.ExpiresAt, Teams: teams})
 }
 
-func (d *Deps) loginFailed(c echo.Context, username string, u store.User, err error) error {
-	reason := ""
-	out := passwordAttemptError(c, err)
+// loginFailed translates a refused login (auth.Service.Login has recorded it).
+func loginFailed(c echo.Context, err error) error {
+	if out := passwordAttemptError(c, err); out != nil {
+		return out
+	}
 	switch {
-	case errors.Is(err, auth.ErrBusy):
-		return out // nothing was checked: not a failed login
-	case out != nil:
-		reason = "throttled"
 	case errors.Is(err, auth.ErrInvalidCredentials):
-		reason = "bad_credentials"
-		out = &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: auth.ErrInvalidCredentials.Error()}
+		return &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: auth.ErrInvalidCredentials.Error()}
 	case errors.Is(err, auth.ErrDisabled):
-		reason = "disabled"
-		out = &Error{Status: http.StatusForbidden, Code: "account_disabled", Message: auth.ErrDisabled.Error()}
-	default:
-		return err
+		return &Error{Status: http.StatusForbidden, Code: "account_disabled", Message: auth.ErrDisabled.Error()}
 	}
-	e := store.AuditEntry{ActorName: truncateName(auth.NormalizeUsername(username)), Action: "auth.login_failed",
-		TargetType: "user", ClientAddr: ClientAddr(c), Detail: map[string]string{"reason": reason}}
-	if u.ID != 0 {
-		e.TargetID = strconv.FormatInt(u.ID, 10)
-	}
-	if aerr := store.RecordAudit(c.Request().Context(), d.Store.Pool, e); aerr != nil {
-		return aerr
-	}
-	return out
+	return err
 }
 
 // passwordAttemptError translates the refusals of a password attempt (login
@@ -142,22 +122,16 @@ func passwordAttemptError(c echo.Context, err error) error {
 	return nil
 }
 
-func truncateName(s string) string {
-	if len(s) > 64 {
-		return s[:64]
-	}
-	return s
-}
-
 func (d *Deps) logout(c echo.Context) error {
+	cookie := ""
 	if ck, err := c.Cookie(SessionCookie); err == nil && ck.Value != "" && sessionFrom(c) != nil {
-		if err := d.Auth.Logout(c.Request().Context(), ck.Value); err != nil {
-			return err
-		}
-		clearSessionCookie(c, d)
+		cookie = ck.Value
 	}
-	if err := Audit(c, "auth.logout", "user", PrincipalFrom(c).UserID, nil); err != nil {
+	if err := d.Auth.Logout(c.Request().Context(), actor(c), cookie); err != nil {
 		return err
+	}
+	if cookie != "" {
+		clearSessionCookie(c, d)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

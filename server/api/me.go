@@ -71,8 +71,5 @@ func (d *Deps) changeMyPassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := Audit(c, "user.password_change", "user", p.UserID, nil); err != nil {
-		return err
-	}
 	return c.NoContent(http.StatusNoContent)
 }

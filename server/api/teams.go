@@ -88,12 +88,9 @@ func (d *Deps) createTeam(c echo.Context) error {
 	if req.Description != nil {
 		desc = *req.Description
 	}
-	t, err := store.CreateTeam(c.Request().Context(), d.Store.Pool, *req.Name, desc)
+	t, err := d.Auth.CreateTeam(c.Request().Context(), actor(c), *req.Name, desc)
 	if err != nil {
 		return teamConflict(err, req.Name)
-	}
-	if err := Audit(c, "team.create", "team", t.ID, map[string]any{"name": t.Name}); err != nil {
-		return err
 	}
 	return c.JSON(http.StatusCreated, t)
 }
@@ -122,12 +119,9 @@ func (d *Deps) updateTeam(c echo.Context) error {
 	if err := req.validate(false); err != nil {
 		return err
 	}
-	t, err := store.UpdateTeam(c.Request().Context(), d.Store.Pool, id, req.Name, req.Description)
+	t, err := d.Auth.UpdateTeam(c.Request().Context(), actor(c), id, req.Name, req.Description)
 	if err != nil {
 		return teamConflict(err, req.Name)
-	}
-	if err := Audit(c, "team.update", "team", t.ID, req); err != nil {
-		return err
 	}
 	return c.JSON(http.StatusOK, t)
 }
@@ -137,14 +131,7 @@ func (d *Deps) deleteTeam(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := d.Store.GetTeam(c.Request().Context(), id)
-	if err != nil {
-		return err
-	}
-	if err := store.DeleteTeam(c.Request().Context(), d.Store.Pool, id); err != nil {
-		return err
-	}
-	if err := Audit(c, "team.delete", "team", id, map[string]any{"name": t.Name}); err != nil {
+	if err := d.Auth.DeleteTeam(c.Request().Context(), actor(c), id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -185,10 +172,7 @@ func (d *Deps) addMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := store.AddTeamMember(c.Request().Context(), d.Store.Pool, teamID, userID); err != nil {
-		return err
-	}
-	if err := Audit(c, "team.member_add", "team", teamID, map[string]any{"user_id": userID}); err != nil {
+	if err := d.Auth.AddTeamMember(c.Request().Context(), actor(c), teamID, userID); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -199,10 +183,7 @@ func (d *Deps) removeMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := store.RemoveTeamMember(c.Request().Context(), d.Store.Pool, teamID, userID); err != nil {
-		return err
-	}
-	if err := Audit(c, "team.member_remove", "team", teamID, map[string]any{"user_id": userID}); err != nil {
+	if err := d.Auth.RemoveTeamMember(c.Request().Context(), actor(c), teamID, userID); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

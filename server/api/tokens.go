@@ -79,11 +79,8 @@ func (d *Deps) createToken(c echo.Context) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	tok, t, err := d.Auth.CreateToken(c.Request().Context(), p.UserID, req.Name, exp)
+	tok, t, err := d.Auth.CreateToken(c.Request().Context(), actor(c), p.UserID, req.Name, exp)
 	if err != nil {
-		return err
-	}
-	if err := Audit(c, "token.create", "api_token", t.ID, map[string]any{"name": t.Name, "prefix": t.Prefix, "expires_at": t.ExpiresAt}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, TokenCreated{APIToken: t, Token: tok})
@@ -102,11 +99,7 @@ func (d *Deps) revokeToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := d.Auth.RevokeToken(c.Request().Context(), PrincipalFrom(c).UserID, id)
-	if err != nil {
-		return err
-	}
-	if err := Audit(c, "token.revoke", "api_token", t.ID, map[string]any{"name": t.Name, "prefix": t.Prefix}); err != nil {
+	if _, err := d.Auth.RevokeToken(c.Request().Context(), actor(c), PrincipalFrom(c).UserID, id); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

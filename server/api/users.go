@@ -75,7 +75,7 @@ func (d *Deps) createUser(c echo.Context) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	u, err := d.Auth.CreateUser(c.Request().Context(), auth.NewUser{
+	u, err := d.Auth.CreateUser(c.Request().Context(), actor(c), auth.NewUser{
 		Username: req.Username, DisplayName: req.DisplayName, Password: req.Password, Admin: req.Role == store.RoleAdmin,
 	})
 	if errors.Is(err, store.ErrConflict) {
@@ -83,9 +83,6 @@ func (d *Deps) createUser(c echo.Context) error {
 			Details: map[string]string{"username": "is taken"}}
 	}
 	if err != nil {
-		return err
-	}
-	if err := Audit(c, "user.create", "user", u.ID, map[string]any{"username": u.Username, "role": u.Role}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, u)
@@ -135,14 +132,11 @@ func (d *Deps) updateUser(c echo.Context) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	u, err := d.Auth.UpdateUser(c.Request().Context(), id, store.UserUpdate{DisplayName: req.DisplayName, Role: req.Role, Active: req.Active})
+	u, err := d.Auth.UpdateUser(c.Request().Context(), actor(c), id, store.UserUpdate{DisplayName: req.DisplayName, Role: req.Role, Active: req.Active})
 	if errors.Is(err, auth.ErrLastAdmin) {
 		return &Error{Status: http.StatusConflict, Code: "last_admin", Message: err.Error()}
 	}
 	if err != nil {
-		return err
-	}
-	if err := Audit(c, "user.update", "user", u.ID, req); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, u)
@@ -153,14 +147,11 @@ func (d *Deps) deleteUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u, err := d.Auth.DeleteUser(c.Request().Context(), id)
+	_, err = d.Auth.DeleteUser(c.Request().Context(), actor(c), id)
 	if errors.Is(err, auth.ErrLastAdmin) {
 		return &Error{Status: http.StatusConflict, Code: "last_admin", Message: err.Error()}
 	}
 	if err != nil {
-		return err
-	}
-	if err := Audit(c, "user.delete", "user", u.ID, map[string]any{"username": u.Username}); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -183,19 +174,12 @@ func (d *Deps) resetPassword(c echo.Context) error {
 	if err := auth.CheckPassword(req.Password); err != nil {
 		return (Validation{"password": err.Error()}).Err()
 	}
-	if _, err := d.Store.GetUser(c.Request().Context(), id); err != nil {
-		return err
-	}
 	// An admin resetting their own password keeps the session in use.
 	var keep []byte
 	if s := sessionFrom(c); s != nil && PrincipalFrom(c).UserID == id {
 		keep = s.IDHash
 	}
-	revoked, err := d.Auth.SetPassword(c.Request().Context(), id, req.Password, keep, true)
-	if err != nil {
-		return err
-	}
-	if err := Audit(c, "user.password_reset", "user", id, map[string]any{"tokens_revoked": revoked}); err != nil {
+	if err := d.Auth.ResetPassword(c.Request().Context(), actor(c), id, req.Password, keep); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

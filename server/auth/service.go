@@ -8,12 +8,11 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/server/config"
@@ -153,75 +152,6 @@ func CheckUsername(u string) error {
 	return nil
 }
 
-// NewUser is an account to create.
-type NewUser struct {
-	Username    string
-	DisplayName string
-	Password    string
-	Admin       bool
-}
-
-// CreateUser validates, hashes the password and inserts the user. A taken
-// username is store.ErrConflict.
-func (s *Service) CreateUser(ctx context.Context, n NewUser) (store.User, error) {
-	nu, err := s.newUserRow(ctx, n)
-	if err != nil {
-		return store.User{}, err
-	}
-	return store.CreateUser(ctx, s.Store.Pool, nu)
-}
-
-func (s *Service) newUserRow(ctx context.Context, n NewUser) (store.NewUser, error) {
-	if err := CheckUsername(n.Username); err != nil {
-		return store.NewUser{}, fmt.Errorf("username: %w", err)
-	}
-	if err := CheckPassword(n.Password); err != nil {
-		return store.NewUser{}, fmt.Errorf("password: %w", err)
-	}
-	hash, err := s.HashPassword(ctx, n.Password)
-	if err != nil {
-		return store.NewUser{}, err
-	}
-	role := store.RoleUser
-	if n.Admin {
-		role = store.RoleAdmin
-	}
-	return store.NewUser{Username: n.Username, DisplayName: n.DisplayName, PasswordHash: hash, Role: role}, nil
-}
-
-// Bootstrap creates the first admin from the configuration when no user
-// exists yet; it does nothing once any user exists.
-func (s *Service) Bootstrap(ctx context.Context, a config.Admin) error {
-	if a.Username == "" {
-		_, total, err := s.Store.ListUsers(ctx, store.UserFilter{Limit: 1})
-		if err != nil {
-			return fmt.Errorf("count users: %w", err)
-		}
-		if total == 0 {
-			s.Log.Warn().Msg("no user exists: set NULLOPS_ADMIN_USERNAME and NULLOPS_ADMIN_PASSWORD, or run `nullops-server admin create`")
-		}
-		return nil
-	}
-	nu, err := s.newUserRow(ctx, NewUser{Username: NormalizeUsername(a.Username), Password: a.Password, Admin: true})
-	if err != nil {
-		return fmt.Errorf("first admin: %w", err)
-	}
-	u, created, err := s.Store.CreateFirstUser(ctx, nu)
-	if err != nil {
-		return fmt.Errorf("first admin: %w", err)
-	}
-	if created {
-		s.Log.Info().Str("username", u.Username).Msg("created the first administrator")
-		if err := store.RecordAudit(ctx, s.Store.Pool, store.AuditEntry{
-			ActorName: "system", Action: "user.create", TargetType: "user", TargetID: fmt.Sprint(u.ID),
-			Detail: map[string]any{"username": u.Username, "role": u.Role, "bootstrap": true},
-		}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // LoginRequest is one login attempt.
 type LoginRequest struct {
 	Username   string
@@ -239,10 +169,46 @@ type LoginResult struct {
 	User      store.User
 }
 
-// Login checks credentials and opens a session. Errors: *ThrottledError
-// (nothing was verified), ErrBusy, ErrInvalidCredentials, ErrDisabled, or an
-// internal error.
+// Login checks credentials and opens a session, recording auth.login with
+// the session, or auth.login_failed for a wrong password, an unknown or
+// disabled user, or a throttled attempt. Errors: *ThrottledError (nothing
+// was verified), ErrBusy, ErrInvalidCredentials, ErrDisabled, or an
+// internal error (also when the audit entry cannot be written: then no
+// session was opened).
 func (s *Service) Login(ctx context.Context, r LoginRequest) (LoginResult, error) {
+	res, err := s.login(ctx, r)
+	if reason := failedLoginReason(err); reason != "" {
+		name := NormalizeUsername(r.Username)
+		if len(name) > 64 {
+			name = name[:64]
+		}
+		e := store.Actor{Name: name, ClientAddr: r.ClientAddr}.Entry("auth.login_failed", "user", nil, map[string]string{"reason": reason})
+		if res.User.ID != 0 {
+			e.TargetID = strconv.FormatInt(res.User.ID, 10)
+		}
+		if aerr := s.Store.Audit(ctx, e); aerr != nil {
+			return LoginResult{}, aerr
+		}
+	}
+	return res, err
+}
+
+// failedLoginReason is the audit reason of a refused login ("" when the
+// error is not a refusal: busy, canceled or internal).
+func failedLoginReason(err error) string {
+	var th *ThrottledError
+	switch {
+	case errors.As(err, &th):
+		return "throttled"
+	case errors.Is(err, ErrInvalidCredentials):
+		return "bad_credentials"
+	case errors.Is(err, ErrDisabled):
+		return "disabled"
+	}
+	return ""
+}
+
+func (s *Service) login(ctx context.Context, r LoginRequest) (LoginResult, error) {
 	now := s.Now()
 	username := NormalizeUsername(r.Username)
 	u, ok, stale, err := s.checkPassword(ctx, username, r.Password, r.ClientAddr, now)
@@ -257,7 +223,7 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (LoginResult, error
 	}
 	if stale {
 		if h, err := s.HashPassword(ctx, r.Password); err == nil {
-			if err := store.SetUserPassword(ctx, s.Store.Pool, u.ID, h); err != nil {
+			if err := store.SetUserPassword(ctx, s.Store, u.ID, h); err != nil {
 				s.Log.Warn().Err(err).Int64("user_id", u.ID).Msg("re-hash password with current parameters")
 			}
 		}
@@ -271,10 +237,16 @@ func (s *Service) Login(ctx context.Context, r LoginRequest) (LoginResult, error
 		return LoginResult{}, err
 	}
 	exp := now.Add(s.absolute)
-	if err := s.Store.CreateSession(ctx, store.Session{
-		IDHash: HashSecret(sid), UserID: u.ID, CSRFToken: csrf,
-		ClientAddr: r.ClientAddr, UserAgent: strings.ToValidUTF8(truncate(r.UserAgent, 256), ""), CreatedAt: now, ExpiresAt: exp,
-	}); err != nil {
+	err = s.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.CreateSession(ctx, store.Session{
+			IDHash: HashSecret(sid), UserID: u.ID, CSRFToken: csrf,
+			ClientAddr: r.ClientAddr, UserAgent: strings.ToValidUTF8(truncate(r.UserAgent, 256), ""), CreatedAt: now, ExpiresAt: exp,
+		}); err != nil {
+			return err
+		}
+		return tx.Audit(ctx, store.UserActor(u.ID, u.Username, r.ClientAddr).Entry("auth.login", "user", u.ID, nil))
+	})
+	if err != nil {
 		return LoginResult{}, err
 	}
 	return LoginResult{SessionID: sid, CSRFToken: csrf, ExpiresAt: exp, User: u}, nil
@@ -385,9 +357,22 @@ func CheckCSRF(sent, want string) bool {
 	return sent != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(want)) == 1
 }
 
-// Logout deletes the session of a cookie value (unknown values are fine).
-func (s *Service) Logout(ctx context.Context, cookie string) error {
-	return s.Store.DeleteSession(ctx, HashSecret(cookie))
+// Logout deletes the session of a cookie value (unknown values are fine;
+// cookie "" deletes nothing, for a caller authenticated with a token) and
+// records auth.logout by a, in one transaction.
+func (s *Service) Logout(ctx context.Context, a store.Actor, cookie string) error {
+	return s.Store.InTx(ctx, func(tx *store.Store) error {
+		if cookie != "" {
+			if err := tx.DeleteSession(ctx, HashSecret(cookie)); err != nil {
+				return err
+			}
+		}
+		var target any
+		if a.UserID != nil {
+			target = *a.UserID
+		}
+		return tx.Audit(ctx, a.Entry("auth.logout", "user", target, nil))
+	})
 }
 
 // Token authenticates an API token. Unknown, revoked and expired tokens and
@@ -415,142 +400,6 @@ func (s *Service) Token(ctx context.Context, token string) (*Principal, error) {
 	p := principalOf(u, ViaToken)
 	p.TokenID, p.TokenExpiresAt = t.ID, t.ExpiresAt
 	return p, nil
-}
-
-// MaxTokenNameLen bounds API token names.
-const MaxTokenNameLen = 100
-
-// CreateToken issues an API token for userID. The token is returned once
-// and never stored; expiresAt nil = no expiry.
-func (s *Service) CreateToken(ctx context.Context, userID int64, name string, expiresAt *time.Time) (string, store.APIToken, error) {
-	tok, prefix, err := NewAPIToken()
-	if err != nil {
-		return "", store.APIToken{}, err
-	}
-	t, err := store.CreateAPIToken(ctx, s.Store.Pool, store.NewAPIToken{
-		UserID: userID, Name: name, Hash: HashSecret(tok), Prefix: prefix, ExpiresAt: expiresAt, CreatedAt: s.Now(),
-	})
-	if err != nil {
-		return "", store.APIToken{}, err
-	}
-	return tok, t, nil
-}
-
-// RevokeToken revokes a token of userID (another user's token is
-// store.ErrNotFound).
-func (s *Service) RevokeToken(ctx context.Context, userID, tokenID int64) (store.APIToken, error) {
-	return store.RevokeAPIToken(ctx, s.Store.Pool, userID, tokenID, s.Now())
-}
-
-// PasswordChange is a user changing their own password.
-type PasswordChange struct {
-	UserID     int64
-	Username   string
-	Current    string
-	New        string
-	ClientAddr string
-	// KeepSession is the caller's session hash (nil when called with a token).
-	KeepSession []byte
-}
-
-// ChangePassword sets a new password after checking the current one (a
-// password attempt like a login: throttled, *ThrottledError or ErrBusy), and
-// ends the user's other sessions and revokes their API tokens.
-func (s *Service) ChangePassword(ctx context.Context, c PasswordChange) error {
-	_, ok, _, err := s.checkPassword(ctx, c.Username, c.Current, c.ClientAddr, s.Now())
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return ErrInvalidCredentials
-	}
-	_, err = s.SetPassword(ctx, c.UserID, c.New, c.KeepSession, false)
-	return err
-}
-
-// SetPassword replaces a user's password (admin reset, or after
-// ChangePassword's check) and ends their sessions except keepSession; with
-// revokeTokens (an admin reset) it also revokes all their API tokens and
-// returns how many.
-func (s *Service) SetPassword(ctx context.Context, userID int64, pw string, keepSession []byte, revokeTokens bool) (int64, error) {
-	if err := CheckPassword(pw); err != nil {
-		return 0, fmt.Errorf("password: %w", err)
-	}
-	hash, err := s.HashPassword(ctx, pw)
-	if err != nil {
-		return 0, err
-	}
-	var revoked int64
-	err = s.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.SetUserPassword(ctx, tx, userID, hash); err != nil {
-			return err
-		}
-		if revokeTokens {
-			if revoked, err = store.RevokeUserAPITokens(ctx, tx, userID, s.Now()); err != nil {
-				return err
-			}
-		}
-		return store.DeleteUserSessions(ctx, tx, userID, keepSession)
-	})
-	return revoked, err
-}
-
-// UpdateUser changes a user's display name, role or active flag. It refuses
-// to demote or disable the last active admin, and ends the sessions and
-// revokes the API tokens of a user being disabled (enabling them again
-// does not bring the tokens back).
-func (s *Service) UpdateUser(ctx context.Context, id int64, up store.UserUpdate) (store.User, error) {
-	var out store.User
-	err := s.Store.Tx(ctx, func(tx pgx.Tx) error {
-		cur, err := store.LockUser(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		losesAdmin := cur.IsAdmin() && cur.Active &&
-			((up.Role != nil && *up.Role != store.RoleAdmin) || (up.Active != nil && !*up.Active))
-		if losesAdmin {
-			n, err := store.LockActiveAdmins(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if n <= 1 {
-				return ErrLastAdmin
-			}
-		}
-		if out, err = store.UpdateUser(ctx, tx, id, up); err != nil {
-			return err
-		}
-		if !out.Active {
-			if _, err := store.RevokeUserAPITokens(ctx, tx, id, s.Now()); err != nil {
-				return err
-			}
-			return store.DeleteUserSessions(ctx, tx, id, nil)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// DeleteUser removes a user, refusing to remove the last active admin.
-func (s *Service) DeleteUser(ctx context.Context, id int64) (store.User, error) {
-	var cur store.User
-	err := s.Store.Tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if cur, err = store.LockUser(ctx, tx, id); err != nil {
-			return err
-		}
-		if cur.IsAdmin() && cur.Active {
-			n, err := store.LockActiveAdmins(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if n <= 1 {
-				return ErrLastAdmin
-			}
-		}
-		return store.DeleteUser(ctx, tx, id)
-	})
-	return cur, err
 }
 
 // PruneSessions deletes expired sessions (idle or absolute) now and then

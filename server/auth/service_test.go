@@ -99,7 +99,7 @@ func TestTokensAndSessionsAreRefusedWhenInvalid(t *testing.T) {
 	st := storetest.New(t)
 	ctx := context.Background()
 	svc := newService(t, st)
-	u, err := svc.CreateUser(ctx, auth.NewUser{Username: "pia", Password: "pia-password-1"})
+	u, err := svc.CreateUser(ctx, store.SystemActor, auth.NewUser{Username: "pia", Password: "pia-password-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestTokensAndSessionsAreRefusedWhenInvalid(t *testing.T) {
 			t.Errorf("token %q: %v", c, err)
 		}
 	}
-	tok, at, err := svc.CreateToken(ctx, u.ID, "ci", nil)
+	tok, at, err := svc.CreateToken(ctx, store.SystemActor, u.ID, "ci", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

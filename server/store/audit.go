@@ -28,6 +28,39 @@ type AuditEntry struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+// Actor is who performs an action: a user (UserID set), or the control
+// plane itself (SystemActor). ClientAddr is the caller's address, if any.
+type Actor struct {
+	UserID     *int64
+	Name       string
+	ClientAddr string
+}
+
+// SystemActor is the actor of actions the control plane takes by itself.
+var SystemActor = Actor{Name: "system"}
+
+// UserActor is a user acting from addr.
+func UserActor(id int64, name, addr string) Actor {
+	return Actor{UserID: &id, Name: name, ClientAddr: addr}
+}
+
+// Entry is an audit entry of action on a target by a. targetID is
+// formatted with fmt.Sprint (nil = ""); detail never holds secret values.
+func (a Actor) Entry(action, targetType string, targetID, detail any) AuditEntry {
+	e := AuditEntry{ActorID: a.UserID, ActorName: a.Name, ClientAddr: a.ClientAddr,
+		Action: action, TargetType: targetType, Detail: detail}
+	if targetID != nil {
+		e.TargetID = fmt.Sprint(targetID)
+	}
+	return e
+}
+
+// Audit appends e to the audit log: inside the transaction of a Store
+// given by InTx, so the entry commits or rolls back with the change.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	return RecordAudit(ctx, s, e)
+}
+
 // RecordAudit appends an entry to the audit log, on the pool or inside the
 // caller's transaction (so the entry commits with the change it records).
 func RecordAudit(ctx context.Context, q Querier, e AuditEntry) error {
@@ -104,13 +137,13 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, int
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	var total int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM audit_log a"+cond, args...).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM audit_log a"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count audit entries: %w", err)
 	}
 	q := `SELECT a.id, a.actor_id, a.actor_name, a.action, a.target_type, a.target_id, a.project_id, a.environment_id,
 		a.client_addr, a.detail, a.created_at FROM audit_log a` + cond +
 		" ORDER BY a.id DESC LIMIT " + arg(pageLimit(f.Limit)) + " OFFSET " + arg(max(f.Offset, 0))
-	rows, err := s.Pool.Query(ctx, q, args...)
+	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list audit entries: %w", err)
 	}

@@ -13,7 +13,7 @@ func (s *Store) IngressServicesOf(ctx context.Context, deploymentIDs []int64) (m
 	if len(deploymentIDs) == 0 {
 		return out, nil
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT deployment_id, node_key FROM deployment_services
+	rows, err := s.db.Query(ctx, `SELECT deployment_id, node_key FROM deployment_services
 		WHERE deployment_id = ANY($1) AND ingress ORDER BY deployment_id, node_key`, deploymentIDs)
 	if err != nil {
 		return nil, fmt.Errorf("ingress services of %d deployments: %w", len(deploymentIDs), err)

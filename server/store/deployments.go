@@ -99,7 +99,7 @@ func scanDeployment(row pgx.Row) (Deployment, error) {
 
 // GetDeployment loads one deployment (deleted ones included).
 func (s *Store) GetDeployment(ctx context.Context, id int64) (Deployment, error) {
-	d, err := scanDeployment(s.Pool.QueryRow(ctx, "SELECT "+deploymentColumns+deploymentFrom+" WHERE d.id = $1", id))
+	d, err := scanDeployment(s.db.QueryRow(ctx, "SELECT "+deploymentColumns+deploymentFrom+" WHERE d.id = $1", id))
 	if err != nil {
 		return d, fmt.Errorf("get deployment %d: %w", id, err)
 	}
@@ -107,7 +107,7 @@ func (s *Store) GetDeployment(ctx context.Context, id int64) (Deployment, error)
 }
 
 // LockDeployment loads a deployment and locks its row until tx ends.
-func LockDeployment(ctx context.Context, tx pgx.Tx, id int64) (Deployment, error) {
+func LockDeployment(ctx context.Context, tx Querier, id int64) (Deployment, error) {
 	d, err := scanDeployment(tx.QueryRow(ctx, "SELECT "+deploymentColumns+deploymentFrom+" WHERE d.id = $1 FOR UPDATE OF d", id))
 	if err != nil {
 		return d, fmt.Errorf("lock deployment %d: %w", id, err)
@@ -211,7 +211,7 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
 	var total int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM deployments d"+cond, args...).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM deployments d"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count deployments: %w", err)
 	}
 	limit := f.Limit
@@ -219,7 +219,7 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 		limit = 50
 	}
 	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY " + order + " LIMIT " + arg(limit) + " OFFSET " + arg(max(f.Offset, 0))
-	rows, err := s.Pool.Query(ctx, q, args...)
+	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list deployments: %w", err)
 	}
@@ -240,7 +240,7 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 
 // NodeDeployments lists the deployments on a node in the given statuses.
 func (s *Store) NodeDeployments(ctx context.Context, nodeID int64, statuses ...string) ([]Deployment, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT "+deploymentColumns+deploymentFrom+" WHERE d.node_id = $1 AND d.status = ANY($2) ORDER BY d.id", nodeID, statuses)
+	rows, err := s.db.Query(ctx, "SELECT "+deploymentColumns+deploymentFrom+" WHERE d.node_id = $1 AND d.status = ANY($2) ORDER BY d.id", nodeID, statuses)
 	if err != nil {
 		return nil, fmt.Errorf("node %d deployments: %w", nodeID, err)
 	}
@@ -259,7 +259,7 @@ func (s *Store) NodeDeployments(ctx context.Context, nodeID int64, statuses ...s
 // ExpiredDeployments returns the ids of live deployments whose expires_at has
 // passed.
 func (s *Store) ExpiredDeployments(ctx context.Context, now time.Time) ([]int64, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT id FROM deployments
+	rows, err := s.db.Query(ctx, `SELECT id FROM deployments
 		WHERE status IN ('running', 'failed', 'offline', 'deploying') AND expires_at <= $1 ORDER BY expires_at`, now)
 	if err != nil {
 		return nil, fmt.Errorf("expired deployments: %w", err)
@@ -283,7 +283,7 @@ type OverdueDeployment struct {
 // OverdueDeployments lists the deployments deploying since longer than
 // their project's deploy_timeout_seconds at now.
 func (s *Store) OverdueDeployments(ctx context.Context, now time.Time) ([]OverdueDeployment, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT d.id, d.node_id, d.status_since, p.deploy_timeout_seconds
+	rows, err := s.db.Query(ctx, `SELECT d.id, d.node_id, d.status_since, p.deploy_timeout_seconds
 		FROM deployments d JOIN projects p ON p.id = d.project_id
 		WHERE d.status = 'deploying' AND d.status_since + make_interval(secs => p.deploy_timeout_seconds) <= $1
 		ORDER BY d.status_since`, now)
@@ -338,7 +338,7 @@ func (t DeploymentTarget) TTL() time.Duration {
 // latest pipeline version.
 func (s *Store) GetDeploymentTarget(ctx context.Context, projectID, environmentID int64) (DeploymentTarget, error) {
 	var t DeploymentTarget
-	err := s.Pool.QueryRow(ctx, `SELECT p.id, p.name, p.cpu, p.memory_mb, p.ttl_seconds, p.node_selector::text,
+	err := s.db.QueryRow(ctx, `SELECT p.id, p.name, p.cpu, p.memory_mb, p.ttl_seconds, p.node_selector::text,
 			e.id, e.name, e.base_domain, e.host_template, e.default_ttl_seconds, e.cpu_overcommit,
 			COALESCE(pv.id, 0), COALESCE(pv.version, 0)
 		FROM projects p CROSS JOIN environments e
@@ -372,7 +372,7 @@ type PlacementNode struct {
 // deadlocking) and returns them with what their live deployments reserve.
 // The caller inserts its deployment in the same transaction: concurrent
 // creates in the environment are serialised and never oversubscribe a node.
-func LockPlacementNodes(ctx context.Context, tx pgx.Tx, environmentID int64) ([]PlacementNode, error) {
+func LockPlacementNodes(ctx context.Context, tx Querier, environmentID int64) ([]PlacementNode, error) {
 	rows, err := tx.Query(ctx, `SELECT id, name, labels, capacity, usage FROM nodes
 		WHERE environment_id = $1 AND status = 'online' AND enabled AND NOT revoked
 		ORDER BY id FOR UPDATE`, environmentID)
@@ -460,7 +460,7 @@ type NewDeployment struct {
 var ErrDeploymentNameTaken = fmt.Errorf("%w: a deployment with this name exists in the environment", ErrConflict)
 
 // InsertDeployment inserts a deployment; expires_at = now + TTL.
-func InsertDeployment(ctx context.Context, tx pgx.Tx, n NewDeployment) (int64, error) {
+func InsertDeployment(ctx context.Context, tx Querier, n NewDeployment) (int64, error) {
 	tags, err := json.Marshal(nonNilTags(n.Tags))
 	if err != nil {
 		return 0, fmt.Errorf("encode tags: %w", err)
@@ -526,7 +526,7 @@ type DeploymentStep struct {
 
 // ReplaceDeploymentPlan (re)writes the services and pending steps of a
 // deployment; a retry starts from a clean plan and drops the old step logs.
-func ReplaceDeploymentPlan(ctx context.Context, tx pgx.Tx, id int64, services []DeploymentService, steps []DeploymentStep) error {
+func ReplaceDeploymentPlan(ctx context.Context, tx Querier, id int64, services []DeploymentService, steps []DeploymentStep) error {
 	for _, q := range []string{
 		"DELETE FROM deployment_services WHERE deployment_id = $1",
 		"DELETE FROM deployment_steps WHERE deployment_id = $1",
@@ -553,7 +553,7 @@ func ReplaceDeploymentPlan(ctx context.Context, tx pgx.Tx, id int64, services []
 
 // ServiceIDsByName maps catalog service names to ids.
 func (s *Store) ServiceIDsByName(ctx context.Context, names []string) (map[string]int64, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT name, id FROM services WHERE name = ANY($1)", names)
+	rows, err := s.db.Query(ctx, "SELECT name, id FROM services WHERE name = ANY($1)", names)
 	if err != nil {
 		return nil, fmt.Errorf("service ids: %w", err)
 	}
@@ -572,7 +572,7 @@ func (s *Store) ServiceIDsByName(ctx context.Context, names []string) (map[strin
 
 // DeploymentServices lists a deployment's services with their service names.
 func (s *Store) DeploymentServices(ctx context.Context, id int64) ([]DeploymentService, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT ds.node_key, ds.service_id, COALESCE(sv.name, ''), ds.image, ds.tag, ds.container_port,
+	rows, err := s.db.Query(ctx, `SELECT ds.node_key, ds.service_id, COALESCE(sv.name, ''), ds.image, ds.tag, ds.container_port,
 			ds.host_port, ds.ingress, ds.health, ds.cpu_percent, ds.memory_bytes, ds.updated_at,
 			ds.state, ds.restart_count, ds.exit_code, ds.last_exit_oom, ds.last_exit_at, ds.last_lines
 		FROM deployment_services ds LEFT JOIN services sv ON sv.id = ds.service_id
@@ -596,7 +596,7 @@ func (s *Store) DeploymentServices(ctx context.Context, id int64) ([]DeploymentS
 
 // DeploymentSteps lists a deployment's steps.
 func (s *Store) DeploymentSteps(ctx context.Context, id int64) ([]DeploymentStep, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT node_key, kind, status, attempt, message, outputs, started_at, finished_at
+	rows, err := s.db.Query(ctx, `SELECT node_key, kind, status, attempt, message, outputs, started_at, finished_at
 		FROM deployment_steps WHERE deployment_id = $1 ORDER BY started_at NULLS LAST, node_key`, id)
 	if err != nil {
 		return nil, fmt.Errorf("steps of deployment %d: %w", id, err)
@@ -620,7 +620,7 @@ func (s *Store) DeploymentSteps(ctx context.Context, id int64) ([]DeploymentStep
 // SetDeploymentStatus moves a deployment to status `to` when its current
 // status is one of from; it reports whether the row changed. Reason and
 // failed step are replaced (cleared unless given).
-func SetDeploymentStatus(ctx context.Context, tx pgx.Tx, id int64, from []string, to, reason, failedStep string) (bool, error) {
+func SetDeploymentStatus(ctx context.Context, tx Querier, id int64, from []string, to, reason, failedStep string) (bool, error) {
 	tag, err := tx.Exec(ctx, `UPDATE deployments SET status = $2, status_reason = $3, failed_step = $4, updated_at = now(),
 			deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END,
 			delete_pending = CASE WHEN $2 = 'deleted' THEN FALSE ELSE delete_pending END
@@ -633,7 +633,7 @@ func SetDeploymentStatus(ctx context.Context, tx pgx.Tx, id int64, from []string
 
 // MarkDeploymentDeleting records a delete request; pending means the node
 // is offline and the delete is carried out when it reconnects.
-func MarkDeploymentDeleting(ctx context.Context, tx pgx.Tx, id int64, pending bool, reason string) error {
+func MarkDeploymentDeleting(ctx context.Context, tx Querier, id int64, pending bool, reason string) error {
 	_, err := tx.Exec(ctx, `UPDATE deployments SET status = 'deleting', delete_pending = $2, status_reason = $3, updated_at = now()
 		WHERE id = $1 AND status <> 'deleted'`, id, pending, reason)
 	if err != nil {
@@ -644,7 +644,7 @@ func MarkDeploymentDeleting(ctx context.Context, tx pgx.Tx, id int64, pending bo
 
 // RetargetDeployment points a deployment (being retried) at a node and a
 // pipeline version and sets it deploying.
-func RetargetDeployment(ctx context.Context, tx pgx.Tx, id, nodeID, pipelineVersionID int64, cpu float64, memoryMB int64) error {
+func RetargetDeployment(ctx context.Context, tx Querier, id, nodeID, pipelineVersionID int64, cpu float64, memoryMB int64) error {
 	_, err := tx.Exec(ctx, `UPDATE deployments SET node_id = $2, pipeline_version_id = $3, cpu = $4, memory_mb = $5,
 			status = 'deploying', status_reason = '', failed_step = '', updated_at = now()
 		WHERE id = $1`, id, nodeID, pipelineVersionID, cpu, memoryMB)
@@ -656,7 +656,7 @@ func RetargetDeployment(ctx context.Context, tx pgx.Tx, id, nodeID, pipelineVers
 
 // ExtendDeployment resets the deployment's TTL clock: last_activity = now,
 // expires_at = now + ttl.
-func ExtendDeployment(ctx context.Context, tx pgx.Tx, id int64, ttl time.Duration) (time.Time, error) {
+func ExtendDeployment(ctx context.Context, tx Querier, id int64, ttl time.Duration) (time.Time, error) {
 	var exp time.Time
 	err := tx.QueryRow(ctx, `UPDATE deployments SET ttl_seconds = $2, last_activity_at = now(),
 			expires_at = now() + $2::bigint * interval '1 second', updated_at = now()
@@ -680,7 +680,7 @@ type StepUpdate struct {
 
 // ApplyStepStatus records a step's status: running sets started_at,
 // a final status sets finished_at. Unknown steps are inserted.
-func ApplyStepStatus(ctx context.Context, tx pgx.Tx, deploymentID int64, u StepUpdate) error {
+func ApplyStepStatus(ctx context.Context, tx Querier, deploymentID int64, u StepUpdate) error {
 	outputs, err := json.Marshal(nonNilTags(u.Outputs))
 	if err != nil {
 		return fmt.Errorf("encode outputs: %w", err)
@@ -711,7 +711,7 @@ func ApplyStepStatus(ctx context.Context, tx pgx.Tx, deploymentID int64, u StepU
 }
 
 // AppendStepLog stores one chunk of a step's log.
-func AppendStepLog(ctx context.Context, tx pgx.Tx, deploymentID int64, step string, attempt int, chunk string, at time.Time) error {
+func AppendStepLog(ctx context.Context, tx Querier, deploymentID int64, step string, attempt int, chunk string, at time.Time) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
@@ -739,7 +739,7 @@ func (s *Store) StepLogs(ctx context.Context, deploymentID int64, step string, a
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT id, attempt, chunk, created_at FROM step_logs
+	rows, err := s.db.Query(ctx, `SELECT id, attempt, chunk, created_at FROM step_logs
 		WHERE deployment_id = $1 AND node_key = $2 AND id > $3 ORDER BY id LIMIT $4`, deploymentID, step, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("logs of step %s: %w", step, err)
@@ -775,7 +775,7 @@ type ServiceUpdate struct {
 
 // ApplyServiceState records a service's published port, health and state.
 // It reports whether the service row exists.
-func ApplyServiceState(ctx context.Context, tx pgx.Tx, deploymentID int64, u ServiceUpdate) (bool, error) {
+func ApplyServiceState(ctx context.Context, tx Querier, deploymentID int64, u ServiceUpdate) (bool, error) {
 	health := u.Health
 	switch {
 	case !u.Running && u.State == "":
@@ -823,7 +823,7 @@ func (s *Store) UpdateServiceMetrics(ctx context.Context, nodeID int64, ms []Ser
 			FROM deployments d WHERE d.id = ds.deployment_id AND d.node_id = $1 AND ds.deployment_id = $2 AND ds.node_key = $3`,
 			nodeID, m.DeploymentID, m.Service, m.CPUPercent, m.MemoryBytes, m.Health)
 	}
-	if err := s.Pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.db.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("update service metrics of node %d: %w", nodeID, err)
 	}
 	return nil
@@ -832,7 +832,7 @@ func (s *Store) UpdateServiceMetrics(ctx context.Context, nodeID int64, ms []Ser
 // SetUnreachableDeploymentsOffline marks offline the running and deploying
 // deployments of every node whose agent has not answered for longer than
 // grace, and returns their ids. The reason says since when.
-func SetUnreachableDeploymentsOffline(ctx context.Context, tx pgx.Tx, grace time.Duration) ([]int64, error) {
+func SetUnreachableDeploymentsOffline(ctx context.Context, tx Querier, grace time.Duration) ([]int64, error) {
 	rows, err := tx.Query(ctx, `UPDATE deployments d SET status = 'offline', updated_at = now(),
 			status_reason = 'node offline since ' || to_char(n.unreachable_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 				|| CASE WHEN n.status_reason <> '' THEN ': ' || n.status_reason ELSE '' END
@@ -855,7 +855,7 @@ func SetUnreachableDeploymentsOffline(ctx context.Context, tx pgx.Tx, grace time
 // when there is none).
 func (s *Store) NextUnreachableDeadline(ctx context.Context, grace time.Duration) (time.Time, bool, error) {
 	var at *time.Time
-	err := s.Pool.QueryRow(ctx, `SELECT min(n.unreachable_since) FROM nodes n
+	err := s.db.QueryRow(ctx, `SELECT min(n.unreachable_since) FROM nodes n
 		WHERE n.status <> 'online' AND n.unreachable_since IS NOT NULL
 		  AND EXISTS (SELECT 1 FROM deployments d WHERE d.node_id = n.id AND d.status IN ('running', 'deploying'))`).Scan(&at)
 	if err != nil {
@@ -878,7 +878,7 @@ type DeletingDeployment struct {
 // DeletingDeployments lists the deployments being deleted on a node: the
 // desired state the delivery loop carries out.
 func (s *Store) DeletingDeployments(ctx context.Context) ([]DeletingDeployment, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT d.id, d.node_id, d.delete_pending,
+	rows, err := s.db.Query(ctx, `SELECT d.id, d.node_id, d.delete_pending,
 			EXISTS (SELECT 1 FROM deployment_services ds WHERE ds.deployment_id = d.id AND ds.ingress)
 		FROM deployments d WHERE d.status = 'deleting' AND d.node_id IS NOT NULL ORDER BY d.id`)
 	if err != nil {
@@ -898,7 +898,7 @@ func (s *Store) DeletingDeployments(ctx context.Context) ([]DeletingDeployment, 
 // RestoreNodeDeployments brings the offline deployments of a node that is
 // back: those whose every step succeeded are running again, the others are
 // still deploying (the agent resumes or reports them). It returns the ids.
-func RestoreNodeDeployments(ctx context.Context, tx pgx.Tx, nodeID int64) ([]int64, error) {
+func RestoreNodeDeployments(ctx context.Context, tx Querier, nodeID int64) ([]int64, error) {
 	rows, err := tx.Query(ctx, `UPDATE deployments d SET status_reason = '', updated_at = now(),
 			status = CASE WHEN EXISTS (SELECT 1 FROM deployment_steps s WHERE s.deployment_id = d.id AND s.status <> 'succeeded')
 				THEN 'deploying' ELSE 'running' END
@@ -915,7 +915,7 @@ func RestoreNodeDeployments(ctx context.Context, tx pgx.Tx, nodeID int64) ([]int
 
 // DeletePendingOnNode returns the deployments of a node whose delete waits
 // for the node.
-func DeletePendingOnNode(ctx context.Context, tx pgx.Tx, nodeID int64) ([]int64, error) {
+func DeletePendingOnNode(ctx context.Context, tx Querier, nodeID int64) ([]int64, error) {
 	rows, err := tx.Query(ctx, `SELECT id FROM deployments WHERE node_id = $1 AND status = 'deleting' ORDER BY id`, nodeID)
 	if err != nil {
 		return nil, fmt.Errorf("pending deletes of node %d: %w", nodeID, err)
@@ -940,7 +940,7 @@ type HistoryEntry struct {
 }
 
 // AddDeploymentHistory appends to a deployment's history.
-func AddDeploymentHistory(ctx context.Context, tx pgx.Tx, deploymentID int64, actorID *int64, actorName, action string, detail any) error {
+func AddDeploymentHistory(ctx context.Context, tx Querier, deploymentID int64, actorID *int64, actorName, action string, detail any) error {
 	b, err := json.Marshal(detail)
 	if err != nil {
 		return fmt.Errorf("encode history detail: %w", err)
@@ -957,7 +957,7 @@ func AddDeploymentHistory(ctx context.Context, tx pgx.Tx, deploymentID int64, ac
 
 // DeploymentHistory lists a deployment's history, oldest first.
 func (s *Store) DeploymentHistory(ctx context.Context, deploymentID int64) ([]HistoryEntry, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT id, actor_id, actor_name, action, detail, created_at FROM deployment_history
+	rows, err := s.db.Query(ctx, `SELECT id, actor_id, actor_name, action, detail, created_at FROM deployment_history
 		WHERE deployment_id = $1 ORDER BY id`, deploymentID)
 	if err != nil {
 		return nil, fmt.Errorf("history of deployment %d: %w", deploymentID, err)
@@ -982,7 +982,7 @@ const DeploymentEventsChannel = "nullops_deployment_events"
 
 // NotifyDeploymentEvent queues payload (at most ~7900 bytes) for delivery
 // to every listener when the transaction commits.
-func NotifyDeploymentEvent(ctx context.Context, tx pgx.Tx, payload []byte) error {
+func NotifyDeploymentEvent(ctx context.Context, tx Querier, payload []byte) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", DeploymentEventsChannel, string(payload)); err != nil {
 		return fmt.Errorf("notify deployment event: %w", err)
 	}
@@ -1023,7 +1023,7 @@ func (s *Store) ListenDeploymentEvents(ctx context.Context, ready func(), fn fun
 
 // SetDeploymentDefinition records the resolved definition a deployment was
 // created (or retried) with: JSON without secret values.
-func SetDeploymentDefinition(ctx context.Context, tx pgx.Tx, id int64, def []byte) error {
+func SetDeploymentDefinition(ctx context.Context, tx Querier, id int64, def []byte) error {
 	if _, err := tx.Exec(ctx, `UPDATE deployments SET definition = $2 WHERE id = $1`, id, def); err != nil {
 		return fmt.Errorf("record definition of deployment %d: %w", id, err)
 	}

@@ -64,7 +64,7 @@ func (s *Store) ListEnvironments(ctx context.Context, visibleTo *int64) ([]Envir
 		cond = ` WHERE ` + VisibleToUserSQL(1, "", "e.id") + ` OR EXISTS (SELECT 1 FROM access_grants ag JOIN team_members tm ON tm.team_id = ag.team_id
 			WHERE tm.user_id = $1 AND ag.project_id IS NOT NULL)`
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+environmentColumns+` FROM environments e`+cond+` ORDER BY e.name`, args...)
+	rows, err := s.db.Query(ctx, `SELECT `+environmentColumns+` FROM environments e`+cond+` ORDER BY e.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list environments: %w", err)
 	}

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // AgentEvent is one journaled agent event as recorded on the server.
@@ -26,7 +24,7 @@ var nulEscape = []byte(`\u0000`)
 // InsertAgentEvent records an event inside the transaction that applies it.
 // The key (node, agent instance, seq) makes delivery idempotent: it reports
 // false, and changes nothing, when the event was recorded before.
-func InsertAgentEvent(ctx context.Context, tx pgx.Tx, nodeID int64, instance string, seq uint64, typ string, body []byte) (bool, error) {
+func InsertAgentEvent(ctx context.Context, tx Querier, nodeID int64, instance string, seq uint64, typ string, body []byte) (bool, error) {
 	if len(body) == 0 {
 		body = []byte("null")
 	}
@@ -44,7 +42,7 @@ func InsertAgentEvent(ctx context.Context, tx pgx.Tx, nodeID int64, instance str
 
 // SetNodeAckedSeq records the highest applied seq of the node's current
 // agent instance.
-func SetNodeAckedSeq(ctx context.Context, tx pgx.Tx, nodeID int64, instance string, seq uint64) error {
+func SetNodeAckedSeq(ctx context.Context, tx Querier, nodeID int64, instance string, seq uint64) error {
 	_, err := tx.Exec(ctx, `UPDATE nodes SET last_acked_seq = CASE WHEN agent_instance = $2
 		THEN GREATEST(last_acked_seq, $3) ELSE $3 END, agent_instance = $2 WHERE id = $1`, nodeID, instance, int64(seq))
 	if err != nil {
@@ -56,7 +54,7 @@ func SetNodeAckedSeq(ctx context.Context, tx pgx.Tx, nodeID int64, instance stri
 // ListAgentEvents returns the node's recorded events of one agent instance
 // (every instance when empty) in seq order, at most limit.
 func (s *Store) ListAgentEvents(ctx context.Context, nodeID int64, instance string, limit int) ([]AgentEvent, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT node_id, agent_instance, seq, type, body, received_at FROM agent_events
+	rows, err := s.db.Query(ctx, `SELECT node_id, agent_instance, seq, type, body, received_at FROM agent_events
 		WHERE node_id = $1 AND ($2 = '' OR agent_instance = $2) ORDER BY received_at, agent_instance, seq LIMIT $3`,
 		nodeID, instance, limit)
 	if err != nil {

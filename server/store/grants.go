@@ -70,7 +70,7 @@ func (s *Store) GrantTargetExists(ctx context.Context, scope GrantScope) (bool, 
 		return false, err
 	}
 	var ok bool
-	if err := s.Pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+scope.table()+" WHERE id = $1)", scope.ID).Scan(&ok); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+scope.table()+" WHERE id = $1)", scope.ID).Scan(&ok); err != nil {
 		return false, fmt.Errorf("look up %s %d: %w", scope.Kind, scope.ID, err)
 	}
 	return ok, nil
@@ -83,10 +83,10 @@ func (s *Store) ListGrants(ctx context.Context, scope GrantScope, limit, offset 
 		return nil, 0, err
 	}
 	var total int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM access_grants WHERE "+col+" = $1", scope.ID).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM access_grants WHERE "+col+" = $1", scope.ID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count grants: %w", err)
 	}
-	rows, err := s.Pool.Query(ctx, "SELECT "+grantColumns+" FROM access_grants g JOIN teams t ON t.id = g.team_id WHERE g."+col+
+	rows, err := s.db.Query(ctx, "SELECT "+grantColumns+" FROM access_grants g JOIN teams t ON t.id = g.team_id WHERE g."+col+
 		" = $1 ORDER BY t.name LIMIT $2 OFFSET $3", scope.ID, pageLimit(limit), max(offset, 0))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list grants: %w", err)
@@ -141,7 +141,7 @@ func DeleteGrant(ctx context.Context, q Querier, scope GrantScope, teamID int64)
 // the project or on the environment ("" when none). A zero id is ignored.
 func (s *Store) UserGrantLevel(ctx context.Context, userID, projectID, environmentID int64) (string, error) {
 	var rank int
-	err := s.Pool.QueryRow(ctx, `SELECT COALESCE(max(CASE g.level WHEN 'full' THEN 2 ELSE 1 END), 0)
+	err := s.db.QueryRow(ctx, `SELECT COALESCE(max(CASE g.level WHEN 'full' THEN 2 ELSE 1 END), 0)
 		FROM access_grants g JOIN team_members m ON m.team_id = g.team_id
 		WHERE m.user_id = $1 AND ((g.project_id = $2 AND $2 <> 0) OR (g.environment_id = $3 AND $3 <> 0))`,
 		userID, projectID, environmentID).Scan(&rank)
@@ -161,7 +161,7 @@ func (s *Store) UserGrantLevel(ctx context.Context, userID, projectID, environme
 // "full") any team of the user holds on each project and on each
 // environment it has a grant on.
 func (s *Store) UserGrantLevels(ctx context.Context, userID int64) (projects, environments map[int64]string, err error) {
-	rows, err := s.Pool.Query(ctx, `SELECT g.project_id, g.environment_id, max(CASE g.level WHEN 'full' THEN 2 ELSE 1 END)
+	rows, err := s.db.Query(ctx, `SELECT g.project_id, g.environment_id, max(CASE g.level WHEN 'full' THEN 2 ELSE 1 END)
 		FROM access_grants g JOIN team_members m ON m.team_id = g.team_id WHERE m.user_id = $1
 		GROUP BY g.project_id, g.environment_id`, userID)
 	if err != nil {
@@ -200,7 +200,7 @@ func (s *Store) UserGrantLevels(ctx context.Context, userID int64) (projects, en
 // UserGrantTargets returns the ids of the projects and environments on which
 // any team of the user holds a grant (any level), ascending.
 func (s *Store) UserGrantTargets(ctx context.Context, userID int64) (projectIDs, environmentIDs []int64, err error) {
-	rows, err := s.Pool.Query(ctx, `SELECT DISTINCT g.project_id, g.environment_id
+	rows, err := s.db.Query(ctx, `SELECT DISTINCT g.project_id, g.environment_id
 		FROM access_grants g JOIN team_members m ON m.team_id = g.team_id WHERE m.user_id = $1
 		ORDER BY 1, 2`, userID)
 	if err != nil {

@@ -163,7 +163,7 @@ func SetNodeToken(ctx context.Context, q Querier, id int64, enc []byte, keyID st
 
 // GetNode reads one node.
 func (s *Store) GetNode(ctx context.Context, id int64) (Node, error) {
-	n, err := scanNode(s.Pool.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE id = $1`, id))
+	n, err := scanNode(s.db.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE id = $1`, id))
 	if err != nil {
 		return n, fmt.Errorf("node %d: %w", id, err)
 	}
@@ -171,7 +171,7 @@ func (s *Store) GetNode(ctx context.Context, id int64) (Node, error) {
 }
 
 // LockNode reads one node under a row lock.
-func LockNode(ctx context.Context, tx pgx.Tx, id int64) (Node, error) {
+func LockNode(ctx context.Context, tx Querier, id int64) (Node, error) {
 	n, err := scanNode(tx.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE id = $1 FOR UPDATE`, id))
 	if err != nil {
 		return n, fmt.Errorf("node %d: %w", id, err)
@@ -182,7 +182,7 @@ func LockNode(ctx context.Context, tx pgx.Tx, id int64) (Node, error) {
 // EnvironmentExists reports whether the environment exists.
 func (s *Store) EnvironmentExists(ctx context.Context, id int64) (bool, error) {
 	var ok bool
-	if err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM environments WHERE id = $1)`, id).Scan(&ok); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM environments WHERE id = $1)`, id).Scan(&ok); err != nil {
 		return false, fmt.Errorf("look up environment %d: %w", id, err)
 	}
 	return ok, nil
@@ -191,10 +191,10 @@ func (s *Store) EnvironmentExists(ctx context.Context, id int64) (bool, error) {
 // ListNodes pages through the nodes of an environment by name.
 func (s *Store) ListNodes(ctx context.Context, environmentID int64, limit, offset int) ([]Node, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM nodes WHERE environment_id = $1`, environmentID).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM nodes WHERE environment_id = $1`, environmentID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count nodes: %w", err)
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE environment_id = $1
+	rows, err := s.db.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE environment_id = $1
 		ORDER BY name, id LIMIT $2 OFFSET $3`, environmentID, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list nodes: %w", err)
@@ -207,7 +207,7 @@ func (s *Store) ListNodes(ctx context.Context, environmentID int64, limit, offse
 // included: they drain), or whose agent has yet to be told of its
 // revocation: those the connection manager dials.
 func (s *Store) ConnectableNodes(ctx context.Context) ([]Node, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE NOT revoked OR token_revoke_pending ORDER BY id`)
+	rows, err := s.db.Query(ctx, `SELECT `+nodeColumns+` FROM nodes WHERE NOT revoked OR token_revoke_pending ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list connectable nodes: %w", err)
 	}
@@ -308,7 +308,7 @@ var ErrNodeInUse = errors.New("node has deployments")
 
 // DeleteNode deletes a node and its journal records. Deleted deployments
 // that ran on it lose their node reference; live ones make it ErrNodeInUse.
-func DeleteNode(ctx context.Context, tx pgx.Tx, id int64) error {
+func DeleteNode(ctx context.Context, tx Querier, id int64) error {
 	var live int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE node_id = $1 AND status <> 'deleted'`, id).Scan(&live); err != nil {
 		return fmt.Errorf("count deployments of node %d: %w", id, err)
@@ -333,7 +333,7 @@ func DeleteNode(ctx context.Context, tx pgx.Tx, id int64) error {
 // admin's revoke always wins over a stale writer) and when it stopped
 // answering. It reports whether the row changed.
 func (s *Store) SetNodeStatus(ctx context.Context, id int64, status, reason string) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `UPDATE nodes SET status = $2, status_reason = $3, updated_at = now(),
+	tag, err := s.db.Exec(ctx, `UPDATE nodes SET status = $2, status_reason = $3, updated_at = now(),
 		last_seen_at = CASE WHEN $2 = 'online' THEN now() ELSE last_seen_at END,
 		unreachable_since = CASE WHEN $2 = 'online' THEN NULL ELSE COALESCE(unreachable_since, now()) END
 		WHERE id = $1 AND NOT revoked AND (status <> $2 OR status_reason <> $3 OR $2 = 'online')`, id, status, reason)
@@ -366,7 +366,7 @@ func (s *Store) RecordHello(ctx context.Context, id int64, h NodeHello) (expecte
 	if err != nil {
 		return "", err
 	}
-	err = s.Pool.QueryRow(ctx, `UPDATE nodes SET
+	err = s.db.QueryRow(ctx, `UPDATE nodes SET
 		expected_thumbprint = CASE WHEN expected_thumbprint = '' THEN $2 ELSE expected_thumbprint END,
 		seen_thumbprint = $2, agent_version = $3, protocol_version = $4,
 		last_acked_seq = CASE WHEN agent_instance = $5 THEN last_acked_seq ELSE 0 END,
@@ -382,7 +382,7 @@ func (s *Store) RecordHello(ctx context.Context, id int64, h NodeHello) (expecte
 // SetNodeUntrusted records a thumbprint that does not match the expected
 // one and marks the node untrusted.
 func (s *Store) SetNodeUntrusted(ctx context.Context, id int64, seen, reason string) (bool, error) {
-	tag, err := s.Pool.Exec(ctx, `UPDATE nodes SET seen_thumbprint = $2, status = 'untrusted', status_reason = $3, updated_at = now(),
+	tag, err := s.db.Exec(ctx, `UPDATE nodes SET seen_thumbprint = $2, status = 'untrusted', status_reason = $3, updated_at = now(),
 		unreachable_since = COALESCE(unreachable_since, now())
 		WHERE id = $1 AND NOT revoked AND (status <> 'untrusted' OR seen_thumbprint <> $2 OR status_reason <> $3)`,
 		id, seen, reason)
@@ -415,7 +415,7 @@ func (s *Store) SetNodeMetrics(ctx context.Context, id int64, c protocol.Capacit
 	if err != nil {
 		return err
 	}
-	if _, err := s.Pool.Exec(ctx, `UPDATE nodes SET capacity = $2, usage = $3, last_seen_at = now() WHERE id = $1`,
+	if _, err := s.db.Exec(ctx, `UPDATE nodes SET capacity = $2, usage = $3, last_seen_at = now() WHERE id = $1`,
 		id, capacity, usage); err != nil {
 		return fmt.Errorf("store metrics of node %d: %w", id, err)
 	}
@@ -424,7 +424,7 @@ func (s *Store) SetNodeMetrics(ctx context.Context, id int64, c protocol.Capacit
 
 // TouchNode records that the node answered now.
 func (s *Store) TouchNode(ctx context.Context, id int64) error {
-	if _, err := s.Pool.Exec(ctx, `UPDATE nodes SET last_seen_at = now() WHERE id = $1`, id); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE nodes SET last_seen_at = now() WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("touch node %d: %w", id, err)
 	}
 	return nil
@@ -434,7 +434,7 @@ func (s *Store) TouchNode(ctx context.Context, id int64) error {
 // dial).
 func (s *Store) NextConnEpoch(ctx context.Context, id int64) (int64, error) {
 	var e int64
-	if err := s.Pool.QueryRow(ctx, `UPDATE nodes SET conn_epoch = conn_epoch + 1 WHERE id = $1 RETURNING conn_epoch`, id).Scan(&e); err != nil {
+	if err := s.db.QueryRow(ctx, `UPDATE nodes SET conn_epoch = conn_epoch + 1 WHERE id = $1 RETURNING conn_epoch`, id).Scan(&e); err != nil {
 		return 0, fmt.Errorf("next connection epoch of node %d: %w", id, notFound(err))
 	}
 	return e, nil
@@ -443,7 +443,7 @@ func (s *Store) NextConnEpoch(ctx context.Context, id int64) (int64, error) {
 // RaiseConnEpoch makes the node's connection epoch at least epoch (an agent
 // reported a higher one).
 func (s *Store) RaiseConnEpoch(ctx context.Context, id, epoch int64) error {
-	if _, err := s.Pool.Exec(ctx, `UPDATE nodes SET conn_epoch = GREATEST(conn_epoch, $2) WHERE id = $1`, id, epoch); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE nodes SET conn_epoch = GREATEST(conn_epoch, $2) WHERE id = $1`, id, epoch); err != nil {
 		return fmt.Errorf("raise connection epoch of node %d: %w", id, err)
 	}
 	return nil
@@ -512,10 +512,10 @@ func RecordNodeEvent(ctx context.Context, q Querier, e NodeEvent) (NodeEvent, er
 // ListNodeEvents pages through a node's events, newest first.
 func (s *Store) ListNodeEvents(ctx context.Context, nodeID int64, limit, offset int) ([]NodeEvent, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM node_events WHERE node_id = $1`, nodeID).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM node_events WHERE node_id = $1`, nodeID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count events of node %d: %w", nodeID, err)
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT id, node_id, kind, message, remote, source, at FROM node_events
+	rows, err := s.db.Query(ctx, `SELECT id, node_id, kind, message, remote, source, at FROM node_events
 		WHERE node_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`, nodeID, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list events of node %d: %w", nodeID, err)

@@ -80,10 +80,10 @@ func GetPipelineVersionByID(ctx context.Context, q Querier, id int64) (PipelineV
 // without graphs; it also returns the total count.
 func (s *Store) ListPipelineVersions(ctx context.Context, projectID int64, limit, offset int) ([]PipelineVersion, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM pipeline_versions WHERE project_id = $1`, projectID).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pipeline_versions WHERE project_id = $1`, projectID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count pipeline versions of project %d: %w", projectID, err)
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+pipelineColumns+pipelineFrom+` WHERE pv.project_id = $1
+	rows, err := s.db.Query(ctx, `SELECT `+pipelineColumns+pipelineFrom+` WHERE pv.project_id = $1
 		ORDER BY pv.version DESC LIMIT $2 OFFSET $3`, projectID, pageLimit(limit), max(offset, 0))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list pipeline versions of project %d: %w", projectID, err)
@@ -98,7 +98,7 @@ func (s *Store) ListPipelineVersions(ctx context.Context, projectID int64, limit
 // InsertPipelineVersion stores the next version of a project's pipeline.
 // Call it in a transaction after LockProject so concurrent saves get
 // consecutive numbers.
-func InsertPipelineVersion(ctx context.Context, tx pgx.Tx, projectID int64, graph json.RawMessage, pins map[string]string, createdBy *int64) (PipelineVersion, error) {
+func InsertPipelineVersion(ctx context.Context, tx Querier, projectID int64, graph json.RawMessage, pins map[string]string, createdBy *int64) (PipelineVersion, error) {
 	if pins == nil {
 		pins = map[string]string{}
 	}

@@ -80,7 +80,7 @@ func (s *Store) ListProjects(ctx context.Context, visibleTo *int64) ([]Project, 
 		cond = ` WHERE ` + VisibleToUserSQL(1, "p.id", "") + ` OR EXISTS (SELECT 1 FROM access_grants ag JOIN team_members tm ON tm.team_id = ag.team_id
 			WHERE tm.user_id = $1 AND ag.environment_id IS NOT NULL)`
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+projectColumns+` FROM projects p`+cond+` ORDER BY p.name`, args...)
+	rows, err := s.db.Query(ctx, `SELECT `+projectColumns+` FROM projects p`+cond+` ORDER BY p.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list projects: %w", err)
 	}
@@ -101,7 +101,7 @@ func GetProject(ctx context.Context, q Querier, id int64) (Project, error) {
 }
 
 // LockProject returns a project under a row lock (serialises pipeline saves).
-func LockProject(ctx context.Context, tx pgx.Tx, id int64) (Project, error) {
+func LockProject(ctx context.Context, tx Querier, id int64) (Project, error) {
 	p, err := scanProject(tx.QueryRow(ctx, `SELECT `+projectColumns+` FROM projects p WHERE p.id = $1 FOR UPDATE`, id))
 	if err != nil {
 		return Project{}, fmt.Errorf("project %d: %w", id, err)

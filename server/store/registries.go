@@ -84,7 +84,7 @@ func scanRegistry(row pgx.Row, extra ...any) (Registry, error) {
 
 // ListRegistries returns every registry, the default first, then by name.
 func (s *Store) ListRegistries(ctx context.Context) ([]Registry, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT `+registryColumns+` FROM registries r ORDER BY r.is_default DESC, r.name`)
+	rows, err := s.db.Query(ctx, `SELECT `+registryColumns+` FROM registries r ORDER BY r.is_default DESC, r.name`)
 	if err != nil {
 		return nil, fmt.Errorf("list registries: %w", err)
 	}

@@ -32,7 +32,7 @@ type RouteRow struct {
 // RouteRows lists the ingress-exposed services of every deployment that is
 // pending, deploying, running or offline, ordered by deployment and service.
 func (s *Store) RouteRows(ctx context.Context) ([]RouteRow, error) {
-	rows, err := s.Pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT d.id, d.name, d.status, e.name, e.base_domain, e.host_template,
 		       COALESCE(n.name, ''), COALESCE(n.host, ''), COALESCE(n.status, ''),
 		       ds.node_key, ds.host_port
@@ -79,7 +79,7 @@ func (s *Store) RecordIngressActivity(ctx context.Context, items []IngressActivi
 		ids[i] = it.DeploymentID
 		ats[i] = it.LastRequestAt
 	}
-	tag, err := s.Pool.Exec(ctx, `
+	tag, err := s.db.Exec(ctx, `
 		UPDATE deployments d
 		SET last_activity_at = a.at,
 		    expires_at = GREATEST(d.expires_at, a.at + d.ttl_seconds * interval '1 second')

@@ -59,7 +59,7 @@ func (s *Store) ListSecrets(ctx context.Context, f SecretFilter) ([]Secret, erro
 	case f.ProjectID != 0:
 		cond, args = " WHERE sc.project_id = $1", []any{f.ProjectID}
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+secretColumns+secretFrom+cond+` ORDER BY sc.project_id NULLS FIRST, sc.name`, args...)
+	rows, err := s.db.Query(ctx, `SELECT `+secretColumns+secretFrom+cond+` ORDER BY sc.project_id NULLS FIRST, sc.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list secrets: %w", err)
 	}
@@ -203,7 +203,7 @@ type SealedRow struct {
 
 // LockSealedValues reads, under row locks, every encrypted value in the
 // database (inside the caller's transaction).
-func LockSealedValues(ctx context.Context, tx pgx.Tx) ([]SealedRow, error) {
+func LockSealedValues(ctx context.Context, tx Querier) ([]SealedRow, error) {
 	var out []SealedRow
 	for _, qry := range []struct{ kind, sql string }{
 		{SealedSecretValue, `SELECT id, value_enc, key_id FROM secrets ORDER BY id FOR UPDATE`},
@@ -229,7 +229,7 @@ func LockSealedValues(ctx context.Context, tx pgx.Tx) ([]SealedRow, error) {
 
 // ReplaceSealedValue writes a re-encrypted value without touching
 // updated_at/updated_by (the plaintext did not change).
-func ReplaceSealedValue(ctx context.Context, tx pgx.Tx, row SealedRow) error {
+func ReplaceSealedValue(ctx context.Context, tx Querier, row SealedRow) error {
 	var sql string
 	switch row.Kind {
 	case SealedSecretValue:

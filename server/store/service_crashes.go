@@ -13,7 +13,7 @@ func (s *Store) CrashedServicesOf(ctx context.Context, deploymentIDs []int64) (m
 	if len(deploymentIDs) == 0 {
 		return out, nil
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT deployment_id, node_key, state, restart_count, exit_code, last_exit_oom, last_exit_at
+	rows, err := s.db.Query(ctx, `SELECT deployment_id, node_key, state, restart_count, exit_code, last_exit_oom, last_exit_at
 		FROM deployment_services
 		WHERE deployment_id = ANY($1) AND (state IN ('restarting', 'exited', 'oom-killed') OR last_exit_at IS NOT NULL)
 		ORDER BY deployment_id, node_key`, deploymentIDs)

@@ -21,7 +21,7 @@ type Session struct {
 
 // CreateSession stores a new session.
 func (s *Store) CreateSession(ctx context.Context, ss Session) error {
-	_, err := s.Pool.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, csrf_token, client_addr, user_agent, created_at, last_seen_at, expires_at)
+	_, err := s.db.Exec(ctx, `INSERT INTO sessions (id_hash, user_id, csrf_token, client_addr, user_agent, created_at, last_seen_at, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`,
 		ss.IDHash, ss.UserID, ss.CSRFToken, ss.ClientAddr, ss.UserAgent, ss.CreatedAt, ss.ExpiresAt)
 	if err != nil {
@@ -33,7 +33,7 @@ func (s *Store) CreateSession(ctx context.Context, ss Session) error {
 // SessionByHash returns a session and its user.
 func (s *Store) SessionByHash(ctx context.Context, idHash []byte) (Session, User, error) {
 	var ss Session
-	u, err := scanUser(s.Pool.QueryRow(ctx, "SELECT "+userColumns+`, s.id_hash, s.user_id, s.csrf_token, s.client_addr, s.user_agent,
+	u, err := scanUser(s.db.QueryRow(ctx, "SELECT "+userColumns+`, s.id_hash, s.user_id, s.csrf_token, s.client_addr, s.user_agent,
 			s.created_at, s.last_seen_at, s.expires_at
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1`, idHash),
 		&ss.IDHash, &ss.UserID, &ss.CSRFToken, &ss.ClientAddr, &ss.UserAgent, &ss.CreatedAt, &ss.LastSeenAt, &ss.ExpiresAt)
@@ -45,7 +45,7 @@ func (s *Store) SessionByHash(ctx context.Context, idHash []byte) (Session, User
 
 // TouchSession records use of a session.
 func (s *Store) TouchSession(ctx context.Context, idHash []byte, at time.Time) error {
-	if _, err := s.Pool.Exec(ctx, "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1", idHash, at); err != nil {
+	if _, err := s.db.Exec(ctx, "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1", idHash, at); err != nil {
 		return fmt.Errorf("touch session: %w", err)
 	}
 	return nil
@@ -53,7 +53,7 @@ func (s *Store) TouchSession(ctx context.Context, idHash []byte, at time.Time) e
 
 // DeleteSession removes one session (logout, expiry).
 func (s *Store) DeleteSession(ctx context.Context, idHash []byte) error {
-	if _, err := s.Pool.Exec(ctx, "DELETE FROM sessions WHERE id_hash = $1", idHash); err != nil {
+	if _, err := s.db.Exec(ctx, "DELETE FROM sessions WHERE id_hash = $1", idHash); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -71,7 +71,7 @@ func DeleteUserSessions(ctx context.Context, q Querier, userID int64, keep []byt
 // DeleteExpiredSessions removes sessions past their absolute expiry or idle
 // since before idleCutoff, and returns how many.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now, idleCutoff time.Time) (int64, error) {
-	tag, err := s.Pool.Exec(ctx, "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, idleCutoff)
+	tag, err := s.db.Exec(ctx, "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2", now, idleCutoff)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired sessions: %w", err)
 	}

@@ -32,9 +32,54 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a unique constraint is violated.
 var ErrConflict = errors.New("already exists")
 
-// Store gives typed access to the database.
+// Store gives typed access to the database. Its methods run on the pool,
+// or, on the Store that InTx passes to its function, inside that
+// transaction: the same API either way (a domain package validates, writes
+// and records the audit entry with one of them). A Store is also a Querier,
+// so the package-level functions taking one accept it too.
 type Store struct {
+	// Pool is the connection pool (also on a transaction's Store: use it
+	// only for work that must not join the transaction, such as LISTEN).
 	Pool *pgxpool.Pool
+	// db is the pool, or the transaction of a Store given by InTx.
+	db dbtx
+}
+
+// dbtx is what both *pgxpool.Pool and pgx.Tx offer.
+type dbtx interface {
+	Querier
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Exec runs a statement on the pool or in the Store's transaction.
+func (s *Store) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return s.db.Exec(ctx, sql, args...)
+}
+
+// Query runs a query on the pool or in the Store's transaction.
+func (s *Store) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return s.db.Query(ctx, sql, args...)
+}
+
+// QueryRow runs a one-row query on the pool or in the Store's transaction.
+func (s *Store) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return s.db.QueryRow(ctx, sql, args...)
+}
+
+// InTx runs fn with a Store bound to one transaction, committing when fn
+// returns nil and rolling everything back otherwise. Called on a Store
+// already in a transaction it opens a savepoint inside it.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		return fn(&Store{Pool: s.Pool, db: tx})
+	})
+}
+
+// InTransaction reports whether s is bound to a transaction (given by InTx).
+func (s *Store) InTransaction() bool {
+	_, ok := s.db.(pgx.Tx)
+	return ok
 }
 
 // Open connects to PostgreSQL and checks the connection.
@@ -54,7 +99,7 @@ func Open(ctx context.Context, url string, maxConns int32) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
-	return &Store{Pool: pool}, nil
+	return &Store{Pool: pool, db: pool}, nil
 }
 
 // Close releases the pool.
@@ -134,7 +179,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	var version int64
 	var dirty bool
-	err = s.Pool.QueryRow(ctx, "SELECT version, dirty FROM schema_migrations LIMIT 1").Scan(&version, &dirty)
+	err = s.db.QueryRow(ctx, "SELECT version, dirty FROM schema_migrations LIMIT 1").Scan(&version, &dirty)
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
@@ -147,9 +192,10 @@ func (s *Store) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Tx runs fn in a transaction, committing when it returns nil.
+// Tx runs fn in a transaction, committing when it returns nil. New code
+// uses InTx, which keeps the typed API inside the transaction.
 func (s *Store) Tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.Pool, fn)
+	return pgx.BeginFunc(ctx, s.db, fn)
 }
 
 // IsUniqueViolation reports whether err is a unique constraint violation.

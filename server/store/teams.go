@@ -43,7 +43,7 @@ func CreateTeam(ctx context.Context, q Querier, name, description string) (Team,
 
 // GetTeam returns a team by id.
 func (s *Store) GetTeam(ctx context.Context, id int64) (Team, error) {
-	t, err := scanTeam(s.Pool.QueryRow(ctx, "SELECT "+teamColumns+" FROM teams t WHERE t.id = $1", id))
+	t, err := scanTeam(s.db.QueryRow(ctx, "SELECT "+teamColumns+" FROM teams t WHERE t.id = $1", id))
 	if err != nil {
 		return Team{}, fmt.Errorf("get team %d: %w", id, err)
 	}
@@ -53,10 +53,10 @@ func (s *Store) GetTeam(ctx context.Context, id int64) (Team, error) {
 // ListTeams pages through teams by name.
 func (s *Store) ListTeams(ctx context.Context, limit, offset int) ([]Team, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM teams").Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM teams").Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count teams: %w", err)
 	}
-	rows, err := s.Pool.Query(ctx, "SELECT "+teamColumns+" FROM teams t ORDER BY t.name LIMIT $1 OFFSET $2", pageLimit(limit), max(offset, 0))
+	rows, err := s.db.Query(ctx, "SELECT "+teamColumns+" FROM teams t ORDER BY t.name LIMIT $1 OFFSET $2", pageLimit(limit), max(offset, 0))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list teams: %w", err)
 	}
@@ -69,7 +69,7 @@ func (s *Store) ListTeams(ctx context.Context, limit, offset int) ([]Team, int, 
 
 // UserTeams lists the teams a user belongs to.
 func (s *Store) UserTeams(ctx context.Context, userID int64) ([]Team, error) {
-	rows, err := s.Pool.Query(ctx, "SELECT "+teamColumns+` FROM teams t
+	rows, err := s.db.Query(ctx, "SELECT "+teamColumns+` FROM teams t
 		WHERE t.id IN (SELECT team_id FROM team_members WHERE user_id = $1) ORDER BY t.name`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("teams of user %d: %w", userID, err)
@@ -117,10 +117,10 @@ type TeamMember struct {
 // ListTeamMembers pages through the members of a team by username.
 func (s *Store) ListTeamMembers(ctx context.Context, teamID int64, limit, offset int) ([]TeamMember, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM team_members WHERE team_id = $1", teamID).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM team_members WHERE team_id = $1", teamID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count team members: %w", err)
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT u.id, u.username, u.display_name, m.created_at
+	rows, err := s.db.Query(ctx, `SELECT u.id, u.username, u.display_name, m.created_at
 		FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = $1
 		ORDER BY u.username LIMIT $2 OFFSET $3`, teamID, pageLimit(limit), max(offset, 0))
 	if err != nil {

@@ -55,7 +55,7 @@ func CreateAPIToken(ctx context.Context, q Querier, n NewAPIToken) (APIToken, er
 // APITokenByHash returns a token and its owner.
 func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (APIToken, User, error) {
 	var t APIToken
-	u, err := scanUser(s.Pool.QueryRow(ctx, "SELECT "+userColumns+", "+tokenColumns+
+	u, err := scanUser(s.db.QueryRow(ctx, "SELECT "+userColumns+", "+tokenColumns+
 		" FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1", hash),
 		&t.ID, &t.UserID, &t.Name, &t.Prefix, &t.ExpiresAt, &t.LastUsedAt, &t.RevokedAt, &t.CreatedAt)
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *Store) APITokenByHash(ctx context.Context, hash []byte) (APIToken, User
 
 // TouchAPIToken records use of a token.
 func (s *Store) TouchAPIToken(ctx context.Context, id int64, at time.Time) error {
-	if _, err := s.Pool.Exec(ctx, "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", id, at); err != nil {
+	if _, err := s.db.Exec(ctx, "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", id, at); err != nil {
 		return fmt.Errorf("touch api token: %w", err)
 	}
 	return nil
@@ -76,10 +76,10 @@ func (s *Store) TouchAPIToken(ctx context.Context, id int64, at time.Time) error
 // included, so the owner sees what happened to them).
 func (s *Store) ListAPITokens(ctx context.Context, userID int64, limit, offset int) ([]APIToken, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM api_tokens WHERE user_id = $1", userID).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM api_tokens WHERE user_id = $1", userID).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count api tokens: %w", err)
 	}
-	rows, err := s.Pool.Query(ctx, "SELECT "+tokenColumns+" FROM api_tokens t WHERE t.user_id = $1 ORDER BY t.id DESC LIMIT $2 OFFSET $3",
+	rows, err := s.db.Query(ctx, "SELECT "+tokenColumns+" FROM api_tokens t WHERE t.user_id = $1 ORDER BY t.id DESC LIMIT $2 OFFSET $3",
 		userID, pageLimit(limit), max(offset, 0))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list api tokens: %w", err)

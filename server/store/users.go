@@ -96,7 +96,7 @@ func (s *Store) CreateFirstUser(ctx context.Context, n NewUser) (u User, created
 
 // GetUser returns a user by id.
 func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
-	u, err := scanUser(s.Pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users u WHERE u.id = $1", id))
+	u, err := scanUser(s.db.QueryRow(ctx, "SELECT "+userColumns+" FROM users u WHERE u.id = $1", id))
 	if err != nil {
 		return User{}, fmt.Errorf("get user %d: %w", id, err)
 	}
@@ -106,7 +106,7 @@ func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
 // UserCredentials returns a user and their encoded password hash by username.
 func (s *Store) UserCredentials(ctx context.Context, username string) (User, string, error) {
 	var hash string
-	u, err := scanUser(s.Pool.QueryRow(ctx, "SELECT "+userColumns+", u.password_hash FROM users u WHERE u.username = $1", username), &hash)
+	u, err := scanUser(s.db.QueryRow(ctx, "SELECT "+userColumns+", u.password_hash FROM users u WHERE u.username = $1", username), &hash)
 	if err != nil {
 		return User{}, "", fmt.Errorf("user credentials: %w", err)
 	}
@@ -116,7 +116,7 @@ func (s *Store) UserCredentials(ctx context.Context, username string) (User, str
 // UserPasswordHash returns the encoded password hash of a user by id.
 func (s *Store) UserPasswordHash(ctx context.Context, id int64) (string, error) {
 	var hash string
-	if err := s.Pool.QueryRow(ctx, "SELECT password_hash FROM users WHERE id = $1", id).Scan(&hash); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT password_hash FROM users WHERE id = $1", id).Scan(&hash); err != nil {
 		return "", fmt.Errorf("user password hash: %w", notFound(err))
 	}
 	return hash, nil
@@ -150,7 +150,7 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int, error
 		cond = " WHERE u.username ILIKE $1 OR u.display_name ILIKE $1"
 	}
 	var total int
-	if err := s.Pool.QueryRow(ctx, "SELECT count(*) FROM users u"+cond, args...).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM users u"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count users: %w", err)
 	}
 	order := "u.username"
@@ -166,7 +166,7 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int, error
 		order = col + dir + ", u.username"
 	}
 	args = append(args, pageLimit(f.Limit), max(f.Offset, 0))
-	rows, err := s.Pool.Query(ctx, "SELECT "+userColumns+" FROM users u"+cond+
+	rows, err := s.db.Query(ctx, "SELECT "+userColumns+" FROM users u"+cond+
 		" ORDER BY "+order+" LIMIT $"+strconv.Itoa(len(args)-1)+" OFFSET $"+strconv.Itoa(len(args)), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
@@ -225,7 +225,7 @@ func DeleteUser(ctx context.Context, q Querier, id int64) error {
 
 // LockActiveAdmins counts active admins while locking their rows, so a
 // transaction that would remove the last one can refuse.
-func LockActiveAdmins(ctx context.Context, tx pgx.Tx) (int, error) {
+func LockActiveAdmins(ctx context.Context, tx Querier) (int, error) {
 	rows, err := tx.Query(ctx, "SELECT id FROM users WHERE role = 'admin' AND active FOR UPDATE")
 	if err != nil {
 		return 0, fmt.Errorf("lock admins: %w", err)
@@ -241,7 +241,7 @@ func LockActiveAdmins(ctx context.Context, tx pgx.Tx) (int, error) {
 }
 
 // LockUser reads a user FOR UPDATE.
-func LockUser(ctx context.Context, tx pgx.Tx, id int64) (User, error) {
+func LockUser(ctx context.Context, tx Querier, id int64) (User, error) {
 	u, err := scanUser(tx.QueryRow(ctx, "SELECT "+userColumns+" FROM users u WHERE u.id = $1 FOR UPDATE", id))
 	if err != nil {
 		return User{}, fmt.Errorf("lock user %d: %w", id, err)

@@ -1,0 +1,103 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nullops/nullops/server/api"
+	"github.com/nullops/nullops/server/api/apitest"
+	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/store"
+	"github.com/nullops/nullops/server/store/storetest"
+)
+
+// count runs a count query on the test database.
+func count(t *testing.T, env *apitest.Env, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := env.Store.Pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// A user, team, membership, grant or token change whose audit entry cannot
+// be written fails and leaves the database as it was.
+func TestFailedAuditChangesNothingAccounts(t *testing.T) {
+	env := apitest.New(t)
+	u := env.User("rolf", false)
+	team := env.Team("ops")
+	pid := env.Project("shop")
+	storetest.FailAudit(t, env.Store, "user.%")
+	storetest.FailAudit(t, env.Store, "team.%")
+	storetest.FailAudit(t, env.Store, "access.%")
+	storetest.FailAudit(t, env.Store, "token.%")
+
+	env.Admin.Post("/api/v1/users", map[string]any{"username": "sven", "password": "sven-password-2026"}).Want(t, 500)
+	if n := count(t, env, "SELECT count(*) FROM users WHERE username = 'sven'"); n != 0 {
+		t.Errorf("user created although its audit entry failed")
+	}
+	env.Admin.Patch(apitest.Path("/users/%d", u.ID), map[string]any{"active": false, "display_name": "X"}).Want(t, 500)
+	env.Admin.Delete(apitest.Path("/users/%d", u.ID)).Want(t, 500)
+	var got store.User
+	env.Admin.Get(apitest.Path("/users/%d", u.ID)).Want(t, 200).Decode(t, &got)
+	if !got.Active || got.DisplayName != u.DisplayName {
+		t.Errorf("user changed although the audit entry failed: %+v", got)
+	}
+	env.Admin.Put(apitest.Path("/users/%d/password", u.ID), map[string]any{"password": "another-password-77"}).Want(t, 500)
+	env.Login("rolf", apitest.DefaultPassword) // the old password still works
+
+	env.Admin.Post("/api/v1/teams", map[string]any{"name": "qa"}).Want(t, 500)
+	env.Admin.Patch(apitest.Path("/teams/%d", team), map[string]any{"name": "dev"}).Want(t, 500)
+	env.Admin.Put(apitest.Path("/teams/%d/members/%d", team, u.ID), nil).Want(t, 500)
+	env.Admin.Delete(apitest.Path("/teams/%d", team)).Want(t, 500)
+	var teams api.List[store.Team]
+	env.Admin.Get("/api/v1/teams").Want(t, 200).Decode(t, &teams)
+	if teams.Total != 1 || teams.Items[0].Name != "ops" || teams.Items[0].Members != 0 {
+		t.Errorf("teams changed although their audit entries failed: %+v", teams.Items)
+	}
+
+	env.Admin.Put(apitest.Path("/projects/%d/access/%d", pid, team), map[string]any{"level": "full"}).Want(t, 500)
+	if n := count(t, env, "SELECT count(*) FROM access_grants"); n != 0 {
+		t.Errorf("%d grants written although the audit entry failed", n)
+	}
+	env.Admin.Post("/api/v1/tokens", map[string]any{"name": "ci"}).Want(t, 500)
+	if n := count(t, env, "SELECT count(*) FROM api_tokens"); n != 0 {
+		t.Errorf("%d tokens written although the audit entry failed", n)
+	}
+}
+
+// Removals and logins: the grant, membership and token stay, and a login
+// whose audit entry fails opens no session.
+func TestFailedAuditChangesNothingRemovals(t *testing.T) {
+	env := apitest.New(t)
+	u := env.User("rolf", false)
+	team := env.Team("ops", u.ID)
+	pid := env.Project("shop")
+	env.Grant(team, store.ScopeProject, pid, auth.Read)
+	var tok struct {
+		ID int64 `json:"id"`
+	}
+	rolf := env.Session(u)
+	rolf.Post("/api/v1/tokens", map[string]any{"name": "ci"}).Want(t, 201).Decode(t, &tok)
+	storetest.FailAudit(t, env.Store, "%")
+
+	env.Admin.Delete(apitest.Path("/projects/%d/access/%d", pid, team)).Want(t, 500)
+	env.Admin.Delete(apitest.Path("/teams/%d/members/%d", team, u.ID)).Want(t, 500)
+	rolf.Delete(apitest.Path("/tokens/%d", tok.ID)).Want(t, 500)
+	if n := count(t, env, "SELECT count(*) FROM access_grants"); n != 1 {
+		t.Errorf("grant removed although the audit entry failed")
+	}
+	if n := count(t, env, "SELECT count(*) FROM team_members"); n != 1 {
+		t.Errorf("member removed although the audit entry failed")
+	}
+	if n := count(t, env, "SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL"); n != 1 {
+		t.Errorf("token revoked although the audit entry failed")
+	}
+	sessions := count(t, env, "SELECT count(*) FROM sessions")
+	env.Anonymous().Post("/api/v1/auth/login", map[string]any{"username": "rolf", "password": apitest.DefaultPassword}).Want(t, 500)
+	rolf.Post("/api/v1/auth/logout", nil).Want(t, 500)
+	if n := count(t, env, "SELECT count(*) FROM sessions"); n != sessions {
+		t.Errorf("sessions %d, want %d: a login or logout whose audit entry failed changed them", n, sessions)
+	}
+}
