@@ -90,8 +90,15 @@ func (p Problem) Error() string { return fmt.Sprintf("router %q: %v", p.Router, 
 // unsupported rule, unknown service, bad server URL, host already routed by
 // an earlier router). One broken router never stops the others.
 func Compile(cfg *Configuration) ([]Route, []Problem) {
+	routes, problems, _ := compileAll(cfg)
+	return routes, problems
+}
+
+// compileAll is Compile, also counting the host conflicts among the
+// problems.
+func compileAll(cfg *Configuration) ([]Route, []Problem, int) {
 	if cfg == nil || cfg.HTTP == nil {
-		return nil, nil
+		return nil, nil, 0
 	}
 	type named struct {
 		name string
@@ -104,6 +111,7 @@ func Compile(cfg *Configuration) ([]Route, []Problem) {
 	slices.SortFunc(list, func(a, b named) int { return strings.Compare(a.name, b.name) })
 	routes := make([]Route, 0, len(list))
 	var problems []Problem
+	conflicts := 0
 	owner := make(map[string]string, len(list))
 	for _, it := range list {
 		name := it.name
@@ -116,6 +124,7 @@ func Compile(cfg *Configuration) ([]Route, []Problem) {
 		for _, h := range r.Hosts {
 			if prev, taken := owner[h]; taken {
 				problems = append(problems, Problem{Router: name, Err: fmt.Errorf("host %s is already routed by router %q", h, prev)})
+				conflicts++
 				continue
 			}
 			owner[h] = name
@@ -127,7 +136,7 @@ func Compile(cfg *Configuration) ([]Route, []Problem) {
 		r.Hosts = hosts
 		routes = append(routes, r)
 	}
-	return routes, problems
+	return routes, problems, conflicts
 }
 
 func compileRouter(h *HTTPConfiguration, name string, r *Router) (Route, error) {
