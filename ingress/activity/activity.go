@@ -99,6 +99,17 @@ func (t *Tracker) Retain(keep map[int64]bool) {
 	}
 }
 
+// Forget drops the cell of a deployment that is no longer routed once
+// everything it recorded has been reported (otherwise the next Retain
+// does).
+func (t *Tracker) Forget(id int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c := t.cells[id]; c != nil && c.last.Load() <= c.reported {
+		delete(t.cells, id)
+	}
+}
+
 // Run reports pending activity every interval until ctx ends, then makes one
 // last attempt. A failed batch stays pending and goes out with the next one.
 func Run(ctx context.Context, t *Tracker, s Sender, interval time.Duration, log zerolog.Logger) {

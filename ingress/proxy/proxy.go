@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -33,6 +34,9 @@ type Options struct {
 	Activity *activity.Tracker
 	// Transport overrides the tuned default (tests).
 	Transport http.RoundTripper
+	// Incremental keeps the configuration in use and its compiled routes so
+	// that ApplyDelta can update the table in O(change).
+	Incremental bool
 }
 
 // Proxy is an http.Handler routing by host.
@@ -45,6 +49,14 @@ type Proxy struct {
 	access    *zerolog.Logger
 	activity  *activity.Tracker
 	errLog    *log.Logger
+
+	// Guarded by swapMu: what ApplyDelta needs (nil unless
+	// Options.Incremental) and reference counts of the current table's
+	// backends (by backendKey) and deployments (routes per id).
+	incremental bool
+	compiled    *dynconfig.Compiled
+	backendRefs map[string]int
+	deployments map[int64]int
 }
 
 // Table is one immutable routing table.
@@ -114,6 +126,8 @@ func New(opts Options) *Proxy {
 		log:       opts.Log.With().Str("part", "proxy").Logger(),
 		access:    opts.AccessLog,
 		activity:  opts.Activity,
+
+		incremental: opts.Incremental,
 	}
 	if p.transport == nil {
 		p.transport = NewTransport()
@@ -135,59 +149,187 @@ func (p *Proxy) Apply(body []byte, version string) ([]dynconfig.Problem, error) 
 	if err != nil {
 		return nil, err
 	}
-	routes, problems := dynconfig.Compile(cfg)
+	return p.ApplyConfig(cfg, version), nil
+}
+
+// ApplyConfig builds a table from cfg (owned by the proxy afterwards) and
+// swaps it in. With Options.Incremental it also keeps the configuration and
+// its compiled routes for ApplyDelta.
+func (p *Proxy) ApplyConfig(cfg *dynconfig.Configuration, version string) []dynconfig.Problem {
+	var routes []dynconfig.Route
+	var problems []dynconfig.Problem
+	var compiled *dynconfig.Compiled
+	if p.incremental {
+		compiled, problems = dynconfig.NewCompiled(dynconfig.NewState(cfg))
+		routes = compiled.Routes()
+	} else {
+		routes, problems = dynconfig.Compile(cfg)
+	}
 	p.swapMu.Lock()
 	defer p.swapMu.Unlock()
 	t := p.build(routes, version, p.table.Load())
+	p.compiled = compiled
+	p.swap(t)
+	if p.activity != nil {
+		keep := make(map[int64]bool, len(p.deployments))
+		for id := range p.deployments {
+			keep[id] = true
+		}
+		p.activity.Retain(keep)
+	}
+	return problems
+}
+
+// ErrNoBase is returned by ApplyDelta when no table to apply it to is kept
+// (no document applied yet, or Options.Incremental off).
+var ErrNoBase = errors.New("no table to apply a delta to: fetch the whole document")
+
+// ApplyDelta applies an incremental update to the table in use: the delta
+// must start at the table's content (dynconfig.State.Apply checks it and
+// the result), otherwise it is refused and nothing changes. Only the
+// routers it touches are recompiled; the new table shares every other
+// route and backend with the current one.
+func (p *Proxy) ApplyDelta(d *dynconfig.Delta) ([]dynconfig.Problem, error) {
+	p.swapMu.Lock()
+	defer p.swapMu.Unlock()
+	if p.compiled == nil {
+		return nil, ErrNoBase
+	}
+	u, err := p.compiled.Apply(d)
+	if err != nil {
+		return nil, err
+	}
+	prev := p.table.Load()
+	var t *Table
+	if u.Full {
+		t = p.build(p.compiled.Routes(), d.To, prev)
+	} else {
+		t = p.patch(prev, u, d.To)
+	}
+	p.swap(t)
+	return u.Problems, nil
+}
+
+// ETag names the content of the table in use when it can take deltas ("" when
+// it cannot).
+func (p *Proxy) ETag() string {
+	p.swapMu.Lock()
+	defer p.swapMu.Unlock()
+	if p.compiled == nil {
+		return ""
+	}
+	return p.compiled.State().ETag()
+}
+
+// Document returns the configuration the table was built from, safe to
+// encode while the proxy keeps applying deltas, with its ETag; nil when not
+// kept (Options.Incremental off).
+func (p *Proxy) Document() (*dynconfig.Configuration, string) {
+	p.swapMu.Lock()
+	defer p.swapMu.Unlock()
+	if p.compiled == nil {
+		return nil, ""
+	}
+	return p.compiled.State().Snapshot(), p.compiled.State().ETag()
+}
+
+// swap installs t; the caller holds swapMu.
+func (p *Proxy) swap(t *Table) {
 	p.table.Store(t)
 	metricSwaps.Inc()
 	metricHosts.WithLabelValues("backend").Set(float64(t.counts[dynconfig.KindBackend]))
 	metricHosts.WithLabelValues("offline").Set(float64(t.counts[dynconfig.KindOffline]))
 	metricHosts.WithLabelValues("deploying").Set(float64(t.counts[dynconfig.KindDeploying]))
 	metricHosts.WithLabelValues("no-server").Set(float64(t.counts[dynconfig.KindNoServer]))
-	if p.activity != nil {
-		keep := make(map[int64]bool, len(t.hosts))
-		for _, r := range t.hosts {
-			if r.activity != nil {
-				keep[r.deploymentID] = true
-			}
-		}
-		p.activity.Retain(keep)
-	}
-	return problems, nil
 }
 
 // build makes a table, reusing the backends of prev whose servers and
-// settings did not change (their idle connections stay warm).
+// settings did not change (their idle connections stay warm). The caller
+// holds swapMu.
 func (p *Proxy) build(routes []dynconfig.Route, version string, prev *Table) *Table {
 	t := &Table{
 		Version:  version,
 		hosts:    make(map[string]*route, len(routes)),
 		backends: make(map[string]*backend, len(routes)),
 	}
+	p.backendRefs = make(map[string]int, len(routes))
+	p.deployments = make(map[int64]int, len(routes))
 	for _, rt := range routes {
-		r := &route{kind: rt.Kind, router: rt.Router, deploymentID: rt.DeploymentID}
-		if rt.Kind == dynconfig.KindBackend {
-			key := backendKey(rt)
-			b := t.backends[key]
-			if b == nil {
-				b = prev.backends[key]
-			}
-			if b == nil {
-				b = p.newBackend(rt)
-			}
-			t.backends[key] = b
-			r.backend = b
-			if rt.DeploymentID > 0 && p.activity != nil {
-				r.activity = p.activity.Cell(rt.DeploymentID)
+		p.add(t, prev, rt)
+	}
+	return t
+}
+
+// patch makes a table from prev and an incremental update: a copy of its
+// maps with the update's routes removed and added. The caller holds swapMu.
+func (p *Proxy) patch(prev *Table, u dynconfig.Update, version string) *Table {
+	t := &Table{
+		Version:  version,
+		hosts:    maps.Clone(prev.hosts),
+		backends: maps.Clone(prev.backends),
+		counts:   prev.counts,
+	}
+	var gone []int64
+	for _, rt := range u.Removed {
+		for _, h := range rt.Hosts {
+			if r := t.hosts[h]; r != nil && r.router == rt.Router {
+				t.counts[r.kind]--
+				delete(t.hosts, h)
 			}
 		}
-		for _, h := range rt.Hosts {
-			t.hosts[h] = r
-			t.counts[rt.Kind]++
+		if rt.Kind == dynconfig.KindBackend {
+			key := backendKey(rt)
+			if p.backendRefs[key]--; p.backendRefs[key] <= 0 {
+				delete(p.backendRefs, key)
+				delete(t.backends, key)
+			}
+		}
+		if rt.DeploymentID > 0 {
+			if p.deployments[rt.DeploymentID]--; p.deployments[rt.DeploymentID] <= 0 {
+				delete(p.deployments, rt.DeploymentID)
+				gone = append(gone, rt.DeploymentID)
+			}
+		}
+	}
+	for _, rt := range u.Set {
+		p.add(t, prev, rt)
+	}
+	if p.activity != nil {
+		for _, id := range gone {
+			if p.deployments[id] == 0 {
+				p.activity.Forget(id)
+			}
 		}
 	}
 	return t
+}
+
+// add routes rt's hosts in t, with a backend from t, prev or a new one.
+func (p *Proxy) add(t, prev *Table, rt dynconfig.Route) {
+	r := &route{kind: rt.Kind, router: rt.Router, deploymentID: rt.DeploymentID}
+	if rt.Kind == dynconfig.KindBackend {
+		key := backendKey(rt)
+		b := t.backends[key]
+		if b == nil {
+			b = prev.backends[key]
+		}
+		if b == nil {
+			b = p.newBackend(rt)
+		}
+		t.backends[key] = b
+		p.backendRefs[key]++
+		r.backend = b
+		if rt.DeploymentID > 0 && p.activity != nil {
+			r.activity = p.activity.Cell(rt.DeploymentID)
+		}
+	}
+	if rt.DeploymentID > 0 {
+		p.deployments[rt.DeploymentID]++
+	}
+	for _, h := range rt.Hosts {
+		t.hosts[h] = r
+		t.counts[rt.Kind]++
+	}
 }
 
 func backendKey(rt dynconfig.Route) string {
