@@ -44,7 +44,7 @@ type App struct {
 // New builds the ingress and loads the routes saved by the last run.
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, tracker: activity.NewTracker()}
-	opts := proxy.Options{Log: log, Activity: a.tracker}
+	opts := proxy.Options{Log: log, Activity: a.tracker, Incremental: cfg.Server.Deltas}
 	if cfg.AccessLog {
 		// A diode buffers access-log lines and hands them to one goroutine,
 		// which batches them into few writes to stdout: requests never wait on
@@ -59,14 +59,18 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		a.hasLog = true
 	}
 	a.Proxy = proxy.New(opts)
-	w, err := watch.New(watch.Options{
+	wopts := watch.Options{
 		ServerURL: cfg.Server.URL,
 		Token:     cfg.Token,
 		StateDir:  cfg.StateDir,
 		Wait:      time.Duration(cfg.Server.Wait),
 		Apply:     a.Proxy.Apply,
 		Log:       log,
-	})
+	}
+	if cfg.Server.Deltas {
+		wopts.ApplyDelta, wopts.Document = a.Proxy.ApplyDelta, a.Proxy.Document
+	}
+	w, err := watch.New(wopts)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +163,10 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
-	go a.Watcher.Run(bg)
+	// The watcher writes the table in use to the state dir before it
+	// returns (Serve waits for it: the next process starts from that file).
+	watchDone := make(chan struct{})
+	go func() { a.Watcher.Run(bg); close(watchDone) }()
 	actDone := make(chan struct{})
 	go func() {
 		activity.Run(bg, a.tracker, a.Watcher, time.Duration(a.cfg.Activity.Interval), a.log)
@@ -233,6 +240,7 @@ func (a *App) Serve(ctx context.Context) error {
 	}
 	shutdown()
 	<-actDone
+	<-watchDone
 	if a.hasLog {
 		_ = a.access.Close()
 	}

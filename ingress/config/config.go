@@ -30,8 +30,9 @@ type Config struct {
 
 // Server locates the control plane.
 type Server struct {
-	URL  string          `description:"Base URL of nullops-server, e.g. http://nullops-server:8080." export:"true"`
-	Wait ptypes.Duration `description:"How long one long-poll for route changes may wait (at most 60s)." export:"true"`
+	URL    string          `description:"Base URL of nullops-server, e.g. http://nullops-server:8080." export:"true"`
+	Wait   ptypes.Duration `description:"How long one long-poll for route changes may wait (at most 60s)." export:"true"`
+	Deltas bool            `description:"Ask for incremental route updates (only the changed routes); false fetches the whole table on every change." export:"true"`
 }
 
 // TLS serves HTTPS when CertFile and KeyFile are set.
@@ -55,7 +56,7 @@ type Activity struct {
 func Defaults() *Config {
 	return &Config{
 		Listen:    ":80",
-		Server:    Server{Wait: ptypes.Duration(30 * time.Second)},
+		Server:    Server{Wait: ptypes.Duration(30 * time.Second), Deltas: true},
 		StateDir:  "/var/lib/nullops-ingress",
 		TLS:       TLS{Listen: ":443"},
 		Metrics:   Metrics{Listen: ":8082"},

@@ -1,9 +1,11 @@
 // Package watch keeps nullops-ingress's routing table in step with the
 // server: it long-polls GET /api/v1/ingress/traefik (If-None-Match + wait),
-// applies every new version, persists the last good one atomically in the
-// state directory and loads it at start, so the ingress keeps serving the
-// last known routes while the server is unreachable or restarting. It also
-// delivers activity reports to the server.
+// asking for incremental updates (dynconfig.Delta) when it can apply them
+// and taking the whole document otherwise, applies every new version,
+// persists the last good one atomically in the state directory and loads it
+// at start, so the ingress keeps serving the last known routes while the
+// server is unreachable or restarting. It also delivers activity reports to
+// the server.
 package watch
 
 import (
@@ -22,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,10 +53,27 @@ var (
 		Name: "nullops_ingress_last_config_fetch_timestamp_seconds",
 		Help: "When the server last answered a configuration request.",
 	})
+	metricUpdates = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "nullops_ingress_config_updates_total",
+		Help: "Route table updates applied, by kind (full document or delta).",
+	}, []string{"kind"})
+	metricUpdateBytes = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "nullops_ingress_config_update_bytes_total",
+		Help: "Bytes of the route table updates applied, by kind (full document or delta).",
+	}, []string{"kind"})
+	metricDeltaRefused = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "nullops_ingress_config_deltas_refused_total",
+		Help: "Deltas refused (not starting at the table in use, or not producing the announced one); a whole document follows.",
+	})
 )
 
 // Applier installs a configuration document (proxy.Proxy.Apply).
 type Applier func(body []byte, version string) ([]dynconfig.Problem, error)
+
+// DeltaApplier applies an incremental update to the table in use
+// (proxy.Proxy.ApplyDelta); it refuses one that does not start at that
+// table or does not produce the table it announces.
+type DeltaApplier func(d *dynconfig.Delta) ([]dynconfig.Problem, error)
 
 // Options configure a Watcher.
 type Options struct {
@@ -66,7 +86,20 @@ type Options struct {
 	// unreachable (defaults 250ms and 15s).
 	BackoffMin, BackoffMax time.Duration
 	Apply                  Applier
-	Log                    zerolog.Logger
+	// ApplyDelta, when set, makes the watcher ask for incremental updates
+	// (Accept: dynconfig.MediaTypeDelta); Document then returns the
+	// configuration in use, which is what gets persisted after deltas.
+	ApplyDelta DeltaApplier
+	Document   func() (*dynconfig.Configuration, string)
+	Log        zerolog.Logger
+}
+
+// Stats counts what the watcher received.
+type Stats struct {
+	Full, Delta           int64 // documents and deltas applied
+	FullBytes, DeltaBytes int64 // their bytes
+	Refused               int64 // deltas refused (then a whole document is fetched)
+	LastBytes             int64 // size of the last update applied
 }
 
 // Watcher follows the server's route table.
@@ -83,6 +116,36 @@ type Watcher struct {
 	// poll's If-None-Match as this instance's confirmation that it serves
 	// that table (the server withdraws routes before containers stop).
 	instance string
+	// needFull: the last delta was refused; ask for the whole document.
+	needFull bool
+	statsMu  sync.Mutex
+	stats    Stats
+}
+
+// Stats returns the counts so far.
+func (w *Watcher) Stats() Stats {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	return w.stats
+}
+
+func (w *Watcher) count(delta bool, n int) {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	w.stats.LastBytes = int64(n)
+	if delta {
+		w.stats.Delta++
+		w.stats.DeltaBytes += int64(n)
+	} else {
+		w.stats.Full++
+		w.stats.FullBytes += int64(n)
+	}
+	kind := "full"
+	if delta {
+		kind = "delta"
+	}
+	metricUpdates.WithLabelValues(kind).Inc()
+	metricUpdateBytes.WithLabelValues(kind).Add(float64(n))
 }
 
 // HeaderInstance carries the watcher's instance id on every poll.
@@ -96,11 +159,18 @@ type stateMeta struct {
 	SavedAt time.Time `json:"saved_at"`
 }
 
+// pending is a table to persist: body as received, or nil after a delta
+// (the configuration in use is encoded then, at most every persistDelay).
 type pending struct {
 	body    []byte
 	etag    string
 	version int64
 }
+
+// persistDelay spaces the encodings of the table after deltas: each costs
+// as much as the whole document, and the file only matters at the next
+// start (the server brings a stale table up to date with a delta).
+var persistDelay = time.Second
 
 // New returns a watcher.
 func New(opts Options) (*Watcher, error) {
@@ -221,6 +291,9 @@ func (w *Watcher) poll(ctx context.Context) error {
 	if current != "" {
 		req.Header.Set("If-None-Match", current)
 	}
+	if w.opts.ApplyDelta != nil && !w.needFull && current != "" {
+		req.Header.Set("Accept", dynconfig.MediaTypeDelta+", application/json;q=0.5")
+	}
 	res, err := w.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("get routes: %w", err)
@@ -244,7 +317,10 @@ func (w *Watcher) poll(ctx context.Context) error {
 	}
 	metricLastFetch.SetToCurrentTime()
 	etag := res.Header.Get("ETag")
-	version, _ := strconv.ParseInt(res.Header.Get("X-Nullops-Config-Version"), 10, 64)
+	version, _ := strconv.ParseInt(res.Header.Get(dynconfig.HeaderConfigVersion), 10, 64)
+	if w.opts.ApplyDelta != nil && strings.HasPrefix(res.Header.Get("Content-Type"), dynconfig.MediaTypeDelta) {
+		return w.applyDelta(body, version)
+	}
 	if etag != "" && etag == current {
 		return nil
 	}
@@ -260,24 +336,75 @@ func (w *Watcher) poll(ctx context.Context) error {
 	for _, p := range problems {
 		w.log.Warn().Str("router", p.Router).Err(p.Err).Msg("router not served")
 	}
+	w.needFull = false
 	w.etag.Store(etag)
+	w.count(false, len(body))
 	metricVersion.Set(float64(version))
 	w.log.Info().Str("etag", etag).Int64("version", version).Int("bytes", len(body)).Dur("apply", time.Since(start)).Msg("routing table updated")
-	// Latest wins: replace a version still waiting to be written.
+	w.queue(pending{body: body, etag: etag, version: version})
+	return nil
+}
+
+// applyDelta applies an incremental update. One that does not decode or
+// does not fit the table in use changes nothing and makes the next poll
+// ask for the whole document.
+func (w *Watcher) applyDelta(body []byte, version int64) error {
+	start := time.Now()
+	d, err := dynconfig.DecodeDelta(body)
+	var problems []dynconfig.Problem
+	if err == nil {
+		problems, err = w.opts.ApplyDelta(d)
+	}
+	if err != nil {
+		w.needFull = true
+		w.statsMu.Lock()
+		w.stats.Refused++
+		w.statsMu.Unlock()
+		metricDeltaRefused.Inc()
+		w.log.Warn().Err(err).Msg("refused a route table delta; fetching the whole table")
+		return nil
+	}
+	for _, p := range problems {
+		w.log.Warn().Str("router", p.Router).Err(p.Err).Msg("router not served")
+	}
+	w.etag.Store(d.To)
+	w.count(true, len(body))
+	metricVersion.Set(float64(version))
+	w.log.Debug().Str("etag", d.To).Int64("version", d.ToVersion).Int64("from_version", d.FromVersion).
+		Int("changes", d.Changes()).Int("bytes", len(body)).Dur("apply", time.Since(start)).Msg("routing table updated by a delta")
+	w.queue(pending{etag: d.To, version: version})
+	return nil
+}
+
+// queue hands a table to the persisting goroutine; the latest wins.
+func (w *Watcher) queue(p pending) {
 	select {
 	case <-w.save:
 	default:
 	}
-	w.save <- pending{body: body, etag: etag, version: version}
-	return nil
+	w.save <- p
 }
 
 // persistLoop writes configurations to the state dir as they come, and the
-// last one still pending when ctx ends.
+// last one still pending when ctx ends. After deltas it encodes the table
+// in use at most every persistDelay.
 func (w *Watcher) persistLoop(ctx context.Context) {
 	for {
 		select {
 		case p := <-w.save:
+			if p.body == nil {
+				t := time.NewTimer(persistDelay)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+				select {
+				case newer := <-w.save:
+					p = newer
+				default:
+				}
+			}
 			w.persist(p)
 		case <-ctx.Done():
 			select {
@@ -291,6 +418,21 @@ func (w *Watcher) persistLoop(ctx context.Context) {
 }
 
 func (w *Watcher) persist(p pending) {
+	if p.body == nil && w.opts.Document != nil {
+		cfg, etag := w.opts.Document()
+		if cfg == nil {
+			return
+		}
+		body, err := json.Marshal(cfg)
+		if err != nil {
+			w.log.Error().Err(err).Msg("encode routes to persist them")
+			return
+		}
+		p.body, p.etag = body, etag
+	}
+	if p.body == nil {
+		return
+	}
 	if err := w.write(p); err != nil {
 		w.log.Error().Err(err).Msg("persist routes (they are served, but would be lost on restart)")
 	}

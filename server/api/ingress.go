@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/ingress/dynconfig"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
 )
@@ -21,12 +22,15 @@ import (
 //	     ETag + If-None-Match (304); ?wait=30s with If-None-Match long-polls
 //	     until the next version (max 60s); ?entrypoints=a,b, ?tls=true and
 //	     ?certresolver=x adapt the routers to a Traefik setup.
-//	     X-Nullops-Config-Version carries the version number.
+//	     X-Nullops-Config-Version carries the version number. With
+//	     Accept: application/vnd.nullops.routes-delta+json and If-None-Match
+//	     naming a recent table, the answer is a delta from that table
+//	     (dynconfig.Delta) when the server still has the changes since, the
+//	     whole document otherwise.
 //	POST /api/v1/ingress/activity  {"deployments":[{"id":1,"last_request_at":"RFC 3339"}]}
 const (
-	maxIngressWait      = 60 * time.Second
-	maxActivityItems    = 50000
-	headerConfigVersion = "X-Nullops-Config-Version"
+	maxIngressWait   = 60 * time.Second
+	maxActivityItems = 50000
 	// headerIngressInstance: nullops-ingress names its instance on every
 	// poll; its If-None-Match then confirms the table it serves.
 	headerIngressInstance = "X-Nullops-Ingress-Instance"
@@ -88,6 +92,9 @@ func ingressTraefik(d *Deps) echo.HandlerFunc {
 
 		ctx := c.Request().Context()
 		inm := c.Request().Header.Get("If-None-Match")
+		// nullops-ingress asks for deltas; Traefik never does.
+		acceptsDelta := variant.IsZero() && inm != "" &&
+			strings.Contains(c.Request().Header.Get(echo.HeaderAccept), dynconfig.MediaTypeDelta)
 		if variant.IsZero() {
 			d.Ingress.Polled(c.Request().Header.Get(headerIngressInstance), inm)
 		} else {
@@ -102,7 +109,7 @@ func ingressTraefik(d *Deps) echo.HandlerFunc {
 				return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: ingresspub.ErrNotReady.Error()}
 			}
 		}
-		body, etag, err := snap.Render(variant)
+		etag, err := snapshotETag(snap, variant)
 		if err != nil {
 			return err
 		}
@@ -112,20 +119,41 @@ func ingressTraefik(d *Deps) echo.HandlerFunc {
 			cancel()
 			if newer {
 				snap = next
-				if body, etag, err = snap.Render(variant); err != nil {
+				if etag, err = snapshotETag(snap, variant); err != nil {
 					return err
 				}
 			}
 		}
 		h := c.Response().Header()
 		h.Set(echo.HeaderCacheControl, "no-cache")
+		h.Set("Vary", echo.HeaderAccept)
 		h.Set("ETag", etag)
-		h.Set(headerConfigVersion, strconv.FormatInt(snap.Version, 10))
+		h.Set(dynconfig.HeaderConfigVersion, strconv.FormatInt(snap.Version, 10))
 		if inm == etag {
 			return c.NoContent(http.StatusNotModified)
 		}
+		if acceptsDelta {
+			if body, ok := d.Ingress.Delta(inm, snap); ok {
+				return c.Blob(http.StatusOK, dynconfig.MediaTypeDelta, body)
+			}
+		}
+		body, etag, err := snap.Render(variant)
+		if err != nil {
+			return err
+		}
+		h.Set("ETag", etag)
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 	}
+}
+
+// snapshotETag is the ETag of snap in variant v (rendering only a variant:
+// the published table's ETag is known without rendering it).
+func snapshotETag(snap *ingresspub.Snapshot, v ingresspub.Variant) (string, error) {
+	if v.IsZero() {
+		return snap.ETag, nil
+	}
+	_, etag, err := snap.Render(v)
+	return etag, err
 }
 
 type activityRequest struct {

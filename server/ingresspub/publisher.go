@@ -72,6 +72,10 @@ type Options struct {
 	FileTempDir string
 	// Recheck is the period of the safety-net recompute (default 1 minute).
 	Recheck time.Duration
+	// History is how many versions keep their delta, so that an ingress
+	// that is up to N versions behind gets a delta instead of the whole
+	// document (default 128).
+	History int
 	// WithdrawGrace is how long Withdraw waits for ingresses that cannot
 	// confirm a table (Traefik polling or reading File); ConfirmTimeout how
 	// long at most for nullops-ingress confirmations.
@@ -82,18 +86,39 @@ type Options struct {
 
 // Snapshot is one published version of the route table.
 type Snapshot struct {
-	Version    int64
-	ETag       string // quoted strong ETag: hash of Body
-	Body       []byte // the Traefik dynamic configuration, JSON
-	Config     *dynconfig.Configuration
-	Routed     int // hosts routed to a backend
-	Offline    int // hosts answering 503: node offline
-	Deploying  int // hosts answering 503: still being deployed
+	Version int64
+	// ETag is the quoted strong ETag of the table: its content hash
+	// (dynconfig.State.ETag), which the ingress can compute too.
+	ETag       string
+	Config     *dynconfig.Configuration // never modified once published
+	Routed     int                      // hosts routed to a backend
+	Offline    int                      // hosts answering 503: node offline
+	Deploying  int                      // hosts answering 503: still being deployed
 	Problems   []string
 	ComputedAt time.Time
 
+	// delta turns the previous version into this one (nil for the first
+	// version of this publisher); deltaBody is it encoded.
+	delta     *dynconfig.Delta
+	deltaBody []byte
+
+	bodyOnce sync.Once
+	body     []byte // the Traefik dynamic configuration, JSON, rendered on first use
+	bodyErr  error
+
 	variantsMu sync.Mutex
 	variants   map[string]rendered // Render's results by Variant.key
+	merged     map[int64][]byte    // encoded deltas to this version by base version
+}
+
+// Body is the Traefik dynamic configuration (JSON). It is rendered on first
+// use: a table reaching nullops-ingress as a delta is never rendered whole
+// unless Traefik, the file or a resyncing ingress asks for it.
+func (s *Snapshot) Body() []byte {
+	s.bodyOnce.Do(func() {
+		s.body, s.bodyErr = json.Marshal(s.Config)
+	})
+	return s.body
 }
 
 // rendered is one variant of a snapshot, rendered once.
@@ -114,13 +139,15 @@ type Publisher struct {
 
 	dirty     chan struct{}
 	computeMu sync.Mutex
-	rowsHash  uint64 // of the rows the current snapshot was built from; guarded by computeMu
+	rowsHash  uint64           // of the rows the current snapshot was built from; guarded by computeMu
+	state     *dynconfig.State // the current table, with entry hashes; guarded by computeMu
 	snap      atomic.Pointer[Snapshot]
 
 	mu          sync.Mutex
 	newer       chan struct{}          // closed when a new snapshot is stored
 	stopped     chan struct{}          // closed when Run returns
 	versions    map[string]int64       // ETag → version of recent snapshots
+	history     []*Snapshot            // the last Options.History snapshots, oldest first
 	ingresses   map[string]ingressSeen // nullops-ingress instances by id
 	otherPollAt time.Time              // last poll of another ingress
 	confirmed   chan struct{}          // closed on every poll of a nullops-ingress
@@ -140,6 +167,9 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 	}
 	if opts.Recheck <= 0 {
 		opts.Recheck = time.Minute
+	}
+	if opts.History <= 0 {
+		opts.History = DefaultHistory
 	}
 	if opts.WithdrawGrace <= 0 {
 		opts.WithdrawGrace = DefaultWithdrawGrace
@@ -277,30 +307,43 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 	}
 	p.rowsHash = rowsHash
 	s := Build(rows)
-	body, err := json.Marshal(s.Config)
-	if err != nil {
-		return fmt.Errorf("render route table: %w", err)
-	}
-	sum := sha256.Sum256(body)
-	s.Body = body
-	s.ETag = `"` + hex.EncodeToString(sum[:16]) + `"`
-	s.ComputedAt = time.Now()
-	metricRecompute.Observe(time.Since(start).Seconds())
-
 	cur := p.snap.Load()
-	if cur != nil && cur.ETag == s.ETag {
+	if p.state == nil {
+		// The state's maps change with every version; the snapshot's never.
+		p.state = dynconfig.NewState(nil)
+	}
+	d := p.state.Diff(s.Config)
+	if cur != nil && d.Changes() == 0 {
+		metricRecompute.Observe(time.Since(start).Seconds())
 		return nil
 	}
+	if err := p.state.Apply(d); err != nil {
+		// Cannot happen (Diff computed d from this state); start over.
+		p.state = nil
+		return fmt.Errorf("route table state: %w", err)
+	}
+	s.ETag = p.state.ETag()
+	s.ComputedAt = time.Now()
 	s.Version = 1
 	if cur != nil {
 		s.Version = cur.Version + 1
+		d.FromVersion, d.ToVersion = cur.Version, s.Version
+		s.delta = d
+		body, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("render route table delta: %w", err)
+		}
+		s.deltaBody = body
 	}
+	metricRecompute.Observe(time.Since(start).Seconds())
+
 	for _, pr := range s.Problems {
 		p.log.Warn().Str("problem", pr).Msg("route left out of the ingress table")
 	}
 	p.snap.Store(s)
 	p.mu.Lock()
 	p.rememberLocked(s)
+	p.recordLocked(s)
 	close(p.newer)
 	p.newer = make(chan struct{})
 	p.mu.Unlock()
@@ -313,6 +356,10 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 		Int("deploying", s.Deploying).Dur("took", time.Since(start)).Msg("ingress route table published")
 
 	if p.opts.File != "" {
+		body := s.Body()
+		if s.bodyErr != nil {
+			return fmt.Errorf("render route table: %w", s.bodyErr)
+		}
 		if err := atomicfile.WriteVia(p.opts.File, p.opts.FileTempDir, body); err != nil {
 			p.log.Error().Err(err).Str("file", p.opts.File).Msg("write ingress configuration file")
 		}
@@ -413,7 +460,11 @@ func (v Variant) key() string {
 // query gets the same bytes without a new encoding of the whole table.
 func (s *Snapshot) Render(v Variant) ([]byte, string, error) {
 	if v.IsZero() {
-		return s.Body, s.ETag, nil
+		body := s.Body()
+		if s.bodyErr != nil {
+			return nil, "", fmt.Errorf("render route table: %w", s.bodyErr)
+		}
+		return body, s.ETag, nil
 	}
 	k := v.key()
 	s.variantsMu.Lock()

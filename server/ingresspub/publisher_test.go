@@ -123,7 +123,7 @@ func TestPublisherDerivesRoutesFromDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap := p.Current()
-	got := compile(t, snap.Body)
+	got := compile(t, snap.Body())
 	want := map[string]served{
 		"web.pr-1.qa.example.test":         {dynconfig.KindBackend, "http://10.0.0.5:32001", w.depRunning},
 		"api.pr-1.qa.example.test":         {dynconfig.KindBackend, "http://10.0.0.5:32002", w.depRunning},
@@ -170,7 +170,7 @@ func TestPublisherDerivesRoutesFromDatabase(t *testing.T) {
 	if snap2.Version != 2 || snap2.ETag == snap.ETag {
 		t.Fatalf("after a change: version %d etag %s (was %s)", snap2.Version, snap2.ETag, snap.ETag)
 	}
-	got = compile(t, snap2.Body)
+	got = compile(t, snap2.Body())
 	if got["web.pr-2.qa.example.test"].server != "http://10.0.0.6:32004" || got["web.pr-3.qa.example.test"].server != "http://10.0.0.5:32010" {
 		t.Errorf("after node online and deploy finished: %+v", got)
 	}
@@ -179,7 +179,7 @@ func TestPublisherDerivesRoutesFromDatabase(t *testing.T) {
 	if err := p.Recompute(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := compile(t, p.Current().Body)["web.pr-1.qa.example.test"]; ok {
+	if _, ok := compile(t, p.Current().Body())["web.pr-1.qa.example.test"]; ok {
 		t.Error("a deleting deployment is still routed")
 	}
 }
@@ -195,7 +195,7 @@ func TestPublishedDocumentGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, p.Current().Body, "", "  "); err != nil {
+	if err := json.Indent(&pretty, p.Current().Body(), "", "  "); err != nil {
 		t.Fatal(err)
 	}
 	pretty.WriteByte('\n')
@@ -258,7 +258,7 @@ func TestPublisherRunFollowsNotifications(t *testing.T) {
 		if !ok {
 			t.Fatal("no new version within 10s of a deployment going offline (NOTIFY not followed)")
 		}
-		if compile(t, next.Body)["web.pr-1.qa.example.test"].kind == dynconfig.KindOffline {
+		if compile(t, next.Body())["web.pr-1.qa.example.test"].kind == dynconfig.KindOffline {
 			break
 		}
 		first = next
@@ -296,7 +296,7 @@ func TestPublisherWritesFileAtomically(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
-	if err != nil || !bytes.Equal(got, p.Current().Body) {
+	if err != nil || !bytes.Equal(got, p.Current().Body()) {
 		t.Fatalf("file content differs from the published body (err %v)", err)
 	}
 	var cfg dynconfig.Configuration
@@ -308,7 +308,7 @@ func TestPublisherWritesFileAtomically(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ = os.ReadFile(path)
-	if !bytes.Equal(got, p.Current().Body) {
+	if !bytes.Equal(got, p.Current().Body()) {
 		t.Fatal("file not updated with version 2")
 	}
 	entries, _ := os.ReadDir(dir)
@@ -344,7 +344,7 @@ func TestPublisherPreparesTheFileOutsideItsDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)
-	if err != nil || !bytes.Equal(got, p.Current().Body) {
+	if err != nil || !bytes.Equal(got, p.Current().Body()) {
 		t.Fatalf("file content differs from the published body (err %v)", err)
 	}
 	names := watch.Names(t)

@@ -34,7 +34,7 @@ func TestWithdrawWaitsForIngressConfirmation(t *testing.T) {
 	if !ok {
 		t.Fatal("Withdraw did not publish the table without the deleted deployment")
 	}
-	if _, routed := compile(t, v2.Body)["web.pr-1.qa.example.test"]; routed {
+	if _, routed := compile(t, v2.Body())["web.pr-1.qa.example.test"]; routed {
 		t.Fatal("the deleting deployment is still in the table")
 	}
 	p.Polled("ing-a", v2.ETag)
