@@ -17,6 +17,7 @@ import (
 
 	"github.com/nullops/nullops/ingress/activity"
 	"github.com/nullops/nullops/ingress/dynconfig"
+	"github.com/nullops/nullops/ingress/proxy"
 	"github.com/nullops/nullops/internal/testutil"
 )
 
@@ -138,5 +139,69 @@ func TestWrongTokenIsExplained(t *testing.T) {
 	err := w.poll(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "refused the ingress token") {
 		t.Fatalf("poll with a wrong token: %v", err)
+	}
+}
+
+// TestRefusedDeltaFetchesTheWholeDocument: a delta that does not start at
+// the table in use (a server bug, or another server's history) or does not
+// decode is refused without touching the table, and the next poll asks for
+// the whole document, without Accept for deltas.
+func TestRefusedDeltaFetchesTheWholeDocument(t *testing.T) {
+	for _, bad := range []string{"wrong base", "garbage"} {
+		t.Run(bad, func(t *testing.T) {
+			one := dynconfig.NewBuilder(nil, nil)
+			one.Unavailable("d1-web", "a.example.test", dynconfig.ServiceDeploying)
+			two := dynconfig.NewBuilder(nil, nil)
+			two.Backend("d1-web", "a.example.test", "http://10.0.0.1:8080")
+			docOne, _ := json.Marshal(one.Configuration())
+			docTwo, _ := json.Marshal(two.Configuration())
+			etagOne, etagTwo := dynconfig.ConfigETag(one.Configuration()), dynconfig.ConfigETag(two.Configuration())
+			delta := []byte("{not json")
+			if bad == "wrong base" {
+				d := dynconfig.NewState(two.Configuration()).Diff(one.Configuration()) // from two, not one
+				delta, _ = json.Marshal(d)
+			}
+			var fullAsks, deltaAsks atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				inm := r.Header.Get("If-None-Match")
+				switch {
+				case inm == etagTwo:
+					time.Sleep(20 * time.Millisecond)
+					w.WriteHeader(http.StatusNotModified)
+				case inm == etagOne && strings.Contains(r.Header.Get("Accept"), dynconfig.MediaTypeDelta):
+					deltaAsks.Add(1)
+					w.Header().Set("Content-Type", dynconfig.MediaTypeDelta)
+					w.Header().Set("ETag", etagTwo)
+					_, _ = w.Write(delta)
+				case inm == etagOne:
+					fullAsks.Add(1)
+					w.Header().Set("ETag", etagTwo)
+					_, _ = w.Write(docTwo)
+				default:
+					w.Header().Set("ETag", etagOne)
+					_, _ = w.Write(docOne)
+				}
+			}))
+			defer srv.Close()
+			p := proxy.New(proxy.Options{Log: zerolog.Nop(), Incremental: true})
+			w, err := New(Options{ServerURL: srv.URL, Token: "tok", StateDir: t.TempDir(), Wait: time.Second,
+				Apply: p.Apply, ApplyDelta: p.ApplyDelta, Document: p.Document, Log: zerolog.Nop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := testutil.Context(t, 20*time.Second)
+			for range 3 {
+				if err := w.poll(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := w.Stats()
+			if s.Refused != 1 || s.Full != 2 || s.Delta != 0 || deltaAsks.Load() != 1 || fullAsks.Load() != 1 {
+				t.Fatalf("%+v, delta asks %d, full asks %d", s, deltaAsks.Load(), fullAsks.Load())
+			}
+			if p.ETag() != etagTwo || w.ETag() != etagTwo || p.Current().Count(dynconfig.KindBackend) != 1 {
+				t.Fatalf("table %s (watcher %s), want %s with one backend", p.ETag(), w.ETag(), etagTwo)
+			}
+		})
 	}
 }

@@ -61,6 +61,13 @@ type runningIngress struct {
 
 func startIngress(t testing.TB, serverURL, token, stateDir string) *runningIngress {
 	t.Helper()
+	return startIngressWith(t, serverURL, token, stateDir, nil)
+}
+
+// startIngressWith starts a nullops-ingress whose configuration tune may
+// change first.
+func startIngressWith(t testing.TB, serverURL, token, stateDir string, tune func(*ingressconfig.Config)) *runningIngress {
+	t.Helper()
 	cfg := ingressconfig.Defaults()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = ""
@@ -70,6 +77,9 @@ func startIngress(t testing.TB, serverURL, token, stateDir string) *runningIngre
 	cfg.Token = token
 	cfg.StateDir = stateDir
 	cfg.Activity.Interval = ptypes.Duration(200 * time.Millisecond)
+	if tune != nil {
+		tune(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
