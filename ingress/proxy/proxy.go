@@ -32,7 +32,8 @@ type Options struct {
 	AccessLog *zerolog.Logger
 	// Activity records the last request time per deployment; nil disables it.
 	Activity *activity.Tracker
-	// Transport overrides the tuned default (tests).
+	// Transport overrides the tuned default (tests). Setting it also turns
+	// the direct path off, so every request goes through it.
 	Transport http.RoundTripper
 	// Incremental keeps the configuration in use and its compiled routes so
 	// that ApplyDelta can update the table in O(change).
@@ -44,7 +45,8 @@ type Proxy struct {
 	table     atomic.Pointer[Table]
 	swapMu    sync.Mutex
 	transport http.RoundTripper
-	bufPool   httputil.BufferPool
+	direct    bool // plain HTTP/1.1 requests bypass the transport (direct.go)
+	bufPool   *bufferPool
 	log       zerolog.Logger
 	access    *zerolog.Logger
 	activity  *activity.Tracker
@@ -83,17 +85,26 @@ type route struct {
 
 // backend proxies to one service's servers, round-robin when several.
 type backend struct {
-	proxies []*httputil.ReverseProxy
+	servers []http.Handler
+	pools   []*connPool // of the direct paths, closed when the backend leaves the table
 	next    atomic.Uint32
 }
 
 func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if len(b.proxies) == 1 {
-		b.proxies[0].ServeHTTP(w, r)
+	if len(b.servers) == 1 {
+		b.servers[0].ServeHTTP(w, r)
 		return
 	}
 	i := b.next.Add(1)
-	b.proxies[int(i)%len(b.proxies)].ServeHTTP(w, r)
+	b.servers[int(i)%len(b.servers)].ServeHTTP(w, r)
+}
+
+// close closes the idle backend connections; in-flight requests finish and
+// their connections are not kept.
+func (b *backend) close() {
+	for _, p := range b.pools {
+		p.close()
+	}
 }
 
 // NewTransport returns the transport to backends: keep-alive with a large
@@ -131,6 +142,7 @@ func New(opts Options) *Proxy {
 	}
 	if p.transport == nil {
 		p.transport = NewTransport()
+		p.direct = true
 	}
 	p.errLog = log.New(zerologWriter{p.log}, "", 0)
 	p.table.Store(&Table{hosts: map[string]*route{}, backends: map[string]*backend{}})
@@ -257,6 +269,11 @@ func (p *Proxy) build(routes []dynconfig.Route, version string, prev *Table) *Ta
 	for _, rt := range routes {
 		p.add(t, prev, rt)
 	}
+	for key, b := range prev.backends {
+		if t.backends[key] != b {
+			b.close()
+		}
+	}
 	return t
 }
 
@@ -270,6 +287,7 @@ func (p *Proxy) patch(prev *Table, u dynconfig.Update, version string) *Table {
 		counts:   prev.counts,
 	}
 	var gone []int64
+	var dropped []string // backend keys without routes, unless u.Set brings them back
 	for _, rt := range u.Removed {
 		for _, h := range rt.Hosts {
 			if r := t.hosts[h]; r != nil && r.router == rt.Router {
@@ -282,6 +300,7 @@ func (p *Proxy) patch(prev *Table, u dynconfig.Update, version string) *Table {
 			if p.backendRefs[key]--; p.backendRefs[key] <= 0 {
 				delete(p.backendRefs, key)
 				delete(t.backends, key)
+				dropped = append(dropped, key)
 			}
 		}
 		if rt.DeploymentID > 0 {
@@ -293,6 +312,11 @@ func (p *Proxy) patch(prev *Table, u dynconfig.Update, version string) *Table {
 	}
 	for _, rt := range u.Set {
 		p.add(t, prev, rt)
+	}
+	for _, key := range dropped {
+		if b := prev.backends[key]; b != nil && t.backends[key] != b {
+			b.close()
+		}
 	}
 	if p.activity != nil {
 		for _, id := range gone {
@@ -349,7 +373,7 @@ func (p *Proxy) newBackend(rt dynconfig.Route) *backend {
 	for _, u := range rt.Servers {
 		target := u
 		passHost := rt.PassHost
-		b.proxies = append(b.proxies, &httputil.ReverseProxy{
+		rp := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
 				// Rewrite already drops the client's Forwarded and
@@ -368,7 +392,14 @@ func (p *Proxy) newBackend(rt dynconfig.Route) *backend {
 			BufferPool:    p.bufPool,
 			ErrorHandler:  p.backendError,
 			ErrorLog:      p.errLog,
-		})
+		}
+		if p.direct && target.Scheme == "http" {
+			d := newDirect(target, passHost, rt.FlushInterval, rp, p.bufPool, p.backendError)
+			b.servers = append(b.servers, d)
+			b.pools = append(b.pools, d.pool)
+			continue
+		}
+		b.servers = append(b.servers, rp)
 	}
 	return b
 }
