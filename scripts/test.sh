@@ -14,5 +14,5 @@ go test -count=1 -tags nullopsdebug "$@" ./agent/config/
 # The packages whose concurrency is their job run again under the race
 # detector (the whole suite under -race would not fit the time budget).
 go test -race -count=1 -timeout 20m "$@" ./agent/channel/ ./agent/journal/ ./agent/state/ \
-  ./ingress/... ./server/ingresspub/ ./server/auth/ ./server/agents/
+  ./ingress/... ./server/ingresspub/ ./server/changefeed/ ./server/auth/ ./server/agents/
 echo "make test: suite finished in $(( $(date +%s) - start ))s"

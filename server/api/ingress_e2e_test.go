@@ -19,8 +19,10 @@ import (
 	ingressapp "github.com/nullops/nullops/ingress/app"
 	ingressconfig "github.com/nullops/nullops/ingress/config"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/ingresspub"
+	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
 )
 
@@ -164,9 +166,19 @@ func TestIngressEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's wiring: the publisher follows the change feed, so every
+	// status change below reaches it without being told.
+	feed := changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel}, Log: zerolog.Nop()})
+	pub.Follow(feed)
 	pubCtx, stopPub := context.WithCancel(ctx)
 	defer stopPub()
 	go pub.Run(pubCtx)
+	go feed.Run(pubCtx)
+	select {
+	case <-feed.Ready():
+	case <-ctx.Done():
+		t.Fatal("the change feed did not start listening")
+	}
 	cfg := config.Defaults()
 	cfg.Ingress.Token = token
 	e := echo.New()
@@ -183,7 +195,6 @@ func TestIngressEndToEnd(t *testing.T) {
 
 	// The deployment becomes running: routed.
 	seed.SetDeploymentStatus(t, dep, "running")
-	pub.Changed()
 	ing.waitFor(t, host, 200, "hello from pr-1 ("+host+")")
 
 	// Its traffic counts as activity.
@@ -198,7 +209,6 @@ func TestIngressEndToEnd(t *testing.T) {
 	// still running and stays routed (the containers do not depend on the
 	// agent); after it the deployment is offline; then everything is back.
 	seed.SetNodeStatus(t, node, "offline")
-	pub.Changed()
 	if err := pub.Recompute(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -206,11 +216,9 @@ func TestIngressEndToEnd(t *testing.T) {
 		t.Fatalf("node unreachable within the grace: ingress answers %d %s", code, body)
 	}
 	seed.SetDeploymentStatus(t, dep, "offline")
-	pub.Changed()
 	ing.waitFor(t, host, 503, "is offline")
 	seed.SetNodeStatus(t, node, "online")
 	seed.SetDeploymentStatus(t, dep, "running")
-	pub.Changed()
 	ing.waitFor(t, host, 200, "hello from pr-1")
 
 	// The server goes away: the ingress keeps serving the last table.

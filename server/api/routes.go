@@ -26,8 +26,8 @@ type Deps struct {
 	Store  *store.Store
 	Box    *secretbox.Box
 	Log    zerolog.Logger
-	// Ingress publishes the ingress route table; call Ingress.Changed()
-	// after every deployment or node status change.
+	// Ingress publishes the ingress route table (it follows the change
+	// feed: nothing needs to tell it about changes).
 	Ingress *ingresspub.Publisher
 	// Auth authenticates callers and decides access (see RequireUser,
 	// RequireAdmin, RequireLevel in middleware_auth.go).

@@ -20,6 +20,7 @@ import (
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/ingresspub"
@@ -41,7 +42,10 @@ type App struct {
 	Echo   *echo.Echo
 	// Auth authenticates callers and decides access.
 	Auth *auth.Service
-	// Ingress publishes the ingress route table (Changed() on status changes).
+	// Feed is the one LISTEN connection; it feeds the ingress publisher and
+	// the live deployment events (started by Serve).
+	Feed *changefeed.Feed
+	// Ingress publishes the ingress route table.
 	Ingress *ingresspub.Publisher
 	// Catalog is registries, services, plugins, secrets, environments,
 	// projects and pipelines; it also resolves deployment specs.
@@ -104,10 +108,13 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	e.Use(api.NoStore())
 	e.Use(api.Edge())
 	a.Catalog = catalog.New(st, box, log)
-	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Routes: a.Ingress, Log: log,
+	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Log: log,
 		Links:        deploy.Links{Scheme: cfg.Ingress.LinkScheme, Port: cfg.Ingress.LinkPort},
 		OfflineGrace: time.Duration(cfg.Agents.OfflineGrace), Withdraw: a.Ingress})
 	a.wireAgents()
+	a.Feed = changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel, store.DeploymentEventsChannel}, Log: log})
+	a.Ingress.Follow(a.Feed)
+	a.Deploy.Follow(a.Feed)
 	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
 		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents})
 	// The web UI is the catch-all GET route; API, health and metrics routes
@@ -130,7 +137,6 @@ func (a *App) wireAgents() {
 		Plugins: a.Catalog.PluginsUpdate})
 	a.Deploy.Agents = deploy.ManagerAgents{Manager: a.Agents}
 	a.Deploy.Attach(a.Agents)
-	a.Agents.OnStatusChange(func(context.Context, agents.StatusChange) { a.Ingress.Changed() })
 	a.BroadcastPlugins = func(ctx context.Context, u protocol.PluginsUpdate) {
 		for id, err := range a.Agents.Broadcast(ctx, protocol.TypePluginsUpdate, u) {
 			if err != nil {
@@ -182,11 +188,12 @@ func (a *App) Serve(ctx context.Context) error {
 	// long-polling requests so shutdown does not wait for them.
 	ingressCtx, stopIngress := context.WithCancel(ctx)
 	defer stopIngress()
+	go a.Feed.Run(ingressCtx)
 	go a.Ingress.Run(ingressCtx)
 	go a.Auth.PruneSessions(ingressCtx, time.Hour)
-	// Live deployment events and the auto-cleanup job stop with ctx too
-	// (ending open event streams).
-	go a.Deploy.Run(ingressCtx, nil)
+	// Delete delivery and the auto-cleanup job stop with ctx too (ending
+	// open event streams).
+	go a.Deploy.Run(ingressCtx)
 	if err := a.Deploy.StartCleanup(ingressCtx, a.Config.Cleanup.Schedule); err != nil {
 		a.close()
 		return err

@@ -21,6 +21,7 @@ import (
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -106,6 +107,7 @@ func (resolver) Complete(_ context.Context, _ int64, def catalog.Definition) (pr
 type fixture struct {
 	st      *store.Store
 	svc     *deploy.Service
+	feed    *changefeed.Feed
 	agents  *recorder
 	project int64
 	env     int64
@@ -142,15 +144,17 @@ func newFixture(t *testing.T, nodeCPUs ...float64) *fixture {
 		f.agents.connected[id] = true
 	}
 	f.svc = deploy.New(deploy.Config{Store: st, Agents: f.agents, Resolver: resolver{}, Log: zerolog.Nop()})
+	f.feed = changefeed.New(st, changefeed.Options{Channels: []string{store.DeploymentEventsChannel}, Log: zerolog.Nop()})
+	f.svc.Follow(f.feed)
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	done := make(chan struct{})
-	go func() { f.svc.Run(ctx, ready); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	done := make(chan struct{}, 2)
+	go func() { f.svc.Run(ctx); done <- struct{}{} }()
+	go func() { f.feed.Run(ctx); done <- struct{}{} }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
 	select {
-	case <-ready:
+	case <-f.feed.Ready():
 	case <-time.After(10 * time.Second):
-		t.Fatal("event listener did not start")
+		t.Fatal("change feed did not start listening")
 	}
 	return f
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/server/store"
 )
@@ -153,6 +152,19 @@ func (b *Broker) CloseAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
+	b.endLocked()
+}
+
+// Reset ends the current subscriptions and keeps accepting new ones: after
+// the change feed reconnected, events committed meanwhile were not
+// delivered, so streams end and their clients reconnect and reload.
+func (b *Broker) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.endLocked()
+}
+
+func (b *Broker) endLocked() {
 	for s := range b.subs {
 		delete(b.subs, s)
 		if !s.closed {
@@ -177,38 +189,5 @@ func (b *Broker) Publish(ev Event) {
 			s.closed = true
 			close(s.c)
 		}
-	}
-}
-
-// listen calls fn for every event committed to the database's NOTIFY
-// channel until ctx ends, re-listening after connection failures. ready
-// (optional) is closed once the first LISTEN is in place.
-func listen(ctx context.Context, st *store.Store, log zerolog.Logger, ready chan<- struct{}, fn func(Event)) {
-	var once sync.Once
-	signal := func() {
-		if ready != nil {
-			once.Do(func() { close(ready) })
-		}
-	}
-	backoff := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		err := st.ListenDeploymentEvents(ctx, signal, func(payload []byte) {
-			var ev Event
-			if err := json.Unmarshal(payload, &ev); err != nil {
-				log.Warn().Err(err).Msg("undecodable deployment event")
-				return
-			}
-			fn(ev)
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn().Err(err).Dur("retry_in", backoff).Msg("deployment event listener lost its connection")
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }

@@ -10,6 +10,7 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -60,12 +62,6 @@ type TagChecker interface {
 	CheckTags(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (map[string]string, error)
 }
 
-// Routes is the ingress publisher: Changed is called after every committed
-// status or published-port change.
-type Routes interface {
-	Changed()
-}
-
 // Error is a lifecycle error with an HTTP status for the API.
 type Error struct {
 	Status  int
@@ -91,7 +87,6 @@ type Service struct {
 	Agents   Agents
 	Resolver Resolver
 	Tags     TagChecker
-	Routes   Routes
 	Broker   *Broker
 	Log      zerolog.Logger
 	// RequestTimeout bounds one request to an agent.
@@ -118,7 +113,6 @@ type Config struct {
 	Agents   Agents
 	Resolver Resolver
 	Tags     TagChecker
-	Routes   Routes
 	Log      zerolog.Logger
 	Links    Links
 	// OfflineGrace: see Service.OfflineGrace.
@@ -128,35 +122,36 @@ type Config struct {
 
 // New builds a Service with its own broker.
 func New(c Config) *Service {
-	return &Service{Store: c.Store, Agents: c.Agents, Resolver: c.Resolver, Tags: c.Tags, Routes: c.Routes,
+	return &Service{Store: c.Store, Agents: c.Agents, Resolver: c.Resolver, Tags: c.Tags,
 		Broker: NewBroker(), Log: c.Log, Links: c.Links, RequestTimeout: 30 * time.Second,
 		OfflineGrace: c.OfflineGrace, Withdraw: c.Withdraw, dl: newDelivery(), stopped: make(chan struct{})}
 }
 
-// Run feeds live events and the ingress publisher after each commit, and
-// delivers deletes to agents (retried until they are carried out), until
-// ctx ends. ready (optional) is closed once listening.
-func (s *Service) Run(ctx context.Context, ready chan<- struct{}) {
-	defer close(s.stopped)
-	defer s.Broker.CloseAll()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.runDelivery(ctx)
-	}()
-	defer func() { <-done }()
-	listen(ctx, s.Store, s.Log, ready, s.afterCommit)
+// Follow subscribes the live events (Broker) to the change feed: every
+// committed event is published to the subscribers it concerns, and every
+// (re)connection of the feed ends the open subscriptions (events committed
+// while it was away were lost; clients reconnect and reload). Call it
+// before the feed runs.
+func (s *Service) Follow(f *changefeed.Feed) {
+	f.Subscribe(store.DeploymentEventsChannel, changefeed.Handler{
+		Notify: func(payload string) {
+			var ev Event
+			if err := json.Unmarshal([]byte(payload), &ev); err != nil {
+				s.Log.Warn().Err(err).Msg("undecodable deployment event")
+				return
+			}
+			s.Broker.Publish(ev)
+		},
+		Resync: s.Broker.Reset,
+	})
 }
 
-// afterCommit runs for every committed event.
-func (s *Service) afterCommit(ev Event) {
-	switch ev.Type {
-	case EventStatus, EventService:
-		if s.Routes != nil {
-			s.Routes.Changed()
-		}
-	}
-	s.Broker.Publish(ev)
+// Run delivers deletes to agents (retried until they are carried out) until
+// ctx ends, then ends every live event subscription.
+func (s *Service) Run(ctx context.Context) {
+	defer close(s.stopped)
+	defer s.Broker.CloseAll()
+	s.runDelivery(ctx)
 }
 
 func (s *Service) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {

@@ -10,11 +10,12 @@
 // deployments still being deployed, and offline ones, get a host that
 // answers 503 (dynconfig.ServiceDeploying / dynconfig.ServiceOffline).
 //
-// Recomputation is triggered by Changed (called by the deployment and agent
-// code on every status change), by PostgreSQL NOTIFY from the triggers of
-// migration 000006 (changes made by any server instance), and by a slow
-// periodic recheck. Bursts coalesce: at most one recompute runs and at most
-// one more is queued.
+// Recomputation is triggered by the change feed (server/changefeed): the
+// triggers of migration 000006 NOTIFY nullops_routes in every transaction
+// that changes something a route depends on, whichever server instance made
+// it, so each committed change reaches the publisher once. A reconnection of
+// the feed, Changed and a slow periodic recheck trigger it too. Bursts
+// coalesce: at most one recompute runs and at most one more is queued.
 package ingresspub
 
 import (
@@ -39,6 +40,7 @@ import (
 
 	"github.com/nullops/nullops/ingress/atomicfile"
 	"github.com/nullops/nullops/ingress/dynconfig"
+	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -57,9 +59,6 @@ var (
 		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	})
 )
-
-// coalesceWindow is how long a recompute waits for more change signals.
-const coalesceWindow = 3 * time.Millisecond
 
 // Options configure a Publisher.
 type Options struct {
@@ -137,11 +136,13 @@ type Publisher struct {
 	opts Options
 	log  zerolog.Logger
 
-	dirty     chan struct{}
-	computeMu sync.Mutex
-	rowsHash  uint64           // of the rows the current snapshot was built from; guarded by computeMu
-	state     *dynconfig.State // the current table, with entry hashes; guarded by computeMu
-	snap      atomic.Pointer[Snapshot]
+	dirty      chan struct{}
+	signals    atomic.Int64 // Changed calls (one per notification of the feed)
+	recomputes atomic.Int64
+	computeMu  sync.Mutex
+	rowsHash   uint64           // of the rows the current snapshot was built from; guarded by computeMu
+	state      *dynconfig.State // the current table, with entry hashes; guarded by computeMu
+	snap       atomic.Pointer[Snapshot]
 
 	mu          sync.Mutex
 	newer       chan struct{}          // closed when a new snapshot is stored
@@ -189,13 +190,41 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 }
 
 // Changed tells the publisher that something a route depends on may have
-// changed (deployment status, node status, published ports). It never
-// blocks; calls in a burst coalesce into one recompute.
+// changed. It never blocks; calls in a burst coalesce into one recompute.
+// The change feed calls it once per committed change (Follow); other code
+// does not need to.
 func (p *Publisher) Changed() {
+	p.signals.Add(1)
+	p.markDirty()
+}
+
+func (p *Publisher) markDirty() {
 	select {
 	case p.dirty <- struct{}{}:
 	default:
 	}
+}
+
+// Follow subscribes the publisher to the route notifications of the change
+// feed: every notification is one Changed, and every (re)connection of the
+// feed a recompute (changes committed while it was away were not
+// announced). Call it before the feed runs.
+func (p *Publisher) Follow(f *changefeed.Feed) {
+	f.Subscribe(store.RoutesChannel, changefeed.Handler{
+		Notify: func(string) { p.Changed() },
+		Resync: p.markDirty,
+	})
+}
+
+// Stats are counters for tests and benchmarks.
+type Stats struct {
+	Signals    int64 // Changed calls
+	Recomputes int64 // route table derivations (Recompute calls)
+}
+
+// Stats returns the publisher's counters.
+func (p *Publisher) Stats() Stats {
+	return Stats{Signals: p.signals.Load(), Recomputes: p.recomputes.Load()}
 }
 
 // Current returns the latest snapshot, or nil before the first computation.
@@ -222,12 +251,11 @@ func (p *Publisher) WaitNewer(ctx context.Context, version int64) (*Snapshot, bo
 	}
 }
 
-// Run keeps the route table current until ctx ends: it recomputes on
-// Changed, on NOTIFY nullops_routes and every Options.Recheck.
+// Run keeps the route table current until ctx ends: it recomputes at
+// start, on Changed (the change feed, see Follow) and every Options.Recheck.
 func (p *Publisher) Run(ctx context.Context) {
 	defer close(p.stopped)
-	go p.listen(ctx)
-	p.Changed()
+	p.markDirty()
 	tick := time.NewTicker(p.opts.Recheck)
 	defer tick.Stop()
 	var retry <-chan time.Time
@@ -236,23 +264,11 @@ func (p *Publisher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			p.Changed()
+			p.markDirty()
 			continue
 		case <-retry:
 			retry = nil
 		case <-p.dirty:
-			// A Changed() after a commit is usually followed within a
-			// millisecond by the NOTIFY of the same commit: wait that long
-			// and fold both into one recompute.
-			select {
-			case <-time.After(coalesceWindow):
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case <-p.dirty:
-			default:
-			}
 		}
 		if err := p.Recompute(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -264,42 +280,20 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
-// listen keeps a LISTEN connection open, reconnecting with backoff; every
-// (re)connection triggers a recompute since notifications may have been
-// missed meanwhile.
-func (p *Publisher) listen(ctx context.Context) {
-	backoff := 500 * time.Millisecond
-	for {
-		start := time.Now()
-		err := p.st.ListenRouteChanges(ctx, p.Changed, p.Changed)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > time.Minute {
-			backoff = 500 * time.Millisecond
-		}
-		p.log.Warn().Err(err).Dur("retry_in", backoff).Msg("route change notifications interrupted; periodic recheck continues")
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-	}
-}
-
 // Recompute derives the route table now and publishes it as a new version if
 // it differs from the current one.
 func (p *Publisher) Recompute(ctx context.Context) error {
 	p.computeMu.Lock()
 	defer p.computeMu.Unlock()
+	p.recomputes.Add(1)
 	start := time.Now()
 	rows, err := p.st.RouteRows(ctx)
 	if err != nil {
 		return err
 	}
-	// Most recomputes find nothing changed (a NOTIFY following a Changed()
-	// for the same change, the periodic recheck): skip rendering then.
+	// Many recomputes find nothing changed (a column the triggers watch
+	// changed without changing a route, the periodic recheck): skip
+	// rendering then.
 	rowsHash := hashRows(rows)
 	if p.snap.Load() != nil && rowsHash == p.rowsHash {
 		metricRecompute.Observe(time.Since(start).Seconds())

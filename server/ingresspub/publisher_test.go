@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/nullops/nullops/ingress/dynconfig"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -237,20 +239,80 @@ func TestPublishedDocumentGolden(t *testing.T) {
 	}
 }
 
-func TestPublisherRunFollowsNotifications(t *testing.T) {
+// barrier sends a notification on the routes channel and waits until a
+// subscriber added after the publisher got it: by then the publisher was
+// handed every notification committed before (the feed delivers in commit
+// order, subscriber after subscriber).
+type barrier struct {
+	st   *store.Store
+	seen chan string
+	n    int
+}
+
+func newBarrier(st *store.Store, feed *changefeed.Feed) *barrier {
+	b := &barrier{st: st, seen: make(chan string, 64)}
+	feed.Subscribe(store.RoutesChannel, changefeed.Handler{Notify: func(p string) {
+		if strings.HasPrefix(p, "barrier ") {
+			b.seen <- p
+		}
+	}})
+	return b
+}
+
+func (b *barrier) pass(t *testing.T, ctx context.Context) {
+	t.Helper()
+	b.n++
+	want := fmt.Sprint("barrier ", b.n)
+	if _, err := b.st.Pool.Exec(ctx, "SELECT pg_notify($1, $2)", store.RoutesChannel, want); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case p := <-b.seen:
+			if p == want {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s not delivered", want)
+		}
+	}
+}
+
+// The publisher follows the change feed: a committed route change reaches
+// it exactly once, an update of columns routes do not depend on not at all,
+// and a new LISTEN connection after the old one was killed makes it
+// recompute.
+func TestPublisherFollowsTheChangeFeed(t *testing.T) {
 	w := newWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p := newPublisher(t, w.st, ingresspub.Options{Recheck: time.Hour})
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
+	feed := changefeed.New(w.st, changefeed.Options{Channels: []string{store.RoutesChannel}, Log: zerolog.Nop(),
+		BackoffMin: 10 * time.Millisecond})
+	p.Follow(feed)
+	b := newBarrier(w.st, feed)
+	done := make(chan struct{}, 2)
+	go func() { p.Run(ctx); done <- struct{}{} }()
+	go func() { feed.Run(ctx); done <- struct{}{} }()
+	select {
+	case <-feed.Ready():
+	case <-ctx.Done():
+		t.Fatal("the change feed did not start listening")
+	}
 	first, ok := p.WaitNewer(ctx, 0)
 	if !ok {
 		t.Fatal("no first version")
 	}
-	// No Changed() call: the NOTIFY from the database trigger must suffice.
-	time.Sleep(200 * time.Millisecond) // let LISTEN start (it recomputes on start anyway)
+	b.pass(t, ctx)
+
+	// No Changed() call: the NOTIFY from the database trigger suffices, and
+	// arrives once.
+	before := p.Stats().Signals
 	w.seed.SetDeploymentStatus(t, w.depRunning, "offline")
+	b.pass(t, ctx)
+	if n := p.Stats().Signals - before - 1; n != 1 {
+		t.Fatalf("one deployment status change reached the publisher %d times, want 1", n)
+	}
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer wcancel()
 	for {
@@ -263,21 +325,45 @@ func TestPublisherRunFollowsNotifications(t *testing.T) {
 		}
 		first = next
 	}
-	// Updates of unrelated columns do not bump the version.
+
+	// Updates of unrelated columns are not announced and do not bump the
+	// version: the next version is the next route change.
 	cur := p.Current().Version
+	before = p.Stats().Signals
 	if _, err := w.st.Pool.Exec(ctx, `UPDATE nodes SET last_seen_at = now(), usage = '{"cpu":1}'`); err != nil {
 		t.Fatal(err)
 	}
-	p.Changed()
-	time.Sleep(300 * time.Millisecond)
-	if p.Current().Version != cur {
-		t.Errorf("version moved from %d to %d without a route change", cur, p.Current().Version)
+	b.pass(t, ctx)
+	if n := p.Stats().Signals - before - 1; n != 0 {
+		t.Fatalf("an update of columns routes do not depend on reached the publisher %d times", n)
 	}
+	w.seed.SetDeploymentStatus(t, w.depRunning, "running")
+	next, ok := p.WaitNewer(wctx, cur)
+	if !ok || next.Version != cur+1 || compile(t, next.Body())["web.pr-1.qa.example.test"].kind != dynconfig.KindBackend {
+		t.Fatalf("after an unrelated update and a route change: version %d (from %d), want %d routing pr-1 again", next.Version, cur, cur+1)
+	}
+
+	// The LISTEN connection is killed: the feed reconnects and the
+	// publisher recomputes (whatever changed meanwhile was not announced).
+	recomputes := p.Stats().Recomputes
+	if _, err := w.st.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1`, store.ListenerApplicationName); err != nil {
+		t.Fatal(err)
+	}
+	if err := feed.WaitConnects(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, ctx, 10*time.Millisecond, "a recompute after the reconnection", func() bool {
+		return p.Stats().Recomputes > recomputes
+	})
+
 	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop with its context")
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not stop with its context")
+		}
 	}
 	// Waiters return at once once the publisher stopped.
 	start := time.Now()

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -987,38 +986,6 @@ func NotifyDeploymentEvent(ctx context.Context, tx Querier, payload []byte) erro
 		return fmt.Errorf("notify deployment event: %w", err)
 	}
 	return nil
-}
-
-// ListenDeploymentEvents holds one pool connection listening on
-// DeploymentEventsChannel and calls fn for each payload until ctx ends.
-// ready is called once the LISTEN is in place. It returns when the
-// connection fails (the caller re-listens).
-func (s *Store) ListenDeploymentEvents(ctx context.Context, ready func(), fn func(payload []byte)) error {
-	conn, err := s.Pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire listener connection: %w", err)
-	}
-	defer func() {
-		// The connection is in LISTEN state: do not return it to the pool.
-		_ = conn.Conn().Close(context.WithoutCancel(ctx))
-		conn.Release()
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{DeploymentEventsChannel}.Sanitize()); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if ready != nil {
-		ready()
-	}
-	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(ctx.Err(), context.Canceled) {
-				return ctx.Err()
-			}
-			return fmt.Errorf("wait for notification: %w", err)
-		}
-		fn([]byte(n.Payload))
-	}
 }
 
 // SetDeploymentDefinition records the resolved definition a deployment was

@@ -94,26 +94,3 @@ func (s *Store) RecordIngressActivity(ctx context.Context, items []IngressActivi
 	}
 	return tag.RowsAffected(), nil
 }
-
-// ListenRouteChanges holds a dedicated connection LISTENing on RoutesChannel.
-// It calls listening once the LISTEN is in place and changed for every
-// notification, until ctx ends or the connection fails (the error is
-// returned; callers reconnect and recompute, since notifications sent while
-// not listening are lost).
-func (s *Store) ListenRouteChanges(ctx context.Context, listening, changed func()) error {
-	conn, err := pgx.ConnectConfig(ctx, s.Pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return fmt.Errorf("connect for LISTEN: %w", err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck
-	if _, err := conn.Exec(ctx, "LISTEN "+RoutesChannel); err != nil {
-		return fmt.Errorf("listen %s: %w", RoutesChannel, err)
-	}
-	listening()
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return fmt.Errorf("wait for %s: %w", RoutesChannel, err)
-		}
-		changed()
-	}
-}
