@@ -33,6 +33,7 @@ type App struct {
 	log     zerolog.Logger
 	Proxy   *proxy.Proxy
 	Watcher *watch.Watcher
+	gone    *watch.GoneWatcher
 	tracker *activity.Tracker
 	access  diode.Writer
 	hasLog  bool
@@ -44,7 +45,7 @@ type App struct {
 // New builds the ingress and loads the routes saved by the last run.
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, tracker: activity.NewTracker()}
-	opts := proxy.Options{Log: log, Activity: a.tracker, Incremental: cfg.Server.Deltas}
+	opts := proxy.Options{Log: log, Activity: a.tracker, Incremental: cfg.Server.Deltas, UIURL: cfg.UI.URL}
 	if cfg.AccessLog {
 		// A diode buffers access-log lines and hands them to one goroutine,
 		// which batches them into few writes to stdout: requests never wait on
@@ -64,17 +65,18 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		Token:     cfg.Token,
 		StateDir:  cfg.StateDir,
 		Wait:      time.Duration(cfg.Server.Wait),
-		Apply:     a.Proxy.Apply,
+		Apply:     a.applyRoutes,
 		Log:       log,
 	}
 	if cfg.Server.Deltas {
-		wopts.ApplyDelta, wopts.Document = a.Proxy.ApplyDelta, a.Proxy.Document
+		wopts.ApplyDelta, wopts.Document = a.applyDelta, a.Proxy.Document
 	}
 	w, err := watch.New(wopts)
 	if err != nil {
 		return nil, err
 	}
 	a.Watcher = w
+	a.gone = w.NewGoneWatcher(a.Proxy.SetGone, 0)
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
@@ -91,6 +93,26 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		a.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	}
 	return a, nil
+}
+
+// applyRoutes swaps in a routing table, then asks for the list of removed
+// hosts: a delete withdraws routes, and the host should say "deleted"
+// rather than "unknown" right after.
+func (a *App) applyRoutes(body []byte, version string) ([]dynconfig.Problem, error) {
+	problems, err := a.Proxy.Apply(body, version)
+	if err == nil && a.gone != nil {
+		a.gone.Trigger()
+	}
+	return problems, err
+}
+
+// applyDelta is applyRoutes for an incremental update.
+func (a *App) applyDelta(d *dynconfig.Delta) ([]dynconfig.Problem, error) {
+	problems, err := a.Proxy.ApplyDelta(d)
+	if err == nil && a.gone != nil {
+		a.gone.Trigger()
+	}
+	return problems, err
 }
 
 // Listen binds every configured address (":0" picks a free port).
@@ -167,6 +189,9 @@ func (a *App) Serve(ctx context.Context) error {
 	// returns (Serve waits for it: the next process starts from that file).
 	watchDone := make(chan struct{})
 	go func() { a.Watcher.Run(bg); close(watchDone) }()
+	goneDone := make(chan struct{})
+	go func() { a.gone.Run(bg); close(goneDone) }()
+	defer func() { <-goneDone }()
 	actDone := make(chan struct{})
 	go func() {
 		activity.Run(bg, a.tracker, a.Watcher, time.Duration(a.cfg.Activity.Interval), a.log)

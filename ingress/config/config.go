@@ -25,6 +25,7 @@ type Config struct {
 	Metrics    Metrics        `description:"Prometheus /metrics and /healthz." export:"true"`
 	AccessLog  bool           `description:"Log one line per proxied request (JSON, on stdout)." export:"true"`
 	Activity   Activity       `description:"Reporting traffic to the server as deployment activity." export:"true"`
+	UI         UI             `description:"The NullOps web UI the ingress's own pages link to." export:"true"`
 	Log        logging.Config `description:"Logging." export:"true"`
 }
 
@@ -50,6 +51,11 @@ type Metrics struct {
 // Activity configures traffic reporting.
 type Activity struct {
 	Interval ptypes.Duration `description:"How often the last request time per deployment is reported." export:"true"`
+}
+
+// UI locates the NullOps web UI for people.
+type UI struct {
+	URL string `description:"Public URL of the NullOps web UI (e.g. https://nullops.example.com): the deploying, offline, deleted and unknown-host pages link to the deployment there. Empty: no links." export:"true"`
 }
 
 // Defaults returns the default configuration.
@@ -101,6 +107,12 @@ func (c *Config) Validate() error {
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			return fmt.Errorf("metrics.listen: %q is not host:port: %v", c.Metrics.Listen, err)
+		}
+	}
+	if c.UI.URL != "" {
+		u, err := url.Parse(c.UI.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("ui.url: %q is not an http(s) URL without query or fragment", c.UI.URL)
 		}
 	}
 	if c.Activity.Interval <= 0 {

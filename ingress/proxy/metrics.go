@@ -8,15 +8,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// kindUnknown labels requests for hosts without a route.
-const kindUnknown = 4
+// kindUnknown labels requests for hosts without a route; kindGone those for
+// hosts of recently removed deployments.
+const (
+	kindUnknown = 4
+	kindGone    = 5
+)
 
-var kindNames = [5]string{"backend", "offline", "deploying", "no-server", "unknown"}
+var kindNames = [6]string{"backend", "offline", "deploying", "no-server", "unknown", "gone"}
 
 var (
 	metricRequests = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "nullops_ingress_requests_total",
-		Help: "Requests handled, by route kind (backend, offline, deploying, no-server, unknown) and status code class.",
+		Help: "Requests handled, by route kind (backend, offline, deploying, no-server, unknown, gone) and status code class.",
 	}, []string{"kind", "code"})
 	metricDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "nullops_ingress_request_duration_seconds",
@@ -33,8 +37,8 @@ var (
 	}, []string{"kind"})
 
 	// Resolved once: the request path only does atomic adds.
-	requestCounters [5][6]prometheus.Counter // [kind][status/100]
-	durationObs     [5]prometheus.Observer
+	requestCounters [6][6]prometheus.Counter // [kind][status/100]
+	durationObs     [6]prometheus.Observer
 )
 
 func init() {

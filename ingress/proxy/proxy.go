@@ -38,6 +38,10 @@ type Options struct {
 	// Incremental keeps the configuration in use and its compiled routes so
 	// that ApplyDelta can update the table in O(change).
 	Incremental bool
+	// UIURL is the public URL of the NullOps web UI; the ingress's own
+	// pages (deploying, offline, deleted, unknown host) link back to it.
+	// Empty: no links.
+	UIURL string
 }
 
 // Proxy is an http.Handler routing by host.
@@ -59,6 +63,9 @@ type Proxy struct {
 	compiled    *dynconfig.Compiled
 	backendRefs map[string]int
 	deployments map[int64]int
+
+	ui   links                                          // the web UI, for the pages' links
+	gone atomic.Pointer[map[string]*dynconfig.GoneHost] // hosts of removed deployments (SetGone)
 }
 
 // Table is one immutable routing table.
@@ -139,6 +146,7 @@ func New(opts Options) *Proxy {
 		activity:  opts.Activity,
 
 		incremental: opts.Incremental,
+		ui:          links(strings.TrimSuffix(opts.UIURL, "/")),
 	}
 	if p.transport == nil {
 		p.transport = NewTransport()
@@ -424,7 +432,31 @@ func (p *Proxy) backendError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	p.log.Warn().Err(err).Str("host", r.Host).Msg("backend did not answer")
-	pageBadGateway(w, hostOf(r))
+	host := hostOf(r)
+	var id int64
+	if rt := p.table.Load().hosts[host]; rt != nil {
+		id = rt.deploymentID
+	}
+	p.pageBadGateway(w, host, id)
+}
+
+// SetGone installs the hosts of recently removed deployments (the server's
+// GET /api/v1/ingress/gone): a request for one of them that no route serves
+// gets a 410 page saying when, by whom and why, instead of 404.
+func (p *Proxy) SetGone(doc *dynconfig.GoneDocument) {
+	m := make(map[string]*dynconfig.GoneHost, len(doc.Hosts))
+	for i := range doc.Hosts {
+		m[doc.Hosts[i].Host] = &doc.Hosts[i]
+	}
+	p.gone.Store(&m)
+}
+
+// goneHost returns what is known about a removed deployment's host.
+func (p *Proxy) goneHost(host string) *dynconfig.GoneHost {
+	if m := p.gone.Load(); m != nil {
+		return (*m)[host]
+	}
+	return nil
 }
 
 // ServeHTTP routes one request.
@@ -435,7 +467,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	kind := kindUnknown
 	if rt == nil {
-		pageNotFound(rec, host)
+		if g := p.goneHost(host); g != nil {
+			kind = kindGone
+			p.pageGone(rec, host, g)
+		} else {
+			p.pageNotFound(rec, host)
+		}
 	} else {
 		kind = int(rt.kind)
 		switch rt.kind {
@@ -445,11 +482,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			rt.backend.ServeHTTP(rec, r)
 		case dynconfig.KindOffline:
-			pageOffline(rec, host)
+			p.pageOffline(rec, host, rt.deploymentID)
 		case dynconfig.KindDeploying:
-			pageDeploying(rec, host)
+			p.pageDeploying(rec, host, rt.deploymentID)
 		default:
-			pageNoServer(rec, host)
+			p.pageNoServer(rec, host, rt.deploymentID)
 		}
 	}
 	status := rec.status

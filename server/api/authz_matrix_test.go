@@ -15,6 +15,7 @@ var matrix = []route{
 
 	// Ingress (nullops-ingress authenticates with the ingress token, not as a user).
 	{Route: "GET /api/v1/ingress/traefik", Rule: machine},
+	{Route: "GET /api/v1/ingress/gone", Rule: machine},
 	{Route: "POST /api/v1/ingress/activity", Rule: machine, Body: `{"deployments":[]}`},
 
 	// Identity and access.

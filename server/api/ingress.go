@@ -27,6 +27,8 @@ import (
 //	     naming a recent table, the answer is a delta from that table
 //	     (dynconfig.Delta) when the server still has the changes since, the
 //	     whole document otherwise.
+//	GET  /api/v1/ingress/gone      hosts of recently deleted/expired deployments
+//	     (dynconfig.GoneDocument), ETag + If-None-Match (304).
 //	POST /api/v1/ingress/activity  {"deployments":[{"id":1,"last_request_at":"RFC 3339"}]}
 const (
 	maxIngressWait   = 60 * time.Second
@@ -39,6 +41,7 @@ const (
 func registerIngress(g *echo.Group, d *Deps) {
 	ig := g.Group("/ingress", ingressAuth(d))
 	ig.GET("/traefik", ingressTraefik(d))
+	ig.GET("/gone", ingressGone(d))
 	ig.POST("/activity", ingressActivity(d))
 }
 
@@ -154,6 +157,22 @@ func snapshotETag(snap *ingresspub.Snapshot, v ingresspub.Variant) (string, erro
 	}
 	_, etag, err := snap.Render(v)
 	return etag, err
+}
+
+func ingressGone(d *Deps) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		body, etag, err := d.Ingress.Gone(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		h := c.Response().Header()
+		h.Set(echo.HeaderCacheControl, "no-cache")
+		h.Set("ETag", etag)
+		if c.Request().Header.Get("If-None-Match") == etag {
+			return c.NoContent(http.StatusNotModified)
+		}
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+	}
 }
 
 type activityRequest struct {

@@ -79,8 +79,13 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	a := &App{Config: cfg, Log: log, Store: st, Box: box}
+	goneRetention := time.Duration(cfg.Ingress.GoneRetention)
+	if goneRetention == 0 {
+		goneRetention = -1 // off
+	}
 	a.Ingress, err = ingresspub.New(st, ingresspub.Options{File: cfg.Ingress.File, FileTempDir: cfg.Ingress.FileTempDir, Log: log,
-		WithdrawGrace: time.Duration(cfg.Ingress.WithdrawGrace), ConfirmTimeout: time.Duration(cfg.Ingress.ConfirmTimeout)})
+		WithdrawGrace: time.Duration(cfg.Ingress.WithdrawGrace), ConfirmTimeout: time.Duration(cfg.Ingress.ConfirmTimeout),
+		GoneRetention: goneRetention})
 	if err != nil {
 		st.Close()
 		return nil, err

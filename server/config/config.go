@@ -95,6 +95,8 @@ type Ingress struct {
 	// Route withdrawal before a deployment's containers stop.
 	WithdrawGrace  ptypes.Duration `description:"When deleting, how long to wait after withdrawing a deployment's routes before its containers stop, for ingresses that cannot confirm a new table (Traefik polling the HTTP provider or reading ingress.file)." export:"true"`
 	ConfirmTimeout ptypes.Duration `description:"When deleting, how long at most to wait for every nullops-ingress to confirm it serves the table without the deployment's routes." export:"true"`
+	// GoneRetention: hosts of removed deployments listed for nullops-ingress.
+	GoneRetention ptypes.Duration `description:"How long nullops-ingress keeps answering the hosts of a deleted, cancelled or expired deployment with a page saying when, by whom and why (410) instead of 404 unknown host (0 = not at all)." export:"true"`
 }
 
 // Cleanup configures the expiry job.
@@ -121,7 +123,8 @@ func Defaults() *Config {
 			OfflineGrace: ptypes.Duration(60 * time.Second),
 		},
 		Cleanup: Cleanup{Schedule: "@every 30s"},
-		Ingress: Ingress{LinkScheme: "http", WithdrawGrace: ptypes.Duration(3 * time.Second), ConfirmTimeout: ptypes.Duration(10 * time.Second)},
+		Ingress: Ingress{LinkScheme: "http", WithdrawGrace: ptypes.Duration(3 * time.Second), ConfirmTimeout: ptypes.Duration(10 * time.Second),
+			GoneRetention: ptypes.Duration(24 * time.Hour)},
 		HTTP: HTTP{
 			ReadHeaderTimeout: ptypes.Duration(10 * time.Second),
 			ReadTimeout:       ptypes.Duration(60 * time.Second),
@@ -197,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingress.WithdrawGrace < 0 || c.Ingress.ConfirmTimeout < 0 {
 		return fmt.Errorf("ingress.withdrawgrace and ingress.confirmtimeout: must not be negative")
+	}
+	if c.Ingress.GoneRetention < 0 {
+		return fmt.Errorf("ingress.goneretention: must not be negative (0 = not at all)")
 	}
 	if c.Cleanup.Schedule == "" {
 		return fmt.Errorf("cleanup.schedule: required")

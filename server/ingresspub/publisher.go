@@ -80,7 +80,11 @@ type Options struct {
 	// long at most for nullops-ingress confirmations.
 	WithdrawGrace  time.Duration
 	ConfirmTimeout time.Duration
-	Log            zerolog.Logger
+	// GoneRetention is how long the hosts of deleted and expired
+	// deployments are listed for nullops-ingress (see Gone; 0 = the
+	// default, negative = not at all).
+	GoneRetention time.Duration
+	Log           zerolog.Logger
 }
 
 // Snapshot is one published version of the route table.
@@ -177,6 +181,9 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 	}
 	if opts.ConfirmTimeout <= 0 {
 		opts.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	if opts.GoneRetention == 0 {
+		opts.GoneRetention = DefaultGoneRetention
 	}
 	return &Publisher{
 		st:        st,

@@ -106,6 +106,7 @@ func startIngress(t *testing.T, serverURL string) string {
 	cfg.Server.Wait = ptypes.Duration(5 * time.Second)
 	cfg.Token = ingressToken
 	cfg.StateDir = t.TempDir()
+	cfg.UI.URL = serverURL // the ingress's own pages link back to the UI
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +261,7 @@ type deploymentStack struct {
 	Admin      *apiClient
 	ProjectID  int64
 	EnvID      int64
+	NodeName   string // the agent's node name (label nullops.node of its Docker objects)
 }
 
 func newDeploymentStack(t *testing.T) *deploymentStack {
@@ -290,7 +292,8 @@ func newDeploymentStack(t *testing.T) *deploymentStack {
 		} `json:"node"`
 	}
 	admin.call("POST", fmt.Sprintf("/environments/%d/nodes", envID), map[string]any{"name": "node-1", "host": "127.0.0.1", "port": port}, 201, &node)
-	startAgent(t, fmt.Sprintf("ui-node-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6), port, node.Token)
+	nodeName := fmt.Sprintf("ui-node-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	startAgent(t, nodeName, port, node.Token)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var n struct {
@@ -316,5 +319,5 @@ func newDeploymentStack(t *testing.T) *deploymentStack {
 	user("dev", "environments", envID, "full")
 	user("reader", "projects", projectID, "read")
 
-	return &deploymentStack{URL: base, Proxy: startIngress(t, base), Admin: admin, ProjectID: projectID, EnvID: envID}
+	return &deploymentStack{URL: base, Proxy: startIngress(t, base), Admin: admin, ProjectID: projectID, EnvID: envID, NodeName: nodeName}
 }

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,7 +55,24 @@ func main() {
 	misbehave()
 	started := time.Now()
 	mux := http.NewServeMux()
+	// HEALTHY_AFTER_READY=1 keeps /healthz failing until something POSTs
+	// /ready (tests hold a deployment in "deploying" for as long as they
+	// need).
+	var ready atomic.Bool
+	ready.Store(os.Getenv("HEALTHY_AFTER_READY") != "1")
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		ready.Store(true)
+		fmt.Fprintln(w, "ready")
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready yet", http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,106 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/nullops/nullops/ingress/dynconfig"
+)
+
+// DefaultGoneInterval is how often the hosts of removed deployments are
+// fetched when no new routing table asks for it sooner.
+const DefaultGoneInterval = 30 * time.Second
+
+// GoneWatcher keeps the ingress's list of recently removed hosts (the
+// server's GET /api/v1/ingress/gone) current: it fetches it at start, after
+// every new routing table (Trigger; a delete withdraws routes, so the list
+// arrives right after the table without them) and every Interval (removals
+// of deployments that had no route, and the end of the retention). It
+// shares the Watcher's server, token and client.
+type GoneWatcher struct {
+	w        *Watcher
+	apply    func(*dynconfig.GoneDocument)
+	interval time.Duration
+	trigger  chan struct{}
+	etag     string
+}
+
+// NewGoneWatcher returns a GoneWatcher delivering every new list to apply.
+func (w *Watcher) NewGoneWatcher(apply func(*dynconfig.GoneDocument), interval time.Duration) *GoneWatcher {
+	if interval <= 0 {
+		interval = DefaultGoneInterval
+	}
+	return &GoneWatcher{w: w, apply: apply, interval: interval, trigger: make(chan struct{}, 1)}
+}
+
+// Trigger asks for a fetch soon; it never blocks.
+func (g *GoneWatcher) Trigger() {
+	select {
+	case g.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run fetches until ctx ends. Failures are logged and retried at the next
+// trigger or tick; the last list stays in use meanwhile.
+func (g *GoneWatcher) Run(ctx context.Context) {
+	tick := time.NewTicker(g.interval)
+	defer tick.Stop()
+	for {
+		if err := g.fetch(ctx); err != nil && ctx.Err() == nil {
+			g.w.log.Debug().Err(err).Msg("cannot get the removed hosts from the server; keeping the last list")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.trigger:
+		case <-tick.C:
+		}
+	}
+}
+
+func (g *GoneWatcher) fetch(ctx context.Context) error {
+	u := *g.w.base
+	u.Path += "/api/v1/ingress/gone"
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+g.w.opts.Token)
+	if g.etag != "" {
+		req.Header.Set("If-None-Match", g.etag)
+	}
+	res, err := g.w.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("get removed hosts: %w", err)
+	}
+	defer res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusNotModified:
+		return nil
+	case http.StatusOK:
+	case http.StatusNotFound:
+		// A server from before this endpoint: nothing to show.
+		return nil
+	default:
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+		return fmt.Errorf("get removed hosts: %s: %s", res.Status, bytes.TrimSpace(b))
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, dynconfig.MaxGoneBytes+1))
+	if err != nil {
+		return fmt.Errorf("read removed hosts: %w", err)
+	}
+	doc, err := dynconfig.DecodeGone(body)
+	if err != nil {
+		return err
+	}
+	g.apply(doc)
+	g.etag = res.Header.Get("ETag")
+	return nil
+}

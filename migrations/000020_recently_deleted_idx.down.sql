@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS deployments_recently_deleted_idx;
