@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
 )
@@ -51,8 +49,10 @@ func ComposeCommand(token string) string {
 
 // Admin performs the admin actions on nodes: the token is generated here,
 // stored only sealed (AES-256-GCM, bound to the node id), and returned to
-// the caller once. After every change the manager (when set) acts on it at
-// once: drop, establish or stop the node's connection.
+// the caller once. Each action and its audit entry commit in one
+// transaction (a failed audit write changes nothing); after it the manager
+// (when set) acts on it at once: drop, establish or stop the node's
+// connection.
 type Admin struct {
 	Store   *store.Store
 	Box     *secretbox.Box
@@ -65,8 +65,27 @@ func (a *Admin) refresh(ctx context.Context, id int64) {
 	}
 }
 
+// audit records an admin action on node n (never its token), visible to
+// those who see its environment.
+func audit(ctx context.Context, tx *store.Store, by store.Actor, action string, n store.Node, detail map[string]any) error {
+	e := by.Entry(action, "node", n.ID, detail)
+	env := n.EnvironmentID
+	e.EnvironmentID = &env
+	return tx.Audit(ctx, e)
+}
+
+// change runs fn and its audit entry in one transaction, then refreshes
+// the node's connection.
+func (a *Admin) change(ctx context.Context, id int64, fn func(tx *store.Store) error) error {
+	if err := a.Store.InTx(ctx, fn); err != nil {
+		return err
+	}
+	a.refresh(ctx, id)
+	return nil
+}
+
 // sealToken seals a new token for node id and stores it in tx.
-func (a *Admin) sealToken(ctx context.Context, tx pgx.Tx, id int64) (store.Node, string, error) {
+func (a *Admin) sealToken(ctx context.Context, tx *store.Store, id int64) (store.Node, string, error) {
 	tok, err := NewToken()
 	if err != nil {
 		return store.Node{}, "", err
@@ -84,16 +103,18 @@ func (a *Admin) sealToken(ctx context.Context, tx pgx.Tx, id int64) (store.Node,
 
 // Create adds a node and returns it with its token (the only time the
 // token is returned).
-func (a *Admin) Create(ctx context.Context, in store.NewNode) (store.Node, string, error) {
+func (a *Admin) Create(ctx context.Context, by store.Actor, in store.NewNode) (store.Node, string, error) {
 	var node store.Node
 	var tok string
-	err := a.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := a.Store.InTx(ctx, func(tx *store.Store) error {
 		n, err := store.CreateNode(ctx, tx, in)
 		if err != nil {
 			return err
 		}
-		node, tok, err = a.sealToken(ctx, tx, n.ID)
-		return err
+		if node, tok, err = a.sealToken(ctx, tx, n.ID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, by, "node.create", node, map[string]any{"name": node.Name, "host": node.Host, "port": node.Port})
 	})
 	if err != nil {
 		return store.Node{}, "", err
@@ -108,26 +129,28 @@ func (a *Admin) Create(ctx context.Context, in store.NewNode) (store.Node, strin
 // is dropped and the manager redials with the new token. For an agent that
 // cannot be told now the rotation stays pending (the previous token is
 // kept sealed) and completes on its next connection.
-func (a *Admin) RotateToken(ctx context.Context, id int64) (store.Node, string, error) {
+func (a *Admin) RotateToken(ctx context.Context, by store.Actor, id int64) (store.Node, string, error) {
 	var node store.Node
 	var tok string
-	err := a.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := a.change(ctx, id, func(tx *store.Store) error {
 		if _, err := store.LockNode(ctx, tx, id); err != nil {
 			return err
 		}
 		var err error
-		node, tok, err = a.sealToken(ctx, tx, id)
-		if err != nil || !node.TokenRotationPending {
+		if node, tok, err = a.sealToken(ctx, tx, id); err != nil {
 			return err
 		}
-		_, err = store.RecordNodeEvent(ctx, tx, store.NodeEvent{NodeID: id, Kind: store.NodeEventRotationPending,
-			Message: fmt.Sprintf("token generation %d issued; the agent refuses the old token once it has been handed the new one (now if it is connected, else when it next connects)", node.TokenGeneration)})
-		return err
+		if node.TokenRotationPending {
+			if _, err := store.RecordNodeEvent(ctx, tx, store.NodeEvent{NodeID: id, Kind: store.NodeEventRotationPending,
+				Message: fmt.Sprintf("token generation %d issued; the agent refuses the old token once it has been handed the new one (now if it is connected, else when it next connects)", node.TokenGeneration)}); err != nil {
+				return err
+			}
+		}
+		return audit(ctx, tx, by, "node.rotate_token", node, map[string]any{"name": node.Name, "token_generation": node.TokenGeneration})
 	})
 	if err != nil {
 		return store.Node{}, "", err
 	}
-	a.refresh(ctx, id)
 	return node, tok, nil
 }
 
@@ -135,34 +158,41 @@ func (a *Admin) RotateToken(ctx context.Context, id int64) (store.Node, string, 
 // connection while the revocation is pending), which then refuses every
 // token until it is started with a new one. The node is not used again
 // until its token is rotated.
-func (a *Admin) Revoke(ctx context.Context, id int64) (store.Node, error) {
-	n, err := store.RevokeNode(ctx, a.Store.Pool, id)
-	if err != nil {
-		return n, err
-	}
-	a.refresh(ctx, id)
-	return n, nil
+func (a *Admin) Revoke(ctx context.Context, by store.Actor, id int64) (store.Node, error) {
+	var n store.Node
+	err := a.change(ctx, id, func(tx *store.Store) error {
+		var err error
+		if n, err = store.RevokeNode(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit(ctx, tx, by, "node.revoke", n, map[string]any{"name": n.Name})
+	})
+	return n, err
 }
 
 // ApproveThumbprint pins thumbprint (the one the agent last presented when
 // empty) and reconnects at once.
-func (a *Admin) ApproveThumbprint(ctx context.Context, id int64, thumbprint string) (store.Node, error) {
-	if thumbprint == "" {
-		n, err := a.Store.GetNode(ctx, id)
-		if err != nil {
-			return n, err
+func (a *Admin) ApproveThumbprint(ctx context.Context, by store.Actor, id int64, thumbprint string) (store.Node, error) {
+	var n store.Node
+	err := a.change(ctx, id, func(tx *store.Store) error {
+		tp := thumbprint
+		if tp == "" {
+			cur, err := store.LockNode(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if cur.SeenThumbprint == "" {
+				return fmt.Errorf("%w: the agent has not presented a certificate yet; nothing to approve", ErrNothingToApprove)
+			}
+			tp = cur.SeenThumbprint
 		}
-		if n.SeenThumbprint == "" {
-			return n, fmt.Errorf("%w: the agent has not presented a certificate yet; nothing to approve", ErrNothingToApprove)
+		var err error
+		if n, err = store.ApproveNodeThumbprint(ctx, tx, id, tp); err != nil {
+			return err
 		}
-		thumbprint = n.SeenThumbprint
-	}
-	n, err := store.ApproveNodeThumbprint(ctx, a.Store.Pool, id, thumbprint)
-	if err != nil {
-		return n, err
-	}
-	a.refresh(ctx, id)
-	return n, nil
+		return audit(ctx, tx, by, "node.approve_thumbprint", n, map[string]any{"name": n.Name, "thumbprint": n.ExpectedThumbprint})
+	})
+	return n, err
 }
 
 // ErrNothingToApprove is returned when no thumbprint was seen yet.
@@ -171,30 +201,45 @@ var ErrNothingToApprove = fmt.Errorf("no thumbprint to approve")
 // SetEnabled disables or enables a node. A disabled node drains: it stays
 // connected, takes no new deployments, its deployments keep running and
 // routed and can be deleted; once it is empty it can be deleted.
-func (a *Admin) SetEnabled(ctx context.Context, id int64, enabled bool) (store.Node, error) {
-	n, err := store.SetNodeEnabled(ctx, a.Store.Pool, id, enabled)
-	if err != nil {
-		return n, err
+func (a *Admin) SetEnabled(ctx context.Context, by store.Actor, id int64, enabled bool) (store.Node, error) {
+	action := "node.disable"
+	if enabled {
+		action = "node.enable"
 	}
-	a.refresh(ctx, id)
-	return n, nil
+	var n store.Node
+	err := a.change(ctx, id, func(tx *store.Store) error {
+		var err error
+		if n, err = store.SetNodeEnabled(ctx, tx, id, enabled); err != nil {
+			return err
+		}
+		return audit(ctx, tx, by, action, n, map[string]any{"name": n.Name})
+	})
+	return n, err
 }
 
 // Update edits a node; a new address or pinned thumbprint reconnects it.
-func (a *Admin) Update(ctx context.Context, id int64, p store.NodePatch) (store.Node, error) {
-	n, err := store.UpdateNode(ctx, a.Store.Pool, id, p)
-	if err != nil {
-		return n, err
-	}
-	a.refresh(ctx, id)
-	return n, nil
+func (a *Admin) Update(ctx context.Context, by store.Actor, id int64, p store.NodePatch) (store.Node, error) {
+	var n store.Node
+	err := a.change(ctx, id, func(tx *store.Store) error {
+		var err error
+		if n, err = store.UpdateNode(ctx, tx, id, p); err != nil {
+			return err
+		}
+		return audit(ctx, tx, by, "node.update", n, map[string]any{"name": n.Name, "host": n.Host, "port": n.Port})
+	})
+	return n, err
 }
 
 // Delete removes a node without live deployments, disconnecting it.
-func (a *Admin) Delete(ctx context.Context, id int64) error {
-	if err := a.Store.Tx(ctx, func(tx pgx.Tx) error { return store.DeleteNode(ctx, tx, id) }); err != nil {
-		return err
-	}
-	a.refresh(ctx, id)
-	return nil
+func (a *Admin) Delete(ctx context.Context, by store.Actor, id int64) error {
+	return a.change(ctx, id, func(tx *store.Store) error {
+		n, err := store.LockNode(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := store.DeleteNode(ctx, tx, id); err != nil {
+			return err
+		}
+		return audit(ctx, tx, by, "node.delete", n, map[string]any{"name": n.Name})
+	})
 }

@@ -144,7 +144,7 @@ func TestRegeneratedCertificateIsUntrustedUntilApproved(t *testing.T) {
 	}
 
 	start := time.Now()
-	if _, err := e.admin.ApproveThumbprint(e.ctx, n.ID, ""); err != nil {
+	if _, err := e.admin.ApproveThumbprint(e.ctx, store.SystemActor, n.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	n, _ = e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
@@ -167,7 +167,7 @@ func TestRotateTokenReachesTheRunningAgent(t *testing.T) {
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
 
 	start := time.Now()
-	rotated, newTok, err := e.admin.RotateToken(e.ctx, n.ID)
+	rotated, newTok, err := e.admin.RotateToken(e.ctx, store.SystemActor, n.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestJournaledEventsSurviveAgentKill(t *testing.T) {
 
 	// Point the node elsewhere: the server cannot reach the agent.
 	nowhere := testutil.FreePort(t)
-	if _, err := e.admin.Update(e.ctx, n.ID, store.NodePatch{Port: &nowhere}); err != nil {
+	if _, err := e.admin.Update(e.ctx, store.SystemActor, n.ID, store.NodePatch{Port: &nowhere}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStatus(n.ID, store.NodeOffline, 5*time.Second)
@@ -258,7 +258,7 @@ func TestJournaledEventsSurviveAgentKill(t *testing.T) {
 	if len(e.events(n.ID)) != 3 {
 		t.Fatal("events delivered while the node was unreachable")
 	}
-	if _, err := e.admin.Update(e.ctx, n.ID, store.NodePatch{Port: &port}); err != nil {
+	if _, err := e.admin.Update(e.ctx, store.SystemActor, n.ID, store.NodePatch{Port: &port}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)

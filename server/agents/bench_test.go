@@ -74,7 +74,7 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	ids := make([]int64, n)
 	tokens := make([]string, n)
 	for i := range n {
-		node, tok, err := admin.Create(ctx, store.NewNode{EnvironmentID: env.ID, Name: fmt.Sprintf("n%04d", i), Host: "127.0.0.1", Port: 1})
+		node, tok, err := admin.Create(ctx, store.SystemActor, store.NewNode{EnvironmentID: env.ID, Name: fmt.Sprintf("n%04d", i), Host: "127.0.0.1", Port: 1})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -174,7 +174,7 @@ func (e *env) statusChanges(nodeID int64) []agents.StatusChange {
 // addNode adds a node at 127.0.0.1:port and returns it with its token.
 func (e *env) addNode(name string, port int, expected string) (store.Node, string) {
 	e.t.Helper()
-	n, tok, err := e.admin.Create(e.ctx, store.NewNode{EnvironmentID: e.envID, Name: name, Host: "127.0.0.1", Port: port, ExpectedThumbprint: expected})
+	n, tok, err := e.admin.Create(e.ctx, store.SystemActor, store.NewNode{EnvironmentID: e.envID, Name: name, Host: "127.0.0.1", Port: port, ExpectedThumbprint: expected})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func (e *env) addFakeNode(name, version string, h channel.Handler) (store.Node, 
 	n, tok := e.addNode(name, testutil.FreePort(e.t), "")
 	fa := startFakeAgent(e.t, tok, version, h)
 	port := fa.port
-	n, err := e.admin.Update(e.ctx, n.ID, store.NodePatch{Port: &port})
+	n, err := e.admin.Update(e.ctx, store.SystemActor, n.ID, store.NodePatch{Port: &port})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 	n, fa := e.addFakeNode("n1", "0.1.0-dev", nil)
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
 
-	if _, err := e.admin.Revoke(e.ctx, n.ID); err != nil {
+	if _, err := e.admin.Revoke(e.ctx, store.SystemActor, n.ID); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, e.ctx, 5*time.Millisecond, "revoked node disconnected", func() bool { return !fa.srv.Stats().Connected })
@@ -114,7 +114,7 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 	}
 
 	// Rotation un-revokes: the agent (still on the old token) refuses.
-	_, tok, err := e.admin.RotateToken(e.ctx, n.ID)
+	_, tok, err := e.admin.RotateToken(e.ctx, store.SystemActor, n.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 	// The restarted agent has a new certificate: the admin pins it while
 	// pointing the node at it.
 	fb := startFakeAgent(t, tok, "0.1.0-dev", nil)
-	if _, err := e.admin.Update(e.ctx, n.ID, store.NodePatch{Port: &fb.port, ExpectedThumbprint: &fb.thumbprint}); err != nil {
+	if _, err := e.admin.Update(e.ctx, store.SystemActor, n.ID, store.NodePatch{Port: &fb.port, ExpectedThumbprint: &fb.thumbprint}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
@@ -130,7 +130,7 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 	// Disabling drains: the node stays connected and online (deletes and
 	// events keep flowing); the admin's flag keeps new deployments away.
 	accepted = fb.srv.Stats().Accepted
-	if _, err := e.admin.SetEnabled(e.ctx, n.ID, false); err != nil {
+	if _, err := e.admin.SetEnabled(e.ctx, store.SystemActor, n.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if n = e.node(n.ID); n.Enabled || n.Status != store.NodeOnline {
@@ -142,7 +142,7 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 			t.Fatalf("request to a disabled (draining) node did not reach the agent: %v", err)
 		}
 	}
-	if _, err := e.admin.SetEnabled(e.ctx, n.ID, true); err != nil {
+	if _, err := e.admin.SetEnabled(e.ctx, store.SystemActor, n.ID, true); err != nil {
 		t.Fatal(err)
 	}
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
@@ -150,7 +150,7 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 		t.Fatalf("disable/enable reconnected the node: %+v (accepted before: %d)", st, accepted)
 	}
 
-	if err := e.admin.Delete(e.ctx, n.ID); err != nil {
+	if err := e.admin.Delete(e.ctx, store.SystemActor, n.ID); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, e.ctx, 5*time.Millisecond, "deleted node disconnected", func() bool { return !fb.srv.Stats().Connected })

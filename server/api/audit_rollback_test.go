@@ -101,3 +101,48 @@ func TestFailedAuditChangesNothingRemovals(t *testing.T) {
 		t.Errorf("sessions %d, want %d: a login or logout whose audit entry failed changed them", n, sessions)
 	}
 }
+
+// Node admin actions whose audit entry cannot be written change nothing
+// (before, the change stayed and the failure was only logged).
+func TestFailedAuditChangesNothingNodes(t *testing.T) {
+	env := apitest.New(t)
+	eid := env.Environment("qa")
+	var created struct {
+		Node nodeJSON `json:"node"`
+	}
+	env.Admin.Post(apitest.Path("/environments/%d/nodes", eid), map[string]any{"name": "n1", "host": "127.0.0.1", "port": 1}).
+		Want(t, 201).Decode(t, &created)
+	n := created.Node
+	ctx := context.Background()
+	if _, err := env.Store.SetNodeUntrusted(ctx, n.ID, fixtureThumbprint, "test"); err != nil {
+		t.Fatal(err)
+	}
+	before := nodeRow(t, env, n.ID)
+	storetest.FailAudit(t, env.Store, "node.%")
+
+	env.Admin.Post(apitest.Path("/environments/%d/nodes", eid), map[string]any{"name": "n2", "host": "127.0.0.1", "port": 2}).Want(t, 500)
+	if c := count(t, env, "SELECT count(*) FROM nodes"); c != 1 {
+		t.Errorf("%d nodes, want 1: a node was created although its audit entry failed", c)
+	}
+	env.Admin.Patch(apitest.Path("/nodes/%d", n.ID), map[string]any{"name": "renamed", "port": 7}).Want(t, 500)
+	env.Admin.Post(apitest.Path("/nodes/%d/disable", n.ID), nil).Want(t, 500)
+	env.Admin.Post(apitest.Path("/nodes/%d/rotate-token", n.ID), nil).Want(t, 500)
+	env.Admin.Post(apitest.Path("/nodes/%d/approve-thumbprint", n.ID), nil).Want(t, 500)
+	env.Admin.Post(apitest.Path("/nodes/%d/revoke", n.ID), nil).Want(t, 500)
+	env.Admin.Delete(apitest.Path("/nodes/%d", n.ID)).Want(t, 500)
+	if after := nodeRow(t, env, n.ID); after != before {
+		t.Errorf("node changed although every audit entry failed:\n before %s\n after  %s", before, after)
+	}
+}
+
+// nodeRow is the node's row as text (every column that an admin action changes).
+func nodeRow(t *testing.T, env *apitest.Env, id int64) string {
+	t.Helper()
+	var s string
+	err := env.Store.Pool.QueryRow(context.Background(), `SELECT concat_ws('|', name, host, port, enabled, revoked, token_generation,
+		expected_thumbprint, encode(token_enc, 'hex'), labels::text, token_rotation_pending, token_revoke_pending) FROM nodes WHERE id = $1`, id).Scan(&s)
+	if err != nil {
+		t.Fatalf("node %d: %v", id, err)
+	}
+	return s
+}

@@ -205,7 +205,7 @@ func (d *Deps) createNode(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	n, tok, err := d.Nodes.Create(ctx, store.NewNode{EnvironmentID: envID, Name: req.Name, Host: req.Host, Port: req.Port,
+	n, tok, err := d.Nodes.Create(ctx, actor(c), store.NewNode{EnvironmentID: envID, Name: req.Name, Host: req.Host, Port: req.Port,
 		ExpectedThumbprint: req.ExpectedThumbprint, Labels: req.Labels})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -213,17 +213,7 @@ func (d *Deps) createNode(c echo.Context) error {
 		}
 		return err
 	}
-	d.nodeAudit(c, "node.create", n, map[string]any{"name": n.Name, "host": n.Host, "port": n.Port})
 	return c.JSON(http.StatusCreated, nodeWithToken{Node: d.nodeOut(n), Token: tok, DockerRun: agents.DockerRunCommand(n, tok), Compose: agents.ComposeCommand(tok)})
-}
-
-// nodeAudit records an admin action on a node (never its token).
-func (d *Deps) nodeAudit(c echo.Context, action string, n store.Node, detail map[string]any) {
-	e := NewAudit(c, action, "node", n.ID, detail)
-	e.EnvironmentID = &n.EnvironmentID
-	if err := store.RecordAudit(c.Request().Context(), d.Store.Pool, e); err != nil {
-		d.Log.Error().Err(err).Str("action", action).Int64("node_id", n.ID).Msg("record audit")
-	}
 }
 
 // loadNode reads the node of the path and checks the caller may see it
@@ -318,12 +308,11 @@ func (d *Deps) updateNode(c echo.Context) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	out, err := d.Nodes.Update(c.Request().Context(), n.ID, store.NodePatch{Name: req.Name, Host: req.Host, Port: req.Port,
+	out, err := d.Nodes.Update(c.Request().Context(), actor(c), n.ID, store.NodePatch{Name: req.Name, Host: req.Host, Port: req.Port,
 		ExpectedThumbprint: req.ExpectedThumbprint, Labels: req.Labels})
 	if err != nil {
 		return err
 	}
-	d.nodeAudit(c, "node.update", out, map[string]any{"name": out.Name, "host": out.Host, "port": out.Port})
 	return c.JSON(http.StatusOK, d.nodeOut(out))
 }
 
@@ -332,13 +321,12 @@ func (d *Deps) deleteNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.Nodes.Delete(c.Request().Context(), n.ID); err != nil {
+	if err := d.Nodes.Delete(c.Request().Context(), actor(c), n.ID); err != nil {
 		if errors.Is(err, store.ErrNodeInUse) {
 			return &Error{Status: http.StatusConflict, Code: "node_in_use", Message: err.Error()}
 		}
 		return err
 	}
-	d.nodeAudit(c, "node.delete", n, map[string]any{"name": n.Name})
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -347,11 +335,10 @@ func (d *Deps) rotateNodeToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, tok, err := d.Nodes.RotateToken(c.Request().Context(), n.ID)
+	out, tok, err := d.Nodes.RotateToken(c.Request().Context(), actor(c), n.ID)
 	if err != nil {
 		return err
 	}
-	d.nodeAudit(c, "node.rotate_token", out, map[string]any{"name": out.Name, "token_generation": out.TokenGeneration})
 	return c.JSON(http.StatusOK, nodeWithToken{Node: d.nodeOut(out), Token: tok, DockerRun: agents.DockerRunCommand(out, tok), Compose: agents.ComposeCommand(tok)})
 }
 
@@ -360,11 +347,10 @@ func (d *Deps) revokeNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := d.Nodes.Revoke(c.Request().Context(), n.ID)
+	out, err := d.Nodes.Revoke(c.Request().Context(), actor(c), n.ID)
 	if err != nil {
 		return err
 	}
-	d.nodeAudit(c, "node.revoke", out, map[string]any{"name": out.Name})
 	return c.JSON(http.StatusOK, d.nodeOut(out))
 }
 
@@ -396,14 +382,13 @@ func (d *Deps) approveNodeThumbprint(c echo.Context) error {
 		}
 		req.Thumbprint = t
 	}
-	out, err := d.Nodes.ApproveThumbprint(c.Request().Context(), n.ID, req.Thumbprint)
+	out, err := d.Nodes.ApproveThumbprint(c.Request().Context(), actor(c), n.ID, req.Thumbprint)
 	if errors.Is(err, agents.ErrNothingToApprove) {
 		return &Error{Status: http.StatusConflict, Code: "nothing_to_approve", Message: err.Error()}
 	}
 	if err != nil {
 		return err
 	}
-	d.nodeAudit(c, "node.approve_thumbprint", out, map[string]any{"name": out.Name, "thumbprint": out.ExpectedThumbprint})
 	return c.JSON(http.StatusOK, d.nodeOut(out))
 }
 
@@ -416,14 +401,9 @@ func (d *Deps) setNodeEnabled(c echo.Context, enabled bool) error {
 	if err != nil {
 		return err
 	}
-	out, err := d.Nodes.SetEnabled(c.Request().Context(), n.ID, enabled)
+	out, err := d.Nodes.SetEnabled(c.Request().Context(), actor(c), n.ID, enabled)
 	if err != nil {
 		return err
 	}
-	action := "node.disable"
-	if enabled {
-		action = "node.enable"
-	}
-	d.nodeAudit(c, action, out, map[string]any{"name": out.Name})
 	return c.JSON(http.StatusOK, d.nodeOut(out))
 }
