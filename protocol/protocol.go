@@ -534,6 +534,9 @@ type LogsOpen struct {
 	Service      string `json:"service"` // pipeline node id
 	Tail         int    `json:"tail"`    // lines from the end; 0 = all
 	Follow       bool   `json:"follow"`
+	// Timestamps starts every line with the time Docker received it (RFC
+	// 3339 with nanoseconds) and a space. Older agents ignore it.
+	Timestamps bool `json:"timestamps,omitempty"`
 }
 
 // Validate implements Validatable.

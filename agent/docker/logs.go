@@ -23,14 +23,15 @@ func (w streamWriter) Write(p []byte) (int, error) {
 }
 
 // Logs streams a container's logs to fn (tail = lines from the end, 0 =
-// all; follow keeps streaming until ctx ends or the container stops).
-func (r *Runtime) Logs(ctx context.Context, containerID string, tail int, follow bool, fn func(stream, data string) error) error {
+// all; follow keeps streaming until ctx ends or the container stops;
+// timestamps starts each line with Docker's RFC 3339 receive time).
+func (r *Runtime) Logs(ctx context.Context, containerID string, tail int, follow, timestamps bool, fn func(stream, data string) error) error {
 	t := "all"
 	if tail > 0 {
 		t = strconv.Itoa(tail)
 	}
 	rc, err := r.cli.ContainerLogs(ctx, containerID, client.ContainerLogsOptions{
-		ShowStdout: true, ShowStderr: true, Follow: follow, Tail: t,
+		ShowStdout: true, ShowStderr: true, Follow: follow, Tail: t, Timestamps: timestamps,
 	})
 	if err != nil {
 		return fmt.Errorf("container logs %s: %w", containerID, err)

@@ -54,12 +54,20 @@ func (e *Executor) Logs(ctx context.Context, req protocol.LogsOpen) (<-chan prot
 			}
 		}
 		// One masker per stream: a secret split across two chunks of the
-		// same stream is still masked.
-		maskers := map[string]*streamMasker{}
-		err := e.rt.Logs(sctx, target, req.Tail, req.Follow, func(stream, data string) error {
+		// same stream is still masked. With timestamps, each chunk is one
+		// Docker message starting with its time: the stamper masks around
+		// the times.
+		maskers := map[string]interface {
+			Write(string) string
+			Flush() string
+		}{}
+		err := e.rt.Logs(sctx, target, req.Tail, req.Follow, req.Timestamps, func(stream, data string) error {
 			m := maskers[stream]
 			if m == nil {
 				m = &streamMasker{r: red}
+				if req.Timestamps {
+					m = newLineStamper(&streamMasker{r: red})
+				}
 				maskers[stream] = m
 			}
 			return send(stream, m.Write(data))

@@ -1,6 +1,9 @@
 package executor
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // streamMasker masks secret values in a stream that arrives in arbitrary
 // chunks: a value split across two chunks is still masked, because the end
@@ -70,4 +73,74 @@ func maskedTail(mask func(string) string, s string, n int) string {
 		s = mask(s)
 	}
 	return tailString(s, n)
+}
+
+// lineStamper masks a log whose messages Docker starts with their time
+// ("<RFC 3339> <text>") without letting a time split a secret in two: it
+// takes the time off each message, masks the text as one stream, and
+// writes each line's time again at the start of the masked line. A line
+// cut into several messages (Docker does at 16 KiB) keeps the time of its
+// first message.
+type lineStamper struct {
+	m        *streamMasker
+	inStart  bool     // the text read so far ends a line
+	outStart bool     // the text written so far ends a line
+	stamps   []string // times of the lines begun in the input, not yet written
+}
+
+func newLineStamper(m *streamMasker) *lineStamper {
+	return &lineStamper{m: m, inStart: true, outStart: true}
+}
+
+// Write takes one message and returns the masked, stamped text that is
+// safe to pass on now.
+func (l *lineStamper) Write(msg string) string {
+	stamp, text, ok := strings.Cut(msg, " ")
+	if _, err := time.Parse(time.RFC3339Nano, stamp); !ok || err != nil {
+		stamp, text = "", msg
+	}
+	for rest := text; rest != ""; {
+		if l.inStart {
+			l.stamps = append(l.stamps, stamp)
+		}
+		i := strings.IndexByte(rest, '\n')
+		if i < 0 {
+			l.inStart = false
+			break
+		}
+		l.inStart = true
+		rest = rest[i+1:]
+	}
+	return l.stamp(l.m.Write(text))
+}
+
+// Flush returns what is held back (the stream ended).
+func (l *lineStamper) Flush() string { return l.stamp(l.m.Flush()) }
+
+// stamp writes the time of its line before each line start of out. (A
+// secret value holding a line break shifts the later times by a line;
+// it never shows a secret.)
+func (l *lineStamper) stamp(out string) string {
+	var b strings.Builder
+	for out != "" {
+		if l.outStart {
+			if len(l.stamps) > 0 {
+				if l.stamps[0] != "" {
+					b.WriteString(l.stamps[0])
+					b.WriteByte(' ')
+				}
+				l.stamps = l.stamps[1:]
+			}
+			l.outStart = false
+		}
+		i := strings.IndexByte(out, '\n')
+		if i < 0 {
+			b.WriteString(out)
+			break
+		}
+		b.WriteString(out[:i+1])
+		out = out[i+1:]
+		l.outStart = true
+	}
+	return b.String()
 }

@@ -93,3 +93,31 @@ func FuzzStreamMasker(f *testing.F) {
 		}
 	})
 }
+
+// TestLineStamperMasksAroundTimes: with timestamps, Docker starts every
+// message with its time, also the second half of a line it cut in two. A
+// secret cut there is still masked, and each line starts with the time of
+// its first message, once.
+func TestLineStamperMasksAroundTimes(t *testing.T) {
+	r := newRedactor(maskSecrets)
+	const t1, t2, t2b, t3 = "2026-11-30T10:00:00.000000001Z", "2026-11-30T10:00:01.5Z", "2026-11-30T10:00:01.6Z", "2026-11-30T10:00:02Z"
+	line2 := "password=hunter22 token=s3cr3t-t0ken-value end\n"
+	want := t1 + " first\n" + t2 + " " + r.mask(line2) + t3 + " last\n"
+	for i := 1; i < len(line2); i++ {
+		l := newLineStamper(&streamMasker{r: r})
+		var out strings.Builder
+		for _, msg := range []string{t1 + " first\n", t2 + " " + line2[:i], t2b + " " + line2[i:], t3 + " last\n"} {
+			out.WriteString(l.Write(msg))
+		}
+		out.WriteString(l.Flush())
+		if out.String() != want {
+			t.Fatalf("line cut at %d: %q, want %q", i, out.String(), want)
+		}
+	}
+	// Several lines in one message all get its time; text without a time
+	// passes unstamped.
+	l := newLineStamper(&streamMasker{r: r})
+	if got := l.Write(t1+" a\nb hunter22\n") + l.Write("no time\n") + l.Flush(); got != t1+" a\n"+t1+" b ***\nno time\n" {
+		t.Fatalf("several lines: %q", got)
+	}
+}

@@ -260,7 +260,7 @@ func (e *Executor) logTail(ctx context.Context, containerID string, lines int) s
 	var logs strings.Builder
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_ = e.rt.Logs(lctx, containerID, lines, false, func(_, data string) error {
+	_ = e.rt.Logs(lctx, containerID, lines, false, false, func(_, data string) error {
 		logs.WriteString(data)
 		if logs.Len() > 32<<10 {
 			rest := logs.String()[logs.Len()-16<<10:]

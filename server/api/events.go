@@ -186,6 +186,7 @@ func (d *Deps) serviceLogs(c echo.Context) error {
 		}
 		follow = b
 	}
+	timestamps := queryBool(c, "timestamps", v)
 	if err := v.Err(); err != nil {
 		return err
 	}
@@ -211,7 +212,7 @@ func (d *Deps) serviceLogs(c echo.Context) error {
 		ctx, stop = d.guardStream(c, d.stillLevel(dep.ProjectID, dep.EnvironmentID, auth.Read))
 		defer stop()
 	}
-	err = d.Deploy.Logs(ctx, dep, service, tail, follow, func(ld protocol.LogsData) error {
+	err = d.Deploy.Logs(ctx, dep, deploy.LogsRequest{Service: service, Tail: tail, Follow: follow, Timestamps: timestamps}, func(ld protocol.LogsData) error {
 		start()
 		if sse {
 			return writeSSE(c, "log", ld)

@@ -24,11 +24,21 @@ type Streamer interface {
 	OpenStream(ctx context.Context, nodeID int64, typ string, body any) (frames <-chan protocol.Envelope, stop func(), err error)
 }
 
-// Logs streams a service container's logs from the agent: the last tail
-// lines (0 = all), then new lines while follow is set, calling fn for each
-// chunk until the stream ends, fn fails or ctx ends (the client went away);
-// the agent's stream is closed in every case.
-func (s *Service) Logs(ctx context.Context, d store.Deployment, service string, tail int, follow bool, fn func(protocol.LogsData) error) error {
+// LogsRequest says which lines of a service's log to stream: the last Tail
+// (0 = all), then new ones while Follow is set, each starting with its
+// time when Timestamps is set.
+type LogsRequest struct {
+	Service    string
+	Tail       int
+	Follow     bool
+	Timestamps bool
+}
+
+// Logs streams a service container's logs from the agent as r asks,
+// calling fn for each chunk until the stream ends, fn fails or ctx ends
+// (the client went away); the agent's stream is closed in every case.
+func (s *Service) Logs(ctx context.Context, d store.Deployment, r LogsRequest, fn func(protocol.LogsData) error) error {
+	service := r.Service
 	svcs, err := s.Store.DeploymentServices(ctx, d.ID)
 	if err != nil {
 		return err
@@ -56,7 +66,7 @@ func (s *Service) Logs(ctx context.Context, d store.Deployment, service string, 
 	// Opening waits for the agent's answer, but not for long: a node behind
 	// a half-open link must not hold the request.
 	octx, ocancel := context.WithTimeout(ctx, logsOpenTimeout)
-	frames, stop, err := st.OpenStream(octx, *d.NodeID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: d.ID, Service: service, Tail: tail, Follow: follow})
+	frames, stop, err := st.OpenStream(octx, *d.NodeID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: d.ID, Service: service, Tail: r.Tail, Follow: r.Follow, Timestamps: r.Timestamps})
 	ocancel()
 	if err != nil {
 		var re *protocol.RemoteError

@@ -46,6 +46,16 @@ func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
 	}
 	r := w.dev.get(fmt.Sprintf("/deployments/%d/logs?service=web&tail=0", d.ID)).want(t, 200)
 	check("tail", string(r.Body))
+	// With timestamps every line starts with its time, and Docker's time
+	// at the start of the line's second half does not split the secret.
+	r = w.dev.get(fmt.Sprintf("/deployments/%d/logs?service=web&tail=0&timestamps=true", d.ID)).want(t, 200)
+	check("tail with timestamps", string(r.Body))
+	for _, line := range strings.Split(strings.TrimSuffix(string(r.Body), "\n"), "\n") {
+		stamp, _, _ := strings.Cut(line, " ")
+		if _, err := time.Parse(time.RFC3339Nano, stamp); err != nil {
+			t.Errorf("line without its time: %q", tail([]byte(line), 120))
+		}
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -518,7 +518,7 @@ type DeploymentStep struct {
 	Status     string            `json:"status"`
 	Attempt    int               `json:"attempt"`
 	Message    string            `json:"message"`
-	Outputs    map[string]string `json:"-"`
+	Outputs    map[string]string `json:"outputs,omitempty"` // secret values as ${secrets.NAME}
 	StartedAt  *time.Time        `json:"started_at"`
 	FinishedAt *time.Time        `json:"finished_at"`
 }

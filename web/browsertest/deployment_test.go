@@ -49,6 +49,8 @@ func TestUserDeploysWatchesAndDeletes(t *testing.T) {
 	b.selectOption("#log-source", "Service web")
 	b.waitText("#log-output", "listening")
 	b.waitText("#log-state", "streaming live")
+	// Each line shows the time Docker received it (the agent's timestamps).
+	b.waitFor("service log lines with their time", `/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  .*listening/m.test(document.querySelector('#log-output').textContent)`, 20*time.Second)
 	b.shot("02-deployment-running")
 
 	// A read-only user sees it without any action, and the API refuses.

@@ -1,19 +1,21 @@
 // One deployment: live pipeline progress drawn as the graph (nodes light up
 // as steps run, succeed or fail), the failure reason, services with health,
 // state (restarting, exited, oom-killed; restarts, last exit, last log lines;
-// the deployment shows "degraded" and why), CPU and memory, ingress links, live logs per service (follow/pause) and
-// per step, and the history of actions.
+// the deployment shows "degraded" and why), CPU and memory, ingress links, the steps
+// with their durations and (masked) outputs, live logs per service and per step
+// (deployment-logs.js), and the history of actions. A failed or running step
+// opens by itself: selected, with its details and its log.
 
 import { h, s, clear } from '../dom.js';
 import * as api from '../api.js';
-import { subscribe, streamLines } from '../stream.js';
+import { subscribe } from '../stream.js';
 import { page, loading, errorBox, badge, countdown, timeEl, table, formatBytes, empty } from '../ui.js';
 import { renderStatic } from '../editor/graph-view.js';
 import { actionButtons, linkList, links, isDead, copyAllLinks, canManage } from './deploy-common.js';
+import { logPanel } from './deployment-logs.js';
+import { stepsTable, stepDetails } from './deployment-steps.js';
 
-const MAX_LOG_LINES = 5000;
-
-export async function deploymentPage({ id }) {
+export async function deploymentPage({ id }, q = new URLSearchParams()) {
   const actions = h('div', { class: 'actions' });
   const body = page('Deployment', { actions: [actions] });
   const host = h('div');
@@ -41,6 +43,7 @@ export async function deploymentPage({ id }) {
   const reasonBox = h('div');
   const graphSvg = s('svg', { class: 'progress-graph', role: 'group', 'aria-label': 'Pipeline progress' });
   const stepInfo = h('div', { class: 'step-info', 'aria-live': 'polite' });
+  const stepsBox = h('div', { class: 'steps-box' });
   const servicesBox = h('div');
   const logs = logPanel(id, () => (d.status === 'deleted' ? [] : [...services.values()]), () => [...steps.values()], () => d);
   const historyBox = h('div');
@@ -50,7 +53,8 @@ export async function deploymentPage({ id }) {
     head, reasonBox,
     h('section', { class: 'card', 'aria-labelledby': 'progress-h' },
       h('h2', { id: 'progress-h' }, 'Pipeline'),
-      h('div', { class: 'graph-scroll' }, graphSvg), stepInfo),
+      h('div', { class: 'graph-scroll' }, graphSvg), stepInfo,
+      h('details', { class: 'steps-details', id: 'steps-table', open: true }, h('summary', null, 'Steps, durations and outputs'), stepsBox)),
     h('section', { class: 'card', 'aria-labelledby': 'services-h' }, h('h2', { id: 'services-h' }, 'Services'), servicesBox),
     logs.el,
     h('section', { class: 'card', 'aria-labelledby': 'history-h' }, h('h2', { id: 'history-h' }, 'History'), historyBox));
@@ -92,7 +96,8 @@ export async function deploymentPage({ id }) {
     clear(reasonBox, d.status === 'failed' || (d.reason && d.status !== 'running')
       ? h('div', { class: d.status === 'failed' ? 'error-box' : 'notice', role: d.status === 'failed' ? 'alert' : 'status', id: 'failure-reason' },
         h('strong', null, d.status === 'failed' ? 'Deployment failed' : 'Note'),
-        d.failed_step ? [' at step ', h('code', null, d.failed_step)] : null, d.reason ? ': ' + d.reason : '')
+        d.failed_step ? [' at step ', h('code', null, d.failed_step)] : null, d.reason ? ': ' + d.reason : '',
+        d.failed_step && steps.has(d.failed_step) ? [' ', h('button', { type: 'button', class: 'small', id: 'show-failed-step', onclick: () => showStep(d.failed_step) }, `Show step ${d.failed_step}`)] : null)
       : d.degraded
         ? h('div', { class: 'notice', role: 'alert', id: 'degraded-reason' }, h('strong', null, 'Degraded'), ': ' + (d.degraded_reason || ''))
         : null);
@@ -106,18 +111,38 @@ export async function deploymentPage({ id }) {
     renderStatic(graphSvg, graph, {
       statusOf: (nid) => (steps.get(nid) || {}).status || 'pending',
       selected: selectedStep,
-      onSelect: (nid) => { selectedStep = nid; drawGraph(); drawStepInfo(); logs.open('step:' + nid); },
+      onSelect: (nid) => showStep(nid, { scroll: false }),
     });
+  }
+
+  // showStep selects a step: its details, its log, and the page scrolled
+  // to it.
+  function showStep(nid, { scroll = true } = {}) {
+    selectedStep = nid;
+    drawGraph();
+    drawStepInfo();
+    logs.open('step:' + nid);
+    if (scroll) stepInfo.scrollIntoView({ block: 'nearest' });
+  }
+
+  // focusStep is the step a visitor most likely came for: the failed one,
+  // else the one running.
+  function focusStep() {
+    if (d.failed_step && steps.has(d.failed_step)) return d.failed_step;
+    const all = [...steps.values()];
+    return (all.find((st) => st.status === 'failed') || all.find((st) => st.status === 'running') || {}).id || null;
   }
 
   function drawStepInfo() {
     const st = selectedStep && steps.get(selectedStep);
-    if (!st) { clear(stepInfo, h('p', { class: 'muted small' }, 'Select a node to see its step details and logs.')); return; }
-    clear(stepInfo, h('p', null, h('strong', null, st.id), ' ', badge(st.status),
-      st.attempt > 1 ? ` attempt ${st.attempt}` : '',
-      st.started_at ? [' · started ', timeEl(st.started_at)] : null,
-      st.finished_at ? [' · finished ', timeEl(st.finished_at)] : null,
-      st.message ? h('span', { class: st.status === 'failed' ? 'field-error' : 'muted' }, ' — ' + st.message) : null));
+    const focus = focusStep();
+    const offer = focus && focus !== selectedStep
+      ? h('button', { type: 'button', class: 'small', id: 'show-focus-step', onclick: () => showStep(focus) },
+        `Show the ${(steps.get(focus) || {}).status === 'running' ? 'running' : 'failed'} step ${focus}`)
+      : null;
+    clear(stepsBox, steps.size ? stepsTable([...steps.values()], (nid) => showStep(nid)) : h('p', { class: 'muted small' }, 'No steps yet.'));
+    if (!st) { clear(stepInfo, h('p', { class: 'muted small' }, 'Select a node to see its step details and logs. ', offer)); return; }
+    clear(stepInfo, stepDetails(st), offer);
   }
 
   function drawServices() {
@@ -176,6 +201,19 @@ export async function deploymentPage({ id }) {
   drawStepInfo();
   drawServices();
   loadHistory();
+  // ?log=step:NAME or ?log=service:NAME opens that log by itself (the log
+  // viewer's "Open in a new tab"); otherwise a failed or running step
+  // opens (not on a deleted deployment: its page explains what is gone).
+  const wanted = q.get('log') || '';
+  if (wanted.startsWith('step:') && steps.has(wanted.slice(5))) {
+    showStep(wanted.slice(5));
+    logs.el.scrollIntoView({ block: 'start' });
+  } else if (wanted.startsWith('service:') && d.status !== 'deleted') {
+    logs.open(wanted);
+    logs.el.scrollIntoView({ block: 'start' });
+  } else if (d.status !== 'deleted' && focusStep()) {
+    showStep(focusStep(), { scroll: false });
+  }
 
   // Live updates for this deployment.
   let refetch = null;
@@ -220,10 +258,12 @@ export async function deploymentPage({ id }) {
         steps.set(st.id, st);
         drawGraph();
         drawStepInfo();
+        // A finished step's outputs come with the deployment.
+        if (['succeeded', 'failed'].includes(ev.step.status)) refresh();
         break;
       }
       case 'step.log':
-        logs.stepChunk(ev.step.id, ev.step.chunk || '');
+        logs.stepChunk(ev.step.id, ev.step.chunk || '', ev.at);
         break;
       case 'service.state': {
         const sv = services.get(ev.service.id);
@@ -245,127 +285,6 @@ export async function deploymentPage({ id }) {
   stops.push(() => clearInterval(poll), () => clearTimeout(refetch));
 
   return () => stops.forEach((fn) => fn());
-}
-
-// logPanel shows one log at a time, chosen from the services and steps:
-// service logs stream from the agent (follow/pause), step logs come from the
-// stored journal plus live step.log events.
-function logPanel(depId, listServices, listSteps, current0) {
-  const select = h('select', { id: 'log-source', 'aria-label': 'Log source' });
-  const followBtn = h('button', { type: 'button', id: 'log-follow', 'aria-pressed': 'true' }, 'Pause');
-  const out = h('pre', { class: 'log', id: 'log-output', tabindex: '0', 'aria-label': 'Log output', 'aria-live': 'off' });
-  const state = h('p', { class: 'muted small', id: 'log-state', role: 'status' });
-  const el = h('section', { class: 'card', 'aria-labelledby': 'logs-h' },
-    h('div', { class: 'section-head' }, h('h2', { id: 'logs-h' }, 'Logs'),
-      h('div', { class: 'inline' }, h('label', { for: 'log-source' }, 'Source'), select, followBtn)),
-    state, out);
-  let following = true;
-  let current = '';
-  let abort = null;
-  let lineCount = 0;
-  let held = []; // lines received while paused, shown on resume
-
-  const append = (text) => {
-    out.append(document.createTextNode(text));
-    lineCount += 1;
-    // Bound memory: drop the oldest half when the log gets long.
-    if (lineCount > MAX_LOG_LINES) {
-      const keep = out.textContent.split('\n').slice(-MAX_LOG_LINES / 2).join('\n');
-      out.textContent = keep;
-      lineCount = MAX_LOG_LINES / 2;
-    }
-    if (following) out.scrollTop = out.scrollHeight;
-  };
-
-  function fillSources() {
-    const opts = [
-      ...listServices().map((sv) => ['service:' + sv.id, `Service ${sv.id}`]),
-      ...listSteps().filter((st) => st.kind === 'component').map((st) => ['step:' + st.id, `Step ${st.id}`]),
-    ];
-    clear(select, h('option', { value: '' }, opts.length ? 'Choose a log' : 'No logs yet'),
-      opts.map(([v, l]) => h('option', { value: v, selected: v === current }, l)));
-    if (!current) explainDeleted();
-  }
-
-  // A deleted deployment has no containers left to stream from: say so
-  // rather than offering a stream the server must refuse.
-  function explainDeleted() {
-    const dep = current0();
-    if (dep.status !== 'deleted') return;
-    state.textContent = 'This deployment was deleted: its service containers and their logs are gone.'
-      + (listSteps().some((st) => st.kind === 'component') ? ' The stored output of its steps remains: choose a step.' : '');
-    state.dataset.deleted = 'true';
-  }
-
-  async function open(source) {
-    if (abort) abort.abort();
-    abort = null;
-    current = source;
-    fillSources();
-    select.value = source;
-    out.textContent = '';
-    lineCount = 0;
-    held = [];
-    if (!source) { state.textContent = ''; explainDeleted(); return; }
-    const [kind, name] = [source.slice(0, source.indexOf(':')), source.slice(source.indexOf(':') + 1)];
-    if (kind === 'service' && current0().status === 'deleted') { explainDeleted(); return; }
-    if (kind === 'step') {
-      state.textContent = `Step ${name}: stored output, then live.`;
-      try {
-        const rows = api.items(await api.get(`/deployments/${depId}/steps/${encodeURIComponent(name)}/logs` + api.query({ limit: 5000 })));
-        if (current !== source) return;
-        for (const r of rows) append(r.chunk.endsWith('\n') ? r.chunk : r.chunk + '\n');
-      } catch (err) {
-        state.textContent = `Step ${name}: ${err.message}`;
-      }
-      return;
-    }
-    abort = new AbortController();
-    const ctl = abort;
-    state.textContent = `Service ${name}: connecting…`;
-    try {
-      let first = true;
-      await streamLines(`/deployments/${depId}/logs` + api.query({ service: name, follow: 'true', tail: 200 }), (line) => {
-        if (first) { state.textContent = `Service ${name}: streaming live.`; first = false; }
-        if (following) append(line + '\n');
-        else held.push(line + '\n');
-      }, ctl.signal);
-      if (current === source) state.textContent = `Service ${name}: stream ended.`;
-    } catch (err) {
-      if (err.name !== 'AbortError' && current === source) state.textContent = `Service ${name}: ${err.message}`;
-    }
-  }
-
-  select.addEventListener('focus', fillSources);
-  select.addEventListener('change', () => open(select.value));
-  followBtn.addEventListener('click', () => {
-    following = !following;
-    followBtn.textContent = following ? 'Pause' : 'Follow';
-    followBtn.setAttribute('aria-pressed', String(following));
-    state.dataset.paused = String(!following);
-    if (following) {
-      for (const l of held) append(l);
-      held = [];
-      out.scrollTop = out.scrollHeight;
-    }
-  });
-  // Scrolling up pauses following; scrolling back to the end resumes.
-  out.addEventListener('scroll', () => {
-    const atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
-    if (atEnd !== following) followBtn.click();
-  });
-  fillSources();
-
-  return {
-    el,
-    open,
-    stepChunk(stepId, chunk) {
-      if (current !== 'step:' + stepId) return;
-      const text = chunk.endsWith('\n') ? chunk : chunk + '\n';
-      if (following) append(text); else held.push(text);
-    },
-    stop() { if (abort) abort.abort(); },
-  };
 }
 
 // nodeNote says when the deployment's node stopped answering: its
