@@ -38,6 +38,7 @@ func init() {
 		route{Route: "POST /api/v1/deployments/:id/extend", Rule: deploymentFull, OK: 200},
 		route{Route: "POST /api/v1/deployments/:id/clone", Rule: deploymentFull, OK: 400, Body: `{"name":"Not A DNS Label"}`},
 		route{Route: "GET /api/v1/deployments/:id/history", Rule: deploymentRead, OK: 200},
+		route{Route: "GET /api/v1/deployments/:id/usage", Rule: deploymentRead, OK: 200},
 		route{Route: "GET /api/v1/deployments/:id/steps/:step/logs", Rule: deploymentRead, OK: 200},
 		route{Route: "GET /api/v1/deployments/:id/logs", Rule: deploymentRead, OK: 503, Path: "/api/v1/deployments/{deployment}/logs?service=web"},
 		route{Route: "GET /api/v1/deployments/:id/events", Rule: deploymentRead, OK: 200, Path: "/api/v1/deployments/{deployment}/events?once=true"},

@@ -37,6 +37,11 @@ func registerNodes(g *echo.Group, d *Deps) {
 type nodeResponse struct {
 	store.Node
 	Connected bool `json:"connected"`
+	// Reserved is what its live deployments reserve (admin lists and
+	// reads; see fleet.go).
+	Reserved *store.Reservation `json:"reserved,omitempty"`
+	// Environment is the environment's name (fleet list only).
+	Environment string `json:"environment,omitempty"`
 }
 
 // nodeWithToken is the answer of create and rotate-token: the only time
@@ -168,6 +173,9 @@ func (d *Deps) listNodes(c echo.Context) error {
 	for i, n := range nodes {
 		out[i] = d.nodeOut(n)
 	}
+	if err := d.addReservations(ctx, out); err != nil {
+		return err
+	}
 	return RenderList(c, out, total, pg)
 }
 
@@ -244,7 +252,11 @@ func (d *Deps) getNode(c echo.Context) error {
 	if !PrincipalFrom(c).Admin {
 		return c.JSON(http.StatusOK, d.userNodeOut(n))
 	}
-	return c.JSON(http.StatusOK, d.nodeOut(n))
+	out := []nodeResponse{d.nodeOut(n)}
+	if err := d.addReservations(c.Request().Context(), out); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out[0])
 }
 
 // listNodeEvents: GET /nodes/{id}/events (admin) pages through the node's

@@ -17,6 +17,7 @@ import (
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
+	"github.com/nullops/nullops/server/usage"
 )
 
 // Deps are what handlers need. Domain services are added here as fields as
@@ -46,6 +47,9 @@ type Deps struct {
 	// The node routes are mounted when Nodes is set.
 	Nodes  *agents.Admin
 	Agents *agents.Manager
+	// Usage is the services' CPU and memory history; its route is mounted
+	// when it is set (with Deploy).
+	Usage *usage.History
 }
 
 // Register mounts every route on e. Each area of the API registers its routes
@@ -78,8 +82,12 @@ func Register(e *echo.Echo, d *Deps) {
 	registerCatalog(user, d)
 	if d.Deploy != nil {
 		registerDeployments(user, d)
+		if d.Usage != nil {
+			registerUsage(user, d)
+		}
 	}
 	if d.Nodes != nil {
 		registerNodes(user, d)
+		registerFleet(user, d)
 	}
 }

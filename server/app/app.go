@@ -26,6 +26,7 @@ import (
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
+	"github.com/nullops/nullops/server/usage"
 	"github.com/nullops/nullops/web"
 )
 
@@ -61,6 +62,9 @@ type App struct {
 	// admin actions on nodes.
 	Agents *agents.Manager
 	Nodes  *agents.Admin
+	// Usage is the bounded CPU and memory history of the services, fed by
+	// the agents' metrics pushes.
+	Usage *usage.History
 
 	listener net.Listener
 }
@@ -116,12 +120,13 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	a.Deploy = deploy.New(deploy.Config{Store: st, Resolver: a.Catalog, Tags: a.Catalog, Log: log,
 		Links:        deploy.Links{Scheme: cfg.Ingress.LinkScheme, Port: cfg.Ingress.LinkPort},
 		OfflineGrace: time.Duration(cfg.Agents.OfflineGrace), Withdraw: a.Ingress})
+	a.Usage = &usage.History{Store: st, Log: log}
 	a.wireAgents()
 	a.Feed = changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel, store.DeploymentEventsChannel}, Log: log})
 	a.Ingress.Follow(a.Feed)
 	a.Deploy.Follow(a.Feed)
 	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
-		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents})
+		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents, Usage: a.Usage})
 	// The web UI is the catch-all GET route; API, health and metrics routes
 	// stay more specific and keep precedence.
 	if err := web.Register(e); err != nil {
@@ -142,6 +147,7 @@ func (a *App) wireAgents() {
 		Plugins: a.Catalog.PluginsUpdate})
 	a.Deploy.Agents = deploy.ManagerAgents{Manager: a.Agents}
 	a.Deploy.Attach(a.Agents)
+	a.Usage.Attach(a.Agents)
 	a.BroadcastPlugins = func(ctx context.Context, u protocol.PluginsUpdate) {
 		for id, err := range a.Agents.Broadcast(ctx, protocol.TypePluginsUpdate, u) {
 			if err != nil {
@@ -196,6 +202,7 @@ func (a *App) Serve(ctx context.Context) error {
 	go a.Feed.Run(ingressCtx)
 	go a.Ingress.Run(ingressCtx)
 	go a.Auth.PruneSessions(ingressCtx, time.Hour)
+	go a.Usage.RunPrune(ingressCtx, 10*time.Minute)
 	// Delete delivery and the auto-cleanup job stop with ctx too (ending
 	// open event streams).
 	go a.Deploy.Run(ingressCtx)
