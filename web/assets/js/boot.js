@@ -7,7 +7,9 @@
   const KEY = 'nullops.boot.retries';
   const script = document.createElement('script');
   script.type = 'module';
-  script.src = '/assets/js/main.js';
+  // The server names main.js by its content hash (data-main); the import
+  // map in index.html does the same for every module it imports.
+  script.src = document.currentScript.dataset.main;
   script.addEventListener('load', () => sessionStorage.removeItem(KEY));
   script.addEventListener('error', () => {
     const n = Number(sessionStorage.getItem(KEY) || 0);

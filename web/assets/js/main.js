@@ -7,21 +7,38 @@ import * as session from './session.js';
 import { route, setGuard, setNotFound, navigate, start } from './router.js';
 import { page, empty } from './ui.js';
 
-import { loginPage } from './pages/login.js';
-import { deploymentsPage } from './pages/deployments.js';
-import { newDeploymentPage } from './pages/deployment-new.js';
-import { deploymentPage } from './pages/deployment.js';
-import { accountPage } from './pages/account.js';
-import { registriesPage } from './pages/admin/registries.js';
-import { servicesPage } from './pages/admin/services.js';
-import { pluginsPage } from './pages/admin/plugins.js';
-import { secretsPage } from './pages/admin/secrets.js';
-import { environmentsPage, environmentPage } from './pages/admin/environments.js';
-import { projectsPage, projectPage } from './pages/admin/projects.js';
-import { pipelinePage } from './pages/admin/pipeline.js';
-import { teamsPage, teamPage } from './pages/admin/teams.js';
-import { usersPage } from './pages/admin/users.js';
-import { auditPage } from './pages/admin/audit.js';
+// Pages load when the user first opens them (the deployments list does not
+// download the pipeline editor). A page whose module cannot be fetched says
+// so instead of leaving the previous page on screen.
+const lazy = (load, name) => async (params, q) => {
+  let mod;
+  try {
+    mod = await load();
+  } catch (err) {
+    const body = page('Could not load this page');
+    body.append(empty('The page\'s script did not download (' + err.message + '). Check the connection and reload.'));
+    return undefined;
+  }
+  return mod[name](params, q);
+};
+const loginPage = lazy(() => import('./pages/login.js'), 'loginPage');
+const deploymentsPage = lazy(() => import('./pages/deployments.js'), 'deploymentsPage');
+const newDeploymentPage = lazy(() => import('./pages/deployment-new.js'), 'newDeploymentPage');
+const deploymentPage = lazy(() => import('./pages/deployment.js'), 'deploymentPage');
+const accountPage = lazy(() => import('./pages/account.js'), 'accountPage');
+const registriesPage = lazy(() => import('./pages/admin/registries.js'), 'registriesPage');
+const servicesPage = lazy(() => import('./pages/admin/services.js'), 'servicesPage');
+const pluginsPage = lazy(() => import('./pages/admin/plugins.js'), 'pluginsPage');
+const secretsPage = lazy(() => import('./pages/admin/secrets.js'), 'secretsPage');
+const environmentsPage = lazy(() => import('./pages/admin/environments.js'), 'environmentsPage');
+const environmentPage = lazy(() => import('./pages/admin/environments.js'), 'environmentPage');
+const projectsPage = lazy(() => import('./pages/admin/projects.js'), 'projectsPage');
+const projectPage = lazy(() => import('./pages/admin/projects.js'), 'projectPage');
+const pipelinePage = lazy(() => import('./pages/admin/pipeline.js'), 'pipelinePage');
+const teamsPage = lazy(() => import('./pages/admin/teams.js'), 'teamsPage');
+const teamPage = lazy(() => import('./pages/admin/teams.js'), 'teamPage');
+const usersPage = lazy(() => import('./pages/admin/users.js'), 'usersPage');
+const auditPage = lazy(() => import('./pages/admin/audit.js'), 'auditPage');
 
 const userLinks = [['/deployments', 'Deployments']];
 const adminLinks = [
