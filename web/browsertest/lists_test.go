@@ -168,10 +168,11 @@ type requestLog struct {
 	urls     []string
 	inflight map[network.RequestID]string
 	cached   int // served from the browser's cache or revalidated (304)
+	local    map[network.RequestID]bool // answered by the browser's cache, not the server
 }
 
 func watchRequests(b *browser) *requestLog {
-	l := &requestLog{inflight: map[network.RequestID]string{}}
+	l := &requestLog{inflight: map[network.RequestID]string{}, local: map[network.RequestID]bool{}}
 	if err := chromedp.Listen(b.ctx, func(ev any) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -181,9 +182,13 @@ func watchRequests(b *browser) *requestLog {
 			l.inflight[e.RequestID] = e.Request.URL
 		case *network.EventRequestServedFromCache:
 			l.cached++
+			l.local[e.RequestID] = true
 		case *network.EventResponseReceived:
 			if e.Response.Status == 304 {
 				l.cached++
+			}
+			if e.Response.FromDiskCache || e.Response.FromPrefetchCache {
+				l.local[e.RequestID] = true
 			}
 		case *network.EventLoadingFinished:
 			delete(l.inflight, e.RequestID)
@@ -201,6 +206,7 @@ func (l *requestLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.urls, l.cached = nil, 0
+	clear(l.local)
 }
 
 // settled reports whether every request but the live event stream ended.
@@ -219,6 +225,13 @@ func (l *requestLog) snapshot() ([]string, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.urls...), l.cached
+}
+
+// toServer counts the responses that came from the server.
+func (l *requestLog) toServer() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.urls) - len(l.local)
 }
 
 // TestDeploymentsListRequestCount: a warm load of the deployments list
@@ -245,32 +258,45 @@ func TestDeploymentsListRequestCount(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for !log.settled() {
 			if time.Now().After(deadline) {
-				t.Fatalf("requests still in flight after the list was drawn")
+				log.mu.Lock()
+				t.Fatalf("requests still in flight after the list was drawn: %v", log.inflight)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	load := func(rows int) ([]string, int) {
+	load := func(rows int) ([]string, int, int) {
 		t.Helper()
 		b.open("/deployments") // the browser has seen the page: the cache is warm
 		drawn(rows)
 		log.reset()
 		b.do("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#page-title")))
 		drawn(rows)
-		return log.snapshot()
+		// Assets have content-hashed names and are immutable: a warm load
+		// asks the server for index.html and the API only.
+		urls, cached := log.snapshot()
+		n := log.toServer()
+		if n > 10 {
+			t.Errorf("a warm load of the deployments list with %d rows got %d responses from the server (want at most 10): %v", rows, n, urls)
+		}
+		return urls, cached, n
 	}
-	one, cachedOne := load(1)
+	one, cachedOne, serverOne := load(1)
 	for i := range 199 {
 		r.deployment(fmt.Sprintf("many-%03d", i), store.DeploymentRunning, "")
 	}
-	many, cachedMany := load(25)
-	t.Logf("warm load of /deployments: %d HTTP requests with 1 deployment (%d answered from the cache or 304), %d to the API: %v", len(one), cachedOne, len(apiOnly(one)), one)
-	t.Logf("warm load of /deployments: %d HTTP requests with 200 deployments (%d answered from the cache or 304), %d to the API: %v", len(many), cachedMany, len(apiOnly(many)), many)
+	many, cachedMany, serverMany := load(25)
+	t.Logf("warm load of /deployments: %d HTTP requests with 1 deployment (%d answered from the cache or 304, %d by the server), %d to the API: %v", len(one), cachedOne, serverOne, len(apiOnly(one)), one)
+	t.Logf("warm load of /deployments: %d HTTP requests with 200 deployments (%d answered from the cache or 304, %d by the server), %d to the API: %v", len(many), cachedMany, serverMany, len(apiOnly(many)), many)
 	if len(one) != len(many) {
 		t.Errorf("a warm load of the deployments list makes %d requests with 1 deployment and %d with 200", len(one), len(many))
 	}
 	if a, b := apiOnly(one), apiOnly(many); strings.Join(a, " ") != strings.Join(b, " ") {
 		t.Errorf("API requests differ: %v with 1 deployment, %v with 200", a, b)
+	}
+	for _, u := range many {
+		if strings.Contains(u, "/editor/") || strings.Contains(u, "/pages/admin/") {
+			t.Errorf("the list page loaded %s, which only other pages need", u)
+		}
 	}
 	for _, u := range apiOnly(many) {
 		if strings.Contains(u, "/api/v1/deployments/") || strings.Contains(u, "/access") {
