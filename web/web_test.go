@@ -1,9 +1,13 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -120,5 +124,51 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 		if strings.HasSuffix(p, ".js") && (strings.Contains(string(a.body), "innerHTML") || strings.Contains(string(a.body), "eval(")) {
 			t.Errorf("%s uses innerHTML or eval", p)
 		}
+	}
+}
+
+// TestHashedNamesAreImmutableAndIndexUsesThem: index.html names every asset
+// by its content-hashed name, whose answer may be cached for good; its
+// import map sends every module to its hashed name, and the page's CSP
+// allows exactly that inline import map.
+func TestHashedNamesAreImmutableAndIndexUsesThem(t *testing.T) {
+	srv := newServer(t)
+	res, index := get(t, srv.URL+"/", nil)
+	if cc := res.Header.Get("Cache-Control"); cc != "no-cache" {
+		t.Errorf("index.html: Cache-Control %q, want no-cache", cc)
+	}
+	refs := regexp.MustCompile(`"(/assets/[^"]+)"`).FindAllStringSubmatch(index, -1)
+	if len(refs) < 20 {
+		t.Fatalf("index.html names %d assets; want the page's files and an import map of every module", len(refs))
+	}
+	hashed := regexp.MustCompile(`\.[0-9a-f]{10}\.[a-z]+$`)
+	for _, m := range refs {
+		p := m[1]
+		r, body := get(t, srv.URL+p, nil)
+		isKey := strings.Contains(index, `"`+p+`":`) // a plain name on the left of the import map
+		switch {
+		case isKey:
+			continue
+		case !hashed.MatchString(p):
+			t.Errorf("index.html names %s without a content hash", p)
+		case r.StatusCode != http.StatusOK || r.Header.Get("Cache-Control") != "public, max-age=31536000, immutable":
+			t.Errorf("%s: %d, Cache-Control %q", p, r.StatusCode, r.Header.Get("Cache-Control"))
+		case len(body) == 0:
+			t.Errorf("%s: empty", p)
+		}
+	}
+	start := strings.Index(index, `<script type="importmap">`)
+	end := strings.Index(index[start:], "</script>")
+	if start < 0 || end < 0 {
+		t.Fatal("index.html has no import map")
+	}
+	m := index[start+len(`<script type="importmap">`) : start+end]
+	sum := sha256.Sum256([]byte(m))
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") {
+		t.Errorf("CSP %q does not allow the import map by its hash", csp)
+	}
+	var im struct{ Imports map[string]string }
+	if err := json.Unmarshal([]byte(m), &im); err != nil || im.Imports["/assets/js/api.js"] == "" {
+		t.Errorf("import map %s: %v", m, err)
 	}
 }

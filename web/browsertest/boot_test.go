@@ -11,10 +11,11 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// failScript makes the browser fail the download of the module named file
-// (a connection reset, as when the client's network changes mid-load) the
-// first `times` times it is requested, and counts the failures.
-func failScript(t *testing.T, b *browser, file string, times int32) *atomic.Int32 {
+// failScript makes the browser fail the download of the module named
+// module (e.g. "dom" for js/dom.<hash>.js; a connection reset, as when the
+// client's network changes mid-load) the first `times` times it is
+// requested, and counts the failures.
+func failScript(t *testing.T, b *browser, module string, times int32) *atomic.Int32 {
 	t.Helper()
 	b.expectProblem("ERR_CONNECTION_RESET")
 	var failed atomic.Int32
@@ -24,7 +25,7 @@ func failScript(t *testing.T, b *browser, file string, times int32) *atomic.Int3
 			if err != nil {
 				return
 			}
-			if strings.HasSuffix(ev.Request.URL, "/"+file) && failed.Load() < times {
+			if strings.Contains(ev.Request.URL, "/"+module+".") && failed.Load() < times {
 				failed.Add(1)
 				_, _ = chromedp.Call(b.ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonConnectionReset})
 				continue
@@ -44,7 +45,7 @@ func failScript(t *testing.T, b *browser, file string, times int32) *atomic.Int3
 func TestPageRecoversFromAFailedScriptDownload(t *testing.T) {
 	env := startServer(t)
 	b := newBrowser(t, env.URL)
-	failed := failScript(t, b, "schema-form.js", 2)
+	failed := failScript(t, b, "dom", 2)
 	b.do("open login after two failed downloads", chromedp.Navigate(env.URL+"/login"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	if n := failed.Load(); n != 2 {
 		t.Fatalf("the test failed %d downloads, want 2", n)
@@ -56,7 +57,20 @@ func TestPageRecoversFromAFailedScriptDownload(t *testing.T) {
 func TestPageExplainsScriptsThatNeverLoad(t *testing.T) {
 	env := startServer(t)
 	b := newBrowser(t, env.URL)
-	failScript(t, b, "schema-form.js", 1000)
+	failScript(t, b, "dom", 1000)
 	b.do("open", chromedp.Navigate(env.URL+"/login"))
 	b.waitFor("error message", `(document.querySelector('#main .error-box[role=alert]') || {}).textContent?.includes('could not load its scripts') || false`, 20*time.Second)
+}
+
+// TestPageWhoseScriptCannotLoadSaysSo: pages load their module when first
+// opened; when that download fails the page says so instead of leaving the
+// previous page on screen.
+func TestPageWhoseScriptCannotLoadSaysSo(t *testing.T) {
+	env := startServer(t)
+	env.UserWithPassword("boss", devPassword, true)
+	b := newBrowser(t, env.URL)
+	b.login("boss", devPassword)
+	failScript(t, b, "audit", 1000)
+	b.open("/admin/audit")
+	b.waitText("#main", "Could not load this page")
 }
