@@ -45,3 +45,46 @@ func BenchmarkDecodeCompile10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDiff10k is the server's comparison of a new 10,000-route table
+// with the current one (one route changed), with the hashing of the change.
+func BenchmarkDiff10k(b *testing.B) {
+	cfg := bigConfig(10000)
+	st := NewState(clone(cfg))
+	next := clone(cfg)
+	(&Builder{cfg: next}).Backend(RouterName(1, "web"), "web.deployment-1.qa.example.com", "http://10.9.9.9:31000")
+	for b.Loop() {
+		if d := st.Diff(next); d.Changes() != 2 {
+			b.Fatal(d.Changes())
+		}
+	}
+}
+
+// BenchmarkDecodeApplyDelta10k is the ingress's decoding and applying of a
+// one-route delta to a 10,000-route table (the route alternates between
+// deploying and routed).
+func BenchmarkDecodeApplyDelta10k(b *testing.B) {
+	cfg := bigConfig(10000)
+	c, _ := NewCompiled(NewState(clone(cfg)))
+	next := clone(cfg)
+	(&Builder{cfg: next}).Backend(RouterName(1, "web"), "web.deployment-1.qa.example.com", "http://10.9.9.9:31000")
+	server := NewState(clone(cfg))
+	there := server.Diff(next)
+	_ = server.Apply(there)
+	back := server.Diff(cfg)
+	bodies := [2][]byte{}
+	bodies[0], _ = json.Marshal(there)
+	bodies[1], _ = json.Marshal(back)
+	b.SetBytes(int64(len(bodies[0])))
+	i := 0
+	for b.Loop() {
+		d, err := DecodeDelta(bodies[i%2])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if u, err := c.Apply(d); err != nil || u.Full {
+			b.Fatal(err, u.Full)
+		}
+		i++
+	}
+}

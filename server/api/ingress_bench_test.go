@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	ingressconfig "github.com/nullops/nullops/ingress/config"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -22,9 +23,13 @@ import (
 // BenchmarkRoutePropagation measures the time from a deployment becoming
 // running in PostgreSQL (and Changed() being called) to the first
 // successful response for its host through nullops-ingress, with 1,000 and
-// 10,000 other routes configured. It reports p50 and p99 in milliseconds.
+// 10,000 other routes configured, for an ingress taking whole documents
+// (server.deltas=false, how every update travelled before deltas) and one
+// taking deltas, against the same server in the same run: the two
+// alternate in rounds (one ingress running at a time). It reports p50, p99
+// and max in milliseconds and the bytes received per update, per mode.
 //
-//	go test ./server/api -run '^$' -bench RoutePropagation -benchtime 100x
+//	go test ./server/api -run '^$' -bench RoutePropagation -benchtime 200x
 func BenchmarkRoutePropagation(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) { benchPropagation(b, n) })
@@ -33,6 +38,8 @@ func BenchmarkRoutePropagation(b *testing.B) {
 
 func benchPropagation(b *testing.B, routes int) {
 	const token = "bench-token"
+	const rounds = 4
+	modes := []string{"full", "delta"}
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer svc.Close()
 	port := svc.Listener.Addr().(*net.TCPAddr).Port
@@ -42,7 +49,9 @@ func benchPropagation(b *testing.B, routes int) {
 	env := seed.Environment(b, "qa", "example.test", "", true)
 	node := seed.Node(b, env, "n1", "127.0.0.1", "online")
 	seed.BulkDeployments(b, env, node, "r", "running", routes, port)
-	waiting := seed.BulkDeployments(b, env, node, "w", "deploying", b.N, port)
+	perRound := (b.N + rounds - 1) / rounds
+	changes := perRound * rounds * len(modes)
+	waiting := seed.BulkDeployments(b, env, node, "w", "deploying", changes, port)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -51,6 +60,12 @@ func benchPropagation(b *testing.B, routes int) {
 		b.Fatal(err)
 	}
 	go pub.Run(ctx)
+	first, cancelFirst := context.WithTimeout(ctx, time.Minute)
+	_, ok := pub.WaitNewer(first, 0)
+	cancelFirst()
+	if !ok {
+		b.Fatal("no route table after a minute")
+	}
 	cfg := config.Defaults()
 	cfg.Ingress.Token = token
 	e := echo.New()
@@ -59,48 +74,82 @@ func benchPropagation(b *testing.B, routes int) {
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 
-	ing := startIngress(b, srv.URL, token, b.TempDir())
-	defer ing.stop()
-	deadline := time.Now().Add(2 * time.Minute)
-	for ing.app.Proxy.Current().Hosts() != routes+b.N {
-		if time.Now().After(deadline) {
-			b.Fatalf("ingress has %d hosts, want %d", ing.app.Proxy.Current().Hosts(), routes+b.N)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	durations := make([]time.Duration, 0, b.N)
+	durations := map[string][]time.Duration{}
+	bytes := map[string]int64{}
+	updates := map[string]int64{}
+	wholeDocs := map[string]int64{}
+	refused := map[string]int64{}
+	next := 0
 	b.ResetTimer()
-	for i := range b.N {
-		host := fmt.Sprintf("web.w%d.qa.example.test", i+1)
-		start := time.Now()
-		seed.SetDeploymentStatus(b, waiting[i], "running")
-		pub.Changed()
-		for {
-			req, _ := http.NewRequest(http.MethodGet, "http://"+ing.app.Addr()+"/", nil)
-			req.Host = host
-			res, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
+	for range rounds {
+		for _, mode := range modes {
+			b.StopTimer()
+			ing := startIngressWith(b, srv.URL, token, b.TempDir(), func(c *ingressconfig.Config) { c.Server.Deltas = mode == "delta" })
+			want := pub.Current()
+			deadline := time.Now().Add(2 * time.Minute)
+			for ing.app.Proxy.Current().Version != want.ETag {
+				if time.Now().After(deadline) {
+					b.Fatalf("ingress at %s, want %s", ing.app.Proxy.Current().Version, want.ETag)
+				}
+				time.Sleep(10 * time.Millisecond)
+				want = pub.Current()
 			}
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				break
+			before := ing.app.Watcher.Stats()
+			b.StartTimer()
+			for range perRound {
+				host := fmt.Sprintf("web.w%d.qa.example.test", next+1)
+				start := time.Now()
+				seed.SetDeploymentStatus(b, waiting[next], "running")
+				next++
+				pub.Changed()
+				for {
+					req, _ := http.NewRequest(http.MethodGet, "http://"+ing.app.Addr()+"/", nil)
+					req.Host = host
+					res, err := client.Do(req)
+					if err != nil {
+						b.Fatal(err)
+					}
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusOK {
+						break
+					}
+					if time.Since(start) > 30*time.Second {
+						b.Fatalf("%s not routed after 30s (status %d)", host, res.StatusCode)
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+				durations[mode] = append(durations[mode], time.Since(start))
 			}
-			if time.Since(start) > 30*time.Second {
-				b.Fatalf("%s not routed after 30s (status %d)", host, res.StatusCode)
-			}
-			time.Sleep(2 * time.Millisecond)
+			b.StopTimer()
+			after := ing.app.Watcher.Stats()
+			bytes[mode] += after.FullBytes + after.DeltaBytes - before.FullBytes - before.DeltaBytes
+			updates[mode] += after.Full + after.Delta - before.Full - before.Delta
+			wholeDocs[mode] += after.Full - before.Full
+			refused[mode] += after.Refused - before.Refused
+			ing.stop()
+			client.CloseIdleConnections()
+			b.StartTimer()
 		}
-		durations = append(durations, time.Since(start))
 	}
 	b.StopTimer()
-	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
-	pct := func(p float64) float64 {
-		return float64(durations[int(p*float64(len(durations)-1))].Microseconds()) / 1000
+	for _, mode := range modes {
+		d := durations[mode]
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		pct := func(p float64) float64 {
+			return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+		}
+		b.ReportMetric(pct(0.50), mode+"-p50-ms")
+		b.ReportMetric(pct(0.99), mode+"-p99-ms")
+		b.ReportMetric(pct(1), mode+"-max-ms")
+		if updates[mode] > 0 {
+			b.ReportMetric(float64(bytes[mode])/float64(updates[mode]), mode+"-bytes/update")
+		}
+		if mode == "delta" {
+			b.ReportMetric(float64(wholeDocs[mode]), "delta-mode-whole-docs")
+			b.ReportMetric(float64(refused[mode]), "delta-mode-refused")
+		}
 	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-	b.ReportMetric(pct(1), "max-ms")
+	b.ReportMetric(0, "ns/op")
 }

@@ -341,10 +341,12 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 	for _, pr := range s.Problems {
 		p.log.Warn().Str("problem", pr).Msg("route left out of the ingress table")
 	}
-	p.snap.Store(s)
+	// The ETag and the history are recorded before the snapshot becomes
+	// visible: whoever sees it can look its ETag up and get its delta.
 	p.mu.Lock()
 	p.rememberLocked(s)
 	p.recordLocked(s)
+	p.snap.Store(s)
 	close(p.newer)
 	p.newer = make(chan struct{})
 	p.mu.Unlock()
