@@ -167,7 +167,7 @@ type requestLog struct {
 	mu       sync.Mutex
 	urls     []string
 	inflight map[network.RequestID]string
-	cached   int // served from the browser's cache or revalidated (304)
+	cached   int                        // served from the browser's cache or revalidated (304)
 	local    map[network.RequestID]bool // answered by the browser's cache, not the server
 }
 

@@ -47,7 +47,7 @@ export function crudPage(opts) {
   const actionsColumn = {
     label: 'Actions', class: 'row-actions', render: (item) => [
       ...(opts.extraActions ? opts.extraActions(item, reload, ctx) : []),
-      updateMethod ? h('button', { type: 'button', class: 'small', onclick: () => openForm(item) , 'aria-label': `Edit ${item.name || item.id}` }, 'Edit') : null,
+      updateMethod ? h('button', { type: 'button', class: 'small', onclick: () => openForm(item) , 'aria-label': `Edit ${label(item)}` }, 'Edit') : null,
       opts.noDelete ? null : deleteButton(item),
     ],
   };
@@ -117,23 +117,23 @@ export function crudPage(opts) {
         }
       },
     });
-    dlg = modal(item ? `Edit ${opts.singular} ${item.name || ''}` : `New ${opts.singular}`, f.el).dialog;
+    dlg = modal(item ? `Edit ${opts.singular} ${label(item)}` : `New ${opts.singular}`, f.el).dialog;
     const first = f.el.querySelector('input:not([disabled]),select:not([disabled]),textarea:not([disabled])');
     if (first) first.focus();
   }
 
   function deleteButton(item) {
     const why = opts.deleteBlocked ? opts.deleteBlocked(item) : '';
-    if (!why) return h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${item.name || item.id}`, onclick: () => remove(item) }, 'Delete');
+    if (!why) return h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${label(item)}`, onclick: () => remove(item) }, 'Delete');
     const id = `why-${opts.singular.replace(/\s+/g, '-')}-${item.id}`;
     return [
-      h('button', { type: 'button', class: 'small danger', disabled: true, title: why, 'aria-describedby': id, 'aria-label': `Delete ${item.name || item.id}` }, 'Delete'),
+      h('button', { type: 'button', class: 'small danger', disabled: true, title: why, 'aria-describedby': id, 'aria-label': `Delete ${label(item)}` }, 'Delete'),
       h('span', { class: 'muted small delete-blocked', id }, why),
     ];
   }
 
   async function remove(item) {
-    const ok = await confirmDialog(`Delete ${opts.singular} "${item.name || item.id}"? This cannot be undone.`, { confirmLabel: 'Delete', danger: true });
+    const ok = await confirmDialog(`Delete ${opts.singular} "${label(item)}"? This cannot be undone.`, { confirmLabel: 'Delete', danger: true });
     if (!ok) return;
     try {
       await api.del(`${opts.path}/${item.id}`);
@@ -148,6 +148,9 @@ export function crudPage(opts) {
   reload();
   return () => { alive = false; };
 }
+
+// label names an item in buttons and dialogs.
+const label = (item) => item.name || item.username || String(item.id);
 
 // actionButton runs an API call from a row button, announcing the result.
 export function actionButton(label, fn, { danger = false, confirm, aria } = {}) {
