@@ -18,6 +18,7 @@ import (
 func registerDeployments(g *echo.Group, d *Deps) {
 	g.GET("/deployments", d.listDeployments)
 	g.POST("/deployments", d.createDeployment)
+	g.POST("/placement/dry-run", d.placementDryRun)
 	g.GET("/deployments/:id", d.getDeployment)
 	g.DELETE("/deployments/:id", d.changeDeployment("delete"))
 	g.POST("/deployments/:id/cancel", d.changeDeployment("cancel"))

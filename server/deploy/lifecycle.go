@@ -146,18 +146,64 @@ func (s *Service) place(ctx context.Context, tx pgx.Tx, p *plan) (placement.Cand
 	if err != nil {
 		return placement.Candidate{}, err
 	}
+	c, err := choose(nodes, p)
+	var nf *placement.NoFitError
+	if errors.As(err, &nf) {
+		return c, &Error{Status: http.StatusConflict, Code: "no_capacity", Message: nf.Message}
+	}
+	return c, err
+}
+
+// choose runs placement on the environment's nodes for plan p.
+func choose(nodes []store.PlacementNode, p *plan) (placement.Candidate, error) {
 	cands := make([]placement.Candidate, len(nodes))
 	for i, n := range nodes {
 		cands[i] = placement.Candidate{ID: n.ID, Name: n.Name, Labels: n.Labels, CapCPU: n.CapCPU, CapMemMB: n.CapMemMB,
 			AllocCPU: n.AllocCPU, AllocMemMB: n.AllocMemMB, OtherCPU: n.OtherCPU, UsedMemMB: n.UsedMemMB,
 			Overcommit: p.target.CPUOvercommit}
 	}
-	c, err := placement.Choose(p.target.EnvironmentName, cands, p.sel, p.req)
+	return placement.Choose(p.target.EnvironmentName, cands, p.sel, p.req)
+}
+
+// PlacementVerdict answers a placement dry run.
+type PlacementVerdict struct {
+	Fits bool `json:"fits"`
+	// Reason says why not, without node names or figures (placement's
+	// NoFitError.Public).
+	Reason   string  `json:"reason,omitempty"`
+	CPU      float64 `json:"cpu"`       // what the deployment would reserve
+	MemoryMB int64   `json:"memory_mb"` // likewise
+}
+
+// DryRun says whether a deployment as req describes would be placed now,
+// with the same preparation (project, pipeline, tags, host names) and the
+// same placement code as Create, without locking, reserving or recording
+// anything. An empty name is allowed (a placeholder is used for the host
+// name check). Errors are the ones Create would return before placement.
+func (s *Service) DryRun(ctx context.Context, req CreateRequest) (PlacementVerdict, error) {
+	name := req.Name
+	if name == "" {
+		name = "dry-run"
+	}
+	if err := ValidateName(name); err != nil {
+		return PlacementVerdict{}, errorf(http.StatusBadRequest, "invalid", "name: %v", err)
+	}
+	p, err := s.prepare(ctx, req.ProjectID, req.EnvironmentID, name, req.Tags)
+	if err != nil {
+		return PlacementVerdict{}, err
+	}
+	nodes, err := store.PlacementNodes(ctx, s.Store.Pool, p.target.EnvironmentID)
+	if err != nil {
+		return PlacementVerdict{}, err
+	}
+	v := PlacementVerdict{Fits: true, CPU: p.req.CPU, MemoryMB: p.req.MemoryMB}
+	_, err = choose(nodes, p)
 	var nf *placement.NoFitError
 	if errors.As(err, &nf) {
-		return c, &Error{Status: http.StatusConflict, Code: "no_capacity", Message: nf.Message}
+		v.Fits, v.Reason = false, nf.Public
+		return v, nil
 	}
-	return c, err
+	return v, err
 }
 
 // rows derives the deployment_services and pending deployment_steps of a spec.

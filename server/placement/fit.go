@@ -79,8 +79,12 @@ func (c Candidate) headroom(r Request) float64 {
 // ErrNoFit is wrapped by every "nothing fits" error.
 var ErrNoFit = errors.New("no node fits")
 
-// NoFitError says why nothing fits, in words a user can act on.
-type NoFitError struct{ Message string }
+// NoFitError says why nothing fits, in words a user can act on. Message
+// names nodes and their free figures (for the create request's error and
+// the logs); Public says the same without any node name or figure other
+// than what was requested, for answers to anyone who may deploy (the
+// placement dry run).
+type NoFitError struct{ Message, Public string }
 
 func (e *NoFitError) Error() string { return e.Message }
 
@@ -94,7 +98,8 @@ func (e *NoFitError) Unwrap() error { return ErrNoFit }
 // "no node in environment qa has 2.0 CPUs free (best: node-1 with 1.5 of 4 free)".
 func Choose(env string, candidates []Candidate, sel Selector, r Request) (Candidate, error) {
 	if len(candidates) == 0 {
-		return Candidate{}, &NoFitError{fmt.Sprintf("no node in environment %s is online, enabled and trusted", env)}
+		msg := fmt.Sprintf("no node in environment %s is online, enabled and trusted", env)
+		return Candidate{}, &NoFitError{Message: msg, Public: msg}
 	}
 	var matching []Candidate
 	for _, c := range candidates {
@@ -103,7 +108,10 @@ func Choose(env string, candidates []Candidate, sel Selector, r Request) (Candid
 		}
 	}
 	if len(matching) == 0 {
-		return Candidate{}, &NoFitError{fmt.Sprintf("none of the %d available nodes in environment %s matches the project's node selector %s", len(candidates), env, sel)}
+		return Candidate{}, &NoFitError{
+			Message: fmt.Sprintf("none of the %d available nodes in environment %s matches the project's node selector %s", len(candidates), env, sel),
+			Public:  fmt.Sprintf("no available node in environment %s matches the project's node selector", env),
+		}
 	}
 	var fitting []Candidate
 	for _, c := range matching {
@@ -121,7 +129,25 @@ func Choose(env string, candidates []Candidate, sel Selector, r Request) (Candid
 		})
 		return fitting[0], nil
 	}
-	return Candidate{}, &NoFitError{noFitMessage(env, matching, r)}
+	return Candidate{}, &NoFitError{Message: noFitMessage(env, matching, r), Public: noFitPublic(env, matching, r)}
+}
+
+// noFitPublic is noFitMessage without node names or free figures.
+func noFitPublic(env string, nodes []Candidate, r Request) string {
+	anyCPU, anyMem := false, false
+	for _, c := range nodes {
+		anyCPU = anyCPU || c.FreeCPU()+cpuEpsilon >= r.CPU
+		anyMem = anyMem || c.FreeMemMB() >= r.MemoryMB
+	}
+	switch {
+	case !anyCPU && !anyMem:
+		return fmt.Sprintf("no node in environment %s has %s and %d MB of memory free", env, cpus(r.CPU), r.MemoryMB)
+	case !anyCPU:
+		return fmt.Sprintf("no node in environment %s has %s free", env, cpus(r.CPU))
+	case !anyMem:
+		return fmt.Sprintf("no node in environment %s has %d MB of memory free", env, r.MemoryMB)
+	}
+	return fmt.Sprintf("no node in environment %s has both %s and %d MB of memory free", env, cpus(r.CPU), r.MemoryMB)
 }
 
 func noFitMessage(env string, nodes []Candidate, r Request) string {

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -50,32 +51,40 @@ func TestChooseExactFitAndMessages(t *testing.T) {
 	}
 
 	cases := []struct {
-		name  string
-		nodes []Candidate
-		sel   string
-		req   Request
-		want  string
+		name   string
+		nodes  []Candidate
+		sel    string
+		req    Request
+		want   string
+		public string // the same without node names or free figures
 	}{
 		{"cpu short", []Candidate{node("node-1", 4, 8192, 2.5, 0, 0, 0), node("node-2", 2, 8192, 1, 0, 0, 0)},
 			"", Request{CPU: 2, MemoryMB: 100},
-			"no node in environment qa has 2.0 CPUs free (best: node-1 with 1.5 of 4 free)"},
+			"no node in environment qa has 2.0 CPUs free (best: node-1 with 1.5 of 4 free)",
+			"no node in environment qa has 2.0 CPUs free"},
 		{"memory short", []Candidate{node("node-1", 4, 2048, 0, 1536, 0, 0)},
 			"", Request{CPU: 1, MemoryMB: 1024},
-			"no node in environment qa has 1024 MB of memory free (best: node-1 with 512 of 2048 MB free)"},
+			"no node in environment qa has 1024 MB of memory free (best: node-1 with 512 of 2048 MB free)",
+			"no node in environment qa has 1024 MB of memory free"},
 		{"both short", []Candidate{node("node-1", 1, 1024, 1, 1024, 0, 0)},
 			"", Request{CPU: 1, MemoryMB: 512},
-			"no node in environment qa has 1.0 CPU free (best: node-1 with 0 of 1 free), and none has 512 MB of memory free (best: node-1 with 0 of 1024 MB free)"},
+			"no node in environment qa has 1.0 CPU free (best: node-1 with 0 of 1 free), and none has 512 MB of memory free (best: node-1 with 0 of 1024 MB free)",
+			"no node in environment qa has 1.0 CPU and 512 MB of memory free"},
 		{"never both on one node", []Candidate{node("a", 4, 1024, 0, 1000, 0, 0), node("b", 4, 4096, 3.5, 0, 0, 0)},
 			"", Request{CPU: 1, MemoryMB: 512},
-			"no node in environment qa has both 1.0 CPU and 512 MB of memory free (a has 4 of 4 CPUs and 24 of 1024 MB free; b has 0.5 of 4 CPUs and 4096 of 4096 MB free)"},
+			"no node in environment qa has both 1.0 CPU and 512 MB of memory free (a has 4 of 4 CPUs and 24 of 1024 MB free; b has 0.5 of 4 CPUs and 4096 of 4096 MB free)",
+			"no node in environment qa has both 1.0 CPU and 512 MB of memory free"},
 		{"fractional request", []Candidate{node("node-1", 2, 8192, 1.9, 0, 0, 0)},
 			"", Request{CPU: 0.25, MemoryMB: 100},
-			"no node in environment qa has 0.25 CPUs free (best: node-1 with 0.1 of 2 free)"},
+			"no node in environment qa has 0.25 CPUs free (best: node-1 with 0.1 of 2 free)",
+			"no node in environment qa has 0.25 CPUs free"},
 		{"no nodes", nil, "", Request{CPU: 1, MemoryMB: 1},
+			"no node in environment qa is online, enabled and trusted",
 			"no node in environment qa is online, enabled and trusted"},
 		{"selector matches none", []Candidate{{Name: "x", CapCPU: 8, CapMemMB: 8192, Labels: map[string]string{"zone": "us"}}},
 			`{"match_labels":{"zone":"eu"}}`, Request{CPU: 1, MemoryMB: 1},
-			"none of the 1 available nodes in environment qa matches the project's node selector zone=eu"},
+			"none of the 1 available nodes in environment qa matches the project's node selector zone=eu",
+			"no available node in environment qa matches the project's node selector"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +95,15 @@ func TestChooseExactFitAndMessages(t *testing.T) {
 			_, err = Choose("qa", tc.nodes, sel, tc.req)
 			if err == nil || err.Error() != tc.want {
 				t.Fatalf("got %v\nwant %s", err, tc.want)
+			}
+			var nf *NoFitError
+			if !errors.As(err, &nf) || nf.Public != tc.public {
+				t.Fatalf("public reason %q, want %q", nf.Public, tc.public)
+			}
+			for _, n := range tc.nodes {
+				if len(n.Name) > 2 && strings.Contains(nf.Public, n.Name) {
+					t.Errorf("public reason %q names node %s", nf.Public, n.Name)
+				}
 			}
 		})
 	}

@@ -372,9 +372,20 @@ type PlacementNode struct {
 // The caller inserts its deployment in the same transaction: concurrent
 // creates in the environment are serialised and never oversubscribe a node.
 func LockPlacementNodes(ctx context.Context, tx Querier, environmentID int64) ([]PlacementNode, error) {
+	return placementNodes(ctx, tx, environmentID, " FOR UPDATE")
+}
+
+// PlacementNodes is LockPlacementNodes without the locks, for answers that
+// reserve nothing (the placement dry run): the figures may change right
+// after.
+func PlacementNodes(ctx context.Context, q Querier, environmentID int64) ([]PlacementNode, error) {
+	return placementNodes(ctx, q, environmentID, "")
+}
+
+func placementNodes(ctx context.Context, tx Querier, environmentID int64, lock string) ([]PlacementNode, error) {
 	rows, err := tx.Query(ctx, `SELECT id, name, labels, capacity, usage FROM nodes
 		WHERE environment_id = $1 AND status = 'online' AND enabled AND NOT revoked
-		ORDER BY id FOR UPDATE`, environmentID)
+		ORDER BY id`+lock, environmentID)
 	if err != nil {
 		return nil, fmt.Errorf("lock nodes of environment %d: %w", environmentID, err)
 	}

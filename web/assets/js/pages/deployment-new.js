@@ -89,8 +89,41 @@ export async function newDeploymentPage(_params, q) {
       clear(tagState.box, errorBox(err));
     }
   };
-  projectSel.addEventListener('change', loadTags);
-  loadTags();
+  // Before submitting, say whether a node has room: the placement dry run
+  // (same checks and placement code as a create, nothing reserved) runs
+  // whenever project, environment or versions change.
+  const envSel = f.control('environment_id').input;
+  const fit = h('div', { id: 'placement-check', class: 'placement-check', role: 'status', 'aria-live': 'polite', hidden: true });
+  f.el.insertBefore(fit, f.el.querySelector('.actions'));
+  let checkSeq = 0; let checkTimer = null;
+  const checkPlacement = () => { clearTimeout(checkTimer); checkTimer = setTimeout(runPlacementCheck, 200); };
+  const showFit = (state, text) => {
+    fit.hidden = false;
+    fit.dataset.fits = state;
+    fit.className = 'placement-check ' + state;
+    fit.textContent = text;
+  };
+  async function runPlacementCheck() {
+    const seq = ++checkSeq;
+    const req = { project_id: Number(projectSel.value), environment_id: Number(envSel.value), tags: tagState.get() };
+    if (!req.project_id || !req.environment_id) { fit.hidden = true; delete fit.dataset.fits; return; }
+    showFit('checking', 'Checking whether a node has room…');
+    try {
+      const r = await api.post('/placement/dry-run', req);
+      if (seq !== checkSeq) return;
+      const need = `${r.cpu} CPU and ${r.memory_mb} MB of memory`;
+      if (r.fits) showFit('fits', `A node has room for this deployment (${need}).`);
+      else showFit('no-fit', `No node has room for this deployment right now: ${r.reason}. Deploying now would fail; wait for other deployments to end, or ask an admin.`);
+    } catch (err) {
+      if (seq !== checkSeq) return;
+      showFit('unknown', `Cannot tell whether a node has room: ${err.message}`);
+    }
+  }
+  const loadTagsAndCheck = async () => { await loadTags(); checkPlacement(); };
+  projectSel.addEventListener('change', loadTagsAndCheck);
+  envSel.addEventListener('change', checkPlacement);
+  tagState.box.addEventListener('change', checkPlacement);
+  loadTagsAndCheck();
   f.control(source ? 'name' : (projects.length === 1 ? 'name' : 'project_id')).focus();
 }
 
