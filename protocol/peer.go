@@ -153,30 +153,24 @@ func (p *Peer) Send(ctx context.Context, e Envelope) error {
 	return nil
 }
 
-// SendBody marshals body into an envelope of type t and sends it.
-func (p *Peer) SendBody(ctx context.Context, t string, body any) error {
-	e, err := NewEnvelope(t, body)
-	if err != nil {
-		return err
-	}
-	return p.Send(ctx, e)
-}
-
 // NewID returns a fresh request ID.
 func (p *Peer) NewID() string { return p.prefix + strconv.FormatUint(p.nextID.Add(1), 10) }
 
-// Request sends a request and waits for its reply, decoding it into out
-// (which may be nil). Without a deadline on ctx, DefaultRequestTimeout applies.
-func (p *Peer) Request(ctx context.Context, t string, body any, out any) error {
-	_, err := p.RequestStream(ctx, t, body, out, nil)
+// RoundTrip implements Requester: it sends a request and waits for its
+// reply, decoding it into out (which may be nil). Without a deadline on ctx,
+// DefaultRequestTimeout applies. Senders use a Call (CallDeploy.Do(ctx, p,
+// req)), which fixes the body and reply types.
+func (p *Peer) RoundTrip(ctx context.Context, t string, body any, out any) error {
+	_, err := p.requestStream(ctx, t, body, out, nil)
 	return err
 }
 
-// RequestStream is Request that also routes frames sent later with ReplyTo =
-// the request ID (e.g. logs.data) to stream, from the moment the request is
-// sent, until StopStream(id) or the connection ends (then stream is closed;
-// the caller never closes it). stream may be nil. On error nothing is routed.
-func (p *Peer) RequestStream(ctx context.Context, t string, body any, out any, stream chan Envelope) (string, error) {
+// requestStream is RoundTrip that also routes frames sent later with
+// ReplyTo = the request ID (e.g. logs.data) to stream, from the moment the
+// request is sent, until StopStream(id) or the connection ends (then stream
+// is closed; the caller never closes it). stream may be nil. On error
+// nothing is routed.
+func (p *Peer) requestStream(ctx context.Context, t string, body any, out any, stream chan Envelope) (string, error) {
 	e, err := NewEnvelope(t, body)
 	if err != nil {
 		return "", err
@@ -216,7 +210,7 @@ func (p *Peer) RequestStream(ctx context.Context, t string, body any, out any, s
 			_ = json.Unmarshal(r.Body, &eb)
 			return "", &RemoteError{Message: eb.Message}
 		}
-		if out != nil {
+		if out != nil && len(r.Body) > 0 {
 			if err := json.Unmarshal(r.Body, out); err != nil {
 				return "", fmt.Errorf("decode %s reply: %w", t, err)
 			}
@@ -228,7 +222,7 @@ func (p *Peer) RequestStream(ctx context.Context, t string, body any, out any, s
 	}
 }
 
-// StopStream stops routing frames for a request started by RequestStream.
+// StopStream stops routing frames for a request started by Call.Stream.
 // The stream channel is not closed (the connection might still deliver into
 // it concurrently otherwise); stop reading it after StopStream.
 func (p *Peer) StopStream(id string) {

@@ -53,7 +53,7 @@ func TestRequestStreamKeepsFramesSentRightAfterTheReply(t *testing.T) {
 	stream := make(chan Envelope, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	id, err := p.RequestStream(ctx, TypeLogsOpen, LogsOpen{DeploymentID: 1, Service: "api"}, nil, stream)
+	id, _, err := CallLogsOpen.Stream(ctx, p, LogsOpen{DeploymentID: 1, Service: "api"}, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +81,12 @@ func TestRequestErrorsAndTimeouts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var re *RemoteError
-	if err := p.Request(ctx, TypeDeploy, DeleteRequest{DeploymentID: 1}, nil); !errors.As(err, &re) || re.Message != "not implemented on this agent" {
+	if _, err := CallDeploy.Do(ctx, p, DeployRequest{}); !errors.As(err, &re) || re.Message != "not implemented on this agent" {
 		t.Fatalf("error reply: %v", err)
 	}
 	short, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel2()
-	if err := p.Request(short, TypeSync, SyncRequest{}, nil); err == nil || !strings.Contains(err.Error(), "sync: no reply") {
+	if _, err := CallSync.Do(short, p, SyncRequest{}); err == nil || !strings.Contains(err.Error(), "sync: no reply") {
 		t.Fatalf("unanswered request: %v", err)
 	}
 }

@@ -20,7 +20,7 @@ type debugEvent struct {
 }
 
 // debugHandler serves POST /events: it journals the given event exactly as
-// the execution engine would (journal.Emit, same validation, same outbox),
+// the execution engine would (journal.EmitRaw, same validation, same outbox),
 // so tests can produce events while the control plane is connected, cut
 // off or away. It exists only in binaries built with -tags nullopsdebug,
 // and there only when debug.eventslisten is set.
@@ -34,7 +34,7 @@ func debugHandler(j *journal.Journal, logger zerolog.Logger) http.Handler {
 			http.Error(w, "body must be {\"type\":…,\"body\":{…}}: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		seq, err := j.Emit(ev.Type, ev.Body)
+		seq, err := j.EmitRaw(ev.Type, ev.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

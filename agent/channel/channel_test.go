@@ -122,8 +122,8 @@ func (f *fixture) dialEpoch(t *testing.T, ctx context.Context, tok, epoch string
 
 func (c *client) hello(t *testing.T, ctx context.Context) protocol.HelloReply {
 	t.Helper()
-	var r protocol.HelloReply
-	if err := c.peer.Request(ctx, protocol.TypeHello, protocol.HelloRequest{ServerVersion: "1.2.3", ProtocolVersion: protocol.Version}, &r); err != nil {
+	r, err := protocol.CallHello.Do(ctx, c.peer, protocol.HelloRequest{ServerVersion: "1.2.3", ProtocolVersion: protocol.Version})
+	if err != nil {
 		t.Fatalf("hello: %v", err)
 	}
 	return r
@@ -146,7 +146,7 @@ func (c *client) nextEvent(t *testing.T, ctx context.Context) protocol.Envelope 
 
 func emit(t *testing.T, j *journal.Journal, chunk string) uint64 {
 	t.Helper()
-	seq, err := j.Emit(protocol.TypeStepLog, protocol.StepLog{DeploymentID: 1, Step: "s", Chunk: chunk})
+	seq, err := j.Emit(protocol.StepLog{DeploymentID: 1, Step: "s", Chunk: chunk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestHelloThenReplayOfUnackedEventsThenLiveEvents(t *testing.T) {
 	}
 	// Requests before hello are refused.
 	var re *protocol.RemoteError
-	if err := c.peer.Request(ctx, protocol.TypeSync, protocol.SyncRequest{}, nil); !errors.As(err, &re) || !strings.Contains(re.Message, "hello first") {
+	if _, err := protocol.CallSync.Do(ctx, c.peer, protocol.SyncRequest{}); !errors.As(err, &re) || !strings.Contains(re.Message, "hello first") {
 		t.Fatalf("sync before hello: %v", err)
 	}
 	h := c.hello(t, ctx)
@@ -209,7 +209,7 @@ func TestHelloThenReplayOfUnackedEventsThenLiveEvents(t *testing.T) {
 			t.Fatalf("replay: seq %d, want %d", e.Seq, want)
 		}
 	}
-	if err := c.peer.SendBody(ctx, protocol.TypeAck, protocol.Ack{Seq: 3}); err != nil {
+	if err := protocol.MsgAck.Send(ctx, c.peer, protocol.Ack{Seq: 3}); err != nil {
 		t.Fatal(err)
 	}
 	live := emit(t, f.j, "live")
@@ -255,7 +255,7 @@ func TestUnackedEventsAreReplayedOnTheNextConnection(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		a.nextEvent(t, ctx)
 	}
-	if err := a.peer.SendBody(ctx, protocol.TypeAck, protocol.Ack{Seq: 2}); err != nil {
+	if err := protocol.MsgAck.Send(ctx, a.peer, protocol.Ack{Seq: 2}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return f.j.LastAcked() == 2 })
@@ -288,8 +288,8 @@ func TestDefaultHandlerSyncsEmptyStateAndRefusesTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.hello(t, ctx)
-	var sr protocol.SyncReply
-	if err := c.peer.Request(ctx, protocol.TypeSync, protocol.SyncRequest{Deployments: []protocol.DeploySpec{}}, &sr); err != nil {
+	sr, err := protocol.CallSync.Do(ctx, c.peer, protocol.SyncRequest{Deployments: []protocol.DeploySpec{}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if sr.Deployments == nil || len(sr.Deployments) != 0 {
@@ -305,16 +305,16 @@ func TestDefaultHandlerSyncsEmptyStateAndRefusesTheRest(t *testing.T) {
 		{protocol.TypePluginsUpdate, protocol.PluginsUpdate{}},
 	} {
 		var re *protocol.RemoteError
-		if err := c.peer.Request(ctx, r.typ, r.body, nil); !errors.As(err, &re) || re.Message != ErrNotImplemented.Error() {
+		if err := c.peer.RoundTrip(ctx, r.typ, r.body, nil); !errors.As(err, &re) || re.Message != ErrNotImplemented.Error() {
 			t.Fatalf("%s: %v", r.typ, err)
 		}
 	}
 	// Invalid bodies and unknown types are refused with a reason.
 	var re *protocol.RemoteError
-	if err := c.peer.Request(ctx, protocol.TypeDelete, protocol.DeleteRequest{}, nil); !errors.As(err, &re) || !strings.Contains(re.Message, "deployment_id") {
+	if _, err := protocol.CallDelete.Do(ctx, c.peer, protocol.DeleteRequest{}); !errors.As(err, &re) || !strings.Contains(re.Message, "deployment_id") {
 		t.Fatalf("invalid delete: %v", err)
 	}
-	if err := c.peer.Request(ctx, "reboot", nil, nil); !errors.As(err, &re) || !strings.Contains(re.Message, "unknown request type") {
+	if err := c.peer.RoundTrip(ctx, "reboot", nil, nil); !errors.As(err, &re) || !strings.Contains(re.Message, "unknown request type") {
 		t.Fatalf("unknown type: %v", err)
 	}
 }
@@ -374,17 +374,20 @@ func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
 	c.hello(t, ctx)
 	spec := protocol.DeploySpec{DeploymentID: 9, Name: "d", Graph: protocol.Graph{Nodes: []protocol.Node{{ID: "a", Kind: protocol.KindService}}},
 		Services: map[string]protocol.ServiceImage{"a": {Image: "x"}}}
-	var sr protocol.SyncReply
-	if err := c.peer.Request(ctx, protocol.TypeSync, protocol.SyncRequest{Deployments: []protocol.DeploySpec{spec}}, &sr); err != nil {
+	sr, err := protocol.CallSync.Do(ctx, c.peer, protocol.SyncRequest{Deployments: []protocol.DeploySpec{spec}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(sr.Deployments) != 1 || sr.Deployments[0].DeploymentID != 9 || len(h.synced) != 1 || h.synced[0].Deployments[0].Name != "d" {
 		t.Fatalf("sync: reply %+v, handler got %+v", sr, h.synced)
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- c.peer.Request(ctx, protocol.TypeDeploy, protocol.DeployRequest{Spec: spec}, nil) }()
+	go func() { _, err := protocol.CallDeploy.Do(ctx, c.peer, protocol.DeployRequest{Spec: spec}); errc <- err }()
 	time.Sleep(5 * time.Millisecond)
-	go func() { errc <- c.peer.Request(ctx, protocol.TypeDelete, protocol.DeleteRequest{DeploymentID: 9}, nil) }()
+	go func() {
+		_, err := protocol.CallDelete.Do(ctx, c.peer, protocol.DeleteRequest{DeploymentID: 9})
+		errc <- err
+	}()
 	for i := 0; i < 2; i++ {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
@@ -395,7 +398,7 @@ func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
 	}
 
 	stream := make(chan protocol.Envelope, 10)
-	id, err := c.peer.RequestStream(ctx, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: 9, Service: "a"}, nil, stream)
+	id, _, err := protocol.CallLogsOpen.Stream(ctx, c.peer, protocol.LogsOpen{DeploymentID: 9, Service: "a"}, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +407,7 @@ func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
 		t.Fatalf("first chunk %+v", first)
 	}
 	<-h.streamUp
-	if err := c.peer.SendBody(ctx, protocol.TypeLogsClose, protocol.LogsClose{ID: id}); err != nil {
+	if err := protocol.MsgLogsClose.Send(ctx, c.peer, protocol.LogsClose{ID: id}); err != nil {
 		t.Fatal(err)
 	}
 	select {

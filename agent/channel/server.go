@@ -34,7 +34,7 @@ type Journal interface {
 	Pending(after uint64, max int) ([]protocol.Envelope, error)
 	Ack(seq uint64) error
 	Changed() <-chan struct{}
-	Emit(typ string, body any) (uint64, error)
+	Emit(ev protocol.Event) (uint64, error)
 }
 
 // Host reports the node's capacity and OS-level usage (agent/hostinfo).
@@ -223,7 +223,7 @@ func (s *Server) emit(ev protocol.ChannelEvent) {
 	if len(ev.Remote) > 256 {
 		ev.Remote = ev.Remote[:256]
 	}
-	if _, err := s.o.Journal.Emit(protocol.TypeChannelEvent, ev); err != nil {
+	if _, err := s.o.Journal.Emit(ev); err != nil {
 		s.o.Log.Error().Err(err).Str("kind", ev.Kind).Msg("journal channel event")
 	}
 }

@@ -330,7 +330,7 @@ func (ss *session) openLogs(e protocol.Envelope) {
 			if eof {
 				continue // drain until the handler closes
 			}
-			f, _ := protocol.NewEnvelope(protocol.TypeLogsData, d)
+			f, _ := protocol.MsgLogsData.Envelope(d)
 			f.ReplyTo = e.ID
 			if err := ss.peer.Send(ss.ctx, f); err != nil {
 				cancel()
@@ -340,7 +340,7 @@ func (ss *session) openLogs(e protocol.Envelope) {
 			eof = d.EOF
 		}
 		if !eof && ss.ctx.Err() == nil {
-			f, _ := protocol.NewEnvelope(protocol.TypeLogsData, protocol.LogsData{EOF: true})
+			f, _ := protocol.MsgLogsData.Envelope(protocol.LogsData{EOF: true})
 			f.ReplyTo = e.ID
 			_ = ss.peer.Send(ss.ctx, f)
 		}
@@ -405,7 +405,7 @@ func (ss *session) sendMetrics() {
 		if o.Containers != nil {
 			m.Containers = o.Containers(ss.ctx)
 		}
-		if err := ss.peer.SendBody(ss.ctx, protocol.TypeMetrics, m); err != nil {
+		if err := protocol.MsgMetrics.Send(ss.ctx, ss.peer, m); err != nil {
 			return
 		}
 	}

@@ -150,10 +150,10 @@ func TestTokenRotationAndRevocationPersist(t *testing.T) {
 	}
 	a.hello(t, ctx)
 	const newTok = "nullops-node_the-new-token-0123456789"
-	if err := a.peer.Request(ctx, protocol.TypeTokenRotate, protocol.TokenRotate{Verifier: "nope"}, nil); err == nil {
+	if _, err := protocol.CallTokenRotate.Do(ctx, a.peer, protocol.TokenRotate{Verifier: "nope"}); err == nil {
 		t.Fatal("an invalid verifier was accepted")
 	}
-	if err := a.peer.Request(ctx, protocol.TypeTokenRotate, protocol.TokenRotate{Verifier: protocol.TokenVerifier(newTok), Generation: 2}, nil); err != nil {
+	if _, err := protocol.CallTokenRotate.Do(ctx, a.peer, protocol.TokenRotate{Verifier: protocol.TokenVerifier(newTok), Generation: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if ev := a.channelEvent(t, ctx); ev.Kind != protocol.ChannelTokenRotated {
@@ -182,7 +182,7 @@ func TestTokenRotationAndRevocationPersist(t *testing.T) {
 		t.Fatal("rotation lost on restart")
 	}
 
-	if err := b.peer.Request(ctx, protocol.TypeTokenRevoke, protocol.TokenRevoke{Reason: "test"}, nil); err != nil {
+	if _, err := protocol.CallTokenRevoke.Do(ctx, b.peer, protocol.TokenRevoke{Reason: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -25,10 +25,9 @@ import (
 	"github.com/nullops/nullops/protocol"
 )
 
-// Emitter persists and sends one journaled event (the agent's outbox);
-// eventType is one of the protocol's event types.
+// Emitter persists and sends one journaled event (the agent's outbox).
 type Emitter interface {
-	Emit(eventType string, body any) (uint64, error)
+	Emit(ev protocol.Event) (uint64, error)
 }
 
 // Config tunes the executor.
@@ -143,14 +142,14 @@ func (e *Executor) go_(fn func()) {
 
 // emit journals one event; a failure is logged (the outbox is the only way
 // out, there is nothing better to do).
-func (e *Executor) emit(typ string, body any) {
-	if _, err := e.em.Emit(typ, body); err != nil {
-		e.log.Error().Err(err).Str("event", typ).Msg("emit event")
+func (e *Executor) emit(ev protocol.Event) {
+	if _, err := e.em.Emit(ev); err != nil {
+		e.log.Error().Err(err).Str("event", ev.EventType()).Msg("emit event")
 	}
 }
 
 func (e *Executor) emitDeployment(id int64, status, reason, failedStep string) {
-	e.emit(protocol.TypeDeploymentStatus, protocol.DeploymentStatus{
+	e.emit(protocol.DeploymentStatus{
 		DeploymentID: id, Status: status, Reason: reason, FailedStep: failedStep, At: time.Now().UTC(),
 	})
 }
@@ -200,7 +199,7 @@ func (e *Executor) Deploy(_ context.Context, req protocol.DeployRequest) error {
 	e.emitDeployment(id, protocol.StatusDeploying, "", "")
 	now := time.Now().UTC()
 	for _, n := range spec.Graph.Nodes {
-		e.emit(protocol.TypeStepStatus, protocol.StepStatus{DeploymentID: id, Step: n.ID, Kind: n.Kind, Status: protocol.StepPending, At: now})
+		e.emit(protocol.StepStatus{DeploymentID: id, Step: n.ID, Kind: n.Kind, Status: protocol.StepPending, At: now})
 	}
 	e.go_(func() {
 		defer func() {
@@ -413,10 +412,10 @@ func (e *Executor) failInterrupted(ctx context.Context, d *state.Deployment) {
 				failed = n.ID
 			}
 			s.Status, s.Message, s.FinishedAt = protocol.StepFailed, "interrupted by an agent restart", now
-			e.emit(protocol.TypeStepStatus, protocol.StepStatus{DeploymentID: d.ID, Step: n.ID, Kind: n.Kind, Status: protocol.StepFailed, Attempt: s.Attempt, Message: s.Message, At: now})
+			e.emit(protocol.StepStatus{DeploymentID: d.ID, Step: n.ID, Kind: n.Kind, Status: protocol.StepFailed, Attempt: s.Attempt, Message: s.Message, At: now})
 		case protocol.StepPending:
 			s.Status, s.FinishedAt = protocol.StepSkipped, now
-			e.emit(protocol.TypeStepStatus, protocol.StepStatus{DeploymentID: d.ID, Step: n.ID, Kind: n.Kind, Status: protocol.StepSkipped, Attempt: s.Attempt, At: now})
+			e.emit(protocol.StepStatus{DeploymentID: d.ID, Step: n.ID, Kind: n.Kind, Status: protocol.StepSkipped, Attempt: s.Attempt, At: now})
 		}
 	}
 	reason := "the agent restarted while the pipeline was running; it was rolled back (secrets are kept in memory only, so a pipeline cannot resume)"

@@ -43,7 +43,8 @@ type recorded struct {
 
 func newRecorder() *recorder { return &recorder{notify: make(chan struct{})} }
 
-func (r *recorder) Emit(t string, body any) (uint64, error) {
+func (r *recorder) Emit(ev protocol.Event) (uint64, error) {
+	t, body := ev.EventType(), any(ev)
 	b, err := json.Marshal(body)
 	if err != nil {
 		return 0, err
@@ -300,11 +301,11 @@ func httpGet(t testing.TB, url string) (int, string) {
 // teeEmitter journals to a then records in b.
 type teeEmitter struct{ a, b Emitter }
 
-func (t teeEmitter) Emit(typ string, body any) (uint64, error) {
-	seq, err := t.a.Emit(typ, body)
+func (t teeEmitter) Emit(ev protocol.Event) (uint64, error) {
+	seq, err := t.a.Emit(ev)
 	if err != nil {
 		return seq, err
 	}
-	_, err = t.b.Emit(typ, body)
+	_, err = t.b.Emit(ev)
 	return seq, err
 }

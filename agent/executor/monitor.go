@@ -171,7 +171,7 @@ func (e *Executor) observe(ctx context.Context, id int64, service string, info d
 		e.log.Warn().Int64("deployment", id).Str("service", service).Str("state", st.State).
 			Int("restarts", st.RestartCount).Msg("service crashed")
 	}
-	e.emit(protocol.TypeServiceState, st)
+	e.emit(st)
 }
 
 // crashState is serviceState plus the crash details: state, restart

@@ -129,7 +129,7 @@ func (p *pipeline) setStep(node protocol.Node, status string, attempt int, msg s
 	if err != nil {
 		p.e.log.Error().Err(err).Int64("deployment", p.id()).Msg("save step progress")
 	}
-	p.e.emit(protocol.TypeStepStatus, protocol.StepStatus{
+	p.e.emit(protocol.StepStatus{
 		DeploymentID: p.id(), Step: node.ID, Kind: node.Kind, Status: status, Attempt: attempt,
 		Message: msg, Outputs: outputs, At: now,
 	})
@@ -137,7 +137,7 @@ func (p *pipeline) setStep(node protocol.Node, status string, attempt int, msg s
 
 // stepLogLine emits one (masked) line of a step's log.
 func (p *pipeline) stepLogLine(step string, attempt int, line string) {
-	p.e.emit(protocol.TypeStepLog, protocol.StepLog{DeploymentID: p.id(), Step: step, Attempt: attempt, Chunk: p.red.mask(line) + "\n", At: time.Now().UTC()})
+	p.e.emit(protocol.StepLog{DeploymentID: p.id(), Step: step, Attempt: attempt, Chunk: p.red.mask(line) + "\n", At: time.Now().UTC()})
 }
 
 func (p *pipeline) scopeFor(step string) scope {

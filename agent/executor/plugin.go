@@ -105,7 +105,7 @@ func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) 
 		logLine("pulled " + pi.Image)
 	}
 	stderr := newStepLog(p.e.cfg.LogCapBytes, p.red, func(chunk string) {
-		p.e.emit(protocol.TypeStepLog, protocol.StepLog{DeploymentID: p.id(), Step: n.ID, Attempt: attempt, Chunk: chunk, At: time.Now().UTC()})
+		p.e.emit(protocol.StepLog{DeploymentID: p.id(), Step: n.ID, Attempt: attempt, Chunk: chunk, At: time.Now().UTC()})
 	})
 	stdout := &limitedBuffer{max: maxPluginStdout}
 	spec := docker.OneShotSpec{

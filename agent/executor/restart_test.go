@@ -42,8 +42,9 @@ type fileEmitter struct {
 	seq uint64
 }
 
-func (f *fileEmitter) Emit(t string, body any) (uint64, error) {
-	b, err := json.Marshal(body)
+func (f *fileEmitter) Emit(ev protocol.Event) (uint64, error) {
+	t := ev.EventType()
+	b, err := json.Marshal(ev)
 	if err != nil {
 		return 0, err
 	}

@@ -108,7 +108,7 @@ func (p *pipeline) runService(ctx context.Context, n protocol.Node, attempt int)
 	p.mu.Lock()
 	p.services[n.ID] = info
 	p.mu.Unlock()
-	p.e.emit(protocol.TypeServiceState, serviceState(p.id(), n, p.spec, info))
+	p.e.emit(serviceState(p.id(), n, p.spec, info))
 	return serviceOutputs(p.spec, n, info), false, nil
 }
 

@@ -248,7 +248,7 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 			if err := e.st.Put(d); err != nil {
 				e.log.Error().Err(err).Int64("deployment", d.ID).Msg("sync: save service")
 			}
-			e.emit(protocol.TypeServiceState, st)
+			e.emit(st)
 		}
 		out = append(out, st)
 	}

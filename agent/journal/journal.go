@@ -110,12 +110,17 @@ func (j *Journal) LastSeq() uint64 {
 	return j.last
 }
 
-// Emit journals one event and returns its seq. typ must be a journaled event
-// type (protocol.IsEvent) and body must encode to the matching protocol
-// struct; the event is durable (fsynced) when Emit returns, and is delivered
-// to the control plane at least once — immediately when it is connected,
-// otherwise on the next connection — and applied by it exactly once.
-func (j *Journal) Emit(typ string, body any) (uint64, error) {
+// Emit journals one event and returns its seq; the event's body type names
+// its message type (protocol.Event). The event is durable (fsynced) when
+// Emit returns, and is delivered to the control plane at least once —
+// immediately when it is connected, otherwise on the next connection — and
+// applied by it exactly once.
+func (j *Journal) Emit(ev protocol.Event) (uint64, error) { return j.EmitRaw(ev.EventType(), ev) }
+
+// EmitRaw is Emit for a body that is not a protocol type (the test-only
+// debug endpoint): typ must be a journaled event type (protocol.IsEvent) and
+// body must encode to the matching protocol struct.
+func (j *Journal) EmitRaw(typ string, body any) (uint64, error) {
 	if !protocol.IsEvent(typ) {
 		return 0, fmt.Errorf("emit %q: %w", typ, ErrNotEvent)
 	}

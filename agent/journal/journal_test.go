@@ -44,7 +44,7 @@ func TestSeqsIncreaseAcrossRestartsAndUnackedEventsSurvive(t *testing.T) {
 		t.Fatalf("instance id %q", id)
 	}
 	for i := 1; i <= 3; i++ {
-		seq, err := j.Emit(protocol.TypeStepLog, logEvent(i))
+		seq, err := j.Emit(logEvent(i))
 		if err != nil || seq != uint64(i) {
 			t.Fatalf("emit %d: seq %d, %v", i, seq, err)
 		}
@@ -67,7 +67,7 @@ func TestSeqsIncreaseAcrossRestartsAndUnackedEventsSurvive(t *testing.T) {
 	if got := seqs(t, j, j.LastAcked()); len(got) != 1 || got[0] != 3 {
 		t.Fatalf("unacked after restart: %v, want [3]", got)
 	}
-	seq, err := j.Emit(protocol.TypeDeploymentStatus, protocol.DeploymentStatus{DeploymentID: 1, Status: protocol.StatusRunning})
+	seq, err := j.Emit(protocol.DeploymentStatus{DeploymentID: 1, Status: protocol.StatusRunning})
 	if err != nil || seq != 4 {
 		t.Fatalf("emit after restart: seq %d, %v; want 4", seq, err)
 	}
@@ -84,7 +84,7 @@ func TestAcksNeverMoveBackwardsNorBeyondTheLastSeq(t *testing.T) {
 	j := open(t, t.TempDir())
 	defer j.Close()
 	for i := 0; i < 5; i++ {
-		if _, err := j.Emit(protocol.TypeStepLog, logEvent(i)); err != nil {
+		if _, err := j.Emit(logEvent(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -110,13 +110,13 @@ func TestAcksNeverMoveBackwardsNorBeyondTheLastSeq(t *testing.T) {
 func TestEmitRefusesWhatTheControlPlaneWouldReject(t *testing.T) {
 	j := open(t, t.TempDir())
 	defer j.Close()
-	if _, err := j.Emit(protocol.TypeMetrics, protocol.Metrics{}); !errors.Is(err, ErrNotEvent) {
+	if _, err := j.EmitRaw(protocol.TypeMetrics, protocol.Metrics{}); !errors.Is(err, ErrNotEvent) {
 		t.Fatalf("non-event type: %v", err)
 	}
-	if _, err := j.Emit(protocol.TypeDeploymentStatus, protocol.DeploymentStatus{DeploymentID: 1, Status: "bogus"}); !errors.Is(err, protocol.ErrInvalid) {
+	if _, err := j.Emit(protocol.DeploymentStatus{DeploymentID: 1, Status: "bogus"}); !errors.Is(err, protocol.ErrInvalid) {
 		t.Fatalf("invalid body: %v", err)
 	}
-	if _, err := j.Emit(protocol.TypeStepLog, func() {}); err == nil {
+	if _, err := j.EmitRaw(protocol.TypeStepLog, func() {}); err == nil {
 		t.Fatal("unencodable body accepted")
 	}
 	if j.LastSeq() != 0 {
@@ -145,7 +145,7 @@ func TestConcurrentEmitsGetUniqueContiguousSeqs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 25; i++ {
-				seq, err := j.Emit(protocol.TypeStepLog, logEvent(i))
+				seq, err := j.Emit(logEvent(i))
 				if err != nil {
 					t.Error(err)
 					return

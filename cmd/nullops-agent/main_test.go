@@ -42,8 +42,7 @@ func hello(ctx context.Context, port int, token string) (protocol.HelloReply, st
 	defer conn.CloseNow() //nolint:errcheck
 	p := protocol.NewPeer(conn, "s", nil)
 	go p.Run(ctx) //nolint:errcheck
-	var r protocol.HelloReply
-	err = p.Request(ctx, protocol.TypeHello, protocol.HelloRequest{ServerVersion: "test", ProtocolVersion: protocol.Version}, &r)
+	r, err := protocol.CallHello.Do(ctx, p, protocol.HelloRequest{ServerVersion: "test", ProtocolVersion: protocol.Version})
 	return r, seen, 101, err
 }
 

@@ -63,7 +63,7 @@ func TestNodeComesOnlineWithItsThumbprintPinned(t *testing.T) {
 	}
 	// A command reaches the agent, which validates it and answers.
 	var re *protocol.RemoteError
-	err := e.mgr.Request(e.ctx, n.ID, protocol.TypeDelete, protocol.DeleteRequest{}, nil)
+	_, err := protocol.CallDelete.Do(e.ctx, e.mgr.Node(n.ID), protocol.DeleteRequest{})
 	if !errors.As(err, &re) || !strings.Contains(re.Message, "deployment_id must be positive") {
 		t.Fatalf("request: %v", err)
 	}
@@ -92,7 +92,7 @@ func TestWrongTokenIsRefused(t *testing.T) {
 	if n.Status != store.NodeOffline || !strings.Contains(n.StatusReason, "refused the token") {
 		t.Fatalf("node %s: %s", n.Status, n.StatusReason)
 	}
-	if err := e.mgr.Request(e.ctx, n.ID, protocol.TypeDeploy, protocol.DeleteRequest{DeploymentID: 1}, nil); !errors.Is(err, agents.ErrNotConnected) {
+	if _, err := protocol.CallDelete.Do(e.ctx, e.mgr.Node(n.ID), protocol.DeleteRequest{DeploymentID: 1}); !errors.Is(err, agents.ErrNotConnected) {
 		t.Fatalf("request to a refused node: %v", err)
 	}
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "agent logs the refusal", func() bool {

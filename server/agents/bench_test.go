@@ -180,7 +180,7 @@ func (memJournal) LastAcked() uint64                                { return 0 }
 func (memJournal) Pending(uint64, int) ([]protocol.Envelope, error) { return nil, nil }
 func (memJournal) Ack(uint64) error                                 { return nil }
 func (memJournal) Changed() <-chan struct{}                         { return nil }
-func (memJournal) Emit(string, any) (uint64, error)                 { return 0, nil }
+func (memJournal) Emit(protocol.Event) (uint64, error)              { return 0, nil }
 func (fixedCapacity) Usage() protocol.Usage                         { return protocol.Usage{MemoryUsedMB: 100} }
 func (fixedCapacity) Capacity() protocol.Capacity {
 	return protocol.Capacity{CPUs: 2, MemoryMB: 4096, DiskMB: 10000}

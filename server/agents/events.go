@@ -44,7 +44,7 @@ func (l *link) apply(ctx context.Context, log zerolog.Logger, instance string) {
 		if len(l.events) > 0 && pending < ackEvery {
 			continue
 		}
-		if err := l.peer.SendBody(ctx, protocol.TypeAck, protocol.Ack{Seq: unacked}); err != nil {
+		if err := protocol.MsgAck.Send(ctx, l.peer, protocol.Ack{Seq: unacked}); err != nil {
 			return
 		}
 		pending = 0

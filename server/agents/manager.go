@@ -338,17 +338,25 @@ func (m *Manager) Connected(nodeID int64) bool {
 	return n != nil && n.livePeer() != nil
 }
 
-// Request sends a request to the node's agent and waits for its reply,
-// decoding it into out (which may be nil). Without a deadline on ctx,
-// protocol.DefaultRequestTimeout applies. An agent's error reply is a
-// *protocol.RemoteError.
-func (m *Manager) Request(ctx context.Context, nodeID int64, typ string, body, out any) error {
-	p := m.peerOf(nodeID)
+// Node is the node's agent as a protocol.Requester, for the typed calls:
+// protocol.CallDeploy.Do(ctx, m.Node(id), req). A request to a node that is
+// not connected fails with ErrNotConnected; an agent's error reply is a
+// *protocol.RemoteError. Without a deadline on ctx,
+// protocol.DefaultRequestTimeout applies.
+func (m *Manager) Node(nodeID int64) protocol.Requester { return nodeRequester{m, nodeID} }
+
+type nodeRequester struct {
+	m  *Manager
+	id int64
+}
+
+func (r nodeRequester) RoundTrip(ctx context.Context, typ string, body, out any) error {
+	p := r.m.peerOf(r.id)
 	if p == nil {
-		return fmt.Errorf("node %d: %w", nodeID, ErrNotConnected)
+		return fmt.Errorf("node %d: %w", r.id, ErrNotConnected)
 	}
-	if err := p.Request(ctx, typ, body, out); err != nil {
-		return fmt.Errorf("node %d: %s: %w", nodeID, typ, err)
+	if err := p.RoundTrip(ctx, typ, body, out); err != nil {
+		return fmt.Errorf("node %d: %s: %w", r.id, typ, err)
 	}
 	return nil
 }
@@ -378,14 +386,13 @@ func (s *Stream) Close(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 	}
-	return s.peer.SendBody(ctx, protocol.TypeLogsClose, protocol.LogsClose{ID: s.id})
+	return protocol.MsgLogsClose.Send(ctx, s.peer, protocol.LogsClose{ID: s.id})
 }
 
-// RequestStream sends a streaming request (logs.open) and returns the
-// stream of its frames once the agent accepted it. buffer is how many
-// frames may wait unread (frames beyond are dropped, never blocking the
-// node's channel); 0 means 256.
-func (m *Manager) RequestStream(ctx context.Context, nodeID int64, typ string, body, out any, buffer int) (*Stream, error) {
+// OpenLogs sends logs.open and returns the stream of its frames once the
+// agent accepted it. buffer is how many frames may wait unread (frames
+// beyond are dropped, never blocking the node's channel); 0 means 256.
+func (m *Manager) OpenLogs(ctx context.Context, nodeID int64, req protocol.LogsOpen, buffer int) (*Stream, error) {
 	p := m.peerOf(nodeID)
 	if p == nil {
 		return nil, fmt.Errorf("node %d: %w", nodeID, ErrNotConnected)
@@ -394,16 +401,16 @@ func (m *Manager) RequestStream(ctx context.Context, nodeID int64, typ string, b
 		buffer = 256
 	}
 	ch := make(chan protocol.Envelope, buffer)
-	id, err := p.RequestStream(ctx, typ, body, out, ch)
+	id, _, err := protocol.CallLogsOpen.Stream(ctx, p, req, ch)
 	if err != nil {
-		return nil, fmt.Errorf("node %d: %s: %w", nodeID, typ, err)
+		return nil, fmt.Errorf("node %d: %s: %w", nodeID, protocol.TypeLogsOpen, err)
 	}
 	return &Stream{C: ch, id: id, peer: p}, nil
 }
 
-// Broadcast sends a request (e.g. plugins.update) to every online node
-// concurrently and returns each node's error (nil on success).
-func (m *Manager) Broadcast(ctx context.Context, typ string, body any) map[int64]error {
+// Broadcast calls send for every online node concurrently (e.g.
+// plugins.update) and returns each node's error (nil on success).
+func (m *Manager) Broadcast(ctx context.Context, send func(ctx context.Context, r protocol.Requester) error) map[int64]error {
 	m.mu.Lock()
 	targets := map[int64]*protocol.Peer{}
 	for id, n := range m.nodes {
@@ -419,7 +426,7 @@ func (m *Manager) Broadcast(ctx context.Context, typ string, body any) map[int64
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := p.Request(ctx, typ, body, nil)
+			err := send(ctx, p)
 			mu.Lock()
 			out[id] = err
 			mu.Unlock()

@@ -136,7 +136,7 @@ func TestRevokeDisableEnableDelete(t *testing.T) {
 	if n = e.node(n.ID); n.Enabled || n.Status != store.NodeOnline {
 		t.Fatalf("disabled node: enabled %t, status %s; want draining and online", n.Enabled, n.Status)
 	}
-	if err := e.mgr.Request(e.ctx, n.ID, protocol.TypeDelete, protocol.DeleteRequest{DeploymentID: 1}, nil); err != nil {
+	if _, err := protocol.CallDelete.Do(e.ctx, e.mgr.Node(n.ID), protocol.DeleteRequest{DeploymentID: 1}); err != nil {
 		var re *protocol.RemoteError
 		if !errors.As(err, &re) {
 			t.Fatalf("request to a disabled (draining) node did not reach the agent: %v", err)
@@ -277,7 +277,10 @@ func TestSyncBroadcastAndStreams(t *testing.T) {
 	h2.plugins = nil
 	h2.mu.Unlock()
 
-	errs := e.mgr.Broadcast(e.ctx, protocol.TypePluginsUpdate, protocol.PluginsUpdate{Plugins: []protocol.PluginImage{{Name: "p", Image: "r/p:1"}}})
+	errs := e.mgr.Broadcast(e.ctx, func(ctx context.Context, r protocol.Requester) error {
+		_, err := protocol.CallPluginsUpdate.Do(ctx, r, protocol.PluginsUpdate{Plugins: []protocol.PluginImage{{Name: "p", Image: "r/p:1"}}})
+		return err
+	})
 	if len(errs) != 2 || errs[n1.ID] != nil || errs[n2.ID] != nil {
 		t.Fatalf("broadcast to both online nodes: %v", errs)
 	}
@@ -289,11 +292,11 @@ func TestSyncBroadcastAndStreams(t *testing.T) {
 	}
 
 	// Streams: frames flow until closed; a refused open is an error.
-	if _, err := e.mgr.RequestStream(e.ctx, n2.ID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: 1, Service: "db"}, nil, 0); err == nil ||
+	if _, err := e.mgr.OpenLogs(e.ctx, n2.ID, protocol.LogsOpen{DeploymentID: 1, Service: "db"}, 0); err == nil ||
 		!strings.Contains(err.Error(), "no service db") {
 		t.Fatalf("refused stream: %v", err)
 	}
-	st, err := e.mgr.RequestStream(e.ctx, n2.ID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: 1, Service: "api", Follow: true}, nil, 16)
+	st, err := e.mgr.OpenLogs(e.ctx, n2.ID, protocol.LogsOpen{DeploymentID: 1, Service: "api", Follow: true}, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +313,7 @@ func TestSyncBroadcastAndStreams(t *testing.T) {
 	if err := st.Close(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.mgr.Request(e.ctx, 999, protocol.TypeSync, protocol.SyncRequest{}, nil); !errors.Is(err, agents.ErrNotConnected) {
+	if _, err := protocol.CallSync.Do(e.ctx, e.mgr.Node(999), protocol.SyncRequest{}); !errors.Is(err, agents.ErrNotConnected) {
 		t.Fatalf("request to an unknown node: %v", err)
 	}
 }
@@ -339,7 +342,7 @@ func TestFailedApplierRollsBackAndTheEventIsReplayed(t *testing.T) {
 	n, fa := e.addFakeNode("n1", "0.1.0-dev", nil)
 	e.waitStatus(n.ID, store.NodeOnline, 10*time.Second)
 	for i := 0; i < 3; i++ {
-		if _, err := fa.journal.Emit(protocol.TypeStepLog, protocol.StepLog{DeploymentID: 1, Step: "s", Chunk: "x"}); err != nil {
+		if _, err := fa.journal.Emit(protocol.StepLog{DeploymentID: 1, Step: "s", Chunk: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}

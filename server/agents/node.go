@@ -330,9 +330,8 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 
 	// hello
 	hctx, hcancel := context.WithTimeout(sctx, o.DialTimeout)
-	var hello protocol.HelloReply
-	err := l.peer.Request(hctx, protocol.TypeHello, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version,
-		LivenessMs: (o.PingInterval + o.PingTimeout).Milliseconds()}, &hello)
+	hello, err := protocol.CallHello.Do(hctx, l.peer, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version,
+		LivenessMs: (o.PingInterval + o.PingTimeout).Milliseconds()})
 	hcancel()
 	if err == nil {
 		err = hello.Validate()
@@ -396,8 +395,7 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 		specs = []protocol.DeploySpec{}
 	}
 	syncCtx, syncCancel := context.WithTimeout(sctx, o.SyncTimeout)
-	var synced protocol.SyncReply
-	err = l.peer.Request(syncCtx, protocol.TypeSync, protocol.SyncRequest{Deployments: specs, NodeUID: row.UID}, &synced)
+	synced, err := protocol.CallSync.Do(syncCtx, l.peer, protocol.SyncRequest{Deployments: specs, NodeUID: row.UID})
 	syncCancel()
 	if err != nil {
 		return outcome{status: store.NodeOffline, reason: "sync failed: " + err.Error()}
@@ -524,7 +522,7 @@ func (n *node) sendPlugins(ctx context.Context, log zerolog.Logger, p *protocol.
 	defer cancel()
 	u, err := n.m.o.Plugins(ctx)
 	if err == nil {
-		err = p.Request(ctx, protocol.TypePluginsUpdate, u, nil)
+		_, err = protocol.CallPluginsUpdate.Do(ctx, p, u)
 	}
 	if err != nil && ctx.Err() == nil {
 		log.Warn().Err(err).Msg("plugins.update after connect not delivered")

@@ -105,8 +105,8 @@ func (n *node) sendRotation(ctx context.Context, log zerolog.Logger, p *protocol
 	}
 	rctx, cancel := context.WithTimeout(ctx, trustRequestTimeout)
 	defer cancel()
-	err = p.Request(rctx, protocol.TypeTokenRotate, protocol.TokenRotate{Verifier: protocol.TokenVerifier(string(tok)),
-		Generation: row.TokenGeneration}, nil)
+	_, err = protocol.CallTokenRotate.Do(rctx, p, protocol.TokenRotate{Verifier: protocol.TokenVerifier(string(tok)),
+		Generation: row.TokenGeneration})
 	if err != nil {
 		log.Warn().Err(err).Msg("token rotation not applied by the agent")
 		return err
@@ -128,7 +128,7 @@ func (n *node) rotationDone(ctx context.Context, log zerolog.Logger, row store.N
 func (n *node) sendRevocation(ctx context.Context, log zerolog.Logger, p *protocol.Peer, row store.Node) bool {
 	rctx, cancel := context.WithTimeout(ctx, trustRequestTimeout)
 	defer cancel()
-	if err := p.Request(rctx, protocol.TypeTokenRevoke, protocol.TokenRevoke{Reason: "revoked by an admin"}, nil); err != nil {
+	if _, err := protocol.CallTokenRevoke.Do(rctx, p, protocol.TokenRevoke{Reason: "revoked by an admin"}); err != nil {
 		log.Warn().Err(err).Msg("revocation not applied by the agent; retrying on the next connection")
 		return false
 	}
@@ -174,8 +174,7 @@ func (n *node) deliverRevocation(ctx context.Context, log zerolog.Logger, row st
 	p := protocol.NewPeer(res.conn, "s", func(context.Context, *protocol.Peer, protocol.Envelope) {})
 	go p.Run(sctx) //nolint:errcheck // the error is Peer.Err
 	hctx, hcancel := context.WithTimeout(sctx, o.DialTimeout)
-	var hello protocol.HelloReply
-	err = p.Request(hctx, protocol.TypeHello, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version}, &hello)
+	_, err = protocol.CallHello.Do(hctx, p, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version})
 	hcancel()
 	if err != nil {
 		return false

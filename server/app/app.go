@@ -149,7 +149,10 @@ func (a *App) wireAgents() {
 	a.Deploy.Attach(a.Agents)
 	a.Usage.Attach(a.Agents)
 	a.BroadcastPlugins = func(ctx context.Context, u protocol.PluginsUpdate) {
-		for id, err := range a.Agents.Broadcast(ctx, protocol.TypePluginsUpdate, u) {
+		for id, err := range a.Agents.Broadcast(ctx, func(ctx context.Context, r protocol.Requester) error {
+			_, err := protocol.CallPluginsUpdate.Do(ctx, r, u)
+			return err
+		}) {
 			if err != nil {
 				a.Log.Warn().Err(err).Int64("node_id", id).Msg("plugins.update not delivered to the node")
 			}

@@ -12,10 +12,10 @@ import (
 // ManagerAgents adapts the agent connection manager to Agents and Streamer.
 type ManagerAgents struct{ *agents.Manager }
 
-// OpenStream implements Streamer; stop also tells the agent to close the
+// OpenLogs implements Streamer; stop also tells the agent to close the
 // stream.
-func (m ManagerAgents) OpenStream(ctx context.Context, nodeID int64, typ string, body any) (<-chan protocol.Envelope, func(), error) {
-	st, err := m.RequestStream(ctx, nodeID, typ, body, nil, 0)
+func (m ManagerAgents) OpenLogs(ctx context.Context, nodeID int64, req protocol.LogsOpen) (<-chan protocol.Envelope, func(), error) {
+	st, err := m.Manager.OpenLogs(ctx, nodeID, req, 0)
 	if err != nil {
 		return nil, nil, err
 	}

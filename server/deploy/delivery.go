@@ -42,14 +42,14 @@ type delivery struct {
 
 	mu       sync.Mutex
 	inflight map[int64]bool
-	next     map[int64]time.Time // earliest next attempt
-	typ      map[int64]string    // delete or cancel, as requested
+	next     map[int64]time.Time  // earliest next attempt
+	typ      map[int64]deleteCall // delete or cancel, as requested
 	wg       sync.WaitGroup
 	ctx      context.Context // of Run; nil before
 }
 
 func newDelivery() *delivery {
-	return &delivery{kick: make(chan struct{}, 1), inflight: map[int64]bool{}, next: map[int64]time.Time{}, typ: map[int64]string{}}
+	return &delivery{kick: make(chan struct{}, 1), inflight: map[int64]bool{}, next: map[int64]time.Time{}, typ: map[int64]deleteCall{}}
 }
 
 // wake makes the loop look at the desired state now.
@@ -129,9 +129,9 @@ func (s *Service) deliverDeletes(ctx context.Context) error {
 			continue
 		}
 		s.dl.inflight[d.ID] = true
-		typ := s.dl.typ[d.ID]
-		if typ == "" {
-			typ = protocol.TypeDelete
+		typ, ok := s.dl.typ[d.ID]
+		if !ok {
+			typ = protocol.CallDelete
 		}
 		d := d
 		s.dl.wg.Add(1)
@@ -155,14 +155,17 @@ func (s *Service) deliverDeletes(ctx context.Context) error {
 
 // deliverDelete withdraws the deployment's routes, then asks the agent to
 // remove it. It returns when to try again if it is still deleting then.
-func (s *Service) deliverDelete(ctx context.Context, d store.DeletingDeployment, typ string) time.Duration {
+func (s *Service) deliverDelete(ctx context.Context, d store.DeletingDeployment, typ deleteCall) time.Duration {
 	if d.Routed && s.Withdraw != nil {
 		s.Withdraw.Withdraw(ctx)
 	}
 	if ctx.Err() != nil {
 		return 0
 	}
-	err := s.request(ctx, d.NodeID, typ, protocol.DeleteRequest{DeploymentID: d.ID})
+	err := s.request(ctx, d.NodeID, func(ctx context.Context, r protocol.Requester) error {
+		_, err := typ.Do(ctx, r, protocol.DeleteRequest{DeploymentID: d.ID})
+		return err
+	})
 	if err == nil {
 		if d.Pending {
 			if err := s.clearPending(ctx, d.ID); err != nil && ctx.Err() == nil {
@@ -171,7 +174,7 @@ func (s *Service) deliverDelete(ctx context.Context, d store.DeletingDeployment,
 		}
 		return resendAfter
 	}
-	log := s.Log.Warn().Err(err).Int64("deployment_id", d.ID).Int64("node_id", d.NodeID).Str("request", typ)
+	log := s.Log.Warn().Err(err).Int64("deployment_id", d.ID).Int64("node_id", d.NodeID).Str("request", typ.Type)
 	if isRemote(err) || ctx.Err() != nil {
 		log.Msg("delete refused by the agent; retrying")
 		return s.retryInterval()

@@ -42,7 +42,15 @@ type sent struct {
 	body any
 }
 
-func (r *recorder) Request(_ context.Context, nodeID int64, typ string, body, _ any) error {
+func (r *recorder) Node(nodeID int64) protocol.Requester { return recorderNode{r, nodeID} }
+
+type recorderNode struct {
+	r      *recorder
+	nodeID int64
+}
+
+func (n recorderNode) RoundTrip(_ context.Context, typ string, body, _ any) error {
+	r, nodeID := n.r, n.nodeID
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.attempts[typ]++

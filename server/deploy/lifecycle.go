@@ -361,7 +361,10 @@ func (s *Service) backfillDefinition(ctx context.Context, id int64, def catalog.
 // stays deploying: the node's next sync carries it out. When the agent
 // refuses the spec the deployment fails with its reason.
 func (s *Service) sendDeploy(ctx context.Context, nodeID int64, spec protocol.DeploySpec) {
-	err := s.request(ctx, nodeID, protocol.TypeDeploy, protocol.DeployRequest{Spec: spec})
+	err := s.request(ctx, nodeID, func(ctx context.Context, r protocol.Requester) error {
+		_, err := protocol.CallDeploy.Do(ctx, r, protocol.DeployRequest{Spec: spec})
+		return err
+	})
 	if err == nil {
 		return
 	}
@@ -555,7 +558,7 @@ func (s *Service) Delete(ctx context.Context, a Actor, id int64) (store.Deployme
 // remove is Delete/Cancel/expiry; extra goes into the history and audit.
 func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, extra map[string]any) (store.Deployment, error) {
 	var d store.Deployment
-	var send string
+	var send *deleteCall
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		cur, err := store.LockDeployment(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -582,9 +585,9 @@ func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, ex
 				reason = fmt.Sprintf("node %s is offline; the deployment is removed when the node reconnects", cur.NodeName)
 				detail["pending"] = true
 			} else {
-				send = protocol.TypeDelete
+				send = &protocol.CallDelete
 				if verb == "cancel" || cur.Status == store.DeploymentDeploying || cur.Status == store.DeploymentPending {
-					send = protocol.TypeCancel
+					send = &protocol.CallCancel
 				}
 			}
 			if err := store.MarkDeploymentDeleting(ctx, tx, id, !online, reason); err != nil {
@@ -608,9 +611,9 @@ func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, ex
 	if err != nil {
 		return d, err
 	}
-	if send != "" {
+	if send != nil {
 		s.dl.mu.Lock()
-		s.dl.typ[id] = send
+		s.dl.typ[id] = *send
 		s.dl.mu.Unlock()
 	}
 	s.wake()

@@ -16,12 +16,12 @@ import (
 // logsOpenTimeout bounds the wait for an agent to accept a logs stream.
 const logsOpenTimeout = 5 * time.Second
 
-// Streamer opens a request whose reply is followed by stream frames
-// (ReplyTo = the request id), e.g. logs.open → logs.data. Frames arrive on
-// the channel until stop is called, ctx ends or the connection drops (the
-// channel is then closed).
+// Streamer opens a logs stream: logs.open, whose reply is followed by
+// logs.data frames (ReplyTo = the request id). Frames arrive on the channel
+// until stop is called, ctx ends or the connection drops (the channel is
+// then closed).
 type Streamer interface {
-	OpenStream(ctx context.Context, nodeID int64, typ string, body any) (frames <-chan protocol.Envelope, stop func(), err error)
+	OpenLogs(ctx context.Context, nodeID int64, req protocol.LogsOpen) (frames <-chan protocol.Envelope, stop func(), err error)
 }
 
 // LogsRequest says which lines of a service's log to stream: the last Tail
@@ -66,7 +66,7 @@ func (s *Service) Logs(ctx context.Context, d store.Deployment, r LogsRequest, f
 	// Opening waits for the agent's answer, but not for long: a node behind
 	// a half-open link must not hold the request.
 	octx, ocancel := context.WithTimeout(ctx, logsOpenTimeout)
-	frames, stop, err := st.OpenStream(octx, *d.NodeID, protocol.TypeLogsOpen, protocol.LogsOpen{DeploymentID: d.ID, Service: service, Tail: r.Tail, Follow: r.Follow, Timestamps: r.Timestamps})
+	frames, stop, err := st.OpenLogs(octx, *d.NodeID, protocol.LogsOpen{DeploymentID: d.ID, Service: service, Tail: r.Tail, Follow: r.Follow, Timestamps: r.Timestamps})
 	ocancel()
 	if err != nil {
 		var re *protocol.RemoteError

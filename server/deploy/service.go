@@ -40,8 +40,9 @@ var System = Actor{Name: "system"}
 
 // Agents sends requests to node agents (server/agents).
 type Agents interface {
-	// Request sends a request to the node's agent and waits for its reply.
-	Request(ctx context.Context, nodeID int64, typ string, body, out any) error
+	// Node is the node's agent, for the typed calls of package protocol
+	// (protocol.CallDeploy.Do(ctx, a.Node(id), req)).
+	Node(nodeID int64) protocol.Requester
 	// Connected reports whether the node's agent is connected now.
 	Connected(nodeID int64) bool
 }
@@ -178,13 +179,17 @@ var errNoManager = errors.New("no agent connection manager")
 // connected reports whether the node's agent is reachable now.
 func (s *Service) connected(nodeID int64) bool { return s.Agents != nil && s.Agents.Connected(nodeID) }
 
-func (s *Service) request(ctx context.Context, nodeID int64, typ string, body any) error {
+// deleteCall is protocol.CallDelete or protocol.CallCancel.
+type deleteCall = protocol.Call[protocol.DeleteRequest, protocol.Empty]
+
+// request runs call against the node's agent within RequestTimeout.
+func (s *Service) request(ctx context.Context, nodeID int64, call func(ctx context.Context, r protocol.Requester) error) error {
 	if s.Agents == nil {
 		return errNoManager
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.RequestTimeout)
 	defer cancel()
-	return s.Agents.Request(ctx, nodeID, typ, body, nil)
+	return call(ctx, s.Agents.Node(nodeID))
 }
 
 // isRemote reports whether err is the agent refusing the request (as

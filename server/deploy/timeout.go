@@ -37,7 +37,10 @@ func (s *Service) FailOverdue(ctx context.Context) (int, error) {
 		if !s.connected(*o.NodeID) {
 			continue
 		}
-		err := s.request(ctx, *o.NodeID, protocol.TypeCancel, protocol.DeleteRequest{DeploymentID: o.ID, FailReason: reason})
+		err := s.request(ctx, *o.NodeID, func(ctx context.Context, r protocol.Requester) error {
+			_, err := protocol.CallCancel.Do(ctx, r, protocol.DeleteRequest{DeploymentID: o.ID, FailReason: reason})
+			return err
+		})
 		switch {
 		case err == nil:
 			n++

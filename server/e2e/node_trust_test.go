@@ -299,8 +299,8 @@ func TestSecondCallerCannotTakeOverTheAgent(t *testing.T) {
 	defer icancel()
 	intruder := protocol.NewPeer(conn, "x", func(context.Context, *protocol.Peer, protocol.Envelope) {})
 	go intruder.Run(ictx) //nolint:errcheck
-	var hello protocol.HelloReply
-	if err := intruder.Request(ictx, protocol.TypeHello, protocol.HelloRequest{ProtocolVersion: protocol.Version, LivenessMs: 600000}, &hello); err != nil {
+	_, err := protocol.CallHello.Do(ictx, intruder, protocol.HelloRequest{ProtocolVersion: protocol.Version, LivenessMs: 600000})
+	if err != nil {
 		t.Fatalf("intruder hello: %v", err)
 	}
 
