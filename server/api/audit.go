@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -18,35 +17,6 @@ func actor(c echo.Context) store.Actor {
 		a = store.UserActor(p.UserID, p.Username, a.ClientAddr)
 	}
 	return a
-}
-
-// NewAudit returns an audit entry for the current request with the actor
-// (the authenticated caller) and client address filled in. Set ProjectID /
-// EnvironmentID on it when the target belongs to one (users then see the
-// entry too), and record it with store.RecordAudit inside your transaction.
-// targetID is formatted with fmt.Sprint (nil = ""). detail must never hold
-// secret values.
-func NewAudit(c echo.Context, action, targetType string, targetID any, detail any) store.AuditEntry {
-	e := store.AuditEntry{Action: action, TargetType: targetType, ClientAddr: ClientAddr(c), Detail: detail}
-	if targetID != nil {
-		e.TargetID = fmt.Sprint(targetID)
-	}
-	if p := PrincipalFrom(c); p != nil {
-		id := p.UserID
-		e.ActorID, e.ActorName = &id, p.Username
-	}
-	return e
-}
-
-// Audit records an action of the current request on the pool, on routes
-// behind RequireUser (use NewAudit + store.RecordAudit to record inside a
-// transaction, or to set the project or environment of the target).
-func Audit(c echo.Context, action, targetType string, targetID any, detail any) error {
-	a, err := authorizer(c)
-	if err != nil {
-		return err
-	}
-	return store.RecordAudit(c.Request().Context(), a.Store.Pool, NewAudit(c, action, targetType, targetID, detail))
 }
 
 func registerAudit(g *echo.Group, d *Deps) {

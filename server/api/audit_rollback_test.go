@@ -146,3 +146,57 @@ func nodeRow(t *testing.T, env *apitest.Env, id int64) string {
 	}
 	return s
 }
+
+// catalogState is every catalog table's content as one string.
+func catalogState(t *testing.T, env *apitest.Env) string {
+	t.Helper()
+	var out string
+	for _, tbl := range []string{"registries", "services", "plugins", "secrets", "projects", "environments", "pipeline_versions"} {
+		var s string
+		err := env.Store.Pool.QueryRow(context.Background(),
+			"SELECT coalesce(md5(string_agg(x::text, ',' ORDER BY x.id)), '') FROM "+tbl+" x").Scan(&s)
+		if err != nil {
+			t.Fatalf("%s: %v", tbl, err)
+		}
+		out += tbl + "=" + s + " "
+	}
+	return out
+}
+
+// Catalog writes whose audit entry cannot be written change nothing.
+func TestFailedAuditChangesNothingCatalog(t *testing.T) {
+	env := apitest.New(t)
+	ids := catalogFixture(t, env)
+	adm := env.Admin
+	before := catalogState(t, env)
+	storetest.FailAudit(t, env.Store, "%")
+
+	for _, w := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", apitest.Path("/registries"), map[string]any{"name": "r2", "url": "http://127.0.0.1:1"}},
+		{"PUT", apitest.Path("/registries/1"), map[string]any{"name": "renamed", "url": "http://127.0.0.1:2"}},
+		{"POST", apitest.Path("/services"), map[string]any{"name": "redis", "registry_id": 1, "image": "library/redis", "tag_mode": "pinned", "tag": "7"}},
+		{"DELETE", apitest.Path("/services/%d", ids["backend-api"]), nil},
+		{"POST", apitest.Path("/plugins"), map[string]any{"name": "p2", "registry_id": 1, "image": "x/p2", "tag": "v1", "docker_socket": true}},
+		{"DELETE", apitest.Path("/plugins/%d", ids["postgres-create-db"]), nil},
+		{"POST", apitest.Path("/secrets"), map[string]any{"name": "other", "value": "v"}},
+		{"PUT", apitest.Path("/secrets/%d", ids["db_password"]), map[string]any{"value": "changed"}},
+		{"DELETE", apitest.Path("/secrets/%d", ids["db_password"]), nil},
+		{"POST", apitest.Path("/projects"), map[string]any{"name": "blog", "cpu": 1, "memory_mb": 512}},
+		{"PUT", apitest.Path("/projects/%d", ids["shop"]), map[string]any{"name": "shop2", "cpu": 1, "memory_mb": 512}},
+		{"DELETE", apitest.Path("/projects/%d", ids["shop"]), nil},
+		{"POST", apitest.Path("/environments"), map[string]any{"name": "prod", "base_domain": "prod.example.com", "default_ttl": "1h"}},
+		{"PUT", apitest.Path("/environments/%d", ids["qa"]), map[string]any{"name": "qa2", "base_domain": "qa2.example.com", "default_ttl": "1h"}},
+		{"DELETE", apitest.Path("/environments/%d", ids["qa"]), nil},
+		{"PUT", apitest.Path("/projects/%d/pipeline", ids["shop"]), designGraph},
+	} {
+		if r := adm.Do(w.method, w.path, w.body); r.Status != 500 {
+			t.Errorf("%s %s: %d %s, want 500", w.method, w.path, r.Status, r.Body)
+		}
+	}
+	if after := catalogState(t, env); after != before {
+		t.Errorf("catalog changed although every audit entry failed:\n before %s\n after  %s", before, after)
+	}
+}

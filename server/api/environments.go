@@ -1,15 +1,12 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
-	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
@@ -99,7 +96,7 @@ func (r environmentRequest) input() (store.EnvironmentInput, error) {
 		}
 		in.DefaultTTLSeconds = int64(ttl / time.Second)
 	}
-	return in, catalog.ValidateEnvironment(in)
+	return in, nil
 }
 
 // seeEnvironment answers 404 unless the caller may see the environment:
@@ -142,12 +139,6 @@ func (d *Deps) getEnvironment(c echo.Context) error {
 	return d.renderEnvironment(c, http.StatusOK, e)
 }
 
-func environmentAudit(c echo.Context, action string, e store.Environment) store.AuditEntry {
-	a := NewAudit(c, action, "environment", e.ID, map[string]any{"name": e.Name})
-	a.EnvironmentID = &e.ID
-	return a
-}
-
 func (d *Deps) createEnvironment(c echo.Context) error {
 	var req environmentRequest
 	if err := Bind(c, &req); err != nil {
@@ -157,17 +148,9 @@ func (d *Deps) createEnvironment(c echo.Context) error {
 	if err != nil {
 		return catalogError(err)
 	}
-	var out store.Environment
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		e, err := store.CreateEnvironment(ctx, tx, in)
-		if err != nil {
-			return err
-		}
-		out = e
-		return store.RecordAudit(ctx, tx, environmentAudit(c, "environment.create", e))
-	})
+	out, err := d.Catalog.CreateEnvironment(c.Request().Context(), actor(c), in)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return d.renderEnvironment(c, http.StatusCreated, out)
 }
@@ -185,17 +168,9 @@ func (d *Deps) updateEnvironment(c echo.Context) error {
 	if err != nil {
 		return catalogError(err)
 	}
-	var out store.Environment
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		e, err := store.UpdateEnvironment(ctx, tx, id, in)
-		if err != nil {
-			return err
-		}
-		out = e
-		return store.RecordAudit(ctx, tx, environmentAudit(c, "environment.update", e))
-	})
+	out, err := d.Catalog.UpdateEnvironment(c.Request().Context(), actor(c), id, in)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return d.renderEnvironment(c, http.StatusOK, out)
 }
@@ -205,18 +180,8 @@ func (d *Deps) deleteEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		e, err := store.DeleteEnvironment(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		// The environment is gone: leave the entry admin-only.
-		a := environmentAudit(c, "environment.delete", e)
-		a.EnvironmentID = nil
-		return store.RecordAudit(ctx, tx, a)
-	})
-	if err != nil {
-		return err
+	if err := d.Catalog.DeleteEnvironment(c.Request().Context(), actor(c), id); err != nil {
+		return catalogError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

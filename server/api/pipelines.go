@@ -1,12 +1,10 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/pipeline"
@@ -84,21 +82,11 @@ func (d *Deps) putPipeline(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var out pipelineResponse
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		v, order, err := d.Catalog.SavePipeline(ctx, tx, id, raw, actorID(c))
-		if err != nil {
-			return err
-		}
-		out = pipelineResponse{PipelineVersion: v, Order: order}
-		a := NewAudit(c, "pipeline.save", "project", id, map[string]any{"version": v.Version, "plugin_pins": v.PluginPins})
-		a.ProjectID = &id
-		return store.RecordAudit(ctx, tx, a)
-	})
+	v, order, err := d.Catalog.SavePipeline(c.Request().Context(), actor(c), id, raw)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, pipelineResponse{PipelineVersion: v, Order: order})
 }
 
 // dryRunPipeline: POST /projects/{id}/pipeline/dry-run with a graph → 200

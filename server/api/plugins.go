@@ -6,10 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
-	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -115,27 +113,9 @@ func (d *Deps) createPlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var out store.Plugin
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		if err := catalog.ValidatePlugin(ctx, tx, in); err != nil {
-			return err
-		}
-		p, err := store.CreatePlugin(ctx, tx, in)
-		if err != nil {
-			return err
-		}
-		out = p
-		if err := store.RecordAudit(ctx, tx, NewAudit(c, "plugin.create", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag, "docker_socket": p.DockerSocket})); err != nil {
-			return err
-		}
-		if p.DockerSocket {
-			// Granting root on the nodes gets its own entry.
-			return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.docker_socket", "plugin", p.ID, map[string]any{"name": p.Name, "enabled": true}))
-		}
-		return nil
-	})
+	out, err := d.Catalog.CreatePlugin(c.Request().Context(), actor(c), in)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	d.pluginsChanged()
 	return c.JSON(http.StatusCreated, pluginOut(out))
@@ -154,31 +134,9 @@ func (d *Deps) updatePlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var out store.Plugin
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		if err := catalog.ValidatePlugin(ctx, tx, in); err != nil {
-			return err
-		}
-		old, err := store.GetPlugin(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		p, err := store.UpdatePlugin(ctx, tx, id, in)
-		if err != nil {
-			return err
-		}
-		out = p
-		if err := store.RecordAudit(ctx, tx, NewAudit(c, "plugin.update", "plugin", p.ID, map[string]any{"name": p.Name, "image": p.Image + ":" + p.Tag, "docker_socket": p.DockerSocket})); err != nil {
-			return err
-		}
-		if old.DockerSocket != p.DockerSocket {
-			// Granting or taking away root on the nodes gets its own entry.
-			return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.docker_socket", "plugin", p.ID, map[string]any{"name": p.Name, "enabled": p.DockerSocket}))
-		}
-		return nil
-	})
+	out, err := d.Catalog.UpdatePlugin(c.Request().Context(), actor(c), id, in)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	d.pluginsChanged()
 	return c.JSON(http.StatusOK, pluginOut(out))
@@ -189,15 +147,8 @@ func (d *Deps) deletePlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		p, err := store.DeletePlugin(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		return store.RecordAudit(ctx, tx, NewAudit(c, "plugin.delete", "plugin", p.ID, map[string]any{"name": p.Name}))
-	})
-	if err != nil {
-		return err
+	if err := d.Catalog.DeletePlugin(c.Request().Context(), actor(c), id); err != nil {
+		return catalogError(err)
 	}
 	d.pluginsChanged()
 	return c.NoContent(http.StatusNoContent)

@@ -1,16 +1,13 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
-	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -86,7 +83,7 @@ func (r projectRequest) input() (store.ProjectInput, error) {
 		}
 		in.DeployTimeoutSeconds = int64(dt / time.Second)
 	}
-	return in, catalog.ValidateProject(in)
+	return in, nil
 }
 
 // seeProject answers 404 unless the caller may see the project: admins,
@@ -133,12 +130,6 @@ func (d *Deps) getProject(c echo.Context) error {
 	return renderProject(c, http.StatusOK, p)
 }
 
-func projectAudit(c echo.Context, action string, p store.Project) store.AuditEntry {
-	a := NewAudit(c, action, "project", p.ID, map[string]any{"name": p.Name})
-	a.ProjectID = &p.ID
-	return a
-}
-
 func (d *Deps) createProject(c echo.Context) error {
 	var req projectRequest
 	if err := Bind(c, &req); err != nil {
@@ -148,17 +139,9 @@ func (d *Deps) createProject(c echo.Context) error {
 	if err != nil {
 		return catalogError(err)
 	}
-	var out store.Project
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		p, err := store.CreateProject(ctx, tx, in)
-		if err != nil {
-			return err
-		}
-		out = p
-		return store.RecordAudit(ctx, tx, projectAudit(c, "project.create", p))
-	})
+	out, err := d.Catalog.CreateProject(c.Request().Context(), actor(c), in)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return renderProject(c, http.StatusCreated, out)
 }
@@ -176,20 +159,9 @@ func (d *Deps) updateProject(c echo.Context) error {
 	if err != nil {
 		return catalogError(err)
 	}
-	var out store.Project
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		p, err := store.UpdateProject(ctx, tx, id, in)
-		if err != nil {
-			return err
-		}
-		if err := d.Catalog.CheckBudget(ctx, tx, p); err != nil {
-			return err
-		}
-		out = p
-		return store.RecordAudit(ctx, tx, projectAudit(c, "project.update", p))
-	})
+	out, err := d.Catalog.UpdateProject(c.Request().Context(), actor(c), id, in)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return renderProject(c, http.StatusOK, out)
 }
@@ -199,17 +171,8 @@ func (d *Deps) deleteProject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		p, err := store.DeleteProject(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		a := projectAudit(c, "project.delete", p)
-		a.ProjectID = nil // the project is gone: admin-only entry
-		return store.RecordAudit(ctx, tx, a)
-	})
-	if err != nil {
-		return err
+	if err := d.Catalog.DeleteProject(c.Request().Context(), actor(c), id); err != nil {
+		return catalogError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/catalog"
@@ -69,21 +68,6 @@ func catalogError(err error) error {
 		}
 	}
 	return err
-}
-
-// tx runs fn in a transaction and maps catalog errors.
-func (d *Deps) catalogTx(c echo.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
-	ctx := c.Request().Context()
-	return catalogError(d.Store.Tx(ctx, func(tx pgx.Tx) error { return fn(ctx, tx) }))
-}
-
-// actorID is the calling user's id for updated_by / created_by columns.
-func actorID(c echo.Context) *int64 {
-	if p := PrincipalFrom(c); p != nil {
-		id := p.UserID
-		return &id
-	}
-	return nil
 }
 
 // pageOf renders a page of an in-memory list (catalog lists are small).
@@ -149,18 +133,9 @@ func (d *Deps) createRegistry(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	var out store.Registry
-	err := d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		r, err := d.Catalog.CreateRegistry(ctx, tx, req.input())
-		if err != nil {
-			return err
-		}
-		out = r
-		return store.RecordAudit(ctx, tx, NewAudit(c, "registry.create", "registry", r.ID,
-			map[string]any{"name": r.Name, "url": r.URL, "username": r.Username, "password_set": r.HasPassword}))
-	})
+	out, err := d.Catalog.CreateRegistry(c.Request().Context(), actor(c), req.input())
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return c.JSON(http.StatusCreated, out)
 }
@@ -174,18 +149,9 @@ func (d *Deps) updateRegistry(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	var out store.Registry
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		r, err := d.Catalog.UpdateRegistry(ctx, tx, id, req.input())
-		if err != nil {
-			return err
-		}
-		out = r
-		return store.RecordAudit(ctx, tx, NewAudit(c, "registry.update", "registry", r.ID,
-			map[string]any{"name": r.Name, "url": r.URL, "username": r.Username, "password_changed": req.Password != nil}))
-	})
+	out, err := d.Catalog.UpdateRegistry(c.Request().Context(), actor(c), id, req.input())
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -195,15 +161,8 @@ func (d *Deps) deleteRegistry(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		r, err := store.DeleteRegistry(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		return store.RecordAudit(ctx, tx, NewAudit(c, "registry.delete", "registry", r.ID, map[string]any{"name": r.Name}))
-	})
-	if err != nil {
-		return err
+	if err := d.Catalog.DeleteRegistry(c.Request().Context(), actor(c), id); err != nil {
+		return catalogError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

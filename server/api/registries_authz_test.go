@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -100,7 +98,7 @@ func init() {
 		must(err)
 		f.Set("catalog_project", p.ID)
 		g, _ := json.Marshal(map[string]any{"nodes": []map[string]any{{"id": "web", "kind": "service", "service": sv2.Name}}, "edges": [][2]string{}})
-		must(f.Env.Store.Tx(ctx, func(tx pgx.Tx) error {
+		must(f.Env.Store.InTx(ctx, func(tx *store.Store) error {
 			v, err := store.InsertPipelineVersion(ctx, tx, f.Project, g, nil, nil)
 			f.Set("catalog_version", v.Version)
 			return err

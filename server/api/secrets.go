@@ -1,11 +1,9 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/store"
@@ -83,28 +81,14 @@ func (d *Deps) getSecret(c echo.Context) error {
 	return c.JSON(http.StatusOK, s)
 }
 
-func secretAudit(c echo.Context, action string, s store.Secret) store.AuditEntry {
-	e := NewAudit(c, action, "secret", s.ID, map[string]any{"name": s.Name, "scope": s.Scope})
-	e.ProjectID = s.ProjectID
-	return e
-}
-
 func (d *Deps) createSecret(c echo.Context) error {
 	var req secretCreateRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	var out store.Secret
-	err := d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		s, err := d.Catalog.CreateSecret(ctx, tx, req.Name, req.ProjectID, req.Value, actorID(c))
-		if err != nil {
-			return err
-		}
-		out = s
-		return store.RecordAudit(ctx, tx, secretAudit(c, "secret.create", s))
-	})
+	out, err := d.Catalog.CreateSecret(c.Request().Context(), actor(c), req.Name, req.ProjectID, req.Value)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return c.JSON(http.StatusCreated, out)
 }
@@ -118,17 +102,9 @@ func (d *Deps) updateSecret(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	var out store.Secret
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		s, err := d.Catalog.SetSecret(ctx, tx, id, req.Value, actorID(c))
-		if err != nil {
-			return err
-		}
-		out = s
-		return store.RecordAudit(ctx, tx, secretAudit(c, "secret.update", s))
-	})
+	out, err := d.Catalog.SetSecret(c.Request().Context(), actor(c), id, req.Value)
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -138,15 +114,8 @@ func (d *Deps) deleteSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		s, err := store.DeleteSecret(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		return store.RecordAudit(ctx, tx, secretAudit(c, "secret.delete", s))
-	})
-	if err != nil {
-		return err
+	if err := d.Catalog.DeleteSecret(c.Request().Context(), actor(c), id); err != nil {
+		return catalogError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -1,14 +1,11 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/protocol"
-	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -65,21 +62,9 @@ func (d *Deps) createService(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	var out store.Service
-	err := d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		in := req.input()
-		if err := catalog.ValidateService(ctx, tx, in); err != nil {
-			return err
-		}
-		sv, err := store.CreateService(ctx, tx, in)
-		if err != nil {
-			return err
-		}
-		out = sv
-		return store.RecordAudit(ctx, tx, NewAudit(c, "service.create", "service", sv.ID, map[string]any{"name": sv.Name, "image": sv.Image}))
-	})
+	out, err := d.Catalog.CreateService(c.Request().Context(), actor(c), req.input())
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return c.JSON(http.StatusCreated, out)
 }
@@ -93,21 +78,9 @@ func (d *Deps) updateService(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	var out store.Service
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		in := req.input()
-		if err := catalog.ValidateService(ctx, tx, in); err != nil {
-			return err
-		}
-		sv, err := store.UpdateService(ctx, tx, id, in)
-		if err != nil {
-			return err
-		}
-		out = sv
-		return store.RecordAudit(ctx, tx, NewAudit(c, "service.update", "service", sv.ID, map[string]any{"name": sv.Name, "image": sv.Image}))
-	})
+	out, err := d.Catalog.UpdateService(c.Request().Context(), actor(c), id, req.input())
 	if err != nil {
-		return err
+		return catalogError(err)
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -117,15 +90,8 @@ func (d *Deps) deleteService(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = d.catalogTx(c, func(ctx context.Context, tx pgx.Tx) error {
-		sv, err := store.DeleteService(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		return store.RecordAudit(ctx, tx, NewAudit(c, "service.delete", "service", sv.ID, map[string]any{"name": sv.Name}))
-	})
-	if err != nil {
-		return err
+	if err := d.Catalog.DeleteService(c.Request().Context(), actor(c), id); err != nil {
+		return catalogError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }

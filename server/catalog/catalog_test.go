@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/internal/testutil"
@@ -46,10 +45,18 @@ func newCatalog(t *testing.T, st *store.Store, current string, old ...string) *c
 	return catalog.New(st, box, zerolog.Nop())
 }
 
-func tx(t *testing.T, st *store.Store, fn func(ctx context.Context, tx pgx.Tx) error) {
+func tx(t *testing.T, st *store.Store, fn func(ctx context.Context, tx *store.Store) error) {
 	t.Helper()
 	ctx := testutil.Context(t, 30*time.Second)
-	if err := st.Tx(ctx, func(tx pgx.Tx) error { return fn(ctx, tx) }); err != nil {
+	if err := st.InTx(ctx, func(tx *store.Store) error { return fn(ctx, tx) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// do runs fn on st outside a transaction (the catalog's writes open their own).
+func do(t *testing.T, st *store.Store, fn func(ctx context.Context, st *store.Store) error) {
+	t.Helper()
+	if err := fn(testutil.Context(t, 30*time.Second), st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -76,8 +83,8 @@ func newWorld(t *testing.T) *world {
 	w.reg.Push(t, ref, "demo/web", "v1.0.0", "v1.1.0", "features-login")
 
 	pw := regPass
-	tx(t, st, func(ctx context.Context, tx pgx.Tx) error {
-		r, err := w.cat.CreateRegistry(ctx, tx, catalog.RegistryInput{
+	do(t, st, func(ctx context.Context, tx *store.Store) error {
+		r, err := w.cat.CreateRegistry(ctx, store.SystemActor, catalog.RegistryInput{
 			RegistryInput: store.RegistryInput{Name: "private", URL: "http://" + w.reg.Host, Username: regUser}, Password: &pw})
 		if err != nil {
 			return err
@@ -104,16 +111,16 @@ func newWorld(t *testing.T) *world {
 			return err
 		}
 		w.projectID = p.ID
-		if _, err := w.cat.CreateSecret(ctx, tx, "db_password", nil, dbPass, nil); err != nil {
+		if _, err := w.cat.CreateSecret(ctx, store.SystemActor, "db_password", nil, dbPass); err != nil {
 			return err
 		}
-		if _, err := w.cat.CreateSecret(ctx, tx, "api_key", nil, "global-api-key", nil); err != nil {
+		if _, err := w.cat.CreateSecret(ctx, store.SystemActor, "api_key", nil, "global-api-key"); err != nil {
 			return err
 		}
-		if _, err := w.cat.CreateSecret(ctx, tx, "api_key", &p.ID, apiKey, nil); err != nil {
+		if _, err := w.cat.CreateSecret(ctx, store.SystemActor, "api_key", &p.ID, apiKey); err != nil {
 			return err
 		}
-		if _, err := w.cat.CreateSecret(ctx, tx, "unused", nil, "never-sent", nil); err != nil {
+		if _, err := w.cat.CreateSecret(ctx, store.SystemActor, "unused", nil, "never-sent"); err != nil {
 			return err
 		}
 		return nil
@@ -123,8 +130,8 @@ func newWorld(t *testing.T) *world {
 		{"id":"mkdb","kind":"component","plugin":"create-db","params":{"host":"db"}},
 		{"id":"api","kind":"service","service":"web","port":8080,"ingress":true,"env":{"DB":"${steps.mkdb.outputs.url}","KEY":"${secrets.api_key}"}}],
 	  "edges":[["db","mkdb"],["mkdb","api"]]}`
-	tx(t, st, func(ctx context.Context, tx pgx.Tx) error {
-		v, order, err := w.cat.SavePipeline(ctx, tx, w.projectID, []byte(graph), nil)
+	do(t, st, func(ctx context.Context, _ *store.Store) error {
+		v, order, err := w.cat.SavePipeline(ctx, store.SystemActor, w.projectID, []byte(graph))
 		if err != nil {
 			return err
 		}
@@ -229,7 +236,7 @@ func TestResolveAndCheckTags(t *testing.T) {
 	}
 
 	// A later plugin change does not alter the saved version's pinned image.
-	tx(t, w.st, func(ctx context.Context, tx pgx.Tx) error {
+	tx(t, w.st, func(ctx context.Context, tx *store.Store) error {
 		p, err := store.GetPlugin(ctx, tx, w.pluginID)
 		if err != nil {
 			return err
@@ -262,7 +269,7 @@ func TestRotateKeyKeepsEveryValueReadable(t *testing.T) {
 	// A node token sealed the way the agent connection manager does.
 	var nodeID int64
 	nodeToken := "node-token-value-55a"
-	tx(t, w.st, func(ctx context.Context, tx pgx.Tx) error {
+	tx(t, w.st, func(ctx context.Context, tx *store.Store) error {
 		e, err := store.CreateEnvironment(ctx, tx, store.EnvironmentInput{Name: "qa", BaseDomain: "qa.test", DefaultTTLSeconds: 3600})
 		if err != nil {
 			return err

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/registry"
@@ -118,11 +116,11 @@ func withShares(err error, g protocol.Graph, project store.Project, plugins map[
 	return p
 }
 
-// SavePipeline validates a graph and stores it as the project's next
+// savePipeline validates a graph and stores it as the project's next
 // immutable version, pinning the image reference of every plugin it uses.
 // It returns the version and the execution order; invalid graphs give
 // pipeline.Problems.
-func (c *Catalog) SavePipeline(ctx context.Context, tx pgx.Tx, projectID int64, raw []byte, actor *int64) (store.PipelineVersion, []string, error) {
+func (c *Catalog) savePipeline(ctx context.Context, tx *store.Store, projectID int64, raw []byte, actor *int64) (store.PipelineVersion, []string, error) {
 	project, err := store.LockProject(ctx, tx, projectID)
 	if err != nil {
 		return store.PipelineVersion{}, nil, err

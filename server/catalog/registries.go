@@ -16,9 +16,9 @@ type RegistryInput struct {
 	Password *string
 }
 
-// CreateRegistry validates and inserts a registry, sealing its password
+// createRegistry validates and inserts a registry, sealing its password
 // with associated data "registry:<id>".
-func (c *Catalog) CreateRegistry(ctx context.Context, q store.Querier, in RegistryInput) (store.Registry, error) {
+func (c *Catalog) createRegistry(ctx context.Context, q store.Querier, in RegistryInput) (store.Registry, error) {
 	if err := ValidateRegistry(in.RegistryInput, in.Password); err != nil {
 		return store.Registry{}, err
 	}
@@ -35,8 +35,8 @@ func (c *Catalog) CreateRegistry(ctx context.Context, q store.Querier, in Regist
 	return r, nil
 }
 
-// UpdateRegistry validates and updates a registry.
-func (c *Catalog) UpdateRegistry(ctx context.Context, q store.Querier, id int64, in RegistryInput) (store.Registry, error) {
+// updateRegistry validates and updates a registry.
+func (c *Catalog) updateRegistry(ctx context.Context, q store.Querier, id int64, in RegistryInput) (store.Registry, error) {
 	if err := ValidateRegistry(in.RegistryInput, in.Password); err != nil {
 		return store.Registry{}, err
 	}

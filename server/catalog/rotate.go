@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
 )
@@ -24,7 +22,7 @@ type RotateReport struct {
 // error naming the row.
 func RotateKeys(ctx context.Context, st *store.Store, box *secretbox.Box) (RotateReport, error) {
 	rep := RotateReport{Reencrypted: map[string]int{}}
-	err := st.Tx(ctx, func(tx pgx.Tx) error {
+	err := st.InTx(ctx, func(tx *store.Store) error {
 		rows, err := store.LockSealedValues(ctx, tx)
 		if err != nil {
 			return err

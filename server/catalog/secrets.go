@@ -7,9 +7,9 @@ import (
 	"github.com/nullops/nullops/server/store"
 )
 
-// CreateSecret validates and stores a new secret, sealed with associated
+// createSecret validates and stores a new secret, sealed with associated
 // data "secret:<id>". projectID nil makes it global.
-func (c *Catalog) CreateSecret(ctx context.Context, q store.Querier, name string, projectID *int64, value string, actor *int64) (store.Secret, error) {
+func (c *Catalog) createSecret(ctx context.Context, q store.Querier, name string, projectID *int64, value string, actor *int64) (store.Secret, error) {
 	if err := ValidateSecret(name, &value); err != nil {
 		return store.Secret{}, err
 	}
@@ -22,27 +22,27 @@ func (c *Catalog) CreateSecret(ctx context.Context, q store.Querier, name string
 	if err != nil {
 		return store.Secret{}, err
 	}
-	if err := c.setSecret(ctx, q, id, value, actor); err != nil {
+	if err := c.sealSecret(ctx, q, id, value, actor); err != nil {
 		return store.Secret{}, err
 	}
 	return store.GetSecret(ctx, q, id)
 }
 
-// SetSecret replaces a secret's value.
-func (c *Catalog) SetSecret(ctx context.Context, q store.Querier, id int64, value string, actor *int64) (store.Secret, error) {
+// setSecret replaces a secret's value.
+func (c *Catalog) setSecret(ctx context.Context, q store.Querier, id int64, value string, actor *int64) (store.Secret, error) {
 	if len(value) > MaxSecretBytes {
 		return store.Secret{}, Invalid{"value": fmt.Sprintf("at most %d bytes", MaxSecretBytes)}
 	}
 	if _, err := store.GetSecret(ctx, q, id); err != nil {
 		return store.Secret{}, err
 	}
-	if err := c.setSecret(ctx, q, id, value, actor); err != nil {
+	if err := c.sealSecret(ctx, q, id, value, actor); err != nil {
 		return store.Secret{}, err
 	}
 	return store.GetSecret(ctx, q, id)
 }
 
-func (c *Catalog) setSecret(ctx context.Context, q store.Querier, id int64, value string, actor *int64) error {
+func (c *Catalog) sealSecret(ctx context.Context, q store.Querier, id int64, value string, actor *int64) error {
 	enc, keyID, err := c.Box.Seal([]byte(value), secretAAD(id))
 	if err != nil {
 		return fmt.Errorf("seal secret: %w", err)
