@@ -32,6 +32,7 @@ const pluginsPage = lazy(() => import('./pages/admin/plugins.js'), 'pluginsPage'
 const secretsPage = lazy(() => import('./pages/admin/secrets.js'), 'secretsPage');
 const environmentsPage = lazy(() => import('./pages/admin/environments.js'), 'environmentsPage');
 const environmentPage = lazy(() => import('./pages/admin/environments.js'), 'environmentPage');
+const fleetPage = lazy(() => import('./pages/admin/fleet.js'), 'fleetPage');
 const projectsPage = lazy(() => import('./pages/admin/projects.js'), 'projectsPage');
 const projectPage = lazy(() => import('./pages/admin/projects.js'), 'projectPage');
 const pipelinePage = lazy(() => import('./pages/admin/pipeline.js'), 'pipelinePage');
@@ -44,6 +45,7 @@ const userLinks = [['/deployments', 'Deployments']];
 const adminLinks = [
   ['/admin/projects', 'Projects'],
   ['/admin/environments', 'Environments'],
+  ['/admin/nodes', 'Nodes'],
   ['/admin/registries', 'Registries'],
   ['/admin/services', 'Services'],
   ['/admin/plugins', 'Plugins'],
@@ -134,6 +136,7 @@ function boot() {
   route('/admin/secrets', adminOnly(secretsPage));
   route('/admin/environments', adminOnly(environmentsPage));
   route('/admin/environments/:id', adminOnly(environmentPage));
+  route('/admin/nodes', adminOnly(fleetPage));
   route('/admin/projects', adminOnly(projectsPage));
   route('/admin/projects/:id', adminOnly(projectPage));
   route('/admin/projects/:id/pipeline', adminOnly(pipelinePage));

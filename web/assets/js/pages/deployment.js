@@ -14,6 +14,7 @@ import { renderStatic } from '../editor/graph-view.js';
 import { actionButtons, linkList, links, isDead, copyAllLinks, canManage } from './deploy-common.js';
 import { logPanel } from './deployment-logs.js';
 import { stepsTable, stepDetails } from './deployment-steps.js';
+import { usageSection } from '../usage.js';
 
 export async function deploymentPage({ id }, q = new URLSearchParams()) {
   const actions = h('div', { class: 'actions' });
@@ -47,7 +48,8 @@ export async function deploymentPage({ id }, q = new URLSearchParams()) {
   const servicesBox = h('div');
   const logs = logPanel(id, () => (d.status === 'deleted' ? [] : [...services.values()]), () => [...steps.values()], () => d);
   const historyBox = h('div');
-  stops.push(logs.stop);
+  const usage = usageSection(id, () => d);
+  stops.push(logs.stop, usage.stop);
 
   clear(host,
     head, reasonBox,
@@ -56,6 +58,7 @@ export async function deploymentPage({ id }, q = new URLSearchParams()) {
       h('div', { class: 'graph-scroll' }, graphSvg), stepInfo,
       h('details', { class: 'steps-details', id: 'steps-table', open: true }, h('summary', null, 'Steps, durations and outputs'), stepsBox)),
     h('section', { class: 'card', 'aria-labelledby': 'services-h' }, h('h2', { id: 'services-h' }, 'Services'), servicesBox),
+    usage.el,
     logs.el,
     h('section', { class: 'card', 'aria-labelledby': 'history-h' }, h('h2', { id: 'history-h' }, 'History'), historyBox));
 

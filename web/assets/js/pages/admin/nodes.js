@@ -1,13 +1,15 @@
 // Admin: the nodes of an environment. Adding a node (or rotating its
 // token) shows the agent token once, with the docker run (or
-// docker-compose) command that starts the agent. Status, thumbprints and capacity refresh every few
-// seconds while the page is open.
+// docker-compose) command that starts the agent. Status, thumbprints and
+// reserved vs capacity vs used bars refresh every few seconds while the page
+// is open.
 
 import { h, clear } from '../../dom.js';
 import * as api from '../../api.js';
 import { form } from '../../forms.js';
 import { actionButton } from '../../crud.js';
-import { loading, empty, errorBox, table, badge, modal, announce, formatBytes, timeEl, confirmDialog } from '../../ui.js';
+import { loading, empty, errorBox, table, badge, modal, announce, timeEl, confirmDialog } from '../../ui.js';
+import { nodeBars } from './node-bars.js';
 
 export function nodesSection(envId) {
   const addBtn = h('button', { type: 'button', class: 'primary', id: 'new-node' }, 'Add node');
@@ -41,7 +43,7 @@ export function nodesSection(envId) {
           n.token_revoke_pending ? h('div', { class: 'small', 'data-token-pending': 'revocation' }, badge('revocation pending'),
             ' The agent is told when it next connects; until then it still accepts the revoked token.') : null] },
         { label: 'Thumbprint', render: thumbprint },
-        { label: 'Capacity', render: capacity },
+        { label: 'Reserved / capacity / used', render: capacity },
         { label: 'Agent', render: (n) => [n.agent_version || '—', n.last_seen_at ? h('div', { class: 'muted small' }, 'seen ', timeEl(n.last_seen_at)) : null] },
         { label: 'Actions', class: 'row-actions', render: (n) => actions(n) },
       ], nodes, { caption: 'Nodes', rowAttrs: (n) => ({ 'data-name': n.name }) }));
@@ -156,18 +158,13 @@ function thumbprint(n) {
   return out;
 }
 
+// capacity: reserved vs capacity vs used bars, and the CPU other
+// processes use (what placement counts besides reservations).
 function capacity(n) {
-  const c = n.capacity || {};
   const u = n.usage || {};
-  if (!c.cpus && !c.memory_mb) return h('span', { class: 'muted' }, '—');
-  return [
-    h('div', null, `${c.cpus ?? '?'} CPU, ${formatBytes((c.memory_mb || 0) * 1048576)}`),
-    u.cpu_percent !== undefined || u.memory_used_mb !== undefined
-      ? h('div', { class: 'muted small', title: 'Placement counts CPU reservations, and the CPU other processes use (smoothed) only within the environment\'s CPU overcommit.' },
-        `used ${Number(u.cpu_percent || 0).toFixed(0)}% CPU`
-        + (u.other_cpus ? ` (${Number(u.other_cpus).toFixed(2)} CPU by other processes)` : '')
-        + `, ${formatBytes((u.memory_used_mb || 0) * 1048576)}`) : null,
-  ];
+  return [nodeBars(n),
+    u.other_cpus ? h('div', { class: 'muted small', title: 'Placement counts CPU reservations, and the CPU other processes use (smoothed) only within the environment\'s CPU overcommit.' },
+      `${Number(u.other_cpus).toFixed(2)} CPU used by other processes`) : null];
 }
 
 // channelEvents shows the node's channel history: connections the agent

@@ -1,0 +1,192 @@
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/nullops/nullops/internal/testutil"
+)
+
+// docShot saves a PNG of the element matching sel (the full page for "",
+// what the window shows for "viewport")
+// next to the test's screenshots and, with NULLOPS_DOC_SCREENSHOTS=1, as
+// docs/screenshots/<name>.png (see docs/development.md).
+func (b *browser) docShot(sel, name string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	var png []byte
+	var err error
+	switch sel {
+	case "":
+		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	case "viewport":
+		png, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	default:
+		png, err = chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS(sel)))
+	}
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dirs := []string{filepath.Join(testutil.RepoRoot(b.t), "test-artifacts", "screenshots", b.name)}
+	if os.Getenv("NULLOPS_DOC_SCREENSHOTS") == "1" {
+		dirs = append(dirs, filepath.Join(testutil.RepoRoot(b.t), "docs", "screenshots"))
+	}
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+}
+
+// TestResourceGraphsNodeBarsAndFleet: a running deployment's page draws
+// CPU and memory graphs of its service from the samples the real agent
+// pushed (the points the API has, the latest memory figure as the API has
+// it); the environment page shows the node's reserved vs capacity vs used
+// bars with the deployment's reservation against the capacity the agent
+// advertises (the test agent reports no OS usage, so "used" is 0); the fleet page lists the node with its environment and the
+// same figures, and its reservation drops to zero once the deployment is
+// deleted. It also takes the docs' screenshots (laptop and phone).
+func TestResourceGraphsNodeBarsAndFleet(t *testing.T) {
+	st := newDeploymentStack(t)
+	a := st.Admin
+	// The service takes 32 MiB more memory 25 s after it starts: the
+	// memory graph climbs.
+	pid := a.id("POST", "/projects", map[string]any{"name": "graphs", "cpu": 0.25, "memory_mb": 128}, 201)
+	a.call("PUT", fmt.Sprintf("/projects/%d/pipeline", pid), map[string]any{
+		"nodes": []map[string]any{{"id": "web", "kind": "service", "service": "web", "port": 8080, "ingress": true,
+			"env": map[string]string{"SERVICE_NAME": "web", "ALLOCATE_MB": "32", "ALLOCATE_AFTER": "25s"}}},
+		"edges": [][2]string{},
+	}, 201, nil)
+	depID := a.id("POST", "/deployments", map[string]any{"project_id": pid, "environment_id": st.EnvID, "name": "pr-7",
+		"tags": map[string]string{"web": "v1.0.0"}}, 202)
+
+	b := newBrowser(t, st.URL)
+	b.login(adminUser, stackAdminPass)
+	depPath := fmt.Sprintf("/deployments/%d", depID)
+	b.open(depPath)
+	b.waitFor("running", `(document.querySelector('#dep-status') || {textContent: ''}).textContent.includes('running')`, 3*time.Minute)
+	// Samples are kept one per 15 s; the page polls every 15 s.
+	mem := `svg.usage-svg[data-service="web"][data-metric="memory"]`
+	cpu := `svg.usage-svg[data-service="web"][data-metric="cpu"]`
+	b.waitFor("a memory graph with three points, the last one over 32 MiB", fmt.Sprintf(`(() => { const e = document.querySelector(%q);
+		return !!e && Number(e.dataset.points) >= 3 && Number(e.dataset.last) > 32 * 1048576; })()`, mem), 3*time.Minute)
+	if n := b.count(cpu + " path.usage-line"); n != 1 {
+		t.Errorf("the CPU graph has %d lines, want 1", n)
+	}
+	if d := eval[string](b, fmt.Sprintf(`document.querySelector(%q).getAttribute('d')`, mem+" path.usage-line")); strings.Count(d, "L") < 2 {
+		t.Errorf("the memory line %q does not join the points", d)
+	}
+	var u struct {
+		Services []struct {
+			Service string       `json:"service"`
+			Points  [][3]float64 `json:"points"`
+		} `json:"services"`
+	}
+	a.call("GET", fmt.Sprintf("/deployments/%d/usage", depID), nil, 200, &u)
+	shown := eval[int](b, fmt.Sprintf(`Number(document.querySelector(%q).dataset.points)`, mem))
+	last := eval[float64](b, fmt.Sprintf(`Number(document.querySelector(%q).dataset.last)`, mem))
+	if len(u.Services) != 1 || len(u.Services[0].Points) < shown {
+		t.Fatalf("the page shows %d points, the API has %+v", shown, u.Services)
+	}
+	// The page's newest point is one the API returns (the API may already
+	// have a newer one).
+	found := false
+	for _, p := range u.Services[0].Points {
+		found = found || p[2] == last
+	}
+	if last <= 0 || !found {
+		t.Errorf("the graph's latest memory %v is not among the API's points %v", last, u.Services[0].Points)
+	}
+	if !strings.Contains(b.textOf(`.usage-service[data-service="web"] figcaption`), "now ") {
+		t.Errorf("the graph does not say the current figure: %q", b.textOf(`.usage-service[data-service="web"]`))
+	}
+	b.docShot("", "deployment")
+	b.docShot("#usage", "resource-graph")
+
+	// Environment page: reserved vs capacity vs used bars.
+	bar := func(scope, res string) string {
+		return fmt.Sprintf(`%s tr[data-name="node-1"] .node-bar[data-resource=%q]`, scope, res)
+	}
+	figures := func(sel string) []string {
+		return eval[[]string](b, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? [e.dataset.reserved, e.dataset.capacity, e.dataset.used] : []; })()`, sel))
+	}
+	// What the agent advertises: the configured 4 CPUs and 4096 MB, or
+	// less on a smaller host; no OS usage (--debug.zerousage); shop
+	// reserves 0.25 CPU and 128 MB.
+	var nodes struct {
+		Items []struct {
+			Capacity struct {
+				CPUs     float64 `json:"cpus"`
+				MemoryMB int64   `json:"memory_mb"`
+			} `json:"capacity"`
+		} `json:"items"`
+	}
+	a.call("GET", fmt.Sprintf("/environments/%d/nodes", st.EnvID), nil, 200, &nodes)
+	if len(nodes.Items) != 1 || nodes.Items[0].Capacity.CPUs <= 0 {
+		t.Fatalf("nodes of qa: %+v", nodes)
+	}
+	capCPU, capMem := nodes.Items[0].Capacity.CPUs, nodes.Items[0].Capacity.MemoryMB
+	num := func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+	want := map[string][]string{"cpu": {"0.25", num(capCPU), "0"}, "memory": {"128", num(float64(capMem)), "0"}}
+	b.open(fmt.Sprintf("/admin/environments/%d", st.EnvID))
+	b.waitFor("node bars", fmt.Sprintf(`!!document.querySelector(%q)`, bar("", "memory")), 30*time.Second)
+	for res, w := range want {
+		if got := figures(bar("", res)); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("environment page, %s bar: reserved/capacity/used %v, want %v", res, got, w)
+		}
+	}
+	b.waitText(bar("", "cpu")+" [data-figures]", fmt.Sprintf("0.25 / %s CPU reserved · 0 CPU used", num(capCPU)))
+	b.waitText(bar("", "memory")+" [data-figures]", "128.0 MiB / ")
+	if w := eval[float64](b, fmt.Sprintf(`Number(document.querySelector(%q).getAttribute('width'))`, bar("", "cpu")+" rect.bar-reserved")); math.Abs(w-25/capCPU) > 0.01 {
+		t.Errorf("the reserved CPU bar is %v%% wide, want %.2f%%", w, 25/capCPU)
+	}
+	b.docShot(`section[aria-labelledby="nodes-h"]`, "environment-nodes")
+
+	// Fleet page: every node, its environment, the same figures, totals.
+	b.click(`#nav a[href="/admin/nodes"]`)
+	b.waitFor("fleet row", `!!document.querySelector('#fleet tr[data-name="node-1"][data-environment="qa"]')`, 30*time.Second)
+	for res, w := range want {
+		if got := figures(bar("#fleet", res)); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Errorf("fleet page, %s bar: reserved/capacity/used %v, want %v", res, got, w)
+		}
+	}
+	b.waitText("#fleet-totals", fmt.Sprintf("1 node, 1 online and enabled: 0.25 of %s CPU and 128.0 MiB of ", num(capCPU)))
+	b.docShot("", "nodes")
+
+	b.open("/deployments")
+	b.waitFor("list row", `!!document.querySelector('tr[data-name="pr-7"]')`, 30*time.Second)
+	b.docShot("", "deployments")
+
+	// Phone: the deployment page with its graphs fits the width.
+	b.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	b.open(depPath)
+	b.waitFor("graph on phone", fmt.Sprintf(`Number((document.querySelector(%q) || {dataset: {}}).dataset.points || 0) >= 3`, mem), time.Minute)
+	if w := eval[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
+		t.Errorf("phone deployment page scrolls sideways: %dpx in %dpx", w[0], w[1])
+	}
+	b.do("scroll to the graphs", chromedp.ScrollIntoView(chromedp.CSS("#usage-h")))
+	b.docShot("viewport", "deployment-phone")
+	b.open("/deployments")
+	b.waitFor("list row on phone", `!!document.querySelector('tr[data-name="pr-7"]')`, 30*time.Second)
+	b.docShot("", "deployments-phone")
+	b.do("laptop viewport", chromedp.EmulateViewport(1400, 950))
+
+	// Deleted: the reservation goes, the fleet page follows.
+	a.call("DELETE", depPath, nil, 202, nil)
+	b.open("/admin/nodes")
+	b.waitFor("reservation released", fmt.Sprintf(`(document.querySelector(%q) || {dataset: {}}).dataset.reserved === "0"`, bar("#fleet", "cpu")), 2*time.Minute)
+	b.waitText("#fleet-totals", fmt.Sprintf("0 of %s CPU", num(capCPU)))
+}
