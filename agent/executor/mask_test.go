@@ -121,3 +121,48 @@ func TestLineStamperMasksAroundTimes(t *testing.T) {
 		t.Fatalf("several lines: %q", got)
 	}
 }
+
+// FuzzLineStamper: whatever a container prints and however Docker cuts it
+// into stamped messages, the stamped output never shows a secret value or
+// a piece of one where the same text unstamped is masked: with the times
+// at the line starts taken off, it is exactly the masked text, and every
+// line starts with the time of its first message.
+func FuzzLineStamper(f *testing.F) {
+	f.Add("password=hunter22 ok\nline two s3cr3t-t0ken-value\n", uint64(7), uint64(3))
+	f.Add("hunter22hunter22\n\nxy hunt", uint64(1), uint64(1))
+	f.Fuzz(func(t *testing.T, text string, cutA, cutB uint64) {
+		if strings.ContainsAny(text, "\r") {
+			return
+		}
+		r := newRedactor(maskSecrets)
+		const stamp = "2026-11-30T10:00:00.5Z"
+		// Cut the text into messages at two offsets.
+		a, b := int(cutA%uint64(len(text)+1)), int(cutB%uint64(len(text)+1))
+		if a > b {
+			a, b = b, a
+		}
+		l := newLineStamper(&streamMasker{r: r})
+		var out strings.Builder
+		for _, part := range []string{text[:a], text[a:b], text[b:]} {
+			if part != "" {
+				out.WriteString(l.Write(stamp + " " + part))
+			}
+		}
+		out.WriteString(l.Flush())
+		lines := strings.SplitAfter(out.String(), "\n")
+		var plain strings.Builder
+		for _, line := range lines {
+			if line == "" {
+				continue
+			}
+			rest, ok := strings.CutPrefix(line, stamp+" ")
+			if !ok {
+				t.Fatalf("line without its time: %q in %q", line, out.String())
+			}
+			plain.WriteString(rest)
+		}
+		if want := r.mask(text); plain.String() != want {
+			t.Fatalf("unstamped output %q, want the masked text %q", plain.String(), want)
+		}
+	})
+}
