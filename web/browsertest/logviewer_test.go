@@ -131,4 +131,14 @@ done
 	b.open(fmt.Sprintf("/deployments/%d?log=step%%3Amkdb", id))
 	b.waitText("#log-output", "creating database app")
 	b.waitFor("mkdb selected", `!!document.querySelector('.step-details[data-step="mkdb"]')`, 20*time.Second)
+
+	// A deploying deployment opens its running step, whose duration runs.
+	live := r.deployment("pr-10", store.DeploymentDeploying, "")
+	exec(`UPDATE deployment_steps SET status = 'running', attempt = 1, started_at = now() - interval '65 seconds', finished_at = NULL
+		WHERE deployment_id = $1 AND node_key = 'web'`, live)
+	b.open(fmt.Sprintf("/deployments/%d", live))
+	b.waitFor("running step selected", `!!document.querySelector('.step-details[data-step="web"]')`, 20*time.Second)
+	b.waitText(".step-details .step-took", "running for 1m")
+	first := b.textOf(".step-details .step-took")
+	b.waitFor("the running duration ticks", fmt.Sprintf(`document.querySelector('.step-details .step-took').textContent !== %q`, first), 10*time.Second)
 }

@@ -30,6 +30,30 @@ export function maskedValue(v) {
   return h('code', { class: 'output-value' }, parts);
 }
 
+// Durations of running steps tick every second; elements removed from the
+// page stop being updated.
+const ticking = new Set();
+let ticker = null;
+
+function tick() {
+  for (const el of ticking) {
+    if (!el.isConnected) { ticking.delete(el); continue; }
+    el.textContent = el.dataset.prefix + stepDuration({ started_at: el.dataset.since, status: 'running' });
+  }
+  if (ticking.size === 0) { clearInterval(ticker); ticker = null; }
+}
+
+// durationEl shows how long a step took, or has been running so far.
+function durationEl(st, prefix = '') {
+  const el = h('span', { class: 'step-took' }, prefix + (stepDuration(st) || '—'));
+  if (st.status === 'running' && st.started_at && !st.finished_at) {
+    Object.assign(el.dataset, { since: st.started_at, prefix });
+    ticking.add(el);
+    if (!ticker) ticker = setInterval(tick, 1000);
+  }
+  return el;
+}
+
 // stepsTable lists every step with its status, start, duration and
 // outputs; onShow(id) selects one (details and log).
 export function stepsTable(steps, onShow) {
@@ -38,7 +62,7 @@ export function stepsTable(steps, onShow) {
     { label: 'Kind', render: (st) => st.kind || '' },
     { label: 'Status', render: (st) => [badge(st.status || 'pending'), st.attempt > 1 ? h('span', { class: 'muted small' }, ` attempt ${st.attempt}`) : null] },
     { label: 'Started', render: (st) => (st.started_at ? timeEl(st.started_at) : '—') },
-    { label: 'Duration', class: 'step-duration', render: (st) => stepDuration(st) || '—' },
+    { label: 'Duration', class: 'step-duration', render: (st) => (stepDuration(st) ? durationEl(st) : '—') },
     { label: 'Outputs', render: (st) => (st.outputs && Object.keys(st.outputs).length ? String(Object.keys(st.outputs).length) : '—') },
     { label: '', class: 'row-actions', render: (st) => h('button', { type: 'button', class: 'small', 'aria-label': `Show step ${st.id}`, 'data-show-step': st.id, onclick: () => onShow(st.id) }, 'Show') },
   ], steps, { caption: 'Steps', rowAttrs: (st) => ({ 'data-step': st.id, 'data-status': st.status || 'pending' }) });
@@ -54,7 +78,7 @@ export function stepDetails(st) {
       st.attempt > 1 ? ` attempt ${st.attempt}` : '',
       st.started_at ? [' · started ', timeEl(st.started_at)] : null,
       st.finished_at ? [' · finished ', timeEl(st.finished_at)] : null,
-      dur ? [' · ', h('span', { class: 'step-took' }, (st.status === 'running' ? 'running for ' : 'took ') + dur)] : null,
+      dur ? [' · ', durationEl(st, st.status === 'running' ? 'running for ' : 'took ')] : null,
       st.message ? h('span', { class: st.status === 'failed' ? 'field-error' : 'muted' }, ' — ' + st.message) : null),
     outs.length ? h('dl', { class: 'facts step-outputs', 'aria-label': `Outputs of ${st.id}` },
       outs.map(([k, v]) => [h('dt', null, k), h('dd', null, maskedValue(v))])) : null);
