@@ -61,21 +61,20 @@ func (h *History) Attach(m *agents.Manager) {
 
 // Record stores the per-container figures of one metrics push of the agent
 // of nodeID, stamped with the server's time. Containers that are not
-// running (not started yet, restarting, exited) have no figures: they leave
-// a gap. Containers of deployments not placed on that node are ignored. It
+// running (not started yet, restarting, exited) or could not be measured
+// have no figures: they leave a gap. Containers of deployments not placed on that node are ignored. It
 // returns how many were recorded.
 func (h *History) Record(ctx context.Context, nodeID int64, mt protocol.Metrics) (int64, error) {
 	samples := make([]store.UsageSample, 0, len(mt.Containers))
 	for _, c := range mt.Containers {
-		if c.DeploymentID <= 0 || c.Service == "" || !c.Running {
+		// A running container always uses some memory: zero means the
+		// agent could not read its stats (it reports those as zero).
+		if c.DeploymentID <= 0 || c.Service == "" || !c.Running || c.MemoryBytes <= 0 {
 			continue
 		}
 		cpu, mem := c.CPUPercent, c.MemoryBytes
 		if cpu < 0 || cpu != cpu { // negative or NaN: not a figure
 			cpu = 0
-		}
-		if mem < 0 {
-			mem = 0
 		}
 		samples = append(samples, store.UsageSample{DeploymentID: c.DeploymentID, Service: c.Service, CPUPercent: cpu, MemoryBytes: mem})
 	}

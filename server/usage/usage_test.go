@@ -143,7 +143,7 @@ func TestHistoryIsBoundedPerService(t *testing.T) {
 // TestHistoryBelongsToTheDeploymentOnItsNode: an agent cannot write figures
 // for deployments placed on another node, nor for services a deployment
 // does not have, nor for deleted or failed ones; a container that is not
-// running leaves a gap; a deployment that turns
+// running or was not measured leaves a gap; a deployment that turns
 // deleted loses its history at once; the history of a failed deployment
 // ages out with pruning; a deployment's row removed takes it along.
 func TestHistoryBelongsToTheDeploymentOnItsNode(t *testing.T) {
@@ -157,11 +157,12 @@ func TestHistoryBelongsToTheDeploymentOnItsNode(t *testing.T) {
 	}
 	stopped := f.deployment(t, "stopped", f.node, "running", "web")
 	if n := f.push(t, f.node, stat(mine, "web"), stat(theirs, "web"), stat(mine, "nope"), stat(gone, "web"), stat(0, "web"),
-		protocol.ContainerStats{DeploymentID: stopped, Service: "web", Running: false}); n != 1 {
+		protocol.ContainerStats{DeploymentID: stopped, Service: "web", Running: false},
+		protocol.ContainerStats{DeploymentID: stopped, Service: "web", Running: true, CPUPercent: 3}); n != 1 { // not measured: no memory
 		t.Fatalf("recorded %d samples, want only mine/web", n)
 	}
 	if got := f.rows(t, stopped); len(got) != 0 {
-		t.Errorf("a container that is not running got samples: %v", got)
+		t.Errorf("a container that is not running or not measured got samples: %v", got)
 	}
 	for dep, want := range map[int64]int{mine: 1, theirs: 0, gone: 0} {
 		if got := f.rows(t, dep)["web"]; got != want {
