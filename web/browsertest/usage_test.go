@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/nullops/nullops/internal/testutil"
@@ -113,6 +114,14 @@ func TestResourceGraphsNodeBarsAndFleet(t *testing.T) {
 	if !strings.Contains(b.textOf(`.usage-service[data-service="web"] figcaption`), "now ") {
 		t.Errorf("the graph does not say the current figure: %q", b.textOf(`.usage-service[data-service="web"]`))
 	}
+	// Pointing at the right end of the memory chart reads out the newest
+	// sample there.
+	rect := eval[[]float64](b, fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.scrollIntoView({block: 'center'});
+		const r = e.getBoundingClientRect(); return [r.right - 4, r.top + r.height / 2]; })()`, mem))
+	b.do("point at the memory chart", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, rect[0], rect[1]))
+	b.waitFor("the readout names the newest sample", fmt.Sprintf(`(() => { const c = document.querySelector(%q).closest('figure').querySelector('[data-now]').textContent;
+		return /^\d.*: \d+\.\d MiB$/.test(c) && Number.parseFloat(c.split(': ')[1]) > 32; })()`, mem), 10*time.Second)
+	b.do("point away", chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 1, 1))
 	b.docShot("", "deployment")
 	b.docShot("#usage", "resource-graph")
 
@@ -177,7 +186,7 @@ func TestResourceGraphsNodeBarsAndFleet(t *testing.T) {
 	if w := eval[[]int](b, `[document.documentElement.scrollWidth, window.innerWidth]`); w[0] > w[1] {
 		t.Errorf("phone deployment page scrolls sideways: %dpx in %dpx", w[0], w[1])
 	}
-	b.do("scroll to the graphs", chromedp.ScrollIntoView(chromedp.CSS("#usage-h")))
+	eval[bool](b, `(() => { document.querySelector('#usage-h').closest('section').scrollIntoView({block: 'start'}); return true; })()`)
 	b.docShot("viewport", "deployment-phone")
 	b.open("/deployments")
 	b.waitFor("list row on phone", `!!document.querySelector('tr[data-name="pr-7"]')`, 30*time.Second)

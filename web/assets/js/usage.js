@@ -7,8 +7,11 @@ import { h, s, clear } from './dom.js';
 import * as api from './api.js';
 import { formatBytes, formatTime } from './ui.js';
 
-const W = 600; // viewBox width; the SVG scales to its box
+// The viewBox is as wide as the chart is on screen (so text keeps its
+// size on a phone); H is fixed.
 const H = 170;
+const GAP = 12; // between the two charts, as .usage-charts sets it
+const MIN_CHART = 280; // narrower than this, the charts stack
 const PAD = { left: 64, right: 10, top: 10, bottom: 24 };
 
 // usageSection returns {el, stop} for deployment id; current() is the
@@ -71,18 +74,20 @@ export function usageSection(id, current) {
     const first = Math.min(...[...series.values()].filter((p) => p.length).map((p) => p[0][0]));
     const end = live() ? Math.max(now, last) : last;
     const start = Math.max(Math.min(created, first), end - windowSec);
+    const bw = body.clientWidth || 600;
+    const W = Math.max(240, Math.floor(bw >= 2 * MIN_CHART + GAP ? (bw - GAP) / 2 : bw));
     clear(body, [...series.keys()].sort().map((svc) => {
       const pts = series.get(svc);
       return h('div', { class: 'usage-service', 'data-service': svc },
         h('h3', null, svc),
         h('div', { class: 'usage-charts' },
-          chart(svc, 'cpu', 'CPU', pts, 1, start, end, (v) => `${v.toFixed(v < 10 ? 1 : 0)}%`),
-          chart(svc, 'memory', 'Memory', pts, 2, start, end, (v) => formatBytes(v))));
+          chart(svc, 'cpu', 'CPU', pts, 1, start, end, W, (v) => `${v.toFixed(v < 10 ? 1 : 0)}%`),
+          chart(svc, 'memory', 'Memory', pts, 2, start, end, W, (v) => formatBytes(v))));
     }));
   }
 
   // chart draws one metric (column col of the points) between t0 and t1.
-  function chart(svc, metric, label, pts, col, t0, t1, fmt) {
+  function chart(svc, metric, label, pts, col, t0, t1, W, fmt) {
     const values = pts.map((p) => p[col]);
     const peak = values.length ? Math.max(...values) : 0;
     const now = values.length ? values[values.length - 1] : null;
@@ -110,15 +115,31 @@ export function usageSection(id, current) {
     const desc = `${label} of ${svc} from ${formatTime(new Date(t0 * 1000).toISOString())} to ${formatTime(new Date(t1 * 1000).toISOString())}: `
       + (now === null ? 'no samples' : `now ${fmt(now)}, peak ${fmt(peak)}, ${pts.length} points`);
     const lone = pts.length === 1 ? s('circle', { class: `usage-line ${metric}`, cx: x(pts[0][0]), cy: y(pts[0][col]), r: 3 }) : null;
+    const summary = now === null ? 'no samples' : `now ${fmt(now)} · peak ${fmt(peak)}`;
+    const readout = h('span', { class: 'muted small', 'data-now': '' }, summary);
+    // Pointing at the chart reads the nearest sample out in the caption.
+    const cursor = s('line', { class: 'usage-cursor', x1: 0, x2: 0, y1: PAD.top, y2: PAD.top + ph, visibility: 'hidden' });
+    const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'usage-svg', role: 'img', 'aria-label': desc,
+      'data-service': svc, 'data-metric': metric, 'data-points': String(pts.length), 'data-last': now === null ? '' : String(now) },
+    s('title', null, desc),
+    grid, times,
+    s('line', { class: 'usage-axis', x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: PAD.top + ph }),
+    d ? s('path', { class: `usage-line ${metric}`, d: d.trim() }) : null, lone, cursor);
+    if (pts.length) {
+      svg.addEventListener('pointermove', (ev) => {
+        const r = svg.getBoundingClientRect();
+        const t = t0 + (((ev.clientX - r.left) * (W / r.width) - PAD.left) / pw) * span;
+        let best = pts[0];
+        for (const p of pts) if (Math.abs(p[0] - t) < Math.abs(best[0] - t)) best = p;
+        cursor.setAttribute('x1', x(best[0]));
+        cursor.setAttribute('x2', x(best[0]));
+        cursor.setAttribute('visibility', 'visible');
+        readout.textContent = `${clock(best[0], 0)}: ${fmt(best[col])}`;
+      });
+      svg.addEventListener('pointerleave', () => { cursor.setAttribute('visibility', 'hidden'); readout.textContent = summary; });
+    }
     return h('figure', { class: 'usage-chart' },
-      h('figcaption', null, h('strong', null, label), ' ',
-        h('span', { class: 'muted small', 'data-now': '' }, now === null ? 'no samples' : `now ${fmt(now)} · peak ${fmt(peak)}`)),
-      s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'usage-svg', role: 'img', 'aria-label': desc,
-        'data-service': svc, 'data-metric': metric, 'data-points': String(pts.length), 'data-last': now === null ? '' : String(now) },
-      s('title', null, desc),
-      grid, times,
-      s('line', { class: 'usage-axis', x1: PAD.left, x2: PAD.left, y1: PAD.top, y2: PAD.top + ph }),
-      d ? s('path', { class: `usage-line ${metric}`, d: d.trim() }) : null, lone));
+      h('figcaption', null, h('strong', null, label), ' ', readout), svg);
   }
 
   function schedule() {
@@ -130,9 +151,14 @@ export function usageSection(id, current) {
     }, step * 1000);
   }
 
+  // A new window width redraws the charts at their new size.
+  let resizing = null;
+  const onResize = () => { clearTimeout(resizing); resizing = setTimeout(() => { if (loaded && !stopped) draw(); }, 150); };
+  window.addEventListener('resize', onResize);
+
   clear(body, h('p', { class: 'muted small' }, 'Loading usage…'));
   load().then(schedule);
-  return { el, stop: () => { stopped = true; clearTimeout(timer); }, redraw: () => { if (loaded) draw(); } };
+  return { el, stop: () => { stopped = true; clearTimeout(timer); clearTimeout(resizing); window.removeEventListener('resize', onResize); } };
 }
 
 // niceCeil rounds v up to 1, 2 or 5 × a power of ten (of 1024 for bytes,
