@@ -156,7 +156,23 @@ func TestListsSearchSortMineAndPage(t *testing.T) {
 	a.waitText("#main .empty", "No teams match these filters.")
 	a.shot("03-teams-no-match")
 
-	// Audit: a filter without results is not an empty log.
+	// Users page 50 at a time (the server pages).
+	for i := range 50 {
+		env.User(fmt.Sprintf("bulk-user-%02d", i), false)
+	}
+	a.open("/admin/users")
+	a.waitText(".pager", "Page 1 of 2 (56 total)")
+	a.click(".pager button:last-child")
+	a.waitText(".pager", "Page 2 of 2 (56 total)")
+	a.waitRows("bulk-user-49", "dev", "other", "qa-anna", "qa-ben", "qa-cleo")
+
+	// Audit: paged, and a filter without results is not an empty log.
+	if _, err := env.Store.Pool.Exec(context.Background(), `INSERT INTO audit_log (actor_name, action, target_type, target_id)
+		SELECT 'admin', 'team.update', 'team', g::text FROM generate_series(1, 60) g`); err != nil {
+		t.Fatal(err)
+	}
+	a.open("/admin/audit")
+	a.waitText(".pager", "Page 1 of 2")
 	a.open("/admin/audit?actor=nobody")
 	a.waitText("#main .empty", "No audit entries match these filters.")
 }
