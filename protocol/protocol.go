@@ -318,12 +318,6 @@ type Retry struct {
 	Backoff string `json:"backoff,omitempty"` // Go duration between attempts, default 2s
 }
 
-// Position places a node in the visual editor.
-type Position struct {
-	X float64 `json:"x"`
-	Y float64 `json:"y"`
-}
-
 // Node kinds.
 const (
 	KindService   = "service"
@@ -346,7 +340,8 @@ type Node struct {
 	// (either figure may be 0: not given). Services without one split what
 	// is left evenly; components default to their plugin's limits.
 	Resources *Resources `json:"resources,omitempty"`
-	Position  *Position  `json:"position,omitempty"`
+	// Where the pipeline editor draws the node is not part of the graph an
+	// agent runs: server/pipeline keeps it beside the graph (Layout).
 }
 
 // Graph is a versioned pipeline (docs/architecture.md, "Pipeline graph"). Edges are

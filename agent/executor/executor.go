@@ -161,7 +161,7 @@ func (e *Executor) Deploy(_ context.Context, req protocol.DeployRequest) error {
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
-	if _, err := order(spec.Graph); err != nil {
+	if _, err := spec.Graph.Order(); err != nil {
 		return fmt.Errorf("deploy %d: %w", spec.DeploymentID, err)
 	}
 	id := spec.DeploymentID

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,37 +13,60 @@ import (
 	"github.com/nullops/nullops/protocol"
 )
 
-// order returns the nodes in a dependency order, or an error for a cycle.
-func order(g protocol.Graph) ([]string, error) {
-	indeg := map[string]int{}
-	succ := map[string][]string{}
-	for _, n := range g.Nodes {
-		indeg[n.ID] += 0
+// scheduler hands out the nodes whose predecessors all succeeded, in the
+// graph's execution order (protocol.Graph.Order, the order the server's
+// dry run shows): run one at a time, the nodes run exactly in that order;
+// run in parallel, the nodes that become ready together start in it.
+type scheduler struct {
+	rank      map[string]int
+	remaining map[string]int
+	succ      map[string][]string
+	ready     []string // sorted by rank
+}
+
+func newScheduler(g protocol.Graph) (*scheduler, error) {
+	order, err := g.Order()
+	if err != nil {
+		return nil, err
 	}
+	s := &scheduler{rank: make(map[string]int, len(order)), remaining: map[string]int{}, succ: map[string][]string{}}
+	for i, id := range order {
+		s.rank[id] = i
+	}
+	seen := map[[2]string]bool{}
 	for _, e := range g.Edges {
-		indeg[e[1]]++
-		succ[e[0]] = append(succ[e[0]], e[1])
+		if seen[e] {
+			continue
+		}
+		seen[e] = true
+		s.remaining[e[1]]++
+		s.succ[e[0]] = append(s.succ[e[0]], e[1])
 	}
-	var out, queue []string
-	for _, n := range g.Nodes {
-		if indeg[n.ID] == 0 {
-			queue = append(queue, n.ID)
+	for _, id := range order {
+		if s.remaining[id] == 0 {
+			s.ready = append(s.ready, id)
 		}
 	}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		out = append(out, id)
-		for _, s := range succ[id] {
-			if indeg[s]--; indeg[s] == 0 {
-				queue = append(queue, s)
-			}
+	return s, nil
+}
+
+// take returns the nodes ready to start, in execution order, and forgets
+// them.
+func (s *scheduler) take() []string {
+	r := s.ready
+	s.ready = nil
+	return r
+}
+
+// done records that id succeeded: successors whose predecessors are all
+// done become ready.
+func (s *scheduler) done(id string) {
+	for _, n := range s.succ[id] {
+		if s.remaining[n]--; s.remaining[n] == 0 {
+			s.ready = append(s.ready, n)
 		}
 	}
-	if len(out) != len(g.Nodes) {
-		return nil, errors.New("pipeline graph has a cycle")
-	}
-	return out, nil
+	slices.SortFunc(s.ready, func(a, b string) int { return s.rank[a] - s.rank[b] })
 }
 
 // ancestors returns, for every node, the set of its transitive predecessors.
@@ -232,17 +256,10 @@ func (p *pipeline) build(ctx context.Context) *stepError {
 	}
 	p.network = net
 
-	remaining := map[string]int{}
-	succ := map[string][]string{}
-	for _, e := range p.spec.Graph.Edges {
-		remaining[e[1]]++
-		succ[e[0]] = append(succ[e[0]], e[1])
-	}
-	var ready []string
-	for _, n := range p.spec.Graph.Nodes {
-		if remaining[n.ID] == 0 {
-			ready = append(ready, n.ID)
-		}
+	sched, err := newScheduler(p.spec.Graph)
+	if err != nil {
+		p.skipAll(nodes, nil)
+		return &stepError{reason: err.Error()}
 	}
 	stepCtx, stopSteps := context.WithCancel(ctx)
 	defer stopSteps()
@@ -254,7 +271,7 @@ func (p *pipeline) build(ctx context.Context) *stepError {
 	started := map[string]bool{}
 	running := 0
 	var failure *stepError
-	for len(ready) > 0 || running > 0 {
+	for ready := sched.take(); len(ready) > 0 || running > 0; ready = sched.take() {
 		if failure == nil && stepCtx.Err() == nil {
 			for _, id := range ready {
 				started[id] = true
@@ -262,7 +279,6 @@ func (p *pipeline) build(ctx context.Context) *stepError {
 				n := nodes[id]
 				go func() { results <- result{id, p.runNode(stepCtx, n)} }()
 			}
-			ready = nil
 		}
 		if running == 0 {
 			break
@@ -276,11 +292,7 @@ func (p *pipeline) build(ctx context.Context) *stepError {
 			stopSteps()
 			continue
 		}
-		for _, s := range succ[r.id] {
-			if remaining[s]--; remaining[s] == 0 {
-				ready = append(ready, s)
-			}
-		}
+		sched.done(r.id)
 	}
 	if failure == nil && ctx.Err() != nil {
 		return p.cancelled(nodes, started)

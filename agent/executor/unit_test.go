@@ -1,6 +1,9 @@
 package executor
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,14 +41,62 @@ func TestRedactor(t *testing.T) {
 	}
 }
 
-func TestOrderDetectsCycles(t *testing.T) {
-	g := protocol.Graph{Nodes: []protocol.Node{{ID: "a"}, {ID: "b"}, {ID: "c"}}, Edges: [][2]string{{"a", "b"}, {"b", "c"}}}
-	if o, err := order(g); err != nil || strings.Join(o, ",") != "a,b,c" {
-		t.Fatalf("order %v %v", o, err)
+// TestSchedulerRunsTheDryRunOrder: run one node at a time, the agent runs
+// a graph exactly in its execution order (protocol.Graph.Order, which the
+// server's dry run shows; server/pipeline tests that Validate returns it),
+// for many random graphs; a node never starts before its predecessors.
+func TestSchedulerRunsTheDryRunOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 500 {
+		n := 1 + rng.IntN(12)
+		g := protocol.Graph{}
+		for i := range n {
+			g.Nodes = append(g.Nodes, protocol.Node{ID: fmt.Sprint("n", i)})
+		}
+		perm := rng.Perm(n) // edges go forward in a random permutation: acyclic
+		for k := 0; k < rng.IntN(2*n+1); k++ {
+			a, b := rng.IntN(n), rng.IntN(n)
+			if a == b {
+				continue
+			}
+			if perm[a] > perm[b] {
+				a, b = b, a
+			}
+			g.Edges = append(g.Edges, [2]string{g.Nodes[a].ID, g.Nodes[b].ID})
+		}
+		want, err := g.Order()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := newScheduler(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ran []string
+		var waiting []string
+		for {
+			waiting = append(waiting, s.take()...)
+			if len(waiting) == 0 {
+				break
+			}
+			slices.SortFunc(waiting, func(a, b string) int { return s.rank[a] - s.rank[b] })
+			id := waiting[0]
+			waiting = waiting[1:]
+			ran = append(ran, id)
+			s.done(id)
+		}
+		if !slices.Equal(ran, want) {
+			t.Fatalf("round %d: graph %+v: the agent ran %v, the dry-run order is %v", round, g, ran, want)
+		}
 	}
-	g.Edges = append(g.Edges, [2]string{"c", "a"})
-	if _, err := order(g); err == nil {
-		t.Fatal("cycle not detected")
+	// Independent nodes: the list order decides, whatever finishes first.
+	g := protocol.Graph{Nodes: []protocol.Node{{ID: "a"}, {ID: "b"}, {ID: "c"}, {ID: "d"}}, Edges: [][2]string{{"a", "d"}, {"b", "c"}}}
+	if o, _ := g.Order(); strings.Join(o, ",") != "a,b,c,d" {
+		t.Fatalf("order %v, want a,b,c,d", o)
+	}
+	g.Edges = append(g.Edges, [2]string{"c", "b"})
+	if _, err := newScheduler(g); err == nil || !strings.Contains(err.Error(), "cycle: b → c → b") {
+		t.Fatalf("cycle: %v", err)
 	}
 }
 

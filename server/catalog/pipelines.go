@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -129,7 +128,7 @@ func (c *Catalog) savePipeline(ctx context.Context, tx *store.Store, projectID i
 	if err != nil {
 		return store.PipelineVersion{}, nil, err
 	}
-	g, order, err := pipeline.Check(raw, lk)
+	g, layout, order, err := pipeline.CheckDocument(raw, lk)
 	if err := withShares(err, g, project, plugins); err != nil {
 		return store.PipelineVersion{}, nil, err
 	}
@@ -149,7 +148,7 @@ func (c *Catalog) savePipeline(ctx context.Context, tx *store.Store, projectID i
 		}
 		pins[n.Plugin] = ref
 	}
-	canonical, err := json.Marshal(g)
+	canonical, err := pipeline.Encode(g, layout)
 	if err != nil {
 		return store.PipelineVersion{}, nil, fmt.Errorf("encode graph: %w", err)
 	}

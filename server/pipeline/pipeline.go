@@ -103,36 +103,100 @@ func (c Catalog) Plugin(name string) (PluginInfo, bool) { p, ok := c.Plugins[nam
 // Secret implements Lookup.
 func (c Catalog) Secret(name string) bool { return c.Secrets[name] }
 
-// Decode parses a graph strictly (unknown fields are errors).
-func Decode(raw []byte) (protocol.Graph, error) {
-	var g protocol.Graph
+// Position is where the pipeline editor draws a node. It is stored with the
+// pipeline but is not part of the graph an agent runs.
+type Position struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+}
+
+// Layout is the editor's position of each node, by node id.
+type Layout map[string]Position
+
+// storedNode and storedGraph are a pipeline as submitted and stored: the
+// execution graph with each node's position.
+type storedNode struct {
+	protocol.Node
+	Position *Position `json:"position,omitempty"`
+}
+
+type storedGraph struct {
+	Resources *protocol.Resources `json:"resources,omitempty"`
+	Nodes     []storedNode        `json:"nodes"`
+	Edges     [][2]string         `json:"edges"`
+}
+
+// DecodeDocument parses a pipeline strictly (unknown fields are errors)
+// into the graph agents run and the editor's layout.
+func DecodeDocument(raw []byte) (protocol.Graph, Layout, error) {
 	if len(raw) > MaxGraphBytes {
-		return g, Problems{"graph": fmt.Sprintf("graph is %d bytes; at most %d are allowed", len(raw), MaxGraphBytes)}
+		return protocol.Graph{}, nil, Problems{"graph": fmt.Sprintf("graph is %d bytes; at most %d are allowed", len(raw), MaxGraphBytes)}
 	}
+	var sg storedGraph
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&g); err != nil {
-		return protocol.Graph{}, Problems{"graph": "not a valid pipeline graph: " + err.Error()}
+	if err := dec.Decode(&sg); err != nil {
+		return protocol.Graph{}, nil, Problems{"graph": "not a valid pipeline graph: " + err.Error()}
 	}
 	if dec.More() {
-		return protocol.Graph{}, Problems{"graph": "data after the graph object"}
+		return protocol.Graph{}, nil, Problems{"graph": "data after the graph object"}
 	}
-	return g, nil
+	g := protocol.Graph{Resources: sg.Resources, Edges: sg.Edges}
+	if sg.Nodes != nil {
+		g.Nodes = make([]protocol.Node, len(sg.Nodes))
+	}
+	l := Layout{}
+	for i, n := range sg.Nodes {
+		g.Nodes[i] = n.Node
+		if n.Position != nil {
+			l[n.ID] = *n.Position
+		}
+	}
+	return g, l, nil
+}
+
+// Decode parses a pipeline strictly into the graph agents run (the
+// editor's layout is dropped).
+func Decode(raw []byte) (protocol.Graph, error) {
+	g, _, err := DecodeDocument(raw)
+	return g, err
+}
+
+// Encode is the stored form of a pipeline: g with each node's position
+// from l.
+func Encode(g protocol.Graph, l Layout) ([]byte, error) {
+	sg := storedGraph{Resources: g.Resources, Edges: g.Edges}
+	if g.Nodes != nil {
+		sg.Nodes = make([]storedNode, len(g.Nodes))
+	}
+	for i, n := range g.Nodes {
+		sg.Nodes[i].Node = n
+		if p, ok := l[n.ID]; ok {
+			sg.Nodes[i].Position = &p
+		}
+	}
+	return json.Marshal(sg)
 }
 
 // Check decodes and validates raw graph JSON.
 func Check(raw []byte, l Lookup) (protocol.Graph, []string, error) {
-	g, err := Decode(raw)
-	if err != nil {
-		return g, nil, err
-	}
-	order, err := Validate(g, l)
+	g, _, order, err := CheckDocument(raw, l)
 	return g, order, err
 }
 
-// Validate checks every rule and returns the execution order (a topological
-// order of the node ids; among nodes whose predecessors are done, the one
-// listed first in nodes comes first), or Problems naming every issue.
+// CheckDocument is Check that also returns the editor's layout.
+func CheckDocument(raw []byte, l Lookup) (protocol.Graph, Layout, []string, error) {
+	g, layout, err := DecodeDocument(raw)
+	if err != nil {
+		return g, nil, nil, err
+	}
+	order, err := Validate(g, l)
+	return g, layout, order, err
+}
+
+// Validate checks every rule and returns the execution order
+// (protocol.Graph.Order: the order the agent runs the nodes in), or Problems
+// naming every issue.
 func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 	p := Problems{}
 	if len(g.Nodes) == 0 {
@@ -206,7 +270,7 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		succ[from] = append(succ[from], to)
 		pred[to] = append(pred[to], from)
 	}
-	order, cycle := topoOrder(g, succ, pred)
+	order, cycle := topoOrder(g, succ)
 	if cycle != nil {
 		p.add("edges", "the graph has a cycle: %s", strings.Join(cycle, " → "))
 	}
@@ -407,80 +471,14 @@ func walkStrings(v any, field string, fn func(field, s string)) {
 	}
 }
 
-// topoOrder is Kahn's algorithm over nodes with usable ids; ties go to the
-// node listed first. When there is a cycle it returns one cycle's ids.
-func topoOrder(g protocol.Graph, succ, pred [][]int) (order []int, cycle []string) {
-	n := len(g.Nodes)
-	indeg := make([]int, n)
-	for i := range pred {
-		indeg[i] = len(pred[i])
+// topoOrder is the execution order (protocol.OrderIndices) over the nodes
+// with usable ids. When there is a cycle it returns one cycle's ids.
+func topoOrder(g protocol.Graph, succ [][]int) (order []int, cycle []string) {
+	order, c := protocol.OrderIndices(len(g.Nodes), succ)
+	for _, idx := range c {
+		cycle = append(cycle, g.Nodes[idx].ID)
 	}
-	done := make([]bool, n)
-	for len(order) < n {
-		next := -1
-		for i := 0; i < n; i++ {
-			if !done[i] && indeg[i] == 0 {
-				next = i
-				break
-			}
-		}
-		if next < 0 {
-			return nil, findCycle(g, succ, done)
-		}
-		done[next] = true
-		order = append(order, next)
-		for _, s := range succ[next] {
-			indeg[s]--
-		}
-	}
-	return order, nil
-}
-
-// findCycle returns the ids along one cycle among the nodes not yet done.
-func findCycle(g protocol.Graph, succ [][]int, done []bool) []string {
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := make([]int, len(g.Nodes))
-	var stack []int
-	var found []int
-	var visit func(u int) bool
-	visit = func(u int) bool {
-		color[u] = grey
-		stack = append(stack, u)
-		for _, v := range succ[u] {
-			if done[v] {
-				continue
-			}
-			if color[v] == grey {
-				for i := len(stack) - 1; i >= 0; i-- {
-					if stack[i] == v {
-						found = append(append([]int{}, stack[i:]...), v)
-						break
-					}
-				}
-				return true
-			}
-			if color[v] == white && visit(v) {
-				return true
-			}
-		}
-		stack = stack[:len(stack)-1]
-		color[u] = black
-		return false
-	}
-	for i := range g.Nodes {
-		if !done[i] && color[i] == white && visit(i) {
-			break
-		}
-	}
-	ids := make([]string, len(found))
-	for i, idx := range found {
-		ids[i] = g.Nodes[idx].ID
-	}
-	return ids
+	return order, cycle
 }
 
 // transitivePreds returns, per node, the set of nodes that run before it.
