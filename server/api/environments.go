@@ -99,14 +99,14 @@ func (r environmentRequest) input() (store.EnvironmentInput, error) {
 	return in, nil
 }
 
-// seeEnvironment answers 404 unless the caller may see the environment:
-// admins, holders of a grant on it, and holders of any project grant.
+// seeEnvironment answers 404 unless the caller may see the environment
+// (auth.Visibility.SeesEnvironment).
 func seeEnvironment(c echo.Context, id int64) error {
 	v, err := Visible(c)
 	if err != nil {
 		return err
 	}
-	if v.All || v.Sees(0, id) || len(v.ProjectIDs) > 0 {
+	if v.SeesEnvironment(id) {
 		return nil
 	}
 	return ErrNotFound

@@ -133,7 +133,7 @@ func (d *Deps) allEvents(c echo.Context) error {
 			cur.v = v
 		default:
 		}
-		return cur.v.Sees(e.ProjectID, e.EnvironmentID)
+		return cur.v.SeesDeployment(e.ProjectID, e.EnvironmentID)
 	})
 	_ = startSSE(c)
 	if err := writeSSE(c, "hello", map[string]any{"at": time.Now().UTC()}); err != nil || once(c) {

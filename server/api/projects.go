@@ -86,14 +86,14 @@ func (r projectRequest) input() (store.ProjectInput, error) {
 	return in, nil
 }
 
-// seeProject answers 404 unless the caller may see the project: admins,
-// holders of a grant on it, and holders of any environment grant.
+// seeProject answers 404 unless the caller may see the project
+// (auth.Visibility.SeesProject).
 func seeProject(c echo.Context, id int64) error {
 	v, err := Visible(c)
 	if err != nil {
 		return err
 	}
-	if v.All || v.Sees(id, 0) || len(v.EnvironmentIDs) > 0 {
+	if v.SeesProject(id) {
 		return nil
 	}
 	return ErrNotFound

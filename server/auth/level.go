@@ -112,12 +112,56 @@ type Visibility struct {
 }
 
 // Sees reports whether a resource of projectID/environmentID (0 = not
-// applicable) is visible.
+// applicable) is visible: a grant on either is enough. It is the rule of
+// deployments and of audit entries; the named rules below say which
+// resource follows which.
 func (v Visibility) Sees(projectID, environmentID int64) bool {
 	if v.All {
 		return true
 	}
 	return (projectID != 0 && contains(v.ProjectIDs, projectID)) || (environmentID != 0 && contains(v.EnvironmentIDs, environmentID))
+}
+
+// The visibility rule of every resource, written once. The store's list
+// filters implement them in SQL (store.VisibleToUserSQL, ListProjects,
+// ListEnvironments) and Authorizer.Level decides single reads;
+// server/api's TestListAndSingleVisibilityAgree checks, for every resource
+// and kind of caller, that lists, single reads and these rules agree.
+
+// SeesProject: a project is visible with a grant on it, or with any
+// environment grant (an environment grant covers every project's
+// deployments in that environment, so their projects must be listable).
+func (v Visibility) SeesProject(id int64) bool {
+	return v.All || contains(v.ProjectIDs, id) || len(v.EnvironmentIDs) > 0
+}
+
+// SeesEnvironment: an environment is visible with a grant on it, or with
+// any project grant (a project grant covers its deployments in every
+// environment).
+func (v Visibility) SeesEnvironment(id int64) bool {
+	return v.All || contains(v.EnvironmentIDs, id) || len(v.ProjectIDs) > 0
+}
+
+// SeesDeployment: a deployment is visible with a grant on its project or
+// on its environment (Authorizer.Level then gives Read or Full).
+func (v Visibility) SeesDeployment(projectID, environmentID int64) bool {
+	return v.Sees(projectID, environmentID)
+}
+
+// SeesNode: a node is visible with a grant on its environment.
+func (v Visibility) SeesNode(environmentID int64) bool { return v.Sees(0, environmentID) }
+
+// SeesAuditEntry: an entry is visible with a grant on its project or its
+// environment; entries with neither are for admins only.
+func (v Visibility) SeesAuditEntry(projectID, environmentID *int64) bool {
+	var pid, eid int64
+	if projectID != nil {
+		pid = *projectID
+	}
+	if environmentID != nil {
+		eid = *environmentID
+	}
+	return v.Sees(pid, eid)
 }
 
 func contains(ids []int64, id int64) bool {

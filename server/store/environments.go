@@ -54,9 +54,9 @@ func scanEnvironment(row pgx.Row) (Environment, error) {
 }
 
 // ListEnvironments returns environments by name. A non-nil visibleTo
-// restricts them to those a user may use: environments their teams hold a
-// grant on, or every environment when they hold any project grant (a
-// project grant covers that project's deployments in every environment).
+// restricts them to those the user sees by auth.Visibility.SeesEnvironment:
+// environments their teams hold a grant on, or every environment when they
+// hold any project grant.
 func (s *Store) ListEnvironments(ctx context.Context, visibleTo *int64) ([]Environment, error) {
 	cond, args := "", []any{}
 	if visibleTo != nil {

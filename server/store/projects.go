@@ -70,9 +70,9 @@ func projectSelector(in ProjectInput) string {
 }
 
 // ListProjects returns projects by name. A non-nil visibleTo restricts them
-// to those a user may use: projects their teams hold a grant on, or every
-// project when they hold any environment grant (an environment grant covers
-// every project's deployments in that environment).
+// to those the user sees by auth.Visibility.SeesProject: projects their
+// teams hold a grant on, or every project when they hold any environment
+// grant.
 func (s *Store) ListProjects(ctx context.Context, visibleTo *int64) ([]Project, error) {
 	cond, args := "", []any{}
 	if visibleTo != nil {
