@@ -41,7 +41,9 @@ const teamPage = lazy(() => import('./pages/admin/teams.js'), 'teamPage');
 const usersPage = lazy(() => import('./pages/admin/users.js'), 'usersPage');
 const auditPage = lazy(() => import('./pages/admin/audit.js'), 'auditPage');
 
-const userLinks = [['/deployments', 'Deployments']];
+// Everyone sees the audit log, filtered by the API to what they may see;
+// admins keep it under Admin as well.
+const userLinks = [['/deployments', 'Deployments'], ['/audit', 'Audit log']];
 const adminLinks = [
   ['/admin/projects', 'Projects'],
   ['/admin/environments', 'Environments'],
@@ -52,7 +54,6 @@ const adminLinks = [
   ['/admin/secrets', 'Secrets'],
   ['/admin/teams', 'Teams'],
   ['/admin/users', 'Users'],
-  ['/admin/audit', 'Audit log'],
 ];
 
 function drawChrome() {
@@ -143,6 +144,7 @@ function boot() {
   route('/admin/teams', adminOnly(teamsPage));
   route('/admin/teams/:id', adminOnly(teamPage));
   route('/admin/users', adminOnly(usersPage));
+  route('/audit', auditPage);
   route('/admin/audit', adminOnly(auditPage));
   setNotFound((path) => {
     const body = page('Page not found');

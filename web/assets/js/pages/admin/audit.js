@@ -1,12 +1,20 @@
-// Admin: the audit log with filters (actor, action, target, time range).
+// The audit log with filters (actor, action, target, time range): readable
+// action names, links to the targets, details as a small table. Admins see
+// every entry; users see the entries about projects and environments they
+// hold a grant on (the API filters).
 
 import { h, clear } from '../../dom.js';
 import * as api from '../../api.js';
+import * as session from '../../session.js';
 import { form } from '../../forms.js';
 import { page, loading, empty, errorBox, table, pager, timeEl } from '../../ui.js';
+import { actionName, targetLink, targetLabel, detailRows } from '../../audit-names.js';
 
 export function auditPage(_params, q) {
-  const body = page('Audit log', { subtitle: 'Who did what, when, to what.' });
+  const admin = session.isAdmin();
+  const body = page('Audit log', {
+    subtitle: admin ? 'Who did what, when, to what.' : 'Who did what, when, to the deployments, projects and environments you have access to.',
+  });
   const filters = Object.fromEntries(q.entries());
   const list = h('div');
   let pageNo = Number(filters.page || 1);
@@ -16,7 +24,7 @@ export function auditPage(_params, q) {
     id: 'audit-filters',
     fields: [
       { name: 'actor', label: 'Actor', optional: true, placeholder: 'username' },
-      { name: 'action', label: 'Action', optional: true, placeholder: 'deployment.create' },
+      { name: 'action', label: 'Action', optional: true, placeholder: 'deployment.create or deployment.*' },
       { name: 'target_type', label: 'Target type', optional: true, placeholder: 'deployment' },
       { name: 'since', label: 'From', type: 'datetime-local', optional: true },
       { name: 'until', label: 'To', type: 'datetime-local', optional: true },
@@ -27,7 +35,7 @@ export function auditPage(_params, q) {
       for (const k of Object.keys(filters)) delete filters[k];
       Object.assign(filters, v);
       pageNo = 1;
-      history.replaceState(null, '', '/admin/audit' + api.query(filters));
+      history.replaceState(null, '', location.pathname + api.query(filters));
       await reload();
     },
   });
@@ -36,6 +44,18 @@ export function auditPage(_params, q) {
 
   // datetime-local values are local time; the API wants RFC 3339.
   const toRFC = (v) => (v ? new Date(v).toISOString() : undefined);
+
+  const target = (r) => {
+    const label = targetLabel(r);
+    const href = targetLink(r, admin);
+    return href ? h('a', { href, 'data-target': r.target_type }, label) : label;
+  };
+  const details = (r) => {
+    const rows = detailRows(r.detail);
+    if (!rows.length) return '';
+    return h('table', { class: 'kv' }, h('tbody', null, rows.map(([k, v]) => h('tr', null,
+      h('th', { scope: 'row' }, k.replace(/_/g, ' ')), h('td', null, v)))));
+  };
 
   async function reload() {
     clear(list, loading());
@@ -47,11 +67,11 @@ export function auditPage(_params, q) {
         table([
           { label: 'When', render: (r) => timeEl(r.created_at) },
           { label: 'Actor', render: (r) => r.actor || r.actor_name || (r.actor_id ? `user ${r.actor_id}` : 'system') },
-          { label: 'Action', render: (r) => h('code', null, r.action) },
-          { label: 'Target', render: (r) => [r.target_type, r.target_id ? ` #${r.target_id}` : ''].join('') },
+          { label: 'Action', render: (r) => h('span', { class: 'audit-action', title: r.action, 'data-action-code': r.action }, actionName(r.action)) },
+          { label: 'Target', render: target },
           { label: 'From', render: (r) => r.client_addr || '' },
-          { label: 'Detail', render: (r) => (r.detail && Object.keys(r.detail).length ? h('code', { class: 'small' }, JSON.stringify(r.detail)) : '') },
-        ], rows, { caption: 'Audit entries' }),
+          { label: 'Details', render: details },
+        ], rows, { caption: 'Audit entries', rowAttrs: (r) => ({ 'data-audit-id': r.id }) }),
         pager(data, (p) => { pageNo = p; reload(); }),
       ]);
     } catch (err) {
