@@ -298,6 +298,6 @@ func TestAdminBuildsACatalogAndAPipeline(t *testing.T) {
 	b.open("/admin/audit")
 	b.fill(`#audit-filters [name="action"]`, "pipeline.save")
 	b.click(`#audit-filters button[type="submit"]`)
-	b.waitFor("two pipeline.save entries", `document.querySelectorAll('tbody tr').length === 2`, 10*time.Second)
+	b.waitFor("two pipeline.save entries", `document.querySelectorAll('tr[data-audit-id]').length === 2 && document.querySelectorAll('[data-action-code="pipeline.save"]').length === 2`, 10*time.Second)
 	b.shot("10-audit")
 }
