@@ -91,6 +91,7 @@ const TARGET_PAGES = {
   service: () => '/admin/services',
   plugin: () => '/admin/plugins',
   secret: () => '/admin/secrets',
+  node: () => '/admin/nodes',
 };
 
 // targetLink returns the URL of an entry's target page, or '' when there is
