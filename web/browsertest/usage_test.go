@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/api/apitest"
 )
 
 // docShot saves a PNG of the element matching sel (the full page for "",
@@ -198,4 +200,107 @@ func TestResourceGraphsNodeBarsAndFleet(t *testing.T) {
 	b.open("/admin/nodes")
 	b.waitFor("reservation released", fmt.Sprintf(`(document.querySelector(%q) || {dataset: {}}).dataset.reserved === "0"`, bar("#fleet", "cpu")), 2*time.Minute)
 	b.waitText("#fleet-totals", fmt.Sprintf("0 of %s CPU", num(capCPU)))
+}
+
+// TestNodeBarsShowTheStoredFigures: the bars read the right fields. With
+// figures written into the database (no agent, so nothing overwrites them):
+// a node of 8 CPUs / 16 GiB using 3.5 CPUs and 6 GiB, with a running and a
+// deploying deployment reserving 2.25 CPUs and 5 GiB (a failed one does not
+// count), and a 2-CPU node of another environment reserved beyond its
+// capacity. The environment page and the fleet page show each figure,
+// bars as wide as their share (clamped and marked when over), and the
+// fleet totals count only nodes that take deployments.
+func TestNodeBarsShowTheStoredFigures(t *testing.T) {
+	env := startServer(t)
+	ctx := context.Background()
+	qa, staging := env.Environment("qa"), env.Environment("staging")
+	project := env.Project("shop")
+	node := func(envID int64, name string) int64 {
+		var out struct {
+			Node struct {
+				ID int64 `json:"id"`
+			} `json:"node"`
+		}
+		env.Admin.Post(apitest.Path("/environments/%d/nodes", envID), map[string]any{"name": name, "host": "127.0.0.1", "port": 1}).Want(t, 201).Decode(t, &out)
+		return out.Node.ID
+	}
+	big, small := node(qa, "big"), node(staging, "small")
+	if err := env.Store.SetNodeMetrics(ctx, big, protocol.Capacity{CPUs: 8, MemoryMB: 16384}, protocol.Usage{CPUsUsed: 3.5, MemoryUsedMB: 6144}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Store.SetNodeMetrics(ctx, small, protocol.Capacity{CPUs: 2, MemoryMB: 2048}, protocol.Usage{CPUsUsed: 0.5, MemoryUsedMB: 1024}); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := env.Store.Pool.Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`UPDATE nodes SET status = 'online' WHERE id = $1`, big)
+	exec(`INSERT INTO pipeline_versions (project_id, version, graph) VALUES ($1, 1, '{"nodes":[],"edges":[]}')`, project)
+	for i, d := range []struct {
+		node   int64
+		status string
+		cpu    float64
+		mem    int
+	}{{big, "running", 2, 4096}, {big, "deploying", 0.25, 1024}, {big, "failed", 4, 8192}, {small, "running", 3, 1024}} {
+		exec(`INSERT INTO deployments (name, project_id, environment_id, node_id, pipeline_version_id, status, cpu, memory_mb, ttl_seconds, expires_at)
+			VALUES ($1, $2, (SELECT environment_id FROM nodes WHERE id = $3), $3, (SELECT id FROM pipeline_versions WHERE project_id = $2), $4, $5, $6, 3600, now() + interval '1 hour')`,
+			fmt.Sprintf("d-%d", i), project, d.node, d.status, d.cpu, d.mem)
+	}
+
+	b := newBrowser(t, env.URL)
+	b.login(adminUser, adminPassword)
+	type barWant struct {
+		figures []string // reserved, capacity, used
+		text    string
+		widths  []float64 // reserved, used (% of the track)
+		over    bool
+	}
+	check := func(where, row string, want map[string]barWant) {
+		t.Helper()
+		for res, w := range want {
+			sel := fmt.Sprintf(`%s tr[data-name=%q] .node-bar[data-resource=%q]`, where, row, res)
+			b.waitFor(sel, fmt.Sprintf(`!!document.querySelector(%q)`, sel), 30*time.Second)
+			got := eval[[]string](b, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return [e.dataset.reserved, e.dataset.capacity, e.dataset.used]; })()`, sel))
+			if strings.Join(got, " ") != strings.Join(w.figures, " ") {
+				t.Errorf("%s %s %s: reserved/capacity/used %v, want %v", where, row, res, got, w.figures)
+			}
+			if txt := b.textOf(sel + " [data-figures]"); txt != w.text {
+				t.Errorf("%s %s %s: says %q, want %q", where, row, res, txt, w.text)
+			}
+			widths := eval[[]float64](b, fmt.Sprintf(`['.bar-reserved', '.bar-used'].map((c) => Number(document.querySelector(%q + ' ' + c).getAttribute('width')))`, sel))
+			if math.Abs(widths[0]-w.widths[0]) > 0.01 || math.Abs(widths[1]-w.widths[1]) > 0.01 {
+				t.Errorf("%s %s %s: bars %v%% wide, want %v", where, row, res, widths, w.widths)
+			}
+			if over := b.count(sel+" .bar-reserved.over") == 1; over != w.over {
+				t.Errorf("%s %s %s: marked over capacity %v, want %v", where, row, res, over, w.over)
+			}
+		}
+	}
+	bigWant := map[string]barWant{
+		"cpu":    {[]string{"2.25", "8", "3.5"}, "2.25 / 8 CPU reserved · 3.5 CPU used", []float64{28.125, 43.75}, false},
+		"memory": {[]string{"5120", "16384", "6144"}, "5.0 GiB / 16.0 GiB reserved · 6.0 GiB used", []float64{31.25, 37.5}, false},
+	}
+	smallWant := map[string]barWant{
+		"cpu":    {[]string{"3", "2", "0.5"}, "3 / 2 CPU reserved · 0.5 CPU used", []float64{100, 25}, true},
+		"memory": {[]string{"1024", "2048", "1024"}, "1.0 GiB / 2.0 GiB reserved · 1.0 GiB used", []float64{50, 50}, false},
+	}
+	b.open(fmt.Sprintf("/admin/environments/%d", qa))
+	check("", "big", bigWant)
+	b.waitText(`tr[data-name="big"] .node-bars`, "2 deployments reserving")
+
+	b.open("/admin/nodes")
+	b.waitFor("fleet rows", `document.querySelectorAll('#fleet tr[data-name]').length === 2`, 30*time.Second)
+	if envs := eval[[]string](b, `[...document.querySelectorAll('#fleet tr[data-name]')].map((r) => r.dataset.name + '@' + r.dataset.environment)`); strings.Join(envs, " ") != "big@qa small@staging" {
+		t.Errorf("fleet rows %v, want big@qa small@staging", envs)
+	}
+	check("#fleet", "big", bigWant)
+	check("#fleet", "small", smallWant)
+	// Only the online node takes deployments.
+	b.waitText("#fleet-totals", "2 nodes, 1 online and enabled: 2.25 of 8 CPU and 5.0 GiB of 16.0 GiB reserved")
+	if txt := b.textOf("#fleet-totals"); strings.Contains(txt, "this page") {
+		t.Errorf("totals of a one-page fleet say %q", txt)
+	}
 }

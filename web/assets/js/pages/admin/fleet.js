@@ -51,7 +51,8 @@ export function fleetPage(_, q) {
     const rm = sum((n) => (n.reserved || {}).memory_mb);
     clear(totals, h('p', { class: 'fleet-totals' },
       h('strong', null, `${total} node${total === 1 ? '' : 's'}`), `, ${live.length} online and enabled`,
-      live.length ? `: ${rc.toFixed(2).replace(/\.?0+$/, '') || '0'} of ${cpus} CPU and ${formatBytes(rm * 1048576)} of ${formatBytes(mem * 1048576)} reserved` : ''));
+      live.length ? `: ${rc.toFixed(2).replace(/\.?0+$/, '') || '0'} of ${cpus} CPU and ${formatBytes(rm * 1048576)} of ${formatBytes(mem * 1048576)} reserved` : '',
+      total > nodes.length ? ' (on this page)' : ''));
   }
 
   reload();
