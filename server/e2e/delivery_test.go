@@ -233,8 +233,10 @@ func TestBlipsDeletesAndDrain(t *testing.T) {
 		close(stop)
 		runs = <-codes
 		t.Logf("requests during the delete: %v", runs)
-		if !onlyCodes(runs, 200, 404) {
-			t.Fatalf("requests during the delete: %v, want 200s then 404s", runs)
+		// After the route is withdrawn the host answers 410 "deleted"
+		// (ingress.goneretention), never a 502.
+		if !onlyCodes(runs, 200, 410) {
+			t.Fatalf("requests during the delete: %v, want 200s then 410s", runs)
 		}
 	})
 
@@ -298,7 +300,7 @@ func TestBlipsDeletesAndDrain(t *testing.T) {
 		w.admin.del(fmt.Sprintf("/deployments/%d", d.ID)).want(t, 202)
 		waitStatus(t, w.admin, d.ID, "deleted", 60*time.Second)
 		waitNoObjects(t, ag.node, d.ID)
-		ing.waitStatus(t, host("drain"), 404, 30*time.Second)
+		ing.waitStatus(t, host("drain"), 410, 30*time.Second) // deleted, within the retention
 		w.admin.del(fmt.Sprintf("/nodes/%d", nodeID)).want(t, 204)
 	})
 }
