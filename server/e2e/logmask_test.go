@@ -75,3 +75,45 @@ func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
 	}
 	check("follow", got.String())
 }
+
+// TestStepOutputsShowSecretsAsPlaceholders: a plugin step that hands a
+// secret value on in its outputs (here: a DSN built from it) is shown by
+// GET /deployments/{id} — what the UI shows — with ${secrets.NAME} in the
+// value's place, never the value (docs/security.md: readers see outputs).
+func TestStepOutputsShowSecretsAsPlaceholders(t *testing.T) {
+	w := setup(t)
+	const secret = "E2E-output-secret-42"
+	w.admin.post("/secrets", map[string]any{"name": "e2e_dsn_pw", "value": secret}).want(t, 201)
+	graph := map[string]any{
+		"nodes": []map[string]any{
+			{"id": "setup", "kind": "component", "plugin": "e2e-setup",
+				"params": map[string]any{"mode": "ok", "outputs": map[string]any{"dsn": "app:${secrets.e2e_dsn_pw}@db/app", "plain": "hi"}}},
+			{"id": "web", "kind": "service", "service": "e2e-web", "port": 8080, "ingress": true,
+				"env": map[string]any{"MESSAGE": "${steps.setup.outputs.plain}", "SERVICE_NAME": "web"}},
+		},
+		"edges": [][2]string{{"setup", "web"}},
+	}
+	project := w.newProject(t, "outputs", 0.25, "", graph)
+	d := create(t, w.dev, project, w.envID, "pr-outputs", "v1.0.0")
+	waitStatus(t, w.dev, d.ID, "running", 120*time.Second)
+	r := w.dev.get(fmt.Sprintf("/deployments/%d", d.ID)).want(t, 200)
+	if strings.Contains(string(r.Body), secret) || strings.Contains(string(r.Body), secret[:10]) {
+		t.Fatalf("the deployment shows the secret value: %s", r.Body)
+	}
+	var got struct {
+		Steps []struct {
+			ID      string            `json:"id"`
+			Outputs map[string]string `json:"outputs"`
+		} `json:"steps"`
+	}
+	r.decode(t, &got)
+	for _, st := range got.Steps {
+		if st.ID == "setup" {
+			if st.Outputs["dsn"] != "app:${secrets.e2e_dsn_pw}@db/app" || st.Outputs["plain"] != "hi" {
+				t.Errorf("setup outputs %v", st.Outputs)
+			}
+			return
+		}
+	}
+	t.Errorf("no step setup in %s", r.Body)
+}
