@@ -1,5 +1,7 @@
 package dynconfig
 
+import "maps"
+
 // Builder assembles a configuration the way NullOps publishes it. The
 // zero value is not usable; call NewBuilder.
 type Builder struct {
@@ -26,14 +28,41 @@ func NewBuilder(entryPoints []string, tls *RouterTLSConfig) *Builder {
 	return b
 }
 
+// Grow makes room for n more routers and services.
+func (b *Builder) Grow(n int) {
+	r := make(map[string]*Router, len(b.cfg.HTTP.Routers)+n)
+	s := make(map[string]*Service, len(b.cfg.HTTP.Services)+n)
+	maps.Copy(r, b.cfg.HTTP.Routers)
+	maps.Copy(s, b.cfg.HTTP.Services)
+	b.cfg.HTTP.Routers, b.cfg.HTTP.Services = r, s
+}
+
 // Backend adds router and service name routing host to serverURL.
 func (b *Builder) Backend(name, host, serverURL string) {
 	b.cfg.HTTP.Routers[name] = b.router(name, host)
-	b.cfg.HTTP.Services[name] = &Service{LoadBalancer: &ServersLoadBalancer{
+	b.cfg.HTTP.Services[name] = BackendService(serverURL)
+}
+
+// BackendService is the service Backend adds for serverURL.
+func BackendService(serverURL string) *Service {
+	return &Service{LoadBalancer: &ServersLoadBalancer{
 		Servers:        []Server{{URL: serverURL}},
 		PassHostHeader: ptrTrue(),
 	}}
 }
+
+// Add adds a router and, when service is not nil, its service, both made
+// by an equivalent Builder earlier (see Router and BackendService).
+func (b *Builder) Add(name string, r *Router, service *Service) {
+	b.cfg.HTTP.Routers[name] = r
+	if service != nil {
+		b.cfg.HTTP.Services[name] = service
+	}
+}
+
+// Router is the router this builder adds for host, sending requests to
+// service (a router name for Backend, a sentinel for Unavailable).
+func (b *Builder) Router(service, host string) *Router { return b.router(service, host) }
 
 // Unavailable adds router name sending host to a sentinel service
 // (ServiceOffline or ServiceDeploying).

@@ -144,8 +144,9 @@ type Publisher struct {
 	signals    atomic.Int64 // Changed calls (one per notification of the feed)
 	recomputes atomic.Int64
 	computeMu  sync.Mutex
-	rowsHash   uint64           // of the rows the current snapshot was built from; guarded by computeMu
-	state      *dynconfig.State // the current table, with entry hashes; guarded by computeMu
+	rowsHash   uint64                       // of the rows the current snapshot was built from; guarded by computeMu
+	state      *dynconfig.State             // the current table, with entry hashes; guarded by computeMu
+	memo       map[store.RouteRow]*rowEntry // entries of the current rows; guarded by computeMu
 	snap       atomic.Pointer[Snapshot]
 
 	mu          sync.Mutex
@@ -307,7 +308,8 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 		return nil
 	}
 	p.rowsHash = rowsHash
-	s := Build(rows)
+	s, memo := build(rows, p.memo)
+	p.memo = memo
 	cur := p.snap.Load()
 	if p.state == nil {
 		// The state's maps change with every version; the snapshot's never.
@@ -389,35 +391,75 @@ func hashRows(rows []store.RouteRow) uint64 {
 
 // Build turns route rows into a configuration (without rendering it).
 func Build(rows []store.RouteRow) *Snapshot {
+	s, _ := build(rows, nil)
+	return s
+}
+
+// rowEntry is what one route row contributes to the table. The publisher
+// keeps them between recomputes by row: an unchanged row gives the same
+// router and service values, without new allocations, and
+// dynconfig.State.Diff finds them equal by pointer.
+type rowEntry struct {
+	name, host string
+	err        error
+	state      int
+	router     *dynconfig.Router
+	service    *dynconfig.Service // nil unless routed
+}
+
+func newRowEntry(b *dynconfig.Builder, r store.RouteRow) *rowEntry {
+	e := &rowEntry{name: dynconfig.RouterName(r.DeploymentID, r.Service), state: state(r)}
+	e.host, e.err = HostNames{Environment: r.EnvironmentName, BaseDomain: r.BaseDomain, Template: r.HostTemplate}.Host(r.DeploymentName, r.Service)
+	if e.err != nil {
+		return e
+	}
+	switch e.state {
+	case stateRouted:
+		e.router = b.Router(e.name, e.host)
+		e.service = dynconfig.BackendService("http://" + net.JoinHostPort(r.NodeHost, strconv.Itoa(r.HostPort)))
+	case stateOffline:
+		e.router = b.Router(dynconfig.ServiceOffline, e.host)
+	default:
+		e.router = b.Router(dynconfig.ServiceDeploying, e.host)
+	}
+	return e
+}
+
+// build is Build reusing the entries of memo for unchanged rows; it returns
+// the entries of rows for the next call.
+func build(rows []store.RouteRow, memo map[store.RouteRow]*rowEntry) (*Snapshot, map[store.RouteRow]*rowEntry) {
 	b := dynconfig.NewBuilder(nil, nil)
+	b.Grow(len(rows))
 	s := &Snapshot{}
+	next := make(map[store.RouteRow]*rowEntry, len(rows))
 	hosts := make(map[string]string, len(rows))
 	for _, r := range rows {
-		name := dynconfig.RouterName(r.DeploymentID, r.Service)
-		host, err := HostNames{Environment: r.EnvironmentName, BaseDomain: r.BaseDomain, Template: r.HostTemplate}.Host(r.DeploymentName, r.Service)
-		if err != nil {
-			s.Problems = append(s.Problems, fmt.Sprintf("deployment %d service %q: %v", r.DeploymentID, r.Service, err))
+		e := memo[r]
+		if e == nil {
+			e = newRowEntry(b, r)
+		}
+		next[r] = e
+		if e.err != nil {
+			s.Problems = append(s.Problems, fmt.Sprintf("deployment %d service %q: %v", r.DeploymentID, r.Service, e.err))
 			continue
 		}
-		if prev, dup := hosts[host]; dup {
-			s.Problems = append(s.Problems, fmt.Sprintf("deployment %d service %q: host %s is already used by router %s", r.DeploymentID, r.Service, host, prev))
+		if prev, dup := hosts[e.host]; dup {
+			s.Problems = append(s.Problems, fmt.Sprintf("deployment %d service %q: host %s is already used by router %s", r.DeploymentID, r.Service, e.host, prev))
 			continue
 		}
-		hosts[host] = name
-		switch state(r) {
+		hosts[e.host] = e.name
+		b.Add(e.name, e.router, e.service)
+		switch e.state {
 		case stateRouted:
-			b.Backend(name, host, "http://"+net.JoinHostPort(r.NodeHost, strconv.Itoa(r.HostPort)))
 			s.Routed++
 		case stateOffline:
-			b.Unavailable(name, host, dynconfig.ServiceOffline)
 			s.Offline++
 		default:
-			b.Unavailable(name, host, dynconfig.ServiceDeploying)
 			s.Deploying++
 		}
 	}
 	s.Config = b.Configuration()
-	return s
+	return s, next
 }
 
 const (
