@@ -159,3 +159,77 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return data
 }
+
+// BenchmarkApplyDocument10k and BenchmarkApplyDelta10k compare what
+// nullops-ingress does with one changed route in a 10,000-route table: the
+// whole document (decode, compile, build) or a delta (decode, verify,
+// recompile the route, patch a copy of the table).
+func BenchmarkApplyDocument10k(b *testing.B) {
+	docs, _ := bench10k(b)
+	p := New(Options{Log: zerolog.Nop()})
+	b.SetBytes(int64(len(docs[0])))
+	i := 0
+	for b.Loop() {
+		if _, err := p.Apply(docs[i%2], fmt.Sprint(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkApplyDelta10k(b *testing.B) {
+	docs, deltas := bench10k(b)
+	p := New(Options{Log: zerolog.Nop(), Incremental: true})
+	if _, err := p.Apply(docs[0], "v0"); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(deltas[0])))
+	i := 0
+	for b.Loop() {
+		d, err := dynconfig.DecodeDelta(deltas[i%2])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.ApplyDelta(d); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// bench10k returns two 10,000-route documents differing in one route, and
+// the deltas from the first to the second and back.
+func bench10k(b *testing.B) (docs, deltas [2][]byte) {
+	mk := func(changed bool) *dynconfig.Configuration {
+		bl := dynconfig.NewBuilder(nil, nil)
+		for i := range 10000 {
+			name := dynconfig.RouterName(int64(i+1), "web")
+			host := fmt.Sprintf("web.deployment-%d.qa.example.com", i+1)
+			if i == 0 && !changed {
+				bl.Unavailable(name, host, dynconfig.ServiceDeploying)
+				continue
+			}
+			bl.Backend(name, host, fmt.Sprintf("http://10.0.%d.%d:%d", i/250, i%250, 30000+i%20000))
+		}
+		return bl.Configuration()
+	}
+	a, c := mk(false), mk(true)
+	st := dynconfig.NewState(mk(false))
+	there := st.Diff(c)
+	if err := st.Apply(there); err != nil {
+		b.Fatal(err)
+	}
+	back := st.Diff(a)
+	var err error
+	for i, v := range []any{a, c} {
+		if docs[i], err = json.Marshal(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i, v := range []any{there, back} {
+		if deltas[i], err = json.Marshal(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return docs, deltas
+}
