@@ -29,6 +29,21 @@ func TestAgentAndIngressDoNotImportServer(t *testing.T) {
 	}
 }
 
+// TestPluginsDoNotImportAgentOrServer: plugin binaries are built from
+// plugins/ alone plus neutral packages (protocol, internal/); agent and
+// server internals stay out of them.
+func TestPluginsDoNotImportAgentOrServer(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./plugins/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "github.com/nullops/nullops/agent") || strings.HasPrefix(line, "github.com/nullops/nullops/server") {
+			t.Errorf("a plugin depends on %s; share code through protocol or internal/ instead", line)
+		}
+	}
+}
+
 // TestNothingPointsOutsideTheRepository keeps the repository self-explaining:
 // code, scripts and docs may not refer readers to documents that are not in it
 // (the design lives in docs/architecture.md).

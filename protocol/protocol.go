@@ -44,6 +44,18 @@ type Refused struct {
 	Epoch uint64 `json:"epoch"` // the highest epoch the agent accepted
 }
 
+// Labels the agent puts on every Docker object it creates
+// (docs/architecture.md, "Agent"); plugins given the Docker socket check
+// them before touching a container.
+const (
+	LabelManaged    = "nullops.managed"
+	LabelNode       = "nullops.node"
+	LabelNodeUID    = "nullops.node_uid"
+	LabelDeployment = "nullops.deployment"
+	LabelService    = "nullops.service"
+	LabelStep       = "nullops.step"
+)
+
 // MaxMessageBytes bounds one frame (deploy specs with large graphs fit).
 const MaxMessageBytes = 8 << 20
 

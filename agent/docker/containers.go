@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -10,11 +9,11 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/nullops/nullops/internal/dockerexec"
 	"github.com/nullops/nullops/protocol"
 )
 
@@ -224,39 +223,7 @@ func (r *Runtime) removeContainer(ctx context.Context, id string) error {
 // Exec runs cmd inside a running container and returns its exit code and
 // combined output (capped at 64 KiB).
 func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string) (int, string, error) {
-	ex, err := r.cli.ExecCreate(ctx, containerID, client.ExecCreateOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		return -1, "", fmt.Errorf("exec create in %s: %w", containerID, err)
-	}
-	att, err := r.cli.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
-	if err != nil {
-		return -1, "", fmt.Errorf("exec attach in %s: %w", containerID, err)
-	}
-	defer att.Close()
-	var out capBuffer
-	out.max = 64 << 10
-	done := make(chan error, 1)
-	go func() { _, err := stdcopy.StdCopy(&out, &out, att.Reader); done <- err }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		att.Close()
-		<-done
-		return -1, out.String(), ctx.Err()
-	}
-	if err != nil {
-		return -1, out.String(), fmt.Errorf("exec read: %w", err)
-	}
-	for i := 0; ; i++ {
-		insp, err := r.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
-		if err != nil {
-			return -1, out.String(), fmt.Errorf("exec inspect: %w", err)
-		}
-		if !insp.Running || i > 50 {
-			return insp.ExitCode, out.String(), nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return dockerexec.Run(ctx, r.cli, containerID, cmd, 64<<10)
 }
 
 func trimSlash(s string) string {
@@ -264,25 +231,4 @@ func trimSlash(s string) string {
 		return s[1:]
 	}
 	return s
-}
-
-// capBuffer keeps at most max bytes (the first ones) and counts the rest.
-type capBuffer struct {
-	bytes.Buffer
-	max     int
-	dropped int
-}
-
-func (b *capBuffer) Write(p []byte) (int, error) {
-	room := b.max - b.Len()
-	if room <= 0 {
-		b.dropped += len(p)
-		return len(p), nil
-	}
-	if len(p) > room {
-		b.dropped += len(p) - room
-		b.Buffer.Write(p[:room])
-		return len(p), nil
-	}
-	return b.Buffer.Write(p)
 }

@@ -16,16 +16,19 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/nullops/nullops/protocol"
 )
 
-// Labels put on every Docker object the agent creates.
+// Labels put on every Docker object the agent creates (defined in protocol:
+// plugins with the Docker socket check them too).
 const (
-	LabelManaged    = "nullops.managed"
-	LabelNode       = "nullops.node"
-	LabelNodeUID    = "nullops.node_uid"
-	LabelDeployment = "nullops.deployment"
-	LabelService    = "nullops.service"
-	LabelStep       = "nullops.step"
+	LabelManaged    = protocol.LabelManaged
+	LabelNode       = protocol.LabelNode
+	LabelNodeUID    = protocol.LabelNodeUID
+	LabelDeployment = protocol.LabelDeployment
+	LabelService    = protocol.LabelService
+	LabelStep       = protocol.LabelStep
 )
 
 // DefaultSubnetPool gives 256 deployment networks of /24 each.

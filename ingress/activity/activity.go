@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/ingress/dynconfig"
 )
 
-// Item is one deployment's last request time, as POSTed to
-// /api/v1/ingress/activity in {"deployments":[...]}.
-type Item struct {
-	ID            int64     `json:"id"`
-	LastRequestAt time.Time `json:"last_request_at"`
-}
+// Item is one deployment's last request time, the entry of the report
+// the server receives (dynconfig.ActivityReport).
+type Item = dynconfig.Activity
 
 // Sender delivers a batch to the server.
 type Sender interface {

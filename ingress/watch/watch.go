@@ -454,12 +454,12 @@ func (w *Watcher) write(p pending) error {
 // SendActivity posts a batch of last request times to the server
 // (implements activity.Sender).
 func (w *Watcher) SendActivity(ctx context.Context, items []activity.Item) error {
-	body, err := json.Marshal(map[string]any{"deployments": items})
+	body, err := json.Marshal(dynconfig.ActivityReport{Deployments: items})
 	if err != nil {
 		return err
 	}
 	u := *w.base
-	u.Path += "/api/v1/ingress/activity"
+	u.Path += dynconfig.ActivityPath
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))

@@ -20,8 +20,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/moby/moby/client"
+
+	"github.com/nullops/nullops/internal/dockerexec"
 	"github.com/nullops/nullops/plugins/sdk"
+	"github.com/nullops/nullops/protocol"
 )
 
 func main() {
@@ -74,25 +77,34 @@ func run(ctx context.Context, in *sdk.Input) (sdk.Output, error) {
 	if in.Deployment.Node == "" {
 		return sdk.Output{}, fmt.Errorf("input lacks deployment.node")
 	}
-	rt, err := docker.New(docker.Config{Node: in.Deployment.Node})
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
-		return sdk.Output{}, err
+		return sdk.Output{}, fmt.Errorf("docker client: %w", err)
 	}
-	defer rt.Close()
+	defer cli.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	info, err := rt.InspectService(ctx, svc.ContainerID)
+	ins, err := cli.ContainerInspect(ctx, svc.ContainerID, client.ContainerInspectOptions{})
 	if err != nil {
-		return sdk.Output{}, fmt.Errorf("%v (is the Docker socket mounted? an admin has to enable docker_socket on this plugin in the catalog, and the node's agent has to run with --docker.pluginsocket)", err)
+		return sdk.Output{}, fmt.Errorf("inspect container %s: %v (is the Docker socket mounted? an admin has to enable docker_socket on this plugin in the catalog, and the node's agent has to run with --docker.pluginsocket)", svc.ContainerID, err)
 	}
-	if info.Labels[docker.LabelDeployment] != strconv.FormatInt(in.Deployment.ID, 10) || info.Labels[docker.LabelNode] != in.Deployment.Node {
+	c := ins.Container
+	var labels map[string]string
+	if c.Config != nil {
+		labels = c.Config.Labels
+	}
+	if labels[protocol.LabelDeployment] != strconv.FormatInt(in.Deployment.ID, 10) || labels[protocol.LabelNode] != in.Deployment.Node {
 		return sdk.Output{}, fmt.Errorf("container %s does not belong to deployment %d", svc.ContainerID, in.Deployment.ID)
 	}
-	if !info.Running {
-		return sdk.Output{}, fmt.Errorf("service %s is not running (%s)", req["service"], info.Status)
+	if c.State == nil || !c.State.Running {
+		status := "unknown state"
+		if c.State != nil {
+			status = string(c.State.Status)
+		}
+		return sdk.Output{}, fmt.Errorf("service %s is not running (%s)", req["service"], status)
 	}
 	sdk.Logf("exec in %s: %s", req["service"], strings.Join(cmd, " "))
-	code, output, err := rt.Exec(ctx, svc.ContainerID, cmd)
+	code, output, err := dockerexec.Run(ctx, cli, svc.ContainerID, cmd, 64<<10)
 	if err != nil {
 		return sdk.Output{}, fmt.Errorf("exec: %w", err)
 	}

@@ -175,18 +175,9 @@ func ingressGone(d *Deps) echo.HandlerFunc {
 	}
 }
 
-type activityRequest struct {
-	Deployments []activityItem `json:"deployments"`
-}
-
-type activityItem struct {
-	ID            int64     `json:"id"`
-	LastRequestAt time.Time `json:"last_request_at"`
-}
-
 func ingressActivity(d *Deps) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		var req activityRequest
+		var req dynconfig.ActivityReport
 		if err := Bind(c, &req); err != nil {
 			return err
 		}
