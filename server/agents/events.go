@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/protocol"
@@ -62,7 +61,7 @@ func (m *Manager) applyEvent(ctx context.Context, log zerolog.Logger, nodeID int
 		log.Warn().Err(valid).Uint64("seq", e.Seq).Str("type", e.Type).Msg("malformed event recorded but not applied")
 	}
 	appliers := m.appliersFor(e.Type)
-	err := m.o.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := m.o.Store.InTx(ctx, func(tx *store.Store) error {
 		fresh, err := store.InsertAgentEvent(ctx, tx, nodeID, instance, e.Seq, e.Type, e.Body)
 		if err != nil || !fresh {
 			return err

@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/protocol"
@@ -47,7 +46,7 @@ func (noDesiredState) DesiredState(context.Context, int64) ([]protocol.DeploySpe
 // back and drops the connection; the agent replays the event on the next
 // one. Skip events that can never apply (log them, return nil), or the
 // node's journal stalls.
-type Applier func(ctx context.Context, tx pgx.Tx, nodeID int64, env protocol.Envelope) error
+type Applier func(ctx context.Context, tx *store.Store, nodeID int64, env protocol.Envelope) error
 
 // StatusChange is reported to OnStatusChange hooks.
 type StatusChange struct {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/nullops/nullops/agent/certs"
 	"github.com/nullops/nullops/agent/channel"
@@ -329,7 +328,7 @@ func TestFailedApplierRollsBackAndTheEventIsReplayed(t *testing.T) {
 	e.mgr.Stop()
 	e.opts.Desired = nil
 	e.startManager()
-	e.mgr.RegisterApplier(protocol.TypeStepLog, func(ctx context.Context, tx pgx.Tx, nodeID int64, env protocol.Envelope) error {
+	e.mgr.RegisterApplier(protocol.TypeStepLog, func(ctx context.Context, tx *store.Store, nodeID int64, env protocol.Envelope) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if env.Seq == 2 && failOnce {

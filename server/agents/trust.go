@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/protocol"
@@ -65,8 +64,8 @@ func (m *Manager) record(ctx context.Context, q store.Querier, nodeID int64, ev 
 
 // recordTx runs record in its own transaction, logging a failure.
 func (m *Manager) recordTx(ctx context.Context, log zerolog.Logger, nodeID int64, ev store.NodeEvent, action string, detail map[string]any,
-	also func(tx pgx.Tx) (bool, error)) {
-	err := m.o.Store.Tx(ctx, func(tx pgx.Tx) error {
+	also func(tx *store.Store) (bool, error)) {
+	err := m.o.Store.InTx(ctx, func(tx *store.Store) error {
 		if also != nil {
 			changed, err := also(tx)
 			if err != nil || !changed {
@@ -83,7 +82,7 @@ func (m *Manager) recordTx(ctx context.Context, log zerolog.Logger, nodeID int64
 // applyChannelEvent is the applier of the agent's journaled channel events:
 // a node event (source agent) and an audit entry, in the event's
 // transaction.
-func (m *Manager) applyChannelEvent(ctx context.Context, tx pgx.Tx, nodeID int64, env protocol.Envelope) error {
+func (m *Manager) applyChannelEvent(ctx context.Context, tx *store.Store, nodeID int64, env protocol.Envelope) error {
 	ev, err := protocol.DecodeBody[protocol.ChannelEvent](env)
 	if err != nil {
 		m.o.Log.Warn().Err(err).Int64("node_id", nodeID).Msg("malformed channel event skipped")
@@ -120,7 +119,9 @@ func (n *node) rotationDone(ctx context.Context, log zerolog.Logger, row store.N
 	log.Info().Int("generation", row.TokenGeneration).Str("how", how).Msg("token rotation completed on the agent")
 	n.m.recordTx(ctx, log, n.id, store.NodeEvent{Kind: store.NodeEventTokenRotated, Message: how},
 		"node.token_rotation_completed", map[string]any{"token_generation": row.TokenGeneration},
-		func(tx pgx.Tx) (bool, error) { return store.CompleteTokenRotation(ctx, tx, n.id, row.TokenGeneration) })
+		func(tx *store.Store) (bool, error) {
+			return store.CompleteTokenRotation(ctx, tx, n.id, row.TokenGeneration)
+		})
 }
 
 // sendRevocation tells the agent over p that its token is revoked and, once
@@ -140,7 +141,7 @@ func (n *node) revocationDone(ctx context.Context, log zerolog.Logger, how strin
 	log.Info().Str("how", how).Msg("token revocation delivered to the agent")
 	n.m.recordTx(ctx, log, n.id, store.NodeEvent{Kind: store.NodeEventTokenRevoked, Message: how},
 		"node.token_revocation_completed", nil,
-		func(tx pgx.Tx) (bool, error) { return store.CompleteRevocation(ctx, tx, n.id) })
+		func(tx *store.Store) (bool, error) { return store.CompleteRevocation(ctx, tx, n.id) })
 }
 
 // deliverRevocation connects with the token the agent still accepts, only

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/store"
 )
@@ -18,8 +16,8 @@ import (
 // (returning nil) so it cannot block the node's journal.
 
 // Appliers returns the applier of each journaled event type.
-func (s *Service) Appliers() map[string]func(ctx context.Context, tx pgx.Tx, nodeID int64, e protocol.Envelope) error {
-	return map[string]func(ctx context.Context, tx pgx.Tx, nodeID int64, e protocol.Envelope) error{
+func (s *Service) Appliers() map[string]func(ctx context.Context, tx *store.Store, nodeID int64, e protocol.Envelope) error {
+	return map[string]func(ctx context.Context, tx *store.Store, nodeID int64, e protocol.Envelope) error{
 		protocol.TypeDeploymentStatus: s.ApplyDeploymentStatus,
 		protocol.TypeStepStatus:       s.ApplyStepStatus,
 		protocol.TypeStepLog:          s.ApplyStepLog,
@@ -39,7 +37,7 @@ var transitions = map[string][]string{
 }
 
 // lockOwned locks the deployment when it exists and runs on nodeID.
-func (s *Service) lockOwned(ctx context.Context, tx pgx.Tx, nodeID, id int64, typ string) (store.Deployment, bool, error) {
+func (s *Service) lockOwned(ctx context.Context, tx *store.Store, nodeID, id int64, typ string) (store.Deployment, bool, error) {
 	d, err := store.LockDeployment(ctx, tx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		s.Log.Warn().Int64("node_id", nodeID).Int64("deployment_id", id).Str("event", typ).Msg("event for an unknown deployment skipped")
@@ -56,7 +54,7 @@ func (s *Service) lockOwned(ctx context.Context, tx pgx.Tx, nodeID, id int64, ty
 }
 
 // ApplyDeploymentStatus applies deployment.status.
-func (s *Service) ApplyDeploymentStatus(ctx context.Context, tx pgx.Tx, nodeID int64, e protocol.Envelope) error {
+func (s *Service) ApplyDeploymentStatus(ctx context.Context, tx *store.Store, nodeID int64, e protocol.Envelope) error {
 	ev, err := protocol.DecodeBody[protocol.DeploymentStatus](e)
 	if err != nil {
 		s.Log.Warn().Err(err).Int64("node_id", nodeID).Msg("malformed deployment.status skipped")
@@ -98,7 +96,7 @@ func (s *Service) ApplyDeploymentStatus(ctx context.Context, tx pgx.Tx, nodeID i
 }
 
 // ApplyStepStatus applies step.status.
-func (s *Service) ApplyStepStatus(ctx context.Context, tx pgx.Tx, nodeID int64, e protocol.Envelope) error {
+func (s *Service) ApplyStepStatus(ctx context.Context, tx *store.Store, nodeID int64, e protocol.Envelope) error {
 	ev, err := protocol.DecodeBody[protocol.StepStatus](e)
 	if err != nil {
 		s.Log.Warn().Err(err).Int64("node_id", nodeID).Msg("malformed step.status skipped")
@@ -120,7 +118,7 @@ func (s *Service) ApplyStepStatus(ctx context.Context, tx pgx.Tx, nodeID int64, 
 }
 
 // ApplyStepLog applies step.log: the chunk is stored in step_logs.
-func (s *Service) ApplyStepLog(ctx context.Context, tx pgx.Tx, nodeID int64, e protocol.Envelope) error {
+func (s *Service) ApplyStepLog(ctx context.Context, tx *store.Store, nodeID int64, e protocol.Envelope) error {
 	ev, err := protocol.DecodeBody[protocol.StepLog](e)
 	if err != nil {
 		s.Log.Warn().Err(err).Int64("node_id", nodeID).Msg("malformed step.log skipped")
@@ -140,7 +138,7 @@ func (s *Service) ApplyStepLog(ctx context.Context, tx pgx.Tx, nodeID int64, e p
 }
 
 // ApplyServiceState applies service.state: published port and health.
-func (s *Service) ApplyServiceState(ctx context.Context, tx pgx.Tx, nodeID int64, e protocol.Envelope) error {
+func (s *Service) ApplyServiceState(ctx context.Context, tx *store.Store, nodeID int64, e protocol.Envelope) error {
 	ev, err := protocol.DecodeBody[protocol.ServiceState](e)
 	if err != nil {
 		s.Log.Warn().Err(err).Int64("node_id", nodeID).Msg("malformed service.state skipped")

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/store"
 )
@@ -190,7 +188,7 @@ func (s *Service) deliverDelete(ctx context.Context, d store.DeletingDeployment,
 
 // markPending records that a delete did not reach the node yet.
 func (s *Service) markPending(ctx context.Context, id int64, cause error) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.tx(ctx, func(tx *store.Store) error {
 		d, err := store.LockDeployment(ctx, tx, id)
 		if err != nil || d.Status != store.DeploymentDeleting {
 			return err
@@ -211,7 +209,7 @@ func (s *Service) markPending(ctx context.Context, id int64, cause error) error 
 
 // clearPending records that a pending delete reached the node.
 func (s *Service) clearPending(ctx context.Context, id int64) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.tx(ctx, func(tx *store.Store) error {
 		d, err := store.LockDeployment(ctx, tx, id)
 		if err != nil || d.Status != store.DeploymentDeleting || !d.DeletePending {
 			return err
@@ -229,7 +227,7 @@ func (s *Service) clearPending(ctx context.Context, id int64) error {
 // longer than the grace; it returns how long until the next grace ends (0:
 // none pending).
 func (s *Service) offlineUnreachable(ctx context.Context) (time.Duration, error) {
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx *store.Store) error {
 		ids, err := store.SetUnreachableDeploymentsOffline(ctx, tx, s.OfflineGrace)
 		if err != nil {
 			return err

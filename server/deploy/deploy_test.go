@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/internal/testutil"
@@ -190,7 +189,7 @@ func (f *fixture) apply(t *testing.T, nodeID int64, typ string, body any) {
 	seq++
 	e.Seq = seq
 	fn := f.svc.Appliers()[typ]
-	if err := f.st.Tx(context.Background(), func(tx pgx.Tx) error { return fn(context.Background(), tx, nodeID, e) }); err != nil {
+	if err := f.st.InTx(context.Background(), func(tx *store.Store) error { return fn(context.Background(), tx, nodeID, e) }); err != nil {
 		t.Fatalf("apply %s: %v", typ, err)
 	}
 }

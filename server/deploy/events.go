@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -72,7 +70,7 @@ type SvcEvent struct {
 const maxNotifyBytes = 7000
 
 // publish queues ev for delivery after tx commits.
-func publish(ctx context.Context, tx pgx.Tx, ev Event) error {
+func publish(ctx context.Context, tx *store.Store, ev Event) error {
 	if ev.At.IsZero() {
 		ev.At = time.Now().UTC()
 	}

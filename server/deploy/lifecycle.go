@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/ingresspub"
@@ -141,7 +139,7 @@ func asUserError(err error, status int, code string) error {
 }
 
 // place locks the environment's candidate nodes and chooses one.
-func (s *Service) place(ctx context.Context, tx pgx.Tx, p *plan) (placement.Candidate, error) {
+func (s *Service) place(ctx context.Context, tx *store.Store, p *plan) (placement.Candidate, error) {
 	nodes, err := store.LockPlacementNodes(ctx, tx, p.target.EnvironmentID)
 	if err != nil {
 		return placement.Candidate{}, err
@@ -272,7 +270,7 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 	}
 	var d store.Deployment
 	var nodeID int64
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx *store.Store) error {
 		node, err := s.place(ctx, tx, p)
 		if err != nil {
 			return err
@@ -326,7 +324,7 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 // recordDefinition stores what the deployment runs (no secret values: the
 // definition holds references only), so its syncs and redeliveries do not
 // depend on the catalog staying as it was.
-func (s *Service) recordDefinition(ctx context.Context, tx pgx.Tx, id int64, def catalog.Definition) error {
+func (s *Service) recordDefinition(ctx context.Context, tx *store.Store, id int64, def catalog.Definition) error {
 	b, err := encodeDefinition(id, def)
 	if err != nil {
 		return err
@@ -387,7 +385,7 @@ func (s *Service) fail(ctx context.Context, id int64, reason string) error {
 // failFrom marks a deployment failed with reason if its status is one of
 // from, with its history entry and event, in one transaction.
 func (s *Service) failFrom(ctx context.Context, id int64, reason string, from ...string) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.tx(ctx, func(tx *store.Store) error {
 		d, err := store.LockDeployment(ctx, tx, id)
 		if err != nil {
 			return err
@@ -448,7 +446,7 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 		return d, err
 	}
 	var nodeID int64
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx *store.Store) error {
 		node, err := s.place(ctx, tx, p)
 		if err != nil {
 			return err
@@ -504,7 +502,7 @@ func (s *Service) Extend(ctx context.Context, a Actor, id int64) (store.Deployme
 	if err != nil {
 		return d, err
 	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx *store.Store) error {
 		cur, err := store.LockDeployment(ctx, tx, id)
 		if err != nil {
 			return err
@@ -559,7 +557,7 @@ func (s *Service) Delete(ctx context.Context, a Actor, id int64) (store.Deployme
 func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, extra map[string]any) (store.Deployment, error) {
 	var d store.Deployment
 	var send *deleteCall
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.tx(ctx, func(tx *store.Store) error {
 		cur, err := store.LockDeployment(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return ErrNotFound

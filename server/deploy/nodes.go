@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/store"
@@ -97,7 +95,7 @@ func (s *Service) NodeOffline(ctx context.Context, nodeID int64, why string) err
 	}
 	s.Log.Warn().Int64("node_id", nodeID).Str("reason", why).Int("deployments", len(ids)).Dur("grace", s.OfflineGrace).
 		Msg("node unreachable; its deployments stay routed during the grace")
-	return s.tx(ctx, func(tx pgx.Tx) error { return s.publishStatuses(ctx, tx, ids) })
+	return s.tx(ctx, func(tx *store.Store) error { return s.publishStatuses(ctx, tx, ids) })
 }
 
 // NodeSynced runs after a node (re)connected and accepted its desired
@@ -105,7 +103,7 @@ func (s *Service) NodeOffline(ctx context.Context, nodeID int64, why string) err
 // everything not in the desired state) and its offline deployments are
 // running again (or still deploying, when their pipeline had not finished).
 func (s *Service) NodeSynced(ctx context.Context, nodeID int64) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.tx(ctx, func(tx *store.Store) error {
 		pending, err := store.DeletePendingOnNode(ctx, tx, nodeID)
 		if err != nil {
 			return err
@@ -129,7 +127,7 @@ func (s *Service) NodeSynced(ctx context.Context, nodeID int64) error {
 	})
 }
 
-func (s *Service) publishStatuses(ctx context.Context, tx pgx.Tx, ids []int64) error {
+func (s *Service) publishStatuses(ctx context.Context, tx *store.Store, ids []int64) error {
 	for _, id := range ids {
 		d, err := store.LockDeployment(ctx, tx, id)
 		if err != nil {

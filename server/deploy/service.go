@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/protocol"
@@ -155,12 +154,12 @@ func (s *Service) Run(ctx context.Context) {
 	s.runDelivery(ctx)
 }
 
-func (s *Service) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return s.Store.Tx(ctx, fn)
+func (s *Service) tx(ctx context.Context, fn func(tx *store.Store) error) error {
+	return s.Store.InTx(ctx, fn)
 }
 
 // audit records an action on d in the audit log, inside tx.
-func (s *Service) audit(ctx context.Context, tx pgx.Tx, a Actor, action string, d store.Deployment, detail map[string]any) error {
+func (s *Service) audit(ctx context.Context, tx *store.Store, a Actor, action string, d store.Deployment, detail map[string]any) error {
 	pid, eid := d.ProjectID, d.EnvironmentID
 	detail = maps.Clone(detail)
 	if detail == nil {

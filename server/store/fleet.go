@@ -20,7 +20,7 @@ func (s *Store) NodeReservations(ctx context.Context, nodeIDs []int64) (map[int6
 	if len(nodeIDs) == 0 {
 		return out, nil
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT node_id, COALESCE(sum(cpu), 0), COALESCE(sum(memory_mb), 0)::bigint, count(*) FROM deployments
+	rows, err := s.db.Query(ctx, `SELECT node_id, COALESCE(sum(cpu), 0), COALESCE(sum(memory_mb), 0)::bigint, count(*) FROM deployments
 		WHERE node_id = ANY($1) AND status = ANY($2) GROUP BY node_id`, nodeIDs, reservingStatuses)
 	if err != nil {
 		return nil, fmt.Errorf("node reservations: %w", err)
@@ -41,10 +41,10 @@ func (s *Store) NodeReservations(ctx context.Context, nodeIDs []int64) (map[int6
 // environment name, then node name.
 func (s *Store) ListAllNodes(ctx context.Context, limit, offset int) ([]Node, int, error) {
 	var total int
-	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM nodes`).Scan(&total); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM nodes`).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count nodes: %w", err)
 	}
-	rows, err := s.Pool.Query(ctx, `SELECT `+nodeColumns+` FROM nodes
+	rows, err := s.db.Query(ctx, `SELECT `+nodeColumns+` FROM nodes
 		ORDER BY (SELECT e.name FROM environments e WHERE e.id = nodes.environment_id), name, id LIMIT $1 OFFSET $2`, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list nodes: %w", err)
@@ -56,7 +56,7 @@ func (s *Store) ListAllNodes(ctx context.Context, limit, offset int) ([]Node, in
 // EnvironmentNames returns the names of the environments with the ids.
 func (s *Store) EnvironmentNames(ctx context.Context, ids []int64) (map[int64]string, error) {
 	out := make(map[int64]string, len(ids))
-	rows, err := s.Pool.Query(ctx, `SELECT id, name FROM environments WHERE id = ANY($1)`, ids)
+	rows, err := s.db.Query(ctx, `SELECT id, name FROM environments WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("environment names: %w", err)
 	}

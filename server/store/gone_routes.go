@@ -30,7 +30,7 @@ const MaxGoneRoutes = 20000
 // expired entry of their history) happened after since, oldest removal
 // first, at most MaxGoneRoutes (the newest).
 func (s *Store) GoneRouteRows(ctx context.Context, since time.Time) ([]GoneRouteRow, error) {
-	rows, err := s.Pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT * FROM (
 			SELECT d.id, d.name AS deployment, e.name AS environment, e.base_domain, e.host_template,
 			       ds.node_key, h.action, h.actor_name, h.created_at

@@ -192,12 +192,6 @@ func (s *Store) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Tx runs fn in a transaction, committing when it returns nil. New code
-// uses InTx, which keeps the typed API inside the transaction.
-func (s *Store) Tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.db, fn)
-}
-
 // IsUniqueViolation reports whether err is a unique constraint violation.
 func IsUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError

@@ -59,7 +59,7 @@ func (s *Store) RecordUsage(ctx context.Context, nodeID int64, at time.Time, rin
 		seen[k] = true
 		deps, svcs, cpus, mems = append(deps, m.DeploymentID), append(svcs, m.Service), append(cpus, m.CPUPercent), append(mems, m.MemoryBytes)
 	}
-	tag, err := s.Pool.Exec(ctx, `INSERT INTO service_usage (deployment_id, node_key, slot, at, cpu_percent, memory_bytes)
+	tag, err := s.db.Exec(ctx, `INSERT INTO service_usage (deployment_id, node_key, slot, at, cpu_percent, memory_bytes)
 		SELECT ds.deployment_id, ds.node_key, $3, $2, s.cpu, s.mem
 		FROM unnest($4::bigint[], $5::text[], $6::float8[], $7::bigint[]) AS s(dep, svc, cpu, mem)
 		JOIN deployment_services ds ON ds.deployment_id = s.dep AND ds.node_key = s.svc
@@ -86,7 +86,7 @@ type UsagePoint struct {
 // a since no earlier than the ring's window before now: older slots are
 // left-overs the pruning has not removed yet.
 func (s *Store) DeploymentUsage(ctx context.Context, deploymentID int64, since time.Time) (map[string][]UsagePoint, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT node_key, at, cpu_percent, memory_bytes FROM service_usage
+	rows, err := s.db.Query(ctx, `SELECT node_key, at, cpu_percent, memory_bytes FROM service_usage
 		WHERE deployment_id = $1 AND at > $2 ORDER BY node_key, at`, deploymentID, since)
 	if err != nil {
 		return nil, fmt.Errorf("usage of deployment %d: %w", deploymentID, err)
@@ -110,7 +110,7 @@ func (s *Store) DeploymentUsage(ctx context.Context, deploymentID int64, since t
 // PruneUsage removes samples taken before cutoff (those of failed
 // deployments, and slots a stopped push left behind) and returns how many.
 func (s *Store) PruneUsage(ctx context.Context, cutoff time.Time) (int64, error) {
-	tag, err := s.Pool.Exec(ctx, `DELETE FROM service_usage WHERE at < $1`, cutoff)
+	tag, err := s.db.Exec(ctx, `DELETE FROM service_usage WHERE at < $1`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("prune usage: %w", err)
 	}
@@ -119,7 +119,7 @@ func (s *Store) PruneUsage(ctx context.Context, cutoff time.Time) (int64, error)
 
 // UsageRows counts the stored samples of a deployment per service.
 func (s *Store) UsageRows(ctx context.Context, deploymentID int64) (map[string]int, error) {
-	rows, err := s.Pool.Query(ctx, `SELECT node_key, count(*) FROM service_usage WHERE deployment_id = $1 GROUP BY node_key`, deploymentID)
+	rows, err := s.db.Query(ctx, `SELECT node_key, count(*) FROM service_usage WHERE deployment_id = $1 GROUP BY node_key`, deploymentID)
 	if err != nil {
 		return nil, fmt.Errorf("count usage of deployment %d: %w", deploymentID, err)
 	}

@@ -76,7 +76,7 @@ func CreateUser(ctx context.Context, q Querier, n NewUser) (User, error) {
 // transaction-level advisory lock so two servers starting at once create one
 // admin. created is false when a user already existed.
 func (s *Store) CreateFirstUser(ctx context.Context, n NewUser) (u User, created bool, err error) {
-	err = s.Tx(ctx, func(tx pgx.Tx) error {
+	err = s.InTx(ctx, func(tx *Store) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(0x6e6f7073_61646d)); err != nil {
 			return fmt.Errorf("lock first user: %w", err)
 		}
