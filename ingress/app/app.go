@@ -80,6 +80,9 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	if err := a.gone.LoadState(); err != nil {
+		log.Error().Err(err).Msg("ignoring the saved removed hosts")
+	}
 	if _, err := w.LoadState(); err != nil {
 		// A corrupt state file must not keep the ingress down: the server
 		// sends a fresh table as soon as it answers.

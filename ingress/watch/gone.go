@@ -3,13 +3,22 @@ package watch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/nullops/nullops/ingress/atomicfile"
 
 	"github.com/nullops/nullops/ingress/dynconfig"
 )
+
+// GoneStateFile keeps the last list of removed hosts in the state dir, so a
+// restarted ingress says "deleted" before the server answers.
+const GoneStateFile = "gone.json"
 
 // DefaultGoneInterval is how often the hosts of removed deployments are
 // fetched when no new routing table asks for it sooner.
@@ -35,6 +44,24 @@ func (w *Watcher) NewGoneWatcher(apply func(*dynconfig.GoneDocument), interval t
 		interval = DefaultGoneInterval
 	}
 	return &GoneWatcher{w: w, apply: apply, interval: interval, trigger: make(chan struct{}, 1)}
+}
+
+// LoadState applies the list saved by an earlier run, if any. A missing file
+// is no error; a corrupt one is reported and ignored.
+func (g *GoneWatcher) LoadState() error {
+	data, err := os.ReadFile(filepath.Join(g.w.opts.StateDir, GoneStateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read saved removed hosts: %w", err)
+	}
+	doc, err := dynconfig.DecodeGone(data)
+	if err != nil {
+		return fmt.Errorf("saved removed hosts: %w", err)
+	}
+	g.apply(doc)
+	return nil
 }
 
 // Trigger asks for a fetch soon; it never blocks.
@@ -102,5 +129,10 @@ func (g *GoneWatcher) fetch(ctx context.Context) error {
 	}
 	g.apply(doc)
 	g.etag = res.Header.Get("ETag")
+	if g.w.opts.StateDir != "" {
+		if err := atomicfile.Write(filepath.Join(g.w.opts.StateDir, GoneStateFile), body); err != nil {
+			g.w.log.Warn().Err(err).Msg("save removed hosts (served, but not kept across a restart)")
+		}
+	}
 	return nil
 }

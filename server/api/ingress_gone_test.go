@@ -67,7 +67,9 @@ func TestIngressGoneHostsEndToEnd(t *testing.T) {
 	cp := &controlPlane{addr: "127.0.0.1:0", e: e}
 	cp.start(t)
 	defer cp.stop()
-	ing := startIngressWith(t, "http://"+cp.addr, token, t.TempDir(), func(c *ingressconfig.Config) { c.UI.URL = ui + "/" })
+	stateDir := t.TempDir()
+	withUI := func(c *ingressconfig.Config) { c.UI.URL = ui + "/" }
+	ing := startIngressWith(t, "http://"+cp.addr, token, stateDir, withUI)
 
 	// Deploying: the page reloads itself and links to the deployment.
 	ing.waitFor(t, "web.pr-1.qa.example.test", 503, "still being deployed")
@@ -120,6 +122,15 @@ func TestIngressGoneHostsEndToEnd(t *testing.T) {
 	} else {
 		res2.Body.Close()
 	}
+
+	// The ingress restarts while the server is away: it still knows.
+	cp.stop()
+	ing.stop()
+	ing = startIngressWith(t, "http://"+cp.addr, token, stateDir, withUI)
+	if code, body := ing.get("web.pr-1.qa.example.test"); code != 410 || !strings.Contains(body, "Deployment expired") {
+		t.Fatalf("restarted ingress without server: %d %s", code, body)
+	}
+	cp.start(t)
 
 	// pr-2 is created again under the same name: routed, not "deleted".
 	again := seed.Deployment(t, env, node, "pr-2", "running", time.Hour)
