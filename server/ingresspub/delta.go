@@ -18,12 +18,30 @@ const DefaultHistory = 128
 // version; ingresses behind by the same versions share it).
 const maxMerged = 8
 
-// recordLocked appends s to the history; the caller holds p.mu.
+// maxHistoryBytes bounds the encoded deltas kept (a change of a whole
+// environment is as large as the document).
+const maxHistoryBytes = 32 << 20
+
+// step is one version in the history: only its delta is kept, not the
+// table (a snapshot of 10,000 routes holds megabytes).
+type step struct {
+	version int64
+	delta   *dynconfig.Delta // from version-1; nil for a publisher's first version
+	body    []byte           // delta encoded
+}
+
+// recordLocked appends s's delta to the history; the caller holds p.mu.
 func (p *Publisher) recordLocked(s *Snapshot) {
-	p.history = append(p.history, s)
-	if n := len(p.history) - p.opts.History; n > 0 {
-		clear(p.history[:n])
-		p.history = append(p.history[:0], p.history[n:]...)
+	p.history = append(p.history, step{version: s.Version, delta: s.delta, body: s.deltaBody})
+	p.historyBytes += len(s.deltaBody)
+	drop := 0
+	for len(p.history)-drop > p.opts.History || (p.historyBytes > maxHistoryBytes && len(p.history)-drop > 1) {
+		p.historyBytes -= len(p.history[drop].body)
+		drop++
+	}
+	if drop > 0 {
+		clear(p.history[:drop])
+		p.history = append(p.history[:0], p.history[drop:]...)
 	}
 }
 
@@ -40,19 +58,19 @@ func (p *Publisher) Delta(etag string, to *Snapshot) ([]byte, bool) {
 		return nil, false
 	}
 	// history holds consecutive versions ending at the newest.
-	first := p.history[0].Version
-	last := p.history[len(p.history)-1].Version
-	if from+1 < first || to.Version > last || p.history[to.Version-first] != to {
+	first := p.history[0].version
+	last := p.history[len(p.history)-1].version
+	if from+1 < first || to.Version > last {
 		p.mu.Unlock()
 		return nil, false
 	}
 	steps := make([]*dynconfig.Delta, 0, to.Version-from)
-	for _, s := range p.history[from+1-first : to.Version-first+1] {
-		if s.delta == nil {
+	for _, st := range p.history[from+1-first : to.Version-first+1] {
+		if st.delta == nil {
 			p.mu.Unlock()
 			return nil, false
 		}
-		steps = append(steps, s.delta)
+		steps = append(steps, st.delta)
 	}
 	p.mu.Unlock()
 	if len(steps) == 1 {
@@ -64,7 +82,7 @@ func (p *Publisher) Delta(etag string, to *Snapshot) ([]byte, bool) {
 		return b, b != nil
 	}
 	var body []byte
-	if d, err := dynconfig.Merge(steps); err == nil &&
+	if d, err := dynconfig.Merge(steps); err == nil && d.To == to.ETag &&
 		d.Changes() <= (len(to.Config.HTTP.Routers)+len(to.Config.HTTP.Services))/2 {
 		body, _ = json.Marshal(d)
 	}

@@ -149,14 +149,15 @@ type Publisher struct {
 	memo       map[store.RouteRow]*rowEntry // entries of the current rows; guarded by computeMu
 	snap       atomic.Pointer[Snapshot]
 
-	mu          sync.Mutex
-	newer       chan struct{}          // closed when a new snapshot is stored
-	stopped     chan struct{}          // closed when Run returns
-	versions    map[string]int64       // ETag → version of recent snapshots
-	history     []*Snapshot            // the last Options.History snapshots, oldest first
-	ingresses   map[string]ingressSeen // nullops-ingress instances by id
-	otherPollAt time.Time              // last poll of another ingress
-	confirmed   chan struct{}          // closed on every poll of a nullops-ingress
+	mu           sync.Mutex
+	newer        chan struct{}          // closed when a new snapshot is stored
+	stopped      chan struct{}          // closed when Run returns
+	versions     map[string]int64       // ETag → version of recent snapshots
+	history      []step                 // the deltas of the last Options.History versions, oldest first
+	historyBytes int                    // their encoded size
+	ingresses    map[string]ingressSeen // nullops-ingress instances by id
+	otherPollAt  time.Time              // last poll of another ingress
+	confirmed    chan struct{}          // closed on every poll of a nullops-ingress
 }
 
 // New returns a publisher; call Run to keep it up to date.
