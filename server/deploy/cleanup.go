@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/robfig/cron/v3"
 )
@@ -13,7 +12,7 @@ import (
 // recording "expired" in its history and the audit log. It returns how many
 // deletes it started.
 func (s *Service) CleanupExpired(ctx context.Context) (int, error) {
-	ids, err := s.Store.ExpiredDeployments(ctx, time.Now())
+	ids, err := s.Store.ExpiredDeployments(ctx, s.now())
 	if err != nil {
 		return 0, err
 	}

@@ -117,7 +117,7 @@ func (s *Service) deliverDeletes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := s.now()
 	live := make(map[int64]bool, len(deps))
 	s.dl.mu.Lock()
 	defer s.dl.mu.Unlock()
@@ -138,7 +138,7 @@ func (s *Service) deliverDeletes(ctx context.Context) error {
 			again := s.deliverDelete(ctx, d, typ)
 			s.dl.mu.Lock()
 			delete(s.dl.inflight, d.ID)
-			s.dl.next[d.ID] = time.Now().Add(again)
+			s.dl.next[d.ID] = s.now().Add(again)
 			s.dl.mu.Unlock()
 		}()
 	}
@@ -228,7 +228,7 @@ func (s *Service) clearPending(ctx context.Context, id int64) error {
 // none pending).
 func (s *Service) offlineUnreachable(ctx context.Context) (time.Duration, error) {
 	err := s.tx(ctx, func(tx *store.Store) error {
-		ids, err := store.SetUnreachableDeploymentsOffline(ctx, tx, s.OfflineGrace)
+		ids, err := store.SetUnreachableDeploymentsOffline(ctx, tx, s.now(), s.OfflineGrace)
 		if err != nil {
 			return err
 		}
@@ -241,5 +241,5 @@ func (s *Service) offlineUnreachable(ctx context.Context) (time.Duration, error)
 	if err != nil || !ok {
 		return 0, err
 	}
-	return max(time.Until(at), 10*time.Millisecond), nil
+	return max(at.Sub(s.now()), 10*time.Millisecond), nil
 }

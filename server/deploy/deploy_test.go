@@ -115,6 +115,7 @@ type fixture struct {
 	st      *store.Store
 	svc     *deploy.Service
 	feed    *changefeed.Feed
+	clock   *clock
 	agents  *recorder
 	project int64
 	env     int64
@@ -150,7 +151,8 @@ func newFixture(t *testing.T, nodeCPUs ...float64) *fixture {
 		f.nodes = append(f.nodes, id)
 		f.agents.connected[id] = true
 	}
-	f.svc = deploy.New(deploy.Config{Store: st, Agents: f.agents, Resolver: resolver{}, Log: zerolog.Nop()})
+	f.clock = &clock{}
+	f.svc = deploy.New(deploy.Config{Store: st, Agents: f.agents, Resolver: resolver{}, Log: zerolog.Nop(), Now: f.clock.Now})
 	f.feed = changefeed.New(st, changefeed.Options{Channels: []string{store.DeploymentEventsChannel}, Log: zerolog.Nop()})
 	f.svc.Follow(f.feed)
 	ctx, cancel := context.WithCancel(context.Background())

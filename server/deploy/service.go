@@ -102,6 +102,10 @@ type Service struct {
 	// Withdraw, when set, is waited on before a deployment with routes is
 	// removed from its node (server/ingresspub).
 	Withdraw Withdrawer
+	// Now is the clock of every time decision the lifecycle makes (expiry,
+	// deploy timeouts, the offline grace, degradation, delivery retries);
+	// time.Now when nil. Timestamps written by PostgreSQL use its clock.
+	Now func() time.Time
 
 	dl      *delivery
 	stopped chan struct{} // closed when Run returns: streams end
@@ -118,13 +122,23 @@ type Config struct {
 	// OfflineGrace: see Service.OfflineGrace.
 	OfflineGrace time.Duration
 	Withdraw     Withdrawer
+	// Now: see Service.Now.
+	Now func() time.Time
 }
 
 // New builds a Service with its own broker.
 func New(c Config) *Service {
 	return &Service{Store: c.Store, Agents: c.Agents, Resolver: c.Resolver, Tags: c.Tags,
 		Broker: NewBroker(), Log: c.Log, Links: c.Links, RequestTimeout: 30 * time.Second,
-		OfflineGrace: c.OfflineGrace, Withdraw: c.Withdraw, dl: newDelivery(), stopped: make(chan struct{})}
+		OfflineGrace: c.OfflineGrace, Withdraw: c.Withdraw, Now: c.Now, dl: newDelivery(), stopped: make(chan struct{})}
+}
+
+// now is the lifecycle's clock (Service.Now).
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // Follow subscribes the live events (Broker) to the change feed: every

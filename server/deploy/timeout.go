@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/store"
@@ -18,7 +17,7 @@ import (
 // (they are offline, not deploying, once the node is seen gone). It
 // returns how many it gave up on.
 func (s *Service) FailOverdue(ctx context.Context) (int, error) {
-	overdue, err := s.Store.OverdueDeployments(ctx, time.Now())
+	overdue, err := s.Store.OverdueDeployments(ctx, s.now())
 	if err != nil {
 		return 0, err
 	}

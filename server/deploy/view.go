@@ -127,7 +127,7 @@ func (s *Service) View(ctx context.Context, d store.Deployment) (View, error) {
 		}
 		v.Services = append(v.Services, out)
 	}
-	v.Degraded, v.DegradedReason = degraded(d.Status, svcs, time.Now())
+	v.Degraded, v.DegradedReason = degraded(d.Status, svcs, s.now())
 	return v, nil
 }
 
@@ -180,7 +180,7 @@ func (s *Service) DegradedOf(ctx context.Context, deps []store.Deployment) (map[
 		return nil, err
 	}
 	out := map[int64]Degradation{}
-	now := time.Now()
+	now := s.now()
 	for _, d := range deps {
 		if ok, why := degraded(d.Status, crashed[d.ID], now); ok {
 			out[d.ID] = Degradation{Degraded: true, Reason: why}

@@ -841,15 +841,15 @@ func (s *Store) UpdateServiceMetrics(ctx context.Context, nodeID int64, ms []Ser
 
 // SetUnreachableDeploymentsOffline marks offline the running and deploying
 // deployments of every node whose agent has not answered for longer than
-// grace, and returns their ids. The reason says since when.
-func SetUnreachableDeploymentsOffline(ctx context.Context, tx Querier, grace time.Duration) ([]int64, error) {
+// grace at now, and returns their ids. The reason says since when.
+func SetUnreachableDeploymentsOffline(ctx context.Context, tx Querier, now time.Time, grace time.Duration) ([]int64, error) {
 	rows, err := tx.Query(ctx, `UPDATE deployments d SET status = 'offline', updated_at = now(),
 			status_reason = 'node offline since ' || to_char(n.unreachable_since AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 				|| CASE WHEN n.status_reason <> '' THEN ': ' || n.status_reason ELSE '' END
 		FROM nodes n
 		WHERE n.id = d.node_id AND n.status <> 'online' AND n.unreachable_since IS NOT NULL
-		  AND n.unreachable_since <= now() - $1::bigint * interval '1 microsecond'
-		  AND d.status IN ('running', 'deploying') RETURNING d.id`, grace.Microseconds())
+		  AND n.unreachable_since <= $2::timestamptz - $1::bigint * interval '1 microsecond'
+		  AND d.status IN ('running', 'deploying') RETURNING d.id`, grace.Microseconds(), now)
 	if err != nil {
 		return nil, fmt.Errorf("mark deployments of unreachable nodes offline: %w", err)
 	}
