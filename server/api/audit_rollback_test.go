@@ -200,3 +200,32 @@ func TestFailedAuditChangesNothingCatalog(t *testing.T) {
 		t.Errorf("catalog changed although every audit entry failed:\n before %s\n after  %s", before, after)
 	}
 }
+
+// Deployment actions whose audit entry cannot be written change nothing.
+func TestFailedAuditChangesNothingDeployments(t *testing.T) {
+	env := apitest.New(t)
+	ctx := context.Background()
+	pid, eid := env.Project("shop"), env.Environment("qa")
+	var dep int64
+	err := env.Store.Pool.QueryRow(ctx, `WITH v AS (INSERT INTO pipeline_versions (project_id, version, graph) VALUES ($1, 1, '{"nodes":[],"edges":[]}') RETURNING id)
+		INSERT INTO deployments (name, project_id, environment_id, pipeline_version_id, status, cpu, memory_mb, ttl_seconds, last_activity_at, expires_at)
+		SELECT 'pr-1', $1, $2, v.id, 'running', 0.1, 64, 3600, now() - interval '30 minutes', now() + interval '30 minutes' FROM v RETURNING id`, pid, eid).Scan(&dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		var s string
+		if err := env.Store.Pool.QueryRow(ctx, `SELECT concat_ws('|', status, expires_at, last_activity_at, (SELECT count(*) FROM deployment_history h WHERE h.deployment_id = d.id))
+			FROM deployments d WHERE id = $1`, dep).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := state()
+	storetest.FailAudit(t, env.Store, "deployment.%")
+	env.Admin.Post(apitest.Path("/deployments/%d/extend", dep), nil).Want(t, 500)
+	env.Admin.Delete(apitest.Path("/deployments/%d", dep)).Want(t, 500)
+	if after := state(); after != before {
+		t.Errorf("deployment changed although its audit entry failed:\n before %s\n after  %s", before, after)
+	}
+}

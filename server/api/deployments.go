@@ -32,17 +32,6 @@ func registerDeployments(g *echo.Group, d *Deps) {
 	g.GET("/events", d.allEvents)
 }
 
-// actorOf is the caller as the lifecycle records it.
-func actorOf(c echo.Context) deploy.Actor {
-	p := PrincipalFrom(c)
-	a := deploy.Actor{ClientAddr: ClientAddr(c)}
-	if p != nil {
-		id := p.UserID
-		a.UserID, a.Name = &id, p.Username
-	}
-	return a
-}
-
 // lifecycleError maps lifecycle errors to API errors.
 func lifecycleError(err error) error {
 	var le *deploy.Error
@@ -199,7 +188,7 @@ func (d *Deps) createDeployment(c echo.Context) error {
 	if err := RequireLevel(c, req.ProjectID, req.EnvironmentID, auth.Full); err != nil {
 		return err
 	}
-	dep, err := d.Deploy.Create(c.Request().Context(), actorOf(c), deploy.CreateRequest{
+	dep, err := d.Deploy.Create(c.Request().Context(), actor(c), deploy.CreateRequest{
 		ProjectID: req.ProjectID, EnvironmentID: req.EnvironmentID, Name: req.Name, Tags: req.Tags,
 	})
 	if err != nil {
@@ -225,7 +214,7 @@ func (d *Deps) changeDeployment(action string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		ctx, a := c.Request().Context(), actorOf(c)
+		ctx, a := c.Request().Context(), actor(c)
 		status := http.StatusAccepted
 		switch action {
 		case "delete":
@@ -263,7 +252,7 @@ func (d *Deps) cloneDeployment(c echo.Context) error {
 	if err := deploy.ValidateName(req.Name); err != nil {
 		return (Validation{"name": err.Error()}).Err()
 	}
-	dep, err := d.Deploy.Clone(c.Request().Context(), actorOf(c), src.ID, req.Name, req.Tags)
+	dep, err := d.Deploy.Clone(c.Request().Context(), actor(c), src.ID, req.Name, req.Tags)
 	if err != nil {
 		return lifecycleError(err)
 	}

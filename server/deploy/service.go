@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -26,16 +25,11 @@ import (
 	"github.com/nullops/nullops/server/store"
 )
 
-// Actor is who performs an action (ActorID nil and Name "system" for the
-// cleanup job).
-type Actor struct {
-	UserID     *int64
-	Name       string
-	ClientAddr string
-}
+// Actor is who performs an action, as the audit log records it.
+type Actor = store.Actor
 
-// System is the actor of automatic actions.
-var System = Actor{Name: "system"}
+// System is the actor of automatic actions (the cleanup job).
+var System = store.SystemActor
 
 // Agents sends requests to node agents (server/agents).
 type Agents interface {
@@ -180,10 +174,9 @@ func (s *Service) audit(ctx context.Context, tx *store.Store, a Actor, action st
 		detail = map[string]any{}
 	}
 	detail["name"], detail["project"], detail["environment"] = d.Name, d.ProjectName, d.EnvironmentName
-	return store.RecordAudit(ctx, tx, store.AuditEntry{
-		ActorID: a.UserID, ActorName: a.Name, Action: action, TargetType: "deployment", TargetID: strconv.FormatInt(d.ID, 10),
-		ProjectID: &pid, EnvironmentID: &eid, ClientAddr: a.ClientAddr, Detail: detail,
-	})
+	e := a.Entry(action, "deployment", d.ID, detail)
+	e.ProjectID, e.EnvironmentID = &pid, &eid
+	return tx.Audit(ctx, e)
 }
 
 // errNoManager is returned while no agent connection manager is attached.

@@ -2,7 +2,6 @@
 
 import { h } from '../dom.js';
 import * as api from '../api.js';
-import * as session from '../session.js';
 import { confirmDialog, announce, copyButton, copyText } from '../ui.js';
 
 // links returns [{service, url}] from whatever shape the API uses: a list
@@ -55,14 +54,11 @@ export function createAgain(d, { compact = false } = {}) {
   return h('a', { class: ['button', compact ? 'small' : 'primary'], href: `/deployments/new?clone=${d.id}&again=1`, 'data-action': 'create-again', 'aria-label': `Create ${d.name} again` }, 'Create again');
 }
 
-// canManage tells whether the signed-in user may change this deployment.
-// The API states it per deployment (access "full"/"read"); admins always may.
+// canManage tells whether the signed-in user may change this deployment:
+// the API states it on every deployment it returns (access "full" or
+// "read", admins included); the page never works it out itself.
 export function canManage(d) {
-  if (session.isAdmin()) return true;
-  if (d.access) return d.access === 'full';
-  if (typeof d.can_manage === 'boolean') return d.can_manage;
-  if (d.permissions && typeof d.permissions.manage === 'boolean') return d.permissions.manage;
-  return false;
+  return d.access === 'full';
 }
 
 const LIVE = new Set(['pending', 'deploying', 'running', 'failed', 'offline']);
