@@ -107,3 +107,58 @@ func TestEachCommittedChangeReachesThePublisherOnce(t *testing.T) {
 		t.Fatalf("two node status changes reached the publisher %d times, want 2", n)
 	}
 }
+
+// TestLiveEventStreamsEndWhenTheFeedReconnects: events committed while the
+// LISTEN connection was gone were never delivered, so the open event
+// subscriptions (SSE streams) end and their clients reload; new ones get
+// the events committed after the reconnection.
+func TestLiveEventStreamsEndWhenTheFeedReconnects(t *testing.T) {
+	env := apitest.New(t)
+	a := env.App
+	ctx := testutil.Context(t, time.Minute)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{}, 2)
+	go func() { a.Feed.Run(runCtx); done <- struct{}{} }()
+	go func() { a.Deploy.Run(runCtx); done <- struct{}{} }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	select {
+	case <-a.Feed.Ready():
+	case <-ctx.Done():
+		t.Fatal("the change feed did not start listening")
+	}
+	seed := storetest.NewRouteSeed(t, a.Store)
+	qa := seed.Environment(t, "qa", "example.test", "", true)
+	node := seed.Node(t, qa, "n1", "10.0.0.5", store.NodeOnline)
+	seed.Deployment(t, qa, node, "pr-1", store.DeploymentRunning, time.Hour)
+
+	old := a.Deploy.Broker.Subscribe(nil)
+	defer old.Close()
+	if _, err := a.Store.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1`, store.ListenerApplicationName); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Feed.WaitConnects(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, open := <-old.C:
+		if open {
+			t.Fatal("an event arrived on a subscription from before the reconnection")
+		}
+	case <-ctx.Done():
+		t.Fatal("the subscription from before the reconnection stayed open")
+	}
+	sub := a.Deploy.Broker.Subscribe(nil)
+	defer sub.Close()
+	if err := a.Deploy.NodeOffline(ctx, node, "test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev, open := <-sub.C:
+		if !open || ev.Type != deploy.EventStatus {
+			t.Fatalf("after the reconnection: %+v (open %v)", ev, open)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event after the reconnection")
+	}
+}
