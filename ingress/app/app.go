@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/nullops/nullops/ingress/activity"
 	"github.com/nullops/nullops/ingress/config"
+	"github.com/nullops/nullops/ingress/drain"
 	"github.com/nullops/nullops/ingress/dynconfig"
 	"github.com/nullops/nullops/ingress/proxy"
 	"github.com/nullops/nullops/ingress/watch"
@@ -39,6 +42,7 @@ type App struct {
 	hasLog  bool
 
 	httpL, tlsL, metricsL net.Listener
+	pred                  *predecessor // the ingress whose sockets Listen took over
 	tlsConfig             *tls.Config
 }
 
@@ -118,24 +122,34 @@ func (a *App) applyDelta(d *dynconfig.Delta) ([]dynconfig.Problem, error) {
 	return problems, err
 }
 
-// Listen binds every configured address (":0" picks a free port).
-func (a *App) Listen() error {
-	inherited, ok, err := inherit(a.cfg.StateDir)
+// Listen binds every configured address (":0" picks a free port), or takes
+// the listening sockets over from a running nullops-ingress with the same
+// state dir (see handover.go).
+func (a *App) Listen() (err error) {
+	inherited, pred, err := inherit(a.cfg.StateDir)
 	if err != nil {
 		return err
 	}
-	if ok && !(sameAddr(a.cfg.Listen, inherited["http"]) && sameAddr(a.cfg.TLS.Listen, inherited["tls"]) &&
+	if pred != nil && !(sameAddr(a.cfg.Listen, inherited["http"]) && sameAddr(a.cfg.TLS.Listen, inherited["tls"]) &&
 		sameAddr(a.cfg.Metrics.Listen, inherited["metrics"])) {
-		// The running ingress listens elsewhere: it has handed over and
-		// stops; listen on the configured addresses instead.
+		// The running ingress listens elsewhere: listen on the configured
+		// addresses; it still hands over (stops) once this one serves.
 		for _, l := range inherited {
 			l.Close()
 		}
-		a.log.Warn().Msg("the running nullops-ingress listened on other addresses; not taking its sockets over")
-		ok = false
+		inherited = nil
+		a.log.Warn().Msg("the running nullops-ingress listens on other addresses; not taking its sockets over")
 	}
-	if ok {
-		a.httpL, a.tlsL, a.metricsL = inherited["http"], inherited["tls"], inherited["metrics"]
+	// Until the predecessor is told this one is ready it keeps serving; if
+	// this process fails before, it just carries on.
+	defer func() {
+		if err != nil && pred != nil {
+			pred.abandon()
+		}
+	}()
+	a.pred = pred
+	a.httpL, a.tlsL, a.metricsL = inherited["http"], inherited["tls"], inherited["metrics"]
+	if inherited != nil {
 		if a.httpL == nil {
 			return errors.New("handover: the running ingress sent no HTTP listener")
 		}
@@ -179,8 +193,10 @@ func (a *App) MetricsAddr() string {
 	return a.metricsL.Addr().String()
 }
 
-// Serve runs until ctx ends, then shuts down gracefully.
-func (a *App) Serve(ctx context.Context) error {
+// Serve runs until ctx ends or a successor took the listening sockets over,
+// then drains: it stops accepting, answers every request that reached it
+// and exits once its connections are closed (package ingress/drain).
+func (a *App) Serve(ctx context.Context) (err error) {
 	if a.httpL == nil {
 		if err := a.Listen(); err != nil {
 			return err
@@ -201,72 +217,79 @@ func (a *App) Serve(ctx context.Context) error {
 		close(actDone)
 	}()
 
-	var servers []*http.Server
-	errc := make(chan error, 3)
-	serve := func(srv *http.Server, l net.Listener) {
-		servers = append(servers, srv)
-		go func() { errc <- srv.Serve(l) }()
-	}
 	newSrv := func(h http.Handler) *http.Server {
 		return &http.Server{
-			Handler:           h,
+			Handler: h,
+			// Also bounds how long a draining ingress waits for the first
+			// request of a connection it accepted.
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			// No WriteTimeout: streams and WebSockets last as long as they do.
 		}
 	}
-	serve(newSrv(a.Proxy), a.httpL)
+	servers := []*drain.Server{drain.Start(newSrv(a.Proxy), a.httpL, nil)}
 	if a.tlsL != nil {
-		serve(newSrv(a.Proxy), tls.NewListener(a.tlsL, a.tlsConfig))
+		servers = append(servers, drain.Start(newSrv(a.Proxy), a.tlsL, a.tlsConfig))
 	}
 	if a.metricsL != nil {
-		serve(newSrv(a.metricsMux()), a.metricsL)
+		servers = append(servers, drain.Start(newSrv(a.metricsMux()), a.metricsL, nil))
+	}
+	failed := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() {
+			<-s.Stopped()
+			failed <- s.Err()
+		}()
 	}
 	a.log.Info().Str("addr", a.Addr()).Str("tls_addr", a.TLSAddr()).Str("metrics_addr", a.MetricsAddr()).
 		Str("server", a.cfg.Server.URL).Str("version", version.Version).Int("hosts", a.Proxy.Current().Hosts()).Msg("nullops-ingress listening")
+	if a.pred != nil {
+		// This process serves: the predecessor may stop accepting.
+		if perr := a.pred.ready(); perr != nil {
+			a.log.Warn().Err(perr).Msg("the previous nullops-ingress may still be serving")
+		} else {
+			a.log.Info().Msg("the previous nullops-ingress drains")
+		}
+	}
 
 	// A successor started with the same state dir takes the listeners over.
 	handedOver := make(chan struct{})
-	stopOffer, err := offerHandover(a.cfg.StateDir, map[string]net.Listener{"http": a.httpL, "tls": a.tlsL, "metrics": a.metricsL}, handedOver)
-	if err != nil {
-		a.log.Warn().Err(err).Msg("no socket handover for the next restart")
+	stopOffer, oerr := offerHandover(a.cfg.StateDir, map[string]net.Listener{"http": a.httpL, "tls": a.tlsL, "metrics": a.metricsL}, handedOver)
+	if oerr != nil {
+		a.log.Warn().Err(oerr).Msg("no socket handover for the next restart")
 		stopOffer = func() {}
 	}
-	serving := len(servers)
+	// Stopped without a successor, the sockets close with this process:
+	// requests that reached it are still answered, but nothing waits for
+	// idle keep-alive connections or WebSockets.
+	opts := drain.Options{}
 	select {
-	case err = <-errc:
-		serving--
-		err = fmt.Errorf("http server: %w", err)
+	case serr := <-failed:
+		err = fmt.Errorf("http server: %w", serr)
 	case <-ctx.Done():
 	case <-handedOver:
 		a.log.Info().Msg("a new nullops-ingress took over the listening sockets; draining")
+		opts = drain.Options{Idle: time.Duration(a.cfg.Drain.Idle), WaitUpgraded: true}
 	}
 	a.log.Info().Msg("shutting down")
 	stopOffer()
 	stop()
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	drainCtx, cancel := context.WithTimeout(context.Background(), time.Duration(a.cfg.Drain.Timeout))
 	defer cancel()
-	shutdown := func() {
-		for _, s := range servers {
-			if e := s.Shutdown(shutCtx); e != nil && !errors.Is(e, http.ErrServerClosed) && err == nil {
-				err = fmt.Errorf("shutdown: %w", e)
-			}
-		}
+	var wg sync.WaitGroup
+	var cut atomic.Int64
+	for _, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, _ := s.Drain(drainCtx, opts)
+			cut.Add(int64(n))
+		}()
 	}
-	shutdown()
-	// A connection accepted just before its listener closed may be tracked
-	// only after Shutdown found nothing active: once every Serve has
-	// returned, nothing more can be accepted, and a second Shutdown waits
-	// for such late connections too (a successor holding the same socket
-	// keeps serving meanwhile).
-	for ; serving > 0; serving-- {
-		select {
-		case <-errc:
-		case <-shutCtx.Done():
-			serving = 0
-		}
+	wg.Wait()
+	if n := cut.Load(); n > 0 {
+		a.log.Warn().Int64("connections", n).Dur("drain_timeout", time.Duration(a.cfg.Drain.Timeout)).Msg("closed connections still open after drain.timeout")
 	}
-	shutdown()
 	<-actDone
 	<-watchDone
 	if a.hasLog {

@@ -7,72 +7,132 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
 
 // Handover: a new nullops-ingress started with the same state dir takes
 // over the listening sockets of the running one, which then drains and
-// exits. The running ingress serves a Unix socket in its state dir; the new
-// one connects, receives the listeners' file descriptors (SCM_RIGHTS) and
-// serves on them. Both processes hold the very same sockets, with one accept
-// queue, so no connection is refused or reset in between: the old process
-// only stops accepting (its in-flight requests finish), the new one goes on.
+// exits. The protocol, on the Unix socket statedir/handover.sock that the
+// running ingress serves:
+//
+//  1. The successor connects; the running ingress sends the names of its
+//     listeners and, with them, duplicates of their descriptors
+//     (SCM_RIGHTS). It keeps accepting.
+//  2. The successor serves on them (or, when it is configured with other
+//     addresses, on its own new listeners), then writes one byte, "R"
+//     (ready).
+//  3. On "R" the running ingress gives up the handover socket and answers
+//     "D" (draining); then it stops accepting and drains (package
+//     ingress/drain): every request that reached it is answered. If the
+//     successor goes away before "R" (it failed to start), nothing
+//     happened: the running ingress keeps serving and waits for the next
+//     successor.
+//  4. After "D" the successor serves the handover socket itself.
+//
+// Both processes hold the very same sockets, so there is one accept queue
+// throughout: a connection the old process no longer accepts waits there
+// for the new one, never refused or reset. A listening socket is never
+// closed while connections wait in its queue: the old process only closes
+// its own descriptor, after the successor has said it serves the socket.
 
 // HandoverSocket is the name of the Unix socket in the state dir.
 const HandoverSocket = "handover.sock"
+
+const (
+	handoverReady    = 'R'
+	handoverDraining = 'D'
+)
 
 type handoverMsg struct {
 	Names []string `json:"names"` // of the listeners whose descriptors follow, in order
 }
 
-// inherit asks a running predecessor for its listeners; ok is false when
-// there is none.
-func inherit(stateDir string) (ls map[string]net.Listener, ok bool, err error) {
+// predecessor is the running ingress whose sockets this one took over.
+type predecessor struct{ c *net.UnixConn }
+
+// ready tells the predecessor that this process serves (step 2) and waits
+// for it to confirm it drains (step 3).
+func (p *predecessor) ready() error {
+	defer p.c.Close()
+	_ = p.c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := p.c.Write([]byte{handoverReady}); err != nil {
+		return fmt.Errorf("handover: tell the running ingress this one is ready: %w", err)
+	}
+	b := make([]byte, 1)
+	if _, err := p.c.Read(b); err != nil || b[0] != handoverDraining {
+		return fmt.Errorf("handover: the running ingress did not confirm it drains (%v)", err)
+	}
+	return nil
+}
+
+// abandon tells the predecessor this process will not serve: it keeps
+// serving itself.
+func (p *predecessor) abandon() { p.c.Close() }
+
+// inherit asks a running predecessor for its listeners (step 1); pred is
+// nil when there is none.
+func inherit(stateDir string) (ls map[string]net.Listener, pred *predecessor, err error) {
 	c, err := net.DialTimeout("unix", filepath.Join(stateDir, HandoverSocket), 2*time.Second)
 	if err != nil {
-		return nil, false, nil // no predecessor (or a stale socket of a dead one)
+		return nil, nil, nil // no predecessor (or a stale socket of a dead one)
 	}
-	defer c.Close()
 	uc := c.(*net.UnixConn)
+	fail := func(err error) (map[string]net.Listener, *predecessor, error) {
+		uc.Close()
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, nil, err
+	}
 	_ = uc.SetDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 4096)
 	oob := make([]byte, syscall.CmsgSpace(3*4))
 	n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return nil, false, fmt.Errorf("handover: read from the running ingress: %w", err)
+		return fail(fmt.Errorf("handover: read from the running ingress: %w", err))
 	}
 	var msg handoverMsg
 	if err := json.Unmarshal(buf[:n], &msg); err != nil {
-		return nil, false, fmt.Errorf("handover: %w", err)
+		return fail(fmt.Errorf("handover: %w", err))
 	}
 	cmsgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(cmsgs) != 1 {
-		return nil, false, fmt.Errorf("handover: no descriptors received (%v)", err)
+		return fail(fmt.Errorf("handover: no descriptors received (%v)", err))
 	}
 	fds, err := syscall.ParseUnixRights(&cmsgs[0])
 	if err != nil || len(fds) != len(msg.Names) {
-		return nil, false, fmt.Errorf("handover: %d descriptors for %d listeners (%v)", len(fds), len(msg.Names), err)
+		for _, fd := range fds {
+			_ = syscall.Close(fd)
+		}
+		return fail(fmt.Errorf("handover: %d descriptors for %d listeners (%v)", len(fds), len(msg.Names), err))
 	}
 	ls = map[string]net.Listener{}
 	for i, fd := range fds {
+		// The descriptor is non-blocking (it is the predecessor's socket),
+		// so os.NewFile and FileListener leave it so: the predecessor, which
+		// shares the open file, keeps accepting without blocking a thread.
 		f := os.NewFile(uintptr(fd), msg.Names[i])
 		l, err := net.FileListener(f)
 		f.Close()
 		if err != nil {
-			return nil, false, fmt.Errorf("handover: listener %s: %w", msg.Names[i], err)
+			for _, fd := range fds[i+1:] {
+				_ = syscall.Close(fd)
+			}
+			return fail(fmt.Errorf("handover: listener %s: %w", msg.Names[i], err))
 		}
 		ls[msg.Names[i]] = l
 	}
-	return ls, true, nil
+	return ls, &predecessor{c: uc}, nil
 }
 
-// offerHandover serves the handover socket: the first successor to connect
-// gets the listeners, then handedOver is closed (the caller shuts down).
-// The returned stop closes the socket.
+// offerHandover serves the handover socket: it hands the listeners to each
+// successor that connects until one says it is ready (then handedOver is
+// closed and the caller drains). The returned stop closes the socket.
 func offerHandover(stateDir string, listeners map[string]net.Listener, handedOver chan<- struct{}) (stop func(), err error) {
 	path := filepath.Join(stateDir, HandoverSocket)
-	_ = os.Remove(path) // stale, of a process that is gone (a live one handed over already)
+	_ = os.Remove(path) // stale, of a process that is gone, or of the predecessor, which has handed over
 	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("handover socket: %w", err)
@@ -81,6 +141,7 @@ func offerHandover(stateDir string, listeners map[string]net.Listener, handedOve
 		ul.Close()
 		return nil, fmt.Errorf("handover socket: %w", err)
 	}
+	var mu sync.Mutex // orders giving the socket file to the successor and stop
 	go func() {
 		for {
 			c, err := ul.AcceptUnix()
@@ -91,15 +152,30 @@ func offerHandover(stateDir string, listeners map[string]net.Listener, handedOve
 				c.Close()
 				continue
 			}
+			// No deadline: the successor answers once it serves, or its
+			// connection closes when it fails; meanwhile this process
+			// keeps serving and no other successor can start.
+			b := make([]byte, 1)
+			if _, err := c.Read(b); err != nil || b[0] != handoverReady {
+				c.Close()
+				continue
+			}
 			// The successor owns the socket file from now on.
+			mu.Lock()
 			ul.SetUnlinkOnClose(false)
 			ul.Close()
+			mu.Unlock()
+			_, _ = c.Write([]byte{handoverDraining})
 			c.Close()
 			close(handedOver)
 			return
 		}
 	}()
-	return func() { ul.Close() }, nil
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		ul.Close()
+	}, nil
 }
 
 func sendListeners(c *net.UnixConn, listeners map[string]net.Listener) error {
@@ -115,9 +191,8 @@ func sendListeners(c *net.UnixConn, listeners map[string]net.Listener) error {
 		if !ok || l == nil {
 			continue
 		}
-		// A plain dup of the descriptor: unlike (*TCPListener).File and
-		// (*os.File).Fd it leaves the socket non-blocking, which this
-		// process still needs while it drains.
+		// A plain dup of the descriptor: (*TCPListener).File would do too,
+		// but a dup is all that is needed and leaves the socket as it is.
 		rc, err := l.SyscallConn()
 		if err != nil {
 			return err

@@ -26,6 +26,7 @@ type Config struct {
 	AccessLog  bool           `description:"Log one line per proxied request (JSON, on stdout)." export:"true"`
 	Activity   Activity       `description:"Reporting traffic to the server as deployment activity." export:"true"`
 	UI         UI             `description:"The NullOps web UI the ingress's own pages link to." export:"true"`
+	Drain      Drain          `description:"Stopping, and handing the listening sockets to a new nullops-ingress, without dropping a request." export:"true"`
 	Log        logging.Config `description:"Logging." export:"true"`
 }
 
@@ -58,6 +59,12 @@ type UI struct {
 	URL string `description:"Public URL of the NullOps web UI (e.g. https://nullops.example.com): the deploying, offline, deleted and unknown-host pages link to the deployment there. Empty: no links." export:"true"`
 }
 
+// Drain configures how a stopping ingress finishes its connections.
+type Drain struct {
+	Timeout ptypes.Duration `description:"How long a stopping (or handed-over) ingress waits for its in-flight requests and open WebSockets before it closes them." export:"true"`
+	Idle    ptypes.Duration `description:"How long a keep-alive connection may stay idle while the ingress drains before it is closed (a request arriving sooner is answered, with Connection: close)." export:"true"`
+}
+
 // Defaults returns the default configuration.
 func Defaults() *Config {
 	return &Config{
@@ -68,6 +75,7 @@ func Defaults() *Config {
 		Metrics:   Metrics{Listen: ":8082"},
 		AccessLog: true,
 		Activity:  Activity{Interval: ptypes.Duration(30 * time.Second)},
+		Drain:     Drain{Timeout: ptypes.Duration(30 * time.Second), Idle: ptypes.Duration(5 * time.Second)},
 		Log:       logging.Defaults(),
 	}
 }
@@ -114,6 +122,9 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return fmt.Errorf("ui.url: %q is not an http(s) URL without query or fragment", c.UI.URL)
 		}
+	}
+	if c.Drain.Timeout <= 0 || c.Drain.Idle <= 0 {
+		return fmt.Errorf("drain.timeout and drain.idle: must be positive")
 	}
 	if c.Activity.Interval <= 0 {
 		return fmt.Errorf("activity.interval: must be positive")
