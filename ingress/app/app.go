@@ -205,7 +205,8 @@ func (a *App) Serve(ctx context.Context) (err error) {
 	bg, stop := context.WithCancel(ctx)
 	defer stop()
 	// The watcher writes the table in use to the state dir before it
-	// returns (Serve waits for it: the next process starts from that file).
+	// returns (Serve waits for it: the next process starts from that file),
+	// unless a successor took the sockets over: that one owns the file.
 	watchDone := make(chan struct{})
 	go func() { a.Watcher.Run(bg); close(watchDone) }()
 	goneDone := make(chan struct{})
@@ -269,6 +270,7 @@ func (a *App) Serve(ctx context.Context) (err error) {
 	case <-ctx.Done():
 	case <-handedOver:
 		a.log.Info().Msg("a new nullops-ingress took over the listening sockets; draining")
+		a.Watcher.Disown() // the successor writes the state dir from now on
 		opts = drain.Options{Idle: time.Duration(a.cfg.Drain.Idle), WaitUpgraded: true}
 	}
 	a.log.Info().Msg("shutting down")

@@ -120,7 +120,14 @@ type Watcher struct {
 	needFull bool
 	statsMu  sync.Mutex
 	stats    Stats
+	// disowned: another process owns the state dir now (a socket handover).
+	disowned atomic.Bool
 }
+
+// Disown stops writing to the state dir: after a socket handover the new
+// process keeps it, and a table this one still had pending (possibly older
+// than the one the successor fetched since) must not overwrite its file.
+func (w *Watcher) Disown() { w.disowned.Store(true) }
 
 // Stats returns the counts so far.
 func (w *Watcher) Stats() Stats {
@@ -418,6 +425,9 @@ func (w *Watcher) persistLoop(ctx context.Context) {
 }
 
 func (w *Watcher) persist(p pending) {
+	if w.disowned.Load() {
+		return
+	}
 	if p.body == nil && w.opts.Document != nil {
 		cfg, etag := w.opts.Document()
 		if cfg == nil {
