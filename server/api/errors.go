@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -66,13 +67,37 @@ func (v Validation) Err() error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: msg, Details: v}
 }
 
+// StatusClientClosedRequest is the status recorded (access log, metrics)
+// for a request whose client went away before the answer was ready, as
+// nginx records it. Nobody receives it: the connection is gone.
+const StatusClientClosedRequest = 499
+
+// clientGone reports whether err ended a request because its client went
+// away (closed the connection or cancelled the request) rather than
+// because the server failed: the request's context is cancelled and the
+// error is that cancellation or a failure it caused (a store call cut
+// short reads as a 5xx).
+func clientGone(c echo.Context, err error, apiErr *Error) bool {
+	if !errors.Is(c.Request().Context().Err(), context.Canceled) {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || apiErr.Status >= 500
+}
+
 // ErrorHandler renders every error in the one JSON shape and logs 5xx.
+// A request whose client went away is not a server error: it is recorded
+// as 499 and logged at debug level only.
 func ErrorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
 		apiErr := toAPIError(err)
+		if clientGone(c, err, apiErr) {
+			log.Debug().Err(err).Str("method", c.Request().Method).Str("path", c.Path()).Msg("client went away before the answer")
+			_ = c.NoContent(StatusClientClosedRequest)
+			return
+		}
 		if apiErr.Status >= 500 {
 			log.Error().Err(err).Str("method", c.Request().Method).Str("path", c.Path()).Msg("request failed")
 		}
