@@ -153,8 +153,12 @@ func emit(t *testing.T, j *journal.Journal, chunk string) uint64 {
 	return seq
 }
 
+// testWait bounds every wait of these tests: generous, because the suite
+// runs on saturated machines where a goroutine can wait seconds for a CPU.
+const testWait = 2 * time.Minute
+
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -216,7 +220,7 @@ func TestHelloThenReplayOfUnackedEventsThenLiveEvents(t *testing.T) {
 	if e := c.nextEvent(t, ctx); e.Seq != live || e.Type != protocol.TypeStepLog {
 		t.Fatalf("live event: %+v", e)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testWait)
 	for f.j.LastAcked() != 3 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -224,7 +228,7 @@ func TestHelloThenReplayOfUnackedEventsThenLiveEvents(t *testing.T) {
 		t.Fatalf("ack not recorded: %d", f.j.LastAcked())
 	}
 	// Metrics are pushed periodically.
-	deadline = time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(testWait)
 	for {
 		select {
 		case e := <-c.frames:
@@ -322,11 +326,12 @@ func TestDefaultHandlerSyncsEmptyStateAndRefusesTheRest(t *testing.T) {
 // recorder is a Handler that records requests and streams logs.
 type recorder struct {
 	DefaultHandler
-	mu       sync.Mutex
-	synced   []protocol.SyncRequest
-	order    []string
-	streamUp chan struct{}
-	stopped  chan struct{}
+	mu        sync.Mutex
+	synced    []protocol.SyncRequest
+	order     []string
+	streamUp  chan struct{}
+	stopped   chan struct{}
+	deploying chan struct{} // closed when Deploy is entered
 }
 
 func (r *recorder) Sync(_ context.Context, req protocol.SyncRequest) (protocol.SyncReply, error) {
@@ -337,6 +342,7 @@ func (r *recorder) Sync(_ context.Context, req protocol.SyncRequest) (protocol.S
 }
 
 func (r *recorder) Deploy(_ context.Context, req protocol.DeployRequest) error {
+	close(r.deploying)
 	time.Sleep(20 * time.Millisecond) // a slow handler must not be overtaken
 	r.mu.Lock()
 	r.order = append(r.order, "deploy")
@@ -364,7 +370,7 @@ func (r *recorder) Logs(ctx context.Context, req protocol.LogsOpen) (<-chan prot
 }
 
 func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
-	h := &recorder{streamUp: make(chan struct{}), stopped: make(chan struct{})}
+	h := &recorder{streamUp: make(chan struct{}), stopped: make(chan struct{}), deploying: make(chan struct{})}
 	f := newFixture(t, h)
 	ctx := ctxT(t)
 	c, _, err := f.dial(t, ctx, token)
@@ -383,7 +389,14 @@ func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
 	}
 	errc := make(chan error, 2)
 	go func() { _, err := protocol.CallDeploy.Do(ctx, c.peer, protocol.DeployRequest{Spec: spec}); errc <- err }()
-	time.Sleep(5 * time.Millisecond)
+	// The delete is sent once the deploy has arrived (the order of two
+	// goroutines' sends is not the point); it must not overtake the deploy's
+	// slow handler.
+	select {
+	case <-h.deploying:
+	case <-ctx.Done():
+		t.Fatal("the deploy never reached the handler")
+	}
 	go func() {
 		_, err := protocol.CallDelete.Do(ctx, c.peer, protocol.DeleteRequest{DeploymentID: 9})
 		errc <- err
@@ -412,7 +425,7 @@ func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
 	}
 	select {
 	case <-h.stopped:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testWait):
 		t.Fatal("logs.close did not stop the handler's stream")
 	}
 	select {
@@ -420,7 +433,7 @@ func TestHandlerGetsRequestsInOrderAndLogStreamsStop(t *testing.T) {
 		if d, _ := protocol.DecodeBody[protocol.LogsData](e); !d.EOF {
 			t.Fatalf("after close: %+v", e)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(testWait):
 		t.Fatal("no EOF frame after the stream ended")
 	}
 }
@@ -436,7 +449,10 @@ func TestSilentControlPlaneIsDropped(t *testing.T) {
 	logs := &syncBuf{}
 	srv := New(Options{Token: token, Version: "1.2.3", Journal: j, Host: fixedHost{},
 		Log: zerolog.New(logs), MetricsInterval: 50 * time.Millisecond,
-		PingInterval: 100 * time.Millisecond, PingTimeout: 500 * time.Millisecond})
+		// A ping timeout far above a busy machine's scheduling delays: a
+		// live control plane must not be dropped because the test's
+		// goroutines waited for a CPU.
+		PingInterval: 100 * time.Millisecond, PingTimeout: 5 * time.Second})
 	hs := httptest.NewUnstartedServer(srv)
 	hs.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	hs.StartTLS()

@@ -17,13 +17,14 @@ import (
 	"github.com/nullops/nullops/protocol"
 )
 
-// waitFor polls cond (a cheap in-memory check) until it holds or 10s pass.
+// waitFor polls cond (a cheap in-memory check) until it holds or
+// testWait passes.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testWait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+			t.Fatalf("condition not met within %s", testWait)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
