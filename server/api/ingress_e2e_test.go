@@ -104,7 +104,7 @@ func (ri *runningIngress) stop() {
 		ri.cancel()
 		select {
 		case <-ri.done:
-		case <-time.After(20 * time.Second):
+		case <-time.After(2 * time.Minute):
 		}
 	})
 }
@@ -123,7 +123,7 @@ func (ri *runningIngress) get(host string) (int, string) {
 
 func (ri *runningIngress) waitFor(t *testing.T, host string, status int, text string) {
 	t.Helper()
-	ctx := testutil.Context(t, 25*time.Second)
+	ctx := testutil.Context(t, 2*time.Minute)
 	var code int
 	var body string
 	for {

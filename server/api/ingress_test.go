@@ -114,12 +114,12 @@ func TestIngressTraefikEndpoint(t *testing.T) {
 		f.pub.Changed()
 	}()
 	start = time.Now()
-	res, body = f.get(t, "/api/v1/ingress/traefik?wait=20s", token, etag)
+	res, body = f.get(t, "/api/v1/ingress/traefik?wait=60s", token, etag)
 	took := time.Since(start)
 	if res.StatusCode != http.StatusOK || res.Header.Get("ETag") == etag || res.Header.Get("X-Nullops-Config-Version") != "2" {
 		t.Fatalf("long-poll after change: %d %v", res.StatusCode, res.Header)
 	}
-	if took > 5*time.Second {
+	if took > 45*time.Second { // before the wait ends: the change answered it (slow only on a saturated machine)
 		t.Fatalf("long-poll answered after %v", took)
 	}
 	if !strings.Contains(string(body), `"url":"http://127.0.0.1:31001"`) {

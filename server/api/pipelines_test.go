@@ -132,7 +132,7 @@ func TestPipelineVersionsAPI(t *testing.T) {
 	}
 	adm.Get(apitest.Path("/projects/%d/pipeline/versions/9", shop)).Want(t, 404)
 
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		mu.Lock()
 		n := len(broadcasts)

@@ -45,8 +45,8 @@ func TestEventStreamEndsWhenItsSessionIdlesOut(t *testing.T) {
 	start := time.Now()
 	select {
 	case <-ended:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("stream still open 5s after its session idled out: %q", out.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("stream still open 2 minutes after its session idled out: %q", out.String())
 	}
 	t.Logf("closed %v after the session idled out", time.Since(start).Round(time.Millisecond))
 	if !strings.Contains(out.String(), "event: closed") || !strings.Contains(out.String(), "access ended") {
