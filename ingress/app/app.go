@@ -212,9 +212,13 @@ func (a *App) Serve(ctx context.Context) (err error) {
 	goneDone := make(chan struct{})
 	go func() { a.gone.Run(bg); close(goneDone) }()
 	defer func() { <-goneDone }()
+	// Activity is reported until the drain is over, so the requests the
+	// drain still answers count too (its last report goes out then).
+	actCtx, stopAct := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAct()
 	actDone := make(chan struct{})
 	go func() {
-		activity.Run(bg, a.tracker, a.Watcher, time.Duration(a.cfg.Activity.Interval), a.log)
+		activity.Run(actCtx, a.tracker, a.Watcher, time.Duration(a.cfg.Activity.Interval), a.log)
 		close(actDone)
 	}()
 
@@ -292,6 +296,7 @@ func (a *App) Serve(ctx context.Context) (err error) {
 	if n := cut.Load(); n > 0 {
 		a.log.Warn().Int64("connections", n).Dur("drain_timeout", time.Duration(a.cfg.Drain.Timeout)).Msg("closed connections still open after drain.timeout")
 	}
+	stopAct()
 	<-actDone
 	<-watchDone
 	if a.hasLog {
