@@ -53,11 +53,11 @@ func (c *Catalog) lookup(ctx context.Context, q store.Querier, projectID int64) 
 // DryRun validates a graph for a project without saving it and returns the
 // execution order (or pipeline.Problems).
 func (c *Catalog) DryRun(ctx context.Context, projectID int64, raw []byte) ([]string, error) {
-	project, err := store.GetProject(ctx, c.Store.Pool, projectID)
+	project, err := store.GetProject(ctx, c.Store, projectID)
 	if err != nil {
 		return nil, err
 	}
-	lk, plugins, err := c.lookup(ctx, c.Store.Pool, projectID)
+	lk, plugins, err := c.lookup(ctx, c.Store, projectID)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func pullAuth(ep registry.Endpoint) *protocol.RegistryAuth {
 // TestRegistry checks that a stored registry answers and accepts its
 // credentials.
 func (c *Catalog) TestRegistry(ctx context.Context, id int64) error {
-	ep, _, err := c.Endpoint(ctx, c.Store.Pool, id)
+	ep, _, err := c.Endpoint(ctx, c.Store, id)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (c *Catalog) TestRegistry(ctx context.Context, id int64) error {
 
 // RegistryTags lists tags of image in a stored registry matching pattern.
 func (c *Catalog) RegistryTags(ctx context.Context, id int64, image, pattern string) (registry.Listing, error) {
-	ep, _, err := c.Endpoint(ctx, c.Store.Pool, id)
+	ep, _, err := c.Endpoint(ctx, c.Store, id)
 	if err != nil {
 		return registry.Listing{}, err
 	}
@@ -115,7 +115,7 @@ func (c *Catalog) RegistryTags(ctx context.Context, id int64, image, pattern str
 // selectable service those matching its pattern, newest first; for a
 // pinned one just its tag.
 func (c *Catalog) ServiceTags(ctx context.Context, id int64) (store.Service, registry.Listing, error) {
-	sv, err := store.GetService(ctx, c.Store.Pool, id)
+	sv, err := store.GetService(ctx, c.Store, id)
 	if err != nil {
 		return sv, registry.Listing{}, err
 	}

@@ -56,12 +56,12 @@ func loadVersion(ctx context.Context, q store.Querier, projectID, pipelineVersio
 // result map service name → tag. Problems are Invalid keyed
 // "tags.<service>"; registry failures are *registry.Error.
 func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (map[string]string, error) {
-	_, g, err := loadVersion(ctx, c.Store.Pool, projectID, pipelineVersionID)
+	_, g, err := loadVersion(ctx, c.Store, projectID, pipelineVersionID)
 	if err != nil {
 		return nil, err
 	}
 	names, _, _ := graphRefs(g)
-	services, err := store.ServicesByName(ctx, c.Store.Pool, names)
+	services, err := store.ServicesByName(ctx, c.Store, names)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (c *Catalog) Resolve(ctx context.Context, projectID, pipelineVersionID int6
 // plugins with their pinned images, limits, timeout and network, and the
 // budget. The caller fills in DeploymentID, Name and Environment.
 func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (Definition, error) {
-	q := c.Store.Pool
+	q := c.Store
 	pv, g, err := loadVersion(ctx, q, projectID, pipelineVersionID)
 	if err != nil {
 		return Definition{}, err
@@ -234,7 +234,7 @@ func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64
 // references, decrypted in memory. A registry or secret that no longer
 // exists is an error wrapping store.ErrNotFound.
 func (c *Catalog) Complete(ctx context.Context, projectID int64, def Definition) (protocol.DeploySpec, error) {
-	q := c.Store.Pool
+	q := c.Store
 	spec := def.Spec
 	spec.Services = maps.Clone(spec.Services)
 	spec.Plugins = maps.Clone(spec.Plugins)
@@ -297,11 +297,11 @@ func pluginImage(p store.Plugin, image string, ep registry.Endpoint) protocol.Pl
 // PluginsUpdate is the plugins.update message for agents: every plugin's
 // current image and pull credentials, so agents can pre-pull.
 func (c *Catalog) PluginsUpdate(ctx context.Context) (protocol.PluginsUpdate, error) {
-	list, err := store.ListPlugins(ctx, c.Store.Pool)
+	list, err := store.ListPlugins(ctx, c.Store)
 	if err != nil {
 		return protocol.PluginsUpdate{}, err
 	}
-	eps := &endpoints{c: c, q: c.Store.Pool, cache: map[int64]registry.Endpoint{}}
+	eps := &endpoints{c: c, q: c.Store, cache: map[int64]registry.Endpoint{}}
 	u := protocol.PluginsUpdate{Plugins: []protocol.PluginImage{}}
 	for _, p := range list {
 		ep, err := eps.get(ctx, p.RegistryID)

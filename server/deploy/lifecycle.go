@@ -190,7 +190,7 @@ func (s *Service) DryRun(ctx context.Context, req CreateRequest) (PlacementVerdi
 	if err != nil {
 		return PlacementVerdict{}, err
 	}
-	nodes, err := store.PlacementNodes(ctx, s.Store.Pool, p.target.EnvironmentID)
+	nodes, err := store.PlacementNodes(ctx, s.Store, p.target.EnvironmentID)
 	if err != nil {
 		return PlacementVerdict{}, err
 	}
@@ -351,7 +351,7 @@ func (s *Service) backfillDefinition(ctx context.Context, id int64, def catalog.
 	if err != nil {
 		return err
 	}
-	return store.BackfillDeploymentDefinition(ctx, s.Store.Pool, id, b)
+	return store.BackfillDeploymentDefinition(ctx, s.Store, id, b)
 }
 
 // sendDeploy hands the spec to the agent (in the background: the caller

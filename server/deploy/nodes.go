@@ -44,7 +44,7 @@ func (s *Service) DesiredState(ctx context.Context, nodeID int64) ([]protocol.De
 // definitions were recorded are resolved from their own pipeline version
 // and tags, and that definition is recorded.
 func (s *Service) specOf(ctx context.Context, d store.Deployment) (protocol.DeploySpec, error) {
-	raw, err := store.DeploymentDefinition(ctx, s.Store.Pool, d.ID)
+	raw, err := store.DeploymentDefinition(ctx, s.Store, d.ID)
 	if err != nil {
 		return protocol.DeploySpec{}, err
 	}
