@@ -197,8 +197,11 @@ func watchRequests(b *browser) *requestLog {
 			l.urls = append(l.urls, e.Request.Method+" "+strings.TrimPrefix(e.Request.URL, b.base))
 			l.inflight[e.RequestID] = e.Request.URL
 		case *network.EventRequestServedFromCache:
+			// Chrome does not always follow a memory-cache hit with
+			// loadingFinished: the request is over here.
 			l.cached++
 			l.local[e.RequestID] = true
+			delete(l.inflight, e.RequestID)
 		case *network.EventResponseReceived:
 			if e.Response.Status == 304 {
 				l.cached++
