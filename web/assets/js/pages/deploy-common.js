@@ -4,17 +4,10 @@ import { h } from '../dom.js';
 import * as api from '../api.js';
 import { confirmDialog, announce, copyButton, copyText } from '../ui.js';
 
-// links returns [{service, url}] from whatever shape the API uses: a list
-// of URLs, of {service,url}, or a map service -> url.
+// links returns [{service, url}] from a deployment's urls (service -> link,
+// the same in list rows and the detail).
 export function links(d) {
-  const raw = d.urls || d.links || d.ingress || null;
-  if (!raw) return [];
-  if (Array.isArray(raw)) return raw.map((x) => (typeof x === 'string' ? { service: hostLabel(x), url: x } : { service: x.service || x.id || x.name, url: x.url }));
-  return Object.entries(raw).map(([service, url]) => ({ service, url }));
-}
-
-function hostLabel(url) {
-  try { return new URL(url).hostname.split('.')[0]; } catch { return url; }
+  return Object.entries(d.urls || {}).map(([service, url]) => ({ service, url }));
 }
 
 // A deployment that failed (rolled back), is being deleted or is deleted
