@@ -1,9 +1,17 @@
 package main_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,8 +66,8 @@ type ingressProc struct {
 
 // A nullops-ingress started with the same state dir takes over the
 // listening socket of the running one, which drains and exits by itself.
-// Request loops through a series of such handovers never see a failed
-// request: neither clients opening a new connection per request (a
+// Request loops through a series of such handovers, over HTTP and HTTPS,
+// never see a failed request: neither clients opening a new connection per request (a
 // connection the old process accepted must be answered: clients never
 // retry a request on a fresh connection) nor keep-alive clients sending
 // non-idempotent requests (Go's Transport never retries those, so a
@@ -77,11 +85,14 @@ func TestRestartHandsTheSocketOver(t *testing.T) {
 	defer backend.Close()
 	serverURL := fakeServer(t, backend.URL)
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	tlsAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	certFile, keyFile, roots := selfSigned(t)
 	stateDir := t.TempDir()
 	logDir := t.TempDir()
 	start := func(name string, extra ...string) *ingressProc {
 		args := append([]string{"--listen=" + addr, "--metrics.listen=", "--server.url=" + serverURL, "--token=t0ken-handover",
-			"--statedir=" + stateDir, "--accesslog=false"}, extra...)
+			"--statedir=" + stateDir, "--accesslog=false",
+			"--tls.listen=" + tlsAddr, "--tls.certfile=" + certFile, "--tls.keyfile=" + keyFile}, extra...)
 		cmd := exec.Command(bin, args...)
 		logf, err := os.Create(filepath.Join(logDir, name+".log"))
 		if err != nil {
@@ -121,7 +132,7 @@ func TestRestartHandsTheSocketOver(t *testing.T) {
 		ok, failed atomic.Int64
 		errs       sync.Map // error text -> count
 	}
-	var fresh, keep loop
+	var fresh, keep, freshTLS, keepTLS loop
 	var dials, reused, closeAnswers atomic.Int64
 	check := func(res *http.Response, err error, want string) error {
 		if err != nil {
@@ -137,18 +148,19 @@ func TestRestartHandsTheSocketOver(t *testing.T) {
 		}
 		return nil
 	}
-	freshClient := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	getFresh := func() error {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	tlsClient := &tls.Config{RootCAs: roots, ServerName: handoverHost}
+	freshClient := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, TLSClientConfig: tlsClient}}
+	getFresh := func(base string) error {
+		req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
 		req.Host = handoverHost
 		res, err := freshClient.Do(req)
 		return check(res, err, "ok GET ")
 	}
-	postKeepAlive := func(c *http.Client, n int) error {
+	postKeepAlive := func(c *http.Client, base string, n int) error {
 		body := fmt.Sprintf("request %d", n)
 		// A body without GetBody: the Transport cannot replay the request,
 		// so it never retries it on another connection.
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", io.NopCloser(strings.NewReader(body)))
+		req, _ := http.NewRequest(http.MethodPost, base+"/", io.NopCloser(strings.NewReader(body)))
 		req.ContentLength = int64(len(body))
 		req.Host = handoverHost
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
@@ -168,7 +180,7 @@ func TestRestartHandsTheSocketOver(t *testing.T) {
 	}
 	procs := []*ingressProc{start("ingress-0")}
 	testutil.WaitFor(t, ctx, 20*time.Millisecond, "the first ingress to route", func() bool {
-		return getFresh() == nil
+		return getFresh("http://"+addr) == nil && getFresh("https://"+tlsAddr) == nil
 	})
 
 	quit := make(chan struct{})
@@ -193,16 +205,23 @@ func TestRestartHandsTheSocketOver(t *testing.T) {
 			}
 		}()
 	}
-	const workers = 3
-	for range workers {
-		run(&fresh, func(int) error { return getFresh() })
-		c := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1}}
-		run(&keep, func(n int) error { return postKeepAlive(c, n) })
+	// Three clients of each kind over HTTP, one over HTTPS.
+	const workers = 4 // keep-alive clients
+	for i := range workers {
+		f, k, base := &fresh, &keep, "http://"+addr
+		if i == workers-1 {
+			f, k, base = &freshTLS, &keepTLS, "https://"+tlsAddr
+		}
+		run(f, func(int) error { return getFresh(base) })
+		c := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, TLSClientConfig: tlsClient}}
+		run(k, func(n int) error { return postKeepAlive(c, base, n) })
 	}
 	// waitOK waits for n more answered requests of each kind.
 	waitOK := func(n int64, what string) {
-		f, k := fresh.ok.Load()+n, keep.ok.Load()+n
-		testutil.WaitFor(t, ctx, 5*time.Millisecond, what, func() bool { return fresh.ok.Load() >= f && keep.ok.Load() >= k })
+		f, k, ft, kt := fresh.ok.Load()+n, keep.ok.Load()+n, freshTLS.ok.Load()+n/4, keepTLS.ok.Load()+n/4
+		testutil.WaitFor(t, ctx, 5*time.Millisecond, what, func() bool {
+			return fresh.ok.Load() >= f && keep.ok.Load() >= k && freshTLS.ok.Load() >= ft && keepTLS.ok.Load() >= kt
+		})
 	}
 	const perStep = 400
 	waitOK(perStep, "requests through the first ingress")
@@ -243,10 +262,12 @@ func TestRestartHandsTheSocketOver(t *testing.T) {
 		})
 		return fmt.Sprintf("%d answered, %d failed %v", l.ok.Load(), l.failed.Load(), errs)
 	}
-	t.Logf("%d handovers; new connection per request: %s; keep-alive: %s (%d connections, %d reuses, %d answers with Connection: close)",
-		handovers, report(&fresh), report(&keep), dials.Load(), reused.Load(), closeAnswers.Load())
-	if fresh.failed.Load() > 0 || keep.failed.Load() > 0 {
-		t.Fatalf("requests failed across the handovers: new connection per request: %s; keep-alive: %s", report(&fresh), report(&keep))
+	summary := fmt.Sprintf("HTTP new connection per request: %s; HTTP keep-alive: %s; HTTPS new connection per request: %s; HTTPS keep-alive: %s",
+		report(&fresh), report(&keep), report(&freshTLS), report(&keepTLS))
+	t.Logf("%d handovers; %s (keep-alive: %d connections, %d reuses, %d answers with Connection: close)",
+		handovers, summary, dials.Load(), reused.Load(), closeAnswers.Load())
+	if fresh.failed.Load()+keep.failed.Load()+freshTLS.failed.Load()+keepTLS.failed.Load() > 0 {
+		t.Fatalf("requests failed across the handovers: %s", summary)
 	}
 	// Every draining ingress answered the keep-alive connections it held
 	// with Connection: close (not by closing them), and they moved on.
@@ -254,7 +275,49 @@ func TestRestartHandsTheSocketOver(t *testing.T) {
 		t.Fatalf("keep-alive connections did not move over by answers with Connection: close: %d connections, %d reuses, %d such answers",
 			dials.Load(), reused.Load(), closeAnswers.Load())
 	}
-	if err := getFresh(); err != nil {
+	if err := getFresh("https://" + tlsAddr); err != nil {
 		t.Fatalf("after the handovers: %v", err)
 	}
+}
+
+// selfSigned writes a certificate for handoverHost and 127.0.0.1 and its
+// key, and returns their files and a pool trusting it.
+func selfSigned(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: handoverHost},
+		DNSNames:     []string{handoverHost},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	roots.AddCert(cert)
+	return certFile, keyFile, roots
 }
