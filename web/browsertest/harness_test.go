@@ -88,7 +88,7 @@ func newBrowser(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption
 	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	tctx, cancelT := context.WithTimeout(ctx, 5*time.Minute)
+	tctx, cancelT := context.WithTimeout(ctx, 15*time.Minute)
 	b := &browser{t: t, ctx: tctx, base: base, name: sanitize(t.Name())}
 	// Subscribe before the first page loads so no message is missed.
 	messages := chromedp.Console(ctx)
@@ -168,11 +168,17 @@ func sanitize(s string) string {
 	}, s)
 }
 
+// pageWait bounds each page step and wait: generous, because the suite
+// runs on saturated machines (load far above the CPU count) where Chromium
+// can need many seconds for what takes milliseconds on an idle one. A
+// step that is really stuck still fails, only later.
+const pageWait = 2 * time.Minute
+
 // do runs chromedp actions and fails the test (with a screenshot of the
 // moment) on error.
 func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, pageWait)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.shot("FAILED-" + sanitize(what))
@@ -231,7 +237,7 @@ func (b *browser) textOf(sel string) string {
 // waitText waits until the element matching sel contains want.
 func (b *browser) waitText(sel, want string) {
 	b.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(pageWait)
 	var got string
 	for time.Now().Before(deadline) {
 		got = b.textOf(sel)
@@ -254,9 +260,12 @@ func (b *browser) visibleErrors() string {
 }
 
 // waitFor polls a boolean JavaScript expression until it is true.
+//
+// d is what the wait takes on an idle machine; the wait gives up only
+// after at least pageWait.
 func (b *browser) waitFor(what, js string, d time.Duration) {
 	b.t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(max(d, pageWait))
 	for time.Now().Before(deadline) {
 		if ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js)); err == nil && ok {
 			return

@@ -63,7 +63,7 @@ func TestIngressPagesLeadBackToNullOps(t *testing.T) {
 	// Delete it; the link now says so, with who and when, and leads to
 	// the deployment in NullOps.
 	dev.call("DELETE", fmt.Sprintf("/deployments/%d", dep.ID), nil, 202, nil)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(pageWait)
 	for {
 		b.do("reload the service link", chromedp.Navigate(host))
 		if eval[bool](b, `document.body.innerText.includes('Deployment deleted')`) {
@@ -99,9 +99,9 @@ func TestIngressPagesLeadBackToNullOps(t *testing.T) {
 // (evaluation errors during a navigation count as "not yet").
 func waitPage(t *testing.T, b *browser, what, js string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(max(d, pageWait))
 	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
 		cancel()
 		if err == nil && ok {

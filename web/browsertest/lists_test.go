@@ -24,7 +24,7 @@ func rowNames(b *browser) []string {
 func (b *browser) waitRows(want ...string) {
 	b.t.Helper()
 	js := fmt.Sprintf(`JSON.stringify([...document.querySelectorAll('#main tbody tr')].map((r) => r.dataset.name)) === %q`, jsonList(want))
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(pageWait)
 	for time.Now().Before(deadline) {
 		if ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js)); err == nil && ok {
 			return
@@ -274,7 +274,7 @@ func TestDeploymentsListRequestCount(t *testing.T) {
 		t.Helper()
 		b.waitFor(fmt.Sprintf("%d rows with links and the filters", rows), fmt.Sprintf(
 			`document.querySelectorAll('#main tbody tr a[data-external]').length === %d && !!document.querySelector('#flt-project')`, rows), 30*time.Second)
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(pageWait)
 		for !log.settled() {
 			if time.Now().After(deadline) {
 				log.mu.Lock()

@@ -113,7 +113,7 @@ done
 	b.click("#log-download")
 	file := filepath.Join(dir, "pr-9-step-web.log")
 	var data []byte
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(pageWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if data, _ = os.ReadFile(file); len(data) > 0 {
 			break
 		}

@@ -78,8 +78,8 @@ func liveServer(t *testing.T) string {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30s")
+		case <-time.After(2 * time.Minute):
+			t.Error("server did not stop within 2 minutes")
 		}
 		logf.Close()
 		if t.Failed() {
@@ -124,7 +124,7 @@ func startIngress(t *testing.T, serverURL string) string {
 		cancel()
 		select {
 		case <-done:
-		case <-time.After(20 * time.Second):
+		case <-time.After(2 * time.Minute):
 			t.Error("ingress did not stop")
 		}
 	})
@@ -294,7 +294,7 @@ func newDeploymentStack(t *testing.T) *deploymentStack {
 	admin.call("POST", fmt.Sprintf("/environments/%d/nodes", envID), map[string]any{"name": "node-1", "host": "127.0.0.1", "port": port}, 201, &node)
 	nodeName := fmt.Sprintf("ui-node-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	startAgent(t, nodeName, port, node.Token)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var n struct {
 			Status string `json:"status"`
@@ -305,7 +305,7 @@ func newDeploymentStack(t *testing.T) *deploymentStack {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node is %s (%s) after 60s", n.Status, n.Reason)
+			t.Fatalf("node is %s (%s) after 3 minutes", n.Status, n.Reason)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

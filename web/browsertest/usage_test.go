@@ -25,7 +25,7 @@ import (
 // docs/screenshots/<name>.png (see docs/development.md).
 func (b *browser) docShot(sel, name string) {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, pageWait)
 	defer cancel()
 	var png []byte
 	var err error
