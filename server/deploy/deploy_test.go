@@ -162,7 +162,7 @@ func newFixture(t *testing.T, nodeCPUs ...float64) *fixture {
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	select {
 	case <-f.feed.Ready():
-	case <-time.After(10 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("change feed did not start listening")
 	}
 	return f
@@ -314,7 +314,7 @@ func subscribe(t *testing.T, f *fixture, id int64) *deploy.Subscription {
 
 func next(t *testing.T, sub *deploy.Subscription, typ string) deploy.Event {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(2 * time.Minute)
 	for {
 		select {
 		case e, ok := <-sub.C:

@@ -284,7 +284,7 @@ func (b *barrier) pass(t *testing.T, ctx context.Context) {
 // recompute.
 func TestPublisherFollowsTheChangeFeed(t *testing.T) {
 	w := newWorld(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	p := newPublisher(t, w.st, ingresspub.Options{Recheck: time.Hour})
 	feed := changefeed.New(w.st, changefeed.Options{Channels: []string{store.RoutesChannel}, Log: zerolog.Nop(),
@@ -313,7 +313,7 @@ func TestPublisherFollowsTheChangeFeed(t *testing.T) {
 	if n := p.Stats().Signals - before - 1; n != 1 {
 		t.Fatalf("one deployment status change reached the publisher %d times, want 1", n)
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer wcancel()
 	for {
 		next, ok := p.WaitNewer(wctx, first.Version)
@@ -361,7 +361,7 @@ func TestPublisherFollowsTheChangeFeed(t *testing.T) {
 	for range 2 {
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(2 * time.Minute):
 			t.Fatal("Run did not stop with its context")
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // without the withdrawn routes; a stale confirmation does not count.
 func TestWithdrawWaitsForIngressConfirmation(t *testing.T) {
 	w := newWorld(t)
-	ctx := testutil.Context(t, time.Minute)
+	ctx := testutil.Context(t, 5*time.Minute)
 	p := newPublisher(t, w.st, ingresspub.Options{ConfirmTimeout: time.Minute})
 	if err := p.Recompute(ctx); err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestWithdrawWaitsForIngressConfirmation(t *testing.T) {
 // nullops-ingress that never confirms is given up on after ConfirmTimeout.
 func TestWithdrawGraceAndConfirmTimeout(t *testing.T) {
 	w := newWorld(t)
-	ctx := testutil.Context(t, time.Minute)
+	ctx := testutil.Context(t, 5*time.Minute)
 	const grace, timeout = 400 * time.Millisecond, 300 * time.Millisecond
 	p := newPublisher(t, w.st, ingresspub.Options{WithdrawGrace: grace, ConfirmTimeout: timeout})
 	if err := p.Recompute(ctx); err != nil {
@@ -77,7 +77,7 @@ func TestWithdrawGraceAndConfirmTimeout(t *testing.T) {
 	p2.Polled("ing-a", p2.Current().ETag)
 	w2.seed.SetDeploymentStatus(t, w2.depRunning, "deleting")
 	start = time.Now()
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	p2.Withdraw(wctx)
 	if took := time.Since(start); took < timeout || wctx.Err() != nil {
@@ -87,7 +87,7 @@ func TestWithdrawGraceAndConfirmTimeout(t *testing.T) {
 	// Nobody polls: nothing to wait for.
 	w3 := newWorld(t)
 	p3 := newPublisher(t, w3.st, ingresspub.Options{WithdrawGrace: time.Hour, ConfirmTimeout: time.Hour})
-	wctx3, cancel3 := context.WithTimeout(ctx, 20*time.Second)
+	wctx3, cancel3 := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel3()
 	p3.Withdraw(wctx3)
 	if wctx3.Err() != nil {
