@@ -19,7 +19,7 @@ const dockerLineSplit = 16 << 10
 // contains until (when set).
 func collectLogs(t *testing.T, ctx context.Context, e *env, req protocol.LogsOpen, until string) string {
 	t.Helper()
-	lctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	ch, err := e.ex.Logs(lctx, req)
 	if err != nil {
@@ -42,7 +42,7 @@ func collectLogs(t *testing.T, ctx context.Context, e *env, req protocol.LogsOpe
 // service that exits are masked before they are shortened.
 func TestServiceLogsAreMasked(t *testing.T) {
 	e := newEnv(t, Config{})
-	ctx := testutil.Context(t, 4*time.Minute)
+	ctx := testutil.Context(t, 8*time.Minute)
 	const secret = "S3CRET-split-value-42"
 	pieces := []string{secret, secret[:10], secret[10:], "value-42", "S3CRET-sp"}
 
@@ -73,7 +73,17 @@ func TestServiceLogsAreMasked(t *testing.T) {
 			}
 		}
 	}
-	check("tail", collectLogs(t, ctx, e, protocol.LogsOpen{DeploymentID: id, Service: "web", Tail: 0}, ""))
+	// Docker writes the container's output to its log asynchronously: the
+	// line may reach the log after the deployment reads running, so the
+	// tail is read again until the line's end is there.
+	var tail string
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		tail = collectLogs(t, ctx, e, protocol.LogsOpen{DeploymentID: id, Service: "web", Tail: 0}, "")
+		if strings.Contains(tail, "end-of-line") || time.Now().After(deadline) {
+			break
+		}
+	}
+	check("tail", tail)
 	check("follow", collectLogs(t, ctx, e, protocol.LogsOpen{DeploymentID: id, Service: "web", Follow: true}, "end-of-line"))
 
 	// Without the deployment's secrets (an agent that restarted and has

@@ -31,7 +31,7 @@ func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
 	}
 	project := w.newProject(t, "masked", 0.25, "", graph)
 	d := create(t, w.dev, project, w.envID, "pr-mask", "v1.0.0")
-	d = waitStatus(t, w.dev, d.ID, "running", 90*time.Second)
+	d = waitStatus(t, w.dev, d.ID, "running", 180*time.Second)
 
 	check := func(what, logs string) {
 		t.Helper()
@@ -44,7 +44,16 @@ func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
 			}
 		}
 	}
-	r := w.dev.get(fmt.Sprintf("/deployments/%d/logs?service=web&tail=0", d.ID)).want(t, 200)
+	// Docker writes the container's output to its log asynchronously: the
+	// line may reach the log after the deployment reads running, so the
+	// tail is read until the line's end is there.
+	var r response
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		r = w.dev.get(fmt.Sprintf("/deployments/%d/logs?service=web&tail=0", d.ID)).want(t, 200)
+		if strings.Contains(string(r.Body), "end-of-line") || time.Now().After(deadline) {
+			break
+		}
+	}
 	check("tail", string(r.Body))
 	// With timestamps every line starts with its time, and Docker's time
 	// at the start of the line's second half does not split the secret.
@@ -57,7 +66,7 @@ func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	resp := w.dev.stream(ctx, fmt.Sprintf("/deployments/%d/logs?service=web&tail=0&follow=true", d.ID), "")
 	defer resp.Body.Close()
