@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -121,6 +122,9 @@ func newBrowser(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption
 	defer cancelS()
 	if err := chromedp.Do(sctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
+	}
+	if _, err := chromedp.Call(sctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: toastRecorder}); err != nil {
+		t.Fatalf("record toasts: %v", err)
 	}
 	return b
 }
@@ -234,9 +238,45 @@ func (b *browser) textOf(sel string) string {
 	return eval[string](b, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : ""; })()`, sel))
 }
 
-// waitText waits until the element matching sel contains want.
+// toastRecorder runs in every page before the app: it keeps the text of
+// every toast shown, so a test can find a confirmation that already faded
+// (they fade after 5 s, which a saturated machine can take between two
+// polls).
+const toastRecorder = `(() => {
+  const seen = window.__nullopsToasts = [];
+  new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) {
+      if (n.nodeType === 1 && n.classList.contains('toast')) seen.push(n.textContent);
+    }
+  }).observe(document, { childList: true, subtree: true });
+})()`
+
+// waitToast waits until a toast containing want was shown (visible now or
+// already faded) and consumes it, so a later wait for the same text needs
+// a new toast.
+func (b *browser) waitToast(want string) {
+	b.t.Helper()
+	js := fmt.Sprintf(`(() => { const seen = window.__nullopsToasts || []; const i = seen.findIndex((t) => t.includes(%q)); if (i < 0) return false; seen.splice(i, 1); return true; })()`, want)
+	deadline := time.Now().Add(pageWait)
+	for time.Now().Before(deadline) {
+		if ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](js)); err == nil && ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.shot("FAILED-toast-" + sanitize(want))
+	shown, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`JSON.stringify(window.__nullopsToasts || [])`))
+	b.t.Fatalf("no toast saying %q; toasts shown on this page: %s%s", want, shown, b.visibleErrors())
+}
+
+// waitText waits until the element matching sel contains want. Toasts
+// ("#toasts") are looked up among every toast shown, faded or not.
 func (b *browser) waitText(sel, want string) {
 	b.t.Helper()
+	if sel == "#toasts" {
+		b.waitToast(want)
+		return
+	}
 	deadline := time.Now().Add(pageWait)
 	var got string
 	for time.Now().Before(deadline) {

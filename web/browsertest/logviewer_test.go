@@ -98,9 +98,7 @@ done
 	b.click("#log-times")
 	b.waitFor("lines without times", `document.querySelector('#log-output').textContent.startsWith('health attempt 1')`, 10*time.Second)
 	b.click("#log-wrap")
-	if ws := eval[string](b, `getComputedStyle(document.querySelector('#log-output')).whiteSpace`); ws != "pre" {
-		t.Errorf("unwrapped log has white-space %q", ws)
-	}
+	b.waitFor("unwrapped log (white-space: pre)", `getComputedStyle(document.querySelector('#log-output')).whiteSpace === 'pre'`, 10*time.Second)
 	b.click("#log-times")
 	b.shot("02-log-search")
 
