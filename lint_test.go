@@ -77,3 +77,26 @@ func textFile(name string) bool {
 	}
 	return false
 }
+
+// TestContractsAreLeaves: the REST contract (restapi) and the error
+// vocabulary (server/errs) import nothing of this repository, and the CLI
+// reaches the server only through restapi, never through server/.
+func TestContractsAreLeaves(t *testing.T) {
+	for _, pkg := range []string{"./restapi", "./server/errs", "./cli", "./cmd/nullops"} {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			ours := strings.HasPrefix(dep, "github.com/nullops/nullops/")
+			switch {
+			case pkg == "./restapi" || pkg == "./server/errs":
+				if ours && dep != "github.com/nullops/nullops/"+strings.TrimPrefix(pkg, "./") {
+					t.Errorf("%s depends on %s; it must be a leaf", pkg, dep)
+				}
+			case strings.HasPrefix(dep, "github.com/nullops/nullops/server"):
+				t.Errorf("%s depends on %s; the CLI speaks only the REST contract (restapi)", pkg, dep)
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
 )
@@ -196,7 +197,7 @@ func (a *Admin) ApproveThumbprint(ctx context.Context, by store.Actor, id int64,
 }
 
 // ErrNothingToApprove is returned when no thumbprint was seen yet.
-var ErrNothingToApprove = fmt.Errorf("no thumbprint to approve")
+var ErrNothingToApprove = errs.Mark(errs.Conflict, "nothing_to_approve", "no thumbprint to approve")
 
 // SetEnabled disables or enables a node. A disabled node drains: it stays
 // connected, takes no new deployments, its deployments keep running and

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -84,7 +85,7 @@ func (d *Deps) putAccess(kind string) echo.HandlerFunc {
 		}
 		lvl, err := auth.ParseLevel(req.Level)
 		if err != nil {
-			return (Validation{"level": "must be read or full"}).Err()
+			return (errs.Fields{"level": "must be read or full"}).Err()
 		}
 		g, err := d.Auth.PutGrant(c.Request().Context(), actor(c), s, teamID, lvl)
 		if err != nil {

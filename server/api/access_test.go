@@ -5,7 +5,7 @@ import (
 
 	"testing"
 
-	"github.com/nullops/nullops/server/api"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -27,7 +27,7 @@ func TestGrantsDecideAccess(t *testing.T) {
 	if g.Level != "read" || g.TeamName != "web" || g.ProjectID == nil || *g.ProjectID != p1 {
 		t.Fatalf("grant: %+v", g)
 	}
-	var grants api.List[store.Grant]
+	var grants restapi.List[store.Grant]
 	noah.Get(apitest.Path("/projects/%d/access", p1)).Want(t, 200).Decode(t, &grants)
 	if grants.Total != 1 || grants.Items[0].Level != "read" {
 		t.Fatalf("grants: %+v", grants)
@@ -54,7 +54,7 @@ func TestGrantsDecideAccess(t *testing.T) {
 	env.Admin.Put(apitest.Path("/projects/%d/access/%d", p1, 99999), map[string]string{"level": "read"}).Want(t, 404)
 
 	// The user sees audit entries about what they can see, not the rest.
-	var audit api.List[store.AuditEntry]
+	var audit restapi.List[store.AuditEntry]
 	noah.Get("/api/v1/audit").Want(t, 200).Decode(t, &audit)
 	if audit.Total != 3 {
 		t.Fatalf("noah sees %d audit entries, want the 3 grant changes on p1/e1: %+v", audit.Total, audit.Items)
@@ -78,7 +78,7 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 	for _, n := range []string{"t1", "t2", "t3"} {
 		env.Admin.Post("/api/v1/teams", map[string]any{"name": n}).Want(t, 201)
 	}
-	var audit api.List[store.AuditEntry]
+	var audit restapi.List[store.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=team.create&per_page=2").Want(t, 200).Decode(t, &audit)
 	if audit.Total != 3 || len(audit.Items) != 2 || audit.PerPage != 2 {
 		t.Fatalf("page 1: %+v", audit)
@@ -106,7 +106,7 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 	}
 	r := env.Admin.Get("/api/v1/audit?since=yesterday&page=0").Want(t, 400)
 	var e struct {
-		Error api.Error `json:"error"`
+		Error restapi.Error `json:"error"`
 	}
 	r.Decode(t, &e)
 	if e.Error.Details["since"] == "" || e.Error.Details["page"] == "" {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -27,7 +28,7 @@ func registerAudit(g *echo.Group, d *Deps) {
 // Admins see every entry; users see entries about projects or environments
 // they hold a grant on.
 func (d *Deps) listAudit(c echo.Context) error {
-	v := Validation{}
+	v := errs.Fields{}
 	pg := PageInto(c, v)
 	f := store.AuditFilter{
 		VisibleTo:  PrincipalFrom(c).VisibleTo(),

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nullops/nullops/server/api"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -51,7 +51,7 @@ func TestFailedAuditChangesNothingAccounts(t *testing.T) {
 	env.Admin.Patch(apitest.Path("/teams/%d", team), map[string]any{"name": "dev"}).Want(t, 500)
 	env.Admin.Put(apitest.Path("/teams/%d/members/%d", team, u.ID), nil).Want(t, 500)
 	env.Admin.Delete(apitest.Path("/teams/%d", team)).Want(t, 500)
-	var teams api.List[store.Team]
+	var teams restapi.List[store.Team]
 	env.Admin.Get("/api/v1/teams").Want(t, 200).Decode(t, &teams)
 	if teams.Total != 1 || teams.Items[0].Name != "ops" || teams.Items[0].Members != 0 {
 		t.Errorf("teams changed although their audit entries failed: %+v", teams.Items)

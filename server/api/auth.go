@@ -1,16 +1,14 @@
 package api
 
 import (
-	"errors"
-	"math"
 	"mime"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -28,7 +26,7 @@ type LoginRequest struct {
 
 // Validate names missing fields.
 func (r LoginRequest) Validate() error {
-	v := Validation{}
+	v := errs.Fields{}
 	if r.Username == "" {
 		v.Add("username", "required")
 	}
@@ -44,7 +42,7 @@ func ParseLoginRequest(c echo.Context) (LoginRequest, error) {
 	// CORS preflight, which this server never grants.
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if mt != echo.MIMEApplicationJSON {
-		return LoginRequest{}, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		return LoginRequest{}, &errs.Error{Kind: errs.Unsupported, Code: "unsupported_media_type",
 			Message: "send the login as Content-Type: application/json"}
 	}
 	var r LoginRequest
@@ -74,7 +72,7 @@ func (d *Deps) login(c echo.Context) error {
 		ClientAddr: ClientAddr(c), UserAgent: c.Request().UserAgent(),
 	})
 	if err != nil {
-		return loginFailed(c, err)
+		return err // auth.Service.Login has recorded a refused login
 	}
 	c.SetCookie(&http.Cookie{
 		Name: SessionCookie, Value: res.SessionID, Path: "/", Expires: res.ExpiresAt,
@@ -85,41 +83,6 @@ func (d *Deps) login(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, MeResponse{User: res.User, Via: auth.ViaSession, CSRFToken: res.CSRFToken, ExpiresAt: &res.ExpiresAt, Teams: teams})
-}
-
-// loginFailed translates a refused login (auth.Service.Login has recorded it).
-func loginFailed(c echo.Context, err error) error {
-	if out := passwordAttemptError(c, err); out != nil {
-		return out
-	}
-	switch {
-	case errors.Is(err, auth.ErrInvalidCredentials):
-		return &Error{Status: http.StatusUnauthorized, Code: "invalid_credentials", Message: auth.ErrInvalidCredentials.Error()}
-	case errors.Is(err, auth.ErrDisabled):
-		return &Error{Status: http.StatusForbidden, Code: "account_disabled", Message: auth.ErrDisabled.Error()}
-	}
-	return err
-}
-
-// passwordAttemptError translates the refusals of a password attempt (login
-// or password change) that happen before any password is checked: 429 while
-// throttled and 503 while every hashing slot is busy, both with Retry-After.
-// Other errors give nil.
-func passwordAttemptError(c echo.Context, err error) error {
-	var th *auth.ThrottledError
-	switch {
-	case errors.As(err, &th):
-		secs := strconv.Itoa(max(int(math.Ceil(th.RetryAfter.Seconds())), 1))
-		c.Response().Header().Set("Retry-After", secs)
-		return &Error{Status: http.StatusTooManyRequests, Code: "too_many_attempts", Message: th.Error(),
-			Details: map[string]string{"retry_after_seconds": secs}}
-	case errors.Is(err, auth.ErrBusy):
-		secs := strconv.Itoa(int(auth.BusyRetryAfter.Seconds()))
-		c.Response().Header().Set("Retry-After", secs)
-		return &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: err.Error(),
-			Details: map[string]string{"retry_after_seconds": secs}}
-	}
-	return nil
 }
 
 func (d *Deps) logout(c echo.Context) error {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -9,6 +8,7 @@ import (
 
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -32,15 +32,6 @@ func registerDeployments(g *echo.Group, d *Deps) {
 	g.GET("/events", d.allEvents)
 }
 
-// lifecycleError maps lifecycle errors to API errors.
-func lifecycleError(err error) error {
-	var le *deploy.Error
-	if errors.As(err, &le) {
-		return &Error{Status: le.Status, Code: le.Code, Message: le.Message, Details: le.Details}
-	}
-	return err
-}
-
 // deploymentFor loads the deployment of the :id path parameter and checks
 // the caller's level on it (404 when they may not see it).
 func (d *Deps) deploymentFor(c echo.Context, need auth.Level) (store.Deployment, error) {
@@ -50,7 +41,7 @@ func (d *Deps) deploymentFor(c echo.Context, need auth.Level) (store.Deployment,
 	}
 	dep, err := d.Deploy.Get(c.Request().Context(), id)
 	if err != nil {
-		return dep, lifecycleError(err)
+		return dep, err
 	}
 	if err := RequireLevel(c, dep.ProjectID, dep.EnvironmentID, need); err != nil {
 		return dep, err
@@ -89,7 +80,7 @@ func (d *Deps) renderDeployment(c echo.Context, status int, dep store.Deployment
 }
 
 // queryID reads an optional positive integer query parameter.
-func queryID(c echo.Context, name string, v Validation) int64 {
+func queryID(c echo.Context, name string, v errs.Fields) int64 {
 	s := c.QueryParam(name)
 	if s == "" {
 		return 0
@@ -110,7 +101,7 @@ var deploymentStatuses = map[string]bool{
 // listDeployments: GET /deployments?project=&environment=&status=&q=&mine=&sort=&order=&page=&per_page=
 // (deleted deployments only with status=deleted).
 func (d *Deps) listDeployments(c echo.Context) error {
-	v := Validation{}
+	v := errs.Fields{}
 	pg := PageInto(c, v)
 	p := PrincipalFrom(c)
 	f := store.DeploymentFilter{
@@ -172,7 +163,7 @@ func (d *Deps) createDeployment(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	if req.ProjectID < 1 {
 		v.Add("project_id", "is required")
 	}
@@ -192,7 +183,7 @@ func (d *Deps) createDeployment(c echo.Context) error {
 		ProjectID: req.ProjectID, EnvironmentID: req.EnvironmentID, Name: req.Name, Tags: req.Tags,
 	})
 	if err != nil {
-		return lifecycleError(err)
+		return err
 	}
 	return d.renderDeployment(c, http.StatusAccepted, dep)
 }
@@ -228,7 +219,7 @@ func (d *Deps) changeDeployment(action string) echo.HandlerFunc {
 			status = http.StatusOK
 		}
 		if err != nil {
-			return lifecycleError(err)
+			return err
 		}
 		return d.renderDeployment(c, status, dep)
 	}
@@ -250,11 +241,11 @@ func (d *Deps) cloneDeployment(c echo.Context) error {
 		return err
 	}
 	if err := deploy.ValidateName(req.Name); err != nil {
-		return (Validation{"name": err.Error()}).Err()
+		return (errs.Fields{"name": err.Error()}).Err()
 	}
 	dep, err := d.Deploy.Clone(c.Request().Context(), actor(c), src.ID, req.Name, req.Tags)
 	if err != nil {
-		return lifecycleError(err)
+		return err
 	}
 	return d.renderDeployment(c, http.StatusAccepted, dep)
 }
@@ -279,7 +270,7 @@ func (d *Deps) stepLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	after := int64(0)
 	if s := c.QueryParam("after"); s != "" {
 		if after, err = strconv.ParseInt(s, 10, 64); err != nil || after < 0 {

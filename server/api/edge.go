@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/internal/safetext"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // Edge guards every API request before its handler runs:
@@ -28,14 +29,14 @@ func Edge() echo.MiddlewareFunc {
 				return next(c)
 			}
 			if err := safetext.Storable(req.URL.Path); err != nil {
-				return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "path: " + err.Error(),
-					Details: map[string]string{"path": err.Error()}}
+				return &errs.Error{Kind: errs.Invalid, Code: "invalid", Message: "path: " + err.Error(),
+					Fields: map[string]string{"path": err.Error()}}
 			}
 			if err := checkQuery(req); err != nil {
 				return err
 			}
 			if req.ContentLength > MaxBodyBytes {
-				return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: ErrBodyTooLarge.Error()}
+				return &errs.Error{Kind: errs.TooLarge, Code: "too_large", Message: ErrBodyTooLarge.Error()}
 			}
 			if req.Body != nil && req.Body != http.NoBody {
 				req.Body = http.MaxBytesReader(c.Response(), req.Body, MaxBodyBytes)
@@ -48,17 +49,17 @@ func Edge() echo.MiddlewareFunc {
 func checkQuery(req *http.Request) error {
 	q, err := url.ParseQuery(req.URL.RawQuery)
 	if err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "query: " + err.Error(),
-			Details: map[string]string{"query": err.Error()}}
+		return &errs.Error{Kind: errs.Invalid, Code: "invalid", Message: "query: " + err.Error(),
+			Fields: map[string]string{"query": err.Error()}}
 	}
 	for k, vs := range q {
 		if err := safetext.Storable(k); err != nil {
-			return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "query parameter name " + err.Error(),
-				Details: map[string]string{"query": "parameter name " + err.Error()}}
+			return &errs.Error{Kind: errs.Invalid, Code: "invalid", Message: "query parameter name " + err.Error(),
+				Fields: map[string]string{"query": "parameter name " + err.Error()}}
 		}
 		for _, v := range vs {
 			if err := safetext.Storable(v); err != nil {
-				return (Validation{k: err.Error()}).Err()
+				return (errs.Fields{k: err.Error()}).Err()
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
 )
@@ -85,14 +86,14 @@ func (r environmentRequest) input() (store.EnvironmentInput, error) {
 	in.CPUOvercommit = store.DefaultCPUOvercommit
 	if r.CPUOvercommit != nil {
 		if *r.CPUOvercommit == 0 {
-			return in, Validation{"cpu_overcommit": "must be between 1 (other CPU use counts in full) and 10"}.Err()
+			return in, errs.Fields{"cpu_overcommit": "must be between 1 (other CPU use counts in full) and 10"}.Err()
 		}
 		in.CPUOvercommit = *r.CPUOvercommit
 	}
 	if r.DefaultTTL != "" {
 		ttl, err := time.ParseDuration(r.DefaultTTL)
 		if err != nil || ttl%time.Second != 0 {
-			return in, Validation{"default_ttl": "must be a Go duration such as 168h or 90m"}.Err()
+			return in, errs.Fields{"default_ttl": "must be a Go duration such as 168h or 90m"}.Err()
 		}
 		in.DefaultTTLSeconds = int64(ttl / time.Second)
 	}
@@ -146,11 +147,11 @@ func (d *Deps) createEnvironment(c echo.Context) error {
 	}
 	in, err := req.input()
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	out, err := d.Catalog.CreateEnvironment(c.Request().Context(), actor(c), in)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return d.renderEnvironment(c, http.StatusCreated, out)
 }
@@ -166,11 +167,11 @@ func (d *Deps) updateEnvironment(c echo.Context) error {
 	}
 	in, err := req.input()
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	out, err := d.Catalog.UpdateEnvironment(c.Request().Context(), actor(c), id, in)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return d.renderEnvironment(c, http.StatusOK, out)
 }
@@ -181,7 +182,7 @@ func (d *Deps) deleteEnvironment(c echo.Context) error {
 		return err
 	}
 	if err := d.Catalog.DeleteEnvironment(c.Request().Context(), actor(c), id); err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -1,70 +1,50 @@
 // Package api holds the HTTP layer of nullops-server: thin echo handlers that
 // validate input, call the domain packages and render JSON. Every error
-// leaves through ErrorHandler as {"error":{"code","message","details"}}.
+// leaves through ErrorHandler as {"error":{"code","message","details"}}
+// (restapi.ErrorBody), translated by ToHTTP.
 package api
 
 import (
 	"context"
 	"errors"
-	"fmt"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/nullops/nullops/restapi"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
-// Error is an API error with a machine code, a human message and optional
-// per-field details.
-type Error struct {
-	Status  int               `json:"-"`
-	Code    string            `json:"code"`
-	Message string            `json:"message"`
-	Details map[string]string `json:"details,omitempty"`
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
-
-// Errorf builds an Error.
-func Errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// Common errors.
+// Errors the HTTP layer itself raises.
 var (
-	ErrUnauthenticated = &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "log in or send an API token as Authorization: Bearer"}
-	ErrForbidden       = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "this action needs the admin role"}
-	ErrNotFound        = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+	ErrUnauthenticated = errs.New(errs.Unauthenticated, "", "log in or send an API token as Authorization: Bearer")
+	ErrForbidden       = errs.New(errs.Forbidden, "", "this action needs the admin role")
+	// ErrNotFound is the answer for what does not exist and for what the
+	// caller may not see: the same bytes, so the two cannot be told apart.
+	ErrNotFound = store.ErrNotFound
 	// ErrNotReady is the answer while the database cannot be reached.
-	ErrNotReady = &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "the database is not reachable; try again shortly"}
+	ErrNotReady = errs.New(errs.Unavailable, "not_ready", "the database is not reachable; try again shortly")
 )
 
-// Validation collects field errors; Err returns nil when there are none.
-type Validation map[string]string
-
-// Add records a problem with field.
-func (v Validation) Add(field, format string, args ...any) {
-	if _, ok := v[field]; !ok {
-		v[field] = fmt.Sprintf(format, args...)
-	}
-}
-
-// Err returns a 400 naming every bad field, or nil.
-func (v Validation) Err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	msg := "invalid request"
-	if len(v) == 1 {
-		for f, m := range v {
-			msg = f + ": " + m
-		}
-	} else {
-		msg = fmt.Sprintf("invalid request: %d fields have problems", len(v))
-	}
-	return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: msg, Details: v}
+// statusOf is the HTTP status of each kind of error.
+var statusOf = map[errs.Kind]int{
+	errs.Internal:        http.StatusInternalServerError,
+	errs.Invalid:         http.StatusBadRequest,
+	errs.Unauthenticated: http.StatusUnauthorized,
+	errs.Forbidden:       http.StatusForbidden,
+	errs.NotFound:        http.StatusNotFound,
+	errs.Timeout:         http.StatusRequestTimeout,
+	errs.Conflict:        http.StatusConflict,
+	errs.TooLarge:        http.StatusRequestEntityTooLarge,
+	errs.Unsupported:     http.StatusUnsupportedMediaType,
+	errs.Throttled:       http.StatusTooManyRequests,
+	errs.Upstream:        http.StatusBadGateway,
+	errs.Unavailable:     http.StatusServiceUnavailable,
 }
 
 // StatusClientClosedRequest is the status recorded (access log, metrics)
@@ -77,11 +57,11 @@ const StatusClientClosedRequest = 499
 // because the server failed: the request's context is cancelled and the
 // error is that cancellation or a failure it caused (a store call cut
 // short reads as a 5xx).
-func clientGone(c echo.Context, err error, apiErr *Error) bool {
+func clientGone(c echo.Context, err error, status int) bool {
 	if !errors.Is(c.Request().Context().Err(), context.Canceled) {
 		return false
 	}
-	return errors.Is(err, context.Canceled) || apiErr.Status >= 500
+	return errors.Is(err, context.Canceled) || status >= 500
 }
 
 // ErrorHandler renders every error in the one JSON shape and logs 5xx.
@@ -92,63 +72,77 @@ func ErrorHandler(log zerolog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
-		apiErr := toAPIError(err)
-		if clientGone(c, err, apiErr) {
+		status, body, retry := ToHTTP(err)
+		if clientGone(c, err, status) {
 			log.Debug().Err(err).Str("method", c.Request().Method).Str("path", c.Path()).Msg("client went away before the answer")
 			_ = c.NoContent(StatusClientClosedRequest)
 			return
 		}
-		if apiErr.Status >= 500 {
+		if status >= 500 {
 			log.Error().Err(err).Str("method", c.Request().Method).Str("path", c.Path()).Msg("request failed")
 		}
-		if apiErr.Status == http.StatusServiceUnavailable {
-			c.Response().Header().Set("Retry-After", "5")
+		if retry > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
 		}
 		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(apiErr.Status)
+			_ = c.NoContent(status)
 			return
 		}
-		_ = c.JSON(apiErr.Status, map[string]*Error{"error": apiErr})
+		_ = c.JSON(status, restapi.ErrorBody{Error: body})
 	}
 }
 
-func toAPIError(err error) *Error {
-	var apiErr *Error
-	if errors.As(err, &apiErr) {
-		return apiErr
-	}
+// ToHTTP is the one translation of an error to HTTP: its status, the error
+// body and the Retry-After seconds (0: none). Kinded errors (package errs)
+// keep their code and message; echo's own errors (routing, body limits)
+// keep their status; an unreachable database is not_ready; anything else
+// is a 500 that says nothing.
+func ToHTTP(err error) (status int, body *restapi.Error, retryAfter int) {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		msg := http.StatusText(he.Code)
 		if s, ok := he.Message.(string); ok && s != "" {
 			msg = s
 		}
-		code := "http_error"
-		switch he.Code {
-		case http.StatusNotFound:
-			code = "not_found"
-		case http.StatusMethodNotAllowed:
-			code = "method_not_allowed"
-		case http.StatusBadRequest:
-			code = "invalid"
-		case http.StatusRequestEntityTooLarge:
-			code = "too_large"
-		case http.StatusUnauthorized:
-			code = "unauthenticated"
-		case http.StatusForbidden:
-			code = "forbidden"
+		code, ok := echoCodes[he.Code]
+		if !ok {
+			code = "http_error"
 		}
-		return &Error{Status: he.Code, Code: code, Message: msg}
+		return he.Code, &restapi.Error{Status: he.Code, Code: code, Message: msg}, 0
 	}
+	e, ok := errs.As(err)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return ErrNotFound
-	case errors.Is(err, store.ErrConflict):
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case ok:
 	case store.IsUnavailable(err):
-		return ErrNotReady
+		e = ErrNotReady
+	default:
+		e = errs.New(errs.Internal, "", "internal error; see the server log")
 	}
-	return &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the server log"}
+	status = statusOf[e.Kind]
+	body = &restapi.Error{Status: status, Code: e.Code, Message: e.Message}
+	if e.Chain {
+		body.Message = err.Error()
+	}
+	if body.Code == "" {
+		body.Code = e.Kind.String()
+	}
+	if len(e.Fields) > 0 {
+		body.Details = e.Fields
+	}
+	if e.RetryAfter > 0 {
+		retryAfter = max(int(math.Ceil(e.RetryAfter.Seconds())), 1)
+		body.Details = map[string]string{"retry_after_seconds": strconv.Itoa(retryAfter)}
+	} else if e.Kind == errs.Unavailable {
+		retryAfter = 5
+	}
+	return status, body, retryAfter
+}
+
+// echoCodes names the statuses of echo's own errors.
+var echoCodes = map[int]string{
+	http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed",
+	http.StatusBadRequest: "invalid", http.StatusRequestEntityTooLarge: "too_large",
+	http.StatusUnauthorized: "unauthenticated", http.StatusForbidden: "forbidden",
 }
 
 // Bind decodes a JSON body strictly (unknown fields are errors) into v.
@@ -167,11 +161,11 @@ func bodyError(err error) error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout():
-		return &Error{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "the request body was not received in time"}
+		return errs.New(errs.Timeout, "request_timeout", "the request body was not received in time")
 	case errors.Is(err, ErrBodyTooLarge):
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: err.Error()}
+		return errs.New(errs.TooLarge, "", "%s", err.Error())
 	case errors.As(err, &te) && te.Field != "":
-		return (Validation{te.Field: te.Err.Error()}).Err()
+		return errs.Field(te.Field, "%s", te.Err.Error())
 	}
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
+	return errs.New(errs.Invalid, "invalid_json", "%s", err.Error())
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // sseKeepAlive is how often an idle event stream sends a comment line, so
@@ -165,7 +166,7 @@ func (d *Deps) serviceLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	service := c.QueryParam("service")
 	if service == "" {
 		v.Add("service", "is required (the pipeline node id of a service)")
@@ -231,7 +232,7 @@ func (d *Deps) serviceLogs(c echo.Context) error {
 		return nil
 	})
 	if err != nil && !started {
-		return lifecycleError(err)
+		return err
 	}
 	start()
 	if accessEnded(ctx) {

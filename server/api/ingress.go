@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/ingress/dynconfig"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
 )
@@ -50,12 +51,12 @@ func ingressAuth(d *Deps) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			want := d.Config.Ingress.Token
 			if want == "" {
-				return &Error{Status: http.StatusServiceUnavailable, Code: "ingress_disabled",
+				return &errs.Error{Kind: errs.Unavailable, Code: "ingress_disabled",
 					Message: "the ingress token is not configured on the server (ingress.token / NULLOPS_INGRESS_TOKEN)"}
 			}
 			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-				return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "send the ingress token as Authorization: Bearer"}
+				return &errs.Error{Kind: errs.Unauthenticated, Code: "unauthenticated", Message: "send the ingress token as Authorization: Bearer"}
 			}
 			return next(c)
 		}
@@ -64,7 +65,7 @@ func ingressAuth(d *Deps) echo.MiddlewareFunc {
 
 func ingressTraefik(d *Deps) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		v := Validation{}
+		v := errs.Fields{}
 		var variant ingresspub.Variant
 		if ep := c.QueryParam("entrypoints"); ep != "" {
 			for _, e := range strings.Split(ep, ",") {
@@ -109,7 +110,7 @@ func ingressTraefik(d *Deps) echo.HandlerFunc {
 			snap, _ = d.Ingress.WaitNewer(first, 0)
 			cancel()
 			if snap == nil {
-				return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: ingresspub.ErrNotReady.Error()}
+				return ingresspub.ErrNotReady
 			}
 		}
 		etag, err := snapshotETag(snap, variant)
@@ -181,7 +182,7 @@ func ingressActivity(d *Deps) echo.HandlerFunc {
 		if err := Bind(c, &req); err != nil {
 			return err
 		}
-		v := Validation{}
+		v := errs.Fields{}
 		if len(req.Deployments) > maxActivityItems {
 			v.Add("deployments", "at most %d entries per report", maxActivityItems)
 		}

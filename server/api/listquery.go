@@ -6,13 +6,15 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/server/errs"
 )
 
 // maxSearch bounds ?q= of list endpoints.
 const maxSearch = 100
 
 // searchQuery reads ?q=, a case-insensitive substring to search for.
-func searchQuery(c echo.Context, v Validation) string {
+func searchQuery(c echo.Context, v errs.Fields) string {
 	q := strings.TrimSpace(c.QueryParam("q"))
 	if utf8.RuneCountInString(q) > maxSearch {
 		v.Add("q", "at most %d characters", maxSearch)
@@ -22,7 +24,7 @@ func searchQuery(c echo.Context, v Validation) string {
 }
 
 // queryBool reads an optional true/false query parameter.
-func queryBool(c echo.Context, name string, v Validation) bool {
+func queryBool(c echo.Context, name string, v errs.Fields) bool {
 	switch c.QueryParam(name) {
 	case "", "false", "0":
 		return false
@@ -35,7 +37,7 @@ func queryBool(c echo.Context, name string, v Validation) bool {
 
 // sortOrder reads ?sort= (one of the keys of columns, "" = the list's
 // default order) and ?order= (asc, the default, or desc).
-func sortOrder[V any](c echo.Context, v Validation, columns map[string]V) (string, bool) {
+func sortOrder[V any](c echo.Context, v errs.Fields, columns map[string]V) (string, bool) {
 	sort := c.QueryParam("sort")
 	if _, ok := columns[sort]; sort != "" && !ok {
 		keys := make([]string, 0, len(columns))

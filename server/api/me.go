@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 )
 
 func registerMe(g *echo.Group, d *Deps) {
@@ -43,7 +44,7 @@ func (d *Deps) changeMyPassword(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	if req.Current == "" {
 		v.Add("current_password", "required")
 	}
@@ -62,11 +63,8 @@ func (d *Deps) changeMyPassword(c echo.Context) error {
 		UserID: p.UserID, Username: p.Username, Current: req.Current, New: req.New,
 		ClientAddr: ClientAddr(c), KeepSession: keep,
 	})
-	if err := passwordAttemptError(c, err); err != nil {
-		return err
-	}
 	if errors.Is(err, auth.ErrInvalidCredentials) {
-		return (Validation{"current_password": "is not your current password"}).Err()
+		return (errs.Fields{"current_password": "is not your current password"}).Err()
 	}
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // APIPrefix is where the REST API is mounted.
@@ -33,9 +34,9 @@ const (
 
 // Errors of the auth layer.
 var (
-	ErrCSRF         = &Error{Status: http.StatusForbidden, Code: "csrf", Message: "missing or wrong " + CSRFHeader + " header; reload the page (GET /api/v1/me returns the token)"}
-	ErrNeedsFull    = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "this action needs full access; you have read access"}
-	errBadAuthzHead = &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: "the Authorization header must be `Bearer <api token>`"}
+	ErrCSRF         = &errs.Error{Kind: errs.Forbidden, Code: "csrf", Message: "missing or wrong " + CSRFHeader + " header; reload the page (GET /api/v1/me returns the token)"}
+	ErrNeedsFull    = &errs.Error{Kind: errs.Forbidden, Code: "forbidden", Message: "this action needs full access; you have read access"}
+	errBadAuthzHead = &errs.Error{Kind: errs.Unauthenticated, Code: "unauthenticated", Message: "the Authorization header must be `Bearer <api token>`"}
 )
 
 // RequireUser authenticates the caller from `Authorization: Bearer <api

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -115,7 +116,7 @@ func validHost(h string) bool {
 	return true
 }
 
-func checkLabels(v Validation, labels map[string]string) {
+func checkLabels(v errs.Fields, labels map[string]string) {
 	if len(labels) > 64 {
 		v.Add("labels", "at most 64 labels")
 	}
@@ -191,7 +192,7 @@ func (d *Deps) createNode(c echo.Context) error {
 	if req.Port == 0 {
 		req.Port = 5000
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	if !nodeNameRE.MatchString(req.Name) {
 		v.Add("name", "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
@@ -297,7 +298,7 @@ func (d *Deps) updateNode(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	if req.Name != nil && !nodeNameRE.MatchString(*req.Name) {
 		v.Add("name", "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
@@ -334,9 +335,6 @@ func (d *Deps) deleteNode(c echo.Context) error {
 		return err
 	}
 	if err := d.Nodes.Delete(c.Request().Context(), actor(c), n.ID); err != nil {
-		if errors.Is(err, store.ErrNodeInUse) {
-			return &Error{Status: http.StatusConflict, Code: "node_in_use", Message: err.Error()}
-		}
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -390,14 +388,11 @@ func (d *Deps) approveNodeThumbprint(c echo.Context) error {
 	if req.Thumbprint != "" {
 		t, err := agents.NormalizeThumbprint(req.Thumbprint)
 		if err != nil {
-			return Validation{"thumbprint": err.Error()}.Err()
+			return errs.Fields{"thumbprint": err.Error()}.Err()
 		}
 		req.Thumbprint = t
 	}
 	out, err := d.Nodes.ApproveThumbprint(c.Request().Context(), actor(c), n.ID, req.Thumbprint)
-	if errors.Is(err, agents.ErrNothingToApprove) {
-		return &Error{Status: http.StatusConflict, Code: "nothing_to_approve", Message: err.Error()}
-	}
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,9 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/restapi"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // Paging defaults: ?page= starts at 1; ?per_page= is 1..MaxPerPage.
@@ -27,14 +30,14 @@ func (p Page) Offset() int { return (p.Page - 1) * p.PerPage }
 
 // PageFrom reads ?page= and ?per_page=, naming a bad one in a 400.
 func PageFrom(c echo.Context) (Page, error) {
-	v := Validation{}
+	v := errs.Fields{}
 	p := PageInto(c, v)
 	return p, v.Err()
 }
 
 // PageInto reads ?page= and ?per_page= like PageFrom, adding problems to v
 // (for handlers that validate more query parameters).
-func PageInto(c echo.Context, v Validation) Page {
+func PageInto(c echo.Context, v errs.Fields) Page {
 	p := Page{Page: 1, PerPage: DefaultPerPage}
 	if s := c.QueryParam("page"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -53,19 +56,11 @@ func PageInto(c echo.Context, v Validation) Page {
 	return p
 }
 
-// List is the JSON shape of every list endpoint.
-type List[T any] struct {
-	Items   []T `json:"items"`
-	Total   int `json:"total"`
-	Page    int `json:"page"`
-	PerPage int `json:"per_page"`
-}
-
-// RenderList writes items (never null) as a page of a list with total
-// matching items.
+// RenderList writes items (never null) as a page of a list
+// (restapi.List) with total matching items.
 func RenderList[T any](c echo.Context, items []T, total int, p Page) error {
 	if items == nil {
 		items = []T{}
 	}
-	return c.JSON(http.StatusOK, List[T]{Items: items, Total: total, Page: p.Page, PerPage: p.PerPage})
+	return c.JSON(http.StatusOK, restapi.List[T]{Items: items, Total: total, Page: p.Page, PerPage: p.PerPage})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/store"
 )
@@ -35,7 +36,7 @@ type dryRunResponse struct {
 func readGraph(c echo.Context) ([]byte, error) {
 	raw, err := ReadBody(c.Request().Body)
 	if errors.Is(err, ErrBodyTooLarge) {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the pipeline graph is too large"}
+		return nil, &errs.Error{Kind: errs.TooLarge, Code: "too_large", Message: "the pipeline graph is too large"}
 	}
 	if err == nil {
 		err = CheckJSONText(raw)
@@ -62,7 +63,7 @@ func (d *Deps) getPipeline(c echo.Context) error {
 	}
 	v, err := store.LatestPipeline(ctx, d.Store.Pool, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusNotFound, Code: "no_pipeline", Message: "this project has no pipeline yet; PUT one"}
+		return &errs.Error{Kind: errs.NotFound, Code: "no_pipeline", Message: "this project has no pipeline yet; PUT one"}
 	}
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func (d *Deps) putPipeline(c echo.Context) error {
 	}
 	v, order, err := d.Catalog.SavePipeline(c.Request().Context(), actor(c), id, raw)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusCreated, pipelineResponse{PipelineVersion: v, Order: order})
 }
@@ -101,12 +102,12 @@ func (d *Deps) dryRunPipeline(c echo.Context) error {
 		return err
 	}
 	order, err := d.Catalog.DryRun(c.Request().Context(), id, raw)
-	var p pipeline.Problems
+	e, _ := errs.As(err)
 	switch {
-	case errors.As(err, &p):
-		return c.JSON(http.StatusOK, dryRunResponse{Valid: false, Order: []string{}, Problems: p})
+	case e != nil && e.Code == pipeline.ErrCode:
+		return c.JSON(http.StatusOK, dryRunResponse{Valid: false, Order: []string{}, Problems: e.Fields})
 	case err != nil:
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, dryRunResponse{Valid: true, Order: order})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // placementDryRun: POST /placement/dry-run {"project_id","environment_id",
@@ -19,7 +20,7 @@ func (d *Deps) placementDryRun(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	if req.ProjectID < 1 {
 		v.Add("project_id", "is required")
 	}
@@ -41,7 +42,7 @@ func (d *Deps) placementDryRun(c echo.Context) error {
 		ProjectID: req.ProjectID, EnvironmentID: req.EnvironmentID, Name: req.Name, Tags: req.Tags,
 	})
 	if err != nil {
-		return lifecycleError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, verdict)
 }

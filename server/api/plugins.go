@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -70,7 +71,7 @@ func (r pluginRequest) input() (store.PluginInput, error) {
 	if r.Timeout != "" {
 		t, err := time.ParseDuration(r.Timeout)
 		if err != nil || t < time.Second || t%time.Second != 0 {
-			return in, Validation{"timeout": "must be a Go duration of whole seconds, e.g. 90s or 5m"}.Err()
+			return in, errs.Fields{"timeout": "must be a Go duration of whole seconds, e.g. 90s or 5m"}.Err()
 		}
 		in.TimeoutSeconds = int64(t / time.Second)
 	}
@@ -115,7 +116,7 @@ func (d *Deps) createPlugin(c echo.Context) error {
 	}
 	out, err := d.Catalog.CreatePlugin(c.Request().Context(), actor(c), in)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	d.pluginsChanged()
 	return c.JSON(http.StatusCreated, pluginOut(out))
@@ -136,7 +137,7 @@ func (d *Deps) updatePlugin(c echo.Context) error {
 	}
 	out, err := d.Catalog.UpdatePlugin(c.Request().Context(), actor(c), id, in)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	d.pluginsChanged()
 	return c.JSON(http.StatusOK, pluginOut(out))
@@ -148,7 +149,7 @@ func (d *Deps) deletePlugin(c echo.Context) error {
 		return err
 	}
 	if err := d.Catalog.DeletePlugin(c.Request().Context(), actor(c), id); err != nil {
-		return catalogError(err)
+		return err
 	}
 	d.pluginsChanged()
 	return c.NoContent(http.StatusNoContent)

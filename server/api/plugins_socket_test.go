@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/nullops/nullops/server/api"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/store"
 )
@@ -51,7 +51,7 @@ func TestPluginDockerSocketIsAnAdminSettingInTheAuditLog(t *testing.T) {
 	}
 	adm.Put(apitest.Path("/plugins/%d", tool.ID), body("tool", nil)).Want(t, 200) // unchanged: no entry
 
-	var audit api.List[store.AuditEntry]
+	var audit restapi.List[store.AuditEntry]
 	adm.Get(apitest.Path("/audit?action=plugin.docker_socket")).Want(t, 200).Decode(t, &audit)
 	if audit.Total != 2 {
 		t.Fatalf("%d plugin.docker_socket entries, want 2 (enabled at create, disabled): %+v", audit.Total, audit.Items)

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -71,7 +72,7 @@ func (r projectRequest) input() (store.ProjectInput, error) {
 	if r.TTL != "" {
 		ttl, err := time.ParseDuration(r.TTL)
 		if err != nil || ttl%time.Second != 0 {
-			return in, Validation{"ttl": "must be a Go duration such as 72h, or empty for the environment's default"}.Err()
+			return in, errs.Fields{"ttl": "must be a Go duration such as 72h, or empty for the environment's default"}.Err()
 		}
 		s := int64(ttl / time.Second)
 		in.TTLSeconds = &s
@@ -79,7 +80,7 @@ func (r projectRequest) input() (store.ProjectInput, error) {
 	if r.DeployTimeout != "" {
 		dt, err := time.ParseDuration(r.DeployTimeout)
 		if err != nil || dt%time.Second != 0 || dt <= 0 {
-			return in, Validation{"deploy_timeout": "must be a Go duration such as 30m, or empty for the default (30m)"}.Err()
+			return in, errs.Fields{"deploy_timeout": "must be a Go duration such as 30m, or empty for the default (30m)"}.Err()
 		}
 		in.DeployTimeoutSeconds = int64(dt / time.Second)
 	}
@@ -137,11 +138,11 @@ func (d *Deps) createProject(c echo.Context) error {
 	}
 	in, err := req.input()
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	out, err := d.Catalog.CreateProject(c.Request().Context(), actor(c), in)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return renderProject(c, http.StatusCreated, out)
 }
@@ -157,11 +158,11 @@ func (d *Deps) updateProject(c echo.Context) error {
 	}
 	in, err := req.input()
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	out, err := d.Catalog.UpdateProject(c.Request().Context(), actor(c), id, in)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return renderProject(c, http.StatusOK, out)
 }
@@ -172,7 +173,7 @@ func (d *Deps) deleteProject(c echo.Context) error {
 		return err
 	}
 	if err := d.Catalog.DeleteProject(c.Request().Context(), actor(c), id); err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

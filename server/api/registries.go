@@ -2,15 +2,13 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/catalog"
-	"github.com/nullops/nullops/server/pipeline"
-	"github.com/nullops/nullops/server/registry"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -31,43 +29,6 @@ func registerCatalog(g *echo.Group, d *Deps) {
 	registerEnvironments(g, d)
 	registerProjects(g, d)
 	registerPipelines(g, d)
-}
-
-// catalogError turns domain errors into API errors.
-func catalogError(err error) error {
-	if err == nil {
-		return nil
-	}
-	var inv catalog.Invalid
-	if errors.As(err, &inv) {
-		return Validation(inv).Err()
-	}
-	var p pipeline.Problems
-	if errors.As(err, &p) {
-		e := Validation(p).Err().(*Error)
-		e.Code = "invalid_pipeline"
-		return e
-	}
-	var inUse *store.InUseError
-	if errors.As(err, &inUse) {
-		return &Error{Status: http.StatusConflict, Code: "in_use", Message: inUse.Error()}
-	}
-	var re *registry.Error
-	if errors.As(err, &re) {
-		switch re.Kind {
-		case registry.KindInvalid:
-			return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: re.Msg}
-		case registry.KindNotFound:
-			return &Error{Status: http.StatusNotFound, Code: "image_not_found", Message: re.Msg}
-		case registry.KindUnauthorized:
-			return &Error{Status: http.StatusBadGateway, Code: "registry_unauthorized", Message: re.Msg}
-		case registry.KindUnreachable:
-			return &Error{Status: http.StatusBadGateway, Code: "registry_unreachable", Message: re.Msg}
-		default:
-			return &Error{Status: http.StatusBadGateway, Code: "registry_error", Message: re.Msg}
-		}
-	}
-	return err
 }
 
 // pageOf renders a page of an in-memory list (catalog lists are small).
@@ -135,7 +96,7 @@ func (d *Deps) createRegistry(c echo.Context) error {
 	}
 	out, err := d.Catalog.CreateRegistry(c.Request().Context(), actor(c), req.input())
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusCreated, out)
 }
@@ -151,7 +112,7 @@ func (d *Deps) updateRegistry(c echo.Context) error {
 	}
 	out, err := d.Catalog.UpdateRegistry(c.Request().Context(), actor(c), id, req.input())
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -162,7 +123,7 @@ func (d *Deps) deleteRegistry(c echo.Context) error {
 		return err
 	}
 	if err := d.Catalog.DeleteRegistry(c.Request().Context(), actor(c), id); err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
@@ -177,7 +138,7 @@ func (d *Deps) testRegistry(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 30*time.Second)
 	defer cancel()
 	if err := d.Catalog.TestRegistry(ctx, id); err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"ok": true, "message": "the registry answered and accepted the credentials"})
 }
@@ -190,11 +151,11 @@ func (d *Deps) registryTags(c echo.Context) error {
 	}
 	image := c.QueryParam("image")
 	if image == "" {
-		return Validation{"image": "required, e.g. ?image=team/api"}.Err()
+		return errs.Fields{"image": "required, e.g. ?image=team/api"}.Err()
 	}
 	l, err := d.Catalog.RegistryTags(c.Request().Context(), id, image, c.QueryParam("pattern"))
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, l)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
@@ -60,7 +61,7 @@ func Register(e *echo.Echo, d *Deps) {
 	})
 	e.GET("/readyz", func(c echo.Context) error {
 		if err := d.Store.Ready(c.Request().Context()); err != nil {
-			return &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: err.Error()}
+			return &errs.Error{Kind: errs.Unavailable, Code: "not_ready", Message: err.Error()}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -41,7 +42,7 @@ func (d *Deps) listSecrets(c echo.Context) error {
 	case c.QueryParam("project_id") != "":
 		id, err := strconv.ParseInt(c.QueryParam("project_id"), 10, 64)
 		if err != nil || id <= 0 {
-			return Validation{"project_id": "must be a project id"}.Err()
+			return errs.Fields{"project_id": "must be a project id"}.Err()
 		}
 		f.ProjectID = id
 	}
@@ -88,7 +89,7 @@ func (d *Deps) createSecret(c echo.Context) error {
 	}
 	out, err := d.Catalog.CreateSecret(c.Request().Context(), actor(c), req.Name, req.ProjectID, req.Value)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusCreated, out)
 }
@@ -104,7 +105,7 @@ func (d *Deps) updateSecret(c echo.Context) error {
 	}
 	out, err := d.Catalog.SetSecret(c.Request().Context(), actor(c), id, req.Value)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -115,7 +116,7 @@ func (d *Deps) deleteSecret(c echo.Context) error {
 		return err
 	}
 	if err := d.Catalog.DeleteSecret(c.Request().Context(), actor(c), id); err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

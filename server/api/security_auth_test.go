@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/config"
@@ -149,7 +150,7 @@ func TestAdminPasswordResetRevokesTokensAndSessions(t *testing.T) {
 	env.Admin.Put(apitest.Path("/users/%d/password", c.User.ID), map[string]string{"password": "reset-by-admin-2026"}).Want(t, 204)
 	c.Get("/api/v1/me").Want(t, 401)
 	tc.Get("/api/v1/me").Want(t, 401)
-	var list api.List[store.AuditEntry]
+	var list restapi.List[store.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=user.password_reset").Want(t, 200).Decode(t, &list)
 	if list.Total != 1 || !strings.Contains(string(mustJSON(t, list.Items[0].Detail)), `"tokens_revoked":1`) {
 		t.Errorf("reset audit: %+v", list.Items)
@@ -183,7 +184,7 @@ func TestWeakPasswordsAreRefusedWithFieldErrors(t *testing.T) {
 	} {
 		r := env.Admin.Post("/api/v1/users", map[string]string{"username": "weak", "password": pw}).Want(t, 400)
 		var e struct {
-			Error api.Error `json:"error"`
+			Error restapi.Error `json:"error"`
 		}
 		r.Decode(t, &e)
 		if !strings.Contains(e.Error.Details["password"], want) {

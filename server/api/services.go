@@ -64,7 +64,7 @@ func (d *Deps) createService(c echo.Context) error {
 	}
 	out, err := d.Catalog.CreateService(c.Request().Context(), actor(c), req.input())
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusCreated, out)
 }
@@ -80,7 +80,7 @@ func (d *Deps) updateService(c echo.Context) error {
 	}
 	out, err := d.Catalog.UpdateService(c.Request().Context(), actor(c), id, req.input())
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -91,7 +91,7 @@ func (d *Deps) deleteService(c echo.Context) error {
 		return err
 	}
 	if err := d.Catalog.DeleteService(c.Request().Context(), actor(c), id); err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
@@ -106,7 +106,7 @@ func (d *Deps) serviceTags(c echo.Context) error {
 	}
 	sv, l, err := d.Catalog.ServiceTags(c.Request().Context(), id)
 	if err != nil {
-		return catalogError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"service": sv.Name, "image": sv.Image, "tag_mode": sv.TagMode, "tag_pattern": sv.TagPattern,

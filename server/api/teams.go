@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/internal/safetext"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -32,7 +33,7 @@ type TeamRequest struct {
 }
 
 func (r *TeamRequest) validate(create bool) error {
-	v := Validation{}
+	v := errs.Fields{}
 	if r.Name != nil {
 		s := strings.TrimSpace(*r.Name)
 		r.Name = &s
@@ -58,8 +59,8 @@ func (r *TeamRequest) validate(create bool) error {
 
 func teamConflict(err error, name *string) error {
 	if errors.Is(err, store.ErrConflict) && name != nil {
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "team " + *name + " already exists",
-			Details: map[string]string{"name": "is taken"}}
+		return &errs.Error{Kind: errs.Conflict, Code: "conflict", Message: "team " + *name + " already exists",
+			Fields: map[string]string{"name": "is taken"}}
 	}
 	return err
 }

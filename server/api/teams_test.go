@@ -3,6 +3,7 @@ package api_test
 import (
 	"testing"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/store"
@@ -20,7 +21,7 @@ func TestTeamsAndMembers(t *testing.T) {
 	env.Admin.Put(apitest.Path("/teams/%d/members/%d", team.ID, 99999), nil).Want(t, 404)
 	env.Admin.Put(apitest.Path("/teams/%d/members/%d", 99999, u.ID), nil).Want(t, 404)
 
-	var members api.List[store.TeamMember]
+	var members restapi.List[store.TeamMember]
 	env.Admin.Get(apitest.Path("/teams/%d/members", team.ID)).Want(t, 200).Decode(t, &members)
 	if members.Total != 1 || members.Items[0].Username != "mia" {
 		t.Fatalf("members: %+v", members)

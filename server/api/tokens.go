@@ -10,6 +10,7 @@ import (
 
 	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -51,7 +52,7 @@ func (d *Deps) createToken(c echo.Context) error {
 		return err
 	}
 	now := d.Auth.Now()
-	v := Validation{}
+	v := errs.Fields{}
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" || len(req.Name) > auth.MaxTokenNameLen {
 		v.Add("name", "required, at most %d characters", auth.MaxTokenNameLen)

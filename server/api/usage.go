@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // registerUsage mounts the usage history of a deployment's services
@@ -27,7 +28,7 @@ func (d *Deps) deploymentUsage(c echo.Context) error {
 	var since time.Time
 	if s := c.QueryParam("since"); s != "" {
 		if since, err = parseTime(s); err != nil {
-			v := Validation{}
+			v := errs.Fields{}
 			v.Add("since", "must be an RFC 3339 time (2006-01-02T15:04:05Z) or a Unix time in seconds")
 			return v.Err()
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/server/auth"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -24,7 +25,7 @@ func registerUsers(g *echo.Group, d *Deps) {
 
 // listUsers: GET /users?q=&sort=&order=&page=&per_page=
 func (d *Deps) listUsers(c echo.Context) error {
-	v := Validation{}
+	v := errs.Fields{}
 	pg := PageInto(c, v)
 	f := store.UserFilter{Query: searchQuery(c, v), Limit: pg.Limit(), Offset: pg.Offset()}
 	f.Sort, f.Desc = sortOrder(c, v, store.UserSorts)
@@ -53,7 +54,7 @@ func (d *Deps) createUser(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	if err := auth.CheckUsername(req.Username); err != nil {
 		v.Add("username", "%s", err.Error())
 	}
@@ -79,8 +80,8 @@ func (d *Deps) createUser(c echo.Context) error {
 		Username: req.Username, DisplayName: req.DisplayName, Password: req.Password, Admin: req.Role == store.RoleAdmin,
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return &Error{Status: http.StatusConflict, Code: "conflict", Message: "username " + req.Username + " is taken",
-			Details: map[string]string{"username": "is taken"}}
+		return &errs.Error{Kind: errs.Conflict, Code: "conflict", Message: "username " + req.Username + " is taken",
+			Fields: map[string]string{"username": "is taken"}}
 	}
 	if err != nil {
 		return err
@@ -116,7 +117,7 @@ func (d *Deps) updateUser(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := Validation{}
+	v := errs.Fields{}
 	if req.DisplayName != nil {
 		s := strings.TrimSpace(*req.DisplayName)
 		req.DisplayName = &s
@@ -133,9 +134,6 @@ func (d *Deps) updateUser(c echo.Context) error {
 		return err
 	}
 	u, err := d.Auth.UpdateUser(c.Request().Context(), actor(c), id, store.UserUpdate{DisplayName: req.DisplayName, Role: req.Role, Active: req.Active})
-	if errors.Is(err, auth.ErrLastAdmin) {
-		return &Error{Status: http.StatusConflict, Code: "last_admin", Message: err.Error()}
-	}
 	if err != nil {
 		return err
 	}
@@ -148,9 +146,6 @@ func (d *Deps) deleteUser(c echo.Context) error {
 		return err
 	}
 	_, err = d.Auth.DeleteUser(c.Request().Context(), actor(c), id)
-	if errors.Is(err, auth.ErrLastAdmin) {
-		return &Error{Status: http.StatusConflict, Code: "last_admin", Message: err.Error()}
-	}
 	if err != nil {
 		return err
 	}
@@ -172,7 +167,7 @@ func (d *Deps) resetPassword(c echo.Context) error {
 		return err
 	}
 	if err := auth.CheckPassword(req.Password); err != nil {
-		return (Validation{"password": err.Error()}).Err()
+		return (errs.Fields{"password": err.Error()}).Err()
 	}
 	// An admin resetting their own password keeps the session in use.
 	var keep []byte

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nullops/nullops/server/api"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/store"
 )
@@ -25,7 +25,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	}
 	r = env.Admin.Post("/api/v1/users", map[string]any{"username": "Bad Name", "password": "short", "role": "root"}).Want(t, 400)
 	var e struct {
-		Error api.Error `json:"error"`
+		Error restapi.Error `json:"error"`
 	}
 	r.Decode(t, &e)
 	for _, f := range []string{"username", "password", "role"} {
@@ -35,7 +35,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	}
 	env.Admin.Post("/api/v1/users", map[string]any{"username": "x", "password": "long-enough-pw", "extra": 1}).Want(t, 400)
 
-	var list api.List[store.User]
+	var list restapi.List[store.User]
 	env.Admin.Get("/api/v1/users?per_page=1&page=2").Want(t, 200).Decode(t, &list)
 	if list.Total != 2 || len(list.Items) != 1 || list.Page != 2 || list.PerPage != 1 || list.Items[0].Username != "lena" {
 		t.Fatalf("page 2 of users: %+v", list)
@@ -57,7 +57,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	env.Admin.Get(apitest.Path("/users/%d", u.ID)).Want(t, 404)
 	env.Admin.Get("/api/v1/users/abc").Want(t, 404)
 
-	var audit api.List[store.AuditEntry]
+	var audit restapi.List[store.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=user.*").Want(t, 200).Decode(t, &audit)
 	got := []string{}
 	for _, a := range audit.Items {

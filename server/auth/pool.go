@@ -3,7 +3,6 @@ package auth
 import (
 	"bufio"
 	"context"
-	"errors"
 	"math"
 	"os"
 	"runtime"
@@ -12,13 +11,16 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/nullops/nullops/server/errs"
 )
 
 // ErrBusy: every password hashing slot is taken and the short wait for one
 // ran out. Callers answer 503 with a Retry-After; nothing was verified.
-var ErrBusy = errors.New("the server is busy checking other passwords; try again in a moment")
+var ErrBusy = &errs.Error{Kind: errs.Unavailable, Code: "busy", Message: "the server is busy checking other passwords; try again in a moment",
+	RetryAfter: BusyRetryAfter}
 
-// BusyRetryAfter is the Retry-After to send with ErrBusy.
+// BusyRetryAfter is the Retry-After sent with ErrBusy.
 const BusyRetryAfter = time.Second
 
 // hashPool bounds concurrent argon2id computations (each allocates the

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/server/config"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -23,14 +24,14 @@ import (
 var (
 	// ErrInvalidCredentials: unknown username or wrong password (one error
 	// for both, so responses do not reveal which usernames exist).
-	ErrInvalidCredentials = errors.New("invalid username or password")
+	ErrInvalidCredentials = errs.New(errs.Unauthenticated, "invalid_credentials", "invalid username or password")
 	// ErrDisabled: the password was right but the account is disabled.
-	ErrDisabled = errors.New("this account is disabled; ask an administrator")
+	ErrDisabled = errs.New(errs.Forbidden, "account_disabled", "this account is disabled; ask an administrator")
 	// ErrUnauthenticated: no valid session or token (missing, unknown,
 	// expired, revoked, or the user is disabled).
 	ErrUnauthenticated = errors.New("not authenticated")
 	// ErrLastAdmin: the change would leave no active administrator.
-	ErrLastAdmin = errors.New("this is the last active administrator; make another user admin first")
+	ErrLastAdmin = errs.Mark(errs.Conflict, "last_admin", "this is the last active administrator; make another user admin first")
 )
 
 // Options tune a Service; zero values take the defaults.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/nullops/nullops/server/errs"
 )
 
 // ThrottleConfig limits password attempts (logins and password changes).
@@ -36,6 +38,16 @@ type ThrottledError struct {
 
 func (e *ThrottledError) Error() string {
 	return fmt.Sprintf("too many failed attempts for this %s; try again in %s", e.Scope, roundUp(e.RetryAfter))
+}
+
+// As lets errors.As find a throttled attempt as an *errs.Error (429 with
+// Retry-After).
+func (e *ThrottledError) As(target any) bool {
+	t, ok := target.(**errs.Error)
+	if ok {
+		*t = &errs.Error{Kind: errs.Throttled, Code: "too_many_attempts", Message: e.Error(), RetryAfter: e.RetryAfter, Err: e}
+	}
+	return ok
 }
 
 func roundUp(d time.Duration) time.Duration {

@@ -10,8 +10,6 @@ package catalog
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -52,33 +50,4 @@ func aadOf(kind string, id int64) string {
 		return NodeTokenAAD(id)
 	}
 	return kind + ":" + fmt.Sprint(id)
-}
-
-// Invalid maps fields of a request to what is wrong with them (HTTP 400).
-type Invalid map[string]string
-
-func (v Invalid) Error() string {
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+": "+v[k])
-	}
-	return "invalid: " + strings.Join(parts, "; ")
-}
-
-func (v Invalid) add(field, format string, args ...any) {
-	if _, ok := v[field]; !ok {
-		v[field] = fmt.Sprintf(format, args...)
-	}
-}
-
-func (v Invalid) err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	return v
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -172,9 +173,8 @@ func TestResolveAndCheckTags(t *testing.T) {
 		{map[string]string{"web": "v1.0.0", "redis": "7"}, "no service"},
 	} {
 		_, err := w.cat.CheckTags(ctx, w.projectID, w.version.ID, tc.tags)
-		var inv catalog.Invalid
-		if !errors.As(err, &inv) || !strings.Contains(err.Error(), tc.contains) {
-			t.Errorf("tags %v: error %v, want Invalid containing %q", tc.tags, err, tc.contains)
+		if errs.FieldsOf(err) == nil || !strings.Contains(err.Error(), tc.contains) {
+			t.Errorf("tags %v: error %v, want field problems containing %q", tc.tags, err, tc.contains)
 		}
 	}
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/registry"
 	"github.com/nullops/nullops/server/store"
@@ -51,7 +52,7 @@ func (c *Catalog) lookup(ctx context.Context, q store.Querier, projectID int64) 
 }
 
 // DryRun validates a graph for a project without saving it and returns the
-// execution order (or pipeline.Problems).
+// execution order (or the errs.Fields of its problems).
 func (c *Catalog) DryRun(ctx context.Context, projectID int64, raw []byte) ([]string, error) {
 	project, err := store.GetProject(ctx, c.Store, projectID)
 	if err != nil {
@@ -95,30 +96,30 @@ func shares(g protocol.Graph, project store.Project, plugins map[string]store.Pl
 // withShares adds the problems of g's shares to those of checking it (err),
 // unless g could not be decoded.
 func withShares(err error, g protocol.Graph, project store.Project, plugins map[string]store.Plugin) error {
-	var p pipeline.Problems
-	if err != nil && (!errors.As(err, &p) || p["graph"] != "") {
+	p := errs.FieldsOf(err)
+	if err != nil && (p == nil || p["graph"] != "") {
 		return err
 	}
 	_, serr := shares(g, project, plugins)
-	var sp pipeline.Problems
-	if !errors.As(serr, &sp) {
+	sp := errs.FieldsOf(serr)
+	if sp == nil {
 		return err
 	}
 	if p == nil {
-		p = pipeline.Problems{}
+		p = errs.Fields{}
 	}
 	for k, v := range sp {
 		if _, taken := p[k]; !taken {
 			p[k] = v
 		}
 	}
-	return p
+	return p.ErrCode(pipeline.ErrCode)
 }
 
 // savePipeline validates a graph and stores it as the project's next
 // immutable version, pinning the image reference of every plugin it uses.
 // It returns the version and the execution order; invalid graphs give
-// pipeline.Problems.
+// an error whose errs.Fields name the problems (code pipeline.ErrCode).
 func (c *Catalog) savePipeline(ctx context.Context, tx *store.Store, projectID int64, raw []byte, actor *int64) (store.PipelineVersion, []string, error) {
 	project, err := store.LockProject(ctx, tx, projectID)
 	if err != nil {
@@ -210,17 +211,9 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// IsInvalid reports whether err is a validation problem of the input
-// (Invalid or pipeline.Problems) rather than a failure.
-func IsInvalid(err error) bool {
-	var inv Invalid
-	var p pipeline.Problems
-	return errors.As(err, &inv) || errors.As(err, &p)
-}
-
 // CheckBudget checks that the shares of the project's latest pipeline fit
 // its budget (after the project's cpu or memory_mb changed). Problems are
-// Invalid keyed "cpu" or "memory_mb".
+// errs.Fields keyed "cpu" or "memory_mb".
 func (c *Catalog) CheckBudget(ctx context.Context, q store.Querier, project store.Project) error {
 	v, err := store.LatestPipeline(ctx, q, project.ID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -242,15 +235,15 @@ func (c *Catalog) CheckBudget(ctx context.Context, q store.Querier, project stor
 		plugins[p.Name] = p
 	}
 	_, err = shares(g, project, plugins)
-	var p pipeline.Problems
-	if !errors.As(err, &p) {
+	p := errs.FieldsOf(err)
+	if p == nil {
 		return err
 	}
-	inv := Invalid{}
+	inv := errs.Fields{}
 	for key, field := range map[string]string{"resources.cpu": "cpu", "resources.memory_mb": "memory_mb"} {
 		if msg, ok := p[key]; ok {
-			inv.add(field, "does not fit pipeline version %d: %s", v.Version, msg)
+			inv.Add(field, "does not fit pipeline version %d: %s", v.Version, msg)
 		}
 	}
-	return inv.err()
+	return inv.Err()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/registry"
 	"github.com/nullops/nullops/server/store"
@@ -53,7 +54,7 @@ func loadVersion(ctx context.Context, q store.Querier, projectID, pipelineVersio
 // version: pinned services get their tag (a different requested tag is an
 // error); selectable ones need a requested tag that matches the service's
 // pattern and exists in its registry (listing cached briefly). tags and the
-// result map service name → tag. Problems are Invalid keyed
+// result map service name → tag. Problems are errs.Fields keyed
 // "tags.<service>"; registry failures are *registry.Error.
 func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (map[string]string, error) {
 	_, g, err := loadVersion(ctx, c.Store, projectID, pipelineVersionID)
@@ -65,23 +66,23 @@ func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID in
 	if err != nil {
 		return nil, err
 	}
-	v := Invalid{}
+	v := errs.Fields{}
 	for name := range tags {
 		if !slices.Contains(names, name) {
-			v.add("tags."+name, "the pipeline has no service %q", name)
+			v.Add("tags."+name, "the pipeline has no service %q", name)
 		}
 	}
 	out := map[string]string{}
 	for _, name := range names {
 		sv, ok := services[name]
 		if !ok {
-			v.add("tags."+name, "service %q no longer exists in the catalog", name)
+			v.Add("tags."+name, "service %q no longer exists in the catalog", name)
 			continue
 		}
 		want := tags[name]
 		if sv.TagMode == store.TagModePinned {
 			if want != "" && want != sv.Tag {
-				v.add("tags."+name, "service %q is pinned to %q", name, sv.Tag)
+				v.Add("tags."+name, "service %q is pinned to %q", name, sv.Tag)
 				continue
 			}
 			out[name] = sv.Tag
@@ -89,13 +90,13 @@ func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID in
 		}
 		switch {
 		case want == "":
-			v.add("tags."+name, "choose a tag of %s matching %q", sv.Image, sv.TagPattern)
+			v.Add("tags."+name, "choose a tag of %s matching %q", sv.Image, sv.TagPattern)
 			continue
 		case registry.ValidateTag(want) != nil:
-			v.add("tags."+name, "%v", registry.ValidateTag(want))
+			v.Add("tags."+name, "%v", registry.ValidateTag(want))
 			continue
 		case !registry.MatchTag(sv.TagPattern, want):
-			v.add("tags."+name, "tag %q does not match the service's pattern %q", want, sv.TagPattern)
+			v.Add("tags."+name, "tag %q does not match the service's pattern %q", want, sv.TagPattern)
 			continue
 		}
 		l, err := c.RegistryTags(ctx, sv.RegistryID, sv.Image, sv.TagPattern)
@@ -103,12 +104,12 @@ func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID in
 			return nil, err
 		}
 		if !slices.Contains(l.Tags, want) {
-			v.add("tags."+name, "tag %q of %s does not exist in registry %q", want, sv.Image, sv.RegistryName)
+			v.Add("tags."+name, "tag %q of %s does not exist in registry %q", want, sv.Image, sv.RegistryName)
 			continue
 		}
 		out[name] = want
 	}
-	if err := v.err(); err != nil {
+	if err := v.Err(); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -189,7 +190,7 @@ func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64
 			if sv.TagMode == store.TagModeSelectable {
 				tag = tags[sv.Name]
 				if tag == "" || !registry.MatchTag(sv.TagPattern, tag) {
-					return Definition{}, Invalid{"tags." + sv.Name: fmt.Sprintf("choose a tag matching %q", sv.TagPattern)}
+					return Definition{}, errs.Fields{"tags." + sv.Name: fmt.Sprintf("choose a tag matching %q", sv.TagPattern)}.Err()
 				}
 			}
 			ep, err := eps.get(ctx, sv.RegistryID)
@@ -269,17 +270,17 @@ func (c *Catalog) Complete(ctx context.Context, projectID int64, def Definition)
 }
 
 // sharesInvalid presents shares that no longer fit the project's budget
-// (it was lowered after the pipeline was saved) as Invalid.
+// (it was lowered after the pipeline was saved) as invalid fields.
 func sharesInvalid(err error) error {
-	var p pipeline.Problems
-	if !errors.As(err, &p) {
+	p := errs.FieldsOf(err)
+	if p == nil {
 		return err
 	}
-	v := Invalid{}
+	v := errs.Fields{}
 	for k, msg := range p {
-		v.add("pipeline."+k, "%s", msg)
+		v.Add("pipeline."+k, "%s", msg)
 	}
-	return v
+	return v.Err()
 }
 
 func pluginImage(p store.Plugin, image string, ep registry.Endpoint) protocol.PluginImage {

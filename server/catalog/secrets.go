@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -15,7 +16,7 @@ func (c *Catalog) createSecret(ctx context.Context, q store.Querier, name string
 	}
 	if projectID != nil {
 		if _, err := store.GetProject(ctx, q, *projectID); err != nil {
-			return store.Secret{}, Invalid{"project_id": fmt.Sprintf("no project with id %d", *projectID)}
+			return store.Secret{}, errs.Fields{"project_id": fmt.Sprintf("no project with id %d", *projectID)}.Err()
 		}
 	}
 	id, err := store.CreateSecret(ctx, q, name, projectID, actor)
@@ -31,7 +32,7 @@ func (c *Catalog) createSecret(ctx context.Context, q store.Querier, name string
 // setSecret replaces a secret's value.
 func (c *Catalog) setSecret(ctx context.Context, q store.Querier, id int64, value string, actor *int64) (store.Secret, error) {
 	if len(value) > MaxSecretBytes {
-		return store.Secret{}, Invalid{"value": fmt.Sprintf("at most %d bytes", MaxSecretBytes)}
+		return store.Secret{}, errs.Fields{"value": fmt.Sprintf("at most %d bytes", MaxSecretBytes)}.Err()
 	}
 	if _, err := store.GetSecret(ctx, q, id); err != nil {
 		return store.Secret{}, err

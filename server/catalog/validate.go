@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nullops/nullops/internal/safetext"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/placement"
@@ -31,29 +32,29 @@ var (
 	domainRe  = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
-func checkName(v Invalid, field, name, what string) {
+func checkName(v errs.Fields, field, name, what string) {
 	if !pipeline.IsDNSLabel(name) {
-		v.add(field, "%s name must be a DNS label: lowercase letters, digits and -, at most 63, starting and ending with a letter or digit", what)
+		v.Add(field, "%s name must be a DNS label: lowercase letters, digits and -, at most 63, starting and ending with a letter or digit", what)
 	}
 }
 
-func checkDescription(v Invalid, d string) {
+func checkDescription(v errs.Fields, d string) {
 	if len(d) > maxDescription {
-		v.add("description", "at most %d characters", maxDescription)
+		v.Add("description", "at most %d characters", maxDescription)
 	} else if err := safetext.Text(d); err != nil {
-		v.add("description", "%s", err.Error())
+		v.Add("description", "%s", err.Error())
 	}
 }
 
 // registryExists adds a problem when registryID names no registry.
-func registryExists(ctx context.Context, q store.Querier, v Invalid, registryID int64) error {
+func registryExists(ctx context.Context, q store.Querier, v errs.Fields, registryID int64) error {
 	if registryID <= 0 {
-		v.add("registry_id", "required: the id of a registry")
+		v.Add("registry_id", "required: the id of a registry")
 		return nil
 	}
 	if _, err := store.GetRegistry(ctx, q, registryID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			v.add("registry_id", "no registry with id %d", registryID)
+			v.Add("registry_id", "no registry with id %d", registryID)
 			return nil
 		}
 		return err
@@ -63,89 +64,89 @@ func registryExists(ctx context.Context, q store.Querier, v Invalid, registryID 
 
 // ValidateRegistry checks a registry's fields.
 func ValidateRegistry(in store.RegistryInput, password *string) error {
-	v := Invalid{}
+	v := errs.Fields{}
 	checkName(v, "name", in.Name, "registry")
 	if _, _, err := (registry.Endpoint{URL: in.URL, Insecure: in.Insecure}).Host(); err != nil {
-		v.add("url", "%v", err)
+		v.Add("url", "%v", err)
 	}
 	if len(in.Username) > 255 {
-		v.add("username", "at most 255 characters")
+		v.Add("username", "at most 255 characters")
 	}
 	if password != nil && len(*password) > 4096 {
-		v.add("password", "at most 4096 characters")
+		v.Add("password", "at most 4096 characters")
 	}
 	if password != nil && *password != "" && in.Username == "" {
-		v.add("username", "required when a password is set")
+		v.Add("username", "required when a password is set")
 	}
-	return v.err()
+	return v.Err()
 }
 
 // ValidateService checks a service's fields (and that its registry exists).
 func ValidateService(ctx context.Context, q store.Querier, in store.ServiceInput) error {
-	v := Invalid{}
+	v := errs.Fields{}
 	checkName(v, "name", in.Name, "service")
 	if err := registryExists(ctx, q, v, in.RegistryID); err != nil {
 		return err
 	}
 	if err := registry.ValidateImage(in.Image); err != nil {
-		v.add("image", "%v", err)
+		v.Add("image", "%v", err)
 	}
 	switch in.TagMode {
 	case store.TagModePinned:
 		if err := registry.ValidateTag(in.Tag); err != nil {
-			v.add("tag", "a pinned service needs a tag: %v", err)
+			v.Add("tag", "a pinned service needs a tag: %v", err)
 		}
 		if in.TagPattern != "" {
-			v.add("tag_pattern", "only selectable services have a pattern")
+			v.Add("tag_pattern", "only selectable services have a pattern")
 		}
 	case store.TagModeSelectable:
 		if err := registry.ValidatePattern(in.TagPattern); err != nil {
-			v.add("tag_pattern", "%v", err)
+			v.Add("tag_pattern", "%v", err)
 		}
 		if in.Tag != "" {
-			v.add("tag", "selectable services have a tag_pattern, not a tag")
+			v.Add("tag", "selectable services have a tag_pattern, not a tag")
 		}
 	default:
-		v.add("tag_mode", "must be pinned or selectable")
+		v.Add("tag_mode", "must be pinned or selectable")
 	}
 	if len(in.Ports) > maxPorts {
-		v.add("ports", "at most %d ports", maxPorts)
+		v.Add("ports", "at most %d ports", maxPorts)
 	}
 	seen := map[int]bool{}
 	for _, p := range in.Ports {
 		if p < 1 || p > 65535 {
-			v.add("ports", "%d is not a TCP port (1-65535)", p)
+			v.Add("ports", "%d is not a TCP port (1-65535)", p)
 		} else if seen[p] {
-			v.add("ports", "port %d is listed twice", p)
+			v.Add("ports", "port %d is listed twice", p)
 		}
 		seen[p] = true
 	}
 	checkEnv(v, "env", in.Env)
 	if in.Health != nil {
-		p := pipeline.Problems{}
+		p := errs.Fields{}
 		pipeline.CheckHealth(p, "health", in.Health)
 		for f, m := range p {
-			v.add(f, "%s", m)
+			v.Add(f, "%s", m)
 		}
 	}
 	checkDescription(v, in.Description)
-	return v.err()
+	return v.Err()
 }
 
-func checkEnv(v Invalid, field string, env map[string]string) {
+func checkEnv(v errs.Fields, field string, env map[string]string) {
 	if len(env) > maxEnvVars {
-		v.add(field, "at most %d variables", maxEnvVars)
+		v.Add(field, "at most %d variables", maxEnvVars)
 	}
 	for k, val := range env {
 		if !envNameRe.MatchString(k) {
-			v.add(field, "%q is not a valid variable name", k)
+			v.Add(field, "%q is not a valid variable name", k)
 			continue
 		}
 		if len(val) > maxEnvValue {
-			v.add(field+"."+k, "at most %d bytes", maxEnvValue)
+			v.Add(field+"."+k, "at most %d bytes", maxEnvValue)
 		}
 		if strings.Contains(val, "${") {
-			v.add(field+"."+k, "references like ${secrets.NAME} belong in a pipeline node's env, where they are checked")
+			v.Add(field+"."+k, "references like ${secrets.NAME} belong in a pipeline node's env, where they are checked")
 		}
 	}
 }
@@ -153,88 +154,88 @@ func checkEnv(v Invalid, field string, env map[string]string) {
 // ValidatePlugin checks a plugin's fields, including that params_schema is
 // a valid JSON schema.
 func ValidatePlugin(ctx context.Context, q store.Querier, in store.PluginInput) error {
-	v := Invalid{}
+	v := errs.Fields{}
 	checkName(v, "name", in.Name, "plugin")
 	if err := registryExists(ctx, q, v, in.RegistryID); err != nil {
 		return err
 	}
 	if err := registry.ValidateImage(in.Image); err != nil {
-		v.add("image", "%v", err)
+		v.Add("image", "%v", err)
 	}
 	if err := registry.ValidateTag(in.Tag); err != nil {
-		v.add("tag", "%v", err)
+		v.Add("tag", "%v", err)
 	}
 	if _, err := pipeline.CompileSchema(in.ParamsSchema); err != nil {
-		v.add("params_schema", "%v", err)
+		v.Add("params_schema", "%v", err)
 	}
 	if in.CPU <= 0 || in.CPU > 64 {
-		v.add("cpu", "must be more than 0 and at most 64")
+		v.Add("cpu", "must be more than 0 and at most 64")
 	}
 	if in.MemoryMB < 4 || in.MemoryMB > 1<<20 {
-		v.add("memory_mb", "must be between 4 and %d", 1<<20)
+		v.Add("memory_mb", "must be between 4 and %d", 1<<20)
 	}
 	if in.TimeoutSeconds < MinTimeout || in.TimeoutSeconds > MaxTimeout {
-		v.add("timeout", "must be between 1s and 24h")
+		v.Add("timeout", "must be between 1s and 24h")
 	}
 	checkDescription(v, in.Description)
-	return v.err()
+	return v.Err()
 }
 
 // ValidateSecret checks a secret's name and value size.
 func ValidateSecret(name string, value *string) error {
-	v := Invalid{}
+	v := errs.Fields{}
 	if !pipeline.SecretNameRe.MatchString(name) {
-		v.add("name", "must start with a letter or _ and hold letters, digits, _ or - (at most 128)")
+		v.Add("name", "must start with a letter or _ and hold letters, digits, _ or - (at most 128)")
 	}
 	if value != nil && len(*value) > MaxSecretBytes {
-		v.add("value", "at most %d bytes", MaxSecretBytes)
+		v.Add("value", "at most %d bytes", MaxSecretBytes)
 	}
-	return v.err()
+	return v.Err()
 }
 
 // ValidateEnvironment checks an environment's fields.
 func ValidateEnvironment(in store.EnvironmentInput) error {
-	v := Invalid{}
+	v := errs.Fields{}
 	checkName(v, "name", in.Name, "environment")
 	if len(in.BaseDomain) > 200 || !domainRe.MatchString(in.BaseDomain) {
-		v.add("base_domain", "must be a lowercase DNS name such as qa.example.com")
+		v.Add("base_domain", "must be a lowercase DNS name such as qa.example.com")
 	}
 	if in.HostTemplate != "" {
 		if err := ingresspub.ValidateHostTemplate(in.HostTemplate); err != nil {
-			v.add("host_template", "%v", err)
+			v.Add("host_template", "%v", err)
 		}
 	}
 	if in.DefaultTTLSeconds < 60 || in.DefaultTTLSeconds > 366*24*3600 {
-		v.add("default_ttl", "must be between 1m and 8784h (a year)")
+		v.Add("default_ttl", "must be between 1m and 8784h (a year)")
 	}
 	if in.CPUOvercommit != 0 && !(in.CPUOvercommit >= 1 && in.CPUOvercommit <= 10) {
-		v.add("cpu_overcommit", "must be between 1 (other CPU use counts in full) and 10")
+		v.Add("cpu_overcommit", "must be between 1 (other CPU use counts in full) and 10")
 	}
 	checkDescription(v, in.Description)
-	return v.err()
+	return v.Err()
 }
 
 // ValidateProject checks a project's fields, including its node selector.
 func ValidateProject(in store.ProjectInput) error {
-	v := Invalid{}
+	v := errs.Fields{}
 	checkName(v, "name", in.Name, "project")
 	if in.CPU <= 0 || in.CPU > 1024 {
-		v.add("cpu", "must be more than 0 and at most 1024")
+		v.Add("cpu", "must be more than 0 and at most 1024")
 	}
 	if in.MemoryMB < 16 || in.MemoryMB > 1<<24 {
-		v.add("memory_mb", "must be between 16 and %d", 1<<24)
+		v.Add("memory_mb", "must be between 16 and %d", 1<<24)
 	}
 	if in.TTLSeconds != nil && (*in.TTLSeconds < 60 || *in.TTLSeconds > 366*24*3600) {
-		v.add("ttl", "must be between 1m and 8784h (a year), or empty for the environment's default")
+		v.Add("ttl", "must be between 1m and 8784h (a year), or empty for the environment's default")
 	}
 	if in.DeployTimeoutSeconds != 0 && (in.DeployTimeoutSeconds < 60 || in.DeployTimeoutSeconds > 24*3600) {
-		v.add("deploy_timeout", "must be between 1m and 24h, or empty for the default (30m)")
+		v.Add("deploy_timeout", "must be between 1m and 24h, or empty for the default (30m)")
 	}
 	if _, err := placement.ParseSelector(in.NodeSelector); err != nil {
-		v.add("node_selector", "%v", err)
+		v.Add("node_selector", "%v", err)
 	}
 	checkDescription(v, in.Description)
-	return v.err()
+	return v.Err()
 }
 
 // pluginImage is the full image reference and pull credentials of a plugin.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/nullops/nullops/server/errs"
 )
 
 // CleanupExpired deletes every live deployment whose expires_at has passed,
@@ -17,21 +19,20 @@ func (s *Service) CleanupExpired(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	n := 0
-	var errs []error
+	var failed []error
 	for _, id := range ids {
 		d, err := s.remove(ctx, System, id, "expire", map[string]any{"reason": "expired"})
-		var le *Error
-		if errors.As(err, &le) {
+		if errs.Is(err, errs.NotFound) || errs.Is(err, errs.Conflict) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("expire deployment %d: %w", id, err))
+			failed = append(failed, fmt.Errorf("expire deployment %d: %w", id, err))
 			continue
 		}
 		n++
 		s.Log.Info().Int64("deployment_id", id).Str("name", d.Name).Str("environment", d.EnvironmentName).Msg("expired deployment deleted")
 	}
-	return n, errors.Join(errs...)
+	return n, errors.Join(failed...)
 }
 
 // StartCleanup runs CleanupExpired and FailOverdue on schedule (robfig/cron syntax, seconds

@@ -2,12 +2,12 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -194,9 +194,8 @@ func (s *Service) markPending(ctx context.Context, id int64, cause error) error 
 			return err
 		}
 		reason := fmt.Sprintf("node %s did not answer; the delete is retried until it does", d.NodeName)
-		var le *Error
-		if errors.As(cause, &le) {
-			reason = le.Message
+		if e, ok := errs.As(cause); ok {
+			reason = e.Message
 		}
 		if err := store.MarkDeploymentDeleting(ctx, tx, id, true, reason); err != nil {
 			return err

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
 )
@@ -211,24 +211,24 @@ func TestConcurrentCreatesNeverOversubscribe(t *testing.T) {
 	f := newFixture(t, 2, 2)
 	const n = 20
 	var wg sync.WaitGroup
-	errs := make([]error, n)
+	results := make([]error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = f.svc.Create(context.Background(), f.actor(), deploy.CreateRequest{
+			_, results[i] = f.svc.Create(context.Background(), f.actor(), deploy.CreateRequest{
 				ProjectID: f.project, EnvironmentID: f.env, Name: fmt.Sprintf("pr-%d", i), Tags: map[string]string{"demo-web": "v1"}})
 		}()
 	}
 	wg.Wait()
 	ok := 0
-	for i, err := range errs {
+	for i, err := range results {
 		if err == nil {
 			ok++
 			continue
 		}
-		var le *deploy.Error
-		if !errors.As(err, &le) || le.Status != http.StatusConflict || le.Code != "no_capacity" {
+		var le *errs.Error
+		if !errors.As(err, &le) || le.Kind != errs.Conflict || le.Code != "no_capacity" {
 			t.Fatalf("create %d: %v, want 409 no_capacity", i, err)
 		}
 		if want := "no node in environment qa has 0.5 CPUs free (best: node-1 with 0 of 2 free)"; le.Message != want {
@@ -272,7 +272,7 @@ func TestCreateValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		_, err := f.svc.Create(ctx, f.actor(), tc.req)
-		var le *deploy.Error
+		var le *errs.Error
 		if !errors.As(err, &le) || le.Code != tc.code || !strings.Contains(le.Message, tc.msg) {
 			t.Errorf("create %+v: %v, want %s containing %q", tc.req, err, tc.code, tc.msg)
 		}
@@ -282,13 +282,13 @@ func TestCreateValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.svc.Create(ctx, f.actor(), deploy.CreateRequest{ProjectID: f.project, EnvironmentID: f.env, Name: strings.Repeat("a", 62), Tags: map[string]string{"demo-web": "v1"}})
-	var le *deploy.Error
+	var le *errs.Error
 	if !errors.As(err, &le) || le.Code != "invalid" || !strings.Contains(le.Message, "choose a shorter or simpler deployment name") {
 		t.Fatalf("long host name: %v", err)
 	}
 	f.create(t, "pr-1", "v1")
 	_, err = f.svc.Create(ctx, f.actor(), deploy.CreateRequest{ProjectID: f.project, EnvironmentID: f.env, Name: "pr-1", Tags: map[string]string{"demo-web": "v2"}})
-	if !errors.As(err, &le) || le.Status != http.StatusConflict || le.Message != "a deployment named pr-1 already exists in environment qa" {
+	if !errors.As(err, &le) || le.Kind != errs.Conflict || le.Message != "a deployment named pr-1 already exists in environment qa" {
 		t.Fatalf("duplicate name: %v", err)
 	}
 	// A node selector that matches no node: a clear 409, nothing created.

@@ -3,11 +3,11 @@ package deploy_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -30,8 +30,8 @@ func TestDryRunAgreesWithCreate(t *testing.T) {
 			t.Errorf("dry run reports %g CPU / %d MB, want the project's 0.5 / 256", v.CPU, v.MemoryMB)
 		}
 		_, cerr := f.svc.Create(ctx, f.actor(), req(name))
-		var le *deploy.Error
-		full := errors.As(cerr, &le) && le.Status == http.StatusConflict && le.Code == "no_capacity"
+		var le *errs.Error
+		full := errors.As(cerr, &le) && le.Kind == errs.Conflict && le.Code == "no_capacity"
 		if cerr != nil && !full {
 			t.Fatalf("create %s: %v", name, cerr)
 		}

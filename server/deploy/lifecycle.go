@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/catalog"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/placement"
-	"github.com/nullops/nullops/server/registry"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -59,32 +58,32 @@ type plan struct {
 func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, name string, tags map[string]string) (*plan, error) {
 	t, err := s.Store.GetDeploymentTarget(ctx, projectID, environmentID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errorf(http.StatusBadRequest, "invalid", "project %d or environment %d does not exist", projectID, environmentID)
+		return nil, errorf(errs.Invalid, "invalid", "project %d or environment %d does not exist", projectID, environmentID)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if t.PipelineVersionID == 0 {
-		return nil, errorf(http.StatusConflict, "no_pipeline", "project %s has no pipeline yet; an admin must save one first", t.ProjectName)
+		return nil, errorf(errs.Conflict, "no_pipeline", "project %s has no pipeline yet; an admin must save one first", t.ProjectName)
 	}
 	sel, err := placement.ParseSelector(t.NodeSelector)
 	if err != nil {
-		return nil, errorf(http.StatusConflict, "bad_node_selector", "project %s has an invalid node selector: %v", t.ProjectName, err)
+		return nil, errorf(errs.Conflict, "bad_node_selector", "project %s has an invalid node selector: %v", t.ProjectName, err)
 	}
 	full := maps.Clone(tags)
 	if s.Tags != nil {
 		full, err = s.Tags.CheckTags(ctx, projectID, t.PipelineVersionID, tags)
 		if err != nil {
-			return nil, asUserError(err, http.StatusBadRequest, "invalid_tag")
+			return nil, asUserError(err, errs.Invalid, "invalid_tag")
 		}
 	}
 	def, err := s.Resolver.Define(ctx, projectID, t.PipelineVersionID, full)
 	if err != nil {
-		return nil, asUserError(err, http.StatusConflict, "unresolvable")
+		return nil, asUserError(err, errs.Conflict, "unresolvable")
 	}
 	spec, err := s.Resolver.Complete(ctx, projectID, def)
 	if err != nil {
-		return nil, asUserError(err, http.StatusConflict, "unresolvable")
+		return nil, asUserError(err, errs.Conflict, "unresolvable")
 	}
 	var exposed []string
 	for _, n := range spec.Graph.Nodes {
@@ -94,7 +93,7 @@ func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, n
 	}
 	hosts := ingresspub.HostNames{Environment: t.EnvironmentName, BaseDomain: t.BaseDomain, Template: t.HostTemplate}
 	if err := ingresspub.CheckDeploymentHosts(hosts, name, exposed); err != nil {
-		return nil, errorf(http.StatusBadRequest, "invalid", "name: %v", err)
+		return nil, errorf(errs.Invalid, "invalid", "name: %v", err)
 	}
 	p := &plan{target: t, tags: full, spec: spec, def: def, sel: sel}
 	if p.spec.Resources.CPU <= 0 || p.spec.Resources.MemoryMB <= 0 {
@@ -106,36 +105,20 @@ func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, n
 	return p, nil
 }
 
-// asUserError keeps a lifecycle *Error, turns catalog validation problems
-// into a 400 naming each field, registry failures into a 502 saying what
-// the registry answered, and otherwise presents err's message with status.
-func asUserError(err error, status int, code string) error {
+// asUserError keeps the kind and code of a kinded error (field problems,
+// registry failures, lifecycle errors) and presents anything else, and a
+// catalog object that vanished meanwhile, with kind and code.
+func asUserError(err error, kind errs.Kind, code string) error {
 	if store.IsUnavailable(err) {
 		return err
 	}
-	var le *Error
-	if errors.As(err, &le) {
-		return le
-	}
-	var inv catalog.Invalid
-	if errors.As(err, &inv) {
-		msg := "invalid request"
-		for _, m := range inv {
-			msg = m
-		}
-		if len(inv) > 1 {
-			msg = inv.Error()
-		}
-		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: msg, Details: map[string]string(inv)}
-	}
-	var re *registry.Error
-	if errors.As(err, &re) {
-		return &Error{Status: http.StatusBadGateway, Code: "registry_" + string(re.Kind), Message: "registry: " + re.Error()}
+	if _, ok := errs.As(err); ok && !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{Status: http.StatusConflict, Code: code, Message: err.Error()}
+		kind = errs.Conflict
 	}
-	return &Error{Status: status, Code: code, Message: err.Error()}
+	return errs.New(kind, code, "%s", err.Error())
 }
 
 // place locks the environment's candidate nodes and chooses one.
@@ -147,7 +130,7 @@ func (s *Service) place(ctx context.Context, tx *store.Store, p *plan) (placemen
 	c, err := choose(nodes, p)
 	var nf *placement.NoFitError
 	if errors.As(err, &nf) {
-		return c, &Error{Status: http.StatusConflict, Code: "no_capacity", Message: nf.Message}
+		return c, errs.New(errs.Conflict, "no_capacity", "%s", nf.Message)
 	}
 	return c, err
 }
@@ -184,7 +167,7 @@ func (s *Service) DryRun(ctx context.Context, req CreateRequest) (PlacementVerdi
 		name = "dry-run"
 	}
 	if err := ValidateName(name); err != nil {
-		return PlacementVerdict{}, errorf(http.StatusBadRequest, "invalid", "name: %v", err)
+		return PlacementVerdict{}, errorf(errs.Invalid, "invalid", "name: %v", err)
 	}
 	p, err := s.prepare(ctx, req.ProjectID, req.EnvironmentID, name, req.Tags)
 	if err != nil {
@@ -258,7 +241,7 @@ func (s *Service) Create(ctx context.Context, a Actor, req CreateRequest) (store
 
 func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *store.Deployment) (store.Deployment, error) {
 	if err := ValidateName(req.Name); err != nil {
-		return store.Deployment{}, errorf(http.StatusBadRequest, "invalid", "name: %v", err)
+		return store.Deployment{}, errorf(errs.Invalid, "invalid", "name: %v", err)
 	}
 	p, err := s.prepare(ctx, req.ProjectID, req.EnvironmentID, req.Name, req.Tags)
 	if err != nil {
@@ -289,7 +272,7 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 		}
 		id, err := store.InsertDeployment(ctx, tx, n)
 		if errors.Is(err, store.ErrDeploymentNameTaken) {
-			return errorf(http.StatusConflict, "name_taken", "a deployment named %s already exists in environment %s", req.Name, p.target.EnvironmentName)
+			return errorf(errs.Conflict, "name_taken", "a deployment named %s already exists in environment %s", req.Name, p.target.EnvironmentName)
 		}
 		if err != nil {
 			return err
@@ -435,7 +418,7 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 		return d, err
 	}
 	if d.Status != store.DeploymentFailed {
-		return d, errorf(http.StatusConflict, "wrong_status", "only a failed deployment can be retried; %s is %s", d.Name, d.Status)
+		return d, errorf(errs.Conflict, "wrong_status", "only a failed deployment can be retried; %s is %s", d.Name, d.Status)
 	}
 	p, err := s.prepare(ctx, d.ProjectID, d.EnvironmentID, d.Name, d.Tags)
 	if err != nil {
@@ -456,7 +439,7 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 			return err
 		}
 		if cur.Status != store.DeploymentFailed {
-			return errorf(http.StatusConflict, "wrong_status", "only a failed deployment can be retried; %s is %s", cur.Name, cur.Status)
+			return errorf(errs.Conflict, "wrong_status", "only a failed deployment can be retried; %s is %s", cur.Name, cur.Status)
 		}
 		nodeID = node.ID
 		if err := store.RetargetDeployment(ctx, tx, id, node.ID, p.target.PipelineVersionID, p.req.CPU, p.req.MemoryMB); err != nil {
@@ -508,7 +491,7 @@ func (s *Service) Extend(ctx context.Context, a Actor, id int64) (store.Deployme
 			return err
 		}
 		if cur.Status == store.DeploymentDeleting || cur.Status == store.DeploymentDeleted {
-			return errorf(http.StatusConflict, "wrong_status", "deployment %s is %s and cannot be extended", cur.Name, cur.Status)
+			return errorf(errs.Conflict, "wrong_status", "deployment %s is %s and cannot be extended", cur.Name, cur.Status)
 		}
 		exp, err := store.ExtendDeployment(ctx, tx, id, t.TTL())
 		if err != nil {
@@ -539,7 +522,7 @@ func (s *Service) Cancel(ctx context.Context, a Actor, id int64) (store.Deployme
 		return d, err
 	}
 	if d.Status != store.DeploymentDeploying && d.Status != store.DeploymentPending {
-		return d, errorf(http.StatusConflict, "wrong_status", "only a deploying deployment can be cancelled; %s is %s (delete it instead)", d.Name, d.Status)
+		return d, errorf(errs.Conflict, "wrong_status", "only a deploying deployment can be cancelled; %s is %s (delete it instead)", d.Name, d.Status)
 	}
 	return s.remove(ctx, a, id, "cancel", nil)
 }
@@ -566,7 +549,7 @@ func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, ex
 			return err
 		}
 		if cur.Status == store.DeploymentDeleted {
-			return errorf(http.StatusConflict, "wrong_status", "deployment %s is already deleted", cur.Name)
+			return errorf(errs.Conflict, "wrong_status", "deployment %s is already deleted", cur.Name)
 		}
 		detail := map[string]any{"status": cur.Status, "tags": cur.Tags, "pipeline_version": cur.PipelineVersion}
 		maps.Copy(detail, extra)

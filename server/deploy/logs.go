@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -48,14 +48,14 @@ func (s *Service) Logs(ctx context.Context, d store.Deployment, r LogsRequest, f
 		for i, x := range svcs {
 			names[i] = x.NodeKey
 		}
-		return errorf(http.StatusNotFound, "not_found", "deployment %s has no service %q (services: %v)", d.Name, service, names)
+		return errorf(errs.NotFound, "not_found", "deployment %s has no service %q (services: %v)", d.Name, service, names)
 	}
 	switch d.Status {
 	case store.DeploymentDeleted, store.DeploymentFailed:
-		return errorf(http.StatusConflict, "wrong_status", "deployment %s is %s: its containers are gone", d.Name, d.Status)
+		return errorf(errs.Conflict, "wrong_status", "deployment %s is %s: its containers are gone", d.Name, d.Status)
 	}
 	if d.NodeID == nil || !s.connected(*d.NodeID) {
-		return errorf(http.StatusServiceUnavailable, "node_offline", "node %s of deployment %s is offline; logs are available when it reconnects", d.NodeName, d.Name)
+		return errorf(errs.Unavailable, "node_offline", "node %s of deployment %s is offline; logs are available when it reconnects", d.NodeName, d.Name)
 	}
 	st, ok := s.Agents.(Streamer)
 	if !ok {
@@ -71,10 +71,10 @@ func (s *Service) Logs(ctx context.Context, d store.Deployment, r LogsRequest, f
 	if err != nil {
 		var re *protocol.RemoteError
 		if errors.As(err, &re) {
-			return errorf(http.StatusConflict, "logs_unavailable", "logs of %s: %s", service, re.Message)
+			return errorf(errs.Conflict, "logs_unavailable", "logs of %s: %s", service, re.Message)
 		}
 		if ctx.Err() == nil {
-			return errorf(http.StatusServiceUnavailable, "node_offline", "node %s of deployment %s did not answer: %v", d.NodeName, d.Name, err)
+			return errorf(errs.Unavailable, "node_offline", "node %s of deployment %s did not answer: %v", d.NodeName, d.Name, err)
 		}
 		return fmt.Errorf("open logs of deployment %d service %s: %w", d.ID, service, err)
 	}

@@ -12,9 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
-	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,6 +20,7 @@ import (
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/changefeed"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -56,24 +55,15 @@ type TagChecker interface {
 	CheckTags(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (map[string]string, error)
 }
 
-// Error is a lifecycle error with an HTTP status for the API.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-	Details map[string]string // per-field problems (e.g. "tags.web")
+// errorf is a lifecycle error: a kind and code of package errs.
+func errorf(kind errs.Kind, code, format string, args ...any) *errs.Error {
+	return errs.New(kind, code, format, args...)
 }
 
-func (e *Error) Error() string { return e.Message }
-
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// ErrNotFound is returned for a deployment that does not exist. Its answer
-// is word for word the API's answer for a deployment the caller may not see
-// (api.ErrNotFound), so the two cannot be told apart.
-var ErrNotFound = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "not found"}
+// ErrNotFound is returned for a deployment that does not exist. It is the
+// store's not-found, whose answer is word for word the API's answer for a
+// deployment the caller may not see, so the two cannot be told apart.
+var ErrNotFound = store.ErrNotFound
 
 // Service runs the lifecycle.
 type Service struct {

@@ -23,7 +23,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
@@ -41,6 +40,7 @@ import (
 	"github.com/nullops/nullops/ingress/atomicfile"
 	"github.com/nullops/nullops/ingress/dynconfig"
 	"github.com/nullops/nullops/server/changefeed"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -565,4 +565,4 @@ func (p *Publisher) RecordActivity(ctx context.Context, items []store.IngressAct
 }
 
 // ErrNotReady is returned while no route table has been computed yet.
-var ErrNotReady = errors.New("the ingress route table has not been computed yet")
+var ErrNotReady = errs.New(errs.Unavailable, "not_ready", "the ingress route table has not been computed yet")

@@ -3,7 +3,7 @@
 // pure: catalog look-ups go through the Lookup interface, so it holds no
 // state and speaks no SQL.
 //
-// Every problem is reported at once in Problems, keyed by a field path that
+// Every problem is reported at once as errs.Fields (code ErrCode), keyed by a field path that
 // names the node, e.g. "nodes.api.env.DATABASE_URL", "nodes.mkdb.params.host",
 // "nodes[3].id" (a node without a usable id), "edges[2]" or "edges" (cycle).
 package pipeline
@@ -21,6 +21,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // Limits on a graph (it is admin input, and the fuzz target's).
@@ -41,33 +42,9 @@ var (
 // project and environment names).
 func IsDNSLabel(s string) bool { return dnsLabelRe.MatchString(s) }
 
-// Problems maps a field path to what is wrong with it. It is the error
-// returned by Decode, Validate and Check.
-type Problems map[string]string
-
-func (p Problems) Error() string {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+": "+p[k])
-	}
-	return "invalid pipeline: " + strings.Join(parts, "; ")
-}
-
-func (p Problems) add(field, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if old, ok := p[field]; ok {
-		if old == msg || strings.Contains(old, msg) {
-			return
-		}
-		msg = old + "; " + msg
-	}
-	p[field] = msg
-}
+// ErrCode is the code of the error of an invalid graph; its errs.Fields
+// name every problem.
+const ErrCode = "invalid_pipeline"
 
 // ServiceInfo is what validation needs to know about a catalog service.
 type ServiceInfo struct {
@@ -130,16 +107,16 @@ type storedGraph struct {
 // into the graph agents run and the editor's layout.
 func DecodeDocument(raw []byte) (protocol.Graph, Layout, error) {
 	if len(raw) > MaxGraphBytes {
-		return protocol.Graph{}, nil, Problems{"graph": fmt.Sprintf("graph is %d bytes; at most %d are allowed", len(raw), MaxGraphBytes)}
+		return protocol.Graph{}, nil, errs.Fields{"graph": fmt.Sprintf("graph is %d bytes; at most %d are allowed", len(raw), MaxGraphBytes)}.ErrCode(ErrCode)
 	}
 	var sg storedGraph
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sg); err != nil {
-		return protocol.Graph{}, nil, Problems{"graph": "not a valid pipeline graph: " + err.Error()}
+		return protocol.Graph{}, nil, errs.Fields{"graph": "not a valid pipeline graph: " + err.Error()}.ErrCode(ErrCode)
 	}
 	if dec.More() {
-		return protocol.Graph{}, nil, Problems{"graph": "data after the graph object"}
+		return protocol.Graph{}, nil, errs.Fields{"graph": "data after the graph object"}.ErrCode(ErrCode)
 	}
 	g := protocol.Graph{Resources: sg.Resources, Edges: sg.Edges}
 	if sg.Nodes != nil {
@@ -195,28 +172,28 @@ func CheckDocument(raw []byte, l Lookup) (protocol.Graph, Layout, []string, erro
 }
 
 // Validate checks every rule and returns the execution order
-// (protocol.Graph.Order: the order the agent runs the nodes in), or Problems
-// naming every issue.
+// (protocol.Graph.Order: the order the agent runs the nodes in), or an error
+// whose errs.Fields name every issue.
 func Validate(g protocol.Graph, l Lookup) ([]string, error) {
-	p := Problems{}
+	p := errs.Fields{}
 	if len(g.Nodes) == 0 {
-		p.add("nodes", "a pipeline needs at least one node")
-		return nil, p
+		p.Add("nodes", "a pipeline needs at least one node")
+		return nil, p.ErrCode(ErrCode)
 	}
 	if len(g.Nodes) > MaxNodes {
-		p.add("nodes", "%d nodes; at most %d are allowed", len(g.Nodes), MaxNodes)
-		return nil, p
+		p.Add("nodes", "%d nodes; at most %d are allowed", len(g.Nodes), MaxNodes)
+		return nil, p.ErrCode(ErrCode)
 	}
 	if len(g.Edges) > MaxEdges {
-		p.add("edges", "%d edges; at most %d are allowed", len(g.Edges), MaxEdges)
-		return nil, p
+		p.Add("edges", "%d edges; at most %d are allowed", len(g.Edges), MaxEdges)
+		return nil, p.ErrCode(ErrCode)
 	}
 	if r := g.Resources; r != nil {
 		if r.CPU < 0 || r.CPU > 1024 {
-			p.add("resources.cpu", "must be between 0 and 1024")
+			p.Add("resources.cpu", "must be between 0 and 1024")
 		}
 		if r.MemoryMB < 0 || r.MemoryMB > 1<<24 {
-			p.add("resources.memory_mb", "must be between 0 and %d", 1<<24)
+			p.Add("resources.memory_mb", "must be between 0 and %d", 1<<24)
 		}
 	}
 
@@ -227,14 +204,14 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		keys[i] = fmt.Sprintf("nodes[%d]", i)
 		switch {
 		case n.ID == "":
-			p.add(keys[i]+".id", "id is required")
+			p.Add(keys[i]+".id", "id is required")
 			continue
 		case !dnsLabelRe.MatchString(n.ID):
-			p.add(keys[i]+".id", "%q is not a DNS label (lowercase letters, digits and -, at most 63, starting and ending with a letter or digit)", truncate(n.ID, 70))
+			p.Add(keys[i]+".id", "%q is not a DNS label (lowercase letters, digits and -, at most 63, starting and ending with a letter or digit)", truncate(n.ID, 70))
 			continue
 		}
 		if j, dup := index[n.ID]; dup {
-			p.add("nodes."+n.ID+".id", "duplicate id: nodes %d and %d both use %q", j, i, n.ID)
+			p.Add("nodes."+n.ID+".id", "duplicate id: nodes %d and %d both use %q", j, i, n.ID)
 			keys[i] = "nodes." + n.ID
 			continue
 		}
@@ -251,16 +228,16 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		from, okFrom := index[e[0]]
 		to, okTo := index[e[1]]
 		if !okFrom {
-			p.add(f, "unknown node %q", truncate(e[0], 70))
+			p.Add(f, "unknown node %q", truncate(e[0], 70))
 		}
 		if !okTo {
-			p.add(f, "unknown node %q", truncate(e[1], 70))
+			p.Add(f, "unknown node %q", truncate(e[1], 70))
 		}
 		if !okFrom || !okTo {
 			continue
 		}
 		if from == to {
-			p.add(f, "node %q cannot depend on itself", e[0])
+			p.Add(f, "node %q cannot depend on itself", e[0])
 			continue
 		}
 		if seenEdge[[2]int{from, to}] {
@@ -272,7 +249,7 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 	}
 	order, cycle := topoOrder(g, succ)
 	if cycle != nil {
-		p.add("edges", "the graph has a cycle: %s", strings.Join(cycle, " → "))
+		p.Add("edges", "the graph has a cycle: %s", strings.Join(cycle, " → "))
 	}
 	var ancestors []map[int]bool
 	if cycle == nil {
@@ -286,61 +263,61 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		switch n.Kind {
 		case protocol.KindService:
 			if n.Service == "" {
-				p.add(k+".service", "a service node names a catalog service")
+				p.Add(k+".service", "a service node names a catalog service")
 			} else if s, ok := l.Service(n.Service); !ok {
-				p.add(k+".service", "unknown service %q", truncate(n.Service, 70))
+				p.Add(k+".service", "unknown service %q", truncate(n.Service, 70))
 			} else {
 				svc = s
 			}
 			if n.Plugin != "" {
-				p.add(k+".plugin", "only component nodes name a plugin")
+				p.Add(k+".plugin", "only component nodes name a plugin")
 			}
 			if len(n.Params) > 0 {
-				p.add(k+".params", "only component nodes take params")
+				p.Add(k+".params", "only component nodes take params")
 			}
 			checkService(p, k, n, svc)
 		case protocol.KindComponent:
 			if n.Plugin == "" {
-				p.add(k+".plugin", "a component node names a catalog plugin")
+				p.Add(k+".plugin", "a component node names a catalog plugin")
 			} else if pl, ok := l.Plugin(n.Plugin); !ok {
-				p.add(k+".plugin", "unknown plugin %q", truncate(n.Plugin, 70))
+				p.Add(k+".plugin", "unknown plugin %q", truncate(n.Plugin, 70))
 			} else if pl.Schema != nil {
 				for loc, msg := range schemaProblems(pl.Schema, n.Params) {
 					field := k + ".params"
 					if loc != "" {
 						field += "." + loc
 					}
-					p.add(field, "%s", msg)
+					p.Add(field, "%s", msg)
 				}
 			}
 			if n.Service != "" {
-				p.add(k+".service", "only service nodes name a service")
+				p.Add(k+".service", "only service nodes name a service")
 			}
 			if len(n.Env) > 0 {
-				p.add(k+".env", "component nodes take params, not env")
+				p.Add(k+".env", "component nodes take params, not env")
 			}
 			if n.Port != 0 || n.Ingress {
-				p.add(k+".ingress", "only service nodes can be exposed through ingress")
+				p.Add(k+".ingress", "only service nodes can be exposed through ingress")
 			}
 			if n.Health != nil {
-				p.add(k+".health", "only service nodes have a health check")
+				p.Add(k+".health", "only service nodes have a health check")
 			}
 		case "":
-			p.add(k+".kind", "kind is required: service or component")
+			p.Add(k+".kind", "kind is required: service or component")
 		default:
-			p.add(k+".kind", "unknown kind %q: use service or component", truncate(n.Kind, 40))
+			p.Add(k+".kind", "unknown kind %q: use service or component", truncate(n.Kind, 40))
 		}
 		if r := n.Resources; r != nil {
 			if r.CPU < 0 || r.CPU > 1024 {
-				p.add(k+".resources.cpu", "must be between 0 (not given) and 1024")
+				p.Add(k+".resources.cpu", "must be between 0 (not given) and 1024")
 			}
 			if r.MemoryMB != 0 && (r.MemoryMB < MinShareMemoryMB || r.MemoryMB > 1<<24) {
-				p.add(k+".resources.memory_mb", "must be 0 (not given) or between %d and %d", MinShareMemoryMB, 1<<24)
+				p.Add(k+".resources.memory_mb", "must be 0 (not given) or between %d and %d", MinShareMemoryMB, 1<<24)
 			}
 		}
 		if n.Retries != nil {
 			if n.Retries.Count < 0 || n.Retries.Count > MaxRetries {
-				p.add(k+".retries.count", "must be between 0 and %d", MaxRetries)
+				p.Add(k+".retries.count", "must be between 0 and %d", MaxRetries)
 			}
 			checkDuration(p, k+".retries.backoff", n.Retries.Backoff)
 		}
@@ -353,25 +330,25 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		checkRefs := func(field, s string) {
 			refs, bad := ParseRefs(s)
 			for _, b := range bad {
-				p.add(field, "%s", b)
+				p.Add(field, "%s", b)
 			}
 			for _, r := range refs {
 				switch r.Kind {
 				case refSecrets:
 					if !l.Secret(r.Secret) {
-						p.add(field, "%s: no secret %q in this project or globally", r.Raw, r.Secret)
+						p.Add(field, "%s: no secret %q in this project or globally", r.Raw, r.Secret)
 					}
 				case refSteps:
 					j, ok := index[r.Step]
 					switch {
 					case !ok:
-						p.add(field, "%s: no node %q", r.Raw, r.Step)
+						p.Add(field, "%s: no node %q", r.Raw, r.Step)
 					case g.Nodes[j].Kind != protocol.KindComponent:
-						p.add(field, "%s: %q is a %s node; only component steps have outputs", r.Raw, r.Step, g.Nodes[j].Kind)
+						p.Add(field, "%s: %q is a %s node; only component steps have outputs", r.Raw, r.Step, g.Nodes[j].Kind)
 					case j == i:
-						p.add(field, "%s: a node cannot use its own outputs", r.Raw)
+						p.Add(field, "%s: a node cannot use its own outputs", r.Raw)
 					case anc != nil && !anc[j]:
-						p.add(field, "%s: step %q does not run before %q; add an edge [%q, %q] or a path between them", r.Raw, r.Step, n.ID, r.Step, n.ID)
+						p.Add(field, "%s: step %q does not run before %q; add an edge [%q, %q] or a path between them", r.Raw, r.Step, n.ID, r.Step, n.ID)
 					}
 				}
 			}
@@ -382,12 +359,12 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		}
 		sort.Strings(envKeys)
 		if len(envKeys) > maxEnv {
-			p.add(k+".env", "%d variables; at most %d are allowed", len(envKeys), maxEnv)
+			p.Add(k+".env", "%d variables; at most %d are allowed", len(envKeys), maxEnv)
 		}
 		for _, name := range envKeys {
 			field := k + ".env." + name
 			if !envNameRe.MatchString(name) {
-				p.add(k+".env", "%q is not a valid variable name", truncate(name, 70))
+				p.Add(k+".env", "%q is not a valid variable name", truncate(name, 70))
 				continue
 			}
 			checkRefs(field, n.Env[name])
@@ -395,7 +372,7 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 		walkStrings(n.Params, k+".params", checkRefs)
 	}
 	if len(p) > 0 {
-		return nil, p
+		return nil, p.ErrCode(ErrCode)
 	}
 	ids := make([]string, len(order))
 	for i, idx := range order {
@@ -404,15 +381,15 @@ func Validate(g protocol.Graph, l Lookup) ([]string, error) {
 	return ids, nil
 }
 
-func checkService(p Problems, k string, n protocol.Node, svc ServiceInfo) {
+func checkService(p errs.Fields, k string, n protocol.Node, svc ServiceInfo) {
 	if n.Port < 0 || n.Port > 65535 {
-		p.add(k+".port", "must be a TCP port (1-65535)")
+		p.Add(k+".port", "must be a TCP port (1-65535)")
 	}
 	if n.Ingress && n.Port == 0 && len(svc.Ports) != 1 {
 		if len(svc.Ports) == 0 {
-			p.add(k+".port", "an ingress service needs a port: set port (the service defines none)")
+			p.Add(k+".port", "an ingress service needs a port: set port (the service defines none)")
 		} else {
-			p.add(k+".port", "an ingress service needs a port: set port (the service defines %d ports)", len(svc.Ports))
+			p.Add(k+".port", "an ingress service needs a port: set port (the service defines %d ports)", len(svc.Ports))
 		}
 	}
 	if h := n.Health; h != nil {
@@ -422,31 +399,31 @@ func checkService(p Problems, k string, n protocol.Node, svc ServiceInfo) {
 
 // CheckHealth validates a health check: exactly one of http (a path) and
 // command, and positive durations.
-func CheckHealth(p Problems, k string, h *protocol.Health) {
+func CheckHealth(p errs.Fields, k string, h *protocol.Health) {
 	switch {
 	case h.HTTP != "" && len(h.Command) > 0:
-		p.add(k, "set http or command, not both")
+		p.Add(k, "set http or command, not both")
 	case h.HTTP == "" && len(h.Command) == 0:
-		p.add(k, "set http (a path like /healthz) or command")
+		p.Add(k, "set http (a path like /healthz) or command")
 	case h.HTTP != "" && !strings.HasPrefix(h.HTTP, "/"):
-		p.add(k+".http", "must be a path starting with /")
+		p.Add(k+".http", "must be a path starting with /")
 	}
 	for i, a := range h.Command {
 		if a == "" && i == 0 {
-			p.add(k+".command", "the first element (the program) is empty")
+			p.Add(k+".command", "the first element (the program) is empty")
 		}
 	}
 	checkDuration(p, k+".timeout", h.Timeout)
 	checkDuration(p, k+".interval", h.Interval)
 }
 
-func checkDuration(p Problems, field, s string) {
+func checkDuration(p errs.Fields, field, s string) {
 	if s == "" {
 		return
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		p.add(field, "%q is not a positive Go duration like 30s or 2m", truncate(s, 40))
+		p.Add(field, "%q is not a positive Go duration like 30s or 2m", truncate(s, 40))
 	}
 }
 

@@ -2,12 +2,12 @@ package pipeline
 
 import (
 	"encoding/json"
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 )
 
 func testLookup(t testing.TB) Catalog {
@@ -141,9 +141,9 @@ func TestRules(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted (order %v); want a problem at %s", order, tc.field)
 			}
-			var p Problems
-			if !errors.As(err, &p) {
-				t.Fatalf("error %T %v is not Problems", err, err)
+			p := errs.FieldsOf(err)
+			if p == nil {
+				t.Fatalf("error %T %v is not field problems", err, err)
 			}
 			msg, ok := p[tc.field]
 			if !ok {
@@ -166,9 +166,9 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 		{"id":"api","kind":"service","service":"web","ingress":true,"env":{"A":"${secrets.nope}","B":"${steps.m.outputs.x}"}}],
 	  "edges":[["db","zz"]]}`
 	_, _, err := Check([]byte(raw), testLookup(t))
-	var p Problems
-	if !errors.As(err, &p) {
-		t.Fatalf("want Problems, got %v", err)
+	p := errs.FieldsOf(err)
+	if p == nil {
+		t.Fatalf("want field problems, got %v", err)
 	}
 	for _, f := range []string{"nodes.db.service", "nodes.m.params", "nodes.m.params.host", "nodes.api.port", "nodes.api.env.A", "nodes.api.env.B", "edges[0]"} {
 		if _, ok := p[f]; !ok {
@@ -221,7 +221,7 @@ func TestCompileSchemaRejectsInvalidAndExternal(t *testing.T) {
 
 func TestProblemsAreJSONFriendly(t *testing.T) {
 	_, _, err := Check([]byte(`{"nodes":[]}`), testLookup(t))
-	b, jerr := json.Marshal(err)
+	b, jerr := json.Marshal(errs.FieldsOf(err))
 	if jerr != nil || !strings.Contains(string(b), "at least one node") {
 		t.Fatalf("marshal problems: %s %v", b, jerr)
 	}
@@ -243,8 +243,8 @@ func FuzzCheck(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		g, order, err := Check(raw, lk)
 		if err != nil {
-			var p Problems
-			if !errors.As(err, &p) || len(p) == 0 {
+			p := errs.FieldsOf(err)
+			if p == nil || len(p) == 0 {
 				t.Fatalf("error is not field problems: %T %v", err, err)
 			}
 			if order != nil {
@@ -272,8 +272,8 @@ func FuzzCheck(f *testing.F) {
 		budget := protocol.Resources{CPU: 1, MemoryMB: 512}
 		shares, err := Shares(g, budget, func(string) protocol.Resources { return protocol.Resources{CPU: 0.1, MemoryMB: 32} })
 		if err != nil {
-			var p Problems
-			if !errors.As(err, &p) || len(p) == 0 {
+			p := errs.FieldsOf(err)
+			if p == nil || len(p) == 0 {
 				t.Fatalf("shares error is not field problems: %T %v", err, err)
 			}
 			return

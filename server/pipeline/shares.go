@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // Smallest share an even split may give a service: below these a container
@@ -23,7 +24,7 @@ const shareEpsilon = 1e-9
 // gets its plugin's limit (plugin(name)); the service nodes without one
 // split what is left evenly. Explicit figures and plugin limits together may
 // not exceed the budget, and an even split may not fall below MinShareCPU /
-// MinShareMemoryMB; either is reported as Problems naming the fields.
+// MinShareMemoryMB; either is reported as errs.Fields naming the fields.
 func Shares(g protocol.Graph, budget protocol.Resources, plugin func(name string) protocol.Resources) (map[string]protocol.Resources, error) {
 	out := make(map[string]protocol.Resources, len(g.Nodes))
 	var fixedCPU float64
@@ -55,15 +56,15 @@ func Shares(g protocol.Graph, budget protocol.Resources, plugin func(name string
 		}
 		out[n.ID] = r
 	}
-	p := Problems{}
+	p := errs.Fields{}
 	restCPU := budget.CPU - fixedCPU
 	restMem := budget.MemoryMB - fixedMem
 	switch {
 	case restCPU < -shareEpsilon:
-		p.add("resources.cpu", "the nodes' CPU shares (explicit and plugin limits) add up to %s, more than the deployment's %s CPUs",
+		p.Add("resources.cpu", "the nodes' CPU shares (explicit and plugin limits) add up to %s, more than the deployment's %s CPUs",
 			num(fixedCPU), num(budget.CPU))
 	case len(splitCPU) > 0 && restCPU/float64(len(splitCPU)) < MinShareCPU-shareEpsilon:
-		p.add("resources.cpu", "%s CPUs are left for %d services without a cpu share: less than %s each; raise the budget or give them explicit shares",
+		p.Add("resources.cpu", "%s CPUs are left for %d services without a cpu share: less than %s each; raise the budget or give them explicit shares",
 			num(math.Max(restCPU, 0)), len(splitCPU), num(MinShareCPU))
 	default:
 		for _, id := range splitCPU {
@@ -74,10 +75,10 @@ func Shares(g protocol.Graph, budget protocol.Resources, plugin func(name string
 	}
 	switch {
 	case restMem < 0:
-		p.add("resources.memory_mb", "the nodes' memory shares (explicit and plugin limits) add up to %d MB, more than the deployment's %d MB",
+		p.Add("resources.memory_mb", "the nodes' memory shares (explicit and plugin limits) add up to %d MB, more than the deployment's %d MB",
 			fixedMem, budget.MemoryMB)
 	case len(splitMem) > 0 && restMem/int64(len(splitMem)) < MinShareMemoryMB:
-		p.add("resources.memory_mb", "%d MB are left for %d services without a memory share: less than %d MB each; raise the budget or give them explicit shares",
+		p.Add("resources.memory_mb", "%d MB are left for %d services without a memory share: less than %d MB each; raise the budget or give them explicit shares",
 			max(restMem, 0), len(splitMem), MinShareMemoryMB)
 	default:
 		for _, id := range splitMem {
@@ -87,7 +88,7 @@ func Shares(g protocol.Graph, budget protocol.Resources, plugin func(name string
 		}
 	}
 	if len(p) > 0 {
-		return nil, p
+		return nil, p.ErrCode(ErrCode)
 	}
 	return out, nil
 }

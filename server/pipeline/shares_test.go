@@ -1,11 +1,11 @@
 package pipeline
 
 import (
-	"errors"
 	"math"
 	"testing"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 )
 
 func TestSharesSplitTheBudget(t *testing.T) {
@@ -41,8 +41,8 @@ func TestSharesSplitTheBudget(t *testing.T) {
 	// Explicit shares over the budget are refused, naming the sums.
 	g.Nodes[0].Resources = &protocol.Resources{CPU: 0.6, MemoryMB: 600}
 	_, err = Shares(g, protocol.Resources{CPU: 1, MemoryMB: 512}, plugin)
-	var p Problems
-	if !errors.As(err, &p) ||
+	p := errs.FieldsOf(err)
+	if p == nil ||
 		p["resources.cpu"] != "the nodes' CPU shares (explicit and plugin limits) add up to 1.2, more than the deployment's 1 CPUs" ||
 		p["resources.memory_mb"] != "the nodes' memory shares (explicit and plugin limits) add up to 632 MB, more than the deployment's 512 MB" {
 		t.Fatalf("over budget: %v", err)
@@ -51,7 +51,7 @@ func TestSharesSplitTheBudget(t *testing.T) {
 	// Too little left for the services without a share.
 	g.Nodes[0].Resources = &protocol.Resources{CPU: 0.395, MemoryMB: 470}
 	_, err = Shares(g, protocol.Resources{CPU: 1, MemoryMB: 512}, plugin)
-	if !errors.As(err, &p) ||
+	if p = errs.FieldsOf(err); p == nil ||
 		p["resources.cpu"] != "0.005 CPUs are left for 1 services without a cpu share: less than 0.01 each; raise the budget or give them explicit shares" ||
 		p["resources.memory_mb"] != "10 MB are left for 2 services without a memory share: less than 16 MB each; raise the budget or give them explicit shares" {
 		t.Fatalf("too little left: %v", err)

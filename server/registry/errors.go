@@ -10,6 +10,8 @@ import (
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/nullops/nullops/server/errs"
 )
 
 // Kind classifies a registry failure so the API and UI can say what to fix.
@@ -136,4 +138,32 @@ func rootCause(err error) error {
 		return dns
 	}
 	return err
+}
+
+// kinds gives each registry failure its kind and code in the server's error
+// vocabulary: the same status and code from every route that asks a
+// registry (tag listing, connection test, creating a deployment).
+var kinds = map[Kind]struct {
+	kind errs.Kind
+	code string
+}{
+	KindInvalid:      {errs.Invalid, "invalid"},
+	KindNotFound:     {errs.NotFound, "image_not_found"},
+	KindUnauthorized: {errs.Upstream, "registry_unauthorized"},
+	KindUnreachable:  {errs.Upstream, "registry_unreachable"},
+	KindUpstream:     {errs.Upstream, "registry_error"},
+}
+
+// As lets errors.As find a registry failure as an *errs.Error.
+func (e *Error) As(target any) bool {
+	t, ok := target.(**errs.Error)
+	if !ok {
+		return false
+	}
+	k, ok := kinds[e.Kind]
+	if !ok {
+		k = kinds[KindUpstream]
+	}
+	*t = &errs.Error{Kind: k.kind, Code: k.code, Message: e.Msg, Err: e}
+	return true
 }

@@ -3,13 +3,13 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // Node statuses (docs/architecture.md, "Server ↔ agent channel").
@@ -304,7 +304,7 @@ func SetNodeEnabled(ctx context.Context, q Querier, id int64, enabled bool) (Nod
 }
 
 // ErrNodeInUse is returned when deleting a node that still has deployments.
-var ErrNodeInUse = errors.New("node has deployments")
+var ErrNodeInUse = errs.Mark(errs.Conflict, "node_in_use", "node has deployments")
 
 // DeleteNode deletes a node and its journal records. Deleted deployments
 // that ran on it lose their node reference; live ones make it ErrNodeInUse.

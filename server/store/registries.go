@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nullops/nullops/server/errs"
 )
 
 // InUseError refuses deleting (or renaming) something still referenced. It
@@ -27,7 +29,11 @@ func (e *InUseError) Error() string {
 	return fmt.Sprintf("%s is still used by %s%s", e.What, strings.Join(refs, ", "), more)
 }
 
-func (e *InUseError) Unwrap() error { return ErrConflict }
+func (e *InUseError) Unwrap() error { return errInUse }
+
+// errInUse is the kind of an InUseError: a conflict (it wraps ErrConflict)
+// with the code in_use.
+var errInUse = &errs.Error{Kind: errs.Conflict, Code: "in_use", Message: "still in use", Chain: true, Err: ErrConflict}
 
 // referrers runs a query returning one text column per referrer.
 func referrers(ctx context.Context, q Querier, sql string, args ...any) ([]string, error) {

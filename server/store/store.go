@@ -20,17 +20,20 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/nullops/nullops/migrations"
+	"github.com/nullops/nullops/server/errs"
 )
 
 // MigrationLockKey is the pg_advisory_lock key held while migrating, so two
 // servers starting at once apply the schema one after the other.
 const MigrationLockKey int64 = 0x6e756c6c6f7073 // "nullops"
 
-// ErrNotFound is returned when a row does not exist.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned when a row does not exist. Its message is the
+// API's vague 404: it names nothing.
+var ErrNotFound = errs.New(errs.NotFound, "not_found", "not found")
 
-// ErrConflict is returned when a unique constraint is violated.
-var ErrConflict = errors.New("already exists")
+// ErrConflict is returned when a unique constraint is violated; the API
+// shows the message the callers wrapped around it (`team "x": already exists`).
+var ErrConflict = errs.Mark(errs.Conflict, "conflict", "already exists")
 
 // Store gives typed access to the database. Its methods run on the pool,
 // or, on the Store that InTx passes to its function, inside that

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nullops/nullops/server/api"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/store"
 )
@@ -28,7 +28,7 @@ func TestPluginDockerSocketWarning(t *testing.T) {
 	b.waitText(`tr[data-name="exec"]`, "root on the node")
 
 	// The entry is written in the transaction that created the plugin.
-	var audit api.List[store.AuditEntry]
+	var audit restapi.List[store.AuditEntry]
 	env.Admin.Get(apitest.Path("/audit?action=plugin.docker_socket")).Want(t, 200).Decode(t, &audit)
 	if audit.Total != 1 || !strings.Contains(audit.Items[0].ActorName, adminUser) {
 		t.Fatalf("audit: %+v", audit.Items)
