@@ -105,7 +105,7 @@ func TestClientLeavingEndsTheBackendRequest(t *testing.T) {
 	if _, err := p.Apply(doc(t, routeSpec{name: dynconfig.RouterName(1, "web"), host: "web.test", url: be.URL}), "v1"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(testutil.Context(t, time.Minute))
+	ctx, cancel := context.WithCancel(testutil.Context(t, 3*time.Minute))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL+"/poll", nil)
 	req.Host = "web.test"
 	done := make(chan error, 1)
@@ -227,7 +227,7 @@ func wait[T any](t *testing.T, ch <-chan T, what string) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }

@@ -83,7 +83,7 @@ func TestBrokenDocumentIsNotRefetchedAndStateSurvives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(testutil.Context(t, time.Minute))
+	ctx, cancel := context.WithCancel(testutil.Context(t, 3*time.Minute))
 	done := make(chan struct{})
 	go func() { w.Run(ctx); close(done) }()
 	testutil.WaitFor(t, ctx, 10*time.Millisecond, "first document applied", func() bool { return applied.Load() == `"one"` })
@@ -189,7 +189,7 @@ func TestRefusedDeltaFetchesTheWholeDocument(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := testutil.Context(t, 20*time.Second)
+			ctx := testutil.Context(t, 2*time.Minute)
 			for range 3 {
 				if err := w.poll(ctx); err != nil {
 					t.Fatal(err)

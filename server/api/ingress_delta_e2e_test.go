@@ -43,7 +43,7 @@ func (dp *deltaPlane) start(t *testing.T, history int) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go pub.Run(ctx)
-	if _, ok := pub.WaitNewer(testutil.Context(t, 20*time.Second), 0); !ok {
+	if _, ok := pub.WaitNewer(testutil.Context(t, 2*time.Minute), 0); !ok {
 		t.Fatal("publisher computed no table")
 	}
 	cfg := config.Defaults()
@@ -73,7 +73,7 @@ func (dp *deltaPlane) change(t *testing.T, f func()) *ingresspub.Snapshot {
 	t.Helper()
 	before := dp.pub.Current().Version
 	f()
-	if err := dp.pub.Recompute(testutil.Context(t, 20*time.Second)); err != nil {
+	if err := dp.pub.Recompute(testutil.Context(t, 2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	snap := dp.pub.Current()
@@ -91,7 +91,7 @@ func (dp *deltaPlane) change(t *testing.T, f func()) *ingresspub.Snapshot {
 func waitConverged(t *testing.T, ing *runningIngress, pub *ingresspub.Publisher) {
 	t.Helper()
 	snap := pub.Current()
-	testutil.WaitFor(t, testutil.Context(t, 25*time.Second), 10*time.Millisecond, "the ingress to serve version "+fmt.Sprint(snap.Version), func() bool {
+	testutil.WaitFor(t, testutil.Context(t, 2*time.Minute), 10*time.Millisecond, "the ingress to serve version "+fmt.Sprint(snap.Version), func() bool {
 		return ing.app.Proxy.Current().Version == snap.ETag
 	})
 	cfg, etag := ing.app.Proxy.Document()

@@ -25,7 +25,7 @@ import (
 func TestEachCommittedChangeReachesThePublisherOnce(t *testing.T) {
 	env := apitest.New(t)
 	a := env.App
-	ctx := testutil.Context(t, time.Minute)
+	ctx := testutil.Context(t, 3*time.Minute)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 3)
 	go func() { a.Feed.Run(runCtx); done <- struct{}{} }()
@@ -115,7 +115,7 @@ func TestEachCommittedChangeReachesThePublisherOnce(t *testing.T) {
 func TestLiveEventStreamsEndWhenTheFeedReconnects(t *testing.T) {
 	env := apitest.New(t)
 	a := env.App
-	ctx := testutil.Context(t, time.Minute)
+	ctx := testutil.Context(t, 3*time.Minute)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{}, 2)
 	go func() { a.Feed.Run(runCtx); done <- struct{}{} }()

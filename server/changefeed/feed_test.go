@@ -89,7 +89,7 @@ func start(t *testing.T, f *changefeed.Feed) {
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case <-f.Ready():
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("the change feed did not start listening")
 	}
 }
@@ -99,7 +99,7 @@ func start(t *testing.T, f *changefeed.Feed) {
 // transaction.
 func TestFeedFansOutInCommitOrder(t *testing.T) {
 	st := storetest.New(t)
-	ctx := testutil.Context(t, 30*time.Second)
+	ctx := testutil.Context(t, 3*time.Minute)
 	f := changefeed.New(st, changefeed.Options{Channels: []string{"feed_a", "feed_b"}, Log: zerolog.Nop()})
 	a1, a2, b := newRecorder(), newRecorder(), newRecorder()
 	f.Subscribe("feed_a", a1.handler())
@@ -146,7 +146,7 @@ func TestFeedFansOutInCommitOrder(t *testing.T) {
 // connection.
 func TestFeedReconnectsAfterItsConnectionIsKilled(t *testing.T) {
 	st := storetest.New(t)
-	ctx := testutil.Context(t, 60*time.Second)
+	ctx := testutil.Context(t, 3*time.Minute)
 	f := changefeed.New(st, changefeed.Options{Channels: []string{"feed_a"}, Log: zerolog.Nop(),
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
 	r := newRecorder()
