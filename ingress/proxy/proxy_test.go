@@ -44,9 +44,11 @@ func backend(t *testing.T, name string) *httptest.Server {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(w, "data: first\n\n")
 		http.NewResponseController(w).Flush()
+		// The stream stays open until the client leaves: a proxy that
+		// buffered it would deliver nothing before then.
 		select {
 		case <-r.Context().Done():
-		case <-time.After(3 * time.Second):
+		case <-time.After(5 * time.Minute):
 		}
 		fmt.Fprint(w, "data: last\n\n")
 	})
@@ -208,7 +210,10 @@ func TestStreamingIsFlushedAtOnce(t *testing.T) {
 	if _, err := p.Apply(doc(t, routeSpec{name: "d1-web", host: "web.example.test", url: web.URL}), `"v1"`); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodGet, front.URL+"/events", nil)
+	// Well before the backend ends the stream (5 min): a buffered first
+	// event would not arrive within this.
+	ctx := testutil.Context(t, 2*time.Minute)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, front.URL+"/events", nil)
 	req.Host = "web.example.test"
 	start := time.Now()
 	res, err := front.Client().Do(req)
@@ -218,11 +223,9 @@ func TestStreamingIsFlushedAtOnce(t *testing.T) {
 	defer res.Body.Close()
 	line, err := bufio.NewReader(res.Body).ReadString('\n')
 	if err != nil || line != "data: first\n" {
-		t.Fatalf("first event: %q %v", line, err)
+		t.Fatalf("first event (not flushed at once: the stream was buffered?): %q %v", line, err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("first event arrived after %v: the stream was buffered", d)
-	}
+	t.Logf("first event after %v", time.Since(start))
 }
 
 // TestHotSwapUnderLoad swaps the routing table hundreds of times while
