@@ -58,7 +58,7 @@ func startIngressFor(t *testing.T, serverURL, token string) *ingressProc {
 			cancel()
 			select {
 			case <-done:
-			case <-time.After(20 * time.Second):
+			case <-time.After(2 * time.Minute):
 			}
 		})
 	}}

@@ -84,7 +84,7 @@ func waitStatus(t *testing.T, c *client, id int64, want string, timeout time.Dur
 
 func waitNoObjects(t *testing.T, node string, id int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		objs := dockerObjects(t, node, id)
 		if len(objs) == 0 {
@@ -158,7 +158,7 @@ func (w *world) addNode(t *testing.T, envID int64, name string, cpus float64, me
 
 func (w *world) waitNode(t *testing.T, id int64, want string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var n struct {
 			Status string `json:"status"`
