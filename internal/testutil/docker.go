@@ -51,14 +51,19 @@ func BuildStatic(t testing.TB, pkg, out string) {
 }
 
 // ScratchImage builds a `FROM scratch` image tagged ref whose entrypoint is
-// the static binary of the Go package pkg, at most once per test process.
+// the static binary of the Go package pkg, once per test process (again if
+// a test removed it).
 // Extra args are appended to the entrypoint. The image needs nothing pulled.
 func ScratchImage(t testing.TB, pkg, ref string, args ...string) string {
 	t.Helper()
 	imageMu.Lock()
 	defer imageMu.Unlock()
+	// Built earlier in this process and still there (a test may remove its
+	// image in its cleanup; -count=N runs it again).
 	if imageBuilt[ref] {
-		return ref
+		if _, err := DockerErr("image", "inspect", ref); err == nil {
+			return ref
+		}
 	}
 	dir := t.TempDir()
 	BuildStatic(t, pkg, filepath.Join(dir, "app"))
