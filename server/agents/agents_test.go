@@ -133,8 +133,14 @@ func TestRegeneratedCertificateIsUntrustedUntilApproved(t *testing.T) {
 		t.Fatal("an untrusted node is connected")
 	}
 	// Retries keep failing the handshake: no connection ever reaches the
-	// agent's HTTP layer, so it never sees the token.
-	time.Sleep(time.Second)
+	// agent's HTTP layer, so it never sees the token. (Each dial takes a
+	// new connection epoch: two more dials are two more retries.)
+	epoch := e.node(n.ID).ConnEpoch
+	rctx, rcancel := context.WithTimeout(e.ctx, busyMachineSlack)
+	defer rcancel()
+	testutil.WaitFor(t, rctx, 20*time.Millisecond, "two more dials of the untrusted node", func() bool {
+		return e.node(n.ID).ConnEpoch >= epoch+2
+	})
 	if contains(a.logs.String(), "control plane connected") || contains(a.logs.String(), "connection refused: 401") {
 		t.Fatalf("the untrusted agent got a connection:\n%s", a.logs.String())
 	}
