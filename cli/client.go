@@ -1,20 +1,18 @@
 // Package cli is the nullops command line: a thin client of the REST API for
-// CI jobs and admins, authenticated with an API token.
+// CI jobs and admins, authenticated with an API token. It speaks the API
+// through package restapi and declares none of its shapes.
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
+
+	"github.com/nullops/nullops/restapi"
 )
 
 // Profile is what `nullops login` stores.
@@ -74,125 +72,16 @@ func SaveProfile(p Profile) (string, error) {
 	return path, nil
 }
 
-// Client calls the API with a bearer token.
-type Client struct {
-	Base  string
-	Token string
-	HTTP  *http.Client
-}
+// NewClient is the REST client (package restapi, the API's contract) of
+// a profile.
+func NewClient(p Profile) *restapi.Client { return restapi.NewClient(p.Server, p.Token) }
 
-// NewClient builds a client for a profile.
-func NewClient(p Profile) *Client {
-	return &Client{Base: strings.TrimRight(p.Server, "/"), Token: p.Token, HTTP: &http.Client{Timeout: 0}}
-}
-
-// APIError is the server's error shape.
-type APIError struct {
-	Status  int               `json:"-"`
-	Code    string            `json:"code"`
-	Message string            `json:"message"`
-	Details map[string]string `json:"details,omitempty"`
-}
-
-func (e *APIError) Error() string {
-	msg := e.Message
-	if e.Status == http.StatusUnauthorized {
-		// The API's wording is meant for browsers; a CLI user holds a token.
-		msg = "the server refused the API token: it is wrong, expired or revoked"
-	}
-	if e.Status != 0 {
-		msg += fmt.Sprintf(" (HTTP %d)", e.Status)
-	}
-	fields := make([]string, 0, len(e.Details))
-	for f := range e.Details {
-		fields = append(fields, f)
-	}
-	sort.Strings(fields)
-	for _, f := range fields {
-		msg += fmt.Sprintf("\n  %s: %s", f, e.Details[f])
-	}
-	return msg
-}
-
-func (c *Client) newRequest(ctx context.Context, method, path string, body any) (*http.Request, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, r)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return req, nil
-}
-
-// Do sends a JSON request and decodes the JSON reply into out (may be nil).
-func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	req, err := c.newRequest(ctx, method, path, body)
-	if err != nil {
-		return err
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("read reply: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var wrapper struct {
-			Error *APIError `json:"error"`
-		}
-		if json.Unmarshal(b, &wrapper) == nil && wrapper.Error != nil {
-			wrapper.Error.Status = resp.StatusCode
-			return wrapper.Error
-		}
-		return &APIError{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(b))}
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("decode reply of %s %s: %w", method, path, err)
-		}
-	}
-	return nil
-}
-
-// Stream opens a streaming GET and copies the body to w until it ends or ctx
-// is cancelled.
-func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
-	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		b, _ := io.ReadAll(resp.Body)
-		var wrapper struct {
-			Error *APIError `json:"error"`
-		}
-		if json.Unmarshal(b, &wrapper) == nil && wrapper.Error != nil {
-			wrapper.Error.Status = resp.StatusCode
-			return wrapper.Error
-		}
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	_, err = io.Copy(w, resp.Body)
-	if ctx.Err() != nil {
-		return nil
+// explain rewords a refused token: the API's wording is meant for browsers;
+// a CLI user holds a token.
+func explain(err error) error {
+	var ae *restapi.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		ae.Message = "the server refused the API token: it is wrong, expired or revoked"
 	}
 	return err
 }

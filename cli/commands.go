@@ -17,59 +17,8 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/version"
+	"github.com/nullops/nullops/restapi"
 )
-
-// Deployment is the subset of the API's deployment the CLI shows.
-type Deployment struct {
-	ID              int64             `json:"id"`
-	Name            string            `json:"name"`
-	Project         string            `json:"project"`
-	Environment     string            `json:"environment"`
-	Node            string            `json:"node"`
-	Status          string            `json:"status"`
-	Reason          string            `json:"reason"`
-	FailedStep      string            `json:"failed_step"`
-	Owner           string            `json:"owner"`
-	Tags            map[string]string `json:"tags"`
-	PipelineVersion int               `json:"pipeline_version"`
-	ExpiresAt       time.Time         `json:"expires_at"`
-	DeletePending   bool              `json:"delete_pending"`
-	URLs            map[string]string `json:"urls"`
-
-	// Raw is the API's object as received: -o json prints it whole.
-	Raw json.RawMessage `json:"-"`
-}
-
-// UnmarshalJSON keeps the raw object next to the fields the CLI reads.
-func (d *Deployment) UnmarshalJSON(b []byte) error {
-	type plain Deployment
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
-	}
-	*d = Deployment(p)
-	d.Raw = append(json.RawMessage(nil), b...)
-	return nil
-}
-
-// MarshalJSON prints the API's object unchanged when there is one.
-func (d Deployment) MarshalJSON() ([]byte, error) {
-	if len(d.Raw) > 0 {
-		return d.Raw, nil
-	}
-	type plain Deployment
-	return json.Marshal(plain(d))
-}
-
-type named struct {
-	ID   int64  `json:"id"`
-	Name string `json:"name"`
-}
-
-type list[T any] struct {
-	Items []T `json:"items"`
-	Total int `json:"total"`
-}
 
 // ExitError carries a process exit code.
 type ExitError struct {
@@ -99,6 +48,10 @@ NULLOPS_TOKEN override the profile saved by login.
 
 // Run executes the CLI with args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return explain(run(ctx, args, stdout, stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -162,7 +115,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func client() (*Client, error) {
+func client() (*restapi.Client, error) {
 	p, err := LoadProfile()
 	if err != nil {
 		return nil, &ExitError{Code: 2, Err: err}
@@ -187,14 +140,8 @@ func login(ctx context.Context, args []string, stdout io.Writer) error {
 	if *server == "" || *token == "" {
 		return &ExitError{Code: 2, Err: errors.New("login: --server and --token are required")}
 	}
-	c := NewClient(Profile{Server: *server, Token: *token})
-	var me struct {
-		User struct {
-			Username string `json:"username"`
-			Role     string `json:"role"`
-		} `json:"user"`
-	}
-	if err := c.Do(ctx, "GET", "/api/v1/me", nil, &me); err != nil {
+	me, err := NewClient(Profile{Server: *server, Token: *token}).Me(ctx)
+	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	path, err := SaveProfile(Profile{Server: *server, Token: *token})
@@ -210,7 +157,7 @@ func login(ctx context.Context, args []string, stdout io.Writer) error {
 
 // clientForProjectEnv opens the profile's client and resolves a project and
 // an environment given by name or id ("" stays 0).
-func clientForProjectEnv(ctx context.Context, project, env string) (*Client, int64, int64, error) {
+func clientForProjectEnv(ctx context.Context, project, env string) (*restapi.Client, int64, int64, error) {
 	c, err := client()
 	if err != nil {
 		return nil, 0, 0, err
@@ -224,36 +171,50 @@ func clientForProjectEnv(ctx context.Context, project, env string) (*Client, int
 }
 
 // resolveID turns a name or id of a project/environment into an id.
-func resolveID(ctx context.Context, c *Client, kind, v string) (int64, error) {
+func resolveID(ctx context.Context, c *restapi.Client, kind, v string) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
 	if id, err := strconv.ParseInt(v, 10, 64); err == nil {
 		return id, nil
 	}
+	var id int64
+	var err error
+	if kind == "projects" {
+		id, err = findByName(ctx, c, kind, v, func(p restapi.Project) (int64, string) { return p.ID, p.Name })
+	} else {
+		id, err = findByName(ctx, c, kind, v, func(e restapi.Environment) (int64, string) { return e.ID, e.Name })
+	}
+	if err == nil && id == 0 {
+		err = fmt.Errorf("no %s named %q (or you may not see it)", strings.TrimSuffix(kind, "s"), v)
+	}
+	return id, err
+}
+
+// findByName pages through GET /<kind> for the item named name (0 if none).
+func findByName[T any](ctx context.Context, c *restapi.Client, kind, name string, key func(T) (int64, string)) (int64, error) {
 	for page := 1; page < 100; page++ {
-		var l list[named]
-		if err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/%s?per_page=100&page=%d", kind, page), nil, &l); err != nil {
+		var l restapi.List[T]
+		if err := c.Do(ctx, "GET", fmt.Sprintf("/%s?per_page=100&page=%d", kind, page), nil, &l); err != nil {
 			return 0, err
 		}
 		for _, it := range l.Items {
-			if it.Name == v {
-				return it.ID, nil
+			if id, n := key(it); n == name {
+				return id, nil
 			}
 		}
 		if len(l.Items) < 100 {
 			break
 		}
 	}
-	return 0, fmt.Errorf("no %s named %q (or you may not see it)", strings.TrimSuffix(kind, "s"), v)
+	return 0, nil
 }
 
 // resolveDeployment finds a deployment by id, or by name within an environment.
-func resolveDeployment(ctx context.Context, c *Client, ref, env string) (Deployment, error) {
-	var d Deployment
+func resolveDeployment(ctx context.Context, c *restapi.Client, ref, env string) (restapi.Deployment, error) {
+	var d restapi.Deployment
 	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
-		err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d)
-		return d, err
+		return c.Deployment(ctx, id)
 	}
 	if env == "" {
 		return d, &ExitError{Code: 2, Err: fmt.Errorf("deployment %q: give its id, or its name with --environment", ref)}
@@ -263,8 +224,8 @@ func resolveDeployment(ctx context.Context, c *Client, ref, env string) (Deploym
 		return d, err
 	}
 	for page := 1; page < 100; page++ {
-		var l list[Deployment]
-		if err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments?environment=%d&per_page=100&page=%d", envID, page), nil, &l); err != nil {
+		l, err := c.Deployments(ctx, url.Values{"environment": {fmt.Sprint(envID)}, "per_page": {"100"}, "page": {fmt.Sprint(page)}})
+		if err != nil {
 			return d, err
 		}
 		for _, it := range l.Items {
@@ -302,8 +263,8 @@ func listDeployments(ctx context.Context, args []string, stdout io.Writer) error
 	if *status != "" {
 		q.Set("status", *status)
 	}
-	var l list[Deployment]
-	if err := c.Do(ctx, "GET", "/api/v1/deployments?"+q.Encode(), nil, &l); err != nil {
+	l, err := c.Deployments(ctx, q)
+	if err != nil {
 		return err
 	}
 	if *out == "json" {
@@ -319,7 +280,7 @@ func listDeployments(ctx context.Context, args []string, stdout io.Writer) error
 
 // liveLinks is a deployment's links in full, "service=URL" separated by
 // spaces, or "-" when nothing answers there (failed, deleting, deleted).
-func liveLinks(d Deployment) string {
+func liveLinks(d restapi.Deployment) string {
 	if len(d.URLs) == 0 || d.Status == "failed" || d.Status == "deleting" || d.Status == "deleted" {
 		return "-"
 	}
@@ -335,7 +296,7 @@ func liveLinks(d Deployment) string {
 	return strings.Join(parts, " ")
 }
 
-func printDeployment(w io.Writer, d Deployment, out string) error {
+func printDeployment(w io.Writer, d restapi.Deployment, out string) error {
 	if out == "json" {
 		return printJSON(w, d)
 	}
@@ -375,9 +336,8 @@ func createDeployment(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	var d Deployment
-	body := map[string]any{"project_id": pid, "environment_id": eid, "name": *name, "tags": map[string]string(tags)}
-	if err := c.Do(ctx, "POST", "/api/v1/deployments", body, &d); err != nil {
+	d, err := c.CreateDeployment(ctx, restapi.CreateDeploymentRequest{ProjectID: pid, EnvironmentID: eid, Name: *name, Tags: tags})
+	if err != nil {
 		return err
 	}
 	if *wait {
@@ -402,18 +362,14 @@ func actOn(ctx context.Context, action string, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	method, path := "POST", fmt.Sprintf("/api/v1/deployments/%d/%s", d.ID, action)
-	if action == "delete" {
-		method, path = "DELETE", fmt.Sprintf("/api/v1/deployments/%d", d.ID)
-	}
-	if err := c.Do(ctx, method, path, nil, &d); err != nil {
+	if d, err = c.ChangeDeployment(ctx, d.ID, action); err != nil {
 		return err
 	}
 	if wait != nil && *wait {
 		if err := WaitGone(ctx, c, d.ID, *timeout, stderr); err != nil {
 			return err
 		}
-		d.Status, d.Raw = "deleted", nil
+		d.Status = "deleted"
 	}
 	return printDeployment(stdout, d, *out)
 }
@@ -422,28 +378,28 @@ func actOn(ctx context.Context, action string, args []string, stdout, stderr io.
 // name with --environment E, a flag it adds to fs) and resolves it. ok tells
 // whether the command's own required flags are set; usage is the message
 // (exit 2) when something is missing.
-func deploymentArg(ctx context.Context, fs *flag.FlagSet, args []string, ok func() bool, usage string) (*Client, Deployment, error) {
+func deploymentArg(ctx context.Context, fs *flag.FlagSet, args []string, ok func() bool, usage string) (*restapi.Client, restapi.Deployment, error) {
 	env := fs.String("environment", "", "environment name or id (when DEPLOYMENT is a name)")
 	pos, err := parse(fs, args)
 	if err != nil {
-		return nil, Deployment{}, err
+		return nil, restapi.Deployment{}, err
 	}
 	if len(pos) != 1 || ok != nil && !ok() {
-		return nil, Deployment{}, &ExitError{Code: 2, Err: errors.New(usage)}
+		return nil, restapi.Deployment{}, &ExitError{Code: 2, Err: errors.New(usage)}
 	}
 	c, err := client()
 	if err != nil {
-		return nil, Deployment{}, err
+		return nil, restapi.Deployment{}, err
 	}
 	d, err := resolveDeployment(ctx, c, pos[0], *env)
 	return c, d, err
 }
 
 // WaitGone polls until the deployment is deleted (or no longer visible).
-func WaitGone(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) error {
+func WaitGone(ctx context.Context, c *restapi.Client, id int64, timeout time.Duration, stderr io.Writer) error {
 	_, err := watchStatus(ctx, c, id, timeout, 500*time.Millisecond, "deleted", stderr,
-		func(d Deployment, err error) (bool, error) {
-			var ae *APIError
+		func(d restapi.Deployment, err error) (bool, error) {
+			var ae *restapi.Error
 			return errors.As(err, &ae) && ae.Status == http.StatusNotFound || err == nil && d.Status == "deleted", nil
 		})
 	return err
@@ -459,8 +415,8 @@ func cloneDeployment(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	var d Deployment
-	if err := c.Do(ctx, "POST", fmt.Sprintf("/api/v1/deployments/%d/clone", src.ID), map[string]any{"name": *name, "tags": map[string]string(tags)}, &d); err != nil {
+	d, err := c.CloneDeployment(ctx, src.ID, restapi.CloneDeploymentRequest{Name: *name, Tags: tags})
+	if err != nil {
 		return err
 	}
 	return printDeployment(stdout, d, *out)
@@ -475,7 +431,7 @@ func logs(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	path := fmt.Sprintf("/api/v1/deployments/%d/logs%s", d.ID, query("service", *service, "follow", strconv.FormatBool(*follow), "tail", strconv.Itoa(*tail)))
+	path := fmt.Sprintf("/deployments/%d/logs%s", d.ID, query("service", *service, "follow", strconv.FormatBool(*follow), "tail", strconv.Itoa(*tail)))
 	return c.Stream(ctx, path, stdout)
 }
 
@@ -496,9 +452,9 @@ func waitCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // WaitRunning polls until the deployment is running (nil), failed or gone
 // (exit 1) or the timeout passes (exit 3).
-func WaitRunning(ctx context.Context, c *Client, id int64, timeout time.Duration, stderr io.Writer) (Deployment, error) {
-	return watchStatus(ctx, c, id, timeout, time.Second, "running", stderr, func(d Deployment, err error) (bool, error) {
-		var ae *APIError
+func WaitRunning(ctx context.Context, c *restapi.Client, id int64, timeout time.Duration, stderr io.Writer) (restapi.Deployment, error) {
+	return watchStatus(ctx, c, id, timeout, time.Second, "running", stderr, func(d restapi.Deployment, err error) (bool, error) {
+		var ae *restapi.Error
 		switch {
 		case errors.As(err, &ae) && ae.Status < 500:
 			return true, &ExitError{Code: 1, Err: err}
@@ -521,14 +477,13 @@ func WaitRunning(ctx context.Context, c *Client, id int64, timeout time.Duration
 
 // watchStatus GETs the deployment every interval, prints each new status on
 // stderr and asks done whether to stop; after timeout it gives up with exit 3.
-func watchStatus(ctx context.Context, c *Client, id int64, timeout, interval time.Duration, want string, stderr io.Writer,
-	done func(Deployment, error) (bool, error)) (Deployment, error) {
+func watchStatus(ctx context.Context, c *restapi.Client, id int64, timeout, interval time.Duration, want string, stderr io.Writer,
+	done func(restapi.Deployment, error) (bool, error)) (restapi.Deployment, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	last := ""
 	for {
-		var d Deployment
-		err := c.Do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, &d)
+		d, err := c.Deployment(ctx, id)
 		if err == nil && d.Status != last {
 			fmt.Fprintf(stderr, "deployment %d: %s\n", id, d.Status)
 			last = d.Status

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,19 +13,20 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/cli"
+	"github.com/nullops/nullops/restapi"
 )
 
-// apiClient is the CLI's API client with the /api/v1 prefix and a timeout.
-type apiClient struct{ *cli.Client }
+// apiClient is the REST client (package restapi) with a timeout.
+type apiClient struct{ *restapi.Client }
 
 func newAPIClient(base, token string) *apiClient {
-	c := cli.NewClient(cli.Profile{Server: base, Token: token})
+	c := restapi.NewClient(base, token)
 	c.HTTP = &http.Client{Timeout: 30 * time.Second}
 	return &apiClient{c}
 }
 
 func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	if err := c.Do(ctx, method, "/api/v1"+path, body, out); err != nil {
+	if err := c.Do(ctx, method, path, body, out); err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return nil
@@ -55,38 +52,13 @@ func (c *apiClient) create(ctx context.Context, path string, body any) (int64, e
 // login signs in with a password (session cookie + CSRF token) and mints an
 // API token, as a user would in the UI before using the CLI.
 func login(ctx context.Context, base, username, password string) (*apiClient, error) {
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	b, _ := json.Marshal(map[string]string{"username": username, "password": password})
-	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/api/v1/auth/login", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
+	sc, _, err := restapi.Login(ctx, base, &http.Client{Timeout: 30 * time.Second}, username, password)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("login %s: %w", username, err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("login %s: HTTP %d: %s", username, resp.StatusCode, body)
-	}
-	var me struct {
-		CSRF string `json:"csrf_token"`
-	}
-	_ = json.Unmarshal(body, &me)
-	req, _ = http.NewRequestWithContext(ctx, "POST", base+"/api/v1/tokens", strings.NewReader(`{"name":"make demo"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-CSRF-Token", me.CSRF)
-	resp, err = hc.Do(req)
+	tok, err := sc.CreateToken(ctx, restapi.TokenRequest{Name: "make demo"})
 	if err != nil {
-		return nil, err
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(body, &tok) != nil || tok.Token == "" {
-		return nil, fmt.Errorf("create API token for %s: HTTP %d: %s", username, resp.StatusCode, body)
+		return nil, fmt.Errorf("create API token for %s: %w", username, err)
 	}
 	return newAPIClient(base, tok.Token), nil
 }
@@ -190,9 +162,9 @@ func (d *demo) provision(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dep, err := d.createDeployment(ctx, dev, map[string]any{
-		"project_id": projectID, "environment_id": envID, "name": "demo",
-		"tags": map[string]string{"demo-api": "v1.0.0", "demo-web": "v1.1.0"},
+	dep, err := d.createDeployment(ctx, dev, restapi.CreateDeploymentRequest{
+		ProjectID: projectID, EnvironmentID: envID, Name: "demo",
+		Tags: map[string]string{"demo-api": "v1.0.0", "demo-web": "v1.1.0"},
 	})
 	if err != nil {
 		return err
@@ -214,12 +186,11 @@ func (d *demo) provision(ctx context.Context) error {
 // the machine is using: on a busy laptop (a build, a test run) the node may
 // have no room for a moment, so a "no capacity" answer is retried for a
 // while with the server's explanation shown.
-func (d *demo) createDeployment(ctx context.Context, c *apiClient, body map[string]any) (cli.Deployment, error) {
+func (d *demo) createDeployment(ctx context.Context, c *apiClient, req restapi.CreateDeploymentRequest) (restapi.Deployment, error) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		var dep cli.Deployment
-		err := c.do(ctx, "POST", "/deployments", body, &dep)
-		var ae *cli.APIError
+		dep, err := c.CreateDeployment(ctx, req)
+		var ae *restapi.Error
 		if err == nil || !errors.As(err, &ae) || ae.Code != "no_capacity" || time.Now().After(deadline) {
 			return dep, err
 		}
@@ -296,7 +267,7 @@ func (d *demo) startAgent(ctx context.Context, envID int64) (string, error) {
 // checkIngress waits until each of the deployment's links (which carry the
 // ingress port: the server runs with --ingress.linkport) answers through
 // nullops-ingress.
-func (d *demo) checkIngress(ctx context.Context, dep cli.Deployment) ([]string, error) {
+func (d *demo) checkIngress(ctx context.Context, dep restapi.Deployment) ([]string, error) {
 	names := make([]string, 0, len(dep.URLs))
 	for svc := range dep.URLs {
 		names = append(names, svc)

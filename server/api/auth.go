@@ -3,13 +3,12 @@ package api
 import (
 	"mime"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/errs"
-	"github.com/nullops/nullops/server/store"
 )
 
 // registerAuth mounts login (public) and logout (authenticated).
@@ -18,14 +17,8 @@ func registerAuth(v1, user *echo.Group, d *Deps) {
 	user.POST("/auth/logout", d.logout)
 }
 
-// LoginRequest is the body of POST /auth/login.
-type LoginRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-// Validate names missing fields.
-func (r LoginRequest) Validate() error {
+// validateLogin names missing fields.
+func validateLogin(r restapi.LoginRequest) error {
 	v := errs.Fields{}
 	if r.Username == "" {
 		v.Add("username", "required")
@@ -37,28 +30,19 @@ func (r LoginRequest) Validate() error {
 }
 
 // ParseLoginRequest decodes and validates a login body.
-func ParseLoginRequest(c echo.Context) (LoginRequest, error) {
+func ParseLoginRequest(c echo.Context) (restapi.LoginRequest, error) {
 	// A JSON content type makes cross-site form posts (login CSRF) need a
 	// CORS preflight, which this server never grants.
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if mt != echo.MIMEApplicationJSON {
-		return LoginRequest{}, &errs.Error{Kind: errs.Unsupported, Code: "unsupported_media_type",
+		return restapi.LoginRequest{}, &errs.Error{Kind: errs.Unsupported, Code: "unsupported_media_type",
 			Message: "send the login as Content-Type: application/json"}
 	}
-	var r LoginRequest
+	var r restapi.LoginRequest
 	if err := Bind(c, &r); err != nil {
-		return LoginRequest{}, err
+		return restapi.LoginRequest{}, err
 	}
-	return r, r.Validate()
-}
-
-// MeResponse is GET /me and the login response.
-type MeResponse struct {
-	User      store.User   `json:"user"`
-	Via       string       `json:"via"`
-	CSRFToken string       `json:"csrf_token,omitempty"`
-	ExpiresAt *time.Time   `json:"session_expires_at,omitempty"`
-	Teams     []store.Team `json:"teams"`
+	return r, validateLogin(r)
 }
 
 func (d *Deps) login(c echo.Context) error {
@@ -82,7 +66,8 @@ func (d *Deps) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, MeResponse{User: res.User, Via: auth.ViaSession, CSRFToken: res.CSRFToken, ExpiresAt: &res.ExpiresAt, Teams: teams})
+	return c.JSON(http.StatusOK, restapi.Me{User: userOut(res.User), Via: auth.ViaSession, CSRFToken: res.CSRFToken,
+		ExpiresAt: &res.ExpiresAt, Teams: teamsOut(teams)})
 }
 
 func (d *Deps) logout(c echo.Context) error {

@@ -19,7 +19,7 @@ func TestLoginSetsAHardenedCookieAndMeShowsTheUser(t *testing.T) {
 	env.User("alice", false)
 	c := env.Anonymous()
 	r := c.Post("/api/v1/auth/login", map[string]string{"username": "Alice ", "password": apitest.DefaultPassword}).Want(t, 200)
-	var me api.MeResponse
+	var me restapi.Me
 	r.Decode(t, &me)
 	if me.User.Username != "alice" || me.CSRFToken == "" || me.Via != "session" || me.ExpiresAt == nil {
 		t.Fatalf("login response: %s", r.Body)
@@ -44,7 +44,7 @@ func TestLoginSetsAHardenedCookieAndMeShowsTheUser(t *testing.T) {
 	if err := env.Store.Pool.QueryRow(context.Background(), "SELECT count(*) FROM sessions WHERE id_hash = sha256($1::bytea)", []byte(ck.Value)).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("session row by sha256(cookie): %d, %v", n, err)
 	}
-	var m2 api.MeResponse
+	var m2 restapi.Me
 	c.Get("/api/v1/me").Want(t, 200).Decode(t, &m2)
 	if m2.User.ID != me.User.ID || m2.CSRFToken != me.CSRFToken {
 		t.Fatalf("GET /me: %+v", m2)
@@ -185,7 +185,7 @@ func TestCSRFIsRequiredForCookieWritesOnly(t *testing.T) {
 	c.CSRF = other.CSRF
 	c.Post("/api/v1/tokens", body).Want(t, 403)
 	c.CSRF = csrf
-	var created api.TokenCreated
+	var created restapi.TokenCreated
 	c.Post("/api/v1/tokens", body).Want(t, 201).Decode(t, &created)
 	// Reads need no token; bearer requests need none either.
 	c.CSRF = ""
@@ -223,7 +223,7 @@ func TestDisabledUserLosesSessionsAndTokens(t *testing.T) {
 func TestAPITokensShownOnceRevocableAndExpiring(t *testing.T) {
 	env := apitest.New(t)
 	c := env.UserClient("ivy", false)
-	var created api.TokenCreated
+	var created restapi.TokenCreated
 	c.Post("/api/v1/tokens", map[string]any{"name": "laptop", "expires_in_days": 1}).Want(t, 201).Decode(t, &created)
 	if !strings.HasPrefix(created.Token, "nlo_") || created.Prefix != created.Token[:10] || created.ExpiresAt == nil {
 		t.Fatalf("created token: %+v", created)
@@ -234,7 +234,7 @@ func TestAPITokensShownOnceRevocableAndExpiring(t *testing.T) {
 		t.Fatalf("token list: %+v", list)
 	}
 	tc := env.TokenClient(created.Token)
-	var me api.MeResponse
+	var me restapi.Me
 	tc.Get("/api/v1/me").Want(t, 200).Decode(t, &me)
 	if me.User.Username != "ivy" || me.Via != "token" || me.CSRFToken != "" {
 		t.Fatalf("me via token: %+v", me)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/errs"
@@ -49,34 +50,12 @@ func (d *Deps) deploymentFor(c echo.Context, need auth.Level) (store.Deployment,
 	return dep, nil
 }
 
-// deploymentView is a deployment as the API shows it, with the caller's
-// access level on it ("read" or "full").
-type deploymentView struct {
-	deploy.View
-	Access string `json:"access"`
-}
-
-// deploymentListItem is one row of GET /deployments: the deployment, the
-// caller's access level and the ingress URL of each exposed service.
-type deploymentListItem struct {
-	store.Deployment
-	Access string            `json:"access"`
-	URLs   map[string]string `json:"urls"`
-	// Degraded and DegradedReason: as in the full deployment.
-	Degraded       bool   `json:"degraded"`
-	DegradedReason string `json:"degraded_reason,omitempty"`
-}
-
 func (d *Deps) renderDeployment(c echo.Context, status int, dep store.Deployment) error {
-	v, err := d.Deploy.View(c.Request().Context(), dep)
+	out, err := d.deploymentDetail(c, dep)
 	if err != nil {
 		return err
 	}
-	lv, err := LevelsOf(c)
-	if err != nil {
-		return err
-	}
-	return c.JSON(status, deploymentView{View: v, Access: lv.Of(dep.ProjectID, dep.EnvironmentID).String()})
+	return c.JSON(status, out)
 }
 
 // queryID reads an optional positive integer query parameter.
@@ -140,26 +119,17 @@ func (d *Deps) listDeployments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]deploymentListItem, len(items))
+	out := make([]restapi.Deployment, len(items))
 	for i, dep := range items {
-		out[i] = deploymentListItem{Deployment: dep, Access: lv.Of(dep.ProjectID, dep.EnvironmentID).String(), URLs: urls[dep.ID],
-			Degraded: degraded[dep.ID].Degraded, DegradedReason: degraded[dep.ID].Reason}
+		out[i] = deploymentOut(dep, lv.Of(dep.ProjectID, dep.EnvironmentID).String(), urls[dep.ID], degraded[dep.ID])
 	}
 	return RenderList(c, out, total, pg)
-}
-
-// CreateDeploymentRequest is the body of POST /deployments.
-type CreateDeploymentRequest struct {
-	ProjectID     int64             `json:"project_id"`
-	EnvironmentID int64             `json:"environment_id"`
-	Name          string            `json:"name"`
-	Tags          map[string]string `json:"tags"` // catalog service name → tag (selectable services)
 }
 
 // createDeployment: POST /deployments → 202 with the deployment (status
 // deploying); progress follows through GET or the events stream.
 func (d *Deps) createDeployment(c echo.Context) error {
-	var req CreateDeploymentRequest
+	var req restapi.CreateDeploymentRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -225,18 +195,12 @@ func (d *Deps) changeDeployment(action string) echo.HandlerFunc {
 	}
 }
 
-// CloneDeploymentRequest is the body of POST /deployments/{id}/clone.
-type CloneDeploymentRequest struct {
-	Name string            `json:"name"`
-	Tags map[string]string `json:"tags"` // overrides of the source's tags
-}
-
 func (d *Deps) cloneDeployment(c echo.Context) error {
 	src, err := d.deploymentFor(c, auth.Full)
 	if err != nil {
 		return err
 	}
-	var req CloneDeploymentRequest
+	var req restapi.CloneDeploymentRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -290,5 +254,9 @@ func (d *Deps) stepLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"step": c.Param("step"), "items": lines})
+	out := restapi.StepLogs{Step: c.Param("step"), Items: make([]restapi.LogChunk, len(lines))}
+	for i, l := range lines {
+		out.Items[i] = restapi.LogChunk{ID: l.ID, Attempt: l.Attempt, Chunk: l.Chunk, At: l.At}
+	}
+	return c.JSON(http.StatusOK, out)
 }

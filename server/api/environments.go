@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/ingresspub"
@@ -37,25 +38,14 @@ type environmentRequest struct {
 	Description   string   `json:"description"`
 }
 
-// environmentResponse shows the TTL as a Go duration, the form of the
-// environment's service URLs and the caller's access level on it.
-type environmentResponse struct {
-	store.Environment
-	DefaultTTL string `json:"default_ttl"`
-	// URLPattern is a service URL with <service> and <deployment> left as
-	// placeholders: scheme, host template and ingress port as users get them.
-	URLPattern string `json:"url_pattern"`
-	Access     string `json:"access"`
-}
-
 // environmentsOut shapes environments for the caller.
-func (d *Deps) environmentsOut(c echo.Context, list ...store.Environment) ([]environmentResponse, error) {
+func (d *Deps) environmentsOut(c echo.Context, list ...store.Environment) ([]restapi.Environment, error) {
 	lv, err := LevelsOf(c)
 	if err != nil {
 		return nil, err
 	}
 	links := deploy.Links{Scheme: d.Config.Ingress.LinkScheme, Port: d.Config.Ingress.LinkPort}
-	out := make([]environmentResponse, len(list))
+	out := make([]restapi.Environment, len(list))
 	for i, e := range list {
 		tpl := e.HostTemplate
 		if tpl == "" {
@@ -63,7 +53,9 @@ func (d *Deps) environmentsOut(c echo.Context, list ...store.Environment) ([]env
 		}
 		host := strings.NewReplacer(ingresspub.PlaceholderEnvironment, strings.ToLower(e.Name),
 			ingresspub.PlaceholderBaseDomain, strings.ToLower(strings.TrimSuffix(e.BaseDomain, "."))).Replace(tpl)
-		out[i] = environmentResponse{Environment: e, DefaultTTL: (time.Duration(e.DefaultTTLSeconds) * time.Second).String(),
+		out[i] = restapi.Environment{ID: e.ID, Name: e.Name, BaseDomain: e.BaseDomain, HostTemplate: e.HostTemplate,
+			TrafficIsActivity: e.TrafficIsActivity, CPUOvercommit: e.CPUOvercommit, Description: e.Description,
+			CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, DefaultTTL: (time.Duration(e.DefaultTTLSeconds) * time.Second).String(),
 			URLPattern: links.URL(host), Access: lv.Of(0, e.ID).String()}
 	}
 	return out, nil

@@ -102,7 +102,7 @@ func (d *Deps) deploymentEvents(c echo.Context) error {
 		return err
 	}
 	sub := d.Deploy.Broker.Subscribe(func(e deploy.Event) bool { return e.DeploymentID == dep.ID })
-	v, err := d.Deploy.View(c.Request().Context(), dep)
+	v, err := d.deploymentDetail(c, dep)
 	if err != nil {
 		sub.Close()
 		return err

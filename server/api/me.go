@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/errs"
 )
@@ -26,7 +27,7 @@ func (d *Deps) getMe(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := MeResponse{User: u, Via: p.Via, Teams: teams}
+	out := restapi.Me{User: userOut(u), Via: p.Via, Teams: teamsOut(teams)}
 	if s := sessionFrom(c); s != nil {
 		out.CSRFToken, out.ExpiresAt = s.CSRFToken, &s.ExpiresAt
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/errs"
@@ -16,7 +17,7 @@ import (
 // create, reserving nothing. The reason never names nodes or their free
 // figures, for admins and users alike. Needs the level a create needs.
 func (d *Deps) placementDryRun(c echo.Context) error {
-	var req CreateDeploymentRequest
+	var req restapi.CreateDeploymentRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}

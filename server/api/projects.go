@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
@@ -34,18 +35,9 @@ type projectRequest struct {
 	DeployTimeout string `json:"deploy_timeout"`
 }
 
-// projectResponse shows the TTL override as a Go duration ("" = none) and
-// the caller's access level on the project itself ("none" for a user who
-// sees it only through an environment grant).
-type projectResponse struct {
-	store.Project
-	TTL           string `json:"ttl"`
-	DeployTimeout string `json:"deploy_timeout"`
-	Access        string `json:"access"`
-}
-
-func projectOut(p store.Project, lv auth.Levels) projectResponse {
-	out := projectResponse{Project: p, Access: lv.Of(p.ID, 0).String(),
+func projectOut(p store.Project, lv auth.Levels) restapi.Project {
+	out := restapi.Project{ID: p.ID, Name: p.Name, Description: p.Description, CPU: p.CPU, MemoryMB: p.MemoryMB,
+		NodeSelector: p.NodeSelector, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Access: lv.Of(p.ID, 0).String(),
 		DeployTimeout: (time.Duration(p.DeployTimeoutSeconds) * time.Second).String()}
 	if p.TTLSeconds != nil {
 		out.TTL = (time.Duration(*p.TTLSeconds) * time.Second).String()
@@ -109,7 +101,7 @@ func (d *Deps) listProjects(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]projectResponse, len(list))
+	out := make([]restapi.Project, len(list))
 	for i, p := range list {
 		out[i] = projectOut(p, lv)
 	}

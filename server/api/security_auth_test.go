@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/restapi"
-	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/store"
@@ -119,7 +118,7 @@ func TestPasswordChangeIsThrottledLikeLogin(t *testing.T) {
 func TestATokenCannotCreateATokenThatOutlivesIt(t *testing.T) {
 	env := apitest.New(t)
 	c := env.UserClient("mona", false)
-	var parent api.TokenCreated
+	var parent restapi.TokenCreated
 	c.Post("/api/v1/tokens", map[string]any{"name": "ci", "expires_in_days": 2}).Want(t, 201).Decode(t, &parent)
 	tc := env.TokenClient(parent.Token)
 	for _, body := range []map[string]any{
@@ -132,7 +131,7 @@ func TestATokenCannotCreateATokenThatOutlivesIt(t *testing.T) {
 			t.Errorf("%v: %s", body, r.Body)
 		}
 	}
-	var child api.TokenCreated
+	var child restapi.TokenCreated
 	tc.Post("/api/v1/tokens", map[string]any{"name": "shorter", "expires_in_days": 1}).Want(t, 201).Decode(t, &child)
 	if child.ExpiresAt == nil || child.ExpiresAt.After(*parent.ExpiresAt) {
 		t.Fatalf("child expires %v, parent %v", child.ExpiresAt, parent.ExpiresAt)

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/nullops/nullops/restapi"
-	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/store"
 )
@@ -26,7 +25,7 @@ func TestTeamsAndMembers(t *testing.T) {
 	if members.Total != 1 || members.Items[0].Username != "mia" {
 		t.Fatalf("members: %+v", members)
 	}
-	var me api.MeResponse
+	var me restapi.Me
 	env.Session(u).Get("/api/v1/me").Want(t, 200).Decode(t, &me)
 	if len(me.Teams) != 1 || me.Teams[0].Name != "qa" || me.Teams[0].Members != 1 {
 		t.Fatalf("me.teams: %+v", me.Teams)

@@ -9,9 +9,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/internal/safetext"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/errs"
-	"github.com/nullops/nullops/server/store"
 )
 
 func registerTokens(g *echo.Group, d *Deps) {
@@ -32,22 +32,8 @@ func (d *Deps) listTokens(c echo.Context) error {
 	return RenderList(c, items, total, pg)
 }
 
-// TokenRequest is the body of POST /tokens. Expiry is either expires_at or
-// expires_in_days; neither = no expiry.
-type TokenRequest struct {
-	Name          string     `json:"name"`
-	ExpiresAt     *time.Time `json:"expires_at"`
-	ExpiresInDays *int       `json:"expires_in_days"`
-}
-
-// TokenCreated is the response of POST /tokens: the only time the token is shown.
-type TokenCreated struct {
-	store.APIToken
-	Token string `json:"token"`
-}
-
 func (d *Deps) createToken(c echo.Context) error {
-	var req TokenRequest
+	var req restapi.TokenRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -84,11 +70,11 @@ func (d *Deps) createToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, TokenCreated{APIToken: t, Token: tok})
+	return c.JSON(http.StatusCreated, restapi.TokenCreated{APIToken: tokenOut(t), Token: tok})
 }
 
 // expiryField names the expiry field the caller used.
-func expiryField(r TokenRequest) string {
+func expiryField(r restapi.TokenRequest) string {
 	if r.ExpiresInDays != nil {
 		return "expires_in_days"
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nullops/nullops/restapi"
 )
 
 // burnCPU keeps every CPU of the machine busy with real processes until the
@@ -86,7 +88,7 @@ func (w *world) busyCPU(t *testing.T) {
 	}
 	// With the default overcommit the same deployment is placed and runs.
 	w.admin.put(fmt.Sprintf("/environments/%d", env), map[string]any{"name": "busy", "base_domain": "e2e.test"}).want(t, 200)
-	var d deployment
+	var d restapi.Deployment
 	w.admin.post("/deployments", body).want(t, 202).decode(t, &d)
 	if d.Node != "busy-1" || d.CPU != 1 {
 		t.Fatalf("placed on %q with %v CPUs, want busy-1 with 1", d.Node, d.CPU)
@@ -96,16 +98,16 @@ func (w *world) busyCPU(t *testing.T) {
 	// 1-CPU deployment fits (2 of 2 CPUs reserved), a third does not.
 	w.admin.put(fmt.Sprintf("/environments/%d", env), map[string]any{"name": "busy", "base_domain": "e2e.test", "cpu_overcommit": 10}).want(t, 200)
 	body["name"] = "busy-b"
-	var d2 deployment
+	var d2 restapi.Deployment
 	w.admin.post("/deployments", body).want(t, 202).decode(t, &d2)
 	body["name"] = "busy-c"
 	if r := w.admin.post("/deployments", body); r.Status != 409 || !strings.Contains(r.errorMessage(), "(best: busy-1 with 0 of 2 free)") {
 		t.Fatalf("third 1-CPU deployment on a 2-CPU node: %d %s", r.Status, r.Body)
 	}
-	for _, x := range []deployment{d, d2} {
+	for _, x := range []restapi.Deployment{d, d2} {
 		w.admin.del(fmt.Sprintf("/deployments/%d", x.ID)).want(t, 202)
 	}
-	for _, x := range []deployment{d, d2} {
+	for _, x := range []restapi.Deployment{d, d2} {
 		waitStatus(t, w.admin, x.ID, "deleted", 120*time.Second)
 		waitNoObjects(t, a.node, x.ID)
 	}

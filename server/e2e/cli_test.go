@@ -13,6 +13,7 @@ import (
 
 	"github.com/nullops/nullops/cli"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 )
 
 // cliRun runs the nullops command line in-process, as a CI job would run
@@ -80,7 +81,7 @@ func TestCLIJourney(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create --wait: %v\n%s", err, out)
 	}
-	var created deployment
+	var created restapi.Deployment
 	if err := json.Unmarshal([]byte(out), &created); err != nil {
 		t.Fatalf("create -o json printed %q: %v", out, err)
 	}
@@ -140,7 +141,7 @@ func TestCLIJourney(t *testing.T) {
 		t.Fatalf("clone: %q %v", out, err)
 	}
 	out, err = cliRun(t, ctx, "wait", "cli-2", "--environment", "qa", "--timeout", "2m", "-o", "json")
-	var clone deployment
+	var clone restapi.Deployment
 	if err != nil || json.Unmarshal([]byte(out), &clone) != nil || clone.Status != "running" || clone.Tags["e2e-web"] != "v1.1.0" || clone.ClonedFrom == nil || *clone.ClonedFrom != created.ID {
 		t.Fatalf("wait for clone: %q %v", out, err)
 	}
@@ -178,18 +179,18 @@ func TestCLIJourney(t *testing.T) {
 	}
 	waitNoObjects(t, w.node.node, created.ID)
 	out, err = cliRun(t, ctx, "deployments", "create", "--project", "shop", "--environment", "qa", "--name", "cli-1", "--tag", "e2e-web=v1.1.0", "-o", "json")
-	var again deployment
+	var again restapi.Deployment
 	if err != nil || json.Unmarshal([]byte(out), &again) != nil || again.ID == created.ID {
 		t.Fatalf("re-create cli-1 after delete --wait: %q %v", out, err)
 	}
 
 	// delete the rest: the containers are gone.
-	for _, d := range []deployment{again, clone} {
+	for _, d := range []restapi.Deployment{again, clone} {
 		if _, err := cliRun(t, ctx, "deployments", "delete", d.Name, "--environment", "qa", "--wait"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range []deployment{again, clone} {
+	for _, d := range []restapi.Deployment{again, clone} {
 		waitNoObjects(t, w.node.node, d.ID)
 	}
 }

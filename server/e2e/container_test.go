@@ -24,6 +24,7 @@ import (
 
 	"github.com/nullops/nullops/ingress/dynconfig"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 )
 
 // buildAgentImage builds the agent image from Dockerfile.agent and a static
@@ -464,7 +465,7 @@ func TestMultiNodeSpreadDisconnectReconnect(t *testing.T) {
 
 	// Four deployments, one after the other: placement by headroom puts
 	// them on alternate nodes (2 CPUs each, 0.25 per deployment).
-	var deps []deployment
+	var deps []restapi.Deployment
 	for i := 0; i < 4; i++ {
 		deps = append(deps, create(t, w.admin, project, env, fmt.Sprintf("s-%d", i), "v1.0.0"))
 	}
@@ -482,7 +483,7 @@ func TestMultiNodeSpreadDisconnectReconnect(t *testing.T) {
 			t.Fatalf("placement %v left node %s empty", perNode, n.name)
 		}
 	}
-	routed := func(d deployment) string {
+	routed := func(d restapi.Deployment) string {
 		return fmt.Sprintf("http://%s:%d", byName[d.Node].ip, d.Services[0].HostPort)
 	}
 	want := map[int64]string{}

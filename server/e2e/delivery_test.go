@@ -20,6 +20,7 @@ import (
 	ingressapp "github.com/nullops/nullops/ingress/app"
 	ingressconfig "github.com/nullops/nullops/ingress/config"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/config"
 )
 
@@ -245,7 +246,7 @@ func TestBlipsDeletesAndDrain(t *testing.T) {
 		waitStatus(t, w.admin, d.ID, "running", 120*time.Second)
 		proxy.Cut(t)
 		start := time.Now()
-		var got deployment
+		var got restapi.Deployment
 		w.admin.del(fmt.Sprintf("/deployments/%d", d.ID)).want(t, 202).decode(t, &got)
 		if took := time.Since(start); took > time.Second {
 			t.Errorf("DELETE over a half-open link took %s", took)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nullops/nullops/restapi"
 )
 
 // keepsDefinition: a deployment runs what it was created with. Catalog
@@ -30,7 +32,7 @@ func (w *world) keepsDefinition(t *testing.T) {
 		}
 	}
 	project := w.newProject(t, "keeper", 0.5, "", graph("e2e-web-old", "e2e-setup-old"))
-	var d deployment
+	var d restapi.Deployment
 	w.admin.post("/deployments", map[string]any{"project_id": project, "environment_id": w.envID, "name": "keep-1",
 		"tags": map[string]string{"e2e-web-old": "v1.0.0"}}).want(t, 202).decode(t, &d)
 	waitStatus(t, w.admin, d.ID, "running", 180*time.Second)

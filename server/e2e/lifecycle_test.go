@@ -16,57 +16,23 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/config"
 )
 
-// deployment is the API representation the tests read.
-type deployment struct {
-	ID              int64             `json:"id"`
-	Name            string            `json:"name"`
-	Status          string            `json:"status"`
-	Reason          string            `json:"reason"`
-	FailedStep      string            `json:"failed_step"`
-	Node            string            `json:"node"`
-	NodeID          *int64            `json:"node_id"`
-	PipelineVersion int               `json:"pipeline_version"`
-	Tags            map[string]string `json:"tags"`
-	ExpiresAt       time.Time         `json:"expires_at"`
-	DeletePending   bool              `json:"delete_pending"`
-	ClonedFrom      *int64            `json:"cloned_from"`
-	CPU             float64           `json:"cpu"`
-	MemoryMB        int64             `json:"memory_mb"`
-	Steps           []struct {
-		ID         string     `json:"id"`
-		Kind       string     `json:"kind"`
-		Status     string     `json:"status"`
-		Message    string     `json:"message"`
-		StartedAt  *time.Time `json:"started_at"`
-		FinishedAt *time.Time `json:"finished_at"`
-	} `json:"steps"`
-	Services []struct {
-		ID          string `json:"id"`
-		Tag         string `json:"tag"`
-		HostPort    int    `json:"host_port"`
-		Health      string `json:"health"`
-		URL         string `json:"url"`
-		MemoryBytes int64  `json:"memory_bytes"`
-	} `json:"services"`
-	URLs map[string]string `json:"urls"`
-}
-
-func getDeployment(t *testing.T, c *client, id int64) deployment {
+func getDeployment(t *testing.T, c *client, id int64) restapi.Deployment {
 	t.Helper()
-	var d deployment
+	var d restapi.Deployment
 	c.get(fmt.Sprintf("/deployments/%d", id)).want(t, 200).decode(t, &d)
 	return d
 }
 
 // waitStatus polls until the deployment has status want; a deployment that
 // fails while waiting for anything else stops the test with its reason.
-func waitStatus(t *testing.T, c *client, id int64, want string, timeout time.Duration) deployment {
+func waitStatus(t *testing.T, c *client, id int64, want string, timeout time.Duration) restapi.Deployment {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var d deployment
+	var d restapi.Deployment
 	for {
 		d = getDeployment(t, c, id)
 		if d.Status == want {
@@ -239,9 +205,9 @@ func setupWith(t *testing.T, opts ...func(*config.Config)) *world {
 }
 
 // create asks for a deployment as c and returns it (202).
-func create(t *testing.T, c *client, project, env int64, name, tag string) deployment {
+func create(t *testing.T, c *client, project, env int64, name, tag string) restapi.Deployment {
 	t.Helper()
-	var d deployment
+	var d restapi.Deployment
 	c.post("/deployments", map[string]any{"project_id": project, "environment_id": env, "name": name, "tags": map[string]string{"e2e-web": tag}}).
 		want(t, 202).decode(t, &d)
 	return d
@@ -251,7 +217,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	w := setup(t)
 	// The shortest TTL a project accepts is 1m: the expiring deployment is
 	// created first and checked last, while the other subtests run.
-	var expiring deployment
+	var expiring restapi.Deployment
 	t.Run("ttl: create", func(t *testing.T) { expiring = w.ttlCreate(t) })
 	t.Run("journey", w.journey)
 	t.Run("failing pipeline, fix, retry", w.failAndRetry)
@@ -389,8 +355,8 @@ func (w *world) journey(t *testing.T) {
 
 	// Read access: sees, cannot change; no grants: sees nothing.
 	var list struct {
-		Items []deployment `json:"items"`
-		Total int          `json:"total"`
+		Items []restapi.Deployment `json:"items"`
+		Total int                  `json:"total"`
 	}
 	w.reader.get("/deployments").want(t, 200).decode(t, &list)
 	if list.Total != 1 || list.Items[0].ID != d.ID {
@@ -416,7 +382,7 @@ func (w *world) journey(t *testing.T) {
 	}
 
 	// Clone with another tag.
-	var cl deployment
+	var cl restapi.Deployment
 	dev.post(fmt.Sprintf("/deployments/%d/clone", d.ID), map[string]any{"name": "pr-1-copy", "tags": map[string]string{"e2e-web": "v1.1.0"}}).
 		want(t, 202).decode(t, &cl)
 	if cl.ClonedFrom == nil || *cl.ClonedFrom != d.ID || cl.Tags["e2e-web"] != "v1.1.0" {
@@ -429,7 +395,7 @@ func (w *world) journey(t *testing.T) {
 
 	// Extend moves expires_at.
 	time.Sleep(1100 * time.Millisecond)
-	var ext deployment
+	var ext restapi.Deployment
 	dev.post(fmt.Sprintf("/deployments/%d/extend", d.ID), nil).want(t, 200).decode(t, &ext)
 	if !ext.ExpiresAt.After(d.ExpiresAt) {
 		t.Fatalf("extend: expires_at %s not after %s", ext.ExpiresAt, d.ExpiresAt)
@@ -437,7 +403,7 @@ func (w *world) journey(t *testing.T) {
 
 	// Delete leaves nothing in Docker.
 	for _, id := range []int64{d.ID, cl.ID} {
-		var del deployment
+		var del restapi.Deployment
 		dev.del(fmt.Sprintf("/deployments/%d", id)).want(t, 202).decode(t, &del)
 		if del.Status != "deleting" && del.Status != "deleted" {
 			t.Fatalf("after DELETE: %s", del.Status)
@@ -497,7 +463,7 @@ func (w *world) failAndRetry(t *testing.T) {
 	}
 	waitNoObjects(t, w.node.node, d.ID)
 	w.admin.put(fmt.Sprintf("/projects/%d/pipeline", project), pipelineGraph("ok")).want(t, 201)
-	var r deployment
+	var r restapi.Deployment
 	w.dev.post(fmt.Sprintf("/deployments/%d/retry", d.ID), nil).want(t, 202).decode(t, &r)
 	if r.PipelineVersion != 2 || r.Tags["e2e-web"] != "v1.0.0" || r.FailedStep != "" {
 		t.Fatalf("retried %+v", r)
@@ -525,7 +491,7 @@ func (w *world) agentRestart(t *testing.T) {
 	w.node.kill()
 	w.waitNode(t, w.nodeID, "offline")
 	waitStatus(t, w.dev, keep.ID, "offline", 30*time.Second)
-	var del deployment
+	var del restapi.Deployment
 	w.dev.del(fmt.Sprintf("/deployments/%d", drop.ID)).want(t, 202).decode(t, &del)
 	if del.Status != "deleting" || !del.DeletePending || !strings.Contains(del.Reason, "offline") {
 		t.Fatalf("delete while offline: %+v", del)
@@ -551,7 +517,7 @@ func (w *world) agentRestart(t *testing.T) {
 
 // ttlCreate: a project with a 1-minute TTL (the shortest allowed) and one
 // deployment of it.
-func (w *world) ttlCreate(t *testing.T) deployment {
+func (w *world) ttlCreate(t *testing.T) restapi.Deployment {
 	project := w.newProject(t, "short", 0.25, "1m", webOnlyGraph())
 	d := create(t, w.dev, project, w.envID, "brief", "v1.1.0")
 	if until := time.Until(d.ExpiresAt); until > 61*time.Second || until < 55*time.Second {
@@ -562,7 +528,7 @@ func (w *world) ttlCreate(t *testing.T) deployment {
 
 // ttlCleanup: the cleanup job (every second here) deleted the expired
 // deployment and its containers are gone.
-func (w *world) ttlCleanup(t *testing.T, d deployment) {
+func (w *world) ttlCleanup(t *testing.T, d restapi.Deployment) {
 	if d.ID == 0 {
 		t.Fatal("the expiring deployment was not created (see the subtest ttl: create)")
 	}
@@ -606,11 +572,11 @@ func (w *world) placement(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	var created []deployment
+	var created []restapi.Deployment
 	for _, r := range results {
 		switch r.Status {
 		case 202:
-			var d deployment
+			var d restapi.Deployment
 			r.decode(t, &d)
 			created = append(created, d)
 		case 409:

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 )
 
 // uidObjects lists every container, network and volume labelled with a
@@ -76,7 +77,7 @@ func TestAgentDataLossReplacesDeployments(t *testing.T) {
 
 	startBareAgent(t, image, "nullops-e2e-reinstall-a-"+w.unique, "nullops-e2e-reinstall-a-"+w.unique, token, port)
 	before := w.waitNodeFor(t, nodeID, "online", 60*time.Second)
-	var deps []deployment
+	var deps []restapi.Deployment
 	for _, name := range []string{"one", "two"} {
 		deps = append(deps, create(t, w.admin, w.project, env, name, "v1.0.0"))
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 )
 
 // shares: each container of a deployment gets its share of the budget
@@ -28,7 +29,7 @@ func (w *world) shares(t *testing.T) {
 	}
 	project := w.newProject(t, "shared", 0.25, "", graph)
 
-	var d deployment
+	var d restapi.Deployment
 	w.admin.post("/deployments", map[string]any{"project_id": project, "environment_id": w.envID, "name": "shares",
 		"tags": map[string]string{"e2e-web": "v1.0.0"}}).want(t, 202).decode(t, &d)
 	if d.CPU != 1 || d.MemoryMB != 256 {

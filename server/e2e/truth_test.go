@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 )
 
 // crashView is what the truth test reads of a deployment.
@@ -62,7 +63,7 @@ func TestCrashingServicesAreVisible(t *testing.T) {
 	loop := project("loop", 64, map[string]any{"EXIT_AFTER": "2s", "EXIT_CODE": "3", "CRASH_TOKEN": "${secrets.tok}"})
 	oom := project("oom", 32, map[string]any{"ALLOCATE_MB": "512", "ALLOCATE_AFTER": "2s"})
 
-	var loopD, oomD deployment
+	var loopD, oomD restapi.Deployment
 	admin.post("/deployments", map[string]any{"project_id": loop, "environment_id": envID, "name": "loop"}).want(t, 202).decode(t, &loopD)
 	admin.post("/deployments", map[string]any{"project_id": oom, "environment_id": envID, "name": "oom"}).want(t, 202).decode(t, &oomD)
 
@@ -179,7 +180,7 @@ func TestDeployTimeoutFailsAndRollsBack(t *testing.T) {
 		"edges": [][2]string{},
 	}).want(t, 201)
 
-	var d deployment
+	var d restapi.Deployment
 	admin.post("/deployments", map[string]any{"project_id": p.ID, "environment_id": envID, "name": "stuck"}).want(t, 202).decode(t, &d)
 	waitStatus(t, admin, d.ID, "deploying", 30*time.Second)
 	start := time.Now()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/app"
 	"github.com/nullops/nullops/server/auth"
@@ -179,9 +180,11 @@ func (e *Env) Login(username, password string) *Client {
 	if r.Status != http.StatusOK {
 		e.T.Fatalf("login as %s: %d %s", username, r.Status, r.Body)
 	}
-	var me api.MeResponse
+	var me restapi.Me
 	r.Decode(e.T, &me)
-	c.CSRF, c.User = me.CSRFToken, me.User
+	u := me.User
+	c.CSRF, c.User = me.CSRFToken, store.User{ID: u.ID, Username: u.Username, DisplayName: u.DisplayName, Role: u.Role,
+		Active: u.Active, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 	for _, ck := range (&http.Response{Header: r.Header}).Cookies() {
 		if ck.Name == api.SessionCookie {
 			c.SessionID = ck.Value

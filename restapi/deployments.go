@@ -1,0 +1,123 @@
+package restapi
+
+import "time"
+
+// Deployment is a deployment as every route shows it: GET /deployments
+// (each row), GET /deployments/:id, the answers of create, clone, delete,
+// cancel, retry and extend, and the first event of its event stream. Rows
+// of a list leave out Detail (steps and services); single-deployment
+// answers always have it.
+type Deployment struct {
+	ID              int64  `json:"id"`
+	Name            string `json:"name"`
+	ProjectID       int64  `json:"project_id"`
+	Project         string `json:"project"`
+	EnvironmentID   int64  `json:"environment_id"`
+	Environment     string `json:"environment"`
+	NodeID          *int64 `json:"node_id"`
+	Node            string `json:"node"`
+	NodeStatus      string `json:"node_status"`
+	PipelineVersion int    `json:"pipeline_version"`
+	// NodeUnreachableSince is when the node's agent stopped answering (nil
+	// while it answers): the deployment stays routed for a grace period.
+	NodeUnreachableSince *time.Time        `json:"node_unreachable_since"`
+	Status               string            `json:"status"`
+	Reason               string            `json:"reason"`
+	FailedStep           string            `json:"failed_step"`
+	OwnerID              *int64            `json:"owner_id"`
+	Owner                string            `json:"owner"`
+	ClonedFrom           *int64            `json:"cloned_from"`
+	Tags                 map[string]string `json:"tags"`
+	CPU                  float64           `json:"cpu"`
+	MemoryMB             int64             `json:"memory_mb"`
+	TTLSeconds           int64             `json:"ttl_seconds"`
+	LastActivityAt       time.Time         `json:"last_activity_at"`
+	ExpiresAt            time.Time         `json:"expires_at"`
+	DeletePending        bool              `json:"delete_pending"`
+	CreatedAt            time.Time         `json:"created_at"`
+	UpdatedAt            time.Time         `json:"updated_at"`
+	DeletedAt            *time.Time        `json:"deleted_at"`
+
+	// Access is the caller's level on the deployment: "read" or "full".
+	Access string `json:"access"`
+	// URLs maps each exposed service (pipeline node id) to its address.
+	URLs map[string]string `json:"urls"`
+	// Degraded: the deployment is running but a service of it is not
+	// (restarting, exited, killed by the OOM killer) or crashed recently;
+	// DegradedReason says which and how.
+	Degraded       bool   `json:"degraded"`
+	DegradedReason string `json:"degraded_reason,omitempty"`
+
+	*Detail
+}
+
+// Detail is what a single-deployment answer adds to a list row.
+type Detail struct {
+	Steps    []DeploymentStep    `json:"steps"`
+	Services []DeploymentService `json:"services"`
+}
+
+// DeploymentStep is the progress of one pipeline node.
+type DeploymentStep struct {
+	ID         string     `json:"id"` // pipeline node id
+	Kind       string     `json:"kind"`
+	Status     string     `json:"status"`
+	Attempt    int        `json:"attempt"`
+	Message    string     `json:"message"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+// DeploymentService is one service container of a deployment.
+type DeploymentService struct {
+	ID            string    `json:"id"` // pipeline node id
+	ServiceID     *int64    `json:"service_id"`
+	Service       string    `json:"service"`
+	Image         string    `json:"image"`
+	Tag           string    `json:"tag"`
+	ContainerPort int       `json:"container_port"`
+	HostPort      int       `json:"host_port"`
+	Ingress       bool      `json:"ingress"`
+	Health        string    `json:"health"`
+	CPUPercent    float64   `json:"cpu_percent"`
+	MemoryBytes   int64     `json:"memory_bytes"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	// State is what the agent last reported: running, restarting, exited,
+	// oom-killed ("" until a report).
+	State        string     `json:"state"`
+	RestartCount int        `json:"restart_count"`
+	ExitCode     *int       `json:"exit_code"`
+	LastExitOOM  bool       `json:"last_exit_oom"`
+	LastExitAt   *time.Time `json:"last_exit_at"`
+	LastLines    string     `json:"last_lines"`
+	URL          string     `json:"url,omitempty"`
+}
+
+// CreateDeploymentRequest is the body of POST /deployments.
+type CreateDeploymentRequest struct {
+	ProjectID     int64             `json:"project_id"`
+	EnvironmentID int64             `json:"environment_id"`
+	Name          string            `json:"name"`
+	Tags          map[string]string `json:"tags,omitempty"` // catalog service name → tag (selectable services)
+}
+
+// CloneDeploymentRequest is the body of POST /deployments/:id/clone.
+type CloneDeploymentRequest struct {
+	Name string            `json:"name"`
+	Tags map[string]string `json:"tags,omitempty"` // overrides of the source's tags
+}
+
+// StepLogs is GET /deployments/:id/steps/:step/logs: the stored log
+// chunks of a pipeline step, oldest first.
+type StepLogs struct {
+	Step  string     `json:"step"`
+	Items []LogChunk `json:"items"`
+}
+
+// LogChunk is one stored piece of a step's log; ID is what ?after= takes.
+type LogChunk struct {
+	ID      int64     `json:"id"`
+	Attempt int       `json:"attempt"`
+	Chunk   string    `json:"chunk"`
+	At      time.Time `json:"at"`
+}
