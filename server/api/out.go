@@ -68,13 +68,20 @@ func userOut(u store.User) restapi.User {
 		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
-func teamsOut(list []store.Team) []restapi.Team {
-	out := make([]restapi.Team, len(list))
-	for i, t := range list {
-		out[i] = restapi.Team{ID: t.ID, Name: t.Name, Description: t.Description, Members: t.Members,
-			CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+func teamOut(t store.Team) restapi.Team {
+	return restapi.Team{ID: t.ID, Name: t.Name, Description: t.Description, Members: t.Members,
+		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+}
+
+func teamsOut(list []store.Team) []restapi.Team { return mapOut(list, teamOut) }
+
+// mapOut converts each row of a list (never nil).
+func mapOut[S, T any](list []S, out func(S) T) []T {
+	res := make([]T, len(list))
+	for i, s := range list {
+		res[i] = out(s)
 	}
-	return out
+	return res
 }
 
 func tokenOut(t store.APIToken) restapi.APIToken {

@@ -74,7 +74,7 @@ func (d *Deps) listTeams(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, total, pg)
+	return RenderList(c, teamsOut(items), total, pg)
 }
 
 func (d *Deps) createTeam(c echo.Context) error {
@@ -93,7 +93,7 @@ func (d *Deps) createTeam(c echo.Context) error {
 	if err != nil {
 		return teamConflict(err, req.Name)
 	}
-	return c.JSON(http.StatusCreated, t)
+	return c.JSON(http.StatusCreated, teamOut(t))
 }
 
 func (d *Deps) getTeam(c echo.Context) error {
@@ -105,7 +105,7 @@ func (d *Deps) getTeam(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, t)
+	return c.JSON(http.StatusOK, teamOut(t))
 }
 
 func (d *Deps) updateTeam(c echo.Context) error {
@@ -124,7 +124,7 @@ func (d *Deps) updateTeam(c echo.Context) error {
 	if err != nil {
 		return teamConflict(err, req.Name)
 	}
-	return c.JSON(http.StatusOK, t)
+	return c.JSON(http.StatusOK, teamOut(t))
 }
 
 func (d *Deps) deleteTeam(c echo.Context) error {

@@ -29,7 +29,7 @@ func (d *Deps) listTokens(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, total, pg)
+	return RenderList(c, mapOut(items, tokenOut), total, pg)
 }
 
 func (d *Deps) createToken(c echo.Context) error {

@@ -36,7 +36,7 @@ func (d *Deps) listUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, total, pg)
+	return RenderList(c, mapOut(items, userOut), total, pg)
 }
 
 // UserRequest is the body of POST /users.
@@ -86,7 +86,7 @@ func (d *Deps) createUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, u)
+	return c.JSON(http.StatusCreated, userOut(u))
 }
 
 func (d *Deps) getUser(c echo.Context) error {
@@ -98,7 +98,7 @@ func (d *Deps) getUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, u)
+	return c.JSON(http.StatusOK, userOut(u))
 }
 
 // UserPatch is the body of PATCH /users/{id}; absent fields stay as they are.
@@ -137,7 +137,7 @@ func (d *Deps) updateUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, u)
+	return c.JSON(http.StatusOK, userOut(u))
 }
 
 func (d *Deps) deleteUser(c echo.Context) error {
