@@ -102,10 +102,13 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	return a, nil
 }
 
-// applyRoutes swaps in a routing table, then asks for the list of removed
-// hosts: a delete withdraws routes, and the host should say "deleted"
-// rather than "unknown" right after.
+// applyRoutes swaps in a routing table. A delete withdraws routes, and the
+// host must say "deleted" rather than "unknown" from the first request on:
+// the server lists a deployment's hosts as removed when it withdraws them,
+// so the list is fetched before the table goes in (and again after, for the
+// interval).
 func (a *App) applyRoutes(body []byte, version string) ([]dynconfig.Problem, error) {
+	a.refreshGone()
 	problems, err := a.Proxy.Apply(body, version)
 	if err == nil && a.gone != nil {
 		a.gone.Trigger()
@@ -115,11 +118,25 @@ func (a *App) applyRoutes(body []byte, version string) ([]dynconfig.Problem, err
 
 // applyDelta is applyRoutes for an incremental update.
 func (a *App) applyDelta(d *dynconfig.Delta) ([]dynconfig.Problem, error) {
+	if len(d.RemoveRouters) > 0 {
+		a.refreshGone()
+	}
 	problems, err := a.Proxy.ApplyDelta(d)
 	if err == nil && a.gone != nil {
 		a.gone.Trigger()
 	}
 	return problems, err
+}
+
+// refreshGone fetches the removed hosts now; routing goes on without them
+// when the server does not answer in time.
+func (a *App) refreshGone() {
+	if a.gone == nil || a.Proxy.Current().Hosts() == 0 {
+		return // nothing routed yet (e.g. the saved table at start), so nothing withdrawn
+	}
+	if err := a.gone.Refresh(context.Background()); err != nil {
+		a.log.Debug().Err(err).Msg("removed hosts not refreshed before the routing update")
+	}
 }
 
 // Listen binds every configured address (":0" picks a free port), or takes

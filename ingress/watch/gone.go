@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nullops/nullops/ingress/atomicfile"
@@ -31,6 +32,7 @@ const DefaultGoneInterval = 30 * time.Second
 // of deployments that had no route, and the end of the retention). It
 // shares the Watcher's server, token and client.
 type GoneWatcher struct {
+	mu       sync.Mutex // one fetch at a time (Run and Refresh)
 	w        *Watcher
 	apply    func(*dynconfig.GoneDocument)
 	interval time.Duration
@@ -90,7 +92,23 @@ func (g *GoneWatcher) Run(ctx context.Context) {
 	}
 }
 
+// Refresh fetches the list now and waits for it (at most refreshTimeout).
+// The ingress calls it before it swaps in a table that withdraws routes, so
+// a removed host answers "deleted" from the first request on, never
+// "unknown host" in between.
+func (g *GoneWatcher) Refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	return g.fetch(ctx)
+}
+
+// refreshTimeout bounds how long a routing update waits for the removed
+// hosts: routing must not stall on them.
+const refreshTimeout = 2 * time.Second
+
 func (g *GoneWatcher) fetch(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	u := *g.w.base
 	u.Path += "/api/v1/ingress/gone"
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
