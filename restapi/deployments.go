@@ -59,13 +59,16 @@ type Detail struct {
 
 // DeploymentStep is the progress of one pipeline node.
 type DeploymentStep struct {
-	ID         string     `json:"id"` // pipeline node id
-	Kind       string     `json:"kind"`
-	Status     string     `json:"status"`
-	Attempt    int        `json:"attempt"`
-	Message    string     `json:"message"`
-	StartedAt  *time.Time `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at"`
+	ID      string `json:"id"` // pipeline node id
+	Kind    string `json:"kind"`
+	Status  string `json:"status"`
+	Attempt int    `json:"attempt"`
+	Message string `json:"message"`
+	// Outputs are what the step handed to later steps, every secret value
+	// replaced by its ${secrets.NAME} placeholder (absent when none).
+	Outputs    map[string]string `json:"outputs,omitempty"`
+	StartedAt  *time.Time        `json:"started_at"`
+	FinishedAt *time.Time        `json:"finished_at"`
 }
 
 // DeploymentService is one service container of a deployment.

@@ -38,7 +38,7 @@ func deploymentDetailOut(v deploy.View, access string) restapi.Deployment {
 	}
 	for i, s := range v.Steps {
 		out.Steps[i] = restapi.DeploymentStep{ID: s.NodeKey, Kind: s.Kind, Status: s.Status, Attempt: s.Attempt,
-			Message: s.Message, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
+			Message: s.Message, Outputs: s.Outputs, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt}
 	}
 	for i, s := range v.Services {
 		out.Services[i] = restapi.DeploymentService{ID: s.NodeKey, ServiceID: s.ServiceID, Service: s.ServiceName,
