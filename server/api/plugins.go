@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -157,19 +158,52 @@ func (d *Deps) deletePlugin(c echo.Context) error {
 
 // pluginsChanged sends the current plugin list (plugins.update) to every
 // online agent through Deps.BroadcastPlugins, in the background so a slow
-// agent never delays the response.
+// agent never delays the response. One broadcast runs at a time and each
+// reads the list after the change that asked for it, so the last list an
+// agent gets is the current one (two overlapping broadcasts could deliver
+// an older list last).
 func (d *Deps) pluginsChanged() {
 	if d.BroadcastPlugins == nil {
 		return
 	}
+	b := &d.pluginBroadcast
+	b.mu.Lock()
+	b.dirty = true
+	if b.running {
+		b.mu.Unlock()
+		return
+	}
+	b.running = true
+	b.mu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		u, err := d.Catalog.PluginsUpdate(ctx)
-		if err != nil {
-			d.Log.Error().Err(err).Msg("build plugins.update")
-			return
+		for {
+			b.mu.Lock()
+			if !b.dirty {
+				b.running = false
+				b.mu.Unlock()
+				return
+			}
+			b.dirty = false
+			b.mu.Unlock()
+			d.broadcastPlugins()
 		}
-		d.BroadcastPlugins(ctx, u)
 	}()
+}
+
+// pluginBroadcast serializes pluginsChanged: dirty asks for one more
+// broadcast while one is running.
+type pluginBroadcast struct {
+	mu             sync.Mutex
+	dirty, running bool
+}
+
+func (d *Deps) broadcastPlugins() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u, err := d.Catalog.PluginsUpdate(ctx)
+	if err != nil {
+		d.Log.Error().Err(err).Msg("build plugins.update")
+		return
+	}
+	d.BroadcastPlugins(ctx, u)
 }

@@ -24,6 +24,8 @@ import (
 // Deps are what handlers need. Domain services are added here as fields as
 // they appear; handlers never reach for globals.
 type Deps struct {
+	pluginBroadcast pluginBroadcast // see pluginsChanged
+
 	Config *config.Config
 	Store  *store.Store
 	Box    *secretbox.Box
