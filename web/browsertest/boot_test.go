@@ -46,7 +46,7 @@ func TestPageRecoversFromAFailedScriptDownload(t *testing.T) {
 	env := startServer(t)
 	b := newBrowser(t, env.URL)
 	failed := failScript(t, b, "dom", 2)
-	b.do("open login after two failed downloads", chromedp.Navigate(env.URL+"/login"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	b.do("open login after two failed downloads", navigate(env.URL+"/login"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	if n := failed.Load(); n != 2 {
 		t.Fatalf("the test failed %d downloads, want 2", n)
 	}
@@ -58,7 +58,7 @@ func TestPageExplainsScriptsThatNeverLoad(t *testing.T) {
 	env := startServer(t)
 	b := newBrowser(t, env.URL)
 	failScript(t, b, "dom", 1000)
-	b.do("open", chromedp.Navigate(env.URL+"/login"))
+	b.do("open", navigate(env.URL+"/login"))
 	b.waitFor("error message", `(document.querySelector('#main .error-box[role=alert]') || {}).textContent?.includes('could not load its scripts') || false`, 20*time.Second)
 }
 

@@ -81,7 +81,7 @@ func TestUserDeploysWatchesAndDeletes(t *testing.T) {
 	}
 
 	// Open the ingress link: nullops-ingress proxies to the container.
-	b.do("open ingress link", chromedp.Navigate(link))
+	b.do("open ingress link", navigate(link))
 	b.waitText("body", "hello from web")
 	b.shot("04-ingress")
 	b.open(depPath)

@@ -207,7 +207,7 @@ func eval[T any](b *browser, js string) T {
 // open navigates to a path of the app and waits for the page to render.
 func (b *browser) open(path string) {
 	b.t.Helper()
-	b.do("open "+path, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS("#page-title")))
+	b.do("open "+path, navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS("#page-title")))
 }
 
 // shot saves a full-page PNG under test-artifacts/screenshots/<test>/.
@@ -366,7 +366,7 @@ func (b *browser) click(sel string) {
 // login signs in through the login form.
 func (b *browser) login(user, password string) {
 	b.t.Helper()
-	b.do("open login", chromedp.Navigate(b.base+"/login"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	b.do("open login", navigate(b.base+"/login"), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	b.fill(`#login-form input[name="username"]`, user)
 	b.fill(`#login-form input[name="password"]`, password)
 	b.do("submit login", chromedp.SendKeys(chromedp.CSS(`#login-form input[name="password"]`), kb.Enter))
@@ -411,4 +411,22 @@ func keyPress(key string) chromedp.Action[chromedp.Void] {
 		return chromedp.KeyEvent(kb.Escape)
 	}
 	return chromedp.KeyEvent(key)
+}
+
+// navigate is chromedp.Navigate that loads again when Chrome aborts the
+// load with ERR_NETWORK_CHANGED: Docker creates and removes bridges on the
+// test machine all the time, and Chrome cancels a navigation in flight
+// when an interface changes (a user would press reload).
+func navigate(url string) chromedp.Action[chromedp.Void] {
+	nav := chromedp.Navigate(url)
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		var v chromedp.Void
+		var err error
+		for range 3 {
+			if v, err = nav(ctx, t); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+				return v, err
+			}
+		}
+		return v, err
+	}
 }

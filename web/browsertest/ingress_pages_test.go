@@ -45,7 +45,7 @@ func TestIngressPagesLeadBackToNullOps(t *testing.T) {
 	b.login("dev", stackUserPass)
 
 	// Too early: the deploying page, linking back, reloading itself.
-	b.do("open the service too early", chromedp.Navigate(host))
+	b.do("open the service too early", navigate(host))
 	waitPage(t, b, "deploying page", `document.body.innerText.includes('Still being deployed')`, 60*time.Second)
 	if href := eval[string](b, `document.querySelector('#nullops-link').href`); href != depURL {
 		t.Errorf("deploying page links to %q, want %q", href, depURL)
@@ -65,7 +65,7 @@ func TestIngressPagesLeadBackToNullOps(t *testing.T) {
 	dev.call("DELETE", fmt.Sprintf("/deployments/%d", dep.ID), nil, 202, nil)
 	deadline := time.Now().Add(pageWait)
 	for {
-		b.do("reload the service link", chromedp.Navigate(host))
+		b.do("reload the service link", navigate(host))
 		if eval[bool](b, `document.body.innerText.includes('Deployment deleted')`) {
 			break
 		}
@@ -87,7 +87,7 @@ func TestIngressPagesLeadBackToNullOps(t *testing.T) {
 	waitPage(t, b, "the deleted deployment in NullOps", `location.href === '`+depURL+`' && !!document.querySelector('#dep-status') && document.querySelector('#page-title').textContent.includes('pr-7')`, 30*time.Second)
 
 	// A host nobody ever deployed: 404, linking to the deployments list.
-	b.do("open an unknown host", chromedp.Navigate("http://web.nothing.qa.ui.test/"))
+	b.do("open an unknown host", navigate("http://web.nothing.qa.ui.test/"))
 	waitPage(t, b, "unknown host page", `document.body.innerText.includes('No deployment here')`, 30*time.Second)
 	if href := eval[string](b, `document.querySelector('#nullops-link').href`); href != st.URL+"/deployments" {
 		t.Errorf("unknown-host page links to %q, want the deployments list", href)

@@ -37,6 +37,7 @@ export function crudPage(opts) {
   }));
   body.append(tools, list);
   let ctx = {};
+  let ctxReady = Promise.resolve(); // the form needs ctx: a click before it loaded waits
   let pageNo = 1;
   let alive = true;
   let search = '';
@@ -57,7 +58,8 @@ export function crudPage(opts) {
   async function reload() {
     if (!all.length) clear(list, loading());
     try {
-      ctx = opts.context ? await opts.context() : {};
+      ctxReady = opts.context ? opts.context().then((c) => { ctx = c; }) : Promise.resolve();
+      await ctxReady;
       if (opts.serverList) {
         lastData = await api.get(opts.path + api.query({ page: pageNo, per_page: 50, ...(opts.listQuery || {}),
           q: search, sort: sort.key, order: sort.desc ? 'desc' : '' }));
@@ -92,7 +94,13 @@ export function crudPage(opts) {
       : h('p', { class: 'muted small', id: 'list-count' }, rows.length === all.length ? `${all.length} total` : `${rows.length} of ${all.length}`));
   }
 
-  function openForm(item) {
+  async function openForm(item) {
+    try {
+      await ctxReady;
+    } catch (err) {
+      announce(`Cannot open the form: ${err.message}`, 'error');
+      return;
+    }
     let dlg;
     const f = form({
       id: opts.singular.replace(/\s+/g, '-') + '-form',
