@@ -126,12 +126,13 @@ func (d *Deps) listDeployments(c echo.Context) error {
 	return RenderList(c, out, total, pg)
 }
 
-// createDeployment: POST /deployments → 202 with the deployment (status
-// deploying); progress follows through GET or the events stream.
-func (d *Deps) createDeployment(c echo.Context) error {
+// bindCreate decodes and checks the body of a create (and of its dry run,
+// where the name is optional) and requires full access to the project and
+// environment it names.
+func bindCreate(c echo.Context, nameRequired bool) (deploy.CreateRequest, error) {
 	var req restapi.CreateDeploymentRequest
 	if err := Bind(c, &req); err != nil {
-		return err
+		return deploy.CreateRequest{}, err
 	}
 	v := errs.Fields{}
 	if req.ProjectID < 1 {
@@ -140,18 +141,28 @@ func (d *Deps) createDeployment(c echo.Context) error {
 	if req.EnvironmentID < 1 {
 		v.Add("environment_id", "is required")
 	}
-	if err := deploy.ValidateName(req.Name); err != nil {
-		v.Add("name", "%v", err)
+	if nameRequired || req.Name != "" {
+		if err := deploy.ValidateName(req.Name); err != nil {
+			v.Add("name", "%v", err)
+		}
 	}
 	if err := v.Err(); err != nil {
-		return err
+		return deploy.CreateRequest{}, err
 	}
 	if err := RequireLevel(c, req.ProjectID, req.EnvironmentID, auth.Full); err != nil {
+		return deploy.CreateRequest{}, err
+	}
+	return deploy.CreateRequest{ProjectID: req.ProjectID, EnvironmentID: req.EnvironmentID, Name: req.Name, Tags: req.Tags}, nil
+}
+
+// createDeployment: POST /deployments → 202 with the deployment (status
+// deploying); progress follows through GET or the events stream.
+func (d *Deps) createDeployment(c echo.Context) error {
+	req, err := bindCreate(c, true)
+	if err != nil {
 		return err
 	}
-	dep, err := d.Deploy.Create(c.Request().Context(), actor(c), deploy.CreateRequest{
-		ProjectID: req.ProjectID, EnvironmentID: req.EnvironmentID, Name: req.Name, Tags: req.Tags,
-	})
+	dep, err := d.Deploy.Create(c.Request().Context(), actor(c), req)
 	if err != nil {
 		return err
 	}
