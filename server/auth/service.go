@@ -97,7 +97,7 @@ func New(st *store.Store, log zerolog.Logger, o Options) (*Service, error) {
 		Authorizer: &Authorizer{Store: st},
 		Store:      st, Log: log, Now: time.Now,
 		params: o.Params, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout,
-		throttle: newThrottle(o.Throttle), pool: newHashPool(o.HashSlots, o.HashWaiters, o.HashWait), dummyHash: dummy,
+		throttle: newThrottle(o.Throttle, st), pool: newHashPool(o.HashSlots, o.HashWaiters, o.HashWait), dummyHash: dummy,
 	}, nil
 }
 
@@ -258,7 +258,7 @@ func (s *Service) login(ctx context.Context, r LoginRequest) (LoginResult, error
 // and reserved before anything is hashed, then verified in a slot of the
 // hashing pool. An unknown username costs the same as a wrong password.
 func (s *Service) checkPassword(ctx context.Context, username, pw, addr string, now time.Time) (u store.User, ok, stale bool, err error) {
-	at, err := s.throttle.begin(username, addr, now)
+	at, err := s.throttle.begin(ctx, username, addr, now)
 	if err != nil {
 		return store.User{}, false, false, err
 	}
@@ -270,7 +270,7 @@ func (s *Service) checkPassword(ctx context.Context, username, pw, addr string, 
 		case errors.Is(err, store.ErrNotFound):
 			hash = s.dummyHash
 		case err != nil:
-			at.cancel()
+			s.finish(at.cancel(ctx))
 			return store.User{}, false, false, err
 		default:
 			known = true
@@ -278,7 +278,7 @@ func (s *Service) checkPassword(ctx context.Context, username, pw, addr string, 
 	}
 	ok, stale, err = s.verify(ctx, hash, pw)
 	if errors.Is(err, ErrBusy) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		at.cancel()
+		s.finish(at.cancel(ctx))
 		return u, false, false, err
 	}
 	if err != nil {
@@ -289,8 +289,17 @@ func (s *Service) checkPassword(ctx context.Context, username, pw, addr string, 
 		at.failed()
 		return u, false, false, nil
 	}
-	at.succeeded()
+	s.finish(at.succeeded(ctx))
 	return u, true, stale, nil
+}
+
+// finish logs an attempt's end that could not be recorded: the attempt
+// then keeps counting as a failure until its key is forgotten, which errs
+// on the safe side.
+func (s *Service) finish(err error) {
+	if err != nil {
+		s.Log.Warn().Err(err).Msg("record the end of a password attempt")
+	}
 }
 
 func truncate(s string, n int) string {
@@ -403,14 +412,22 @@ func (s *Service) Token(ctx context.Context, token string) (*Principal, error) {
 	return p, nil
 }
 
-// PruneSessions deletes expired sessions (idle or absolute) now and then
-// every interval until ctx ends. Expired sessions are refused anyway; this
-// only keeps the table small.
+// PruneSessions deletes expired sessions (idle or absolute) and forgotten
+// login throttle keys now and then every interval until ctx ends. Both are
+// ignored once expired anyway; this only keeps the tables small (and is
+// harmless on several replicas at once).
 func (s *Service) PruneSessions(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		now := s.Now()
+		if n, err := s.throttle.prune(ctx, now); err != nil {
+			if ctx.Err() == nil {
+				s.Log.Warn().Err(err).Msg("prune login throttle")
+			}
+		} else if n > 0 {
+			s.Log.Debug().Int64("keys", n).Msg("pruned forgotten login throttle keys")
+		}
 		if n, err := s.Store.DeleteExpiredSessions(ctx, now, now.Add(-s.idle)); err != nil {
 			if ctx.Err() == nil {
 				s.Log.Warn().Err(err).Msg("prune expired sessions")

@@ -1,11 +1,14 @@
 package auth
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nullops/nullops/server/errs"
+	"github.com/nullops/nullops/server/store"
 )
 
 // ThrottleConfig limits password attempts (logins and password changes).
@@ -57,30 +60,18 @@ func roundUp(d time.Duration) time.Duration {
 	return d.Round(time.Second)
 }
 
-// throttle remembers recent failures in memory (per server process).
+// throttle keeps recent failures in PostgreSQL (table login_throttle), so
+// every server replica on the database counts the same attempts: a client
+// going round a load balancer's replicas meets one allowance, not one per
+// replica. Attempts on one key are serialized by a transaction advisory
+// lock, on whichever replica they arrive.
 type throttle struct {
-	cfg       ThrottleConfig
-	mu        sync.Mutex
-	keys      map[string]*tally
-	lastSweep time.Time
+	cfg ThrottleConfig
+	st  *store.Store
 }
 
-// tally is one key's failures since it was last quiet for a window; an
-// attempt in progress counts as a failure until it ends.
-type tally struct {
-	n    int
-	last time.Time
-}
-
-// Memory bounds: beyond sweepKeys, quiet keys are swept (at most once a
-// minute); beyond maxKeys, arbitrary keys are dropped.
-const (
-	sweepKeys = 10000
-	maxKeys   = 100000
-)
-
-func newThrottle(cfg ThrottleConfig) *throttle {
-	return &throttle{cfg: cfg, keys: map[string]*tally{}}
+func newThrottle(cfg ThrottleConfig, st *store.Store) *throttle {
+	return &throttle{cfg: cfg, st: st}
 }
 
 // allowance is the number of free failures of a key.
@@ -91,88 +82,94 @@ func (t *throttle) allowance(key string) int {
 	return t.cfg.MaxPerUserAddr
 }
 
-// delay is the wait after a key's last failure before its next attempt.
-func (t *throttle) delay(key string, tl *tally) time.Duration {
+// delay is the wait after a key's last failure (its n-th) before its next
+// attempt.
+func (t *throttle) delay(key string, n int) time.Duration {
 	allow := t.allowance(key)
-	if allow <= 0 || tl.n < allow {
+	if allow <= 0 || n < allow {
 		return 0
 	}
-	if over := tl.n - allow; over < 30 {
+	if over := n - allow; over < 30 {
 		return min(t.cfg.BaseDelay<<over, t.cfg.Window)
 	}
 	return t.cfg.Window
 }
 
-// get returns key's tally, forgetting it once quiet for its delay plus a
-// window (caller holds mu).
-func (t *throttle) get(key string, now time.Time) *tally {
-	tl := t.keys[key]
-	if tl != nil && now.Sub(tl.last) >= t.delay(key, tl)+t.cfg.Window {
-		delete(t.keys, key)
-		tl = nil
-	}
-	return tl
-}
-
-// wait is how long key must wait before its next attempt (caller holds mu).
-func (t *throttle) wait(key string, now time.Time) time.Duration {
-	tl := t.get(key, now)
-	if tl == nil {
+// wait is how long a key with tally tl (zero: none) must wait at now.
+func (t *throttle) wait(key string, tl store.ThrottleTally, now time.Time) time.Duration {
+	if tl.Failures == 0 {
 		return 0
 	}
-	return tl.last.Add(t.delay(key, tl)).Sub(now)
+	return tl.LastAt.Add(t.delay(key, tl.Failures)).Sub(now)
 }
 
 // attempt is a reserved password attempt: it counts as a failure from the
-// moment it is allowed, so concurrent attempts cannot all pass the check.
-// Exactly one of succeeded, failed or cancel must be called.
+// moment it is allowed, so concurrent attempts (on any replica) cannot all
+// pass the check. Exactly one of succeeded, failed or cancel must be called.
 type attempt struct {
 	t         *throttle
 	user, adr string
 }
 
-func userAddrKey(username, addr string) string { return "u:" + username + "\x00" + addr }
-func addrKey(addr string) string               { return "a:" + addr }
+// userAddrKey names a (username, address) pair. The username is hashed:
+// what a client types may hold NUL bytes or invalid UTF-8, which a
+// PostgreSQL text column refuses, and may be long.
+func userAddrKey(username, addr string) string {
+	h := sha256.Sum256([]byte(username))
+	return "u:" + addr + " " + hex.EncodeToString(h[:16])
+}
+func addrKey(addr string) string { return "a:" + addr }
 
 // begin reserves an attempt for username from addr, or returns a
 // *ThrottledError saying how long to wait.
-func (t *throttle) begin(username, addr string, now time.Time) (*attempt, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (t *throttle) begin(ctx context.Context, username, addr string, now time.Time) (*attempt, error) {
 	ua, a := userAddrKey(username, addr), addrKey(addr)
-	if w := t.wait(ua, now); w > 0 {
-		return nil, &ThrottledError{Scope: "username", RetryAfter: w}
-	}
-	if w := t.wait(a, now); w > 0 {
-		return nil, &ThrottledError{Scope: "client address", RetryAfter: w}
-	}
-	t.bound(now)
-	for _, k := range []string{ua, a} {
-		tl := t.get(k, now)
-		if tl == nil {
-			tl = &tally{}
-			t.keys[k] = tl
+	var throttled error
+	err := t.st.InTx(ctx, func(tx *store.Store) error {
+		throttled = nil
+		// "a:…" sorts before "u:…": every replica locks in this order.
+		tallies, err := tx.LockThrottleKeys(ctx, []string{a, ua}, now)
+		if err != nil {
+			return err
 		}
-		tl.n++
-		tl.last = now
+		if w := t.wait(ua, tallies[ua], now); w > 0 {
+			throttled = &ThrottledError{Scope: "username", RetryAfter: w}
+			return nil
+		}
+		if w := t.wait(a, tallies[a], now); w > 0 {
+			throttled = &ThrottledError{Scope: "client address", RetryAfter: w}
+			return nil
+		}
+		for _, k := range []string{ua, a} {
+			tl := tallies[k]
+			tl.Key = k
+			tl.Failures++
+			tl.LastAt = now
+			tl.ForgetAt = now.Add(t.delay(k, tl.Failures) + t.cfg.Window)
+			if err := tx.SaveThrottleTally(ctx, tl); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if throttled != nil {
+		return nil, throttled
 	}
 	return &attempt{t: t, user: ua, adr: a}, nil
 }
 
-// bound keeps the map's size in check (caller holds mu).
-func (t *throttle) bound(now time.Time) {
-	if len(t.keys) > sweepKeys && now.Sub(t.lastSweep) >= time.Minute {
-		t.lastSweep = now
-		for k := range t.keys {
-			t.get(k, now)
-		}
-	}
-	for k := range t.keys {
-		if len(t.keys) < maxKeys {
-			break
-		}
-		delete(t.keys, k)
-	}
+// prune removes the keys forgotten at now.
+func (t *throttle) prune(ctx context.Context, now time.Time) (int64, error) {
+	return t.st.PruneThrottle(ctx, now)
+}
+
+// finishCtx: the end of an attempt is recorded even when the request that
+// made it was cancelled meanwhile.
+func finishCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 // failed keeps the reservation as a failure.
@@ -180,26 +177,21 @@ func (a *attempt) failed() {}
 
 // succeeded forgets the username's failures from this address and takes
 // this attempt off the address's count.
-func (a *attempt) succeeded() {
-	a.t.mu.Lock()
-	defer a.t.mu.Unlock()
-	delete(a.t.keys, a.user)
-	a.t.undo(a.adr)
+func (a *attempt) succeeded(ctx context.Context) error {
+	ctx, cancel := finishCtx(ctx)
+	defer cancel()
+	return a.t.st.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.ForgetThrottleKey(ctx, a.user); err != nil {
+			return err
+		}
+		return tx.UndoThrottleFailure(ctx, a.adr)
+	})
 }
 
 // cancel takes back an attempt that checked no password (e.g. the server
 // was too busy to verify it).
-func (a *attempt) cancel() {
-	a.t.mu.Lock()
-	defer a.t.mu.Unlock()
-	a.t.undo(a.user)
-	a.t.undo(a.adr)
-}
-
-func (t *throttle) undo(key string) {
-	if tl := t.keys[key]; tl != nil {
-		if tl.n--; tl.n <= 0 {
-			delete(t.keys, key)
-		}
-	}
+func (a *attempt) cancel(ctx context.Context) error {
+	ctx, cancel := finishCtx(ctx)
+	defer cancel()
+	return a.t.st.UndoThrottleFailure(ctx, a.user, a.adr)
 }

@@ -1,0 +1,2 @@
+DROP TABLE ingress_polls;
+DROP TABLE login_throttle;
