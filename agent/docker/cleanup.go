@@ -9,26 +9,20 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/nullops/nullops/agent/runtime"
 )
 
-// Object kinds.
+// Object kinds: a container is the runtime's workload.
 const (
-	KindContainer = "container"
-	KindNetwork   = "network"
-	KindVolume    = "volume"
+	KindContainer = runtime.KindWorkload
+	KindNetwork   = runtime.KindNetwork
+	KindVolume    = runtime.KindVolume
 )
 
-// Object is one Docker object managed by this node.
-type Object struct {
-	Kind         string
-	ID           string
-	Name         string
-	DeploymentID int64
-	Service      string // nullops.service label (containers)
-	Step         string // nullops.step label (containers)
-	Running      bool
-	State        string // containers: created, running, restarting, exited, …
-}
+// Object is one Docker object managed by this node (State is Docker's:
+// created, running, restarting, exited, …).
+type Object = runtime.Object
 
 // ListManaged lists this node's containers, networks and volumes; with
 // deploymentID > 0 only those of that deployment.
@@ -88,7 +82,7 @@ func (r *Runtime) list(ctx context.Context, f client.Filters, keep func(map[stri
 		out = append(out, Object{
 			Kind: KindContainer, ID: c.ID, Name: name,
 			DeploymentID: labelID(c.Labels), Service: c.Labels[LabelService], Step: c.Labels[LabelStep],
-			Running: c.State == "running", State: string(c.State),
+			Running: c.State == "running", Restarting: c.State == "restarting", State: string(c.State),
 		})
 	}
 	ns, err := r.cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
@@ -143,7 +137,7 @@ func (r *Runtime) Remove(ctx context.Context, objs []Object) ([]string, error) {
 				}
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("remove %s %s: %w", kind, o.Name, err))
+				errs = append(errs, fmt.Errorf("remove %s %s: %w", kindWord(kind), o.Name, err))
 				continue
 			}
 			removed = append(removed, o.Name)
@@ -209,4 +203,12 @@ func (r *Runtime) removeUntilGone(ctx context.Context, what string, list func() 
 		return all, fmt.Errorf("%s: %d objects remain", what, len(objs))
 	}
 	return all, nil
+}
+
+// kindWord is the Docker word for an object kind.
+func kindWord(kind string) string {
+	if kind == KindContainer {
+		return "container"
+	}
+	return kind
 }

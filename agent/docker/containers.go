@@ -2,8 +2,8 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/netip"
 	"sort"
 	"strconv"
 	"time"
@@ -13,66 +13,25 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/internal/dockerexec"
 	"github.com/nullops/nullops/protocol"
 )
 
 // ServiceSpec describes one long-running service container.
-type ServiceSpec struct {
-	DeploymentID int64
-	Service      string // pipeline node id: container alias and label
-	Image        string
-	Env          map[string]string
-	Ports        []int // container ports (exposed)
-	PublishPort  int   // >0: published on a random host port (ingress)
-	Resources    protocol.Resources
-	Network      string // deployment network name
-}
+type ServiceSpec = runtime.ServiceSpec
 
-// ServiceInfo is the observed state of a service container.
-type ServiceInfo struct {
-	ContainerID string
-	Name        string
-	IP          netip.Addr // address on the deployment network
-	HostPort    int        // published host port, 0 if none
-	Running     bool
-	Status      string // created, running, exited, …
-	ExitCode    int
-	Health      string // Docker HEALTHCHECK status, "" when the image has none
-	Restarting  bool
-	// RestartCount is how often Docker restarted the container (its restart
-	// policy) since it was created.
-	RestartCount int
-	// OOMKilled: the last exit was the kernel's OOM killer.
-	OOMKilled  bool
-	FinishedAt time.Time // of the last exit; zero when it never exited
-	Labels     map[string]string
-}
+// ServiceInfo is the observed state of a service container (ID is the
+// container id; Health the image's HEALTHCHECK status).
+type ServiceInfo = runtime.ServiceInfo
 
 // Service states as reported to the control plane.
 const (
-	StateRunning    = "running"
-	StateRestarting = "restarting"
-	StateExited     = "exited"
-	StateOOMKilled  = "oom-killed"
+	StateRunning    = runtime.StateRunning
+	StateRestarting = runtime.StateRestarting
+	StateExited     = runtime.StateExited
+	StateOOMKilled  = runtime.StateOOMKilled
 )
-
-// State condenses the container's state: running; restarting (Docker
-// restarts it after a crash); exited; oom-killed (the last exit was the
-// OOM killer and it is not running). Docker counts a restarting container
-// as running, so that is checked first.
-func (i ServiceInfo) State() string {
-	switch {
-	case i.Running && !i.Restarting:
-		return StateRunning
-	case i.OOMKilled:
-		return StateOOMKilled
-	case i.Restarting:
-		return StateRestarting
-	default:
-		return StateExited
-	}
-}
 
 // LogConfig caps container logs on disk.
 var logConfig = container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}}
@@ -163,10 +122,10 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, error) {
 	ins, err := r.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
-		return ServiceInfo{}, fmt.Errorf("inspect container %s: %w", id, err)
+		return ServiceInfo{}, fmt.Errorf("inspect container %s: %w", id, notFound(err))
 	}
 	c := ins.Container
-	info := ServiceInfo{ContainerID: c.ID, Name: trimSlash(c.Name), RestartCount: c.RestartCount}
+	info := ServiceInfo{ID: c.ID, Name: trimSlash(c.Name), RestartCount: c.RestartCount}
 	if c.Config != nil {
 		info.Labels = c.Config.Labels
 	}
@@ -202,10 +161,10 @@ func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, e
 	return info, nil
 }
 
-// StartContainer starts an existing (stopped) container.
-func (r *Runtime) StartContainer(ctx context.Context, id string) error {
+// StartWorkload starts an existing (stopped) container.
+func (r *Runtime) StartWorkload(ctx context.Context, id string) error {
 	if _, err := r.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("start container %s: %w", id, err)
+		return fmt.Errorf("start container %s: %w", id, notFound(err))
 	}
 	return nil
 }
@@ -223,7 +182,17 @@ func (r *Runtime) removeContainer(ctx context.Context, id string) error {
 // Exec runs cmd inside a running container and returns its exit code and
 // combined output (capped at 64 KiB).
 func (r *Runtime) Exec(ctx context.Context, containerID string, cmd []string) (int, string, error) {
-	return dockerexec.Run(ctx, r.cli, containerID, cmd, 64<<10)
+	code, out, err := dockerexec.Run(ctx, r.cli, containerID, cmd, 64<<10)
+	return code, out, notFound(err)
+}
+
+// notFound marks a daemon's "no such object" error as runtime.ErrNotFound
+// (keeping the daemon's error in the chain); other errors pass unchanged.
+func notFound(err error) error {
+	if err != nil && cerrdefs.IsNotFound(err) && !errors.Is(err, runtime.ErrNotFound) {
+		return fmt.Errorf("%w: %w", runtime.ErrNotFound, err)
+	}
+	return err
 }
 
 func trimSlash(s string) string {

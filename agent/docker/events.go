@@ -7,28 +7,17 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/nullops/nullops/agent/runtime"
 )
 
 // ContainerExit is one exit of a service container of this node, as the
 // Docker daemon announced it.
-type ContainerExit struct {
-	ContainerID  string
-	DeploymentID int64
-	Service      string
-	ExitCode     int
-	OOMKilled    bool // the OOM killer ended it (an "oom" event came first)
-	At           time.Time
-}
+type ContainerExit = runtime.Exit
 
 // ServiceEvent is a lifecycle event of a service container of this node:
 // Action is "die" (Exit is set), "start" or "oom".
-type ServiceEvent struct {
-	Action       string
-	ContainerID  string
-	DeploymentID int64
-	Service      string
-	Exit         *ContainerExit
-}
+type ServiceEvent = runtime.ServiceEvent
 
 // WatchServices streams the start/die/oom events of this node's service
 // containers to fn until ctx ends. When the stream breaks it is opened
@@ -78,7 +67,7 @@ func serviceEvent(m events.Message, oom map[string]bool) (ServiceEvent, bool) {
 	if svc == "" || id <= 0 || m.Actor.ID == "" {
 		return ServiceEvent{}, false
 	}
-	ev := ServiceEvent{Action: string(m.Action), ContainerID: m.Actor.ID, DeploymentID: id, Service: svc}
+	ev := ServiceEvent{Action: string(m.Action), ID: m.Actor.ID, DeploymentID: id, Service: svc}
 	switch m.Action {
 	case events.ActionOOM:
 		oom[m.Actor.ID] = true
@@ -88,7 +77,7 @@ func serviceEvent(m events.Message, oom map[string]bool) (ServiceEvent, bool) {
 		if m.TimeNano > 0 {
 			at = time.Unix(0, m.TimeNano).UTC()
 		}
-		ev.Exit = &ContainerExit{ContainerID: m.Actor.ID, DeploymentID: id, Service: svc, ExitCode: code, OOMKilled: oom[m.Actor.ID], At: at}
+		ev.Exit = &ContainerExit{ID: m.Actor.ID, DeploymentID: id, Service: svc, ExitCode: code, OOMKilled: oom[m.Actor.ID], At: at}
 		delete(oom, m.Actor.ID)
 	case events.ActionStart:
 	default:

@@ -11,14 +11,15 @@ import (
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/protocol"
 )
 
 // ErrImageNotFound means the registry does not have the image (or the tag).
-var ErrImageNotFound = errors.New("image not found")
+var ErrImageNotFound = runtime.ErrImageNotFound
 
 // ErrPull means pulling failed for another reason (auth, registry down, …).
-var ErrPull = errors.New("pull failed")
+var ErrPull = runtime.ErrPull
 
 // HasImage reports whether ref is present locally.
 func (r *Runtime) HasImage(ctx context.Context, ref string) (bool, error) {
@@ -74,12 +75,10 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string, auth *protocol.Re
 
 // ErrAccessDenied means the registry refused the given credentials (or no
 // credentials) for an image that is cached on this node.
-var ErrAccessDenied = errors.New("registry access not confirmed")
+var ErrAccessDenied = runtime.ErrAccessDenied
 
 // HasCredentials reports whether auth carries credentials.
-func HasCredentials(auth *protocol.RegistryAuth) bool {
-	return auth != nil && (auth.Username != "" || auth.Password != "")
-}
+func HasCredentials(auth *protocol.RegistryAuth) bool { return runtime.HasCredentials(auth) }
 
 func encodeAuth(auth *protocol.RegistryAuth) (string, error) {
 	if !HasCredentials(auth) {

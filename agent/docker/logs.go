@@ -34,7 +34,7 @@ func (r *Runtime) Logs(ctx context.Context, containerID string, tail int, follow
 		ShowStdout: true, ShowStderr: true, Follow: follow, Tail: t, Timestamps: timestamps,
 	})
 	if err != nil {
-		return fmt.Errorf("container logs %s: %w", containerID, err)
+		return fmt.Errorf("container logs %s: %w", containerID, notFound(err))
 	}
 	defer rc.Close()
 	_, err = stdcopy.StdCopy(streamWriter{"stdout", fn}, streamWriter{"stderr", fn}, rc)

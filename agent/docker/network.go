@@ -10,17 +10,15 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/nullops/nullops/agent/runtime"
 )
 
 // ErrPoolExhausted means every subnet of the pool is in use.
 var ErrPoolExhausted = errors.New("deployment subnet pool exhausted")
 
-// Network is a deployment network.
-type Network struct {
-	ID     string
-	Name   string
-	Subnet netip.Prefix
-}
+// Network is a deployment network (a bridge with its own subnet).
+type Network = runtime.Network
 
 // EnsureNetwork returns deployment id's bridge network, creating it with a
 // free subnet of the pool when it does not exist. Free means not used by

@@ -13,30 +13,15 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
-	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/agent/runtime"
 )
 
-// OneShotSpec describes a run-to-completion container (a plugin step).
-type OneShotSpec struct {
-	DeploymentID int64
-	Step         string
-	Attempt      int
-	Image        string
-	Input        []byte // written to stdin, then stdin is closed
-	Resources    protocol.Resources
-	Network      string   // deployment network to join; "" = Docker's default bridge
-	Binds        []string // host:container[:ro] bind mounts
-	Timeout      time.Duration
-	Stdout       io.Writer
-	Stderr       io.Writer
-}
+// OneShotSpec describes a run-to-completion container (a plugin step);
+// Network "" is Docker's default bridge.
+type OneShotSpec = runtime.OneShotSpec
 
 // OneShotResult is how a one-shot container ended.
-type OneShotResult struct {
-	ExitCode  int
-	TimedOut  bool
-	OOMKilled bool
-}
+type OneShotResult = runtime.OneShotResult
 
 // RunOneShot creates the container, feeds Input on stdin, streams stdout and
 // stderr to the writers, waits for it to exit (killing it after Timeout or
@@ -48,8 +33,12 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 	// Plugins run locked down: no capabilities, no privilege gain, a
 	// read-only root filesystem with a small writable /tmp, bounded
 	// processes.
+	var binds []string
+	if s.DockerSocket != "" {
+		binds = []string{s.DockerSocket + ":/var/run/docker.sock"}
+	}
 	hc := &container.HostConfig{
-		Resources: limits(s.Resources, PluginPidsLimit), Binds: s.Binds, LogConfig: container.LogConfig{Type: "none"},
+		Resources: limits(s.Resources, PluginPidsLimit), Binds: binds, LogConfig: container.LogConfig{Type: "none"},
 		CapDrop: []string{"ALL"}, SecurityOpt: noNewPrivileges, ReadonlyRootfs: true,
 		Tmpfs: map[string]string{"/tmp": "rw,nosuid,nodev,size=64m"},
 	}

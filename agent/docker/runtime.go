@@ -1,10 +1,16 @@
-// Package docker is the agent's container runtime: it talks to the Docker
-// Engine API (github.com/moby/moby/client) to pull images, create one bridge
-// network per deployment, run service containers and one-shot plugin
-// containers, and find and remove everything a deployment created.
+// Package docker is the agent's Docker runtime (agent/runtime.Runtime): it
+// talks to the Docker Engine API (github.com/moby/moby/client) to pull
+// images, create one bridge network per deployment, run service containers
+// and one-shot plugin containers, and find and remove everything a
+// deployment created. A workload is a container; its id is the workload id.
 //
 // Every object carries the labels of docs/architecture.md, "Agent" and every query is
 // restricted to this node's label, so several agents can share one daemon.
+//
+// Docker-only and behind the interface: the subnet pool of deployment
+// networks, the agent joining those networks when it runs in a container
+// itself (self.go), the Docker socket for plugins (Capabilities), and
+// ListAll/Uninstall (nullops-agent uninstall).
 package docker
 
 import (
@@ -17,19 +23,22 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/agent/runtime"
 )
 
 // Labels put on every Docker object the agent creates (defined in protocol:
 // plugins with the Docker socket check them too).
 const (
-	LabelManaged    = protocol.LabelManaged
-	LabelNode       = protocol.LabelNode
-	LabelNodeUID    = protocol.LabelNodeUID
-	LabelDeployment = protocol.LabelDeployment
-	LabelService    = protocol.LabelService
-	LabelStep       = protocol.LabelStep
+	LabelManaged    = runtime.LabelManaged
+	LabelNode       = runtime.LabelNode
+	LabelNodeUID    = runtime.LabelNodeUID
+	LabelDeployment = runtime.LabelDeployment
+	LabelService    = runtime.LabelService
+	LabelStep       = runtime.LabelStep
 )
+
+// The Docker runtime is a runtime.Runtime.
+var _ runtime.Runtime = (*Runtime)(nil)
 
 // DefaultSubnetPool gives 256 deployment networks of /24 each.
 const DefaultSubnetPool = "10.213.0.0/16"
@@ -121,6 +130,15 @@ func (r *Runtime) Close() error { return r.cli.Close() }
 
 // Client exposes the Engine API client (benchmarks compare against it).
 func (r *Runtime) Client() *client.Client { return r.cli }
+
+// Name is runtime.Docker.
+func (r *Runtime) Name() string { return runtime.Docker }
+
+// Capabilities: plugins may get the Docker socket (when the executor's
+// configuration allows it).
+func (r *Runtime) Capabilities() runtime.Capabilities {
+	return runtime.Capabilities{DockerSocket: true}
+}
 
 // Node is the node name this runtime is scoped to.
 func (r *Runtime) Node() string { return r.node }

@@ -7,20 +7,19 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	"github.com/nullops/nullops/agent/runtime"
 )
 
 // Usage is one container's resource usage.
-type Usage struct {
-	CPUPercent  float64 // of one CPU (100 = one full core)
-	MemoryBytes int64
-}
+type Usage = runtime.Usage
 
 // Stats samples a container's CPU (between two samples the daemon takes)
 // and memory usage (minus page cache).
 func (r *Runtime) Stats(ctx context.Context, containerID string) (Usage, error) {
 	res, err := r.cli.ContainerStats(ctx, containerID, client.ContainerStatsOptions{Stream: false, IncludePreviousSample: true})
 	if err != nil {
-		return Usage{}, fmt.Errorf("container stats %s: %w", containerID, err)
+		return Usage{}, fmt.Errorf("container stats %s: %w", containerID, notFound(err))
 	}
 	defer res.Body.Close()
 	var s container.StatsResponse

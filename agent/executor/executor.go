@@ -1,8 +1,11 @@
 // Package executor runs deployments on this node: it walks a deployment's
-// pipeline graph in dependency order (services as long-running containers,
-// components as one-shot plugin containers), reports every step through
+// pipeline graph in dependency order (services as long-running workloads,
+// components as one-shot plugin workloads), reports every step through
 // the journaled event channel, rolls back on failure, cancel and delete,
-// reconciles Docker with the desired state on sync, and streams logs.
+// reconciles the runtime with the desired state on sync, and streams logs.
+//
+// It runs workloads only through agent/runtime.Runtime (Docker or
+// Kubernetes, chosen by the agent's configuration) and knows neither.
 //
 // The executor implements agent/channel.Handler (Sync, Deploy, Delete,
 // Cancel, Logs, UpdatePlugins); the channel calls those methods one at a
@@ -20,7 +23,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/protocol"
 )
@@ -39,7 +42,8 @@ type Config struct {
 	// LogCapBytes caps the step log of one attempt (default 256 KiB).
 	LogCapBytes int
 	// DockerSocket is the host path of the Docker socket, bind-mounted into
-	// plugins whose spec asks for it (default /var/run/docker.sock).
+	// plugins whose spec asks for it (default /var/run/docker.sock), on a
+	// runtime that can (runtime.Capabilities).
 	DockerSocket string
 	// AllowDockerSocket lets plugins that the catalog marks docker_socket
 	// have the socket; without it their steps fail (off by default).
@@ -64,7 +68,7 @@ func (c *Config) defaults() {
 // Executor owns this node's deployments.
 type Executor struct {
 	cfg Config
-	rt  *docker.Runtime
+	rt  runtime.Runtime
 	st  *state.Store
 	em  Emitter
 	log zerolog.Logger
@@ -93,7 +97,7 @@ type run struct {
 }
 
 // New builds an executor. Call Recover once before serving requests.
-func New(cfg Config, rt *docker.Runtime, st *state.Store, em Emitter, log zerolog.Logger) *Executor {
+func New(cfg Config, rt runtime.Runtime, st *state.Store, em Emitter, log zerolog.Logger) *Executor {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Executor{
@@ -316,7 +320,7 @@ func (e *Executor) deleteDeployment(id int64) {
 	e.emitDeployment(id, protocol.StatusDeleted, "", "")
 }
 
-// ensureImage is docker's EnsureImage for a step (or a pre-pull) with its
+// ensureImage is the runtime's EnsureImage for a step (or a pre-pull) with its
 // own registry credentials. An image pulled with credentials is recorded
 // as private; a cached image is handed out only after its registry
 // confirmed the step's credentials (a manifest request through the daemon)
@@ -333,14 +337,14 @@ func (e *Executor) ensureImage(ctx context.Context, ref string, auth *protocol.R
 		if err != nil {
 			return false, err
 		}
-		if private || docker.HasCredentials(auth) {
+		if private || runtime.HasCredentials(auth) {
 			if err := e.rt.CheckAccess(ctx, ref, auth); err != nil {
 				return false, err
 			}
 		}
 	}
 	pulled, err := e.rt.EnsureImage(ctx, ref, auth, progress)
-	if err != nil || !docker.HasCredentials(auth) {
+	if err != nil || !runtime.HasCredentials(auth) {
 		return pulled, err
 	}
 	if id, err = e.rt.ImageID(ctx, ref); err == nil && id != "" {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/protocol"
 )
 
@@ -23,7 +23,7 @@ func (e *Executor) Logs(ctx context.Context, req protocol.LogsOpen) (<-chan prot
 	}
 	var target string
 	for _, o := range objs {
-		if o.Kind == docker.KindContainer && o.Service == req.Service {
+		if o.Kind == runtime.KindWorkload && o.Service == req.Service {
 			target = o.ID
 		}
 	}

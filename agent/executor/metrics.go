@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/protocol"
 )
 
@@ -27,9 +27,9 @@ func (e *Executor) ContainerStats(ctx context.Context) []protocol.ContainerStats
 		e.log.Warn().Err(err).Msg("container stats: list")
 		return nil
 	}
-	var targets []docker.Object
+	var targets []runtime.Object
 	for _, o := range objs {
-		if o.Kind == docker.KindContainer && o.Service != "" {
+		if o.Kind == runtime.KindWorkload && o.Service != "" {
 			targets = append(targets, o)
 		}
 	}
@@ -50,7 +50,7 @@ func (e *Executor) ContainerStats(ctx context.Context) []protocol.ContainerStats
 			}
 			if info, err := e.rt.InspectService(ctx, o.ID); err == nil {
 				// A restarting container is not running, whatever Docker says.
-				running := info.State() == docker.StateRunning
+				running := info.State() == runtime.StateRunning
 				out[i].Running = running
 				switch {
 				case !running:

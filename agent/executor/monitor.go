@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/protocol"
 )
@@ -19,10 +19,10 @@ import (
 // masked. It also gives the health wait the exits it must fail on at once.
 type monitor struct {
 	mu       sync.Mutex
-	exits    map[string]docker.ContainerExit // by container id
-	changed  chan struct{}                   // closed and replaced on every exit
-	reported map[string]reportKey            // by container id
-	red      map[int64]redactor              // by deployment, from deploy and sync (memory only)
+	exits    map[string]runtime.Exit // by container id
+	changed  chan struct{}           // closed and replaced on every exit
+	reported map[string]reportKey    // by container id
+	red      map[int64]redactor      // by deployment, from deploy and sync (memory only)
 }
 
 type reportKey struct {
@@ -37,21 +37,21 @@ type reportKey struct {
 const lastLinesTail = 20
 
 func newMonitor() *monitor {
-	return &monitor{exits: map[string]docker.ContainerExit{}, changed: make(chan struct{}),
+	return &monitor{exits: map[string]runtime.Exit{}, changed: make(chan struct{}),
 		reported: map[string]reportKey{}, red: map[int64]redactor{}}
 }
 
-func (m *monitor) recordExit(x docker.ContainerExit) {
+func (m *monitor) recordExit(x runtime.Exit) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.exits[x.ContainerID] = x
+	m.exits[x.ID] = x
 	close(m.changed)
 	m.changed = make(chan struct{})
 }
 
 // exit returns the last recorded exit of a container and a channel closed
 // at the next recorded exit of any container.
-func (m *monitor) exit(containerID string) (docker.ContainerExit, bool, <-chan struct{}) {
+func (m *monitor) exit(containerID string) (runtime.Exit, bool, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	x, ok := m.exits[containerID]
@@ -102,16 +102,16 @@ func (m *monitor) changedSince(containerID string, k reportKey) bool {
 
 // watchServices runs until the executor closes.
 func (e *Executor) watchServices() {
-	e.rt.WatchServices(e.ctx, 2*time.Second, e.sweepServices, func(ev docker.ServiceEvent) {
+	e.rt.WatchServices(e.ctx, 2*time.Second, e.sweepServices, func(ev runtime.ServiceEvent) {
 		if ev.Exit != nil {
 			e.mon.recordExit(*ev.Exit)
 		}
-		if ev.Action == "oom" {
+		if ev.Action == runtime.EventOOM {
 			return
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
 		defer cancel()
-		info, err := e.rt.InspectService(ctx, ev.ContainerID)
+		info, err := e.rt.InspectService(ctx, ev.ID)
 		if err != nil {
 			return // removed meanwhile
 		}
@@ -129,7 +129,7 @@ func (e *Executor) sweepServices() {
 		return
 	}
 	for _, o := range objs {
-		if o.Kind != docker.KindContainer || o.Service == "" {
+		if o.Kind != runtime.KindWorkload || o.Service == "" {
 			continue
 		}
 		if info, err := e.rt.InspectService(ctx, o.ID); err == nil {
@@ -141,7 +141,7 @@ func (e *Executor) sweepServices() {
 // observe reports a service container's state when it changed. Only
 // services whose step succeeded are reported (until then the pipeline's
 // health wait owns them).
-func (e *Executor) observe(ctx context.Context, id int64, service string, info docker.ServiceInfo) {
+func (e *Executor) observe(ctx context.Context, id int64, service string, info runtime.ServiceInfo) {
 	d, err := e.st.Get(id)
 	if err != nil || d.Status == state.StatusDeleting || d.Status == state.StatusFailed {
 		return
@@ -164,7 +164,7 @@ func (e *Executor) observe(ctx context.Context, id int64, service string, info d
 	if st.ExitCode != nil {
 		k.exit = *st.ExitCode
 	}
-	if !e.mon.changedSince(info.ContainerID, k) {
+	if !e.mon.changedSince(info.ID, k) {
 		return
 	}
 	if st.State != protocol.ServiceRunning || st.RestartCount > 0 {
@@ -178,23 +178,23 @@ func (e *Executor) observe(ctx context.Context, id int64, service string, info d
 // count, last exit (from the daemon's events, else from inspect) and, after
 // a crash, the last log lines masked with the deployment's secrets (left
 // out when they are not known here yet).
-func (e *Executor) crashState(ctx context.Context, id int64, n protocol.Node, spec protocol.DeploySpec, info docker.ServiceInfo) protocol.ServiceState {
+func (e *Executor) crashState(ctx context.Context, id int64, n protocol.Node, spec protocol.DeploySpec, info runtime.ServiceInfo) protocol.ServiceState {
 	st := serviceState(id, n, spec, info)
-	x, ok, _ := e.mon.exit(info.ContainerID)
+	x, ok, _ := e.mon.exit(info.ID)
 	switch {
 	case ok:
 		code := x.ExitCode
 		st.ExitCode, st.LastExitOOM, st.LastExitAt = &code, x.OOMKilled, x.At
-	case !info.FinishedAt.IsZero() && (info.State() != docker.StateRunning || info.RestartCount > 0):
+	case !info.FinishedAt.IsZero() && (info.State() != runtime.StateRunning || info.RestartCount > 0):
 		code := info.ExitCode
 		st.ExitCode, st.LastExitOOM, st.LastExitAt = &code, info.OOMKilled, info.FinishedAt.UTC()
 	}
-	if st.LastExitOOM && info.State() != docker.StateRunning {
+	if st.LastExitOOM && info.State() != runtime.StateRunning {
 		st.State = protocol.ServiceOOMKilled
 	}
 	if st.ExitCode != nil {
 		if red, ok := e.mon.redactor(id); ok {
-			st.LastLines = e.lastLines(ctx, info.ContainerID, red)
+			st.LastLines = e.lastLines(ctx, info.ID, red)
 		}
 	}
 	return st

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/protocol"
 )
@@ -104,12 +104,12 @@ type pipeline struct {
 	spec    protocol.DeploySpec
 	d       *state.Deployment
 	red     redactor
-	network docker.Network
+	network runtime.Network
 	anc     map[string]map[string]bool
 
 	mu       sync.Mutex
 	outputs  map[string]map[string]string // raw (unredacted) outputs by step
-	services map[string]docker.ServiceInfo
+	services map[string]runtime.ServiceInfo
 }
 
 // stepError is a failed step with the reason reported to the server.
@@ -146,7 +146,7 @@ func (p *pipeline) setStep(node protocol.Node, status string, attempt int, msg s
 		s.FinishedAt = now
 	}
 	if info, ok := p.services[node.ID]; ok {
-		s.ContainerID, s.HostPort = info.ContainerID, info.HostPort
+		s.ContainerID, s.HostPort = info.ID, info.HostPort
 	}
 	err := p.e.st.Put(p.d)
 	p.mu.Unlock()
@@ -183,7 +183,7 @@ func (e *Executor) runPipeline(ctx context.Context, spec protocol.DeploySpec, d 
 	defer l.Unlock()
 	p := &pipeline{
 		e: e, spec: spec, d: d, red: newRedactor(spec.Secrets), anc: ancestors(spec.Graph),
-		outputs: map[string]map[string]string{}, services: map[string]docker.ServiceInfo{},
+		outputs: map[string]map[string]string{}, services: map[string]runtime.ServiceInfo{},
 	}
 	log := e.log.With().Int64("deployment", spec.DeploymentID).Logger()
 	log.Info().Str("name", spec.Name).Int("nodes", len(spec.Graph.Nodes)).Msg("pipeline started")

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/plugins/sdk"
 	"github.com/nullops/nullops/protocol"
 )
@@ -52,7 +52,7 @@ func (p *pipeline) pluginInput(n protocol.Node, attempt int, params map[string]a
 		if port > 0 {
 			addr += ":" + strconv.Itoa(port)
 		}
-		s := sdk.Service{Host: id, Port: port, Address: addr, ContainerID: info.ContainerID}
+		s := sdk.Service{Host: id, Port: port, Address: addr, ContainerID: info.ID}
 		if info.IP.IsValid() {
 			s.IP = info.IP.String()
 		}
@@ -68,6 +68,10 @@ func (p *pipeline) pluginInput(n protocol.Node, attempt int, params map[string]a
 // contract (docs/architecture.md, "Agent"; docs/plugins.md).
 func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) (map[string]string, bool, error) {
 	pi := p.spec.Plugins[n.ID]
+	if pi.DockerSocket && !p.e.rt.Capabilities().DockerSocket {
+		return nil, false, fmt.Errorf("plugin %s needs the Docker socket (an admin enabled docker_socket on it), which the %s runtime of this node cannot give",
+			pi.Name, p.e.rt.Name())
+	}
 	if pi.DockerSocket && !p.e.cfg.AllowDockerSocket {
 		return nil, false, fmt.Errorf("plugin %s needs the Docker socket (an admin enabled docker_socket on it), which this node does not allow; "+
 			"the node's operator can allow it with --docker.pluginsocket (NULLOPS_DOCKER_PLUGINSOCKET=true)", pi.Name)
@@ -93,9 +97,9 @@ func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) 
 	pulled, err := p.e.ensureImage(ctx, pi.Image, pi.Auth, func(l string) { logLine("pull: " + l) })
 	if err != nil {
 		switch {
-		case errors.Is(err, docker.ErrImageNotFound):
+		case errors.Is(err, runtime.ErrImageNotFound):
 			return nil, true, fmt.Errorf("plugin image missing: %v", err)
-		case errors.Is(err, docker.ErrAccessDenied):
+		case errors.Is(err, runtime.ErrAccessDenied):
 			return nil, false, fmt.Errorf("plugin image not confirmed for this plugin's registry credentials: %v", err)
 		default:
 			return nil, true, fmt.Errorf("plugin image pull failed: %v", err)
@@ -108,15 +112,15 @@ func (p *pipeline) runPlugin(ctx context.Context, n protocol.Node, attempt int) 
 		p.e.emit(protocol.StepLog{DeploymentID: p.id(), Step: n.ID, Attempt: attempt, Chunk: chunk, At: time.Now().UTC()})
 	})
 	stdout := &limitedBuffer{max: maxPluginStdout}
-	spec := docker.OneShotSpec{
-		DeploymentID: p.id(), Step: n.ID, Attempt: attempt, Image: pi.Image, Input: input,
+	spec := runtime.OneShotSpec{
+		DeploymentID: p.id(), Step: n.ID, Attempt: attempt, Image: pi.Image, Auth: pi.Auth, Input: input,
 		Resources: pi.Resources, Timeout: timeout, Stdout: stdout, Stderr: stderr,
 	}
 	if pi.JoinNetwork {
 		spec.Network = p.network.Name
 	}
 	if pi.DockerSocket {
-		spec.Binds = []string{p.e.cfg.DockerSocket + ":/var/run/docker.sock"}
+		spec.DockerSocket = p.e.cfg.DockerSocket
 	}
 	res, err := p.e.rt.RunOneShot(ctx, spec)
 	stderr.Close()

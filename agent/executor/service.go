@@ -10,13 +10,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/protocol"
 )
 
 // serviceSpec resolves a service node into a container spec; templates are
 // expanded with sc (secrets and earlier outputs, in memory only).
-func serviceSpec(spec protocol.DeploySpec, n protocol.Node, network string, sc scope) (docker.ServiceSpec, error) {
+func serviceSpec(spec protocol.DeploySpec, n protocol.Node, network string, sc scope) (runtime.ServiceSpec, error) {
 	si := spec.Services[n.ID]
 	env := map[string]string{}
 	for k, v := range si.Env {
@@ -27,14 +27,14 @@ func serviceSpec(spec protocol.DeploySpec, n protocol.Node, network string, sc s
 	}
 	env, err := sc.expandMap(env)
 	if err != nil {
-		return docker.ServiceSpec{}, fmt.Errorf("env %w", err)
+		return runtime.ServiceSpec{}, fmt.Errorf("env %w", err)
 	}
 	ports := append([]int(nil), si.Ports...)
 	if n.Port > 0 && !containsInt(ports, n.Port) {
 		ports = append(ports, n.Port)
 	}
-	s := docker.ServiceSpec{
-		DeploymentID: spec.DeploymentID, Service: n.ID, Image: si.Image, Env: env, Ports: ports,
+	s := runtime.ServiceSpec{
+		DeploymentID: spec.DeploymentID, Service: n.ID, Image: si.Image, Auth: si.Auth, Env: env, Ports: ports,
 		Resources: serviceLimits(spec, si), Network: network,
 	}
 	if n.Ingress {
@@ -63,7 +63,7 @@ func servicePort(spec protocol.DeploySpec, n protocol.Node) int {
 	return 0
 }
 
-func serviceOutputs(spec protocol.DeploySpec, n protocol.Node, info docker.ServiceInfo) map[string]string {
+func serviceOutputs(spec protocol.DeploySpec, n protocol.Node, info runtime.ServiceInfo) map[string]string {
 	out := map[string]string{"host": n.ID, "address": n.ID}
 	if port := servicePort(spec, n); port > 0 {
 		out["port"] = strconv.Itoa(port)
@@ -112,18 +112,18 @@ func (p *pipeline) runService(ctx context.Context, n protocol.Node, attempt int)
 	return serviceOutputs(p.spec, n, info), false, nil
 }
 
-func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info docker.ServiceInfo) protocol.ServiceState {
+func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info runtime.ServiceInfo) protocol.ServiceState {
 	state := info.State()
 	h := info.Health
 	switch {
-	case state != docker.StateRunning:
+	case state != runtime.StateRunning:
 		h = "unhealthy"
 	case h == "":
 		h = "healthy"
 	}
 	return protocol.ServiceState{
-		DeploymentID: id, Service: n.ID, ContainerID: info.ContainerID, ContainerPort: servicePort(spec, n),
-		HostPort: info.HostPort, Running: state == docker.StateRunning, Health: h,
+		DeploymentID: id, Service: n.ID, ContainerID: info.ID, ContainerPort: servicePort(spec, n),
+		HostPort: info.HostPort, Running: state == runtime.StateRunning, Health: h,
 		State: state, RestartCount: info.RestartCount,
 	}
 }
@@ -133,7 +133,7 @@ func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info dock
 // container, the image's own HEALTHCHECK, or — with none of those — the
 // container running. A container that exits fails at once with its exit
 // code and the tail of its log.
-func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, port int, h *protocol.Health, mask func(string) string, logf func(string)) (docker.ServiceInfo, error) {
+func (e *Executor) waitHealthy(ctx context.Context, info runtime.ServiceInfo, port int, h *protocol.Health, mask func(string) string, logf func(string)) (runtime.ServiceInfo, error) {
 	timeout, interval := e.cfg.HealthTimeout, 500*time.Millisecond
 	if h != nil {
 		if d, err := time.ParseDuration(h.Timeout); err == nil && d > 0 {
@@ -147,19 +147,19 @@ func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, por
 	var lastProbe string
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		// Docker counts a restarting container as running, and one that
-		// crashed between two looks is running again with a restart
+		// Docker counts a restarting container as running, and a workload
+		// that crashed between two looks is running again with a restart
 		// counted: both are exits.
-		_, exited, exitCh := e.mon.exit(info.ContainerID)
-		if exited || info.State() != docker.StateRunning || info.RestartCount > 0 {
+		_, exited, exitCh := e.mon.exit(info.ID)
+		if exited || info.State() != runtime.StateRunning || info.RestartCount > 0 {
 			return info, e.exitedError(ctx, info, mask)
 		}
 		ok, detail := false, ""
 		switch {
 		case h != nil && h.HTTP != "":
-			ok, detail = probeHTTP(ctx, client, info, port, h.HTTP)
+			ok, detail = e.probeHTTP(ctx, client, info, port, h.HTTP)
 		case h != nil && len(h.Command) > 0:
-			code, out, err := e.rt.Exec(ctx, info.ContainerID, h.Command)
+			code, out, err := e.rt.Exec(ctx, info.ID, h.Command)
 			switch {
 			case err != nil:
 				detail = err.Error()
@@ -169,7 +169,7 @@ func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, por
 				ok = true
 			}
 		case info.Health != "":
-			ok, detail = info.Health == "healthy", "docker health: "+info.Health
+			ok, detail = info.Health == "healthy", e.rt.Name()+" health: "+info.Health
 		default:
 			ok = info.Running
 		}
@@ -190,18 +190,38 @@ func (e *Executor) waitHealthy(ctx context.Context, info docker.ServiceInfo, por
 		case <-exitCh: // some container exited: look again now
 		}
 		var err error
-		if info, err = e.rt.InspectService(ctx, info.ContainerID); err != nil {
+		if info, err = e.rt.InspectService(ctx, info.ID); err != nil {
 			return info, err
 		}
 	}
 }
 
-func probeHTTP(ctx context.Context, c *http.Client, info docker.ServiceInfo, port int, path string) (bool, string) {
-	if !info.IP.IsValid() || port == 0 {
-		return false, "no address to probe (service has no IP or port)"
-	}
+// probeHTTP asks the service for path: through the runtime when it is a
+// runtime.Prober (the agent cannot reach the workload's address), else
+// directly at its address in the deployment network. 2xx and 3xx are
+// healthy.
+func (e *Executor) probeHTTP(ctx context.Context, c *http.Client, info runtime.ServiceInfo, port int, path string) (bool, string) {
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
+	}
+	if pr, ok := e.rt.(runtime.Prober); ok {
+		if port == 0 {
+			return false, "no port to probe"
+		}
+		pctx, cancel := context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+		code, _, err := pr.ProbeHTTP(pctx, info.ID, port, path)
+		switch {
+		case err != nil:
+			return false, "GET " + path + ": " + err.Error()
+		case code >= 200 && code < 400:
+			return true, ""
+		default:
+			return false, fmt.Sprintf("GET %s: status %d", path, code)
+		}
+	}
+	if !info.IP.IsValid() || port == 0 {
+		return false, "no address to probe (service has no IP or port)"
 	}
 	url := fmt.Sprintf("http://%s:%d%s", info.IP, port, path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -224,12 +244,12 @@ func probeHTTP(ctx context.Context, c *http.Client, info docker.ServiceInfo, por
 // the daemon's die event, waited for briefly, else from inspect), whether
 // the OOM killer ended it, Docker's restarts and the last log lines
 // (masked with mask before they are shortened).
-func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo, mask func(string) string) error {
-	x, ok, ch := e.mon.exit(info.ContainerID)
+func (e *Executor) exitedError(ctx context.Context, info runtime.ServiceInfo, mask func(string) string) error {
+	x, ok, ch := e.mon.exit(info.ID)
 	if !ok {
 		select {
 		case <-ch:
-			x, ok, _ = e.mon.exit(info.ContainerID)
+			x, ok, _ = e.mon.exit(info.ID)
 		case <-time.After(2 * time.Second):
 		case <-ctx.Done():
 		}
@@ -238,13 +258,13 @@ func (e *Executor) exitedError(ctx context.Context, info docker.ServiceInfo, mas
 	if ok {
 		code, oom = x.ExitCode, x.OOMKilled
 	}
-	logs := e.logTail(ctx, info.ContainerID, 20)
+	logs := e.logTail(ctx, info.ID, 20)
 	msg := fmt.Sprintf("container exited with code %d", code)
 	if oom {
 		msg = fmt.Sprintf("container was killed by the OOM killer (exit code %d): it needs more memory than its limit", code)
 	}
 	if info.RestartCount > 0 {
-		msg += fmt.Sprintf(" (Docker restarted it %d time(s))", info.RestartCount)
+		msg += fmt.Sprintf(" (%s restarted it %d time(s))", runtimeWord(e.rt.Name()), info.RestartCount)
 	}
 	if t := strings.TrimSpace(logs); t != "" {
 		msg += "; last log lines:\n" + maskedTail(mask, t, 1500)
@@ -290,4 +310,15 @@ func serviceLimits(spec protocol.DeploySpec, si protocol.ServiceImage) protocol.
 		r.MemoryMB = spec.Resources.MemoryMB
 	}
 	return r
+}
+
+// runtimeWord is a runtime's name as a sentence shows it.
+func runtimeWord(name string) string {
+	switch name {
+	case runtime.Docker:
+		return "Docker"
+	case runtime.Kubernetes:
+		return "Kubernetes"
+	}
+	return name
 }

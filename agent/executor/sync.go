@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/protocol"
 )
@@ -78,7 +78,7 @@ func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol
 	if err != nil {
 		return reply, fmt.Errorf("sync: %w", err)
 	}
-	var orphans []docker.Object
+	var orphans []runtime.Object
 	for _, o := range objs {
 		if _, ok := desired[o.DeploymentID]; !ok && o.DeploymentID > 0 {
 			orphans = append(orphans, o)
@@ -171,9 +171,9 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 	if err != nil {
 		return nil, false, err
 	}
-	byService := map[string]docker.Object{}
+	byService := map[string]runtime.Object{}
 	for _, o := range objs {
-		if o.Kind == docker.KindContainer && o.Service != "" {
+		if o.Kind == runtime.KindWorkload && o.Service != "" {
 			byService[o.Service] = o
 		}
 	}
@@ -191,21 +191,21 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 	}
 	var out []protocol.ServiceState
 	var firstErr error
-	var net docker.Network
+	var net runtime.Network
 	for _, n := range spec.Graph.Nodes {
 		if n.Kind != protocol.KindService {
 			continue
 		}
-		var info docker.ServiceInfo
+		var info runtime.ServiceInfo
 		o, ok := byService[n.ID]
 		switch {
-		case ok && (o.Running || o.State == "restarting"):
-			// A restarting container is Docker's to bring back; its state
-			// is reported as it is.
+		case ok && (o.Running || o.Restarting):
+			// A restarting workload is the runtime's to bring back; its
+			// state is reported as it is.
 			info, err = e.rt.InspectService(ctx, o.ID)
 		case ok:
 			e.log.Info().Int64("deployment", d.ID).Str("service", n.ID).Msg("sync: starting stopped service")
-			if err = e.rt.StartContainer(ctx, o.ID); err == nil {
+			if err = e.rt.StartWorkload(ctx, o.ID); err == nil {
 				info, err = e.rt.InspectService(ctx, o.ID)
 			}
 		default:
@@ -229,7 +229,7 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 			if _, err = e.ensureImage(ctx, spec.Services[n.ID].Image, spec.Services[n.ID].Auth, nil); err != nil {
 				break
 			}
-			var ss docker.ServiceSpec
+			var ss runtime.ServiceSpec
 			ss, err = serviceSpec(spec, n, net.Name, scope{secrets: spec.Secrets, outputs: outputs})
 			if err == nil {
 				info, err = e.rt.StartService(ctx, ss)
@@ -243,8 +243,8 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 			continue
 		}
 		st := serviceState(d.ID, n, spec, info)
-		if s := d.Steps[n.ID]; s != nil && (s.ContainerID != info.ContainerID || s.HostPort != info.HostPort) {
-			s.ContainerID, s.HostPort = info.ContainerID, info.HostPort
+		if s := d.Steps[n.ID]; s != nil && (s.ContainerID != info.ID || s.HostPort != info.HostPort) {
+			s.ContainerID, s.HostPort = info.ID, info.HostPort
 			if err := e.st.Put(d); err != nil {
 				e.log.Error().Err(err).Int64("deployment", d.ID).Msg("sync: save service")
 			}
