@@ -23,6 +23,7 @@ import (
 	"github.com/nullops/nullops/agent/executor"
 	"github.com/nullops/nullops/agent/hostinfo"
 	"github.com/nullops/nullops/agent/journal"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/agent/trust"
 	"github.com/nullops/nullops/internal/version"
@@ -42,9 +43,11 @@ type App struct {
 	Journal  *journal.Journal
 	Host     *hostinfo.Sampler
 	Channel  *channel.Server
-	Docker   *docker.Runtime
+	Runtime  runtime.Runtime // chosen by the runtime option
 	State    *state.Store
 	Executor *executor.Executor
+
+	figures executor.Host // capacity and usage: the host's, or the runtime's (runtime.HostProvider)
 
 	listener      net.Listener
 	debugListener net.Listener
@@ -70,19 +73,22 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	host := hostinfo.New(cfg.DataDir)
 	host.SetOtherCPUTimeConstant(time.Duration(cfg.Capacity.OtherCPUSmoothing))
 
-	// Docker objects are labelled with the node name, or with the data
-	// dir's instance id when no name is configured (docs/agent.md).
+	// The runtime's objects are labelled with the node name, or with the
+	// data dir's instance id when no name is configured (docs/agent.md).
 	node := cfg.NodeName
 	if node == "" {
 		node = j.InstanceID()
 	}
-	rt, err := docker.New(docker.Config{
-		Node: node, Host: cfg.Docker.Host, PublishIP: cfg.Docker.PublishIP,
-		SubnetPool: cfg.Docker.SubnetPool, SubnetBits: cfg.Docker.SubnetBits,
-	})
+	rt, err := NewRuntime(cfg, node)
 	if err != nil {
 		j.Close()
 		return nil, err
+	}
+	// A runtime whose capacity is not this host's (a cluster) reports its
+	// own figures.
+	var figures config.HostInfo = host
+	if hp, ok := rt.(runtime.HostProvider); ok {
+		figures = hp.Host()
 	}
 	st, err := state.Open(filepath.Join(cfg.DataDir, state.FileName))
 	if err != nil {
@@ -112,14 +118,28 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		Trust:           tr,
 		Version:         Version,
 		Journal:         j,
-		Host:            cfg.Advertised(host), // capacity caps of agent/config
+		Host:            cfg.Advertised(figures), // capacity caps of agent/config
 		Handler:         handler,
 		Containers:      ex.ContainerStats,
 		MetricsInterval: time.Duration(cfg.MetricsInterval),
 		Log:             log,
 	})
 	return &App{Config: cfg, Log: log, Identity: id, Journal: j, Host: host, Channel: ch,
-		Docker: rt, State: st, Executor: ex}, nil
+		Runtime: rt, State: st, Executor: ex, figures: figures}, nil
+}
+
+// NewRuntime builds the runtime the configuration names, scoped to node.
+func NewRuntime(cfg *config.Config, node string) (runtime.Runtime, error) {
+	switch cfg.Runtime {
+	case runtime.Docker, "":
+		return docker.New(docker.Config{
+			Node: node, Host: cfg.Docker.Host, PublishIP: cfg.Docker.PublishIP,
+			SubnetPool: cfg.Docker.SubnetPool, SubnetBits: cfg.Docker.SubnetBits,
+		})
+	case runtime.Kubernetes:
+		return nil, errors.New("runtime kubernetes: not built into this agent yet (issue #19); use runtime docker")
+	}
+	return nil, fmt.Errorf("runtime: %q is not a runtime (docker or kubernetes)", cfg.Runtime)
 }
 
 // Listen binds the configured addresses (":0" picks a free port).
@@ -147,7 +167,7 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(protocol.PathConnect, a.Channel)
-	mux.Handle("/metrics", a.Executor.MetricsHandler(a.Host))
+	mux.Handle("/metrics", a.Executor.MetricsHandler(a.figures))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -190,7 +210,7 @@ func (a *App) Serve(ctx context.Context) error {
 	a.Channel.Close()
 	a.Executor.Close()
 	_ = a.State.Close()
-	_ = a.Docker.Close()
+	_ = a.Runtime.Close()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shutCtx)

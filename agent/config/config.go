@@ -14,6 +14,7 @@ import (
 	ptypes "github.com/traefik/paerser/types"
 
 	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/internal/logging"
 )
 
@@ -33,7 +34,8 @@ type Config struct {
 	Token           string          `description:"Node token from the control plane (shown once when the node is added); also AGENT_TOKEN." loggable:"false"`
 	NodeName        string          `description:"Name of this node in logs (optional)." export:"true"`
 	MetricsInterval ptypes.Duration `description:"How often capacity and usage are pushed to the control plane." export:"true"`
-	Docker          Docker          `description:"Docker Engine access." export:"true"`
+	Runtime         string          `description:"What runs the deployments: docker (the Docker Engine of docker.host) or kubernetes (a cluster)." export:"true"`
+	Docker          Docker          `description:"Docker Engine access (runtime docker)." export:"true"`
 	Capacity        Capacity        `description:"What the node advertises for placement (default: what the host has)." export:"true"`
 	Log             logging.Config  `description:"Logging." export:"true"`
 	Debug           Debug           `description:"Test-only switches; all off by default." export:"true"`
@@ -84,6 +86,7 @@ func Defaults() *Config {
 		Listen:          ":5000",
 		DataDir:         DefaultDataDir(),
 		MetricsInterval: ptypes.Duration(15 * time.Second),
+		Runtime:         runtime.Docker,
 		Docker:          Docker{SubnetPool: docker.DefaultSubnetPool, SubnetBits: 24, PublishIP: "0.0.0.0"},
 		Capacity:        Capacity{OtherCPUSmoothing: ptypes.Duration(time.Minute)},
 		Log:             logging.Defaults(),
@@ -106,6 +109,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Token) < MinTokenLength {
 		return fmt.Errorf("token: too short (%d characters); copy the whole token NullOps showed", len(c.Token))
+	}
+	switch c.Runtime {
+	case runtime.Docker, runtime.Kubernetes:
+	default:
+		return fmt.Errorf("runtime: %q is not a runtime (docker or kubernetes)", c.Runtime)
 	}
 	if c.MetricsInterval < ptypes.Duration(time.Second) {
 		return fmt.Errorf("metricsinterval: must be at least 1s")

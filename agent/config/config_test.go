@@ -97,3 +97,18 @@ func TestDockerNetworkOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestRuntimeOption(t *testing.T) {
+	tok := "AGENT_TOKEN=0123456789abcdef"
+	cfg, err := load(t, []string{tok})
+	if err != nil || cfg.Runtime != "docker" {
+		t.Fatalf("default runtime %q, %v; want docker", cfg.Runtime, err)
+	}
+	cfg, err = load(t, []string{tok, "NULLOPS_RUNTIME=kubernetes"})
+	if err != nil || cfg.Runtime != "kubernetes" {
+		t.Fatalf("NULLOPS_RUNTIME=kubernetes: %q, %v", cfg.Runtime, err)
+	}
+	if _, err := load(t, []string{tok}, "--runtime=podman"); err == nil || !strings.Contains(err.Error(), "runtime:") {
+		t.Fatalf("--runtime=podman: %v (want an error naming runtime)", err)
+	}
+}

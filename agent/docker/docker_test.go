@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/protocol"
 )
@@ -43,7 +44,7 @@ func TestThreeHundredDeploymentNetworks(t *testing.T) {
 	ctx := testutil.Context(t, 10*time.Minute)
 	seen := map[netip.Prefix]bool{}
 	for i := int64(1); i <= 300; i++ {
-		n, err := r.EnsureNetwork(ctx, i)
+		n, err := r.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: i})
 		if err != nil {
 			t.Fatalf("network %d: %v", i, err)
 		}
@@ -56,7 +57,7 @@ func TestThreeHundredDeploymentNetworks(t *testing.T) {
 		seen[n.Subnet] = true
 	}
 	// Idempotent: asking again returns the same network.
-	again, err := r.EnsureNetwork(ctx, 7)
+	again, err := r.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,12 +88,12 @@ func TestSubnetsAvoidExistingNetworks(t *testing.T) {
 	ctx := testutil.Context(t, time.Minute)
 	var got []netip.Prefix
 	for i := int64(1); i <= 2; i++ {
-		n, err := a.EnsureNetwork(ctx, i)
+		n, err := a.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: i})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, n.Subnet)
-		n, err = b.EnsureNetwork(ctx, i)
+		n, err = b.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: i})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,14 +106,14 @@ func TestSubnetsAvoidExistingNetworks(t *testing.T) {
 		}
 		seen[p] = true
 	}
-	if _, err := a.EnsureNetwork(ctx, 3); !errors.Is(err, ErrPoolExhausted) {
+	if _, err := a.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: 3}); !errors.Is(err, ErrPoolExhausted) {
 		t.Fatalf("fifth network in a four-subnet pool: got %v, want ErrPoolExhausted", err)
 	}
 	// Freeing one makes room again.
 	if _, err := b.RemoveDeployment(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.EnsureNetwork(ctx, 3); err != nil {
+	if _, err := a.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: 3}); err != nil {
 		t.Fatalf("after freeing a subnet: %v", err)
 	}
 }

@@ -24,7 +24,9 @@ type Network = runtime.Network
 // free subnet of the pool when it does not exist. Free means not used by
 // any network on the daemon (of any node or owner), so restarts and agents
 // sharing a daemon never collide.
-func (r *Runtime) EnsureNetwork(ctx context.Context, deploymentID int64) (Network, error) {
+// The budget (spec.Resources) is enforced per container on Docker.
+func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (Network, error) {
+	deploymentID := spec.DeploymentID
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
 	name := NetworkName(r.node, deploymentID)

@@ -246,7 +246,7 @@ func (p *pipeline) build(ctx context.Context) *stepError {
 	for _, n := range p.spec.Graph.Nodes {
 		nodes[n.ID] = n
 	}
-	net, err := p.e.rt.EnsureNetwork(ctx, p.id())
+	net, err := p.e.rt.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: p.id(), Resources: p.spec.Resources})
 	if err != nil {
 		if ctx.Err() != nil {
 			return p.cancelled(nodes, nil)

@@ -36,6 +36,10 @@ func serviceSpec(spec protocol.DeploySpec, n protocol.Node, network string, sc s
 	s := runtime.ServiceSpec{
 		DeploymentID: spec.DeploymentID, Service: n.ID, Image: si.Image, Auth: si.Auth, Env: env, Ports: ports,
 		Resources: serviceLimits(spec, si), Network: network,
+		HealthPort: servicePort(spec, n), Health: n.Health,
+	}
+	if s.Health == nil {
+		s.Health = si.Health
 	}
 	if n.Ingress {
 		s.PublishPort = servicePort(spec, n)
@@ -128,10 +132,11 @@ func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info runt
 	}
 }
 
-// waitHealthy gates "step succeeded": an HTTP probe from the agent to the
-// container's address in the deployment network, a command run inside the
-// container, the image's own HEALTHCHECK, or — with none of those — the
-// container running. A container that exits fails at once with its exit
+// waitHealthy gates "step succeeded": the runtime's verdict on the
+// service's health check when it runs them (Capabilities.HealthChecks),
+// else an HTTP probe from the agent to the workload's address in the
+// deployment network or a command run inside it; the image's own
+// HEALTHCHECK; or — with none of those — the workload running. A container that exits fails at once with its exit
 // code and the tail of its log.
 func (e *Executor) waitHealthy(ctx context.Context, info runtime.ServiceInfo, port int, h *protocol.Health, mask func(string) string, logf func(string)) (runtime.ServiceInfo, error) {
 	timeout, interval := e.cfg.HealthTimeout, 500*time.Millisecond
@@ -156,8 +161,17 @@ func (e *Executor) waitHealthy(ctx context.Context, info runtime.ServiceInfo, po
 		}
 		ok, detail := false, ""
 		switch {
+		case e.rt.Capabilities().HealthChecks && h != nil && (h.HTTP != "" || len(h.Command) > 0):
+			// The runtime probes (ServiceSpec.Health) and reports the verdict.
+			ok = info.Health == "healthy"
+			if !ok {
+				detail = e.rt.Name() + " health check: " + info.Health
+				if info.Health == "" {
+					detail = e.rt.Name() + " health check: no verdict yet"
+				}
+			}
 		case h != nil && h.HTTP != "":
-			ok, detail = e.probeHTTP(ctx, client, info, port, h.HTTP)
+			ok, detail = probeHTTP(ctx, client, info, port, h.HTTP)
 		case h != nil && len(h.Command) > 0:
 			code, out, err := e.rt.Exec(ctx, info.ID, h.Command)
 			switch {
@@ -196,32 +210,14 @@ func (e *Executor) waitHealthy(ctx context.Context, info runtime.ServiceInfo, po
 	}
 }
 
-// probeHTTP asks the service for path: through the runtime when it is a
-// runtime.Prober (the agent cannot reach the workload's address), else
-// directly at its address in the deployment network. 2xx and 3xx are
-// healthy.
-func (e *Executor) probeHTTP(ctx context.Context, c *http.Client, info runtime.ServiceInfo, port int, path string) (bool, string) {
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	if pr, ok := e.rt.(runtime.Prober); ok {
-		if port == 0 {
-			return false, "no port to probe"
-		}
-		pctx, cancel := context.WithTimeout(ctx, c.Timeout)
-		defer cancel()
-		code, _, err := pr.ProbeHTTP(pctx, info.ID, port, path)
-		switch {
-		case err != nil:
-			return false, "GET " + path + ": " + err.Error()
-		case code >= 200 && code < 400:
-			return true, ""
-		default:
-			return false, fmt.Sprintf("GET %s: status %d", path, code)
-		}
-	}
+// probeHTTP asks the service for path at its address in the deployment
+// network; 2xx and 3xx are healthy.
+func probeHTTP(ctx context.Context, c *http.Client, info runtime.ServiceInfo, port int, path string) (bool, string) {
 	if !info.IP.IsValid() || port == 0 {
 		return false, "no address to probe (service has no IP or port)"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
 	}
 	url := fmt.Sprintf("http://%s:%d%s", info.IP, port, path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

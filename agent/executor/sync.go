@@ -222,7 +222,7 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 			}
 			e.log.Info().Int64("deployment", d.ID).Str("service", n.ID).Msg("sync: recreating missing service")
 			if net.Name == "" {
-				if net, err = e.rt.EnsureNetwork(ctx, d.ID); err != nil {
+				if net, err = e.rt.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: d.ID, Resources: spec.Resources}); err != nil {
 					break
 				}
 			}

@@ -105,6 +105,15 @@ type Capabilities struct {
 	// DockerSocket: OneShotSpec.DockerSocket is honoured (the host's Docker
 	// socket is mounted into the plugin at /var/run/docker.sock).
 	DockerSocket bool
+	// HealthChecks: the runtime runs a service's health check itself
+	// (ServiceSpec.Health: HTTP and command probes, with their interval) and
+	// reports the verdict in ServiceInfo.Health ("starting" until the first
+	// success, then "healthy" or "unhealthy"). The executor then waits for
+	// "healthy" (within the check's timeout) instead of probing the
+	// workload's address itself — for runtimes whose workloads the agent
+	// cannot reach. Without it the agent probes ServiceInfo.IP directly and
+	// runs command checks with Exec.
+	HealthChecks bool
 }
 
 // Images makes images available to workloads.
@@ -140,9 +149,10 @@ type Images interface {
 type Workloads interface {
 	// EnsureNetwork returns the deployment's network, creating it (with
 	// whatever isolation the runtime gives a deployment: a bridge network,
-	// a namespace with network policies) when it does not exist. Idempotent:
-	// a second call returns the same network. Labelled with the deployment.
-	EnsureNetwork(ctx context.Context, deploymentID int64) (Network, error)
+	// a namespace with network policies and a quota of spec.Resources) when
+	// it does not exist. Idempotent: a second call returns the same network
+	// (it need not update what exists). Labelled with the deployment.
+	EnsureNetwork(ctx context.Context, spec NetworkSpec) (Network, error)
 	// StartService (re)creates and starts a service's workload: an existing
 	// workload of the same deployment and service is removed first, so this
 	// is also how a missing or broken service is recreated. It returns once
@@ -236,6 +246,16 @@ type Object struct {
 	State        string // workloads: the runtime's own word for the state, for messages
 }
 
+// NetworkSpec describes a deployment's network.
+type NetworkSpec struct {
+	DeploymentID int64
+	// Resources is the deployment's whole budget (protocol.DeploySpec
+	// Resources): a runtime that can enforce it on the deployment as a whole
+	// (a Kubernetes ResourceQuota) does; each service's own limits are in
+	// ServiceSpec.Resources either way. Plugin steps are outside it.
+	Resources protocol.Resources
+}
+
 // Network is a deployment's network.
 type Network struct {
 	ID   string
@@ -256,8 +276,15 @@ type ServiceSpec struct {
 	Env         map[string]string
 	Ports       []int // ports the service listens on
 	PublishPort int   // >0: reachable from the node's publish address at ServiceInfo.HostPort (ingress)
-	Resources   protocol.Resources
-	Network     string // Network.Name of the deployment
+	// HealthPort is the port an HTTP health check probes (the node's port,
+	// else the service's first port; 0 when it has none).
+	HealthPort int
+	// Health is the service's health check (nil = none). Only a runtime
+	// with Capabilities().HealthChecks uses it; otherwise the executor
+	// probes.
+	Health    *protocol.Health
+	Resources protocol.Resources
+	Network   string // Network.Name of the deployment
 }
 
 // ServiceInfo is the observed state of a service's workload.
@@ -375,11 +402,17 @@ func HasCredentials(auth *protocol.RegistryAuth) bool {
 	return auth != nil && (auth.Username != "" || auth.Password != "")
 }
 
-// Prober is an optional interface: a runtime whose workloads the agent
-// cannot reach at ServiceInfo.IP (an agent outside the cluster) implements
-// it, and the executor's HTTP health checks go through it instead of
-// dialling IP:port. It returns the response's status code and up to 64 KiB
-// of its body, or an error when there was no response.
-type Prober interface {
-	ProbeHTTP(ctx context.Context, id string, port int, path string) (status int, body string, err error)
+// Host reports a node's capacity and usage (what agent/hostinfo measures
+// on the agent's own host).
+type Host interface {
+	Capacity() protocol.Capacity
+	Usage() protocol.Usage
+}
+
+// HostProvider is an optional interface: a runtime whose capacity is not
+// the agent's host's (a cluster) implements it, and the agent advertises
+// and reports its figures instead of the host's. Usage's CPU fields are the
+// runtime's (there is no "other processes" share to smooth then).
+type HostProvider interface {
+	Host() Host
 }
