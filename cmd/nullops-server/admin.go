@@ -78,7 +78,7 @@ func adminCreate(cfg *config.Config, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	u, err := svc.CreateUser(ctx, store.Actor{Name: "cli"}, auth.NewUser{Username: username, Password: password, Admin: true,
+	u, err := svc.CreateUser(ctx, store.Actor{Name: "cli"}, auth.NewUser{Username: username, Password: password, Role: store.RoleAdmin,
 		Via: "nullops-server admin create"})
 	if errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("admin.username: %q is taken", username)

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/secretbox"
@@ -102,9 +105,13 @@ func (a *Admin) sealToken(ctx context.Context, tx *store.Store, id int64) (store
 	return n, tok, nil
 }
 
-// Create adds a node and returns it with its token (the only time the
-// token is returned).
+// Create validates in (errs.Fields; port 0 is the default 5000), adds the
+// node and returns it with its token (the only time the token is
+// returned).
 func (a *Admin) Create(ctx context.Context, by store.Actor, in store.NewNode) (store.Node, string, error) {
+	if err := checkNewNode(&in); err != nil {
+		return store.Node{}, "", err
+	}
 	var node store.Node
 	var tok string
 	err := a.Store.InTx(ctx, func(tx *store.Store) error {
@@ -172,8 +179,15 @@ func (a *Admin) Revoke(ctx context.Context, by store.Actor, id int64) (store.Nod
 }
 
 // ApproveThumbprint pins thumbprint (the one the agent last presented when
-// empty) and reconnects at once.
+// empty; a malformed one is errs.Fields) and reconnects at once.
 func (a *Admin) ApproveThumbprint(ctx context.Context, by store.Actor, id int64, thumbprint string) (store.Node, error) {
+	if thumbprint != "" {
+		t, err := NormalizeThumbprint(thumbprint)
+		if err != nil {
+			return store.Node{}, errs.Field("thumbprint", "%v", err)
+		}
+		thumbprint = t
+	}
 	var n store.Node
 	err := a.change(ctx, id, func(tx *store.Store) error {
 		tp := thumbprint
@@ -218,8 +232,12 @@ func (a *Admin) SetEnabled(ctx context.Context, by store.Actor, id int64, enable
 	return n, err
 }
 
-// Update edits a node; a new address or pinned thumbprint reconnects it.
+// Update validates the set fields (errs.Fields) and edits a node; a new
+// address or pinned thumbprint reconnects it.
 func (a *Admin) Update(ctx context.Context, by store.Actor, id int64, p store.NodePatch) (store.Node, error) {
+	if err := checkNodePatch(&p); err != nil {
+		return store.Node{}, err
+	}
 	var n store.Node
 	err := a.change(ctx, id, func(tx *store.Store) error {
 		var err error
@@ -243,4 +261,110 @@ func (a *Admin) Delete(ctx context.Context, by store.Actor, id int64) error {
 		}
 		return audit(ctx, tx, by, "node.delete", n, map[string]any{"name": n.Name})
 	})
+}
+
+// DefaultAgentPort is the port of a node created without one.
+const DefaultAgentPort = 5000
+
+var (
+	nodeNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	labelKeyRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+)
+
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if !hostLabelRE.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkNodeName(v errs.Fields, name string) {
+	if !nodeNameRE.MatchString(name) {
+		v.Add("name", "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+}
+
+func checkNodeHost(v errs.Fields, host string) {
+	if !validHost(host) {
+		v.Add("host", "a host name or IP address the server can reach the agent at (no scheme, no port)")
+	}
+}
+
+func checkNodePort(v errs.Fields, port int) {
+	if port < 1 || port > 65535 {
+		v.Add("port", "must be 1..65535")
+	}
+}
+
+// checkThumbprint normalizes a non-empty expected thumbprint.
+func checkThumbprint(v errs.Fields, tp *string) {
+	if *tp == "" {
+		return
+	}
+	t, err := NormalizeThumbprint(*tp)
+	if err != nil {
+		v.Add("expected_thumbprint", "%v", err)
+	}
+	*tp = t
+}
+
+func checkLabels(v errs.Fields, labels map[string]string) {
+	if len(labels) > 64 {
+		v.Add("labels", "at most 64 labels")
+	}
+	for k, val := range labels {
+		if !labelKeyRE.MatchString(k) {
+			v.Add("labels", "key %q: 1-63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit", k)
+		}
+		if len(val) > 253 {
+			v.Add("labels", "value of %q: at most 253 characters", k)
+		}
+	}
+}
+
+// checkNewNode validates a node to create, defaulting its port and
+// normalizing its thumbprint.
+func checkNewNode(in *store.NewNode) error {
+	if in.Port == 0 {
+		in.Port = DefaultAgentPort
+	}
+	v := errs.Fields{}
+	checkNodeName(v, in.Name)
+	checkNodeHost(v, in.Host)
+	checkNodePort(v, in.Port)
+	checkThumbprint(v, &in.ExpectedThumbprint)
+	checkLabels(v, in.Labels)
+	return v.Err()
+}
+
+// checkNodePatch validates the set fields of a node's change.
+func checkNodePatch(p *store.NodePatch) error {
+	v := errs.Fields{}
+	if p.Name != nil {
+		checkNodeName(v, *p.Name)
+	}
+	if p.Host != nil {
+		checkNodeHost(v, *p.Host)
+	}
+	if p.Port != nil {
+		checkNodePort(v, *p.Port)
+	}
+	if p.ExpectedThumbprint != nil {
+		tp := *p.ExpectedThumbprint
+		checkThumbprint(v, &tp)
+		p.ExpectedThumbprint = &tp
+	}
+	if p.Labels != nil {
+		checkLabels(v, *p.Labels)
+	}
+	return v.Err()
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/server/auth"
-	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -83,11 +82,7 @@ func (d *Deps) putAccess(kind string) echo.HandlerFunc {
 		if err := Bind(c, &req); err != nil {
 			return err
 		}
-		lvl, err := auth.ParseLevel(req.Level)
-		if err != nil {
-			return (errs.Fields{"level": "must be read or full"}).Err()
-		}
-		g, err := d.Auth.PutGrant(c.Request().Context(), actor(c), s, teamID, lvl)
+		g, err := d.Auth.PutGrant(c.Request().Context(), actor(c), s, teamID, req.Level)
 		if err != nil {
 			return err
 		}

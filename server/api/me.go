@@ -1,14 +1,12 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
-	"github.com/nullops/nullops/server/errs"
 )
 
 func registerMe(g *echo.Group, d *Deps) {
@@ -45,16 +43,6 @@ func (d *Deps) changeMyPassword(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := errs.Fields{}
-	if req.Current == "" {
-		v.Add("current_password", "required")
-	}
-	if err := auth.CheckPassword(req.New); err != nil {
-		v.Add("new_password", "%s", err.Error())
-	}
-	if err := v.Err(); err != nil {
-		return err
-	}
 	p := PrincipalFrom(c)
 	var keep []byte
 	if s := sessionFrom(c); s != nil {
@@ -64,9 +52,6 @@ func (d *Deps) changeMyPassword(c echo.Context) error {
 		UserID: p.UserID, Username: p.Username, Current: req.Current, New: req.New,
 		ClientAddr: ClientAddr(c), KeepSession: keep,
 	})
-	if errors.Is(err, auth.ErrInvalidCredentials) {
-		return (errs.Fields{"current_password": "is not your current password"}).Err()
-	}
 	if err != nil {
 		return err
 	}

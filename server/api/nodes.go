@@ -1,10 +1,7 @@
 package api
 
 import (
-	"errors"
-	"net"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,7 +9,6 @@ import (
 
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/auth"
-	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -95,46 +91,11 @@ func (d *Deps) userNodeOut(n store.Node) userNodeResponse {
 		LastSeenAt: o.LastSeenAt, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
 }
 
-var (
-	nodeNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-	hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-	labelKeyRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
-)
-
-func validHost(h string) bool {
-	if net.ParseIP(h) != nil {
-		return true
-	}
-	if len(h) == 0 || len(h) > 253 {
-		return false
-	}
-	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if !hostLabelRE.MatchString(l) {
-			return false
-		}
-	}
-	return true
-}
-
-func checkLabels(v errs.Fields, labels map[string]string) {
-	if len(labels) > 64 {
-		v.Add("labels", "at most 64 labels")
-	}
-	for k, val := range labels {
-		if !labelKeyRE.MatchString(k) {
-			v.Add("labels", "key %q: 1-63 letters, digits, '.', '_', '/' or '-', starting and ending with a letter or digit", k)
-		}
-		if len(val) > 253 {
-			v.Add("labels", "value of %q: at most 253 characters", k)
-		}
-	}
-}
-
 // nodeRequest is the body of POST /environments/{id}/nodes.
 type nodeRequest struct {
 	Name               string            `json:"name"`
 	Host               string            `json:"host"`
-	Port               int               `json:"port"` // default 5000
+	Port               int               `json:"port"` // default agents.DefaultAgentPort
 	ExpectedThumbprint string            `json:"expected_thumbprint"`
 	Labels             map[string]string `json:"labels"`
 }
@@ -189,37 +150,9 @@ func (d *Deps) createNode(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	if req.Port == 0 {
-		req.Port = 5000
-	}
-	v := errs.Fields{}
-	if !nodeNameRE.MatchString(req.Name) {
-		v.Add("name", "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-	}
-	if !validHost(req.Host) {
-		v.Add("host", "a host name or IP address the server can reach the agent at (no scheme, no port)")
-	}
-	if req.Port < 1 || req.Port > 65535 {
-		v.Add("port", "must be 1..65535")
-	}
-	if req.ExpectedThumbprint != "" {
-		t, err := agents.NormalizeThumbprint(req.ExpectedThumbprint)
-		if err != nil {
-			v.Add("expected_thumbprint", "%v", err)
-		}
-		req.ExpectedThumbprint = t
-	}
-	checkLabels(v, req.Labels)
-	if err := v.Err(); err != nil {
-		return err
-	}
-	ctx := c.Request().Context()
-	n, tok, err := d.Nodes.Create(ctx, actor(c), store.NewNode{EnvironmentID: envID, Name: req.Name, Host: req.Host, Port: req.Port,
-		ExpectedThumbprint: req.ExpectedThumbprint, Labels: req.Labels})
+	n, tok, err := d.Nodes.Create(c.Request().Context(), actor(c), store.NewNode{EnvironmentID: envID, Name: req.Name, Host: req.Host,
+		Port: req.Port, ExpectedThumbprint: req.ExpectedThumbprint, Labels: req.Labels})
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return ErrNotFound
-		}
 		return err
 	}
 	return c.JSON(http.StatusCreated, nodeWithToken{Node: d.nodeOut(n), Token: tok, DockerRun: agents.DockerRunCommand(n, tok), Compose: agents.ComposeCommand(tok)})
@@ -233,9 +166,6 @@ func (d *Deps) loadNode(c echo.Context) (store.Node, error) {
 		return store.Node{}, err
 	}
 	n, err := d.Store.GetNode(c.Request().Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return n, ErrNotFound
-	}
 	if err != nil {
 		return n, err
 	}
@@ -296,29 +226,6 @@ func (d *Deps) updateNode(c echo.Context) error {
 	}
 	var req nodePatch
 	if err := Bind(c, &req); err != nil {
-		return err
-	}
-	v := errs.Fields{}
-	if req.Name != nil && !nodeNameRE.MatchString(*req.Name) {
-		v.Add("name", "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-	}
-	if req.Host != nil && !validHost(*req.Host) {
-		v.Add("host", "a host name or IP address the server can reach the agent at (no scheme, no port)")
-	}
-	if req.Port != nil && (*req.Port < 1 || *req.Port > 65535) {
-		v.Add("port", "must be 1..65535")
-	}
-	if req.ExpectedThumbprint != nil && *req.ExpectedThumbprint != "" {
-		t, err := agents.NormalizeThumbprint(*req.ExpectedThumbprint)
-		if err != nil {
-			v.Add("expected_thumbprint", "%v", err)
-		}
-		req.ExpectedThumbprint = &t
-	}
-	if req.Labels != nil {
-		checkLabels(v, *req.Labels)
-	}
-	if err := v.Err(); err != nil {
 		return err
 	}
 	out, err := d.Nodes.Update(c.Request().Context(), actor(c), n.ID, store.NodePatch{Name: req.Name, Host: req.Host, Port: req.Port,
@@ -384,13 +291,6 @@ func (d *Deps) approveNodeThumbprint(c echo.Context) error {
 		if err := DecodeJSON(strings.NewReader(string(body)), &req); err != nil {
 			return bodyError(err)
 		}
-	}
-	if req.Thumbprint != "" {
-		t, err := agents.NormalizeThumbprint(req.Thumbprint)
-		if err != nil {
-			return errs.Fields{"thumbprint": err.Error()}.Err()
-		}
-		req.Thumbprint = t
 	}
 	out, err := d.Nodes.ApproveThumbprint(c.Request().Context(), actor(c), n.ID, req.Thumbprint)
 	if err != nil {

@@ -1,15 +1,11 @@
 package api
 
 import (
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nullops/nullops/internal/safetext"
-	"github.com/nullops/nullops/server/errs"
-	"github.com/nullops/nullops/server/store"
+	"github.com/nullops/nullops/server/auth"
 )
 
 // registerTeams mounts teams and memberships (admin only; users see their
@@ -32,37 +28,8 @@ type TeamRequest struct {
 	Description *string `json:"description"`
 }
 
-func (r *TeamRequest) validate(create bool) error {
-	v := errs.Fields{}
-	if r.Name != nil {
-		s := strings.TrimSpace(*r.Name)
-		r.Name = &s
-	}
-	if (create && r.Name == nil) || (r.Name != nil && (*r.Name == "" || len(*r.Name) > 100)) {
-		v.Add("name", "required, 1 to 100 characters")
-	}
-	if r.Name != nil {
-		if err := safetext.Name(*r.Name); err != nil {
-			v.Add("name", "%s", err.Error())
-		}
-	}
-	if r.Description != nil && len(*r.Description) > 1000 {
-		v.Add("description", "at most 1000 characters")
-	}
-	if r.Description != nil {
-		if err := safetext.Text(*r.Description); err != nil {
-			v.Add("description", "%s", err.Error())
-		}
-	}
-	return v.Err()
-}
-
-func teamConflict(err error, name *string) error {
-	if errors.Is(err, store.ErrConflict) && name != nil {
-		return &errs.Error{Kind: errs.Conflict, Code: "conflict", Message: "team " + *name + " already exists",
-			Fields: map[string]string{"name": "is taken"}}
-	}
-	return err
+func (r TeamRequest) input() auth.TeamInput {
+	return auth.TeamInput{Name: r.Name, Description: r.Description}
 }
 
 func (d *Deps) listTeams(c echo.Context) error {
@@ -82,16 +49,9 @@ func (d *Deps) createTeam(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	if err := req.validate(true); err != nil {
-		return err
-	}
-	desc := ""
-	if req.Description != nil {
-		desc = *req.Description
-	}
-	t, err := d.Auth.CreateTeam(c.Request().Context(), actor(c), *req.Name, desc)
+	t, err := d.Auth.CreateTeam(c.Request().Context(), actor(c), req.input())
 	if err != nil {
-		return teamConflict(err, req.Name)
+		return err
 	}
 	return c.JSON(http.StatusCreated, teamOut(t))
 }
@@ -117,12 +77,9 @@ func (d *Deps) updateTeam(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	if err := req.validate(false); err != nil {
-		return err
-	}
-	t, err := d.Auth.UpdateTeam(c.Request().Context(), actor(c), id, req.Name, req.Description)
+	t, err := d.Auth.UpdateTeam(c.Request().Context(), actor(c), id, req.input())
 	if err != nil {
-		return teamConflict(err, req.Name)
+		return err
 	}
 	return c.JSON(http.StatusOK, teamOut(t))
 }

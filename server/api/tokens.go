@@ -3,15 +3,11 @@ package api
 import (
 	"net/http"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
-	"github.com/nullops/nullops/server/errs"
 )
 
 func registerTokens(g *echo.Group, d *Deps) {
@@ -37,48 +33,16 @@ func (d *Deps) createToken(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	now := d.Auth.Now()
-	v := errs.Fields{}
-	req.Name = strings.TrimSpace(req.Name)
-	if req.Name == "" || len(req.Name) > auth.MaxTokenNameLen {
-		v.Add("name", "required, at most %d characters", auth.MaxTokenNameLen)
-	} else if err := safetext.Name(req.Name); err != nil {
-		v.Add("name", "%s", err.Error())
-	}
-	exp := req.ExpiresAt
-	switch {
-	case req.ExpiresAt != nil && req.ExpiresInDays != nil:
-		v.Add("expires_at", "set expires_at or expires_in_days, not both")
-	case req.ExpiresAt != nil && !req.ExpiresAt.After(now):
-		v.Add("expires_at", "must be in the future")
-	case req.ExpiresInDays != nil:
-		if *req.ExpiresInDays < 1 || *req.ExpiresInDays > 3650 {
-			v.Add("expires_in_days", "must be from 1 to 3650")
-		} else {
-			t := now.Add(time.Duration(*req.ExpiresInDays) * 24 * time.Hour)
-			exp = &t
-		}
-	}
 	p := PrincipalFrom(c)
-	if p.Via == auth.ViaToken && p.TokenExpiresAt != nil && (exp == nil || exp.After(*p.TokenExpiresAt)) {
-		v.Add(expiryField(req), "a token can only create tokens that expire no later than itself (%s)", p.TokenExpiresAt.UTC().Format(time.RFC3339))
+	n := auth.NewToken{UserID: p.UserID, Name: req.Name, ExpiresAt: req.ExpiresAt, ExpiresInDays: req.ExpiresInDays}
+	if p.Via == auth.ViaToken {
+		n.Within = p.TokenExpiresAt
 	}
-	if err := v.Err(); err != nil {
-		return err
-	}
-	tok, t, err := d.Auth.CreateToken(c.Request().Context(), actor(c), p.UserID, req.Name, exp)
+	tok, t, err := d.Auth.CreateToken(c.Request().Context(), actor(c), n)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, restapi.TokenCreated{APIToken: tokenOut(t), Token: tok})
-}
-
-// expiryField names the expiry field the caller used.
-func expiryField(r restapi.TokenRequest) string {
-	if r.ExpiresInDays != nil {
-		return "expires_in_days"
-	}
-	return "expires_at"
 }
 
 func (d *Deps) revokeToken(c echo.Context) error {

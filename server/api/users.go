@@ -1,13 +1,10 @@
 package api
 
 import (
-	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nullops/nullops/internal/safetext"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
@@ -47,42 +44,14 @@ type UserRequest struct {
 	Role        string `json:"role"` // "admin" or "user" (default)
 }
 
-const maxDisplayName = 200
-
 func (d *Deps) createUser(c echo.Context) error {
 	var req UserRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := errs.Fields{}
-	if err := auth.CheckUsername(req.Username); err != nil {
-		v.Add("username", "%s", err.Error())
-	}
-	if err := auth.CheckPassword(req.Password); err != nil {
-		v.Add("password", "%s", err.Error())
-	}
-	if req.Role == "" {
-		req.Role = store.RoleUser
-	}
-	if req.Role != store.RoleUser && req.Role != store.RoleAdmin {
-		v.Add("role", "must be admin or user")
-	}
-	req.DisplayName = strings.TrimSpace(req.DisplayName)
-	if len(req.DisplayName) > maxDisplayName {
-		v.Add("display_name", "at most %d characters", maxDisplayName)
-	} else if err := safetext.Name(req.DisplayName); err != nil {
-		v.Add("display_name", "%s", err.Error())
-	}
-	if err := v.Err(); err != nil {
-		return err
-	}
 	u, err := d.Auth.CreateUser(c.Request().Context(), actor(c), auth.NewUser{
-		Username: req.Username, DisplayName: req.DisplayName, Password: req.Password, Admin: req.Role == store.RoleAdmin,
+		Username: req.Username, DisplayName: req.DisplayName, Password: req.Password, Role: req.Role,
 	})
-	if errors.Is(err, store.ErrConflict) {
-		return &errs.Error{Kind: errs.Conflict, Code: "conflict", Message: "username " + req.Username + " is taken",
-			Fields: map[string]string{"username": "is taken"}}
-	}
 	if err != nil {
 		return err
 	}
@@ -117,22 +86,6 @@ func (d *Deps) updateUser(c echo.Context) error {
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	v := errs.Fields{}
-	if req.DisplayName != nil {
-		s := strings.TrimSpace(*req.DisplayName)
-		req.DisplayName = &s
-		if len(s) > maxDisplayName {
-			v.Add("display_name", "at most %d characters", maxDisplayName)
-		} else if err := safetext.Name(s); err != nil {
-			v.Add("display_name", "%s", err.Error())
-		}
-	}
-	if req.Role != nil && *req.Role != store.RoleUser && *req.Role != store.RoleAdmin {
-		v.Add("role", "must be admin or user")
-	}
-	if err := v.Err(); err != nil {
-		return err
-	}
 	u, err := d.Auth.UpdateUser(c.Request().Context(), actor(c), id, store.UserUpdate{DisplayName: req.DisplayName, Role: req.Role, Active: req.Active})
 	if err != nil {
 		return err
@@ -165,9 +118,6 @@ func (d *Deps) resetPassword(c echo.Context) error {
 	var req PasswordReset
 	if err := Bind(c, &req); err != nil {
 		return err
-	}
-	if err := auth.CheckPassword(req.Password); err != nil {
-		return (errs.Fields{"password": err.Error()}).Err()
 	}
 	// An admin resetting their own password keeps the session in use.
 	var keep []byte

@@ -3,9 +3,9 @@ package auth
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/nullops/nullops/server/config"
+	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -18,13 +18,15 @@ type NewUser struct {
 	Username    string
 	DisplayName string
 	Password    string
-	Admin       bool
+	// Role is store.RoleAdmin or store.RoleUser ("" = user).
+	Role string
 	// Via, when set, is recorded in the audit entry (how the user was made).
 	Via string
 }
 
-// CreateUser validates, hashes the password, inserts the user and records
-// user.create by a. A taken username is store.ErrConflict.
+// CreateUser validates (errs.Fields), hashes the password, inserts the
+// user and records user.create by a. A taken username is a conflict naming
+// the field (errors.Is store.ErrConflict).
 func (s *Service) CreateUser(ctx context.Context, a store.Actor, n NewUser) (store.User, error) {
 	nu, err := s.newUserRow(ctx, n)
 	if err != nil {
@@ -33,7 +35,7 @@ func (s *Service) CreateUser(ctx context.Context, a store.Actor, n NewUser) (sto
 	var u store.User
 	err = s.Store.InTx(ctx, func(tx *store.Store) error {
 		if u, err = store.CreateUser(ctx, tx, nu); err != nil {
-			return err
+			return usernameTaken(nu.Username, err)
 		}
 		return tx.Audit(ctx, a.Entry("user.create", "user", u.ID, userCreated(u, n.Via)))
 	})
@@ -49,21 +51,14 @@ func userCreated(u store.User, via string) map[string]any {
 }
 
 func (s *Service) newUserRow(ctx context.Context, n NewUser) (store.NewUser, error) {
-	if err := CheckUsername(n.Username); err != nil {
-		return store.NewUser{}, fmt.Errorf("username: %w", err)
-	}
-	if err := CheckPassword(n.Password); err != nil {
-		return store.NewUser{}, fmt.Errorf("password: %w", err)
+	if err := n.check(); err != nil {
+		return store.NewUser{}, err
 	}
 	hash, err := s.HashPassword(ctx, n.Password)
 	if err != nil {
 		return store.NewUser{}, err
 	}
-	role := store.RoleUser
-	if n.Admin {
-		role = store.RoleAdmin
-	}
-	return store.NewUser{Username: n.Username, DisplayName: n.DisplayName, PasswordHash: hash, Role: role}, nil
+	return store.NewUser{Username: n.Username, DisplayName: n.DisplayName, PasswordHash: hash, Role: n.Role}, nil
 }
 
 // Bootstrap creates the first admin from the configuration when no user
@@ -79,7 +74,7 @@ func (s *Service) Bootstrap(ctx context.Context, a config.Admin) error {
 		}
 		return nil
 	}
-	nu, err := s.newUserRow(ctx, NewUser{Username: NormalizeUsername(a.Username), Password: a.Password, Admin: true})
+	nu, err := s.newUserRow(ctx, NewUser{Username: NormalizeUsername(a.Username), Password: a.Password, Role: store.RoleAdmin})
 	if err != nil {
 		return fmt.Errorf("first admin: %w", err)
 	}
@@ -101,12 +96,14 @@ func (s *Service) Bootstrap(ctx context.Context, a config.Admin) error {
 	return nil
 }
 
-// MaxTokenNameLen bounds API token names.
-const MaxTokenNameLen = 100
-
-// CreateToken issues an API token for userID and records token.create by
-// a. The token is returned once and never stored; expiresAt nil = no expiry.
-func (s *Service) CreateToken(ctx context.Context, a store.Actor, userID int64, name string, expiresAt *time.Time) (string, store.APIToken, error) {
+// CreateToken validates n (errs.Fields), issues an API token for n.UserID
+// and records token.create by a. The token is returned once and never
+// stored.
+func (s *Service) CreateToken(ctx context.Context, a store.Actor, n NewToken) (string, store.APIToken, error) {
+	expiresAt, err := n.check(s.Now())
+	if err != nil {
+		return "", store.APIToken{}, err
+	}
 	tok, prefix, err := NewAPIToken()
 	if err != nil {
 		return "", store.APIToken{}, err
@@ -114,7 +111,7 @@ func (s *Service) CreateToken(ctx context.Context, a store.Actor, userID int64, 
 	var t store.APIToken
 	err = s.Store.InTx(ctx, func(tx *store.Store) error {
 		t, err = store.CreateAPIToken(ctx, tx, store.NewAPIToken{
-			UserID: userID, Name: name, Hash: HashSecret(tok), Prefix: prefix, ExpiresAt: expiresAt, CreatedAt: s.Now(),
+			UserID: n.UserID, Name: n.Name, Hash: HashSecret(tok), Prefix: prefix, ExpiresAt: expiresAt, CreatedAt: s.Now(),
 		})
 		if err != nil {
 			return err
@@ -155,16 +152,29 @@ type PasswordChange struct {
 
 // ChangePassword sets a new password after checking the current one (a
 // password attempt like a login: throttled, *ThrottledError or ErrBusy),
-// ends the user's other sessions and records user.password_change.
+// ends the user's other sessions and records user.password_change. Bad
+// fields, a wrong current password among them, are errs.Fields (the wrong
+// password also errors.Is ErrInvalidCredentials).
 func (s *Service) ChangePassword(ctx context.Context, c PasswordChange) error {
+	v := errs.Fields{}
+	if c.Current == "" {
+		v.Add("current_password", "required")
+	}
+	if err := CheckPassword(c.New); err != nil {
+		v.Add("new_password", "%s", err.Error())
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
 	_, ok, _, err := s.checkPassword(ctx, c.Username, c.Current, c.ClientAddr, s.Now())
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return ErrInvalidCredentials
+		return &errs.Error{Kind: errs.Invalid, Code: "invalid", Message: "current_password: is not your current password",
+			Fields: errs.Fields{"current_password": "is not your current password"}, Err: ErrInvalidCredentials}
 	}
-	hash, err := s.hashNew(ctx, c.New)
+	hash, err := s.hashNew(ctx, "new_password", c.New)
 	if err != nil {
 		return err
 	}
@@ -180,12 +190,15 @@ func (s *Service) ChangePassword(ctx context.Context, c PasswordChange) error {
 // ResetPassword is an admin setting another user's password (or their own,
 // keeping keepSession): it ends the user's sessions except keepSession,
 // revokes all their API tokens and records user.password_reset by a. An
-// unknown user is store.ErrNotFound.
+// unknown user is store.ErrNotFound, a bad password errs.Fields.
 func (s *Service) ResetPassword(ctx context.Context, a store.Actor, userID int64, pw string, keepSession []byte) error {
+	if err := CheckPassword(pw); err != nil {
+		return errs.Field("password", "%s", err.Error())
+	}
 	if _, err := s.Store.GetUser(ctx, userID); err != nil {
 		return err
 	}
-	hash, err := s.hashNew(ctx, pw)
+	hash, err := s.hashNew(ctx, "password", pw)
 	if err != nil {
 		return err
 	}
@@ -198,9 +211,10 @@ func (s *Service) ResetPassword(ctx context.Context, a store.Actor, userID int64
 	})
 }
 
-func (s *Service) hashNew(ctx context.Context, pw string) (string, error) {
+// hashNew checks a new password (a problem of field) and hashes it.
+func (s *Service) hashNew(ctx context.Context, field, pw string) (string, error) {
 	if err := CheckPassword(pw); err != nil {
-		return "", fmt.Errorf("password: %w", err)
+		return "", errs.Field(field, "%s", err.Error())
 	}
 	return s.HashPassword(ctx, pw)
 }
@@ -222,11 +236,14 @@ func (s *Service) setPassword(ctx context.Context, tx *store.Store, userID int64
 	return revoked, store.DeleteUserSessions(ctx, tx, userID, keepSession)
 }
 
-// UpdateUser changes a user's display name, role or active flag and
-// records user.update by a. It refuses to demote or disable the last active
+// UpdateUser validates (errs.Fields) and changes a user's display name,
+// role or active flag and records user.update by a. It refuses to demote or disable the last active
 // admin, and ends the sessions and revokes the API tokens of a user being
 // disabled (enabling them again does not bring the tokens back).
 func (s *Service) UpdateUser(ctx context.Context, a store.Actor, id int64, up store.UserUpdate) (store.User, error) {
+	if err := checkUserUpdate(&up); err != nil {
+		return store.User{}, err
+	}
 	var out store.User
 	err := s.Store.InTx(ctx, func(tx *store.Store) error {
 		cur, err := store.LockUser(ctx, tx, id)

@@ -111,7 +111,7 @@ func TestTokensAndSessionsAreRefusedWhenInvalid(t *testing.T) {
 			t.Errorf("token %q: %v", c, err)
 		}
 	}
-	tok, at, err := svc.CreateToken(ctx, store.SystemActor, u.ID, "ci", nil)
+	tok, at, err := svc.CreateToken(ctx, store.SystemActor, auth.NewToken{UserID: u.ID, Name: "ci"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,29 +9,41 @@ import (
 // Teams, memberships and grants: each write and its audit entry commit
 // together or not at all.
 
-// CreateTeam inserts a team and records team.create by a; a taken name is
-// store.ErrConflict.
-func (s *Service) CreateTeam(ctx context.Context, a store.Actor, name, description string) (store.Team, error) {
+// CreateTeam validates (errs.Fields; the name is required), inserts a team
+// and records team.create by a; a taken name is a conflict naming the
+// field (errors.Is store.ErrConflict).
+func (s *Service) CreateTeam(ctx context.Context, a store.Actor, in TeamInput) (store.Team, error) {
+	if err := in.check(true); err != nil {
+		return store.Team{}, err
+	}
+	desc := ""
+	if in.Description != nil {
+		desc = *in.Description
+	}
 	var t store.Team
 	err := s.Store.InTx(ctx, func(tx *store.Store) error {
 		var err error
-		if t, err = store.CreateTeam(ctx, tx, name, description); err != nil {
-			return err
+		if t, err = store.CreateTeam(ctx, tx, *in.Name, desc); err != nil {
+			return teamTaken(err, in.Name)
 		}
 		return tx.Audit(ctx, a.Entry("team.create", "team", t.ID, map[string]any{"name": t.Name}))
 	})
 	return t, err
 }
 
-// UpdateTeam changes the non-nil fields of a team and records team.update.
-func (s *Service) UpdateTeam(ctx context.Context, a store.Actor, id int64, name, description *string) (store.Team, error) {
+// UpdateTeam validates and changes the non-nil fields of a team and
+// records team.update.
+func (s *Service) UpdateTeam(ctx context.Context, a store.Actor, id int64, in TeamInput) (store.Team, error) {
+	if err := in.check(false); err != nil {
+		return store.Team{}, err
+	}
 	var t store.Team
 	err := s.Store.InTx(ctx, func(tx *store.Store) error {
 		var err error
-		if t, err = store.UpdateTeam(ctx, tx, id, name, description); err != nil {
-			return err
+		if t, err = store.UpdateTeam(ctx, tx, id, in.Name, in.Description); err != nil {
+			return teamTaken(err, in.Name)
 		}
-		return tx.Audit(ctx, a.Entry("team.update", "team", t.ID, map[string]any{"name": name, "description": description}))
+		return tx.Audit(ctx, a.Entry("team.update", "team", t.ID, map[string]any{"name": in.Name, "description": in.Description}))
 	})
 	return t, err
 }
@@ -73,11 +85,16 @@ func (s *Service) RemoveTeamMember(ctx context.Context, a store.Actor, teamID, u
 	})
 }
 
-// PutGrant sets a team's level on a project or environment and records
-// access.put, visible to whoever sees that project or environment.
-func (s *Service) PutGrant(ctx context.Context, a store.Actor, scope store.GrantScope, teamID int64, level Level) (store.Grant, error) {
+// PutGrant sets a team's level ("read" or "full", else errs.Fields) on a
+// project or environment and records access.put, visible to whoever sees
+// that project or environment.
+func (s *Service) PutGrant(ctx context.Context, a store.Actor, scope store.GrantScope, teamID int64, levelName string) (store.Grant, error) {
+	level, err := parseLevel(levelName)
+	if err != nil {
+		return store.Grant{}, err
+	}
 	var g store.Grant
-	err := s.Store.InTx(ctx, func(tx *store.Store) error {
+	err = s.Store.InTx(ctx, func(tx *store.Store) error {
 		var err error
 		if g, err = store.PutGrant(ctx, tx, scope, teamID, level.String()); err != nil {
 			return err

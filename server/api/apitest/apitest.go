@@ -242,7 +242,7 @@ func (e *Env) TokenClient(token string) *Client {
 // NewToken creates an API token for user through the auth service.
 func (e *Env) NewToken(userID int64, name string, expiresAt *time.Time) (string, store.APIToken) {
 	e.T.Helper()
-	tok, t, err := e.App.Auth.CreateToken(context.Background(), store.SystemActor, userID, name, expiresAt)
+	tok, t, err := e.App.Auth.CreateToken(context.Background(), store.SystemActor, auth.NewToken{UserID: userID, Name: name, ExpiresAt: expiresAt})
 	if err != nil {
 		e.T.Fatal(err)
 	}
