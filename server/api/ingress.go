@@ -104,6 +104,9 @@ func ingressTraefik(d *Deps) echo.HandlerFunc {
 		} else {
 			d.Ingress.Polled("", "")
 		}
+		if variant.IsZero() {
+			d.Ingress.CatchUp(ctx, inm)
+		}
 		snap := d.Ingress.Current()
 		if snap == nil {
 			first, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -53,6 +53,9 @@ type Deps struct {
 	// Usage is the services' CPU and memory history; its route is mounted
 	// when it is set (with Deploy).
 	Usage *usage.History
+	// Draining, when set and true, makes /readyz answer 503 (the server is
+	// shutting down: a load balancer stops sending it requests).
+	Draining func() bool
 }
 
 // Register mounts every route on e. Each area of the API registers its routes
@@ -62,6 +65,9 @@ func Register(e *echo.Echo, d *Deps) {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
 	e.GET("/readyz", func(c echo.Context) error {
+		if d.Draining != nil && d.Draining() {
+			return &errs.Error{Kind: errs.Unavailable, Code: "draining", Message: "shutting down"}
+		}
 		if err := d.Store.Ready(c.Request().Context()); err != nil {
 			return &errs.Error{Kind: errs.Unavailable, Code: "not_ready", Message: err.Error()}
 		}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -25,6 +27,7 @@ import (
 	"github.com/nullops/nullops/server/deploy"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/secretbox"
+	"github.com/nullops/nullops/server/singleton"
 	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/usage"
 	"github.com/nullops/nullops/web"
@@ -65,8 +68,12 @@ type App struct {
 	// Usage is the bounded CPU and memory history of the services, fed by
 	// the agents' metrics pushes.
 	Usage *usage.History
+	// Jobs are the singleton jobs (see Serve): each runs on one replica of
+	// those sharing the database at a time.
+	Jobs map[string]*singleton.Runner
 
 	listener net.Listener
+	draining atomic.Bool
 }
 
 // New opens the database, applies migrations and builds the HTTP handler.
@@ -122,11 +129,13 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 		OfflineGrace: time.Duration(cfg.Agents.OfflineGrace), Withdraw: a.Ingress})
 	a.Usage = &usage.History{Store: st, Log: log}
 	a.wireAgents()
-	a.Feed = changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel, store.DeploymentEventsChannel}, Log: log})
+	a.Feed = changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel, store.DeploymentEventsChannel, store.IngressPollsChannel}, Log: log})
 	a.Ingress.Follow(a.Feed)
 	a.Deploy.Follow(a.Feed)
 	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
-		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents, Usage: a.Usage})
+		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents, Usage: a.Usage,
+		Draining: a.draining.Load})
+	a.Jobs = a.singletons()
 	// The web UI is the catch-all GET route; API, health and metrics routes
 	// stay more specific and keep precedence.
 	if err := web.Register(e); err != nil {
@@ -135,6 +144,29 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	}
 	a.Echo = e
 	return a, nil
+}
+
+// singletons are the periodic jobs that must run on one replica at a time
+// (docs/high-availability.md, Singletons): each takes a PostgreSQL lock
+// and moves to another replica when its holder stops or dies. The jobs
+// are idempotent too, so the short overlap a frozen holder can cause when
+// it wakes up only repeats work.
+func (a *App) singletons() map[string]*singleton.Runner {
+	o := singleton.Options{Store: a.Store, Log: a.Log}
+	jobs := map[string]*singleton.Runner{
+		"cleanup": singleton.New("cleanup", o, func(ctx context.Context) {
+			if err := a.Deploy.RunCleanup(ctx, a.Config.Cleanup.Schedule); err != nil {
+				a.Log.Error().Err(err).Msg("auto-cleanup")
+			}
+		}),
+		"usage-prune": singleton.New("usage-prune", o, func(ctx context.Context) { a.Usage.RunPrune(ctx, 10*time.Minute) }),
+		"auth-prune":  singleton.New("auth-prune", o, func(ctx context.Context) { a.Auth.PruneSessions(ctx, time.Hour) }),
+	}
+	if a.Config.Ingress.File != "" {
+		a.Ingress.GateFile()
+		jobs["ingress-file"] = singleton.New("ingress-file", o, a.Ingress.WriteFileWhileHeld)
+	}
+	return jobs
 }
 
 // wireAgents builds the agent connection manager and plugs the deployment
@@ -198,22 +230,28 @@ func (a *App) Serve(ctx context.Context) error {
 		}
 	}
 	srv := a.HTTPServer()
-	// The ingress publisher stops with ctx, which also releases its
-	// long-polling requests so shutdown does not wait for them.
-	ingressCtx, stopIngress := context.WithCancel(ctx)
+	// The background work (change feed, ingress publisher, delivery,
+	// singleton jobs, agent connections) stops once ctx has ended and the
+	// drain delay passed; that also releases the ingress long-polls and
+	// ends the event streams, so shutdown does not wait for them.
+	ingressCtx, stopIngress := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopIngress()
-	go a.Feed.Run(ingressCtx)
-	go a.Ingress.Run(ingressCtx)
-	go a.Auth.PruneSessions(ingressCtx, time.Hour)
-	go a.Usage.RunPrune(ingressCtx, 10*time.Minute)
-	// Delete delivery and the auto-cleanup job stop with ctx too (ending
-	// open event streams).
-	go a.Deploy.Run(ingressCtx)
-	if err := a.Deploy.StartCleanup(ingressCtx, a.Config.Cleanup.Schedule); err != nil {
+	if err := deploy.CheckCleanupSchedule(a.Config.Cleanup.Schedule); err != nil {
 		a.close()
 		return err
 	}
+	go a.Feed.Run(ingressCtx)
+	go a.Ingress.Run(ingressCtx)
+	// Delete delivery stops with ctx too (ending open event streams). It
+	// runs on every replica: each delivers to the nodes it is connected to.
+	go a.Deploy.Run(ingressCtx)
+	var jobs sync.WaitGroup
+	for _, j := range a.Jobs {
+		jobs.Go(func() { j.Run(ingressCtx) })
+	}
 	if err := a.Agents.Start(ingressCtx); err != nil {
+		stopIngress()
+		jobs.Wait()
 		a.close()
 		return err
 	}
@@ -231,14 +269,25 @@ func (a *App) Serve(ctx context.Context) error {
 
 	select {
 	case err := <-errc:
+		stopIngress()
+		jobs.Wait()
 		a.close()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 	a.Log.Info().Msg("shutting down")
+	if d := time.Duration(a.Config.HTTP.DrainDelay); d > 0 {
+		// Unready first, still serving: the load balancer's health check
+		// takes this replica out before its listener closes.
+		a.draining.Store(true)
+		a.Log.Info().Dur("drain_delay", d).Msg("draining: /readyz answers 503")
+		time.Sleep(d)
+	}
+	stopIngress()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shutCtx)
+	jobs.Wait()
 	a.close()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)

@@ -100,6 +100,9 @@ func New(l Listener, o Options) *Feed {
 		subs: map[string][]*subscription{}, ready: make(chan struct{}), connect: make(chan struct{})}
 }
 
+// Listens reports whether channel is one of Options.Channels.
+func (f *Feed) Listens(channel string) bool { return slices.Contains(f.opts.Channels, channel) }
+
 // Subscribe adds h to the subscribers of channel, which must be one of
 // Options.Channels (anything else is a programming error and panics). A
 // subscriber added while the feed is already listening gets no Resync for

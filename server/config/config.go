@@ -65,6 +65,7 @@ type HTTP struct {
 	ReadHeaderTimeout ptypes.Duration `description:"Longest time to receive a request's headers." export:"true"`
 	ReadTimeout       ptypes.Duration `description:"Longest time to receive a whole request, headers and body; a slower client is cut off." export:"true"`
 	IdleTimeout       ptypes.Duration `description:"Keep-alive connections idle for this long are closed." export:"true"`
+	DrainDelay        ptypes.Duration `description:"On shutdown, how long /readyz answers 503 while requests are still served, before the server stops accepting connections: a load balancer's health check takes the replica out first (set it above the check's interval times its fall count; 0 = stop at once)." export:"true"`
 }
 
 // Session configures cookie sessions.
@@ -157,6 +158,9 @@ func (c *Config) Validate() error {
 		if t.d <= 0 {
 			return fmt.Errorf("%s: must be positive (requests without a deadline let slow clients hold connections)", t.key)
 		}
+	}
+	if c.HTTP.DrainDelay < 0 {
+		return fmt.Errorf("http.draindelay: must not be negative")
 	}
 	if c.Database.MaxConns < 1 {
 		return fmt.Errorf("database.maxconns: must be at least 1")

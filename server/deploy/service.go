@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -93,6 +94,8 @@ type Service struct {
 
 	dl      *delivery
 	stopped chan struct{} // closed when Run returns: streams end
+
+	cleanupRuns atomic.Int64
 }
 
 // Config are the collaborators of a Service.

@@ -143,6 +143,7 @@ type Publisher struct {
 	dirty      chan struct{}
 	signals    atomic.Int64 // Changed calls (one per notification of the feed)
 	recomputes atomic.Int64
+	catchUps   atomic.Int64 // recomputes for an ingress's unknown table (CatchUp)
 	computeMu  sync.Mutex
 	rowsHash   uint64                       // of the rows the current snapshot was built from; guarded by computeMu
 	state      *dynconfig.State             // the current table, with entry hashes; guarded by computeMu
@@ -155,9 +156,10 @@ type Publisher struct {
 	versions     map[string]int64       // ETag → version of recent snapshots
 	history      []step                 // the deltas of the last Options.History versions, oldest first
 	historyBytes int                    // their encoded size
-	ingresses    map[string]ingressSeen // nullops-ingress instances by id
-	otherPollAt  time.Time              // last poll of another ingress
-	confirmed    chan struct{}          // closed on every poll of a nullops-ingress
+	written      map[string]ingressSeen // polls this process recorded last, by instance
+	confirmed    chan struct{}          // closed on every recorded poll (any replica)
+	fileGated    bool                   // File is written only while WriteFileWhileHeld runs; guarded by computeMu
+	fileHeld     bool                   // guarded by computeMu
 }
 
 // New returns a publisher; call Run to keep it up to date.
@@ -223,17 +225,88 @@ func (p *Publisher) Follow(f *changefeed.Feed) {
 		Notify: func(string) { p.Changed() },
 		Resync: p.markDirty,
 	})
+	// Ingress confirmations made through other replicas (a feed without
+	// that channel leaves withdrawals to their periodic recheck).
+	if f.Listens(store.IngressPollsChannel) {
+		f.Subscribe(store.IngressPollsChannel, changefeed.Handler{
+			Notify: func(string) { p.pollSeen() },
+			Resync: p.pollSeen,
+		})
+	}
+}
+
+// Knows reports whether etag names a table this publisher published
+// recently.
+func (p *Publisher) Knows(etag string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.versions[etag]
+	return ok
+}
+
+// CatchUp makes sure the current table is at least as new as one an
+// ingress already serves: when etag is not a table of this publisher (the
+// ingress got it from another replica, which may have seen a change this
+// one has not applied yet), the table is recomputed from the database
+// first. So an ingress that moves between replicas never gets an older
+// table than the one it has.
+func (p *Publisher) CatchUp(ctx context.Context, etag string) {
+	if etag == "" || p.Knows(etag) {
+		return
+	}
+	p.catchUps.Add(1)
+	if err := p.Recompute(ctx); err != nil && ctx.Err() == nil {
+		p.log.Warn().Err(err).Msg("recompute routes for an ingress ahead of this replica")
+	}
+}
+
+// GateFile makes the File output wait for WriteFileWhileHeld: with several
+// server replicas, only the one running the ingress-file singleton job
+// writes it (a replica a change reached later would otherwise overwrite a
+// newer table with an older one). Call it before Run.
+func (p *Publisher) GateFile() {
+	p.computeMu.Lock()
+	p.fileGated = true
+	p.computeMu.Unlock()
+}
+
+// WriteFileWhileHeld writes the current table to File now and every new
+// one until ctx ends (the singleton job of the file output).
+func (p *Publisher) WriteFileWhileHeld(ctx context.Context) {
+	p.computeMu.Lock()
+	p.fileHeld = true
+	if s := p.snap.Load(); s != nil {
+		p.writeFile(s)
+	}
+	p.computeMu.Unlock()
+	<-ctx.Done()
+	p.computeMu.Lock()
+	p.fileHeld = false
+	p.computeMu.Unlock()
+}
+
+// writeFile writes s to File (caller holds computeMu).
+func (p *Publisher) writeFile(s *Snapshot) {
+	body := s.Body()
+	if s.bodyErr != nil {
+		p.log.Error().Err(s.bodyErr).Msg("render route table for the file")
+		return
+	}
+	if err := atomicfile.WriteVia(p.opts.File, p.opts.FileTempDir, body); err != nil {
+		p.log.Error().Err(err).Str("file", p.opts.File).Msg("write ingress configuration file")
+	}
 }
 
 // Stats are counters for tests and benchmarks.
 type Stats struct {
 	Signals    int64 // Changed calls
 	Recomputes int64 // route table derivations (Recompute calls)
+	CatchUps   int64 // of which for an ingress ahead of this replica (CatchUp)
 }
 
 // Stats returns the publisher's counters.
 func (p *Publisher) Stats() Stats {
-	return Stats{Signals: p.signals.Load(), Recomputes: p.recomputes.Load()}
+	return Stats{Signals: p.signals.Load(), Recomputes: p.recomputes.Load(), CatchUps: p.catchUps.Load()}
 }
 
 // Current returns the latest snapshot, or nil before the first computation.
@@ -361,7 +434,7 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 	p.log.Info().Int64("version", s.Version).Int("routed", s.Routed).Int("offline", s.Offline).
 		Int("deploying", s.Deploying).Dur("took", time.Since(start)).Msg("ingress route table published")
 
-	if p.opts.File != "" {
+	if p.opts.File != "" && (!p.fileGated || p.fileHeld) {
 		body := s.Body()
 		if s.bodyErr != nil {
 			return fmt.Errorf("render route table: %w", s.bodyErr)

@@ -3,6 +3,8 @@ package ingresspub
 import (
 	"context"
 	"time"
+
+	"github.com/nullops/nullops/server/store"
 )
 
 // Route withdrawal: before a deployment's containers stop, every ingress
@@ -22,11 +24,6 @@ const (
 	DefaultConfirmTimeout = 10 * time.Second
 )
 
-type ingressSeen struct {
-	version int64 // of the table it serves (0: unknown)
-	at      time.Time
-}
-
 // remember records a published version's ETag; the caller holds p.mu.
 func (p *Publisher) rememberLocked(s *Snapshot) {
 	if p.versions == nil {
@@ -42,34 +39,62 @@ func (p *Publisher) rememberLocked(s *Snapshot) {
 	p.versions[s.ETag] = s.Version
 }
 
+// pollRewrite: a poll saying what was already recorded less than this long
+// ago by this process is not written again.
+const pollRewrite = 10 * time.Second
+
 // Polled records a poll of the route table. instance is a nullops-ingress
 // instance id ("" for other ingresses); etag its If-None-Match: the table
-// it serves now.
+// it serves now. Polls are kept in PostgreSQL (ingress_polls), so a
+// withdrawal on any server replica sees what the ingresses confirmed
+// through every replica.
 func (p *Publisher) Polled(instance, etag string) {
+	if instance == "" {
+		etag = ""
+	}
 	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if instance == "" {
-		p.otherPollAt = now
+	if p.written == nil {
+		p.written = map[string]ingressSeen{}
+	}
+	w, ok := p.written[instance]
+	if ok && w.etag == etag && now.Sub(w.at) < pollRewrite {
+		p.mu.Unlock()
 		return
 	}
-	if p.ingresses == nil {
-		p.ingresses = map[string]ingressSeen{}
+	if len(p.written) > 1024 {
+		clear(p.written)
 	}
-	seen := p.ingresses[instance]
-	seen.at = now
-	if v, ok := p.versions[etag]; ok && v > seen.version {
-		seen.version = v
+	p.written[instance] = ingressSeen{etag: etag, at: now}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.st.RecordIngressPoll(ctx, store.IngressPoll{Instance: instance, ETag: etag, PolledAt: now}); err != nil {
+		p.log.Warn().Err(err).Str("instance", instance).Msg("record ingress poll")
+		p.mu.Lock()
+		delete(p.written, instance)
+		p.mu.Unlock()
 	}
-	p.ingresses[instance] = seen
-	for id, s := range p.ingresses {
-		if now.Sub(s.at) > activeWindow {
-			delete(p.ingresses, id)
-		}
-	}
+	p.pollSeen()
+}
+
+type ingressSeen struct {
+	etag string
+	at   time.Time
+}
+
+// pollSeen wakes the withdrawals (a poll recorded here or, through the
+// change feed, by another replica).
+func (p *Publisher) pollSeen() {
+	p.mu.Lock()
 	close(p.confirmed)
 	p.confirmed = make(chan struct{})
+	p.mu.Unlock()
 }
+
+// withdrawRecheck: a withdrawal looks at the recorded polls at least this
+// often (a notification lost while the change feed reconnects).
+const withdrawRecheck = time.Second
 
 // Withdraw returns once every ingress serves the route table as of now:
 // the table is recomputed, then each nullops-ingress that polled recently
@@ -86,21 +111,34 @@ func (p *Publisher) Withdraw(ctx context.Context) {
 	}
 	start := time.Now()
 	grace := p.opts.File != ""
-	p.mu.Lock()
-	if !p.otherPollAt.IsZero() && start.Sub(p.otherPollAt) < activeWindow {
-		grace = true
-	}
-	p.mu.Unlock()
 	deadline := start.Add(p.opts.ConfirmTimeout)
 	for {
 		p.mu.Lock()
+		ch, newer := p.confirmed, p.newer
+		p.mu.Unlock()
+		polls, err := p.st.IngressPollsSince(ctx, start.Add(-activeWindow))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Warn().Err(err).Msg("read the ingresses' polls; waiting the grace instead")
+			grace = true
+			break
+		}
 		waiting := 0
-		for _, s := range p.ingresses {
-			if start.Sub(s.at) < activeWindow && s.version < want {
+		p.mu.Lock()
+		for _, s := range polls {
+			if s.Instance == "" {
+				grace = true
+				continue
+			}
+			// The ETag is the table's content hash, the same on every
+			// replica: a table this replica published at or after want
+			// confirms, whoever served it.
+			if v, ok := p.versions[s.ETag]; !ok || v < want {
 				waiting++
 			}
 		}
-		ch := p.confirmed
 		p.mu.Unlock()
 		if waiting == 0 {
 			break
@@ -111,12 +149,13 @@ func (p *Publisher) Withdraw(ctx context.Context) {
 				Msg("ingresses did not confirm the route table in time; going on")
 			break
 		}
-		t := time.NewTimer(left)
+		t := time.NewTimer(min(left, withdrawRecheck))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-ch:
+		case <-newer:
 		case <-t.C:
 		}
 		t.Stop()
