@@ -33,13 +33,14 @@ func BenchmarkDeployOverhead(b *testing.B) {
 }
 
 func benchDeploy(b *testing.B, k int) {
+	requireDocker(b, "compares with bare Docker API calls")
 	f, err := os.OpenFile(filepath.Join(b.TempDir(), "journal.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
 	e := newEnvWith(b, Config{}, &fileEmitter{f: f})
-	cli := e.rt.Client()
+	cli := e.docker().Client()
 	ctx := testutil.Context(b, 30*time.Minute)
 
 	var nodes []protocol.Node

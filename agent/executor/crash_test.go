@@ -15,7 +15,7 @@ import (
 const crashImage = "nullops-test/demo-web:executor-crash"
 
 func newCrashEnv(t *testing.T) *env {
-	testutil.ScratchImage(t, "./scripts/images/demo-web", crashImage)
+	testImage(t, "./scripts/images/demo-web", crashImage)
 	return newEnv(t, Config{})
 }
 

@@ -22,6 +22,7 @@ const dbPassword = "pw-Zq81-secret-value"
 // isolation between deployments are checked; secrets never reach the
 // agent's disk or logs; delete removes everything.
 func TestThreeNodePipelineRunning(t *testing.T) {
+	requireDocker(t, "pulls after docker rmi and inspects containers and networks with the docker CLI")
 	e := newEnv(t, Config{})
 	ctx := testutil.Context(t, 4*time.Minute)
 	reg := testutil.StartRegistry(t, "agent", "reg-pass-77")
@@ -206,6 +207,7 @@ func TestThreeNodePipelineRunning(t *testing.T) {
 // times out or has no image fails the deployment with the right reason and
 // leaves nothing with the deployment's label.
 func TestFailingPluginRollsBack(t *testing.T) {
+	requireDocker(t, "pulls from a registry after docker rmi")
 	e := newEnv(t, Config{})
 	ctx := testutil.Context(t, 4*time.Minute)
 	reg := testutil.StartRegistry(t, "agent", "reg-pass-88")
@@ -312,8 +314,8 @@ func TestCancelMidPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.rec.waitStep(t, ctx, id, "slow", protocol.StepRunning)
-	testutil.WaitFor(t, ctx, 100*time.Millisecond, "plugin container running", func() bool {
-		return strings.Contains(testutil.Docker(t, "ps", "--filter", "label=nullops.step=slow", "--filter", fmt.Sprintf("label=nullops.deployment=%d", id), "--format", "{{.Names}}"), "slow")
+	testutil.WaitFor(t, ctx, 100*time.Millisecond, "plugin workload exists", func() bool {
+		return strings.Contains(strings.Join(e.objects(id), "\n"), "slow")
 	})
 	if err := e.ex.Cancel(ctx, protocol.DeleteRequest{DeploymentID: id}); err != nil {
 		t.Fatal(err)

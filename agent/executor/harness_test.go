@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/protocol"
@@ -147,15 +148,108 @@ func (r *recorder) serviceState(id int64, service string) (protocol.ServiceState
 	return last, found
 }
 
+// testRuntime is a runtime the executor tests run against. NULLOPS_RUNTIME
+// chooses it (default docker); another runtime registers itself from a
+// test file of its own:
+//
+//	func init() { testRuntimes[runtime.Kubernetes] = &testRuntime{…} }
+//
+// Tests whose subject is Docker's own behaviour (or that set up or look at
+// Docker objects with the docker CLI) call requireDocker and are skipped
+// on other runtimes; every other test runs on whichever is chosen.
+type testRuntime struct {
+	// new returns a runtime scoped to node (the harness closes it).
+	new func(t testing.TB, node string) runtime.Runtime
+	// image makes ref, built on the local Docker daemon
+	// (testutil.ScratchImage), startable by the runtime's workloads; nil
+	// when nothing is needed.
+	image func(t testing.TB, ref string)
+	// objects lists what the runtime holds for deployment id of node, one
+	// "kind name" string each, without going through the code under test.
+	objects func(t testing.TB, node string, id int64) []string
+	// publishHost is where the tests reach a published service port
+	// (protocol.ServiceState HostPort).
+	publishHost string
+}
+
+var testRuntimes = map[string]*testRuntime{
+	runtime.Docker: {
+		new: func(t testing.TB, node string) runtime.Runtime {
+			rt, err := docker.New(docker.Config{Node: node, SubnetPool: "10.218.0.0/16"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rt
+		},
+		objects:     dockerObjects,
+		publishHost: "127.0.0.1",
+	},
+}
+
+// runtimeName is the runtime under test: NULLOPS_RUNTIME, default docker.
+func runtimeName() string {
+	if n := os.Getenv("NULLOPS_RUNTIME"); n != "" {
+		return n
+	}
+	return runtime.Docker
+}
+
+// currentRuntime is the runtime under test; the test fails when it is not
+// registered.
+func currentRuntime(t testing.TB) *testRuntime {
+	t.Helper()
+	tr, ok := testRuntimes[runtimeName()]
+	if !ok {
+		t.Fatalf("NULLOPS_RUNTIME=%s: no such runtime in the executor tests", runtimeName())
+	}
+	return tr
+}
+
+// requireDocker skips a test that is about Docker (why says how) when
+// another runtime is under test.
+func requireDocker(t testing.TB, why string) {
+	t.Helper()
+	if runtimeName() != runtime.Docker {
+		t.Skipf("Docker only (%s); runtime under test: %s", why, runtimeName())
+	}
+}
+
+// testImage builds a scratch image from dir as ref and makes it available
+// to the runtime under test.
+func testImage(t testing.TB, dir, ref string) string {
+	t.Helper()
+	ref = testutil.ScratchImage(t, dir, ref)
+	if tr := currentRuntime(t); tr.image != nil {
+		tr.image(t, ref)
+	}
+	return ref
+}
+
 type env struct {
 	t       testing.TB
 	node    string
 	dataDir string
-	rt      *docker.Runtime
+	rt      runtime.Runtime
+	trt     *testRuntime
 	st      *state.Store
 	rec     *recorder
 	logs    *testutil.SyncBuffer
 	ex      *Executor
+}
+
+// docker is the Docker runtime under test (for Docker-only tests).
+func (e *env) docker() *docker.Runtime {
+	e.t.Helper()
+	d, ok := e.rt.(*docker.Runtime)
+	if !ok {
+		e.t.Fatalf("runtime %s is not Docker", e.rt.Name())
+	}
+	return d
+}
+
+// published is the base URL of a published service port.
+func (e *env) published(hostPort int) string {
+	return fmt.Sprintf("http://%s:%d", e.trt.publishHost, hostPort)
 }
 
 var nodeSeq int
@@ -168,14 +262,12 @@ func newEnv(t testing.TB, cfg Config) *env {
 // every event besides the recorder.
 func newEnvWith(t testing.TB, cfg Config, em Emitter) *env {
 	t.Helper()
-	testutil.ScratchImage(t, "./scripts/images/demo-web", demoWebImage)
-	testutil.ScratchImage(t, "./scripts/images/test-plugin", testPluginImage)
+	trt := currentRuntime(t)
+	testImage(t, "./scripts/images/demo-web", demoWebImage)
+	testImage(t, "./scripts/images/test-plugin", testPluginImage)
 	nodeSeq++
 	node := fmt.Sprintf("ex%d-%d", time.Now().UnixNano()%1e8, nodeSeq)
-	rt, err := docker.New(docker.Config{Node: node, SubnetPool: "10.218.0.0/16"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := trt.new(t, node)
 	dataDir := t.TempDir()
 	st, err := state.Open(filepath.Join(dataDir, state.FileName))
 	if err != nil {
@@ -190,7 +282,7 @@ func newEnvWith(t testing.TB, cfg Config, em Emitter) *env {
 		level = zerolog.WarnLevel
 	}
 	ex := New(cfg, rt, st, emitter, zerolog.New(io.MultiWriter(logs, zerolog.NewTestWriter(t))).Level(level))
-	e := &env{t: t, node: node, dataDir: dataDir, rt: rt, st: st, rec: rec, logs: logs, ex: ex}
+	e := &env{t: t, node: node, dataDir: dataDir, rt: rt, trt: trt, st: st, rec: rec, logs: logs, ex: ex}
 	t.Cleanup(func() {
 		ex.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -204,16 +296,23 @@ func newEnvWith(t testing.TB, cfg Config, em Emitter) *env {
 	return e
 }
 
-// objects lists what Docker holds for deployment id with this node's
-// labels, through the docker CLI (independent of the code under test).
+// objects lists what the runtime holds for deployment id with this node's
+// labels, independently of the code under test.
 func (e *env) objects(id int64) []string {
 	e.t.Helper()
-	f := []string{"--filter", "label=nullops.node=" + e.node, "--filter", fmt.Sprintf("label=nullops.deployment=%d", id)}
+	return e.trt.objects(e.t, e.node, id)
+}
+
+// dockerObjects lists what Docker holds for deployment id of node, through
+// the docker CLI.
+func dockerObjects(t testing.TB, node string, id int64) []string {
+	t.Helper()
+	f := []string{"--filter", "label=nullops.node=" + node, "--filter", fmt.Sprintf("label=nullops.deployment=%d", id)}
 	var out []string
 	for _, kind := range [][]string{{"ps", "-a", "--format", "container {{.Names}}"}, {"network", "ls", "--format", "network {{.Name}}"}, {"volume", "ls", "--format", "volume {{.Name}}"}} {
 		args := append(append([]string{}, kind[:len(kind)-2]...), f...)
 		args = append(args, kind[len(kind)-2:]...)
-		s := testutil.Docker(e.t, args...)
+		s := testutil.Docker(t, args...)
 		for _, l := range strings.Split(s, "\n") {
 			if strings.TrimSpace(l) != "" {
 				out = append(out, l)
@@ -226,7 +325,7 @@ func (e *env) objects(id int64) []string {
 func (e *env) assertNothingLeft(id int64) {
 	e.t.Helper()
 	if left := e.objects(id); len(left) > 0 {
-		e.t.Fatalf("deployment %d left Docker objects behind: %v", id, left)
+		e.t.Fatalf("deployment %d left %s objects behind: %v", id, e.rt.Name(), left)
 	}
 }
 

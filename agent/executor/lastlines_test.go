@@ -15,6 +15,7 @@ import (
 // right where a reader that stops at 64 KiB would cut. The "last lines"
 // carry "***", never a piece of the value.
 func TestLastLinesMaskedBeforeTheyAreCut(t *testing.T) {
+	requireDocker(t, "runs its container with the docker CLI")
 	e := newEnv(t, Config{})
 	ctx := testutil.Context(t, 2*time.Minute)
 	const secret = "LAST-lines-secret-value-31"

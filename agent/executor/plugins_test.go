@@ -13,6 +13,7 @@ import (
 // socket) as containers in a pipeline; the service's health is an exec'd
 // command.
 func TestFirstPartyPlugins(t *testing.T) {
+	requireDocker(t, "the exec plugin uses the Docker socket")
 	e := newEnv(t, Config{AllowDockerSocket: true})
 	ctx := testutil.Context(t, 3*time.Minute)
 	httpWait := testutil.ScratchImage(t, "./plugins/http-wait", "nullops-test/plugin-http-wait:executor")

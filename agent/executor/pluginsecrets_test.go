@@ -16,7 +16,7 @@ func ownTestPlugin(t *testing.T) string {
 	t.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	ref := testutil.ScratchImage(t, "./scripts/images/test-plugin", "nullops-test/test-plugin:own-"+hex.EncodeToString(b[:]))
+	ref := testImage(t, "./scripts/images/test-plugin", "nullops-test/test-plugin:own-"+hex.EncodeToString(b[:]))
 	t.Cleanup(func() { _, _ = testutil.DockerErr("rmi", "-f", ref) })
 	return ref
 }

@@ -18,6 +18,7 @@ import (
 // the stand-in postgres:16 image of scripts/postgres-image.sh, which drops
 // to the postgres user with setpriv).
 func TestPostgresPluginUnderTheSandbox(t *testing.T) {
+	requireDocker(t, "the postgres:16 stand-in image and Docker's sandbox")
 	if out, err := exec.Command("bash", testutil.RepoRoot(t)+"/scripts/postgres-image.sh", "postgres:16").CombinedOutput(); err != nil {
 		t.Fatalf("scripts/postgres-image.sh (run make test, which sets it up): %v\n%s", err, out)
 	}

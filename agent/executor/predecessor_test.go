@@ -43,6 +43,7 @@ func byUID(t *testing.T, uid string) []string {
 // once (one container per service, one network, all its own), the other is
 // gone, and the other node's objects are untouched.
 func TestSyncReplacesPredecessorObjects(t *testing.T) {
+	requireDocker(t, "lists objects with the docker CLI")
 	ctx := testutil.Context(t, 4*time.Minute)
 	uid := fmt.Sprintf("uid%dx", time.Now().UnixNano())
 	base := time.Now().UnixNano()%1e6 + 7000000

@@ -15,6 +15,7 @@ import (
 // registry is asked again before the cached copy is used, and the right
 // credentials still use the cache without a pull.
 func TestCachedPrivateImageNeedsItsCredentials(t *testing.T) {
+	requireDocker(t, "the daemon's image cache")
 	e := newEnv(t, Config{})
 	ctx := testutil.Context(t, 4*time.Minute)
 	reg := testutil.StartRegistry(t, "alice", "alice-pass-7731")

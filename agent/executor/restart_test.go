@@ -137,6 +137,7 @@ func readEvents(t *testing.T, path string) []struct {
 // (nothing orphaned) and reports why. Secrets never reach the data dir or
 // the process's logs.
 func TestKillMidPipelineThenRestart(t *testing.T) {
+	requireDocker(t, "its helper process runs a Docker runtime")
 	testutil.ScratchImage(t, "./scripts/images/demo-web", demoWebImage)
 	testutil.ScratchImage(t, "./scripts/images/test-plugin", testPluginImage)
 	ctx := testutil.Context(t, 3*time.Minute)

@@ -17,6 +17,7 @@ import (
 // the agent allows it — never because of the plugin's name. Service
 // containers run with no-new-privileges and a pids limit.
 func TestPluginSandboxAndDockerSocket(t *testing.T) {
+	requireDocker(t, "Docker's sandbox flags and the Docker socket")
 	img := ownTestPlugin(t)
 	ctx := testutil.Context(t, 4*time.Minute)
 	probe := map[string]any{"probe": "true"}

@@ -20,6 +20,7 @@ import (
 // that is no longer desired is deleted. Logs and metrics are served for the
 // running deployment.
 func TestSyncReconciles(t *testing.T) {
+	requireDocker(t, "makes orphans and stops containers with the docker CLI")
 	e := newEnv(t, Config{})
 	ctx := testutil.Context(t, 3*time.Minute)
 	id := int64(time.Now().UnixNano()%1e6 + 6000000)

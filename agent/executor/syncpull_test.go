@@ -80,6 +80,7 @@ func (g *gatedRegistry) setOpen(open bool) {
 // and the recreation continue in the background, after the sync's own
 // context ended, and the service comes back.
 func TestSyncDoesNotWaitForPulls(t *testing.T) {
+	requireDocker(t, "removes a container and its image with the docker CLI")
 	e := newEnv(t, Config{})
 	ctx := testutil.Context(t, 3*time.Minute)
 	reg := testutil.StartRegistry(t, "syncpull", "syncpull-password")
