@@ -10,7 +10,7 @@ set -euo pipefail
 
 RUN_DIR=${NULLOPS_RUN_DIR:-/tmp/nullops-run}
 PG_PORT=${NULLOPS_PG_PORT:-55432}
-PACKAGES=(postgresql docker-registry chromium nginx-light wrk docker-compose debootstrap)
+PACKAGES=(postgresql docker-registry chromium nginx-light wrk docker-compose debootstrap haproxy)
 
 log() { echo "setup: $*" >&2; }
 
@@ -21,6 +21,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# haproxy: the load balancer in front of the server replicas of the
+# high-availability tests (internal/testutil/hacluster).
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # debootstrap: the stand-in postgres:16 image of the docker-compose test
 # (scripts/postgres-image.sh).
 [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
