@@ -29,6 +29,26 @@ func TestAgentAndIngressDoNotImportServer(t *testing.T) {
 	}
 }
 
+// TestExecutorKnowsNoRuntime: the executor runs workloads only through
+// agent/runtime.Runtime, and that interface names no Docker or Kubernetes
+// type, so either runtime plugs in without the executor changing
+// (docs/architecture.md, "Agent").
+func TestExecutorKnowsNoRuntime(t *testing.T) {
+	for _, pkg := range []string{"./agent/executor", "./agent/runtime"} {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			for _, banned := range []string{"github.com/nullops/nullops/agent/docker", "github.com/nullops/nullops/agent/kube", "github.com/moby/", "github.com/docker/", "k8s.io/"} {
+				if strings.HasPrefix(line, banned) {
+					t.Errorf("%s depends on %s; it may only use agent/runtime", pkg, line)
+				}
+			}
+		}
+	}
+}
+
 // TestPluginsDoNotImportAgentOrServer: plugin binaries are built from
 // plugins/ alone plus neutral packages (protocol, internal/); agent and
 // server internals stay out of them.
