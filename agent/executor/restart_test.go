@@ -142,7 +142,7 @@ func TestKillMidPipelineThenRestart(t *testing.T) {
 	testutil.ScratchImage(t, "./scripts/images/test-plugin", testPluginImage)
 	ctx := testutil.Context(t, 3*time.Minute)
 	node := fmt.Sprintf("exk%d", time.Now().UnixNano()%1e8)
-	e := &env{t: t, node: node, dataDir: t.TempDir()}
+	e := &env{t: t, node: node, dataDir: t.TempDir(), trt: currentRuntime(t)}
 	t.Cleanup(func() {
 		for _, c := range strings.Fields(testutil.Docker(t, "ps", "-aq", "--filter", "label=nullops.node="+node)) {
 			_, _ = testutil.DockerErr("rm", "-f", c)
