@@ -231,8 +231,12 @@ func (s *Server) emit(ev protocol.ChannelEvent) {
 // mayReplace decides whether a new authenticated connection with epoch may
 // take the place of the current one. Only an unhealthy current connection
 // is replaced: a caller holding the token cannot take a live channel away
-// from the control plane. (A fencing rule for several server replicas,
-// e.g. a newer epoch the legitimate server can prove, belongs here.)
+// from the control plane. Several server replicas need nothing more: only
+// the replica holding a node's lease dials it, with a higher epoch than
+// its predecessor's (refused below otherwise), and a predecessor that is
+// gone or paused falls silent and is replaced within the liveness window
+// the server announced in hello (at most its lease TTL; ServeHTTP lets a
+// newer epoch wait that long).
 func (s *Server) mayReplace(cur *session, epoch uint64) bool {
 	return cur == nil || !cur.healthy(s.o.HealthWindow)
 }
@@ -294,7 +298,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The current connection may be closing (the control plane
 		// redials after a token rotation): give it a moment to end.
-		t := time.NewTimer(busyGrace)
+		wait := busyGrace
+		if epoch > cur.epoch {
+			// A newer epoch: the node's lease moved to another server
+			// replica, and the current connection is the previous
+			// owner's, which is usually gone or paused. Wait until it
+			// ends or falls silent for its window, and replace it then
+			// (never a connection that stays healthy: the epoch is not
+			// proof, a caller holding the token can send any).
+			wait = max(wait, cur.untilUnhealthy(s.o.HealthWindow)+50*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-cur.ctx.Done():
 		case <-t.C:

@@ -72,6 +72,16 @@ func (ss *session) healthy(def time.Duration) bool {
 	return ss.ctx.Err() == nil && ss.idle() < window
 }
 
+// untilUnhealthy is how long the connection stays healthy if nothing
+// more arrives.
+func (ss *session) untilUnhealthy(def time.Duration) time.Duration {
+	window := def
+	if w := time.Duration(ss.window.Load()); w > 0 {
+		window = w
+	}
+	return max(window-ss.idle(), 0)
+}
+
 func (ss *session) close(code websocket.StatusCode, reason string) {
 	ss.mu.Lock()
 	p := ss.peer

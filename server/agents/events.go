@@ -31,7 +31,7 @@ func (l *link) apply(ctx context.Context, log zerolog.Logger, instance string) {
 			l.n.applyMetrics(ctx, log, e)
 			continue
 		}
-		if err := l.n.m.applyEvent(ctx, log, l.n.id, instance, e); err != nil {
+		if err := l.n.m.applyEvent(ctx, log, l.n.id, l.epoch, instance, e); err != nil {
 			if ctx.Err() == nil {
 				log.Error().Err(err).Uint64("seq", e.Seq).Str("type", e.Type).Msg("event not applied; reconnecting to have it replayed")
 				l.fail(err)
@@ -54,14 +54,20 @@ func (l *link) apply(ctx context.Context, log zerolog.Logger, instance string) {
 // the event row keyed (node, agent instance, seq) makes a replayed event a
 // no-op; the appliers of its type run in the same transaction. A malformed
 // event is recorded (so it is acknowledged and cannot stall the journal)
-// but not applied.
-func (m *Manager) applyEvent(ctx context.Context, log zerolog.Logger, nodeID int64, instance string, e protocol.Envelope) error {
+// but not applied. The transaction first locks the node's row and checks
+// that its connection epoch is still epoch, the one of the connection the
+// event came over: a replica that lost the node applies nothing
+// (store.ErrFenced) and so acknowledges nothing.
+func (m *Manager) applyEvent(ctx context.Context, log zerolog.Logger, nodeID, epoch int64, instance string, e protocol.Envelope) error {
 	valid := protocol.ValidateEvent(e)
 	if valid != nil {
 		log.Warn().Err(valid).Uint64("seq", e.Seq).Str("type", e.Type).Msg("malformed event recorded but not applied")
 	}
 	appliers := m.appliersFor(e.Type)
 	err := m.o.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := store.CheckConnEpoch(ctx, tx, nodeID, epoch); err != nil {
+			return err
+		}
 		fresh, err := store.InsertAgentEvent(ctx, tx, nodeID, instance, e.Seq, e.Type, e.Body)
 		if err != nil || !fresh {
 			return err
@@ -91,8 +97,8 @@ func (n *node) applyMetrics(ctx context.Context, log zerolog.Logger, e protocol.
 	n.mu.Lock()
 	n.capacity, n.usage = mt.Capacity, mt.Usage
 	n.mu.Unlock()
-	if err := n.m.o.Store.SetNodeMetrics(ctx, n.id, mt.Capacity, mt.Usage); err != nil {
-		if ctx.Err() == nil {
+	if err := n.m.o.Store.SetNodeMetricsFenced(ctx, n.id, n.curEpoch(), mt.Capacity, mt.Usage); err != nil {
+		if !n.fenced(err) && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("store metrics")
 		}
 		return

@@ -14,8 +14,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -86,9 +88,31 @@ type Options struct {
 	// (an approval or an agent upgrade takes effect at the next attempt;
 	// approving through Admin redials at once). Default BackoffMax.
 	RetryBlocked time.Duration
-	// RescanInterval re-reads the node table to pick up changes made
-	// outside this process. Default 30s.
+	// RescanInterval: every node this replica holds re-reads its row this
+	// often, to pick up changes made outside this process. Default 30s.
 	RescanInterval time.Duration
+
+	// ReplicaID names this server process among the replicas sharing the
+	// database (docs/architecture.md, "Replicas and node leases"); default
+	// a random one.
+	ReplicaID string
+	// AdvertiseURL is this replica's internal base URL, where the others
+	// forward node-bound calls for the nodes it holds.
+	AdvertiseURL string
+	// LeaseTTL is how long a node's lease lasts without renewal (default
+	// 10s): a replica killed without a goodbye loses its nodes to the
+	// others after at most this long. Leases and the heartbeat are renewed
+	// every LeaseTTL/3; the ping interval is at most LeaseTTL/3 and the
+	// liveness window announced to agents at most LeaseTTL, so an agent
+	// lets a new owner replace a silent (paused) old one in time.
+	LeaseTTL time.Duration
+	// ForwardKey authenticates calls between replicas (see forward.go);
+	// nil: node-bound calls for nodes held by other replicas fail with
+	// ErrNotConnected.
+	ForwardKey []byte
+	// ForwardClient carries forwarded calls (default: a client without
+	// overall timeout; streams last as long as they are read).
+	ForwardClient *http.Client
 }
 
 func (o *Options) defaults() {
@@ -105,12 +129,32 @@ func (o *Options) defaults() {
 	def(&o.BackoffMax, 30*time.Second)
 	def(&o.RetryBlocked, o.BackoffMax)
 	def(&o.RescanInterval, 30*time.Second)
+	def(&o.LeaseTTL, 10*time.Second)
+	o.PingInterval = min(o.PingInterval, o.LeaseTTL/3)
+	if o.PingTimeout <= o.PingInterval {
+		o.PingTimeout = 3 * o.PingInterval
+	}
+	if o.ReplicaID == "" {
+		o.ReplicaID = newReplicaID()
+	}
+	if o.ForwardClient == nil {
+		o.ForwardClient = &http.Client{}
+	}
 	if o.AcceptVersion == nil {
 		o.AcceptVersion = SameRelease(o.ServerVersion)
 	}
 	if o.Desired == nil {
 		o.Desired = noDesiredState{}
 	}
+}
+
+// liveness is the window announced to agents in hello: a connection from
+// which nothing arrived for this long may be replaced by a new dial. At
+// most the lease TTL, so a new owner can replace a paused old one as soon
+// as it holds the lease; with pings every LeaseTTL/3 at most, a live
+// connection is never that silent.
+func (o *Options) liveness() time.Duration {
+	return min(o.PingInterval+o.PingTimeout, o.LeaseTTL)
 }
 
 // Manager keeps one goroutine per non-revoked node (disabled ones too:
@@ -125,17 +169,27 @@ type Manager struct {
 	desiredHookMu sync.Mutex
 
 	mu      sync.Mutex
-	nodes   map[int64]*node
+	nodes   map[int64]*node // the nodes whose lease this replica holds
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
+	// crashed: Stop leaves the replica's row and leases behind (tests
+	// simulating kill -9).
+	crashed bool
+	// frozen (tests): the lease loop and the pings stand still, as in a
+	// process stopped with SIGSTOP, while sockets stay open.
+	frozen atomic.Bool
+
+	leases  leaseState
+	forward forwarder
 }
 
 // New builds a Manager; Start runs it.
 func New(o Options) *Manager {
 	o.defaults()
 	m := &Manager{o: o, appliers: map[string][]Applier{}, nodes: map[int64]*node{}}
+	m.leases.kick = make(chan struct{}, 1)
 	m.RegisterApplier(protocol.TypeChannelEvent, m.applyChannelEvent)
 	return m
 }
@@ -208,8 +262,10 @@ func (m *Manager) fireMetrics(ctx context.Context, nodeID int64, mt protocol.Met
 	}
 }
 
-// Start dials every non-revoked node and keeps watching the node
-// table. It returns after the goroutines are started.
+// Start registers this replica, takes the leases of the nodes it should
+// hold (docs/architecture.md, "Replicas and node leases") and dials them;
+// a lease loop keeps renewing, balancing and taking over. It returns after
+// the first round of leases.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	if m.started {
@@ -219,31 +275,29 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.started = true
 	m.mu.Unlock()
-	if err := m.rescan(); err != nil {
-		return err
+	if err := m.o.Store.RegisterReplica(m.ctx, m.o.ReplicaID, m.o.AdvertiseURL); err != nil {
+		return fmt.Errorf("agents: %w", err)
+	}
+	m.leases.mu.Lock()
+	m.leases.deadline = time.Now().Add(m.o.LeaseTTL)
+	m.leases.renewed = time.Now()
+	m.leases.mu.Unlock()
+	if err := m.balance(m.ctx); err != nil {
+		return fmt.Errorf("agents: %w", err)
 	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		t := time.NewTicker(m.o.RescanInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-t.C:
-				if err := m.rescan(); err != nil && m.ctx.Err() == nil {
-					m.o.Log.Warn().Err(err).Msg("rescan nodes")
-				}
-			}
-		}
+		m.leaseLoop(m.ctx)
 	}()
 	return nil
 }
 
-// Stop closes every connection and waits for the goroutines. Node statuses
-// are left as they are: the agents keep running their deployments while the
-// server is away, and the next server start reconnects and syncs.
+// Stop closes every connection, waits for the goroutines, then releases
+// this replica's leases and removes its row, so the other replicas take
+// its nodes at once. Node statuses are left as they are: the agents keep
+// running their deployments while the server is away, and the next owner
+// reconnects and syncs.
 func (m *Manager) Stop() {
 	m.mu.Lock()
 	if !m.started || m.cancel == nil {
@@ -251,38 +305,32 @@ func (m *Manager) Stop() {
 		return
 	}
 	m.cancel()
+	crashed := m.crashed
 	m.mu.Unlock()
 	m.wg.Wait()
+	if crashed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.o.Store.DeleteReplica(ctx, m.o.ReplicaID); err != nil {
+		m.o.Log.Warn().Err(err).Msg("release the node leases at shutdown (they expire on their own)")
+	}
 }
 
-// rescan starts a goroutine for every connectable node without one, and
-// wakes those whose node is no longer connectable (they exit).
-func (m *Manager) rescan() error {
-	nodes, err := m.o.Store.ConnectableNodes(m.ctx)
-	if err != nil {
-		return fmt.Errorf("agents: %w", err)
-	}
-	want := map[int64]bool{}
-	for _, n := range nodes {
-		want[n.ID] = true
-		m.ensure(n.ID, n.Status)
-	}
-	m.mu.Lock()
-	var stale []*node
-	for id, n := range m.nodes {
-		if !want[id] {
-			stale = append(stale, n)
-		}
-	}
-	m.mu.Unlock()
-	for _, n := range stale {
-		n.wake()
-	}
-	return nil
-}
+// SetAdvertiseURL sets Options.AdvertiseURL (once the listening port is
+// known). Call it before Start.
+func (m *Manager) SetAdvertiseURL(u string) { m.o.AdvertiseURL = u }
 
-// ensure starts the node's goroutine, or wakes it when it runs.
-func (m *Manager) ensure(id int64, status string) {
+// ReplicaID is this server process's replica id.
+func (m *Manager) ReplicaID() string { return m.o.ReplicaID }
+
+// LeaseTTL is how long a node lease lasts without renewal.
+func (m *Manager) LeaseTTL() time.Duration { return m.o.LeaseTTL }
+
+// ensure starts the goroutine of a node whose lease was just taken with
+// epoch, or wakes it when it runs.
+func (m *Manager) ensure(id int64, status string, epoch int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.started || m.ctx.Err() != nil {
@@ -292,36 +340,42 @@ func (m *Manager) ensure(id int64, status string) {
 		n.wake()
 		return
 	}
-	n := newNode(m, id, status)
+	n := newNode(m, id, status, epoch)
+	nctx, cancel := context.WithCancel(m.ctx)
+	n.cancel = cancel
 	m.nodes[id] = n
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		n.run(m.ctx)
+		defer close(n.done)
+		defer cancel()
+		n.run(nctx)
 		m.mu.Lock()
 		if m.nodes[id] == n {
 			delete(m.nodes, id)
 		}
 		m.mu.Unlock()
+		if nctx.Err() == nil && !n.isLost() {
+			// Deleted, or revoked and told: nothing to hold any more.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(nctx), 5*time.Second)
+			_ = m.o.Store.ReleaseNodeLease(rctx, m.o.ReplicaID, id)
+			rcancel()
+		}
 	}()
 }
 
 // Refresh makes the manager act on an admin change of the node at once
 // (created, token rotated, revoked, thumbprint approved, disabled, enabled,
 // edited, deleted): its connection is dropped, re-established or stopped as
-// the node row now says.
+// the node row now says. The replica holding the node acts; when that is
+// another replica it is told over the internal endpoint.
 func (m *Manager) Refresh(ctx context.Context, nodeID int64) {
-	n, err := m.o.Store.GetNode(ctx, nodeID)
-	if err == nil && (!n.Revoked || n.TokenRevokePending) {
-		m.ensure(nodeID, n.Status)
+	if n := m.node(nodeID); n != nil {
+		n.wake()
 		return
 	}
-	m.mu.Lock()
-	running := m.nodes[nodeID]
-	m.mu.Unlock()
-	if running != nil {
-		running.wake()
-	}
+	m.kickLeases()
+	m.forwardRefresh(ctx, nodeID)
 }
 
 func (m *Manager) node(id int64) *node {
@@ -331,10 +385,16 @@ func (m *Manager) node(id int64) *node {
 }
 
 // Connected reports whether the node is online (connected, trusted,
-// compatible and synced) now.
+// compatible and synced) now: on this replica, or on the replica holding
+// its lease (as the database says).
 func (m *Manager) Connected(nodeID int64) bool {
-	n := m.node(nodeID)
-	return n != nil && n.livePeer() != nil
+	if n := m.node(nodeID); n != nil {
+		return n.livePeer() != nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	o, err := m.o.Store.GetNodeOwner(ctx, nodeID)
+	return err == nil && o.Online && o.Replica.ID != m.o.ReplicaID
 }
 
 // Node is the node's agent as a protocol.Requester, for the typed calls:
@@ -352,6 +412,10 @@ type nodeRequester struct {
 func (r nodeRequester) RoundTrip(ctx context.Context, typ string, body, out any) error {
 	p := r.m.peerOf(r.id)
 	if p == nil {
+		if r.m.node(r.id) == nil && r.m.o.ForwardKey != nil {
+			// Held by another replica (or by none): ask its owner.
+			return r.m.forwardCall(ctx, r.id, typ, body, out)
+		}
 		return fmt.Errorf("node %d: %w", r.id, ErrNotConnected)
 	}
 	if err := p.RoundTrip(ctx, typ, body, out); err != nil {
@@ -375,10 +439,16 @@ type Stream struct {
 	C    <-chan protocol.Envelope
 	id   string
 	peer *protocol.Peer
+	// stop ends a stream forwarded from another replica instead.
+	stop func()
 }
 
 // Close stops routing frames and tells the agent to stop the stream.
 func (s *Stream) Close(ctx context.Context) error {
+	if s.stop != nil {
+		s.stop()
+		return nil
+	}
 	s.peer.StopStream(s.id)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -392,13 +462,21 @@ func (s *Stream) Close(ctx context.Context) error {
 // agent accepted it. buffer is how many frames may wait unread (frames
 // beyond are dropped, never blocking the node's channel); 0 means 256.
 func (m *Manager) OpenLogs(ctx context.Context, nodeID int64, req protocol.LogsOpen, buffer int) (*Stream, error) {
-	p := m.peerOf(nodeID)
-	if p == nil {
-		return nil, fmt.Errorf("node %d: %w", nodeID, ErrNotConnected)
-	}
 	if buffer <= 0 {
 		buffer = 256
 	}
+	p := m.peerOf(nodeID)
+	if p == nil {
+		if m.node(nodeID) == nil && m.o.ForwardKey != nil {
+			return m.forwardLogs(ctx, nodeID, req, buffer)
+		}
+		return nil, fmt.Errorf("node %d: %w", nodeID, ErrNotConnected)
+	}
+	return openLogs(ctx, nodeID, p, req, buffer)
+}
+
+// openLogs opens a log stream over this replica's connection p.
+func openLogs(ctx context.Context, nodeID int64, p *protocol.Peer, req protocol.LogsOpen, buffer int) (*Stream, error) {
 	ch := make(chan protocol.Envelope, buffer)
 	id, _, err := protocol.CallLogsOpen.Stream(ctx, p, req, ch)
 	if err != nil {
@@ -408,24 +486,36 @@ func (m *Manager) OpenLogs(ctx context.Context, nodeID int64, req protocol.LogsO
 }
 
 // Broadcast calls send for every online node concurrently (e.g.
-// plugins.update) and returns each node's error (nil on success).
+// plugins.update), those of the other replicas through them, and returns
+// each node's error (nil on success).
 func (m *Manager) Broadcast(ctx context.Context, send func(ctx context.Context, r protocol.Requester) error) map[int64]error {
+	targets := map[int64]bool{}
 	m.mu.Lock()
-	targets := map[int64]*protocol.Peer{}
 	for id, n := range m.nodes {
-		if p := n.livePeer(); p != nil {
-			targets[id] = p
+		if n.livePeer() != nil {
+			targets[id] = true
 		}
 	}
 	m.mu.Unlock()
+	if m.o.ForwardKey != nil {
+		ids, err := m.o.Store.OnlineHeldNodes(ctx)
+		if err != nil {
+			m.o.Log.Warn().Err(err).Msg("broadcast: list the nodes online on other replicas")
+		}
+		for _, id := range ids {
+			if m.node(id) == nil {
+				targets[id] = true
+			}
+		}
+	}
 	out := make(map[int64]error, len(targets))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for id, p := range targets {
+	for id := range targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := send(ctx, p)
+			err := send(ctx, m.Node(id))
 			mu.Lock()
 			out[id] = err
 			mu.Unlock()

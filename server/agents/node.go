@@ -29,9 +29,11 @@ const touchEvery = time.Minute
 
 // node is the goroutine state of one node.
 type node struct {
-	m    *Manager
-	id   int64
-	kick chan struct{}
+	m      *Manager
+	id     int64
+	kick   chan struct{}
+	cancel context.CancelFunc // ends run (set by ensure)
+	done   chan struct{}      // closed when run returned
 
 	mu           sync.Mutex
 	envID        int64
@@ -42,14 +44,57 @@ type node struct {
 	agentVersion string
 	capacity     protocol.Capacity
 	usage        protocol.Usage
+	// epoch is the fencing token: the connection epoch of the lease or of
+	// the latest dial. Every write for the node is conditional on it.
+	epoch int64
+	// lost: another replica took the node over (a fenced write or dial
+	// failed); run ends without releasing anything.
+	lost bool
 
 	// refusedStreak: the last dial was refused by the agent with 409 (a
 	// refusal is recorded once per streak). Only the node's goroutine uses it.
 	refusedStreak bool
 }
 
-func newNode(m *Manager, id int64, status string) *node {
-	return &node{m: m, id: id, status: status, kick: make(chan struct{}, 1)}
+func newNode(m *Manager, id int64, status string, epoch int64) *node {
+	return &node{m: m, id: id, status: status, epoch: epoch, kick: make(chan struct{}, 1), done: make(chan struct{}), cancel: func() {}}
+}
+
+func (n *node) curEpoch() int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.epoch
+}
+
+func (n *node) setEpoch(e int64) {
+	n.mu.Lock()
+	n.epoch = e
+	n.mu.Unlock()
+}
+
+func (n *node) setLost() {
+	n.mu.Lock()
+	n.lost = true
+	n.mu.Unlock()
+}
+
+func (n *node) isLost() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lost
+}
+
+// fenced marks the node lost when err says another replica took it over,
+// and reports whether it did.
+func (n *node) fenced(err error) bool {
+	if errors.Is(err, store.ErrFenced) {
+		if !n.isLost() {
+			n.m.o.Log.Warn().Int64("node_id", n.id).Err(err).Msg("the node was taken over by another replica; letting go")
+		}
+		n.setLost()
+		return true
+	}
+	return false
 }
 
 func (n *node) wake() {
@@ -88,7 +133,7 @@ func (n *node) run(ctx context.Context) {
 	log := o.Log.With().Int64("node_id", n.id).Logger()
 	backoff := o.BackoffMin
 	for {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || n.isLost() {
 			return
 		}
 		row, err := o.Store.GetNode(ctx, n.id)
@@ -129,7 +174,7 @@ func (n *node) run(ctx context.Context) {
 		// its deployments keep running, stay routed and can be deleted).
 
 		out := n.session(ctx, log, row)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || n.isLost() {
 			return
 		}
 		if out.status != "" {
@@ -179,6 +224,21 @@ func sleep(ctx context.Context, kick <-chan struct{}, d time.Duration) bool {
 // disabled/revoked already is) and tells the hooks when it changed, and on
 // every online.
 func (n *node) setStatus(ctx context.Context, log zerolog.Logger, status, reason string, sync *protocol.SyncReply) {
+	if status != store.NodeDisabled && status != store.NodeRevoked {
+		// Only while this replica still holds the node: a replica that
+		// lost it (paused past its lease) neither records nor reports.
+		if _, err := n.m.o.Store.SetNodeStatusFenced(ctx, n.id, n.curEpoch(), status, reason); err != nil {
+			if n.fenced(err) {
+				return
+			}
+			if ctx.Err() == nil {
+				log.Error().Err(err).Str("status", status).Msg("record node status")
+			}
+		}
+	}
+	if n.isLost() {
+		return
+	}
 	n.mu.Lock()
 	prev, prevReason := n.status, n.reason
 	n.status, n.reason = status, reason
@@ -187,11 +247,6 @@ func (n *node) setStatus(ctx context.Context, log zerolog.Logger, status, reason
 		n.lastSeen = time.Now()
 	}
 	n.mu.Unlock()
-	if status != store.NodeDisabled && status != store.NodeRevoked {
-		if _, err := n.m.o.Store.SetNodeStatus(ctx, n.id, status, reason); err != nil && ctx.Err() == nil {
-			log.Error().Err(err).Str("status", status).Msg("record node status")
-		}
-	}
 	if prev == status && status != store.NodeOnline {
 		if reason != prevReason {
 			log.Debug().Str("status", status).Str("reason", reason).Msg("node status reason changed")
@@ -233,7 +288,7 @@ func (n *node) session(ctx context.Context, log zerolog.Logger, row store.Node) 
 	case errors.Is(err, errThumbprint):
 		reason := fmt.Sprintf("the agent presented certificate %s but %s is pinned: if its certificate was regenerated, approve the new thumbprint",
 			short(res.seen), short(row.ExpectedThumbprint))
-		if _, err := o.Store.SetNodeUntrusted(ctx, n.id, res.seen, reason); err != nil && ctx.Err() == nil {
+		if _, err := o.Store.SetNodeUntrustedFenced(ctx, n.id, n.curEpoch(), res.seen, reason); err != nil && ctx.Err() == nil {
 			log.Error().Err(err).Msg("record untrusted thumbprint")
 		}
 		return outcome{status: store.NodeUntrusted, reason: reason, blocked: true}
@@ -242,6 +297,8 @@ func (n *node) session(ctx context.Context, log zerolog.Logger, row store.Node) 
 		return outcome{status: store.NodeOffline, reason: "the agent refused the token (HTTP 401): start it with the node's current token (rotate the token if it was lost)"}
 	case errors.As(err, &refused):
 		return n.refusedByAgent(ctx, log, row, refused)
+	case n.fenced(err):
+		return outcome{}
 	case err != nil:
 		return outcome{status: store.NodeOffline, reason: "cannot connect: " + err.Error()}
 	}
@@ -253,13 +310,16 @@ func (n *node) session(ctx context.Context, log zerolog.Logger, row store.Node) 
 	return n.serve(ctx, log, row, res, viaPrev)
 }
 
-// dial dials the node's agent with token and a new connection epoch.
+// dial dials the node's agent with token and a new connection epoch,
+// obtained only while this replica holds the node's lease (ErrFenced
+// otherwise).
 func (n *node) dial(ctx context.Context, row store.Node, token string) (dialResult, error) {
 	o := n.m.o
-	epoch, err := o.Store.NextConnEpoch(ctx, n.id)
+	epoch, err := o.Store.NextConnEpoch(ctx, n.id, o.ReplicaID)
 	if err != nil {
 		return dialResult{}, err
 	}
+	n.setEpoch(epoch)
 	return dial(ctx, row.Host, row.Port, token, row.ExpectedThumbprint, epoch, o.DialTimeout)
 }
 
@@ -276,6 +336,7 @@ func short(thumb string) string {
 // link is one established connection.
 type link struct {
 	n      *node
+	epoch  int64 // the connection epoch it was dialled with
 	peer   *protocol.Peer
 	events chan protocol.Envelope
 	failed chan error
@@ -308,7 +369,7 @@ func (l *link) fail(err error) {
 func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, res dialResult, viaPrev bool) (out outcome) {
 	o := n.m.o
 	sctx, cancel := context.WithCancel(ctx)
-	l := &link{n: n, events: make(chan protocol.Envelope, eventQueue), failed: make(chan error, 1)}
+	l := &link{n: n, epoch: n.curEpoch(), events: make(chan protocol.Envelope, eventQueue), failed: make(chan error, 1)}
 	l.peer = protocol.NewPeer(res.conn, "s", l.handle)
 	go l.peer.Run(sctx) //nolint:errcheck // the error is Peer.Err
 	applyDone := make(chan struct{})
@@ -331,7 +392,7 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 	// hello
 	hctx, hcancel := context.WithTimeout(sctx, o.DialTimeout)
 	hello, err := protocol.CallHello.Do(hctx, l.peer, protocol.HelloRequest{ServerVersion: o.ServerVersion, ProtocolVersion: protocol.Version,
-		LivenessMs: (o.PingInterval + o.PingTimeout).Milliseconds()})
+		LivenessMs: o.liveness().Milliseconds()})
 	hcancel()
 	if err == nil {
 		err = hello.Validate()
@@ -339,12 +400,16 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 	if err != nil {
 		return outcome{status: store.NodeOffline, reason: "hello failed: " + err.Error()}
 	}
-	expected, err := o.Store.RecordHello(ctx, n.id, store.NodeHello{Thumbprint: res.seen, AgentVersion: hello.AgentVersion,
+	expected, err := o.Store.RecordHello(ctx, n.id, l.epoch, store.NodeHello{Thumbprint: res.seen, AgentVersion: hello.AgentVersion,
 		ProtocolVersion: hello.ProtocolVersion, AgentInstance: hello.InstanceID, Capacity: hello.Capacity, Usage: hello.Usage})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			closeWith(websocket.StatusNormalClosure, "node deleted")
 			return outcome{immediate: true}
+		}
+		if n.fenced(err) {
+			closeWith(websocket.StatusGoingAway, "taken over by another server replica")
+			return outcome{}
 		}
 		return outcome{status: store.NodeOffline, reason: "record hello: " + err.Error()}
 	}
@@ -429,6 +494,10 @@ func (n *node) connected(ctx context.Context, log zerolog.Logger, row store.Node
 		case <-l.peer.Done():
 			return outcome{status: store.NodeOffline, reason: "connection lost: " + errText(l.peer.Err()), wasOnline: true}
 		case err := <-l.failed:
+			if n.fenced(err) {
+				closeWith(websocket.StatusGoingAway, "taken over by another server replica")
+				return outcome{wasOnline: true}
+			}
 			closeWith(websocket.StatusInternalError, "event not applied")
 			return outcome{status: store.NodeOffline, reason: "reconnecting after an event could not be applied: " + err.Error(), wasOnline: true}
 		case <-n.kick:
@@ -463,7 +532,7 @@ func (n *node) connected(ctx context.Context, log zerolog.Logger, row store.Node
 			closeWith(websocket.StatusPolicyViolation, why)
 			return outcome{status: store.NodeOffline, reason: why + "; reconnecting", immediate: true, wasOnline: true}
 		case <-ticker.C:
-			if pinging {
+			if pinging || n.m.frozen.Load() {
 				continue
 			}
 			pinging = true

@@ -192,8 +192,15 @@ func (n *node) refusedByAgent(ctx context.Context, log zerolog.Logger, row store
 	o := n.m.o
 	if r.stale() {
 		log.Warn().Uint64("agent_epoch", r.Epoch).Msg("the agent has seen a higher connection epoch; catching up")
-		if err := o.Store.RaiseConnEpoch(ctx, n.id, int64(min(r.Epoch, 1<<62))); err != nil && ctx.Err() == nil {
+		e, err := o.Store.RaiseConnEpoch(ctx, n.id, o.ReplicaID, int64(min(r.Epoch, 1<<62)))
+		if n.fenced(err) {
+			return outcome{}
+		}
+		if err != nil && ctx.Err() == nil {
 			log.Error().Err(err).Msg("raise connection epoch")
+		}
+		if err == nil {
+			n.setEpoch(e)
 		}
 		return outcome{status: store.NodeOffline, reason: "the agent refused a stale connection epoch; reconnecting"}
 	}

@@ -51,7 +51,10 @@ type nodeWithToken struct {
 }
 
 func (d *Deps) nodeOut(n store.Node) nodeResponse {
-	out := nodeResponse{Node: n}
+	// A node held by another replica (docs/architecture.md, "Replicas and
+	// node leases") is connected when its row says online under a live
+	// lease; the one this replica holds has the live view.
+	out := nodeResponse{Node: n, Connected: n.Status == store.NodeOnline && n.LeaseLive}
 	if d.Agents != nil {
 		if st, ok := d.Agents.State(n.ID); ok {
 			out.Connected = st.Connected

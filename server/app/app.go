@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +134,9 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	a.Feed = changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel, store.DeploymentEventsChannel, store.IngressPollsChannel}, Log: log})
 	a.Ingress.Follow(a.Feed)
 	a.Deploy.Follow(a.Feed)
+	// Calls other replicas forward for the nodes this one holds (sealed
+	// with a key derived from the secret key; see server/agents/forward.go).
+	e.POST(agents.PathForward, echo.WrapHandler(a.Agents.ForwardHandler()))
 	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
 		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents, Usage: a.Usage,
 		Draining: a.draining.Load})
@@ -176,7 +181,8 @@ func (a *App) wireAgents() {
 	a.Agents = agents.New(agents.Options{Store: a.Store, Box: a.Box, Log: a.Log, ServerVersion: Version,
 		PingInterval: time.Duration(c.PingInterval), PingTimeout: time.Duration(c.PingTimeout),
 		DialTimeout: time.Duration(c.DialTimeout), BackoffMin: time.Duration(c.BackoffMin), BackoffMax: time.Duration(c.BackoffMax),
-		Plugins: a.Catalog.PluginsUpdate})
+		Plugins: a.Catalog.PluginsUpdate, LeaseTTL: time.Duration(a.Config.HA.LeaseTTL),
+		ForwardKey: agents.ForwardKey(a.Config.Secret.Key)})
 	a.Deploy.Agents = deploy.ManagerAgents{Manager: a.Agents}
 	a.Deploy.Attach(a.Agents)
 	a.Usage.Attach(a.Agents)
@@ -208,6 +214,26 @@ func (a *App) Listen() error {
 	}
 	a.listener = l
 	return nil
+}
+
+// advertiseURL is ha.advertiseurl, or http(s)://<host name>:<bound port>.
+func (a *App) advertiseURL() string {
+	if u := a.Config.HA.AdvertiseURL; u != "" {
+		return strings.TrimRight(u, "/")
+	}
+	scheme := "http"
+	if a.Config.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(a.Addr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			host = h
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // Addr is the bound address (after Listen).
@@ -249,6 +275,7 @@ func (a *App) Serve(ctx context.Context) error {
 	for _, j := range a.Jobs {
 		jobs.Go(func() { j.Run(ingressCtx) })
 	}
+	a.Agents.SetAdvertiseURL(a.advertiseURL())
 	if err := a.Agents.Start(ingressCtx); err != nil {
 		stopIngress()
 		jobs.Wait()

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	ptypes "github.com/traefik/paerser/types"
@@ -26,6 +27,7 @@ type Config struct {
 	HTTP       HTTP           `description:"Timeouts of the HTTP server's connections." export:"true"`
 	Session    Session        `description:"Browser sessions." export:"true"`
 	Agents     Agents         `description:"Connections to node agents." export:"true"`
+	HA         HA             `description:"Several nullops-server replicas sharing one database (high availability)." export:"true"`
 	Ingress    Ingress        `description:"Publishing the ingress route table." export:"true"`
 	Cleanup    Cleanup        `description:"Auto-cleanup of expired deployments." export:"true"`
 
@@ -84,6 +86,13 @@ type Agents struct {
 	OfflineGrace ptypes.Duration `description:"How long the deployments of a node whose agent stopped answering stay running and routed before they switch to the offline page (a short agent restart or network blip is no outage; 0 = at once)." export:"true"`
 }
 
+// HA configures this process as one of several replicas sharing the
+// database (docs/architecture.md, "Replicas and node leases").
+type HA struct {
+	AdvertiseURL string          `description:"This replica's internal base URL, where the other replicas forward calls for the nodes it holds (e.g. http://10.0.0.5:8080); default http(s)://<host name>:<listen port>. Must reach this process directly, not through a load balancer." export:"true"`
+	LeaseTTL     ptypes.Duration `description:"How long a replica's lease of a node lasts without renewal (renewed every third of it): a replica killed without a goodbye loses its nodes to the others within about this long." export:"true"`
+}
+
 // Ingress configures the route publisher.
 type Ingress struct {
 	Token string `description:"Bearer token nullops-ingress (or Traefik's HTTP provider) presents to read the route table." loggable:"false"`
@@ -123,6 +132,7 @@ func Defaults() *Config {
 			BackoffMax:   ptypes.Duration(30 * time.Second),
 			OfflineGrace: ptypes.Duration(60 * time.Second),
 		},
+		HA:      HA{LeaseTTL: ptypes.Duration(10 * time.Second)},
 		Cleanup: Cleanup{Schedule: "@every 30s"},
 		Ingress: Ingress{LinkScheme: "http", WithdrawGrace: ptypes.Duration(3 * time.Second), ConfirmTimeout: ptypes.Duration(10 * time.Second),
 			GoneRetention: ptypes.Duration(24 * time.Hour)},
@@ -198,6 +208,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Agents.BackoffMin <= 0 || c.Agents.BackoffMax < c.Agents.BackoffMin {
 		return fmt.Errorf("agents.backoffmax: must be at least agents.backoffmin (> 0)")
+	}
+	if c.HA.LeaseTTL < ptypes.Duration(time.Second) {
+		return fmt.Errorf("ha.leasettl: must be at least 1s")
+	}
+	if c.HA.AdvertiseURL != "" {
+		if u, err := url.Parse(c.HA.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("ha.advertiseurl: %q is not an http(s) URL", c.HA.AdvertiseURL)
+		}
 	}
 	if c.Agents.OfflineGrace < 0 {
 		return fmt.Errorf("agents.offlinegrace: must not be negative")

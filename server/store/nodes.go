@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,12 +69,18 @@ type Node struct {
 	// TokenRevokePending: the token was revoked while the agent could not
 	// be told; it is told on its next connection.
 	TokenRevokePending bool `json:"token_revoke_pending"`
+	// OwnerReplica is the server replica holding the node's lease ("" when
+	// none); LeaseLive tells whether that lease has not expired (by the
+	// database's clock). Only the owner dials the node (see replicas.go).
+	OwnerReplica string `json:"-"`
+	LeaseLive    bool   `json:"-"`
 }
 
 const nodeColumns = `id, environment_id, name, uid, host, port, token_enc, token_key_id, token_generation,
 	expected_thumbprint, seen_thumbprint, status, status_reason, enabled, revoked, labels,
 	agent_version, protocol_version, agent_instance, capacity, usage, last_acked_seq, last_seen_at,
-	unreachable_since, created_at, updated_at, conn_epoch, token_prev_enc, token_prev_key_id, token_rotation_pending, token_revoke_pending`
+	unreachable_since, created_at, updated_at, conn_epoch, token_prev_enc, token_prev_key_id, token_rotation_pending, token_revoke_pending,
+	COALESCE(owner_replica, ''), COALESCE(owner_replica IS NOT NULL AND lease_expires_at > now(), FALSE)`
 
 func scanNode(row pgx.Row) (Node, error) {
 	var n Node
@@ -81,7 +88,8 @@ func scanNode(row pgx.Row) (Node, error) {
 	err := row.Scan(&n.ID, &n.EnvironmentID, &n.Name, &n.UID, &n.Host, &n.Port, &n.TokenEnc, &n.TokenKeyID, &n.TokenGeneration,
 		&n.ExpectedThumbprint, &n.SeenThumbprint, &n.Status, &n.StatusReason, &n.Enabled, &n.Revoked, &labels,
 		&n.AgentVersion, &n.ProtocolVersion, &n.AgentInstance, &capacity, &usage, &n.LastAckedSeq, &n.LastSeenAt,
-		&n.UnreachableSince, &n.CreatedAt, &n.UpdatedAt, &n.ConnEpoch, &n.TokenPrevEnc, &n.TokenPrevKeyID, &n.TokenRotationPending, &n.TokenRevokePending)
+		&n.UnreachableSince, &n.CreatedAt, &n.UpdatedAt, &n.ConnEpoch, &n.TokenPrevEnc, &n.TokenPrevKeyID, &n.TokenRotationPending, &n.TokenRevokePending,
+		&n.OwnerReplica, &n.LeaseLive)
 	if err != nil {
 		return n, notFound(err)
 	}
@@ -333,14 +341,40 @@ func DeleteNode(ctx context.Context, tx Querier, id int64) error {
 // admin's revoke always wins over a stale writer) and when it stopped
 // answering. It reports whether the row changed.
 func (s *Store) SetNodeStatus(ctx context.Context, id int64, status, reason string) (bool, error) {
+	return s.SetNodeStatusFenced(ctx, id, 0, status, reason)
+}
+
+// SetNodeStatusFenced is SetNodeStatus by the connection of epoch (0: no
+// fence): ErrFenced when the node's connection epoch moved on, so a
+// replica that lost the node cannot overwrite what the new owner records.
+func (s *Store) SetNodeStatusFenced(ctx context.Context, id, epoch int64, status, reason string) (bool, error) {
 	tag, err := s.db.Exec(ctx, `UPDATE nodes SET status = $2, status_reason = $3, updated_at = now(),
 		last_seen_at = CASE WHEN $2 = 'online' THEN now() ELSE last_seen_at END,
 		unreachable_since = CASE WHEN $2 = 'online' THEN NULL ELSE COALESCE(unreachable_since, now()) END
-		WHERE id = $1 AND NOT revoked AND (status <> $2 OR status_reason <> $3 OR $2 = 'online')`, id, status, reason)
+		WHERE id = $1 AND NOT revoked AND (status <> $2 OR status_reason <> $3 OR $2 = 'online')
+		AND ($4::bigint = 0 OR conn_epoch = $4)`, id, status, reason, epoch)
 	if err != nil {
 		return false, fmt.Errorf("set status of node %d: %w", id, err)
 	}
+	if tag.RowsAffected() == 0 && epoch != 0 {
+		if err := s.checkEpoch(ctx, id, epoch); err != nil {
+			return false, fmt.Errorf("set status of node %d: %w", id, err)
+		}
+	}
 	return tag.RowsAffected() > 0, nil
+}
+
+// checkEpoch is ErrFenced when the node's connection epoch is not epoch
+// (or the node is gone).
+func (s *Store) checkEpoch(ctx context.Context, id, epoch int64) error {
+	var cur int64
+	if err := s.db.QueryRow(ctx, `SELECT conn_epoch FROM nodes WHERE id = $1`, id).Scan(&cur); err != nil {
+		return notFound(err)
+	}
+	if cur != epoch {
+		return fmt.Errorf("connection epoch %d, now %d: %w", epoch, cur, ErrFenced)
+	}
+	return nil
 }
 
 // NodeHello is what a node's agent said in hello.
@@ -356,8 +390,9 @@ type NodeHello struct {
 // RecordHello stores what the agent reported and its thumbprint. When the
 // node has no expected thumbprint yet, this one becomes it (trust on first
 // use). It returns the expected thumbprint after the update, so a caller
-// racing an admin's edit sees the admin's value.
-func (s *Store) RecordHello(ctx context.Context, id int64, h NodeHello) (expected string, err error) {
+// racing an admin's edit sees the admin's value. It applies only while the
+// node's connection epoch is epoch (ErrFenced otherwise; 0: no fence).
+func (s *Store) RecordHello(ctx context.Context, id, epoch int64, h NodeHello) (expected string, err error) {
 	capacity, err := json.Marshal(h.Capacity)
 	if err != nil {
 		return "", err
@@ -371,8 +406,13 @@ func (s *Store) RecordHello(ctx context.Context, id int64, h NodeHello) (expecte
 		seen_thumbprint = $2, agent_version = $3, protocol_version = $4,
 		last_acked_seq = CASE WHEN agent_instance = $5 THEN last_acked_seq ELSE 0 END,
 		agent_instance = $5, capacity = $6, usage = $7, last_seen_at = now(), updated_at = now()
-		WHERE id = $1 RETURNING expected_thumbprint`,
-		id, h.Thumbprint, h.AgentVersion, h.ProtocolVersion, h.AgentInstance, capacity, usage).Scan(&expected)
+		WHERE id = $1 AND ($8::bigint = 0 OR conn_epoch = $8) RETURNING expected_thumbprint`,
+		id, h.Thumbprint, h.AgentVersion, h.ProtocolVersion, h.AgentInstance, capacity, usage, epoch).Scan(&expected)
+	if errors.Is(err, pgx.ErrNoRows) && epoch != 0 {
+		if cerr := s.checkEpoch(ctx, id, epoch); cerr != nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("record hello of node %d: %w", id, notFound(err))
 	}
@@ -382,10 +422,17 @@ func (s *Store) RecordHello(ctx context.Context, id int64, h NodeHello) (expecte
 // SetNodeUntrusted records a thumbprint that does not match the expected
 // one and marks the node untrusted.
 func (s *Store) SetNodeUntrusted(ctx context.Context, id int64, seen, reason string) (bool, error) {
+	return s.SetNodeUntrustedFenced(ctx, id, 0, seen, reason)
+}
+
+// SetNodeUntrustedFenced is SetNodeUntrusted by the dial of epoch (0: no
+// fence; nothing changes once the epoch moved on).
+func (s *Store) SetNodeUntrustedFenced(ctx context.Context, id, epoch int64, seen, reason string) (bool, error) {
 	tag, err := s.db.Exec(ctx, `UPDATE nodes SET seen_thumbprint = $2, status = 'untrusted', status_reason = $3, updated_at = now(),
 		unreachable_since = COALESCE(unreachable_since, now())
-		WHERE id = $1 AND NOT revoked AND (status <> 'untrusted' OR seen_thumbprint <> $2 OR status_reason <> $3)`,
-		id, seen, reason)
+		WHERE id = $1 AND NOT revoked AND (status <> 'untrusted' OR seen_thumbprint <> $2 OR status_reason <> $3)
+		AND ($4::bigint = 0 OR conn_epoch = $4)`,
+		id, seen, reason, epoch)
 	if err != nil {
 		return false, fmt.Errorf("mark node %d untrusted: %w", id, err)
 	}
@@ -407,6 +454,12 @@ func ApproveNodeThumbprint(ctx context.Context, q Querier, id int64, thumbprint 
 
 // SetNodeMetrics stores the capacity and usage an agent pushed.
 func (s *Store) SetNodeMetrics(ctx context.Context, id int64, c protocol.Capacity, u protocol.Usage) error {
+	return s.SetNodeMetricsFenced(ctx, id, 0, c, u)
+}
+
+// SetNodeMetricsFenced is SetNodeMetrics from the connection of epoch (0:
+// no fence; nothing is stored once the epoch moved on).
+func (s *Store) SetNodeMetricsFenced(ctx context.Context, id, epoch int64, c protocol.Capacity, u protocol.Usage) error {
 	capacity, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -415,9 +468,16 @@ func (s *Store) SetNodeMetrics(ctx context.Context, id int64, c protocol.Capacit
 	if err != nil {
 		return err
 	}
-	if _, err := s.db.Exec(ctx, `UPDATE nodes SET capacity = $2, usage = $3, last_seen_at = now() WHERE id = $1`,
-		id, capacity, usage); err != nil {
+	tag, err := s.db.Exec(ctx, `UPDATE nodes SET capacity = $2, usage = $3, last_seen_at = now()
+		WHERE id = $1 AND ($4::bigint = 0 OR conn_epoch = $4)`,
+		id, capacity, usage, epoch)
+	if err != nil {
 		return fmt.Errorf("store metrics of node %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 && epoch != 0 {
+		if err := s.checkEpoch(ctx, id, epoch); err != nil {
+			return fmt.Errorf("store metrics of node %d: %w", id, err)
+		}
 	}
 	return nil
 }
@@ -426,25 +486,6 @@ func (s *Store) SetNodeMetrics(ctx context.Context, id int64, c protocol.Capacit
 func (s *Store) TouchNode(ctx context.Context, id int64) error {
 	if _, err := s.db.Exec(ctx, `UPDATE nodes SET last_seen_at = now() WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("touch node %d: %w", id, err)
-	}
-	return nil
-}
-
-// NextConnEpoch increases and returns the node's connection epoch (one per
-// dial).
-func (s *Store) NextConnEpoch(ctx context.Context, id int64) (int64, error) {
-	var e int64
-	if err := s.db.QueryRow(ctx, `UPDATE nodes SET conn_epoch = conn_epoch + 1 WHERE id = $1 RETURNING conn_epoch`, id).Scan(&e); err != nil {
-		return 0, fmt.Errorf("next connection epoch of node %d: %w", id, notFound(err))
-	}
-	return e, nil
-}
-
-// RaiseConnEpoch makes the node's connection epoch at least epoch (an agent
-// reported a higher one).
-func (s *Store) RaiseConnEpoch(ctx context.Context, id, epoch int64) error {
-	if _, err := s.db.Exec(ctx, `UPDATE nodes SET conn_epoch = GREATEST(conn_epoch, $2) WHERE id = $1`, id, epoch); err != nil {
-		return fmt.Errorf("raise connection epoch of node %d: %w", id, err)
 	}
 	return nil
 }

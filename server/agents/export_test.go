@@ -1,0 +1,48 @@
+package agents
+
+import (
+	"context"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nullops/nullops/protocol"
+)
+
+// Crash stops the manager like kill -9 would leave it: connections end,
+// but the replica's row and leases stay until they expire.
+func (m *Manager) Crash() {
+	m.mu.Lock()
+	m.crashed = true
+	m.mu.Unlock()
+	m.Stop()
+}
+
+// Freeze makes the lease loop and the pings stand still (a process stopped
+// with SIGSTOP, seen from outside); Thaw resumes them.
+func (m *Manager) Freeze() { m.frozen.Store(true) }
+func (m *Manager) Thaw()   { m.frozen.Store(false); m.kickLeases() }
+
+// Preferred is the rendezvous choice of a node among live replica ids.
+func Preferred(nodeID int64, live []string) string { return preferred(nodeID, live) }
+
+// ApplyEventAt applies one event as the connection of epoch would.
+func (m *Manager) ApplyEventAt(ctx context.Context, nodeID, epoch int64, instance string, e protocol.Envelope) error {
+	return m.applyEvent(ctx, zerolog.Nop(), nodeID, epoch, instance, e)
+}
+
+// DialAt dials an agent with a given epoch and reports the refusal, if any
+// (nil: the agent accepted; the connection is closed at once).
+func DialAt(ctx context.Context, host string, port int, token, thumbprint string, epoch int64) error {
+	res, err := dial(ctx, host, port, token, thumbprint, epoch, 5*time.Second)
+	if err == nil {
+		_ = res.conn.CloseNow()
+	}
+	return err
+}
+
+// IsStaleRefusal reports whether err is the agent refusing a stale epoch.
+func IsStaleRefusal(err error) bool {
+	r, ok := err.(*errRefused)
+	return ok && r.stale()
+}
