@@ -397,6 +397,14 @@ func (m *Manager) Connected(nodeID int64) bool {
 	return err == nil && o.Online && o.Replica.ID != m.o.ReplicaID
 }
 
+// Holds reports whether this replica holds the node's lease and is
+// connected to its agent now (work each replica does for its own nodes
+// checks it instead of Connected).
+func (m *Manager) Holds(nodeID int64) bool {
+	n := m.node(nodeID)
+	return n != nil && n.livePeer() != nil
+}
+
 // Node is the node's agent as a protocol.Requester, for the typed calls:
 // protocol.CallDeploy.Do(ctx, m.Node(id), req). A request to a node that is
 // not connected fails with ErrNotConnected; an agent's error reply is a

@@ -123,7 +123,7 @@ func (s *Service) deliverDeletes(ctx context.Context) error {
 	defer s.dl.mu.Unlock()
 	for _, d := range deps {
 		live[d.ID] = true
-		if s.dl.inflight[d.ID] || now.Before(s.dl.next[d.ID]) || !s.connected(d.NodeID) {
+		if s.dl.inflight[d.ID] || now.Before(s.dl.next[d.ID]) || !s.connectedHere(d.NodeID) {
 			continue
 		}
 		s.dl.inflight[d.ID] = true

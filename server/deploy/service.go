@@ -142,6 +142,11 @@ func (s *Service) Follow(f *changefeed.Feed) {
 				return
 			}
 			s.Broker.Publish(ev)
+			if ev.Type == EventStatus && ev.Status == store.DeploymentDeleting {
+				// Deleted through another replica: the one connected to
+				// the node delivers it now, not at its next retry.
+				s.wake()
+			}
 		},
 		Resync: s.Broker.Reset,
 	})
@@ -177,6 +182,18 @@ var errNoManager = errors.New("no agent connection manager")
 
 // connected reports whether the node's agent is reachable now.
 func (s *Service) connected(nodeID int64) bool { return s.Agents != nil && s.Agents.Connected(nodeID) }
+
+// connectedHere reports whether this server replica itself is connected to
+// the node's agent (docs/architecture.md, "Replicas and node leases"): what
+// work every replica does for its own nodes (delete delivery) checks, so
+// several replicas never send the same request. Agents that do not know
+// replicas answer with Connected.
+func (s *Service) connectedHere(nodeID int64) bool {
+	if h, ok := s.Agents.(interface{ Holds(int64) bool }); ok {
+		return h.Holds(nodeID)
+	}
+	return s.connected(nodeID)
+}
 
 // deleteCall is protocol.CallDelete or protocol.CallCancel.
 type deleteCall = protocol.Call[protocol.DeleteRequest, protocol.Empty]
