@@ -298,17 +298,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// The current connection may be closing (the control plane
 		// redials after a token rotation): give it a moment to end.
-		wait := busyGrace
 		if epoch > cur.epoch {
 			// A newer epoch: the node's lease moved to another server
 			// replica, and the current connection is the previous
 			// owner's, which is usually gone or paused. Wait until it
-			// ends or falls silent for its window, and replace it then
-			// (never a connection that stays healthy: the epoch is not
-			// proof, a caller holding the token can send any).
-			wait = max(wait, cur.untilUnhealthy(s.o.HealthWindow)+50*time.Millisecond)
+			// ends or stays silent for its window, and replace it then;
+			// as soon as something arrives on it, it is alive: refuse
+			// (the epoch is no proof, a caller holding the token can
+			// send any).
+			waitSilent(r.Context(), cur, s.o.HealthWindow)
+			continue
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(busyGrace)
 		select {
 		case <-cur.ctx.Done():
 		case <-t.C:
@@ -358,6 +359,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	s.o.Log.Info().Str("remote", ss.remote).Str("reason", closeReason(err)).Msg("control plane disconnected")
+}
+
+// waitSilent waits until cur ends, turns unhealthy, or shows it is alive
+// (something arrived on it after the wait began), or ctx ends.
+func waitSilent(ctx context.Context, cur *session, def time.Duration) {
+	since := cur.last.Load()
+	deadline := time.Now().Add(cur.untilUnhealthy(def) + 50*time.Millisecond)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for time.Now().Before(deadline) && cur.last.Load() == since {
+		select {
+		case <-cur.ctx.Done():
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func closeReason(err error) string {

@@ -63,7 +63,10 @@ func refusal(t *testing.T, resp *http.Response, err error) protocol.Refused {
 // token cannot take a live channel over; the refusal is logged and
 // journaled, so the legitimate control plane learns of it.
 func TestSecondConnectionIsRefusedWhileTheFirstIsHealthy(t *testing.T) {
-	f := newFixture(t, nil)
+	// The agent pings often: a dial with a higher epoch (8) waits for the
+	// current connection to fall silent, and is refused as soon as a pong
+	// shows it is alive.
+	f := newFixture(t, nil, func(o *Options) { o.PingInterval = 200 * time.Millisecond })
 	ctx := ctxT(t)
 	a, _, err := f.dialEpoch(t, ctx, token, "7")
 	if err != nil {

@@ -134,9 +134,6 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*App, err
 	a.Feed = changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel, store.DeploymentEventsChannel, store.IngressPollsChannel}, Log: log})
 	a.Ingress.Follow(a.Feed)
 	a.Deploy.Follow(a.Feed)
-	// Calls other replicas forward for the nodes this one holds (sealed
-	// with a key derived from the secret key; see server/agents/forward.go).
-	e.POST(agents.PathForward, echo.WrapHandler(a.Agents.ForwardHandler()))
 	api.Register(e, &api.Deps{Config: cfg, Store: st, Box: box, Log: log, Ingress: a.Ingress, Auth: a.Auth,
 		Catalog: a.Catalog, BroadcastPlugins: a.broadcastPlugins, Deploy: a.Deploy, Nodes: a.Nodes, Agents: a.Agents, Usage: a.Usage,
 		Draining: a.draining.Load})
@@ -227,10 +224,13 @@ func (a *App) advertiseURL() string {
 	}
 	host, port, _ := net.SplitHostPort(a.Addr())
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		// The host name, when it resolves (containers, most hosts); set
+		// ha.advertiseurl where the replicas reach each other otherwise.
+		host = "127.0.0.1"
 		if h, err := os.Hostname(); err == nil && h != "" {
-			host = h
-		} else {
-			host = "127.0.0.1"
+			if _, err := net.LookupHost(h); err == nil {
+				host = h
+			}
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
@@ -244,7 +244,13 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 // net/http lifts it once the body is read, so streams are not cut.
 func (a *App) HTTPServer() *http.Server {
 	h := a.Config.HTTP
-	return &http.Server{Handler: a.Echo, ReadHeaderTimeout: time.Duration(h.ReadHeaderTimeout),
+	// Next to the API and UI: the calls other replicas forward for the
+	// nodes this one holds (sealed with a key derived from the secret key;
+	// server/agents/forward.go). Not an API route: no session, no CSRF.
+	mux := http.NewServeMux()
+	mux.Handle(agents.PathForward, a.Agents.ForwardHandler())
+	mux.Handle("/", a.Echo)
+	return &http.Server{Handler: mux, ReadHeaderTimeout: time.Duration(h.ReadHeaderTimeout),
 		ReadTimeout: time.Duration(h.ReadTimeout), IdleTimeout: time.Duration(h.IdleTimeout)}
 }
 
