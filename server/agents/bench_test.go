@@ -56,6 +56,135 @@ func BenchmarkConnectAgents(b *testing.B) {
 	}
 }
 
+// BenchmarkConnectAgentsReplicas is BenchmarkConnectAgents with three
+// replicas (managers with their own replica ids on one database, in this
+// process) sharing the N agents by lease: the time until every agent is
+// online on exactly one replica, the spread (fewest and most agents on one
+// replica) and the heap of all three per agent.
+//
+//	NULLOPS_BENCH_AGENTS=300 go test ./server/agents -run '^$' -bench BenchmarkConnectAgentsReplicas -benchtime=1x
+func BenchmarkConnectAgentsReplicas(b *testing.B) {
+	for _, n := range benchAgentCounts(b) {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				r := connectAgentsReplicas(b, n, 3)
+				b.ReportMetric(r.online.Seconds(), "s-until-all-online")
+				b.ReportMetric(float64(r.minHeld), "min-agents/replica")
+				b.ReportMetric(float64(r.maxHeld), "max-agents/replica")
+				b.ReportMetric(float64(r.heap)/float64(n), "heap-B/agent")
+			}
+		})
+	}
+}
+
+type replicasResult struct {
+	online           time.Duration
+	minHeld, maxHeld int
+	heap             int64
+}
+
+func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
+	b.StopTimer()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st, box, ids := benchNodes(ctx, b, n)
+	// Registered up front, so each replica's first round already sees the
+	// others live and takes only the nodes that prefer it.
+	var ms []*agents.Manager
+	for i := range replicas {
+		id := fmt.Sprintf("bench-r%d", i+1)
+		if err := st.RegisterReplica(ctx, id, ""); err != nil {
+			b.Fatal(err)
+		}
+		ms = append(ms, agents.New(agents.Options{Store: st, Box: box, Log: zerolog.Nop(), ServerVersion: "0.1.0-dev", ReplicaID: id}))
+	}
+	runtime.GC()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	b.StartTimer()
+	start := time.Now()
+	errc := make(chan error, replicas)
+	for _, m := range ms {
+		go func() { errc <- m.Start(ctx) }()
+	}
+	for range ms {
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
+	}
+	var held []int
+	for {
+		up := 0
+		held = held[:0]
+		for _, m := range ms {
+			k := 0
+			for _, id := range ids {
+				if m.Holds(id) {
+					k++
+				}
+			}
+			held = append(held, k)
+			up += k
+		}
+		if up == n {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("%d of %d agents online after %s", up, n, time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	online := time.Since(start)
+	b.StopTimer()
+
+	time.Sleep(2 * time.Second)
+	runtime.GC()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	r := replicasResult{online: online, minHeld: n, heap: int64(after.HeapAlloc) - int64(before.HeapAlloc)}
+	for _, k := range held {
+		r.minHeld, r.maxHeld = min(r.minHeld, k), max(r.maxHeld, k)
+	}
+	for _, m := range ms {
+		m.Stop()
+	}
+	return r
+}
+
+// benchNodes creates n nodes whose simulated agents run in a child process.
+func benchNodes(ctx context.Context, b *testing.B, n int) (*store.Store, *secretbox.Box, []int64) {
+	st := storetest.New(b)
+	box, err := secretbox.New(base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	env, err := store.CreateEnvironment(ctx, st.Pool, store.EnvironmentInput{Name: "bench", BaseDomain: "bench.test", DefaultTTLSeconds: 3600})
+	if err != nil {
+		b.Fatal(err)
+	}
+	admin := &agents.Admin{Store: st, Box: box}
+	ids := make([]int64, n)
+	tokens := make([]string, n)
+	for i := range n {
+		node, tok, err := admin.Create(ctx, store.SystemActor, store.NewNode{EnvironmentID: env.ID, Name: fmt.Sprintf("n%04d", i), Host: "127.0.0.1", Port: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i], tokens[i] = node.ID, tok
+	}
+	ports := startAgentsProcess(b, tokens)
+	for i, id := range ids {
+		p := ports[i]
+		if _, err := store.UpdateNode(ctx, st.Pool, id, store.NodePatch{Port: &p}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return st, box, ids
+}
+
 func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	b.StopTimer()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -102,7 +231,7 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	for {
 		up := 0
 		for _, id := range ids {
-			if m.Connected(id) {
+			if m.Holds(id) {
 				up++
 			}
 		}
@@ -123,7 +252,7 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	for _, id := range ids {
-		if !m.Connected(id) {
+		if !m.Holds(id) {
 			b.Fatalf("node %d dropped while idle", id)
 		}
 	}

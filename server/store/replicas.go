@@ -112,7 +112,8 @@ type NodeLease struct {
 	Owner  string // "" when released or never owned
 	// Free: no owner, or the lease expired (any replica may take it).
 	Free bool
-	// FreeLong: free for longer than the grace asked for (nobody took it).
+	// FreeLong: free for longer than the grace asked for (nobody took it
+	// since its lease ended, or since the node was created).
 	FreeLong bool
 }
 
@@ -122,7 +123,7 @@ type NodeLease struct {
 func (s *Store) NodeLeases(ctx context.Context, grace time.Duration) ([]NodeLease, error) {
 	rows, err := s.db.Query(ctx, `SELECT id, COALESCE(owner_replica, ''),
 		owner_replica IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now(),
-		COALESCE(lease_expires_at, '-infinity') < now() - $1 * interval '1 millisecond'
+		COALESCE(lease_expires_at, created_at) < now() - $1 * interval '1 millisecond'
 		FROM nodes WHERE NOT revoked OR token_revoke_pending ORDER BY id`, ms(grace))
 	if err != nil {
 		return nil, fmt.Errorf("list node leases: %w", err)
