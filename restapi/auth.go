@@ -1,6 +1,9 @@
 package restapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // LoginRequest is the body of POST /auth/login (Content-Type: application/json).
 type LoginRequest struct {
@@ -64,4 +67,78 @@ type APIToken struct {
 type TokenCreated struct {
 	APIToken
 	Token string `json:"token"`
+}
+
+// UserRequest is the body of POST /users.
+type UserRequest struct {
+	Username    string `json:"username"`
+	DisplayName string `json:"display_name,omitempty"`
+	Password    string `json:"password"`
+	Role        string `json:"role,omitempty"` // "admin" or "user" (default)
+}
+
+// UserPatch is the body of PATCH /users/:id; absent fields stay.
+type UserPatch struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	Role        *string `json:"role,omitempty"`
+	Active      *bool   `json:"active,omitempty"`
+}
+
+// PasswordReset is the body of PUT /users/:id/password.
+type PasswordReset struct {
+	Password string `json:"password"`
+}
+
+// PasswordChange is the body of PUT /me/password.
+type PasswordChange struct {
+	Current string `json:"current_password"`
+	New     string `json:"new_password"`
+}
+
+// TeamRequest is the body of POST /teams and PATCH /teams/:id (absent
+// fields stay).
+type TeamRequest struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// TeamMember is a member of a team (GET /teams/:id/members).
+type TeamMember struct {
+	UserID      int64     `json:"user_id"`
+	Username    string    `json:"username"`
+	DisplayName string    `json:"display_name"`
+	AddedAt     time.Time `json:"added_at"`
+}
+
+// Grant is a team's level on a project or an environment
+// (GET /{projects|environments}/:id/access).
+type Grant struct {
+	ID            int64     `json:"id"`
+	TeamID        int64     `json:"team_id"`
+	TeamName      string    `json:"team"`
+	ProjectID     *int64    `json:"project_id,omitempty"`
+	EnvironmentID *int64    `json:"environment_id,omitempty"`
+	Level         string    `json:"level"` // "read" or "full"
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// AccessRequest is the body of PUT /{projects|environments}/:id/access/:team_id.
+type AccessRequest struct {
+	Level string `json:"level"` // "read" or "full"
+}
+
+// AuditEntry is one entry of the audit log (GET /audit): who did what to
+// which object, with the action's detail as recorded.
+type AuditEntry struct {
+	ID            int64           `json:"id"`
+	ActorID       *int64          `json:"actor_id"`
+	ActorName     string          `json:"actor"`
+	Action        string          `json:"action"`
+	TargetType    string          `json:"target_type"`
+	TargetID      string          `json:"target_id"`
+	ProjectID     *int64          `json:"project_id"`
+	EnvironmentID *int64          `json:"environment_id"`
+	ClientAddr    string          `json:"client_addr"`
+	Detail        json.RawMessage `json:"detail"`
+	CreatedAt     time.Time       `json:"created_at"`
 }

@@ -1,6 +1,9 @@
 package restapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Deployment is a deployment as every route shows it: GET /deployments
 // (each row), GET /deployments/:id, the answers of create, clone, delete,
@@ -123,4 +126,42 @@ type LogChunk struct {
 	Attempt int       `json:"attempt"`
 	Chunk   string    `json:"chunk"`
 	At      time.Time `json:"at"`
+}
+
+// HistoryEntry is one entry of a deployment's history
+// (GET /deployments/:id/history), oldest first.
+type HistoryEntry struct {
+	ID        int64           `json:"id"`
+	ActorID   *int64          `json:"actor_id"`
+	ActorName string          `json:"actor"`
+	Action    string          `json:"action"`
+	Detail    json.RawMessage `json:"detail"`
+	At        time.Time       `json:"at"`
+}
+
+// PlacementVerdict is the answer of the placement dry run
+// (POST /placement/dry-run): whether the deployment would be placed now
+// and what it would reserve; Reason says why not, naming no node.
+type PlacementVerdict struct {
+	Fits     bool    `json:"fits"`
+	Reason   string  `json:"reason,omitempty"`
+	CPU      float64 `json:"cpu"`
+	MemoryMB int64   `json:"memory_mb"`
+}
+
+// Usage is GET /deployments/:id/usage: the CPU and memory history of the
+// deployment's services, one point per step newer than From.
+type Usage struct {
+	StepSeconds   int           `json:"step_seconds"`
+	WindowSeconds int           `json:"window_seconds"`
+	From          time.Time     `json:"from"`
+	To            time.Time     `json:"to"` // the server's time of the answer
+	Services      []UsageSeries `json:"services"`
+}
+
+// UsageSeries is one service's points, oldest first: [unix seconds, CPU
+// percent (100 = one core), memory bytes].
+type UsageSeries struct {
+	Service string       `json:"service"`
+	Points  [][3]float64 `json:"points"`
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -32,21 +33,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 	return nil
 }
 
-// create POSTs and returns the new object's id.
-func (c *apiClient) create(ctx context.Context, path string, body any) (int64, error) {
-	var v struct {
-		ID   int64 `json:"id"`
-		Node struct {
-			ID int64 `json:"id"`
-		} `json:"node"`
-	}
-	if err := c.do(ctx, "POST", path, body, &v); err != nil {
-		return 0, err
-	}
-	if v.ID == 0 {
-		v.ID = v.Node.ID
-	}
-	return v.ID, nil
+// post POSTs body (a request type of restapi) and decodes the answer as T.
+func post[T any](ctx context.Context, c *apiClient, path string, body any) (T, error) {
+	var out T
+	err := c.do(ctx, "POST", path, body, &out)
+	return out, err
 }
 
 // login signs in with a password (session cookie + CSRF token) and mints an
@@ -92,64 +83,65 @@ func (d *demo) provision(ctx context.Context) error {
 		return err
 	}
 	d.admin = admin
-	regID, err := admin.create(ctx, "/registries", map[string]any{
-		"name": "local", "url": "http://" + d.registryHost(), "username": registryUser,
-		"password": d.creds.RegistryPassword, "insecure": true,
+	regPassword := d.creds.RegistryPassword
+	reg, err := post[restapi.Registry](ctx, admin, "/registries", restapi.RegistryRequest{
+		Name: "local", URL: "http://" + d.registryHost(), Username: registryUser, Password: &regPassword, Insecure: true,
 	})
 	if err != nil {
 		return err
 	}
 	for _, svc := range []string{"api", "web"} {
-		if _, err := admin.create(ctx, "/services", map[string]any{
-			"name": "demo-" + svc, "registry_id": regID, "image": "demo/web", "tag_mode": "selectable", "tag_pattern": "v*",
-			"ports": []int{8080}, "health": map[string]any{"http": "/healthz"},
-			"description": "demo HTTP service (" + svc + ")",
+		if _, err := post[restapi.Service](ctx, admin, "/services", restapi.ServiceRequest{
+			Name: "demo-" + svc, RegistryID: reg.ID, Image: "demo/web", TagMode: "selectable", TagPattern: "v*",
+			Ports: []int{8080}, Health: &restapi.Health{HTTP: "/healthz"},
+			Description: "demo HTTP service (" + svc + ")",
 		}); err != nil {
 			return err
 		}
 	}
-	if _, err := admin.create(ctx, "/plugins", map[string]any{
-		"name": "http-wait", "registry_id": regID, "image": "plugins/http-wait", "tag": "1.0.0",
-		"cpu": 0.1, "memory_mb": 32, "timeout": "2m", "join_network": true,
-		"description": "waits until a URL of the deployment answers",
-		"params_schema": map[string]any{
-			"type":       "object",
-			"required":   []string{"url"},
-			"properties": map[string]any{"url": map[string]any{"type": "string"}, "status": map[string]any{"type": "integer"}, "timeout": map[string]any{"type": "string"}},
-		},
+	pluginCPU, pluginMemoryMB, joinNetwork := 0.1, int64(32), true
+	if _, err := post[restapi.Plugin](ctx, admin, "/plugins", restapi.PluginRequest{
+		Name: "http-wait", RegistryID: reg.ID, Image: "plugins/http-wait", Tag: "1.0.0",
+		CPU: &pluginCPU, MemoryMB: &pluginMemoryMB, Timeout: "2m", JoinNetwork: &joinNetwork,
+		Description: "waits until a URL of the deployment answers",
+		ParamsSchema: json.RawMessage(`{"type": "object", "required": ["url"],
+			"properties": {"url": {"type": "string"}, "status": {"type": "integer"}, "timeout": {"type": "string"}}}`),
 	}); err != nil {
 		return err
 	}
-	envID, err := admin.create(ctx, "/environments", map[string]any{
-		"name": "local", "base_domain": "localhost", "default_ttl": "24h", "description": "this machine (make demo)",
+	environment, err := post[restapi.Environment](ctx, admin, "/environments", restapi.EnvironmentRequest{
+		Name: "local", BaseDomain: "localhost", DefaultTTL: "24h", Description: "this machine (make demo)",
 	})
 	if err != nil {
 		return err
 	}
-	projectID, err := admin.create(ctx, "/projects", map[string]any{
-		"name": "demo", "cpu": 0.25, "memory_mb": 256, "description": "two services and a plugin step between them",
+	envID := environment.ID
+	projectCPU, projectMemoryMB := 0.25, int64(256)
+	project, err := post[restapi.Project](ctx, admin, "/projects", restapi.ProjectRequest{
+		Name: "demo", CPU: &projectCPU, MemoryMB: &projectMemoryMB, Description: "two services and a plugin step between them",
 	})
 	if err != nil {
 		return err
 	}
-	if _, err := admin.create(ctx, "/secrets", map[string]any{"name": "demo-api-key", "project_id": projectID, "value": d.creds.APIKey}); err != nil {
+	if _, err := post[restapi.Secret](ctx, admin, "/secrets", restapi.SecretRequest{Name: "demo-api-key", ProjectID: &project.ID, Value: d.creds.APIKey}); err != nil {
 		return err
 	}
-	if err := admin.do(ctx, "PUT", fmt.Sprintf("/projects/%d/pipeline", projectID), demoPipeline(), nil); err != nil {
+	if err := admin.do(ctx, "PUT", fmt.Sprintf("/projects/%d/pipeline", project.ID), demoPipeline(), nil); err != nil {
 		return err
 	}
-	devID, err := admin.create(ctx, "/users", map[string]any{"username": "developer", "display_name": "Demo Developer", "password": d.creds.DeveloperPassword})
+	developer, err := post[restapi.User](ctx, admin, "/users", restapi.UserRequest{Username: "developer", DisplayName: "Demo Developer", Password: d.creds.DeveloperPassword})
 	if err != nil {
 		return err
 	}
-	teamID, err := admin.create(ctx, "/teams", map[string]any{"name": "developers"})
+	teamName := "developers"
+	team, err := post[restapi.Team](ctx, admin, "/teams", restapi.TeamRequest{Name: &teamName})
 	if err != nil {
 		return err
 	}
-	if err := admin.do(ctx, "PUT", fmt.Sprintf("/teams/%d/members/%d", teamID, devID), nil, nil); err != nil {
+	if err := admin.do(ctx, "PUT", fmt.Sprintf("/teams/%d/members/%d", team.ID, developer.ID), nil, nil); err != nil {
 		return err
 	}
-	if err := admin.do(ctx, "PUT", fmt.Sprintf("/environments/%d/access/%d", envID, teamID), map[string]any{"level": "full"}, nil); err != nil {
+	if err := admin.do(ctx, "PUT", fmt.Sprintf("/environments/%d/access/%d", envID, team.ID), restapi.AccessRequest{Level: "full"}, nil); err != nil {
 		return err
 	}
 
@@ -163,7 +155,7 @@ func (d *demo) provision(ctx context.Context) error {
 		return err
 	}
 	dep, err := d.createDeployment(ctx, dev, restapi.CreateDeploymentRequest{
-		ProjectID: projectID, EnvironmentID: envID, Name: "demo",
+		ProjectID: project.ID, EnvironmentID: envID, Name: "demo",
 		Tags: map[string]string{"demo-api": "v1.0.0", "demo-web": "v1.1.0"},
 	})
 	if err != nil {
@@ -207,15 +199,10 @@ func (d *demo) createDeployment(ctx context.Context, c *apiClient, req restapi.C
 // the agent container with it and waits until the server has dialled it and
 // pinned its certificate.
 func (d *demo) startAgent(ctx context.Context, envID int64) (string, error) {
-	var out struct {
-		Node struct {
-			ID int64 `json:"id"`
-		} `json:"node"`
-		Token string `json:"token"`
-	}
-	if err := d.admin.do(ctx, "POST", fmt.Sprintf("/environments/%d/nodes", envID), map[string]any{
-		"name": "local-1", "host": "127.0.0.1", "port": d.o.agentPt, "labels": map[string]string{"demo": "true"},
-	}, &out); err != nil {
+	out, err := post[restapi.NodeCreated](ctx, d.admin, fmt.Sprintf("/environments/%d/nodes", envID), restapi.NodeRequest{
+		Name: "local-1", Host: "127.0.0.1", Port: d.o.agentPt, Labels: map[string]string{"demo": "true"},
+	})
+	if err != nil {
 		return "", err
 	}
 	dataDir, err := filepath.Abs(filepath.Join(d.o.runDir, "agent"))
@@ -241,20 +228,16 @@ func (d *demo) startAgent(ctx context.Context, envID int64) (string, error) {
 	d.agentRun = true
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var n struct {
-			Status     string `json:"status"`
-			Reason     string `json:"status_reason"`
-			Thumbprint string `json:"seen_thumbprint"`
-		}
+		var n restapi.Node
 		if err := d.admin.do(ctx, "GET", fmt.Sprintf("/nodes/%d", out.Node.ID), nil, &n); err != nil {
 			return "", err
 		}
 		if n.Status == "online" {
-			return n.Thumbprint, nil
+			return n.SeenThumbprint, nil
 		}
 		if time.Now().After(deadline) {
 			logs, _ := docker("logs", "--tail", "20", d.agentContainer())
-			return "", fmt.Errorf("node local-1 is %s (%s) after 60s; agent log:\n%s", n.Status, n.Reason, logs)
+			return "", fmt.Errorf("node local-1 is %s (%s) after 60s; agent log:\n%s", n.Status, n.StatusReason, logs)
 		}
 		select {
 		case <-ctx.Done():

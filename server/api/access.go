@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
 )
@@ -59,13 +60,8 @@ func (d *Deps) listAccess(kind string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return RenderList(c, items, total, pg)
+		return RenderList(c, mapOut(items, grantOut), total, pg)
 	}
-}
-
-// AccessRequest is the body of PUT /{projects|environments}/{id}/access/{team_id}.
-type AccessRequest struct {
-	Level string `json:"level"` // "read" or "full"
 }
 
 func (d *Deps) putAccess(kind string) echo.HandlerFunc {
@@ -78,7 +74,7 @@ func (d *Deps) putAccess(kind string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		var req AccessRequest
+		var req restapi.AccessRequest
 		if err := Bind(c, &req); err != nil {
 			return err
 		}
@@ -86,7 +82,7 @@ func (d *Deps) putAccess(kind string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, g)
+		return c.JSON(http.StatusOK, grantOut(g))
 	}
 }
 

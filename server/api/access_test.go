@@ -8,7 +8,6 @@ import (
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
-	"github.com/nullops/nullops/server/store"
 )
 
 // TestGrantsDecideAccess changes grants through the API and checks what a
@@ -22,12 +21,12 @@ func TestGrantsDecideAccess(t *testing.T) {
 	noah := env.Session(u)
 
 	noah.Get(apitest.Path("/projects/%d/access", p1)).Want(t, 404)
-	var g store.Grant
+	var g restapi.Grant
 	env.Admin.Put(apitest.Path("/projects/%d/access/%d", p1, team), map[string]string{"level": "read"}).Want(t, 200).Decode(t, &g)
 	if g.Level != "read" || g.TeamName != "web" || g.ProjectID == nil || *g.ProjectID != p1 {
 		t.Fatalf("grant: %+v", g)
 	}
-	var grants restapi.List[store.Grant]
+	var grants restapi.List[restapi.Grant]
 	noah.Get(apitest.Path("/projects/%d/access", p1)).Want(t, 200).Decode(t, &grants)
 	if grants.Total != 1 || grants.Items[0].Level != "read" {
 		t.Fatalf("grants: %+v", grants)
@@ -54,7 +53,7 @@ func TestGrantsDecideAccess(t *testing.T) {
 	env.Admin.Put(apitest.Path("/projects/%d/access/%d", p1, 99999), map[string]string{"level": "read"}).Want(t, 404)
 
 	// The user sees audit entries about what they can see, not the rest.
-	var audit restapi.List[store.AuditEntry]
+	var audit restapi.List[restapi.AuditEntry]
 	noah.Get("/api/v1/audit").Want(t, 200).Decode(t, &audit)
 	if audit.Total != 3 {
 		t.Fatalf("noah sees %d audit entries, want the 3 grant changes on p1/e1: %+v", audit.Total, audit.Items)
@@ -78,7 +77,7 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 	for _, n := range []string{"t1", "t2", "t3"} {
 		env.Admin.Post("/api/v1/teams", map[string]any{"name": n}).Want(t, 201)
 	}
-	var audit restapi.List[store.AuditEntry]
+	var audit restapi.List[restapi.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=team.create&per_page=2").Want(t, 200).Decode(t, &audit)
 	if audit.Total != 3 || len(audit.Items) != 2 || audit.PerPage != 2 {
 		t.Fatalf("page 1: %+v", audit)
@@ -105,9 +104,7 @@ func TestAuditFiltersAndPaging(t *testing.T) {
 		t.Errorf("empty list must be [] not null: %+v", audit)
 	}
 	r := env.Admin.Get("/api/v1/audit?since=yesterday&page=0").Want(t, 400)
-	var e struct {
-		Error restapi.Error `json:"error"`
-	}
+	var e restapi.ErrorBody
 	r.Decode(t, &e)
 	if e.Error.Details["since"] == "" || e.Error.Details["page"] == "" {
 		t.Errorf("validation names neither since nor page: %s", r.Body)

@@ -61,7 +61,7 @@ func (d *Deps) listAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, total, pg)
+	return RenderList(c, mapOut(items, auditOut), total, pg)
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -39,7 +39,7 @@ func TestFailedAuditChangesNothingAccounts(t *testing.T) {
 	}
 	env.Admin.Patch(apitest.Path("/users/%d", u.ID), map[string]any{"active": false, "display_name": "X"}).Want(t, 500)
 	env.Admin.Delete(apitest.Path("/users/%d", u.ID)).Want(t, 500)
-	var got store.User
+	var got restapi.User
 	env.Admin.Get(apitest.Path("/users/%d", u.ID)).Want(t, 200).Decode(t, &got)
 	if !got.Active || got.DisplayName != u.DisplayName {
 		t.Errorf("user changed although the audit entry failed: %+v", got)
@@ -51,7 +51,7 @@ func TestFailedAuditChangesNothingAccounts(t *testing.T) {
 	env.Admin.Patch(apitest.Path("/teams/%d", team), map[string]any{"name": "dev"}).Want(t, 500)
 	env.Admin.Put(apitest.Path("/teams/%d/members/%d", team, u.ID), nil).Want(t, 500)
 	env.Admin.Delete(apitest.Path("/teams/%d", team)).Want(t, 500)
-	var teams restapi.List[store.Team]
+	var teams restapi.List[restapi.Team]
 	env.Admin.Get("/api/v1/teams").Want(t, 200).Decode(t, &teams)
 	if teams.Total != 1 || teams.Items[0].Name != "ops" || teams.Items[0].Members != 0 {
 		t.Errorf("teams changed although their audit entries failed: %+v", teams.Items)
@@ -75,9 +75,7 @@ func TestFailedAuditChangesNothingRemovals(t *testing.T) {
 	team := env.Team("ops", u.ID)
 	pid := env.Project("shop")
 	env.Grant(team, store.ScopeProject, pid, auth.Read)
-	var tok struct {
-		ID int64 `json:"id"`
-	}
+	var tok restapi.TokenCreated
 	rolf := env.Session(u)
 	rolf.Post("/api/v1/tokens", map[string]any{"name": "ci"}).Want(t, 201).Decode(t, &tok)
 	storetest.FailAudit(t, env.Store, "%")
@@ -107,9 +105,7 @@ func TestFailedAuditChangesNothingRemovals(t *testing.T) {
 func TestFailedAuditChangesNothingNodes(t *testing.T) {
 	env := apitest.New(t)
 	eid := env.Environment("qa")
-	var created struct {
-		Node nodeJSON `json:"node"`
-	}
+	var created restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", eid), map[string]any{"name": "n1", "host": "127.0.0.1", "port": 1}).
 		Want(t, 201).Decode(t, &created)
 	n := created.Node

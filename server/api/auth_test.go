@@ -11,7 +11,6 @@ import (
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/api/apitest"
-	"github.com/nullops/nullops/server/store"
 )
 
 func TestLoginSetsAHardenedCookieAndMeShowsTheUser(t *testing.T) {
@@ -72,7 +71,7 @@ func TestLoginRejectsBadCredentialsAlikeAndAudits(t *testing.T) {
 	if req.Status != http.StatusUnsupportedMediaType {
 		t.Errorf("login without JSON content type: %d %s", req.Status, req.Body)
 	}
-	var list restapi.List[store.AuditEntry]
+	var list restapi.List[restapi.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=auth.login_failed").Want(t, 200).Decode(t, &list)
 	if list.Total != 2 {
 		t.Fatalf("login failures audited: %d, want 2: %+v", list.Total, list.Items)
@@ -119,7 +118,7 @@ func TestLoginThrottlingPerUsernameAndPerAddress(t *testing.T) {
 	if !strings.Contains(string(r.Body), "client address") {
 		t.Errorf("address lock message: %s", r.Body)
 	}
-	var list restapi.List[store.AuditEntry]
+	var list restapi.List[restapi.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=auth.login_failed&actor=carol").Want(t, 200).Decode(t, &list)
 	if list.Total != 6 {
 		t.Errorf("carol's failures audited: %d, want 6 (5 wrong + 1 throttled)", list.Total)
@@ -213,7 +212,7 @@ func TestDisabledUserLosesSessionsAndTokens(t *testing.T) {
 	env.Admin.Patch(apitest.Path("/users/%d", c.User.ID), map[string]any{"active": true}).Want(t, 200)
 	tc.Get("/api/v1/me").Want(t, 401)
 	c = env.Login("hank", apitest.DefaultPassword)
-	var list restapi.List[store.APIToken]
+	var list restapi.List[restapi.APIToken]
 	c.Get("/api/v1/tokens").Want(t, 200).Decode(t, &list)
 	if list.Total != 1 || list.Items[0].RevokedAt == nil {
 		t.Errorf("hank's tokens after being disabled: %+v", list.Items)

@@ -234,7 +234,7 @@ func (d *Deps) deploymentHistory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, len(items), Page{Page: 1, PerPage: len(items)})
+	return RenderList(c, mapOut(items, historyOut), len(items), Page{Page: 1, PerPage: len(items)})
 }
 
 // stepLogs: GET /deployments/{id}/steps/{step}/logs?after=&limit= returns

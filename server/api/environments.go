@@ -25,19 +25,6 @@ func registerEnvironments(g *echo.Group, d *Deps) {
 // defaultEnvironmentTTL is the auto-cleanup TTL of a new environment.
 const defaultEnvironmentTTL = 168 * time.Hour
 
-// environmentRequest is the body of POST and PUT /environments.
-type environmentRequest struct {
-	Name              string `json:"name"`
-	BaseDomain        string `json:"base_domain"`
-	HostTemplate      string `json:"host_template"`
-	DefaultTTL        string `json:"default_ttl"` // Go duration, default 168h
-	TrafficIsActivity *bool  `json:"traffic_is_activity"`
-	// CPUOvercommit: reservations plus other CPU use may reach this many
-	// times a node's CPUs (1..10; default 1.5).
-	CPUOvercommit *float64 `json:"cpu_overcommit"`
-	Description   string   `json:"description"`
-}
-
 // environmentsOut shapes environments for the caller.
 func (d *Deps) environmentsOut(c echo.Context, list ...store.Environment) ([]restapi.Environment, error) {
 	lv, err := LevelsOf(c)
@@ -69,7 +56,9 @@ func (d *Deps) renderEnvironment(c echo.Context, status int, e store.Environment
 	return c.JSON(status, out[0])
 }
 
-func (r environmentRequest) input() (store.EnvironmentInput, error) {
+// environmentInput is the store's input of a restapi.EnvironmentRequest,
+// with the defaults for absent fields.
+func environmentInput(r restapi.EnvironmentRequest) (store.EnvironmentInput, error) {
 	in := store.EnvironmentInput{Name: r.Name, BaseDomain: r.BaseDomain, HostTemplate: r.HostTemplate,
 		DefaultTTLSeconds: int64(defaultEnvironmentTTL / time.Second), TrafficIsActivity: true, Description: r.Description}
 	if r.TrafficIsActivity != nil {
@@ -133,11 +122,11 @@ func (d *Deps) getEnvironment(c echo.Context) error {
 }
 
 func (d *Deps) createEnvironment(c echo.Context) error {
-	var req environmentRequest
+	var req restapi.EnvironmentRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	in, err := req.input()
+	in, err := environmentInput(req)
 	if err != nil {
 		return err
 	}
@@ -153,11 +142,11 @@ func (d *Deps) updateEnvironment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req environmentRequest
+	var req restapi.EnvironmentRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	in, err := req.input()
+	in, err := environmentInput(req)
 	if err != nil {
 		return err
 	}

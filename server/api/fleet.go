@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nullops/nullops/restapi"
 )
 
 // registerFleet mounts the list of every node (admin): the fleet page.
@@ -23,10 +25,9 @@ func (d *Deps) listAllNodes(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]nodeResponse, len(nodes))
+	out := mapOut(nodes, d.nodeOut)
 	envIDs := make([]int64, 0, len(nodes))
-	for i, n := range nodes {
-		out[i] = d.nodeOut(n)
+	for _, n := range nodes {
 		envIDs = append(envIDs, n.EnvironmentID)
 	}
 	names, err := d.Store.EnvironmentNames(ctx, envIDs)
@@ -44,7 +45,7 @@ func (d *Deps) listAllNodes(c echo.Context) error {
 
 // addReservations fills in what the live deployments of each node reserve
 // (one query for the whole page).
-func (d *Deps) addReservations(ctx context.Context, nodes []nodeResponse) error {
+func (d *Deps) addReservations(ctx context.Context, nodes []restapi.Node) error {
 	ids := make([]int64, len(nodes))
 	for i, n := range nodes {
 		ids[i] = n.ID
@@ -55,7 +56,7 @@ func (d *Deps) addReservations(ctx context.Context, nodes []nodeResponse) error 
 	}
 	for i := range nodes {
 		r := res[nodes[i].ID]
-		nodes[i].Reserved = &r
+		nodes[i].Reserved = &restapi.NodeReservation{CPUs: r.CPUs, MemoryMB: r.MemoryMB, Deployments: r.Deployments}
 	}
 	return nil
 }

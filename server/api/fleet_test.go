@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -51,18 +52,9 @@ func TestNodeReservationsAndFleet(t *testing.T) {
 	dep("d", n1, "deleted", 1, 512)
 	dep("e", n3, "deploying", 2, 1024)
 
-	type item struct {
-		ID          int64              `json:"id"`
-		Name        string             `json:"name"`
-		Environment string             `json:"environment"`
-		Reserved    *store.Reservation `json:"reserved"`
-	}
-	var list struct {
-		Items []item `json:"items"`
-		Total int    `json:"total"`
-	}
+	var list restapi.List[restapi.Node]
 	env.Admin.Get(apitest.Path("/environments/%d/nodes", qa)).Want(t, 200).Decode(t, &list)
-	want := map[int64]store.Reservation{n1: {CPUs: 0.75, MemoryMB: 384, Deployments: 2}, n2: {}, n3: {CPUs: 2, MemoryMB: 1024, Deployments: 1}}
+	want := map[int64]restapi.NodeReservation{n1: {CPUs: 0.75, MemoryMB: 384, Deployments: 2}, n2: {}, n3: {CPUs: 2, MemoryMB: 1024, Deployments: 1}}
 	if len(list.Items) != 2 {
 		t.Fatalf("environment qa lists %d nodes", len(list.Items))
 	}
@@ -71,7 +63,7 @@ func TestNodeReservationsAndFleet(t *testing.T) {
 			t.Errorf("%s reserves %+v, want %+v", it.Name, it.Reserved, want[it.ID])
 		}
 	}
-	var one item
+	var one restapi.Node
 	env.Admin.Get(apitest.Path("/nodes/%d", n1)).Want(t, 200).Decode(t, &one)
 	if one.Reserved == nil || *one.Reserved != want[n1] {
 		t.Errorf("GET /nodes/%d reserves %+v", n1, one.Reserved)

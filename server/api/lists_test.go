@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -106,11 +107,7 @@ func TestDeploymentListSearchSortMine(t *testing.T) {
 		{"page=0", "page"},
 	} {
 		res := as.Get(apitest.Path("/deployments?%s", c.query)).Want(t, 400)
-		var e struct {
-			Error struct {
-				Details map[string]string `json:"details"`
-			} `json:"error"`
-		}
+		var e restapi.ErrorBody
 		res.Decode(t, &e)
 		if e.Error.Details[c.param] == "" {
 			t.Errorf("?%s: details %v do not name %s", c.query, e.Error.Details, c.param)

@@ -32,14 +32,8 @@ func (d *Deps) getMe(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// PasswordChange is the body of PUT /me/password.
-type PasswordChange struct {
-	Current string `json:"current_password"`
-	New     string `json:"new_password"`
-}
-
 func (d *Deps) changeMyPassword(c echo.Context) error {
-	var req PasswordChange
+	var req restapi.PasswordChange
 	if err := Bind(c, &req); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -29,32 +30,24 @@ func registerNodes(g *echo.Group, d *Deps) {
 	g.POST("/nodes/:id/enable", d.enableNode, RequireAdmin)
 }
 
-// nodeResponse is a node as the API shows it: the row plus whether the
-// manager holds a live connection right now.
-type nodeResponse struct {
-	store.Node
-	Connected bool `json:"connected"`
-	// Reserved is what its live deployments reserve (admin lists and
-	// reads; see fleet.go).
-	Reserved *store.Reservation `json:"reserved,omitempty"`
-	// Environment is the environment's name (fleet list only).
-	Environment string `json:"environment,omitempty"`
-}
-
-// nodeWithToken is the answer of create and rotate-token: the only time
-// the token is shown, with the command that starts the agent.
-type nodeWithToken struct {
-	Node      nodeResponse `json:"node"`
-	Token     string       `json:"token"`
-	DockerRun string       `json:"docker_run"`
-	Compose   string       `json:"compose"`
-}
-
-func (d *Deps) nodeOut(n store.Node) nodeResponse {
-	// A node held by another replica (docs/architecture.md, "Replicas and
-	// node leases") is connected when its row says online under a live
-	// lease; the one this replica holds has the live view.
-	out := nodeResponse{Node: n, Connected: n.Status == store.NodeOnline && n.LeaseLive}
+// nodeOut is a node as admins see it: the row, whether the manager holds a
+// live connection right now and when it last heard from the agent.
+//
+// A node held by another replica (docs/architecture.md, "Replicas and node
+// leases") is connected when its row says online under a live lease; the
+// one this replica holds has the live view.
+func (d *Deps) nodeOut(n store.Node) restapi.Node {
+	out := restapi.Node{ID: n.ID, EnvironmentID: n.EnvironmentID, Name: n.Name, UID: n.UID, Host: n.Host, Port: n.Port,
+		TokenGeneration: n.TokenGeneration, ExpectedThumbprint: n.ExpectedThumbprint, SeenThumbprint: n.SeenThumbprint,
+		Status: n.Status, StatusReason: n.StatusReason, Enabled: n.Enabled, Revoked: n.Revoked, Labels: n.Labels,
+		AgentVersion: n.AgentVersion, ProtocolVersion: n.ProtocolVersion, AgentInstance: n.AgentInstance,
+		Capacity: restapi.NodeCapacity{CPUs: n.Capacity.CPUs, MemoryMB: n.Capacity.MemoryMB, DiskMB: n.Capacity.DiskMB},
+		Usage: restapi.NodeUsage{CPUPercent: n.Usage.CPUPercent, CPUsUsed: n.Usage.CPUsUsed, OtherCPUs: n.Usage.OtherCPUs,
+			MemoryUsedMB: n.Usage.MemoryUsedMB, DiskUsedMB: n.Usage.DiskUsedMB},
+		LastAckedSeq: n.LastAckedSeq, LastSeenAt: n.LastSeenAt, UnreachableSince: n.UnreachableSince,
+		CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt, ConnEpoch: n.ConnEpoch,
+		TokenRotationPending: n.TokenRotationPending, TokenRevokePending: n.TokenRevokePending,
+		Connected: n.Status == store.NodeOnline && n.LeaseLive}
 	if d.Agents != nil {
 		if st, ok := d.Agents.State(n.ID); ok {
 			out.Connected = st.Connected
@@ -67,40 +60,22 @@ func (d *Deps) nodeOut(n store.Node) nodeResponse {
 	return out
 }
 
-// userNodeResponse is a node as users who are not admins see it: whether
-// it is there and working, not where it is, what it holds or how its
-// identity is pinned. Capacity, usage, host, port, thumbprints and status
-// reasons (which name addresses) are admin-only; a deployment that does not
-// fit still names the short resource in its 409.
-type userNodeResponse struct {
-	ID            int64             `json:"id"`
-	EnvironmentID int64             `json:"environment_id"`
-	Name          string            `json:"name"`
-	Status        string            `json:"status"`
-	Enabled       bool              `json:"enabled"`
-	Revoked       bool              `json:"revoked"`
-	Labels        map[string]string `json:"labels"`
-	AgentVersion  string            `json:"agent_version"`
-	Connected     bool              `json:"connected"`
-	LastSeenAt    *time.Time        `json:"last_seen_at"`
-	CreatedAt     time.Time         `json:"created_at"`
-	UpdatedAt     time.Time         `json:"updated_at"`
+// nodeCreated is the answer of create and rotate-token: the only time the
+// token is shown, with the commands that start the agent.
+func (d *Deps) nodeCreated(n store.Node, tok string) restapi.NodeCreated {
+	return restapi.NodeCreated{Node: d.nodeOut(n), Token: tok, DockerRun: agents.DockerRunCommand(n, tok), Compose: agents.ComposeCommand(tok)}
 }
 
-func (d *Deps) userNodeOut(n store.Node) userNodeResponse {
+// userNodeOut is a node as users who are not admins see it: whether it
+// is there and working, not where it is, what it holds or how its identity
+// is pinned. Capacity, usage, host, port, thumbprints and status reasons
+// (which name addresses) are admin-only; a deployment that does not fit
+// still names the short resource in its 409.
+func (d *Deps) userNodeOut(n store.Node) restapi.UserNode {
 	o := d.nodeOut(n)
-	return userNodeResponse{ID: o.ID, EnvironmentID: o.EnvironmentID, Name: o.Name, Status: o.Status, Enabled: o.Enabled,
+	return restapi.UserNode{ID: o.ID, EnvironmentID: o.EnvironmentID, Name: o.Name, Status: o.Status, Enabled: o.Enabled,
 		Revoked: o.Revoked, Labels: o.Labels, AgentVersion: o.AgentVersion, Connected: o.Connected,
 		LastSeenAt: o.LastSeenAt, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
-}
-
-// nodeRequest is the body of POST /environments/{id}/nodes.
-type nodeRequest struct {
-	Name               string            `json:"name"`
-	Host               string            `json:"host"`
-	Port               int               `json:"port"` // default agents.DefaultAgentPort
-	ExpectedThumbprint string            `json:"expected_thumbprint"`
-	Labels             map[string]string `json:"labels"`
 }
 
 func (d *Deps) listNodes(c echo.Context) error {
@@ -128,16 +103,9 @@ func (d *Deps) listNodes(c echo.Context) error {
 		return err
 	}
 	if !PrincipalFrom(c).Admin {
-		out := make([]userNodeResponse, len(nodes))
-		for i, n := range nodes {
-			out[i] = d.userNodeOut(n)
-		}
-		return RenderList(c, out, total, pg)
+		return RenderList(c, mapOut(nodes, d.userNodeOut), total, pg)
 	}
-	out := make([]nodeResponse, len(nodes))
-	for i, n := range nodes {
-		out[i] = d.nodeOut(n)
-	}
+	out := mapOut(nodes, d.nodeOut)
 	if err := d.addReservations(ctx, out); err != nil {
 		return err
 	}
@@ -149,7 +117,7 @@ func (d *Deps) createNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req nodeRequest
+	var req restapi.NodeRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -158,7 +126,7 @@ func (d *Deps) createNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, nodeWithToken{Node: d.nodeOut(n), Token: tok, DockerRun: agents.DockerRunCommand(n, tok), Compose: agents.ComposeCommand(tok)})
+	return c.JSON(http.StatusCreated, d.nodeCreated(n, tok))
 }
 
 // loadNode reads the node of the path and checks the caller may see it
@@ -186,7 +154,7 @@ func (d *Deps) getNode(c echo.Context) error {
 	if !PrincipalFrom(c).Admin {
 		return c.JSON(http.StatusOK, d.userNodeOut(n))
 	}
-	out := []nodeResponse{d.nodeOut(n)}
+	out := []restapi.Node{d.nodeOut(n)}
 	if err := d.addReservations(c.Request().Context(), out); err != nil {
 		return err
 	}
@@ -210,16 +178,7 @@ func (d *Deps) listNodeEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, total, pg)
-}
-
-// nodePatch is the body of PATCH /nodes/{id}; absent fields stay.
-type nodePatch struct {
-	Name               *string            `json:"name"`
-	Host               *string            `json:"host"`
-	Port               *int               `json:"port"`
-	ExpectedThumbprint *string            `json:"expected_thumbprint"`
-	Labels             *map[string]string `json:"labels"`
+	return RenderList(c, mapOut(items, nodeEventOut), total, pg)
 }
 
 func (d *Deps) updateNode(c echo.Context) error {
@@ -227,7 +186,7 @@ func (d *Deps) updateNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req nodePatch
+	var req restapi.NodePatch
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -259,7 +218,7 @@ func (d *Deps) rotateNodeToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, nodeWithToken{Node: d.nodeOut(out), Token: tok, DockerRun: agents.DockerRunCommand(out, tok), Compose: agents.ComposeCommand(tok)})
+	return c.JSON(http.StatusOK, d.nodeCreated(out, tok))
 }
 
 func (d *Deps) revokeNode(c echo.Context) error {
@@ -274,18 +233,12 @@ func (d *Deps) revokeNode(c echo.Context) error {
 	return c.JSON(http.StatusOK, d.nodeOut(out))
 }
 
-// approveRequest is the optional body of approve-thumbprint; without a
-// thumbprint the one the agent last presented is approved.
-type approveRequest struct {
-	Thumbprint string `json:"thumbprint"`
-}
-
 func (d *Deps) approveNodeThumbprint(c echo.Context) error {
 	n, err := d.loadNode(c)
 	if err != nil {
 		return err
 	}
-	var req approveRequest
+	var req restapi.ThumbprintApproval
 	body, err := ReadBody(c.Request().Body)
 	if err != nil {
 		return bodyError(err)

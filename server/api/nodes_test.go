@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -47,43 +48,12 @@ func init() {
 	)
 }
 
-type nodeJSON struct {
-	ID                   int64             `json:"id"`
-	EnvironmentID        int64             `json:"environment_id"`
-	Name                 string            `json:"name"`
-	Host                 string            `json:"host"`
-	Port                 int               `json:"port"`
-	Status               string            `json:"status"`
-	StatusReason         string            `json:"status_reason"`
-	Enabled              bool              `json:"enabled"`
-	TokenRotationPending bool              `json:"token_rotation_pending"`
-	Revoked              bool              `json:"revoked"`
-	Connected            bool              `json:"connected"`
-	ExpectedThumbprint   string            `json:"expected_thumbprint"`
-	SeenThumbprint       string            `json:"seen_thumbprint"`
-	AgentVersion         string            `json:"agent_version"`
-	Labels               map[string]string `json:"labels"`
-	Capacity             struct {
-		CPUs     float64 `json:"cpus"`
-		MemoryMB int64   `json:"memory_mb"`
-		DiskMB   int64   `json:"disk_mb"`
-	} `json:"capacity"`
-	LastSeenAt *time.Time `json:"last_seen_at"`
-}
-
-type nodeCreated struct {
-	Node      nodeJSON `json:"node"`
-	Token     string   `json:"token"`
-	DockerRun string   `json:"docker_run"`
-	Compose   string   `json:"compose"`
-}
-
 // The token is shown once, on create and on rotate, with the docker run
 // command; never by any read; and it is stored encrypted.
 func TestNodeTokenShownOnceAndStoredEncrypted(t *testing.T) {
 	env := apitest.New(t)
 	envID := env.Environment("qa")
-	var created nodeCreated
+	var created restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", envID), map[string]any{
 		"name": "node-1", "host": "10.0.0.5", "port": 5050, "labels": map[string]string{"zone": "a"},
 	}).Want(t, 201).Decode(t, &created)
@@ -117,7 +87,7 @@ func TestNodeTokenShownOnceAndStoredEncrypted(t *testing.T) {
 		t.Fatal("token not stored encrypted")
 	}
 
-	var rotated nodeCreated
+	var rotated restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/nodes/%d/rotate-token", n.ID), nil).Want(t, 200).Decode(t, &rotated)
 	if rotated.Token == "" || rotated.Token == tok || !strings.Contains(rotated.DockerRun, rotated.Token) {
 		t.Fatalf("rotate: %+v", rotated)
@@ -146,7 +116,7 @@ func TestNodeValidationAndAdminActions(t *testing.T) {
 	}
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", 99999), map[string]any{"name": "n", "host": "h"}).Want(t, 404)
 
-	var c nodeCreated
+	var c restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", envID), map[string]any{
 		"name": "n1", "host": "agent-1.internal", "expected_thumbprint": strings.ToUpper("AB:" + fixtureThumbprint[2:]),
 	}).Want(t, 201).Decode(t, &c)
@@ -156,7 +126,7 @@ func TestNodeValidationAndAdminActions(t *testing.T) {
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", envID), map[string]any{"name": "n1", "host": "h"}).Want(t, 409)
 
 	id := c.Node.ID
-	var n nodeJSON
+	var n restapi.Node
 	env.Admin.Post(apitest.Path("/nodes/%d/approve-thumbprint", id), nil).Want(t, 409) // nothing seen yet
 	env.Admin.Post(apitest.Path("/nodes/%d/disable", id), nil).Want(t, 200).Decode(t, &n)
 	if n.Status != "offline" || n.Enabled {
@@ -203,7 +173,7 @@ func TestNodeOnlineThroughTheAPI(t *testing.T) {
 	testutil.BuildStatic(t, "./cmd/nullops-agent", bin)
 
 	port := testutil.FreePort(t)
-	var c nodeCreated
+	var c restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", env.Environment("qa")), map[string]any{"name": "n1", "host": "127.0.0.1", "port": port}).
 		Want(t, 201).Decode(t, &c)
 	agent := exec.Command(bin, fmt.Sprintf("--listen=127.0.0.1:%d", port), "--datadir="+t.TempDir())
@@ -213,7 +183,7 @@ func TestNodeOnlineThroughTheAPI(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = agent.Process.Signal(syscall.SIGKILL); _ = agent.Wait() })
 
-	var n nodeJSON
+	var n restapi.Node
 	testutil.WaitFor(t, ctx, 50*time.Millisecond, "node online through the API", func() bool {
 		env.Admin.Get(apitest.Path("/nodes/%d", c.Node.ID)).Want(t, 200).Decode(t, &n)
 		return n.Status == "online"
@@ -221,7 +191,7 @@ func TestNodeOnlineThroughTheAPI(t *testing.T) {
 	if !n.Connected || len(n.ExpectedThumbprint) != 64 || n.AgentVersion == "" || n.Capacity.CPUs <= 0 || n.Capacity.MemoryMB <= 0 || n.LastSeenAt == nil {
 		t.Fatalf("online node: %+v", n)
 	}
-	var rotated nodeCreated
+	var rotated restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/nodes/%d/rotate-token", c.Node.ID), nil).Want(t, 200).Decode(t, &rotated)
 	if rotated.Token == c.Token || !rotated.Node.TokenRotationPending {
 		t.Fatalf("rotation: %+v", rotated.Node)

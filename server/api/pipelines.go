@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/pipeline"
 	"github.com/nullops/nullops/server/store"
@@ -18,19 +19,6 @@ func registerPipelines(g *echo.Group, d *Deps) {
 	g.POST("/projects/:id/pipeline/dry-run", d.dryRunPipeline, RequireAdmin)
 	g.GET("/projects/:id/pipeline/versions", d.listPipelineVersions)
 	g.GET("/projects/:id/pipeline/versions/:version", d.getPipelineVersion)
-}
-
-// pipelineResponse is a saved version plus its execution order (on PUT).
-type pipelineResponse struct {
-	store.PipelineVersion
-	Order []string `json:"order,omitempty"`
-}
-
-// dryRunResponse is the validation result of a graph.
-type dryRunResponse struct {
-	Valid    bool              `json:"valid"`
-	Order    []string          `json:"order"`
-	Problems map[string]string `json:"problems,omitempty"`
 }
 
 func readGraph(c echo.Context) ([]byte, error) {
@@ -68,7 +56,7 @@ func (d *Deps) getPipeline(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, pipelineResponse{PipelineVersion: v})
+	return c.JSON(http.StatusOK, pipelineVersionOut(v))
 }
 
 // putPipeline: PUT /projects/{id}/pipeline with a graph → 201 with the new
@@ -87,7 +75,9 @@ func (d *Deps) putPipeline(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, pipelineResponse{PipelineVersion: v, Order: order})
+	out := pipelineVersionOut(v)
+	out.Order = order
+	return c.JSON(http.StatusCreated, out)
 }
 
 // dryRunPipeline: POST /projects/{id}/pipeline/dry-run with a graph → 200
@@ -105,11 +95,11 @@ func (d *Deps) dryRunPipeline(c echo.Context) error {
 	e, _ := errs.As(err)
 	switch {
 	case e != nil && e.Code == pipeline.ErrCode:
-		return c.JSON(http.StatusOK, dryRunResponse{Valid: false, Order: []string{}, Problems: e.Fields})
+		return c.JSON(http.StatusOK, restapi.PipelineDryRun{Valid: false, Order: []string{}, Problems: e.Fields})
 	case err != nil:
 		return err
 	}
-	return c.JSON(http.StatusOK, dryRunResponse{Valid: true, Order: order})
+	return c.JSON(http.StatusOK, restapi.PipelineDryRun{Valid: true, Order: order})
 }
 
 // listPipelineVersions: GET /projects/{id}/pipeline/versions → versions
@@ -134,7 +124,7 @@ func (d *Deps) listPipelineVersions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, list, total, pg)
+	return RenderList(c, mapOut(list, pipelineVersionOut), total, pg)
 }
 
 // getPipelineVersion: GET /projects/{id}/pipeline/versions/{version}.
@@ -154,5 +144,5 @@ func (d *Deps) getPipelineVersion(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, pipelineResponse{PipelineVersion: v})
+	return c.JSON(http.StatusOK, pipelineVersionOut(v))
 }

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
 	"reflect"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -75,11 +75,7 @@ func TestPipelineVersionsAPI(t *testing.T) {
 	}
 
 	// Dry run: valid → order, nothing saved.
-	var dry struct {
-		Valid    bool              `json:"valid"`
-		Order    []string          `json:"order"`
-		Problems map[string]string `json:"problems"`
-	}
+	var dry restapi.PipelineDryRun
 	adm.Post(apitest.Path("/projects/%d/pipeline/dry-run", shop), designGraph).Want(t, 200).Decode(t, &dry)
 	if !dry.Valid || !reflect.DeepEqual(dry.Order, []string{"db", "mkdb", "api"}) {
 		t.Fatalf("dry run %+v", dry)
@@ -119,10 +115,7 @@ func TestPipelineVersionsAPI(t *testing.T) {
 	if old.PluginPins["postgres-create-db"] != "docker.io/nullops/pg-create-db:v1" || len(old.Graph) == 0 {
 		t.Fatalf("version 1 changed: %+v", old)
 	}
-	var versions struct {
-		Items []store.PipelineVersion `json:"items"`
-		Total int                     `json:"total"`
-	}
+	var versions restapi.List[restapi.PipelineVersion]
 	adm.Get(apitest.Path("/projects/%d/pipeline/versions", shop)).Want(t, 200).Decode(t, &versions)
 	if versions.Total != 2 || versions.Items[0].Version != 2 || versions.Items[0].CreatedByName != apitest.AdminUsername || versions.Items[0].CreatedAt.IsZero() {
 		t.Fatalf("versions %+v", versions)
@@ -160,12 +153,10 @@ func TestPipelineVersionsAPI(t *testing.T) {
 	dev.Put(apitest.Path("/projects/%d/pipeline", shop), designGraph).Want(t, 403)
 	stranger := env.UserClient("stranger", false)
 	stranger.Get(apitest.Path("/projects/%d/pipeline", shop)).Want(t, 404)
-	var projects struct {
-		Items []json.RawMessage `json:"items"`
-	}
+	var projects restapi.List[restapi.Project]
 	stranger.Get(apitest.Path("/projects")).Want(t, 200).Decode(t, &projects)
 	if len(projects.Items) != 0 {
-		t.Fatalf("a user without grants sees projects: %s", projects.Items)
+		t.Fatalf("a user without grants sees projects: %+v", projects.Items)
 	}
 
 	// References: deleting or renaming what the latest version uses → 409.
@@ -208,9 +199,7 @@ func TestPipelineVersionsAPI(t *testing.T) {
 	adm.Delete(apitest.Path("/services/%d", ids["postgres"])).Want(t, 204)
 
 	// Every write is in the audit log.
-	var audit struct {
-		Total int `json:"total"`
-	}
+	var audit restapi.List[restapi.AuditEntry]
 	for action, want := range map[string]int{"pipeline.save": 2, "plugin.*": 2, "service.*": 3, "project.*": 2, "secret.create": 1, "environment.create": 1} {
 		adm.Get(apitest.Path("/audit?action=%s", action)).Want(t, 200).Decode(t, &audit)
 		if audit.Total != want {
@@ -244,11 +233,7 @@ func TestCatalogValidationNamesFields(t *testing.T) {
 		{"/registries", map[string]any{"name": "r", "url": "ftp://x", "password": "p"}, []string{"url", "username"}},
 	} {
 		r := adm.Post(apitest.Path("%s", tc.path), tc.body)
-		var e struct {
-			Error struct {
-				Details map[string]string `json:"details"`
-			} `json:"error"`
-		}
+		var e restapi.ErrorBody
 		r.Decode(t, &e)
 		if r.Status != 400 {
 			t.Errorf("POST %s: %d %s", tc.path, r.Status, r.Body)
@@ -261,17 +246,12 @@ func TestCatalogValidationNamesFields(t *testing.T) {
 		}
 	}
 	// Defaults: plugin timeout 5m and join_network, environment TTL 168h.
-	var p struct {
-		Timeout     string `json:"timeout"`
-		JoinNetwork bool   `json:"join_network"`
-	}
+	var p restapi.Plugin
 	adm.Post(apitest.Path("/plugins"), map[string]any{"name": "noop", "registry_id": 1, "image": "nullops/noop", "tag": "v1"}).Want(t, 201).Decode(t, &p)
 	if p.Timeout != "5m0s" || !p.JoinNetwork {
 		t.Errorf("plugin defaults %+v", p)
 	}
-	var e struct {
-		DefaultTTL string `json:"default_ttl"`
-	}
+	var e restapi.Environment
 	adm.Post(apitest.Path("/environments"), map[string]any{"name": "qa", "base_domain": "qa.example.com"}).Want(t, 201).Decode(t, &e)
 	if e.DefaultTTL != "168h0m0s" {
 		t.Errorf("environment default TTL %q", e.DefaultTTL)

@@ -20,5 +20,5 @@ func (d *Deps) placementDryRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, verdict)
+	return c.JSON(http.StatusOK, verdictOut(verdict))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
@@ -28,35 +29,9 @@ const (
 	defaultPluginTimeout  = 5 * time.Minute
 )
 
-// pluginRequest is the body of POST and PUT /plugins; absent limits take
-// the defaults (0.5 CPU, 128 MB, timeout "5m", join_network true).
-type pluginRequest struct {
-	Name         string          `json:"name"`
-	RegistryID   int64           `json:"registry_id"`
-	Image        string          `json:"image"`
-	Tag          string          `json:"tag"`
-	Description  string          `json:"description"`
-	ParamsSchema json.RawMessage `json:"params_schema"`
-	CPU          *float64        `json:"cpu"`
-	MemoryMB     *int64          `json:"memory_mb"`
-	Timeout      string          `json:"timeout"` // Go duration
-	JoinNetwork  *bool           `json:"join_network"`
-	// DockerSocket gives the plugin the node's Docker socket (root on the
-	// node); absent = false. Routes are admin-only, so only admins set it.
-	DockerSocket bool `json:"docker_socket"`
-}
-
-// pluginResponse adds the timeout as a Go duration.
-type pluginResponse struct {
-	store.Plugin
-	Timeout string `json:"timeout"`
-}
-
-func pluginOut(p store.Plugin) pluginResponse {
-	return pluginResponse{Plugin: p, Timeout: (time.Duration(p.TimeoutSeconds) * time.Second).String()}
-}
-
-func (r pluginRequest) input() (store.PluginInput, error) {
+// pluginInput is the store's input of a restapi.PluginRequest, with the
+// defaults for absent limits.
+func pluginInput(r restapi.PluginRequest) (store.PluginInput, error) {
 	in := store.PluginInput{Name: r.Name, RegistryID: r.RegistryID, Image: r.Image, Tag: r.Tag, Description: r.Description,
 		ParamsSchema: r.ParamsSchema, CPU: defaultPluginCPU, MemoryMB: defaultPluginMemoryMB,
 		TimeoutSeconds: int64(defaultPluginTimeout / time.Second), JoinNetwork: true, DockerSocket: r.DockerSocket}
@@ -87,11 +62,7 @@ func (d *Deps) listPlugins(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]pluginResponse, len(list))
-	for i, p := range list {
-		out[i] = pluginOut(p)
-	}
-	return pageOf(c, out)
+	return pageOf(c, mapOut(list, pluginOut))
 }
 
 func (d *Deps) getPlugin(c echo.Context) error {
@@ -107,11 +78,11 @@ func (d *Deps) getPlugin(c echo.Context) error {
 }
 
 func (d *Deps) createPlugin(c echo.Context) error {
-	var req pluginRequest
+	var req restapi.PluginRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	in, err := req.input()
+	in, err := pluginInput(req)
 	if err != nil {
 		return err
 	}
@@ -128,11 +99,11 @@ func (d *Deps) updatePlugin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req pluginRequest
+	var req restapi.PluginRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	in, err := req.input()
+	in, err := pluginInput(req)
 	if err != nil {
 		return err
 	}

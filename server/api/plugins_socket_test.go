@@ -1,12 +1,12 @@
 package api_test
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
 
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
-	"github.com/nullops/nullops/server/store"
 )
 
 // TestPluginDockerSocketIsAnAdminSettingInTheAuditLog: Docker socket
@@ -51,14 +51,15 @@ func TestPluginDockerSocketIsAnAdminSettingInTheAuditLog(t *testing.T) {
 	}
 	adm.Put(apitest.Path("/plugins/%d", tool.ID), body("tool", nil)).Want(t, 200) // unchanged: no entry
 
-	var audit restapi.List[store.AuditEntry]
+	var audit restapi.List[restapi.AuditEntry]
 	adm.Get(apitest.Path("/audit?action=plugin.docker_socket")).Want(t, 200).Decode(t, &audit)
 	if audit.Total != 2 {
 		t.Fatalf("%d plugin.docker_socket entries, want 2 (enabled at create, disabled): %+v", audit.Total, audit.Items)
 	}
 	got := map[bool]bool{}
 	for _, e := range audit.Items {
-		d, _ := e.Detail.(map[string]any)
+		var d map[string]any
+		_ = json.Unmarshal(e.Detail, &d)
 		if e.TargetID != strconv.FormatInt(tool.ID, 10) || d["name"] != "tool" || e.ActorName != apitest.AdminUsername {
 			t.Errorf("entry %+v", e)
 		}

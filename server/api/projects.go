@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -19,20 +18,6 @@ func registerProjects(g *echo.Group, d *Deps) {
 	g.GET("/projects/:id", d.getProject)
 	g.PUT("/projects/:id", d.updateProject, RequireAdmin)
 	g.DELETE("/projects/:id", d.deleteProject, RequireAdmin)
-}
-
-// projectRequest is the body of POST and PUT /projects. Absent limits take
-// the defaults (1 CPU, 512 MB); ttl "" uses the environment's default.
-type projectRequest struct {
-	Name         string          `json:"name"`
-	Description  string          `json:"description"`
-	CPU          *float64        `json:"cpu"`
-	MemoryMB     *int64          `json:"memory_mb"`
-	TTL          string          `json:"ttl"` // Go duration, "" = environment default
-	NodeSelector json.RawMessage `json:"node_selector"`
-	// DeployTimeout: Go duration, "" = 30m. A deployment deploying longer
-	// is failed and rolled back.
-	DeployTimeout string `json:"deploy_timeout"`
 }
 
 func projectOut(p store.Project, lv auth.Levels) restapi.Project {
@@ -53,7 +38,9 @@ func renderProject(c echo.Context, status int, p store.Project) error {
 	return c.JSON(status, projectOut(p, lv))
 }
 
-func (r projectRequest) input() (store.ProjectInput, error) {
+// projectInput is the store's input of a restapi.ProjectRequest, with the
+// defaults for absent limits (1 CPU, 512 MB, deploy timeout 30m).
+func projectInput(r restapi.ProjectRequest) (store.ProjectInput, error) {
 	in := store.ProjectInput{Name: r.Name, Description: r.Description, CPU: 1, MemoryMB: 512, NodeSelector: r.NodeSelector}
 	if r.CPU != nil {
 		in.CPU = *r.CPU
@@ -124,11 +111,11 @@ func (d *Deps) getProject(c echo.Context) error {
 }
 
 func (d *Deps) createProject(c echo.Context) error {
-	var req projectRequest
+	var req restapi.ProjectRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	in, err := req.input()
+	in, err := projectInput(req)
 	if err != nil {
 		return err
 	}
@@ -144,11 +131,11 @@ func (d *Deps) updateProject(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req projectRequest
+	var req restapi.ProjectRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	in, err := req.input()
+	in, err := projectInput(req)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/catalog"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
@@ -52,17 +53,8 @@ func registerRegistries(g *echo.Group, d *Deps) {
 	g.GET("/registries/:id/tags", d.registryTags, RequireAdmin)
 }
 
-// registryRequest is the body of POST and PUT /registries. On PUT an absent
-// password keeps the stored one and "" removes it.
-type registryRequest struct {
-	Name     string  `json:"name"`
-	URL      string  `json:"url"`
-	Username string  `json:"username"`
-	Password *string `json:"password"`
-	Insecure bool    `json:"insecure"`
-}
-
-func (r registryRequest) input() catalog.RegistryInput {
+// registryInput is the catalog's input of a restapi.RegistryRequest.
+func registryInput(r restapi.RegistryRequest) catalog.RegistryInput {
 	return catalog.RegistryInput{
 		RegistryInput: store.RegistryInput{Name: r.Name, URL: r.URL, Username: r.Username, Insecure: r.Insecure},
 		Password:      r.Password,
@@ -74,7 +66,7 @@ func (d *Deps) listRegistries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return pageOf(c, list)
+	return pageOf(c, mapOut(list, registryOut))
 }
 
 func (d *Deps) getRegistry(c echo.Context) error {
@@ -86,19 +78,19 @@ func (d *Deps) getRegistry(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, r)
+	return c.JSON(http.StatusOK, registryOut(r))
 }
 
 func (d *Deps) createRegistry(c echo.Context) error {
-	var req registryRequest
+	var req restapi.RegistryRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	out, err := d.Catalog.CreateRegistry(c.Request().Context(), actor(c), req.input())
+	out, err := d.Catalog.CreateRegistry(c.Request().Context(), actor(c), registryInput(req))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, registryOut(out))
 }
 
 func (d *Deps) updateRegistry(c echo.Context) error {
@@ -106,15 +98,15 @@ func (d *Deps) updateRegistry(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req registryRequest
+	var req restapi.RegistryRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	out, err := d.Catalog.UpdateRegistry(c.Request().Context(), actor(c), id, req.input())
+	out, err := d.Catalog.UpdateRegistry(c.Request().Context(), actor(c), id, registryInput(req))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, registryOut(out))
 }
 
 func (d *Deps) deleteRegistry(c echo.Context) error {
@@ -140,7 +132,7 @@ func (d *Deps) testRegistry(c echo.Context) error {
 	if err := d.Catalog.TestRegistry(ctx, id); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"ok": true, "message": "the registry answered and accepted the credentials"})
+	return c.JSON(http.StatusOK, restapi.RegistryTest{OK: true, Message: "the registry answered and accepted the credentials"})
 }
 
 // registryTags: GET /registries/{id}/tags?image=team/api&pattern=v*
@@ -157,5 +149,5 @@ func (d *Deps) registryTags(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, l)
+	return c.JSON(http.StatusOK, tagsOut(l))
 }

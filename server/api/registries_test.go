@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/app"
 	"github.com/nullops/nullops/server/auth"
@@ -91,9 +92,7 @@ func TestRegistryAPIAgainstRealRegistry(t *testing.T) {
 	adm := env.Admin
 
 	// Docker Hub is there by default.
-	var regs struct {
-		Items []store.Registry `json:"items"`
-	}
+	var regs restapi.List[restapi.Registry]
 	adm.Get(apitest.Path("/registries")).Want(t, 200).Decode(t, &regs)
 	if len(regs.Items) != 1 || regs.Items[0].Name != "docker-hub" || !regs.Items[0].IsDefault {
 		t.Fatalf("default registries %+v", regs.Items)
@@ -102,7 +101,7 @@ func TestRegistryAPIAgainstRealRegistry(t *testing.T) {
 		t.Fatalf("deleting the default registry: %d %s", r.Status, r.Body)
 	}
 
-	var created store.Registry
+	var created restapi.Registry
 	adm.Post(apitest.Path("/registries"), map[string]any{"name": "private", "url": "http://" + reg.Host, "username": user, "password": pass}).
 		Want(t, 201).Decode(t, &created)
 	if !created.HasPassword || created.Username != user {
@@ -110,10 +109,7 @@ func TestRegistryAPIAgainstRealRegistry(t *testing.T) {
 	}
 	adm.Post(apitest.Path("/registries/%d/test", created.ID), nil).Want(t, 200)
 
-	var l struct {
-		Tags  []string `json:"tags"`
-		Order string   `json:"order"`
-	}
+	var l restapi.Tags
 	for pattern, want := range map[string][]string{
 		"v*": {"v1.1.0", "v1.0.0"}, "features-*": {"features-login"}, "1.2.*": {}, "main": {"main"},
 	} {
@@ -178,9 +174,7 @@ func TestRegistryAPIAgainstRealRegistry(t *testing.T) {
 	adm.Get(apitest.Path("/registries")).Want(t, 200)
 
 	// Audit: every write recorded, without the password.
-	var audit struct {
-		Items []store.AuditEntry `json:"items"`
-	}
+	var audit restapi.List[restapi.AuditEntry]
 	adm.Get(apitest.Path("/audit?action=registry.*")).Want(t, 200).Decode(t, &audit)
 	if len(audit.Items) != 5 { // create + 4 updates
 		t.Errorf("%d registry audit entries, want 5", len(audit.Items))

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
 )
@@ -17,19 +18,6 @@ func registerSecrets(g *echo.Group, d *Deps) {
 	g.PUT("/secrets/:id", d.updateSecret, RequireAdmin)
 	g.DELETE("/secrets/:id", d.deleteSecret, RequireAdmin)
 	g.GET("/projects/:id/secrets", d.listProjectSecrets)
-}
-
-// secretCreateRequest is the body of POST /secrets; project_id absent or
-// null makes a global secret. The value is write-only.
-type secretCreateRequest struct {
-	Name      string `json:"name"`
-	ProjectID *int64 `json:"project_id"`
-	Value     string `json:"value"`
-}
-
-// secretUpdateRequest is the body of PUT /secrets/{id}: a new value.
-type secretUpdateRequest struct {
-	Value string `json:"value"`
 }
 
 // listSecrets: GET /secrets[?scope=global|?project_id=N] → names, scopes,
@@ -50,7 +38,7 @@ func (d *Deps) listSecrets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return pageOf(c, list)
+	return pageOf(c, mapOut(list, secretOut))
 }
 
 // listProjectSecrets: GET /projects/{id}/secrets → metadata of the
@@ -67,7 +55,7 @@ func (d *Deps) listProjectSecrets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return pageOf(c, list)
+	return pageOf(c, mapOut(list, secretOut))
 }
 
 func (d *Deps) getSecret(c echo.Context) error {
@@ -79,11 +67,11 @@ func (d *Deps) getSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s)
+	return c.JSON(http.StatusOK, secretOut(s))
 }
 
 func (d *Deps) createSecret(c echo.Context) error {
-	var req secretCreateRequest
+	var req restapi.SecretRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -91,7 +79,7 @@ func (d *Deps) createSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, secretOut(out))
 }
 
 func (d *Deps) updateSecret(c echo.Context) error {
@@ -99,7 +87,7 @@ func (d *Deps) updateSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req secretUpdateRequest
+	var req restapi.SecretValue
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -107,7 +95,7 @@ func (d *Deps) updateSecret(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, secretOut(out))
 }
 
 func (d *Deps) deleteSecret(c echo.Context) error {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/store"
@@ -39,10 +40,7 @@ func TestSecretValuesAreWriteOnly(t *testing.T) {
 	adm.Post(apitest.Path("/secrets"), map[string]any{"name": "bad name", "value": values[3]}).Want(t, 400)
 	adm.Post(apitest.Path("/secrets"), map[string]any{"name": "ok", "value": values[3], "extra": values[3]}).Want(t, 400)
 
-	var list struct {
-		Items []store.Secret `json:"items"`
-		Total int            `json:"total"`
-	}
+	var list restapi.List[restapi.Secret]
 	adm.Get(apitest.Path("/secrets")).Want(t, 200).Decode(t, &list)
 	if list.Total != 2 {
 		t.Fatalf("secrets %+v", list)

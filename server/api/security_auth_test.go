@@ -12,7 +12,6 @@ import (
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/config"
-	"github.com/nullops/nullops/server/store"
 )
 
 // behindProxy trusts X-Forwarded-For from loopback, so clients can stand
@@ -149,7 +148,7 @@ func TestAdminPasswordResetRevokesTokensAndSessions(t *testing.T) {
 	env.Admin.Put(apitest.Path("/users/%d/password", c.User.ID), map[string]string{"password": "reset-by-admin-2026"}).Want(t, 204)
 	c.Get("/api/v1/me").Want(t, 401)
 	tc.Get("/api/v1/me").Want(t, 401)
-	var list restapi.List[store.AuditEntry]
+	var list restapi.List[restapi.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=user.password_reset").Want(t, 200).Decode(t, &list)
 	if list.Total != 1 || !strings.Contains(string(mustJSON(t, list.Items[0].Detail)), `"tokens_revoked":1`) {
 		t.Errorf("reset audit: %+v", list.Items)
@@ -182,9 +181,7 @@ func TestWeakPasswordsAreRefusedWithFieldErrors(t *testing.T) {
 		"bad\x00password-inside": "NUL characters",
 	} {
 		r := env.Admin.Post("/api/v1/users", map[string]string{"username": "weak", "password": pw}).Want(t, 400)
-		var e struct {
-			Error restapi.Error `json:"error"`
-		}
+		var e restapi.ErrorBody
 		r.Decode(t, &e)
 		if !strings.Contains(e.Error.Details["password"], want) {
 			t.Errorf("password %q: %s, want details.password about %q", pw, r.Body, want)

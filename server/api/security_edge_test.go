@@ -16,6 +16,7 @@ import (
 	ptypes "github.com/traefik/paerser/types"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/config"
 )
@@ -25,10 +26,8 @@ import (
 func TestTokenAndSecretResponsesAreNotStored(t *testing.T) {
 	env := apitest.New(t)
 	envID := env.Environment("qa")
-	var node nodeCreated
-	var sec struct {
-		ID int64 `json:"id"`
-	}
+	var node restapi.NodeCreated
+	var sec restapi.Secret
 	responses := map[string]*apitest.Response{
 		"login":         env.Anonymous().Post("/api/v1/auth/login", map[string]string{"username": apitest.AdminUsername, "password": apitest.AdminPassword}).Want(t, 200),
 		"token create":  env.Admin.Post("/api/v1/tokens", map[string]any{"name": "ci"}).Want(t, 201),

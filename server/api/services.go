@@ -5,7 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -18,23 +18,10 @@ func registerServices(g *echo.Group, d *Deps) {
 	g.GET("/services/:id/tags", d.serviceTags)
 }
 
-// serviceRequest is the body of POST and PUT /services.
-type serviceRequest struct {
-	Name        string            `json:"name"`
-	RegistryID  int64             `json:"registry_id"`
-	Image       string            `json:"image"`
-	TagMode     string            `json:"tag_mode"`
-	Tag         string            `json:"tag"`
-	TagPattern  string            `json:"tag_pattern"`
-	Ports       []int             `json:"ports"`
-	Env         map[string]string `json:"env"`
-	Health      *protocol.Health  `json:"health"`
-	Description string            `json:"description"`
-}
-
-func (r serviceRequest) input() store.ServiceInput {
+// serviceInput is the store's input of a restapi.ServiceRequest.
+func serviceInput(r restapi.ServiceRequest) store.ServiceInput {
 	return store.ServiceInput{Name: r.Name, RegistryID: r.RegistryID, Image: r.Image, TagMode: r.TagMode, Tag: r.Tag,
-		TagPattern: r.TagPattern, Ports: r.Ports, Env: r.Env, Health: r.Health, Description: r.Description}
+		TagPattern: r.TagPattern, Ports: r.Ports, Env: r.Env, Health: healthIn(r.Health), Description: r.Description}
 }
 
 func (d *Deps) listServices(c echo.Context) error {
@@ -42,7 +29,7 @@ func (d *Deps) listServices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return pageOf(c, list)
+	return pageOf(c, mapOut(list, serviceOut))
 }
 
 func (d *Deps) getService(c echo.Context) error {
@@ -54,19 +41,19 @@ func (d *Deps) getService(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, sv)
+	return c.JSON(http.StatusOK, serviceOut(sv))
 }
 
 func (d *Deps) createService(c echo.Context) error {
-	var req serviceRequest
+	var req restapi.ServiceRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	out, err := d.Catalog.CreateService(c.Request().Context(), actor(c), req.input())
+	out, err := d.Catalog.CreateService(c.Request().Context(), actor(c), serviceInput(req))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, out)
+	return c.JSON(http.StatusCreated, serviceOut(out))
 }
 
 func (d *Deps) updateService(c echo.Context) error {
@@ -74,15 +61,15 @@ func (d *Deps) updateService(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req serviceRequest
+	var req restapi.ServiceRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	out, err := d.Catalog.UpdateService(c.Request().Context(), actor(c), id, req.input())
+	out, err := d.Catalog.UpdateService(c.Request().Context(), actor(c), id, serviceInput(req))
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, serviceOut(out))
 }
 
 func (d *Deps) deleteService(c echo.Context) error {
@@ -108,8 +95,6 @@ func (d *Deps) serviceTags(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{
-		"service": sv.Name, "image": sv.Image, "tag_mode": sv.TagMode, "tag_pattern": sv.TagPattern,
-		"tags": l.Tags, "order": l.Order,
-	})
+	return c.JSON(http.StatusOK, restapi.ServiceTags{Service: sv.Name, Image: sv.Image, TagMode: sv.TagMode,
+		TagPattern: sv.TagPattern, Tags: l.Tags, Order: l.Order})
 }

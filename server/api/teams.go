@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 )
 
@@ -21,14 +22,8 @@ func registerTeams(g *echo.Group, d *Deps) {
 	g.DELETE("/teams/:id/members/:user_id", d.removeMember, RequireAdmin)
 }
 
-// TeamRequest is the body of POST /teams and PATCH /teams/{id} (absent
-// fields stay as they are).
-type TeamRequest struct {
-	Name        *string `json:"name"`
-	Description *string `json:"description"`
-}
-
-func (r TeamRequest) input() auth.TeamInput {
+// teamInput is auth's input of a restapi.TeamRequest.
+func teamInput(r restapi.TeamRequest) auth.TeamInput {
 	return auth.TeamInput{Name: r.Name, Description: r.Description}
 }
 
@@ -45,11 +40,11 @@ func (d *Deps) listTeams(c echo.Context) error {
 }
 
 func (d *Deps) createTeam(c echo.Context) error {
-	var req TeamRequest
+	var req restapi.TeamRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	t, err := d.Auth.CreateTeam(c.Request().Context(), actor(c), req.input())
+	t, err := d.Auth.CreateTeam(c.Request().Context(), actor(c), teamInput(req))
 	if err != nil {
 		return err
 	}
@@ -73,11 +68,11 @@ func (d *Deps) updateTeam(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req TeamRequest
+	var req restapi.TeamRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
-	t, err := d.Auth.UpdateTeam(c.Request().Context(), actor(c), id, req.input())
+	t, err := d.Auth.UpdateTeam(c.Request().Context(), actor(c), id, teamInput(req))
 	if err != nil {
 		return err
 	}
@@ -112,7 +107,7 @@ func (d *Deps) listMembers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return RenderList(c, items, total, pg)
+	return RenderList(c, mapOut(items, memberOut), total, pg)
 }
 
 func (d *Deps) memberIDs(c echo.Context) (teamID, userID int64, err error) {

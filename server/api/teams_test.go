@@ -5,12 +5,11 @@ import (
 
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
-	"github.com/nullops/nullops/server/store"
 )
 
 func TestTeamsAndMembers(t *testing.T) {
 	env := apitest.New(t)
-	var team store.Team
+	var team restapi.Team
 	env.Admin.Post("/api/v1/teams", map[string]any{"name": "qa", "description": "testers"}).Want(t, 201).Decode(t, &team)
 	env.Admin.Post("/api/v1/teams", map[string]any{"name": "qa"}).Want(t, 409)
 	env.Admin.Post("/api/v1/teams", map[string]any{"name": " "}).Want(t, 400)
@@ -20,7 +19,7 @@ func TestTeamsAndMembers(t *testing.T) {
 	env.Admin.Put(apitest.Path("/teams/%d/members/%d", team.ID, 99999), nil).Want(t, 404)
 	env.Admin.Put(apitest.Path("/teams/%d/members/%d", 99999, u.ID), nil).Want(t, 404)
 
-	var members restapi.List[store.TeamMember]
+	var members restapi.List[restapi.TeamMember]
 	env.Admin.Get(apitest.Path("/teams/%d/members", team.ID)).Want(t, 200).Decode(t, &members)
 	if members.Total != 1 || members.Items[0].Username != "mia" {
 		t.Fatalf("members: %+v", members)

@@ -37,5 +37,5 @@ func (d *Deps) deploymentUsage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, usageOut(out))
 }

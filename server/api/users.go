@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/auth"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/store"
@@ -36,16 +37,8 @@ func (d *Deps) listUsers(c echo.Context) error {
 	return RenderList(c, mapOut(items, userOut), total, pg)
 }
 
-// UserRequest is the body of POST /users.
-type UserRequest struct {
-	Username    string `json:"username"`
-	DisplayName string `json:"display_name"`
-	Password    string `json:"password"`
-	Role        string `json:"role"` // "admin" or "user" (default)
-}
-
 func (d *Deps) createUser(c echo.Context) error {
-	var req UserRequest
+	var req restapi.UserRequest
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -70,19 +63,12 @@ func (d *Deps) getUser(c echo.Context) error {
 	return c.JSON(http.StatusOK, userOut(u))
 }
 
-// UserPatch is the body of PATCH /users/{id}; absent fields stay as they are.
-type UserPatch struct {
-	DisplayName *string `json:"display_name"`
-	Role        *string `json:"role"`
-	Active      *bool   `json:"active"`
-}
-
 func (d *Deps) updateUser(c echo.Context) error {
 	id, err := PathID(c, "id")
 	if err != nil {
 		return err
 	}
-	var req UserPatch
+	var req restapi.UserPatch
 	if err := Bind(c, &req); err != nil {
 		return err
 	}
@@ -105,17 +91,12 @@ func (d *Deps) deleteUser(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// PasswordReset is the body of PUT /users/{id}/password.
-type PasswordReset struct {
-	Password string `json:"password"`
-}
-
 func (d *Deps) resetPassword(c echo.Context) error {
 	id, err := PathID(c, "id")
 	if err != nil {
 		return err
 	}
-	var req PasswordReset
+	var req restapi.PasswordReset
 	if err := Bind(c, &req); err != nil {
 		return err
 	}

@@ -6,12 +6,11 @@ import (
 
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
-	"github.com/nullops/nullops/server/store"
 )
 
 func TestAdminManagesUsers(t *testing.T) {
 	env := apitest.New(t)
-	var u store.User
+	var u restapi.User
 	env.Admin.Post("/api/v1/users", map[string]any{"username": "lena", "display_name": " Lena L ", "password": "lena-password-1"}).
 		Want(t, 201).Decode(t, &u)
 	if u.Username != "lena" || u.DisplayName != "Lena L" || u.Role != "user" || !u.Active {
@@ -24,9 +23,7 @@ func TestAdminManagesUsers(t *testing.T) {
 		t.Errorf("duplicate: %s", r.Body)
 	}
 	r = env.Admin.Post("/api/v1/users", map[string]any{"username": "Bad Name", "password": "short", "role": "root"}).Want(t, 400)
-	var e struct {
-		Error restapi.Error `json:"error"`
-	}
+	var e restapi.ErrorBody
 	r.Decode(t, &e)
 	for _, f := range []string{"username", "password", "role"} {
 		if e.Error.Details[f] == "" {
@@ -35,7 +32,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	}
 	env.Admin.Post("/api/v1/users", map[string]any{"username": "x", "password": "long-enough-pw", "extra": 1}).Want(t, 400)
 
-	var list restapi.List[store.User]
+	var list restapi.List[restapi.User]
 	env.Admin.Get("/api/v1/users?per_page=1&page=2").Want(t, 200).Decode(t, &list)
 	if list.Total != 2 || len(list.Items) != 1 || list.Page != 2 || list.PerPage != 1 || list.Items[0].Username != "lena" {
 		t.Fatalf("page 2 of users: %+v", list)
@@ -57,7 +54,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	env.Admin.Get(apitest.Path("/users/%d", u.ID)).Want(t, 404)
 	env.Admin.Get("/api/v1/users/abc").Want(t, 404)
 
-	var audit restapi.List[store.AuditEntry]
+	var audit restapi.List[restapi.AuditEntry]
 	env.Admin.Get("/api/v1/audit?action=user.*").Want(t, 200).Decode(t, &audit)
 	got := []string{}
 	for _, a := range audit.Items {

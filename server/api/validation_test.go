@@ -44,11 +44,7 @@ func TestInvalidWritesChangeNothing(t *testing.T) {
 	teamID := env.Team("ops")
 	projectID := env.Project("shop")
 	envID := env.Environment("qa")
-	var created struct {
-		Node struct {
-			ID int64 `json:"id"`
-		} `json:"node"`
-	}
+	var created restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", envID), map[string]any{"name": "n1", "host": "10.0.0.9"}).
 		Want(t, 201).Decode(t, &created)
 	nodeID := created.Node.ID
