@@ -45,14 +45,7 @@ func (d *Deps) getPipeline(c echo.Context) error {
 	if err := seeProject(c, id); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	if _, err := store.GetProject(ctx, d.Store.Pool, id); err != nil {
-		return err
-	}
-	v, err := store.LatestPipeline(ctx, d.Store.Pool, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return &errs.Error{Kind: errs.NotFound, Code: "no_pipeline", Message: "this project has no pipeline yet; PUT one"}
-	}
+	v, err := d.Catalog.LatestPipeline(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}

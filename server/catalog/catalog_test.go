@@ -261,6 +261,22 @@ func TestResolveAndCheckTags(t *testing.T) {
 	if _, err := w.cat.Resolve(ctx, w.projectID+1000, w.version.ID, tags); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("foreign project: %v", err)
 	}
+
+	// What the catalog no longer has is the caller's 409 unresolvable, said
+	// by the catalog itself (no caller picks a kind): a secret deleted
+	// after the deployment was defined...
+	if _, err := w.st.Pool.Exec(ctx, `DELETE FROM secrets WHERE name = 'db_password'`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.cat.Complete(ctx, w.projectID, def)
+	if e, ok := errs.As(err); !ok || e.Kind != errs.Conflict || e.Code != "unresolvable" || !errors.Is(err, store.ErrNotFound) ||
+		!strings.Contains(e.Message, "db_password") {
+		t.Errorf("vanished secret: %#v", err)
+	}
+	// ...and a version of another project.
+	if _, err := w.cat.Define(ctx, w.projectID+1000, w.version.ID, tags); errs.KindOf(err) != errs.Conflict {
+		t.Errorf("foreign project: %v is not a conflict", err)
+	}
 }
 
 func TestRotateKeyKeepsEveryValueReadable(t *testing.T) {

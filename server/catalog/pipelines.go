@@ -247,3 +247,21 @@ func (c *Catalog) CheckBudget(ctx context.Context, q store.Querier, project stor
 	}
 	return inv.Err()
 }
+
+// ErrNoPipeline: the project exists but no pipeline was saved for it yet
+// (errors.Is store.ErrNotFound too).
+var ErrNoPipeline = &errs.Error{Kind: errs.NotFound, Code: "no_pipeline", Message: "this project has no pipeline yet; PUT one",
+	Err: store.ErrNotFound}
+
+// LatestPipeline is a project's newest pipeline version with its graph: an
+// unknown project is store.ErrNotFound, a project without one ErrNoPipeline.
+func (c *Catalog) LatestPipeline(ctx context.Context, projectID int64) (store.PipelineVersion, error) {
+	if _, err := store.GetProject(ctx, c.Store.Pool, projectID); err != nil {
+		return store.PipelineVersion{}, err
+	}
+	v, err := store.LatestPipeline(ctx, c.Store.Pool, projectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, ErrNoPipeline
+	}
+	return v, err
+}

@@ -59,7 +59,7 @@ func loadVersion(ctx context.Context, q store.Querier, projectID, pipelineVersio
 func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID int64, tags map[string]string) (map[string]string, error) {
 	_, g, err := loadVersion(ctx, c.Store, projectID, pipelineVersionID)
 	if err != nil {
-		return nil, err
+		return nil, gone(err)
 	}
 	names, _, _ := graphRefs(g)
 	services, err := store.ServicesByName(ctx, c.Store, names)
@@ -101,7 +101,7 @@ func (c *Catalog) CheckTags(ctx context.Context, projectID, pipelineVersionID in
 		}
 		l, err := c.RegistryTags(ctx, sv.RegistryID, sv.Image, sv.TagPattern)
 		if err != nil {
-			return nil, err
+			return nil, gone(fmt.Errorf("service %q: registry: %w", name, err))
 		}
 		if !slices.Contains(l.Tags, want) {
 			v.Add("tags."+name, "tag %q of %s does not exist in registry %q", want, sv.Image, sv.RegistryName)
@@ -144,11 +144,11 @@ func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64
 	q := c.Store
 	pv, g, err := loadVersion(ctx, q, projectID, pipelineVersionID)
 	if err != nil {
-		return Definition{}, err
+		return Definition{}, gone(err)
 	}
 	project, err := store.GetProject(ctx, q, projectID)
 	if err != nil {
-		return Definition{}, err
+		return Definition{}, gone(err)
 	}
 	svcNames, plNames, _ := graphRefs(g)
 	services, err := store.ServicesByName(ctx, q, svcNames)
@@ -184,7 +184,7 @@ func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64
 		case protocol.KindService:
 			sv, ok := services[n.Service]
 			if !ok {
-				return Definition{}, fmt.Errorf("node %q: service %q no longer exists: %w", n.ID, n.Service, store.ErrNotFound)
+				return Definition{}, gone(fmt.Errorf("node %q: service %q no longer exists: %w", n.ID, n.Service, store.ErrNotFound))
 			}
 			tag := sv.Tag
 			if sv.TagMode == store.TagModeSelectable {
@@ -195,11 +195,11 @@ func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64
 			}
 			ep, err := eps.get(ctx, sv.RegistryID)
 			if err != nil {
-				return Definition{}, err
+				return Definition{}, gone(fmt.Errorf("node %q: registry %d: %w", n.ID, sv.RegistryID, err))
 			}
 			ref, err := fmtImage(ep, sv.Image, tag)
 			if err != nil {
-				return Definition{}, err
+				return Definition{}, unresolvable(err)
 			}
 			spec.Services[n.ID] = protocol.ServiceImage{Image: ref, Ports: sv.Ports, Env: sv.Env, Health: sv.Health,
 				Resources: share[n.ID]}
@@ -207,16 +207,16 @@ func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64
 		case protocol.KindComponent:
 			p, ok := plugins[n.Plugin]
 			if !ok {
-				return Definition{}, fmt.Errorf("node %q: plugin %q no longer exists: %w", n.ID, n.Plugin, store.ErrNotFound)
+				return Definition{}, gone(fmt.Errorf("node %q: plugin %q no longer exists: %w", n.ID, n.Plugin, store.ErrNotFound))
 			}
 			image := pv.PluginPins[n.Plugin]
 			ep, err := eps.get(ctx, p.RegistryID)
 			if err != nil {
-				return Definition{}, err
+				return Definition{}, gone(fmt.Errorf("node %q: registry %d: %w", n.ID, p.RegistryID, err))
 			}
 			if image == "" { // versions saved before pinning: use the current image
 				if image, err = fmtImage(ep, p.Image, p.Tag); err != nil {
-					return Definition{}, err
+					return Definition{}, unresolvable(err)
 				}
 			}
 			pi := pluginImage(p, image, ep)
@@ -233,7 +233,7 @@ func (c *Catalog) Define(ctx context.Context, projectID, pipelineVersionID int64
 // Complete turns a Definition into the spec an agent runs: the current pull
 // credentials of its registries and the values of the secrets its graph
 // references, decrypted in memory. A registry or secret that no longer
-// exists is an error wrapping store.ErrNotFound.
+// exists is a 409 unresolvable (errors.Is store.ErrNotFound).
 func (c *Catalog) Complete(ctx context.Context, projectID int64, def Definition) (protocol.DeploySpec, error) {
 	q := c.Store
 	spec := def.Spec
@@ -243,7 +243,7 @@ func (c *Catalog) Complete(ctx context.Context, projectID int64, def Definition)
 	for id, regID := range def.Registries {
 		ep, err := eps.get(ctx, regID)
 		if err != nil {
-			return protocol.DeploySpec{}, fmt.Errorf("node %q: registry %d: %w", id, regID, err)
+			return protocol.DeploySpec{}, gone(fmt.Errorf("node %q: registry %d: %w", id, regID, err))
 		}
 		if sv, ok := spec.Services[id]; ok {
 			sv.Auth = pullAuth(ep)
@@ -257,16 +257,31 @@ func (c *Catalog) Complete(ctx context.Context, projectID int64, def Definition)
 	_, _, secretNames := graphRefs(spec.Graph)
 	secrets, err := c.OpenSecrets(ctx, q, projectID, secretNames)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return protocol.DeploySpec{}, fmt.Errorf("pipeline version %d: %w", spec.PipelineVersion, err)
-		}
-		return protocol.DeploySpec{}, err
+		return protocol.DeploySpec{}, gone(fmt.Errorf("pipeline version %d: %w", spec.PipelineVersion, err))
 	}
 	spec.Secrets = nil
 	if len(secrets) > 0 {
 		spec.Secrets = secrets
 	}
 	return spec, nil
+}
+
+// unresolvable is a deployment that cannot be defined from the catalog as
+// it is now (an image reference its registry cannot form, an object that
+// vanished): a conflict an admin resolves by fixing the catalog or the
+// pipeline, showing err's message.
+func unresolvable(err error) error {
+	return &errs.Error{Kind: errs.Conflict, Code: "unresolvable", Message: err.Error(), Err: err}
+}
+
+// gone presents a catalog object that no longer exists (store.ErrNotFound
+// in err's chain) as unresolvable; other errors, kinded or not, pass as
+// they are (an unkinded one is the server's failure, not the caller's).
+func gone(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return unresolvable(err)
+	}
+	return err
 }
 
 // sharesInvalid presents shares that no longer fit the project's budget

@@ -93,7 +93,7 @@ type resolver struct{}
 func (resolver) Define(_ context.Context, _, _ int64, tags map[string]string) (catalog.Definition, error) {
 	tag := tags["demo-web"]
 	if tag == "" {
-		return catalog.Definition{}, errors.New("no tag for demo-web")
+		return catalog.Definition{}, errs.New(errs.Conflict, "unresolvable", "no tag for demo-web")
 	}
 	return catalog.Definition{Spec: protocol.DeploySpec{
 		Graph: protocol.Graph{Nodes: []protocol.Node{

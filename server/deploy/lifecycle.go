@@ -74,16 +74,16 @@ func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, n
 	if s.Tags != nil {
 		full, err = s.Tags.CheckTags(ctx, projectID, t.PipelineVersionID, tags)
 		if err != nil {
-			return nil, asUserError(err, errs.Invalid, "invalid_tag")
+			return nil, err
 		}
 	}
 	def, err := s.Resolver.Define(ctx, projectID, t.PipelineVersionID, full)
 	if err != nil {
-		return nil, asUserError(err, errs.Conflict, "unresolvable")
+		return nil, err
 	}
 	spec, err := s.Resolver.Complete(ctx, projectID, def)
 	if err != nil {
-		return nil, asUserError(err, errs.Conflict, "unresolvable")
+		return nil, err
 	}
 	var exposed []string
 	for _, n := range spec.Graph.Nodes {
@@ -103,22 +103,6 @@ func (s *Service) prepare(ctx context.Context, projectID, environmentID int64, n
 	p.spec.Name, p.spec.Project, p.spec.Environment, p.spec.PipelineVersion = name, t.ProjectName, t.EnvironmentName, t.PipelineVersion
 	p.def.Spec.Resources = p.spec.Resources
 	return p, nil
-}
-
-// asUserError keeps the kind and code of a kinded error (field problems,
-// registry failures, lifecycle errors) and presents anything else, and a
-// catalog object that vanished meanwhile, with kind and code.
-func asUserError(err error, kind errs.Kind, code string) error {
-	if store.IsUnavailable(err) {
-		return err
-	}
-	if _, ok := errs.As(err); ok && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		kind = errs.Conflict
-	}
-	return errs.New(kind, code, "%s", err.Error())
 }
 
 // place locks the environment's candidate nodes and chooses one.
