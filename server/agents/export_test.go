@@ -46,3 +46,10 @@ func IsStaleRefusal(err error) bool {
 	r, ok := err.(*errRefused)
 	return ok && r.stale()
 }
+
+// LastRenewal is when the last successful lease renewal started.
+func (m *Manager) LastRenewal() time.Time {
+	m.leases.mu.Lock()
+	defer m.leases.mu.Unlock()
+	return m.leases.renewed
+}

@@ -197,11 +197,14 @@ func TestReplicasSplitNodesFailOverAndHandOver(t *testing.T) {
 			rest = append(rest, r)
 		}
 	}
+	// Right after a renewal: the worst case, a whole TTL to wait.
+	renewed := victim.m.LastRenewal()
+	testutil.WaitFor(t, e.ctx, time.Millisecond, "a lease renewal", func() bool { return victim.m.LastRenewal() != renewed })
 	start := time.Now()
 	victim.m.Crash()
 	owners = waitHeld(t, e, nodes, 15*time.Second, rest...)
 	failover := time.Since(start)
-	t.Logf("failover of %d node(s) after a crash: %s (lease TTL %s)", len(lost), failover, ttl)
+	t.Logf("failover of %d node(s) after a crash right after a lease renewal: %s (lease TTL %s)", len(lost), failover, ttl)
 	if failover > 15*time.Second+busyMachineSlack {
 		t.Fatalf("failover took %s", failover)
 	}
@@ -491,4 +494,33 @@ func TestForwardedCallsAndLogs(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("request sealed with another key: %d", resp.StatusCode)
 	}
+}
+
+// An admin's change made through a replica that does not hold the node
+// reaches the owner at once (forwarded refresh), not at its next periodic
+// re-read: revoking there disconnects the agent on the owner.
+func TestAdminChangeOnAnotherReplicaReachesTheOwner(t *testing.T) {
+	e := newEnv(t)
+	e.mgr.Stop()
+	e.opts.RescanInterval = time.Hour
+	n, fa := e.addFakeNode("n", "0.1.0-dev", nil)
+	const ttl = 3 * time.Second
+	b := e.startReplica("owner", ttl, true)
+	waitHeld(t, e, []int64{n.ID}, 10*time.Second, b)
+	aid := ""
+	for i := 0; aid == ""; i++ {
+		if c := fmt.Sprintf("a%d", i); agents.Preferred(n.ID, []string{"owner", c}) == "owner" {
+			aid = c
+		}
+	}
+	a := e.startReplica(aid, ttl, true)
+	adminA := &agents.Admin{Store: e.st, Box: e.box, Manager: a.m}
+	start := time.Now()
+	if _, err := adminA.Revoke(e.ctx, store.SystemActor, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, e.ctx, 5*time.Millisecond, "the owner to disconnect the revoked node", func() bool { return !fa.srv.Stats().Connected })
+	// Without the forwarded refresh the owner would only notice at its
+	// next re-read, an hour away here.
+	t.Logf("revoked through the other replica: disconnected after %s", time.Since(start))
 }

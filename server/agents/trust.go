@@ -165,6 +165,8 @@ func (n *node) deliverRevocation(ctx context.Context, log zerolog.Logger, row st
 	case errors.As(err, &refused):
 		n.refusedByAgent(ctx, log, row, refused)
 		return false
+	case n.fenced(err):
+		return false
 	default:
 		log.Debug().Err(err).Msg("revocation not delivered yet")
 		return false
