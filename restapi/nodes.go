@@ -40,7 +40,8 @@ type Node struct {
 	TokenRotationPending bool `json:"token_rotation_pending"`
 	// TokenRevokePending: revoked while the agent could not be told.
 	TokenRevokePending bool `json:"token_revoke_pending"`
-	// Connected: the server holds a live connection to the agent now.
+	// Connected: a server replica holds a live connection to the agent now
+	// (the one answering, or the one holding the node's lease).
 	Connected bool `json:"connected"`
 	// Reserved is what the node's live deployments reserve (reads only).
 	Reserved *NodeReservation `json:"reserved,omitempty"`

@@ -3,6 +3,7 @@ package hae2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -93,6 +94,15 @@ func TestFrozenOwnerLosesItsNodesAndCallsAreForwarded(t *testing.T) {
 		}
 	}
 	viaOther := w.direct(other)
+	// The replica without the node reports it from the database: online
+	// and connected (through its owner).
+	var seen restapi.Node
+	if err := json.Unmarshal(viaOther.must(t, "GET", fmt.Sprintf("/nodes/%d", nodeID), nil, 200), &seen); err != nil {
+		t.Fatal(err)
+	}
+	if seen.Status != store.NodeOnline || !seen.Connected {
+		t.Fatalf("the node seen from the replica without it: status %s connected %t", seen.Status, seen.Connected)
+	}
 
 	// Created on the replica without the node: forwarded to the owner.
 	d1 := w.createVia(t, viaOther, "fwd-1")
