@@ -2,12 +2,16 @@ package api
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,19 +19,27 @@ import (
 	"github.com/rs/zerolog"
 
 	ingressconfig "github.com/nullops/nullops/ingress/config"
+	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/ingresspub"
+	"github.com/nullops/nullops/server/store"
 	"github.com/nullops/nullops/server/store/storetest"
 )
 
+var propagationModes = flag.String("propagation.modes", "full,delta", "ingress modes BenchmarkRoutePropagation alternates (full: whole documents, delta: deltas)")
+
 // BenchmarkRoutePropagation measures the time from a deployment becoming
-// running in PostgreSQL (and Changed() being called) to the first
-// successful response for its host through nullops-ingress, with 1,000 and
+// running in PostgreSQL (the UPDATE's commit; the publisher learns of it
+// through the trigger's NOTIFY and the change feed, as in the server) to
+// the first successful response for its host through nullops-ingress, with
+// 1,000 and
 // 10,000 other routes configured, for an ingress taking whole documents
 // (server.deltas=false, how every update travelled before deltas) and one
 // taking deltas, against the same server in the same run: the two
 // alternate in rounds (one ingress running at a time). It reports p50, p99
-// and max in milliseconds and the bytes received per update, per mode.
+// and max in milliseconds and the bytes received per update, per mode, and
+// the load average at the end. -propagation.modes=delta runs only the delta
+// ingress.
 //
 //	go test ./server/api -run '^$' -bench RoutePropagation -benchtime 200x
 func BenchmarkRoutePropagation(b *testing.B) {
@@ -39,7 +51,7 @@ func BenchmarkRoutePropagation(b *testing.B) {
 func benchPropagation(b *testing.B, routes int) {
 	const token = "bench-token"
 	const rounds = 4
-	modes := []string{"full", "delta"}
+	modes := strings.Split(*propagationModes, ",")
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer svc.Close()
 	port := svc.Listener.Addr().(*net.TCPAddr).Port
@@ -59,7 +71,11 @@ func benchPropagation(b *testing.B, routes int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	feed := changefeed.New(st, changefeed.Options{Channels: []string{store.RoutesChannel}, Log: zerolog.Nop()})
+	pub.Follow(feed)
 	go pub.Run(ctx)
+	go feed.Run(ctx)
+	<-feed.Ready()
 	first, cancelFirst := context.WithTimeout(ctx, time.Minute)
 	_, ok := pub.WaitNewer(first, 0)
 	cancelFirst()
@@ -104,7 +120,6 @@ func benchPropagation(b *testing.B, routes int) {
 				start := time.Now()
 				seed.SetDeploymentStatus(b, waiting[next], "running")
 				next++
-				pub.Changed()
 				for {
 					req, _ := http.NewRequest(http.MethodGet, "http://"+ing.app.Addr()+"/", nil)
 					req.Host = host
@@ -151,6 +166,13 @@ func benchPropagation(b *testing.B, routes int) {
 		if mode == "delta" {
 			b.ReportMetric(float64(wholeDocs[mode]), "delta-mode-whole-docs")
 			b.ReportMetric(float64(refused[mode]), "delta-mode-refused")
+		}
+	}
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(data)); len(f) > 0 {
+			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+				b.ReportMetric(v, "load1")
+			}
 		}
 	}
 	b.ReportMetric(0, "ns/op")
