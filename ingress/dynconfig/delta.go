@@ -428,6 +428,38 @@ func (s *State) Diff(next *Configuration) *Delta {
 	return d
 }
 
+// Patch returns the delta that gives the named routers and services the
+// given entries (a nil entry: absent), leaving every other entry as it is;
+// entries equal to the current ones are left out. It costs O(entries
+// named), where Diff costs O(table). From and To are set, versions left
+// zero; the entries are referenced, not copied.
+func (s *State) Patch(routers map[string]*Router, services map[string]*Service) *Delta {
+	d := &Delta{From: s.ETag(), Routers: map[string]*Router{}, Services: map[string]*Service{}}
+	for n, r := range routers {
+		old, ok := s.cfg.HTTP.Routers[n]
+		switch {
+		case r == nil && ok:
+			d.RemoveRouters = append(d.RemoveRouters, n)
+		case r != nil && (!ok || !routerEqual(old, r)):
+			d.Routers[n] = r
+		}
+	}
+	for n, sv := range services {
+		old, ok := s.cfg.HTTP.Services[n]
+		switch {
+		case sv == nil && ok:
+			d.RemoveServices = append(d.RemoveServices, n)
+		case sv != nil && (!ok || !serviceEqual(old, sv)):
+			d.Services[n] = sv
+		}
+	}
+	slices.Sort(d.RemoveRouters)
+	slices.Sort(d.RemoveServices)
+	sum, _, _ := s.result(d)
+	d.To = sum.ETag()
+	return d
+}
+
 func routerEqual(a, b *Router) bool {
 	if a == b {
 		return true

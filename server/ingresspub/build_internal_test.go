@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/nullops/nullops/ingress/dynconfig"
 	"github.com/nullops/nullops/server/store"
 )
 
@@ -37,8 +38,19 @@ func TestBuildWithMemoEqualsBuild(t *testing.T) {
 			}
 		}
 		prevMemo := memo
-		var got *Snapshot
-		got, memo = build(rows, memo)
+		entries := make([]*rowEntry, len(rows))
+		for i, r := range rows {
+			entries[i] = prevMemo[r]
+		}
+		got := build(rows, entries)
+		b := dynconfig.NewBuilder(nil, nil)
+		memo = map[store.RouteRow]*rowEntry{}
+		for i, r := range rows {
+			if entries[i] == nil {
+				entries[i] = newRowEntry(b, r)
+			}
+			memo[r] = entries[i]
+		}
 		want := Build(rows)
 		gj, _ := json.Marshal(got.Config)
 		wj, _ := json.Marshal(want.Config)

@@ -144,11 +144,14 @@ type Publisher struct {
 	signals    atomic.Int64 // Changed calls (one per notification of the feed)
 	recomputes atomic.Int64
 	catchUps   atomic.Int64 // recomputes for an ingress's unknown table (CatchUp)
+	derivedIDs atomic.Int64 // derivations of the routes of named deployments
 	computeMu  sync.Mutex
-	rowsHash   uint64                       // of the rows the current snapshot was built from; guarded by computeMu
-	state      *dynconfig.State             // the current table, with entry hashes; guarded by computeMu
-	memo       map[store.RouteRow]*rowEntry // entries of the current rows; guarded by computeMu
+	rowsHash   uint64 // of all rows at the last whole derivation, 0 after a partial one; guarded by computeMu
+	table      *table // the current table; guarded by computeMu
 	snap       atomic.Pointer[Snapshot]
+
+	pendingMu sync.Mutex
+	pending   changes // what notifications named since the last derivation
 
 	mu           sync.Mutex
 	newer        chan struct{}          // closed when a new snapshot is stored
@@ -201,12 +204,41 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 }
 
 // Changed tells the publisher that something a route depends on may have
-// changed. It never blocks; calls in a burst coalesce into one recompute.
-// The change feed calls it once per committed change (Follow); other code
-// does not need to.
+// changed, without saying what: the next derivation covers the whole
+// table. It never blocks; calls in a burst coalesce into one recompute.
+// The change feed's notifications reach the publisher without it (Follow);
+// other code does not need to call it.
 func (p *Publisher) Changed() {
 	p.signals.Add(1)
+	p.markAll()
+}
+
+// markAll asks for a derivation of the whole table.
+func (p *Publisher) markAll() {
+	p.pendingMu.Lock()
+	p.pending.everything()
+	p.pendingMu.Unlock()
 	p.markDirty()
+}
+
+// notified records what a route notification names (see parsePayload) and
+// asks for a derivation of it: of those deployments only, unless the burst
+// names too many or something it cannot decode.
+func (p *Publisher) notified(payload string) {
+	p.signals.Add(1)
+	p.pendingMu.Lock()
+	p.pending.add(payload)
+	p.pendingMu.Unlock()
+	p.markDirty()
+}
+
+// takePending returns what was named since the last call and forgets it.
+func (p *Publisher) takePending() changes {
+	p.pendingMu.Lock()
+	defer p.pendingMu.Unlock()
+	c := p.pending
+	p.pending = changes{}
+	return c
 }
 
 func (p *Publisher) markDirty() {
@@ -217,13 +249,15 @@ func (p *Publisher) markDirty() {
 }
 
 // Follow subscribes the publisher to the route notifications of the change
-// feed: every notification is one Changed, and every (re)connection of the
-// feed a recompute (changes committed while it was away were not
-// announced). Call it before the feed runs.
+// feed: a notification naming deployments, nodes or environments makes it
+// derive the routes of the deployments concerned (see table), anything
+// else, and every (re)connection of the feed (changes committed while it
+// was away were not announced), the whole table. Call it before the feed
+// runs.
 func (p *Publisher) Follow(f *changefeed.Feed) {
 	f.Subscribe(store.RoutesChannel, changefeed.Handler{
-		Notify: func(string) { p.Changed() },
-		Resync: p.markDirty,
+		Notify: p.notified,
+		Resync: p.markAll,
 	})
 	// Ingress confirmations made through other replicas (a feed without
 	// that channel leaves withdrawals to their periodic recheck).
@@ -299,14 +333,15 @@ func (p *Publisher) writeFile(s *Snapshot) {
 
 // Stats are counters for tests and benchmarks.
 type Stats struct {
-	Signals    int64 // Changed calls
-	Recomputes int64 // route table derivations (Recompute calls)
+	Signals    int64 // notifications and Changed calls
+	Recomputes int64 // derivations of the whole table (Recompute calls)
 	CatchUps   int64 // of which for an ingress ahead of this replica (CatchUp)
+	Partial    int64 // derivations of the routes of named deployments only
 }
 
 // Stats returns the publisher's counters.
 func (p *Publisher) Stats() Stats {
-	return Stats{Signals: p.signals.Load(), Recomputes: p.recomputes.Load(), CatchUps: p.catchUps.Load()}
+	return Stats{Signals: p.signals.Load(), Recomputes: p.recomputes.Load(), CatchUps: p.catchUps.Load(), Partial: p.derivedIDs.Load()}
 }
 
 // Current returns the latest snapshot, or nil before the first computation.
@@ -333,11 +368,13 @@ func (p *Publisher) WaitNewer(ctx context.Context, version int64) (*Snapshot, bo
 	}
 }
 
-// Run keeps the route table current until ctx ends: it recomputes at
-// start, on Changed (the change feed, see Follow) and every Options.Recheck.
+// Run keeps the route table current until ctx ends: it derives the whole
+// table at start, on a resync of the change feed, on Changed and every
+// Options.Recheck, and the routes of the deployments notifications name
+// (Follow) otherwise.
 func (p *Publisher) Run(ctx context.Context) {
 	defer close(p.stopped)
-	p.markDirty()
+	p.markAll()
 	tick := time.NewTicker(p.opts.Recheck)
 	defer tick.Stop()
 	var retry <-chan time.Time
@@ -346,27 +383,42 @@ func (p *Publisher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			p.markDirty()
+			p.markAll()
 			continue
 		case <-retry:
 			retry = nil
 		case <-p.dirty:
 		}
-		if err := p.Recompute(ctx); err != nil {
+		ch := p.takePending()
+		var err error
+		switch {
+		case ch.all:
+			err = p.Recompute(ctx)
+		case !ch.empty():
+			err = p.derive(ctx, ch)
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			p.log.Error().Err(err).Msg("recompute ingress routes; retrying in 1s")
+			p.pendingMu.Lock()
+			p.pending.everything()
+			p.pendingMu.Unlock()
 			retry = time.After(time.Second)
 		}
 	}
 }
 
-// Recompute derives the route table now and publishes it as a new version if
-// it differs from the current one.
+// Recompute derives the whole route table now and publishes it as a new
+// version if it differs from the current one.
 func (p *Publisher) Recompute(ctx context.Context) error {
 	p.computeMu.Lock()
 	defer p.computeMu.Unlock()
+	return p.recomputeLocked(ctx)
+}
+
+func (p *Publisher) recomputeLocked(ctx context.Context) error {
 	p.recomputes.Add(1)
 	start := time.Now()
 	rows, err := p.st.RouteRows(ctx)
@@ -377,29 +429,71 @@ func (p *Publisher) Recompute(ctx context.Context) error {
 	// changed without changing a route, the periodic recheck): skip
 	// rendering then.
 	rowsHash := hashRows(rows)
-	if p.snap.Load() != nil && rowsHash == p.rowsHash {
+	if p.snap.Load() != nil && p.table != nil && rowsHash == p.rowsHash {
 		metricRecompute.Observe(time.Since(start).Seconds())
 		return nil
 	}
-	p.rowsHash = rowsHash
-	s, memo := build(rows, p.memo)
-	p.memo = memo
+	t, s, d := loadTable(rows, p.table)
+	// The table takes the state over; until it is applied below, the old
+	// table must not be used again.
+	p.table, p.rowsHash = nil, 0
 	cur := p.snap.Load()
-	if p.state == nil {
-		// The state's maps change with every version; the snapshot's never.
-		p.state = dynconfig.NewState(nil)
-	}
-	d := p.state.Diff(s.Config)
 	if cur != nil && d.Changes() == 0 {
+		p.table, p.rowsHash = t, rowsHash
 		metricRecompute.Observe(time.Since(start).Seconds())
 		return nil
 	}
-	if err := p.state.Apply(d); err != nil {
+	if err := t.apply(d, false); err != nil {
 		// Cannot happen (Diff computed d from this state); start over.
-		p.state = nil
 		return fmt.Errorf("route table state: %w", err)
 	}
-	s.ETag = p.state.ETag()
+	p.table, p.rowsHash = t, rowsHash
+	return p.publishLocked(s, d, cur, start)
+}
+
+// derive derives the routes of the deployments ch names (and of those on
+// the nodes and in the environments it names) and publishes the table as a
+// new version if they changed. It falls back to Recompute when there is no
+// table yet or the rows share router names (see errShared).
+func (p *Publisher) derive(ctx context.Context, ch changes) error {
+	p.computeMu.Lock()
+	defer p.computeMu.Unlock()
+	cur := p.snap.Load()
+	if p.table == nil || cur == nil {
+		return p.recomputeLocked(ctx)
+	}
+	p.derivedIDs.Add(1)
+	start := time.Now()
+	t := p.table
+	deps := t.affected(ch.deployments, ch.nodes, ch.environments)
+	rows, err := p.st.RouteRowsOf(ctx, sortedIDs(deps), sortedIDs(ch.nodes), sortedIDs(ch.environments))
+	if err != nil {
+		return err
+	}
+	// From here on the table no longer matches the rows of the last whole
+	// derivation.
+	p.rowsHash = 0
+	d, err := t.replace(deps, rows)
+	if err != nil {
+		return p.recomputeLocked(ctx)
+	}
+	if d.Changes() == 0 {
+		metricRecompute.Observe(time.Since(start).Seconds())
+		return nil
+	}
+	if err := t.apply(d, true); err != nil {
+		// Cannot happen (Patch computed d from this state); start over.
+		p.table = nil
+		return fmt.Errorf("route table state: %w", err)
+	}
+	s := &Snapshot{Config: t.state.Snapshot(), Routed: t.routed, Offline: t.offline, Deploying: t.deploying, Problems: t.problemList()}
+	return p.publishLocked(s, d, cur, start)
+}
+
+// publishLocked publishes s, the table after d, as the version after cur;
+// the caller holds computeMu and applied d to the table's state.
+func (p *Publisher) publishLocked(s *Snapshot, d *dynconfig.Delta, cur *Snapshot, start time.Time) error {
+	s.ETag = p.table.state.ETag()
 	s.ComputedAt = time.Now()
 	s.Version = 1
 	if cur != nil {
@@ -452,6 +546,10 @@ func hashRows(rows []store.RouteRow) uint64 {
 	for _, r := range rows {
 		buf = strconv.AppendInt(buf[:0], r.DeploymentID, 10)
 		buf = append(buf, 0)
+		buf = strconv.AppendInt(buf, r.EnvironmentID, 10)
+		buf = append(buf, 0)
+		buf = strconv.AppendInt(buf, r.NodeID, 10)
+		buf = append(buf, 0)
 		for _, f := range []string{r.DeploymentName, r.DeploymentStatus, r.EnvironmentName, r.BaseDomain, r.HostTemplate, r.NodeName, r.NodeHost, r.NodeStatus, r.Service} {
 			buf = append(buf, f...)
 			buf = append(buf, 0)
@@ -465,13 +563,12 @@ func hashRows(rows []store.RouteRow) uint64 {
 
 // Build turns route rows into a configuration (without rendering it).
 func Build(rows []store.RouteRow) *Snapshot {
-	s, _ := build(rows, nil)
-	return s
+	return build(rows, nil)
 }
 
 // rowEntry is what one route row contributes to the table. The publisher
-// keeps them between recomputes by row: an unchanged row gives the same
-// router and service values, without new allocations, and
+// keeps them between derivations by row (see table): an unchanged row gives
+// the same router and service values, without new allocations, and
 // dynconfig.State.Diff finds them equal by pointer.
 type rowEntry struct {
 	name, host string
@@ -499,20 +596,22 @@ func newRowEntry(b *dynconfig.Builder, r store.RouteRow) *rowEntry {
 	return e
 }
 
-// build is Build reusing the entries of memo for unchanged rows; it returns
-// the entries of rows for the next call.
-func build(rows []store.RouteRow, memo map[store.RouteRow]*rowEntry) (*Snapshot, map[store.RouteRow]*rowEntry) {
+// build is Build with entries[i], when set, the entry of rows[i] (made by
+// an earlier newRowEntry for an equal row). In row order, the first row
+// claiming a host gets it; later ones are reported as problems.
+func build(rows []store.RouteRow, entries []*rowEntry) *Snapshot {
 	b := dynconfig.NewBuilder(nil, nil)
 	b.Grow(len(rows))
 	s := &Snapshot{}
-	next := make(map[store.RouteRow]*rowEntry, len(rows))
 	hosts := make(map[string]string, len(rows))
-	for _, r := range rows {
-		e := memo[r]
+	for i, r := range rows {
+		var e *rowEntry
+		if entries != nil {
+			e = entries[i]
+		}
 		if e == nil {
 			e = newRowEntry(b, r)
 		}
-		next[r] = e
 		if e.err != nil {
 			s.Problems = append(s.Problems, fmt.Sprintf("deployment %d service %q: %v", r.DeploymentID, r.Service, e.err))
 			continue
@@ -533,7 +632,7 @@ func build(rows []store.RouteRow, memo map[store.RouteRow]*rowEntry) (*Snapshot,
 		}
 	}
 	s.Config = b.Configuration()
-	return s, next
+	return s
 }
 
 const (

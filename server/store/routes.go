@@ -8,8 +8,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// RoutesChannel is the NOTIFY channel the triggers of migration 000006 signal
-// whenever a column the ingress route table depends on changes.
+// RoutesChannel is the NOTIFY channel the triggers of migrations 000006 and
+// 000030 signal whenever a column the ingress route table depends on
+// changes. The payload names what changed: "d:<deployment id>",
+// "n:<node id>" or "e:<environment id>" (server/ingresspub decodes it).
 const RoutesChannel = "nullops_routes"
 
 // RouteRow is one ingress-exposed service of a deployment that can appear in
@@ -17,6 +19,8 @@ const RoutesChannel = "nullops_routes"
 // everything needed to name its host and reach it.
 type RouteRow struct {
 	DeploymentID     int64
+	EnvironmentID    int64
+	NodeID           int64 // 0 while the deployment is not placed
 	DeploymentName   string
 	DeploymentStatus string
 	EnvironmentName  string
@@ -30,24 +34,47 @@ type RouteRow struct {
 }
 
 // RouteRows lists the ingress-exposed services of every deployment that is
-// pending, deploying, running or offline, ordered by deployment and service.
+// pending, deploying, running or offline, ordered by deployment and service
+// (byte order of the service key, as Go compares strings).
 func (s *Store) RouteRows(ctx context.Context) ([]RouteRow, error) {
+	return s.routeRows(ctx, "", nil)
+}
+
+// RouteRowsOf is RouteRows restricted to the deployments with one of the
+// ids, or placed on one of the nodes, or in one of the environments: all
+// the rows of each such deployment, none of any other.
+func (s *Store) RouteRowsOf(ctx context.Context, deployments, nodes, environments []int64) ([]RouteRow, error) {
+	if len(deployments)+len(nodes)+len(environments) == 0 {
+		return nil, nil
+	}
+	return s.routeRows(ctx, `AND (d.id = ANY($1) OR d.node_id = ANY($2) OR d.environment_id = ANY($3))`,
+		[]any{nonNil(deployments), nonNil(nodes), nonNil(environments)})
+}
+
+func nonNil(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
+}
+
+func (s *Store) routeRows(ctx context.Context, where string, args []any) ([]RouteRow, error) {
 	rows, err := s.db.Query(ctx, `
-		SELECT d.id, d.name, d.status, e.name, e.base_domain, e.host_template,
+		SELECT d.id, d.environment_id, COALESCE(d.node_id, 0), d.name, d.status, e.name, e.base_domain, e.host_template,
 		       COALESCE(n.name, ''), COALESCE(n.host, ''), COALESCE(n.status, ''),
 		       ds.node_key, ds.host_port
 		FROM deployment_services ds
 		JOIN deployments d ON d.id = ds.deployment_id
 		JOIN environments e ON e.id = d.environment_id
 		LEFT JOIN nodes n ON n.id = d.node_id
-		WHERE ds.ingress AND d.status IN ('pending', 'deploying', 'running', 'offline')
-		ORDER BY d.id, ds.node_key`)
+		WHERE ds.ingress AND d.status <> 'deleted' AND d.status IN ('pending', 'deploying', 'running', 'offline') `+where+`
+		ORDER BY d.id, ds.node_key COLLATE "C"`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query routes: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RouteRow, error) {
 		var x RouteRow
-		err := r.Scan(&x.DeploymentID, &x.DeploymentName, &x.DeploymentStatus, &x.EnvironmentName,
+		err := r.Scan(&x.DeploymentID, &x.EnvironmentID, &x.NodeID, &x.DeploymentName, &x.DeploymentStatus, &x.EnvironmentName,
 			&x.BaseDomain, &x.HostTemplate, &x.NodeName, &x.NodeHost, &x.NodeStatus, &x.Service, &x.HostPort)
 		return x, err
 	})
