@@ -145,6 +145,7 @@ type Publisher struct {
 	recomputes atomic.Int64
 	catchUps   atomic.Int64 // recomputes for an ingress's unknown table (CatchUp)
 	derivedIDs atomic.Int64 // derivations of the routes of named deployments
+	handled    atomic.Int64 // signals the current table covers
 	computeMu  sync.Mutex
 	rowsHash   uint64 // of all rows at the last whole derivation, 0 after a partial one; guarded by computeMu
 	table      *table // the current table; guarded by computeMu
@@ -209,8 +210,11 @@ func New(st *store.Store, opts Options) (*Publisher, error) {
 // The change feed's notifications reach the publisher without it (Follow);
 // other code does not need to call it.
 func (p *Publisher) Changed() {
+	p.pendingMu.Lock()
 	p.signals.Add(1)
-	p.markAll()
+	p.pending.everything()
+	p.pendingMu.Unlock()
+	p.markDirty()
 }
 
 // markAll asks for a derivation of the whole table.
@@ -225,20 +229,21 @@ func (p *Publisher) markAll() {
 // asks for a derivation of it: of those deployments only, unless the burst
 // names too many or something it cannot decode.
 func (p *Publisher) notified(payload string) {
-	p.signals.Add(1)
 	p.pendingMu.Lock()
+	p.signals.Add(1)
 	p.pending.add(payload)
 	p.pendingMu.Unlock()
 	p.markDirty()
 }
 
-// takePending returns what was named since the last call and forgets it.
-func (p *Publisher) takePending() changes {
+// takePending returns what was named since the last call and forgets it,
+// with the number of signals received until then.
+func (p *Publisher) takePending() (changes, int64) {
 	p.pendingMu.Lock()
 	defer p.pendingMu.Unlock()
 	c := p.pending
 	p.pending = changes{}
-	return c
+	return c, p.signals.Load()
 }
 
 func (p *Publisher) markDirty() {
@@ -337,11 +342,15 @@ type Stats struct {
 	Recomputes int64 // derivations of the whole table (Recompute calls)
 	CatchUps   int64 // of which for an ingress ahead of this replica (CatchUp)
 	Partial    int64 // derivations of the routes of named deployments only
+	// Handled is how many of the Signals the current table covers: once
+	// it reaches the Signals counted after a notification was delivered,
+	// that notification's change is in Current (or changed nothing).
+	Handled int64
 }
 
 // Stats returns the publisher's counters.
 func (p *Publisher) Stats() Stats {
-	return Stats{Signals: p.signals.Load(), Recomputes: p.recomputes.Load(), CatchUps: p.catchUps.Load(), Partial: p.derivedIDs.Load()}
+	return Stats{Signals: p.signals.Load(), Recomputes: p.recomputes.Load(), CatchUps: p.catchUps.Load(), Partial: p.derivedIDs.Load(), Handled: p.handled.Load()}
 }
 
 // Current returns the latest snapshot, or nil before the first computation.
@@ -389,7 +398,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			retry = nil
 		case <-p.dirty:
 		}
-		ch := p.takePending()
+		ch, upTo := p.takePending()
 		var err error
 		switch {
 		case ch.all:
@@ -397,7 +406,9 @@ func (p *Publisher) Run(ctx context.Context) {
 		case !ch.empty():
 			err = p.derive(ctx, ch)
 		}
-		if err != nil {
+		if err == nil {
+			p.handled.Store(upTo)
+		} else {
 			if ctx.Err() != nil {
 				return
 			}
