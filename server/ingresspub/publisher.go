@@ -10,12 +10,14 @@
 // deployments still being deployed, and offline ones, get a host that
 // answers 503 (dynconfig.ServiceDeploying / dynconfig.ServiceOffline).
 //
-// Recomputation is triggered by the change feed (server/changefeed): the
-// triggers of migration 000006 NOTIFY nullops_routes in every transaction
-// that changes something a route depends on, whichever server instance made
-// it, so each committed change reaches the publisher once. A reconnection of
-// the feed, Changed and a slow periodic recheck trigger it too. Bursts
-// coalesce: at most one recompute runs and at most one more is queued.
+// Derivation is triggered by the change feed (server/changefeed): the
+// triggers of migrations 000006 and 000030 NOTIFY nullops_routes in every
+// transaction that changes something a route depends on, whichever server
+// instance made it, naming the deployment, node or environment, so each
+// committed change reaches the publisher once and it derives only the
+// routes of the deployments concerned (see table). A reconnection of the
+// feed, Changed and a slow periodic recheck derive the whole table. Bursts
+// coalesce: at most one derivation runs and at most one more is queued.
 package ingresspub
 
 import (
