@@ -223,3 +223,35 @@ func readFile(p string) (string, error) {
 	b, err := os.ReadFile(p)
 	return string(b), err
 }
+
+// TestNewerEpochTakesOverWhenTheCurrentConnectionFallsSilent: a dial with a
+// higher epoch arriving while the current connection is still healthy is
+// not refused at once: it waits, and replaces the connection once that
+// stays silent for the window its control plane announced (a server
+// replica that froze and lost its lease), within one dial.
+func TestNewerEpochTakesOverWhenTheCurrentConnectionFallsSilent(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := ctxT(t)
+	a, _, err := f.dialEpoch(t, ctx, token, "5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protocol.CallHello.Do(ctx, a.peer, protocol.HelloRequest{ServerVersion: "1.2.3", ProtocolVersion: protocol.Version,
+		LivenessMs: 1500}); err != nil {
+		t.Fatal(err)
+	}
+	a.freeze()
+	if !f.srv.Stats().Healthy {
+		t.Fatal("the first connection is unhealthy right after hello")
+	}
+	start := time.Now()
+	b, _, err := f.dialEpoch(t, ctx, token, "6")
+	if err != nil {
+		t.Fatalf("the newer epoch was refused instead of waiting for the silent connection: %v", err)
+	}
+	t.Logf("took over %s after the dial", time.Since(start))
+	b.hello(t, ctx)
+	if st := f.srv.Stats(); st.Accepted != 2 || st.Refused != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
