@@ -262,6 +262,14 @@ func newEnv(t testing.TB, cfg Config) *env {
 // every event besides the recorder.
 func newEnvWith(t testing.TB, cfg Config, em Emitter) *env {
 	t.Helper()
+	return newEnvWrapped(t, cfg, em, nil)
+}
+
+// newEnvWrapped is newEnvWith with the executor's runtime wrapped by wrap
+// (when not nil): tests give the runtime under test another runtime's
+// capabilities.
+func newEnvWrapped(t testing.TB, cfg Config, em Emitter, wrap func(runtime.Runtime) runtime.Runtime) *env {
+	t.Helper()
 	trt := currentRuntime(t)
 	testImage(t, "./scripts/images/demo-web", demoWebImage)
 	testImage(t, "./scripts/images/test-plugin", testPluginImage)
@@ -281,7 +289,11 @@ func newEnvWith(t testing.TB, cfg Config, em Emitter) *env {
 		emitter = teeEmitter{em, rec}
 		level = zerolog.WarnLevel
 	}
-	ex := New(cfg, rt, st, emitter, zerolog.New(io.MultiWriter(logs, zerolog.NewTestWriter(t))).Level(level))
+	exRT := rt
+	if wrap != nil {
+		exRT = wrap(rt)
+	}
+	ex := New(cfg, exRT, st, emitter, zerolog.New(io.MultiWriter(logs, zerolog.NewTestWriter(t))).Level(level))
 	e := &env{t: t, node: node, dataDir: dataDir, rt: rt, trt: trt, st: st, rec: rec, logs: logs, ex: ex}
 	t.Cleanup(func() {
 		ex.Close()
