@@ -2,6 +2,7 @@ package ingresspub
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -19,7 +20,7 @@ import (
 // per-entry hashes: updating it costs O(change) too, and it is the same on
 // every server replica for the same rows.
 //
-// Loaded from all rows (load), it equals what Build gives for them;
+// Loaded from all rows (loadTable), it equals what Build gives for them;
 // replace keeps it equal to that for the rows of the database after a
 // change (TestIncrementalEqualsFullRecompute). Not safe for concurrent use
 // (the publisher's computeMu guards it).
@@ -241,7 +242,7 @@ func (t *table) problemOf(k routeKey) string {
 // order in a way replace does not reproduce. Node keys are DNS labels, so
 // it does not happen with rows the server writes; when it does, the
 // publisher derives the whole table instead.
-var errShared = fmt.Errorf("two route rows share a router name")
+var errShared = errors.New("two route rows share a router name")
 
 // affected returns the deployments named, placed on one of nodes or in one
 // of envs, as the table knows them (before the change).
