@@ -52,8 +52,8 @@ func TestBuildWithMemoEqualsBuild(t *testing.T) {
 			memo[r] = entries[i]
 		}
 		want := Build(rows)
-		gj, _ := json.Marshal(got.Config)
-		wj, _ := json.Marshal(want.Config)
+		gj, _ := json.Marshal(got.Configuration())
+		wj, _ := json.Marshal(want.Configuration())
 		if string(gj) != string(wj) || !reflect.DeepEqual(got.Problems, want.Problems) ||
 			got.Routed != want.Routed || got.Offline != want.Offline || got.Deploying != want.Deploying {
 			t.Fatalf("step %d: memoized build differs", step)

@@ -83,7 +83,7 @@ func (p *Publisher) Delta(etag string, to *Snapshot) ([]byte, bool) {
 	}
 	var body []byte
 	if d, err := dynconfig.Merge(steps); err == nil && d.To == to.ETag &&
-		d.Changes() <= (len(to.Config.HTTP.Routers)+len(to.Config.HTTP.Services))/2 {
+		d.Changes() <= to.entries/2 {
 		body, _ = json.Marshal(d)
 	}
 	if to.merged == nil {

@@ -30,7 +30,7 @@ func (p *Publisher) Gone(ctx context.Context) ([]byte, string, error) {
 		}
 		live := map[string]bool{}
 		if s := p.Current(); s != nil {
-			for _, r := range s.Config.HTTP.Routers {
+			for _, r := range s.Configuration().HTTP.Routers {
 				if hosts, err := dynconfig.ParseHostRule(r.Rule); err == nil {
 					for _, h := range hosts {
 						live[h] = true

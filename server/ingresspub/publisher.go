@@ -27,8 +27,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,12 +97,19 @@ type Snapshot struct {
 	// ETag is the quoted strong ETag of the table: its content hash
 	// (dynconfig.State.ETag), which the ingress can compute too.
 	ETag       string
-	Config     *dynconfig.Configuration // never modified once published
-	Routed     int                      // hosts routed to a backend
-	Offline    int                      // hosts answering 503: node offline
-	Deploying  int                      // hosts answering 503: still being deployed
+	Routed     int // hosts routed to a backend
+	Offline    int // hosts answering 503: node offline
+	Deploying  int // hosts answering 503: still being deployed
 	Problems   []string
 	ComputedAt time.Time
+
+	// The table (see Configuration): config, or, until asked for, the
+	// table of base (a snapshot with config) and the deltas since it.
+	cfgOnce sync.Once
+	config  *dynconfig.Configuration
+	base    *Snapshot
+	since   []*dynconfig.Delta
+	entries int // routers and services in the table
 
 	// delta turns the previous version into this one (nil for the first
 	// version of this publisher); deltaBody is it encoded.
@@ -116,12 +125,48 @@ type Snapshot struct {
 	merged     map[int64][]byte    // encoded deltas to this version by base version
 }
 
+// snapshotChain bounds the deltas a snapshot's table is kept as (see
+// Configuration): every snapshotChain-th version derived by id copies the
+// whole table, the others only reference the delta that made them.
+const snapshotChain = 32
+
+// Configuration is the table of this version; never modify it. A version
+// derived by id holds its table as the table of an earlier version plus
+// the deltas since (at most snapshotChain), and makes the whole table on
+// first use: publishing a change does not copy the table, and only
+// Traefik, the file output, a resyncing ingress or the gone list ask for
+// it.
+func (s *Snapshot) Configuration() *dynconfig.Configuration {
+	s.cfgOnce.Do(func() {
+		if s.config != nil {
+			return
+		}
+		b := s.base.Configuration()
+		cfg := &dynconfig.Configuration{HTTP: &dynconfig.HTTPConfiguration{
+			Routers:  maps.Clone(b.HTTP.Routers),
+			Services: maps.Clone(b.HTTP.Services),
+		}}
+		for _, d := range s.since {
+			for _, n := range d.RemoveRouters {
+				delete(cfg.HTTP.Routers, n)
+			}
+			maps.Copy(cfg.HTTP.Routers, d.Routers)
+			for _, n := range d.RemoveServices {
+				delete(cfg.HTTP.Services, n)
+			}
+			maps.Copy(cfg.HTTP.Services, d.Services)
+		}
+		s.config = cfg
+	})
+	return s.config
+}
+
 // Body is the Traefik dynamic configuration (JSON). It is rendered on first
 // use: a table reaching nullops-ingress as a delta is never rendered whole
 // unless Traefik, the file or a resyncing ingress asks for it.
 func (s *Snapshot) Body() []byte {
 	s.bodyOnce.Do(func() {
-		s.body, s.bodyErr = json.Marshal(s.Config)
+		s.body, s.bodyErr = json.Marshal(s.Configuration())
 	})
 	return s.body
 }
@@ -499,7 +544,16 @@ func (p *Publisher) derive(ctx context.Context, ch changes) error {
 		p.table = nil
 		return fmt.Errorf("route table state: %w", err)
 	}
-	s := &Snapshot{Config: t.state.Snapshot(), Routed: t.routed, Offline: t.offline, Deploying: t.deploying, Problems: t.problemList()}
+	s := &Snapshot{Routed: t.routed, Offline: t.offline, Deploying: t.deploying, Problems: t.problemList(),
+		entries: len(t.state.Config().HTTP.Routers) + len(t.state.Config().HTTP.Services)}
+	switch {
+	case cur.base == nil: // cur holds its table
+		s.base, s.since = cur, []*dynconfig.Delta{d}
+	case len(cur.since) < snapshotChain:
+		s.base, s.since = cur.base, append(slices.Clip(cur.since), d)
+	default:
+		s.config = t.state.Snapshot()
+	}
 	return p.publishLocked(s, d, cur, start)
 }
 
@@ -644,7 +698,8 @@ func build(rows []store.RouteRow, entries []*rowEntry) *Snapshot {
 			s.Deploying++
 		}
 	}
-	s.Config = b.Configuration()
+	s.config = b.Configuration()
+	s.entries = len(s.config.HTTP.Routers) + len(s.config.HTTP.Services)
 	return s
 }
 
@@ -718,14 +773,14 @@ func (s *Snapshot) Render(v Variant) ([]byte, string, error) {
 
 func (s *Snapshot) render(v Variant) ([]byte, string, error) {
 	cfg := &dynconfig.Configuration{HTTP: &dynconfig.HTTPConfiguration{
-		Routers:  make(map[string]*dynconfig.Router, len(s.Config.HTTP.Routers)),
-		Services: s.Config.HTTP.Services,
+		Routers:  make(map[string]*dynconfig.Router, len(s.Configuration().HTTP.Routers)),
+		Services: s.Configuration().HTTP.Services,
 	}}
 	var tls *dynconfig.RouterTLSConfig
 	if v.TLS || v.CertResolver != "" {
 		tls = &dynconfig.RouterTLSConfig{CertResolver: v.CertResolver}
 	}
-	for name, r := range s.Config.HTTP.Routers {
+	for name, r := range s.Configuration().HTTP.Routers {
 		c := *r
 		c.EntryPoints = v.EntryPoints
 		c.TLS = tls

@@ -103,7 +103,7 @@ func loadTable(rows []store.RouteRow, prev *table) (*table, *Snapshot, *dynconfi
 			t.problems[k] = msg
 		}
 	}
-	return t, s, t.state.Diff(s.Config)
+	return t, s, t.state.Diff(s.config)
 }
 
 // apply applies d (from replace or loadTable) to the state and keeps the
