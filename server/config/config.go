@@ -78,7 +78,7 @@ type Session struct {
 
 // Agents configures the connection manager.
 type Agents struct {
-	PingInterval ptypes.Duration `description:"WebSocket ping interval." export:"true"`
+	PingInterval ptypes.Duration `description:"WebSocket ping interval (at most a third of ha.leasettl is used, so an agent can tell a paused replica from a live one within a lease)." export:"true"`
 	PingTimeout  ptypes.Duration `description:"A node without a pong for this long is offline." export:"true"`
 	DialTimeout  ptypes.Duration `description:"Timeout of one dial attempt." export:"true"`
 	BackoffMin   ptypes.Duration `description:"First redial delay." export:"true"`
