@@ -126,10 +126,10 @@ func (d *Deps) listDeployments(c echo.Context) error {
 	return RenderList(c, out, total, pg)
 }
 
-// bindCreate decodes and checks the body of a create (and of its dry run,
-// where the name is optional) and requires full access to the project and
-// environment it names.
-func bindCreate(c echo.Context, nameRequired bool) (deploy.CreateRequest, error) {
+// bindCreate decodes the body of a create (and of its dry run) and
+// requires full access to the project and environment it names; deploy
+// checks the rest (the name among it).
+func bindCreate(c echo.Context) (deploy.CreateRequest, error) {
 	var req restapi.CreateDeploymentRequest
 	if err := Bind(c, &req); err != nil {
 		return deploy.CreateRequest{}, err
@@ -140,11 +140,6 @@ func bindCreate(c echo.Context, nameRequired bool) (deploy.CreateRequest, error)
 	}
 	if req.EnvironmentID < 1 {
 		v.Add("environment_id", "is required")
-	}
-	if nameRequired || req.Name != "" {
-		if err := deploy.ValidateName(req.Name); err != nil {
-			v.Add("name", "%v", err)
-		}
 	}
 	if err := v.Err(); err != nil {
 		return deploy.CreateRequest{}, err
@@ -158,7 +153,7 @@ func bindCreate(c echo.Context, nameRequired bool) (deploy.CreateRequest, error)
 // createDeployment: POST /deployments → 202 with the deployment (status
 // deploying); progress follows through GET or the events stream.
 func (d *Deps) createDeployment(c echo.Context) error {
-	req, err := bindCreate(c, true)
+	req, err := bindCreate(c)
 	if err != nil {
 		return err
 	}
@@ -214,9 +209,6 @@ func (d *Deps) cloneDeployment(c echo.Context) error {
 	var req restapi.CloneDeploymentRequest
 	if err := Bind(c, &req); err != nil {
 		return err
-	}
-	if err := deploy.ValidateName(req.Name); err != nil {
-		return (errs.Fields{"name": err.Error()}).Err()
 	}
 	dep, err := d.Deploy.Clone(c.Request().Context(), actor(c), src.ID, req.Name, req.Tags)
 	if err != nil {

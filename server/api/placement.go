@@ -12,7 +12,7 @@ import (
 // create, reserving nothing. The reason never names nodes or their free
 // figures, for admins and users alike. Needs the level a create needs.
 func (d *Deps) placementDryRun(c echo.Context) error {
-	req, err := bindCreate(c, false)
+	req, err := bindCreate(c)
 	if err != nil {
 		return err
 	}

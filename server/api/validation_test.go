@@ -19,7 +19,7 @@ import (
 func writtenState(t *testing.T, env *apitest.Env) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, table := range []string{"users", "teams", "team_members", "access_grants", "api_tokens", "nodes", "node_events", "audit_log"} {
+	for _, table := range []string{"users", "teams", "team_members", "access_grants", "api_tokens", "nodes", "node_events", "deployments", "audit_log"} {
 		var s string
 		err := env.Store.Pool.QueryRow(context.Background(),
 			`SELECT count(*)::text || ':' || coalesce(md5(string_agg((to_jsonb(x) - 'last_used_at' - 'last_seen_at')::text, '|' ORDER BY to_jsonb(x)::text)), '')
@@ -34,7 +34,7 @@ func writtenState(t *testing.T, env *apitest.Env) map[string]string {
 
 // TestInvalidWritesChangeNothing: every write of users, teams, grants,
 // tokens and nodes validates its fields in its domain package (auth,
-// agents.Admin): a bad request answers the one error body (400 "invalid",
+// agents.Admin), and a deployment's name is deploy's to check: a bad request answers the one error body (400 "invalid",
 // or 409 for a taken name, with the fields in details) exactly like the
 // catalog's writes, names each bad field and nothing else, and writes
 // nothing, not even an audit entry.
@@ -107,6 +107,10 @@ func TestInvalidWritesChangeNothing(t *testing.T) {
 			400, "invalid", []string{"expected_thumbprint", "host", "labels", "name", "port"}},
 		{"node approve", env.Admin, http.MethodPost, apitest.Path("/nodes/%d/approve-thumbprint", nodeID),
 			map[string]any{"thumbprint": "zz"}, 400, "invalid", []string{"thumbprint"}},
+		{"deployment create", env.Admin, http.MethodPost, apitest.Path("/deployments"),
+			map[string]any{"project_id": projectID, "environment_id": envID, "name": "Bad_Name"}, 400, "invalid", []string{"name"}},
+		{"placement dry run", env.Admin, http.MethodPost, apitest.Path("/placement/dry-run"),
+			map[string]any{"project_id": projectID, "environment_id": envID, "name": "-x"}, 400, "invalid", []string{"name"}},
 		// The catalog's answer, for comparison: the same body.
 		{"catalog registry", env.Admin, http.MethodPost, apitest.Path("/registries"),
 			map[string]any{"name": "Bad Name", "url": "ftp://x"}, 400, "invalid", []string{"name", "url"}},

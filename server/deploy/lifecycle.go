@@ -151,7 +151,7 @@ func (s *Service) DryRun(ctx context.Context, req CreateRequest) (PlacementVerdi
 		name = "dry-run"
 	}
 	if err := ValidateName(name); err != nil {
-		return PlacementVerdict{}, errorf(errs.Invalid, "invalid", "name: %v", err)
+		return PlacementVerdict{}, errs.Field("name", "%v", err)
 	}
 	p, err := s.prepare(ctx, req.ProjectID, req.EnvironmentID, name, req.Tags)
 	if err != nil {
@@ -225,7 +225,7 @@ func (s *Service) Create(ctx context.Context, a Actor, req CreateRequest) (store
 
 func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *store.Deployment) (store.Deployment, error) {
 	if err := ValidateName(req.Name); err != nil {
-		return store.Deployment{}, errorf(errs.Invalid, "invalid", "name: %v", err)
+		return store.Deployment{}, errs.Field("name", "%v", err)
 	}
 	p, err := s.prepare(ctx, req.ProjectID, req.EnvironmentID, req.Name, req.Tags)
 	if err != nil {
