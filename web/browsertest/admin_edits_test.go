@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/secretbox"
 )
@@ -58,9 +59,7 @@ func TestAdminEditFormsSaveWhatTheyShow(t *testing.T) {
 	b.expectProblem("/tags?")
 
 	// Registry: the username changes, the password stays.
-	var reg struct {
-		ID int64 `json:"id"`
-	}
+	var reg restapi.Registry
 	env.Admin.Post(apitest.Path("/registries"), map[string]any{"name": "mirror", "url": "https://mirror.example.test",
 		"username": "bot", "password": "registry-pass-1"}).Want(t, 201).Decode(t, &reg)
 	before := getJSON(t, env, fmt.Sprintf("/registries/%d", reg.ID))
@@ -79,9 +78,7 @@ func TestAdminEditFormsSaveWhatTheyShow(t *testing.T) {
 	sameExcept(t, "the registry", before, after, "username")
 
 	// Service: the description changes; ports, env, health, pattern stay.
-	var svc struct {
-		ID int64 `json:"id"`
-	}
+	var svc restapi.Service
 	env.Admin.Post(apitest.Path("/services"), map[string]any{"name": "api", "registry_id": reg.ID, "image": "team/api",
 		"tag_mode": "selectable", "tag_pattern": "v1.*", "ports": []int{8080, 9090}, "env": map[string]string{"MODE": "qa"},
 		"health": map[string]any{"http": "/healthz"}, "description": "old"}).Want(t, 201).Decode(t, &svc)
@@ -97,9 +94,7 @@ func TestAdminEditFormsSaveWhatTheyShow(t *testing.T) {
 	sameExcept(t, "the service", before, after, "description")
 
 	// Plugin: the memory limit changes; schema, timeout, flags stay.
-	var plg struct {
-		ID int64 `json:"id"`
-	}
+	var plg restapi.Plugin
 	schema := map[string]any{"type": "object", "properties": map[string]any{"database": map[string]any{"type": "string"}}, "required": []string{"database"}}
 	env.Admin.Post(apitest.Path("/plugins"), map[string]any{"name": "mkdb", "registry_id": reg.ID, "image": "team/mkdb", "tag": "1.0",
 		"params_schema": schema, "cpu": 0.25, "memory_mb": 64, "timeout": "2m", "join_network": true}).Want(t, 201).Decode(t, &plg)
@@ -115,9 +110,7 @@ func TestAdminEditFormsSaveWhatTheyShow(t *testing.T) {
 	sameExcept(t, "the plugin", before, after, "memory_mb")
 
 	// Secret: a new value replaces the old one.
-	var sec struct {
-		ID int64 `json:"id"`
-	}
+	var sec restapi.Secret
 	env.Admin.Post(apitest.Path("/secrets"), map[string]any{"name": "db_pw", "value": "old-secret-value"}).Want(t, 201).Decode(t, &sec)
 	f = b.editRow("/admin/secrets", "db_pw", "secret-form")
 	if v := eval[string](b, fmt.Sprintf(`document.querySelector('%s [name="value"]').value`, f)); v != "" {
@@ -189,11 +182,7 @@ func TestNodeActionsFromTheUI(t *testing.T) {
 	env := startServer(t)
 	eid := env.Environment("qa")
 	node := func(name string) int64 {
-		var out struct {
-			Node struct {
-				ID int64 `json:"id"`
-			} `json:"node"`
-		}
+		var out restapi.NodeCreated
 		env.Admin.Post(apitest.Path("/environments/%d/nodes", eid), map[string]any{"name": name, "host": "127.0.0.1", "port": 1}).Want(t, 201).Decode(t, &out)
 		return out.Node.ID
 	}
@@ -265,11 +254,7 @@ func TestAPITokensPage(t *testing.T) {
 	if prefix == "" || !strings.HasPrefix(token, prefix) {
 		t.Errorf("the list shows prefix %q of token %q", prefix, token)
 	}
-	var me struct {
-		User struct {
-			Username string `json:"username"`
-		} `json:"user"`
-	}
+	var me restapi.Me
 	env.TokenClient(token).Get(apitest.Path("/me")).Want(t, 200).Decode(t, &me)
 	if me.User.Username != "dev" {
 		t.Errorf("the token acts as %q", me.User.Username)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 )
 
@@ -157,20 +158,12 @@ func TestAdminBuildsACatalogAndAPipeline(t *testing.T) {
 	b.shot("07-pipeline-editor")
 
 	// The API has the graph exactly as drawn.
-	var projects struct {
-		Items []struct {
-			ID   int64  `json:"id"`
-			Name string `json:"name"`
-		} `json:"items"`
-	}
+	var projects restapi.List[restapi.Project]
 	env.Admin.Get(apitest.Path("/projects")).Want(t, 200).Decode(t, &projects)
 	if len(projects.Items) != 1 {
 		t.Fatalf("projects: %+v", projects.Items)
 	}
-	var saved struct {
-		Version int             `json:"version"`
-		Graph   json.RawMessage `json:"graph"`
-	}
+	var saved restapi.PipelineVersion
 	env.Admin.Get(apitest.Path("/projects/%d/pipeline", projects.Items[0].ID)).Want(t, 200).Decode(t, &saved)
 	var g struct {
 		Nodes []struct {

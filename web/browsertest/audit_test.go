@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nullops/nullops/restapi"
 )
 
 // TestAuditLogIsReadable: after a developer creates a deployment, a
@@ -16,9 +18,7 @@ import (
 func TestAuditLogIsReadable(t *testing.T) {
 	st := newDeploymentStack(t)
 	dev := apiLogin(t, st.URL, "dev", stackUserPass)
-	var dep struct {
-		ID int64 `json:"id"`
-	}
+	var dep restapi.Deployment
 	dev.call("POST", "/deployments", map[string]any{"project_id": st.ProjectID, "environment_id": st.EnvID,
 		"name": "pr-5", "tags": map[string]string{"web": "v1.1.0"}}, 202, &dep)
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nullops/nullops/restapi"
 )
 
 // TestCancelAndRetryFromTheUI on the full stack: a developer cancels a
@@ -42,9 +44,7 @@ func TestCancelAndRetryFromTheUI(t *testing.T) {
 	b.waitFor("status deleted", `document.querySelector('#dep-status').textContent.includes('deleted')`, 120*time.Second)
 	b.waitText(".history", "cancelled")
 	b.shot("01-cancelled")
-	var got struct {
-		Status string `json:"status"`
-	}
+	var got restapi.Deployment
 	dev.call("GET", fmt.Sprintf("/deployments/%d", hold), nil, 200, &got)
 	if got.Status != "deleted" {
 		t.Errorf("cancelled deployment is %s", got.Status)
@@ -57,9 +57,7 @@ func TestCancelAndRetryFromTheUI(t *testing.T) {
 	b.waitFor("status failed", `document.querySelector('#dep-status').textContent.includes('failed')`, 120*time.Second)
 	b.waitText("#failure-reason", "web")
 	pipeline(map[string]string{})
-	var latest struct {
-		Version int `json:"version"`
-	}
+	var latest restapi.PipelineVersion
 	st.Admin.call("GET", fmt.Sprintf("/projects/%d/pipeline", st.ProjectID), nil, 200, &latest)
 	b.click(`[data-action="retry"]`)
 	b.waitText("#toasts", "Retrying pr-crash.")
@@ -67,10 +65,7 @@ func TestCancelAndRetryFromTheUI(t *testing.T) {
 	b.waitFor("no failure note", `!document.querySelector('#failure-reason')`, 20*time.Second)
 	b.waitText(".history", "retried")
 	b.shot("02-retried")
-	var after struct {
-		Status          string `json:"status"`
-		PipelineVersion int    `json:"pipeline_version"`
-	}
+	var after restapi.Deployment
 	dev.call("GET", fmt.Sprintf("/deployments/%d", crash), nil, 200, &after)
 	if after.Status != "running" || after.PipelineVersion != latest.Version {
 		t.Errorf("after Retry: %+v, want running on pipeline version %d", after, latest.Version)

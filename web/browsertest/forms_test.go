@@ -10,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 	"github.com/nullops/nullops/server/config"
 )
@@ -51,9 +52,7 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 			{"key": "gpu", "operator": "Exists"},
 		},
 	}
-	var project struct {
-		ID int64 `json:"id"`
-	}
+	var project restapi.Project
 	var projectBefore map[string]any
 	res0 := env.Admin.Post(apitest.Path("/projects"), map[string]any{"name": "shop", "node_selector": sel, "cpu": 2.5, "memory_mb": 700, "ttl": "30h"}).Want(t, 201)
 	res0.Decode(t, &project)
@@ -76,10 +75,7 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 	b.shot("01-project-selector")
 	b.submitDialog(f)
 	b.waitText("#toasts", "Project saved")
-	var got struct {
-		Description  string          `json:"description"`
-		NodeSelector json.RawMessage `json:"node_selector"`
-	}
+	var got restapi.Project
 	env.Admin.Get(apitest.Path("/projects/%d", project.ID)).Want(t, 200).Decode(t, &got)
 	want := `{"match_labels":{"tier":"qa"},"expressions":[{"key":"zone","operator":"In","values":["a","b"]},{"key":"gpu","operator":"Exists"},{"key":"cores","operator":"Gt","values":["4"]}]}`
 	if !sameJSON(t, got.NodeSelector, want) || got.Description != "the shop" {
@@ -100,12 +96,7 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 		b.fill(f+` .sel-label [data-sel="label-key"]`, "tier")
 		b.fill(f+` .sel-label [data-sel="label-value"]`, "qa")
 	})
-	var list struct {
-		Items []struct {
-			Name         string          `json:"name"`
-			NodeSelector json.RawMessage `json:"node_selector"`
-		} `json:"items"`
-	}
+	var list restapi.List[restapi.Project]
 	env.Admin.Get(apitest.Path("/projects")).Want(t, 200).Decode(t, &list)
 	for _, p := range list.Items {
 		if p.Name == "shop2" && !sameJSON(t, p.NodeSelector, `{"match_labels":{"tier":"qa"}}`) {
@@ -115,11 +106,7 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 
 	// 2. Environment with a host template: the page shows the real
 	// pattern; editing another field keeps the template.
-	var e struct {
-		ID           int64  `json:"id"`
-		HostTemplate string `json:"host_template"`
-		Description  string `json:"description"`
-	}
+	var e restapi.Environment
 	var envBefore map[string]any
 	res := env.Admin.Post(apitest.Path("/environments"), map[string]any{"name": "qa", "base_domain": "example.test",
 		"host_template": "<service>--<deployment>.<environment>.<base-domain>", "traffic_is_activity": false,
@@ -155,11 +142,7 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 	}
 
 	// 3. Node edit: host, port, thumbprint and labels; labels in the list.
-	var created struct {
-		Node struct {
-			ID int64 `json:"id"`
-		} `json:"node"`
-	}
+	var created restapi.NodeCreated
 	env.Admin.Post(apitest.Path("/environments/%d/nodes", e.ID), map[string]any{"name": "n1", "host": "127.0.0.1", "port": 1,
 		"labels": map[string]string{"tier": "qa"}}).Want(t, 201).Decode(t, &created)
 	b.open(fmt.Sprintf("/admin/environments/%d", e.ID))
@@ -179,12 +162,7 @@ func TestEditFormsKeepWhatTheAPISet(t *testing.T) {
 	b.submitDialog(f)
 	b.waitText("#toasts", "Node n1 saved")
 	b.waitText(`tr[data-name="n1"]`, "zone=a")
-	var node struct {
-		Host               string            `json:"host"`
-		Port               int               `json:"port"`
-		ExpectedThumbprint string            `json:"expected_thumbprint"`
-		Labels             map[string]string `json:"labels"`
-	}
+	var node restapi.Node
 	env.Admin.Get(apitest.Path("/nodes/%d", created.Node.ID)).Want(t, 200).Decode(t, &node)
 	if node.Host != "10.0.0.9" || node.Port != 7443 || node.ExpectedThumbprint != thumb || !reflect.DeepEqual(node.Labels, map[string]string{"tier": "qa", "zone": "a"}) {
 		t.Errorf("node after edit: %+v", node)
@@ -243,9 +221,7 @@ func TestDialogsToastsAndTheDefaultRegistry(t *testing.T) {
 	b.waitFor("error toast closed", `!document.querySelector('#toasts .toast.error')`, 5*time.Second)
 
 	// The node token dialog: Escape and × ask first.
-	var e struct {
-		ID int64 `json:"id"`
-	}
+	var e restapi.Environment
 	env.Admin.Post(apitest.Path("/environments"), map[string]any{"name": "stage", "base_domain": "example.test"}).Want(t, 201).Decode(t, &e)
 	b.open(fmt.Sprintf("/admin/environments/%d", e.ID))
 	b.click("#new-node")

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 )
 
 // TestIngressPagesLeadBackToNullOps follows a QA engineer who opens a
@@ -32,9 +33,7 @@ func TestIngressPagesLeadBackToNullOps(t *testing.T) {
 		"edges": [][2]string{},
 	}, 201, nil)
 	dev := apiLogin(t, st.URL, "dev", stackUserPass)
-	var dep struct {
-		ID int64 `json:"id"`
-	}
+	var dep restapi.Deployment
 	dev.call("POST", "/deployments", map[string]any{"project_id": st.ProjectID, "environment_id": st.EnvID,
 		"name": "pr-7", "tags": map[string]string{"web": "v1.0.0"}}, 202, &dep)
 	depURL := fmt.Sprintf("%s/deployments/%d", st.URL, dep.ID)

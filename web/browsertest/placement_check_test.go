@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nullops/nullops/restapi"
 )
 
 // TestNewDeploymentFormSaysWhenNoNodeHasRoom opens the new-deployment form
@@ -45,9 +47,7 @@ func TestNewDeploymentFormSaysWhenNoNodeHasRoom(t *testing.T) {
 	b.fill(`#deployment-form [name="name"]`, "pr-9")
 	b.click(`#deployment-form button[type="submit"]`)
 	b.waitText("#deployment-form", "16.0 CPUs free")
-	var list struct {
-		Total int `json:"total"`
-	}
+	var list restapi.List[restapi.Deployment]
 	st.Admin.call("GET", "/deployments", nil, 200, &list)
 	if list.Total != 0 {
 		t.Errorf("%d deployments exist after a refused create", list.Total)

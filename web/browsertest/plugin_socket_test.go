@@ -6,7 +6,6 @@ import (
 
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
-	"github.com/nullops/nullops/server/store"
 )
 
 // TestPluginDockerSocketWarning: the plugin form offers Docker socket
@@ -28,7 +27,7 @@ func TestPluginDockerSocketWarning(t *testing.T) {
 	b.waitText(`tr[data-name="exec"]`, "root on the node")
 
 	// The entry is written in the transaction that created the plugin.
-	var audit restapi.List[store.AuditEntry]
+	var audit restapi.List[restapi.AuditEntry]
 	env.Admin.Get(apitest.Path("/audit?action=plugin.docker_socket")).Want(t, 200).Decode(t, &audit)
 	if audit.Total != 1 || !strings.Contains(audit.Items[0].ActorName, adminUser) {
 		t.Fatalf("audit: %+v", audit.Items)

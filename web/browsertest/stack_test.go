@@ -29,6 +29,7 @@ import (
 	ingressapp "github.com/nullops/nullops/ingress/app"
 	ingressconfig "github.com/nullops/nullops/ingress/config"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/app"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -202,11 +203,9 @@ func apiLogin(t *testing.T, base, user, pass string) *apiClient {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &apiClient{t: t, base: base, hc: &http.Client{Jar: jar, Timeout: 60 * time.Second}}
-	var me struct {
-		CSRF string `json:"csrf_token"`
-	}
+	var me restapi.Me
 	c.call("POST", "/auth/login", map[string]string{"username": user, "password": pass}, 200, &me)
-	c.csrf = me.CSRF
+	c.csrf = me.CSRFToken
 	return c
 }
 
@@ -285,27 +284,19 @@ func newDeploymentStack(t *testing.T) *deploymentStack {
 	}, 201, nil)
 
 	port := testutil.FreePort(t)
-	var node struct {
-		Token string `json:"token"`
-		Node  struct {
-			ID int64 `json:"id"`
-		} `json:"node"`
-	}
+	var node restapi.NodeCreated
 	admin.call("POST", fmt.Sprintf("/environments/%d/nodes", envID), map[string]any{"name": "node-1", "host": "127.0.0.1", "port": port}, 201, &node)
 	nodeName := fmt.Sprintf("ui-node-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	startAgent(t, nodeName, port, node.Token)
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		var n struct {
-			Status string `json:"status"`
-			Reason string `json:"status_reason"`
-		}
+		var n restapi.Node
 		admin.call("GET", fmt.Sprintf("/nodes/%d", node.Node.ID), nil, 200, &n)
 		if n.Status == "online" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node is %s (%s) after 3 minutes", n.Status, n.Reason)
+			t.Fatalf("node is %s (%s) after 3 minutes", n.Status, n.StatusReason)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api/apitest"
 )
 
@@ -92,12 +93,7 @@ func TestResourceGraphsNodeBarsAndFleet(t *testing.T) {
 	if d := eval[string](b, fmt.Sprintf(`document.querySelector(%q).getAttribute('d')`, mem+" path.usage-line")); strings.Count(d, "L") < 2 {
 		t.Errorf("the memory line %q does not join the points", d)
 	}
-	var u struct {
-		Services []struct {
-			Service string       `json:"service"`
-			Points  [][3]float64 `json:"points"`
-		} `json:"services"`
-	}
+	var u restapi.Usage
 	a.call("GET", fmt.Sprintf("/deployments/%d/usage", depID), nil, 200, &u)
 	shown := eval[int](b, fmt.Sprintf(`Number(document.querySelector(%q).dataset.points)`, mem))
 	last := eval[float64](b, fmt.Sprintf(`Number(document.querySelector(%q).dataset.last)`, mem))
@@ -137,14 +133,7 @@ func TestResourceGraphsNodeBarsAndFleet(t *testing.T) {
 	// What the agent advertises: the configured 4 CPUs and 4096 MB, or
 	// less on a smaller host; no OS usage (--debug.zerousage); shop
 	// reserves 0.25 CPU and 128 MB.
-	var nodes struct {
-		Items []struct {
-			Capacity struct {
-				CPUs     float64 `json:"cpus"`
-				MemoryMB int64   `json:"memory_mb"`
-			} `json:"capacity"`
-		} `json:"items"`
-	}
+	var nodes restapi.List[restapi.Node]
 	a.call("GET", fmt.Sprintf("/environments/%d/nodes", st.EnvID), nil, 200, &nodes)
 	if len(nodes.Items) != 1 || nodes.Items[0].Capacity.CPUs <= 0 {
 		t.Fatalf("nodes of qa: %+v", nodes)
@@ -216,11 +205,7 @@ func TestNodeBarsShowTheStoredFigures(t *testing.T) {
 	qa, staging := env.Environment("qa"), env.Environment("staging")
 	project := env.Project("shop")
 	node := func(envID int64, name string) int64 {
-		var out struct {
-			Node struct {
-				ID int64 `json:"id"`
-			} `json:"node"`
-		}
+		var out restapi.NodeCreated
 		env.Admin.Post(apitest.Path("/environments/%d/nodes", envID), map[string]any{"name": name, "host": "127.0.0.1", "port": 1}).Want(t, 201).Decode(t, &out)
 		return out.Node.ID
 	}
