@@ -161,6 +161,17 @@ type forwarder struct {
 	sealer *sealer
 	err    error
 	replay replayCache
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by CloseForwardedStreams (made by New)
+}
+
+// CloseForwardedStreams ends the log streams this replica serves to the
+// others (at shutdown, before the HTTP server waits for its requests: a
+// followed log would hold it up; the other replica's reader sees the
+// stream end and its client reconnects).
+func (m *Manager) CloseForwardedStreams() {
+	m.forward.closeOnce.Do(func() { close(m.forward.closing) })
 }
 
 func (m *Manager) fwd() (*sealer, error) {
@@ -470,6 +481,8 @@ func (m *Manager) serveForward(w http.ResponseWriter, r *http.Request) {
 		for {
 			select {
 			case <-r.Context().Done():
+				return
+			case <-m.forward.closing:
 				return
 			case e, ok := <-st.C:
 				if !ok || write(e) != nil {

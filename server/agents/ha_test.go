@@ -464,6 +464,27 @@ func TestForwardedCallsAndLogs(t *testing.T) {
 	if err := st.Close(e.ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The owner shutting down ends the streams it serves to others (its
+	// HTTP server does not wait for them).
+	st2, err := a.m.OpenLogs(e.ctx, n.ID, protocol.LogsOpen{DeploymentID: 1, Service: "api", Follow: true}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-st2.C
+	b.m.CloseForwardedStreams()
+	testutil.WaitFor(t, e.ctx, 5*time.Millisecond, "the forwarded stream to end", func() bool {
+		for {
+			select {
+			case _, ok := <-st2.C:
+				if !ok {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+	_ = st2.Close(e.ctx)
 
 	// Not sealed with the key, or replayed: 401.
 	post := func(body []byte) int {

@@ -190,6 +190,7 @@ func New(o Options) *Manager {
 	o.defaults()
 	m := &Manager{o: o, appliers: map[string][]Applier{}, nodes: map[int64]*node{}}
 	m.leases.kick = make(chan struct{}, 1)
+	m.forward.closing = make(chan struct{})
 	m.RegisterApplier(protocol.TypeChannelEvent, m.applyChannelEvent)
 	return m
 }

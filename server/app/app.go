@@ -317,6 +317,8 @@ func (a *App) Serve(ctx context.Context) error {
 		time.Sleep(d)
 	}
 	stopIngress()
+	// Log streams other replicas follow through this one end too.
+	a.Agents.CloseForwardedStreams()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shutCtx)
