@@ -41,7 +41,10 @@ func TestMakeDemoTwice(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 
-	const instance = "demotest"
+	// A name of its own per run: two suites on one Docker daemon (two
+	// checkouts, or CI next to a developer) must not remove each other's
+	// agent container.
+	instance := fmt.Sprintf("demotest-%d", os.Getpid())
 	ports := freePorts(t, 5)
 	env := append(os.Environ(),
 		"NULLOPS_DEMO_DIR="+dir,
