@@ -75,6 +75,9 @@ type forwardRequest struct {
 	Logs   *protocol.LogsOpen `json:"logs,omitempty"`
 	Buffer int                `json:"buffer,omitempty"`
 	At     time.Time          `json:"at"`
+	// TimeoutMs is what was left of the caller's deadline (0: none; the
+	// owner then applies protocol.DefaultRequestTimeout).
+	TimeoutMs int64 `json:"timeout_ms,omitempty"`
 }
 
 // forwardReply answers a call (or opens a stream).
@@ -238,7 +241,11 @@ func replyError(nodeID int64, typ string, rep forwardReply) error {
 
 // forwardCall runs a request on the node's owner replica.
 func (m *Manager) forwardCall(ctx context.Context, nodeID int64, typ string, body, out any) error {
-	if _, ok := ctx.Deadline(); !ok {
+	var timeoutMs int64
+	if dl, ok := ctx.Deadline(); ok {
+		// The owner's request ends with the caller's deadline.
+		timeoutMs = max(time.Until(dl).Milliseconds(), 1)
+	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, protocol.DefaultRequestTimeout+5*time.Second)
 		defer cancel()
@@ -247,7 +254,7 @@ func (m *Manager) forwardCall(ctx context.Context, nodeID int64, typ string, bod
 	if err != nil {
 		return fmt.Errorf("node %d: %s: %w", nodeID, typ, err)
 	}
-	resp, nonce, _, err := m.post(ctx, nodeID, forwardRequest{Op: "call", Type: typ, Body: raw})
+	resp, nonce, _, err := m.post(ctx, nodeID, forwardRequest{Op: "call", Type: typ, Body: raw, TimeoutMs: timeoutMs})
 	if err != nil {
 		return err
 	}
@@ -450,8 +457,14 @@ func (m *Manager) serveForward(w http.ResponseWriter, r *http.Request) {
 			_ = write(rep)
 			return
 		}
+		ctx := r.Context()
+		if req.TimeoutMs > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+			defer cancel()
+		}
 		var out json.RawMessage
-		if err := p.RoundTrip(r.Context(), req.Type, req.Body, &out); err != nil {
+		if err := p.RoundTrip(ctx, req.Type, req.Body, &out); err != nil {
 			fail(err)
 		} else {
 			rep.Body = out
