@@ -569,17 +569,25 @@ func (s *Service) remove(ctx context.Context, a Actor, id int64, verb string, ex
 		if d, err = store.LockDeployment(ctx, tx, id); err != nil {
 			return err
 		}
+		if send != nil {
+			// Recorded before the commit: the commit's own notification
+			// wakes the delivery loop (Follow), which must already know
+			// whether to send a cancel or a delete.
+			s.dl.mu.Lock()
+			s.dl.typ[id] = *send
+			s.dl.mu.Unlock()
+		}
 		ev := eventFor(d, EventStatus)
 		ev.Status, ev.Reason, ev.DeletePending = d.Status, d.StatusReason, d.DeletePending
 		return publish(ctx, tx, ev)
 	})
 	if err != nil {
+		if send != nil {
+			s.dl.mu.Lock()
+			delete(s.dl.typ, id)
+			s.dl.mu.Unlock()
+		}
 		return d, err
-	}
-	if send != nil {
-		s.dl.mu.Lock()
-		s.dl.typ[id] = *send
-		s.dl.mu.Unlock()
 	}
 	s.wake()
 	return d, nil
