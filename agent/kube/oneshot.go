@@ -1,0 +1,270 @@
+package kube
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/nullops/nullops/protocol"
+)
+
+// OneShotSpec describes a run-to-completion pod (a plugin step).
+type OneShotSpec struct {
+	DeploymentID int64
+	Step         string
+	Attempt      int
+	Image        string
+	Auth         *protocol.RegistryAuth
+	Input        []byte // written to stdin, then stdin is closed
+	Resources    protocol.Resources
+	Namespace    string   // the deployment's namespace
+	Binds        []string // host paths: not available on Kubernetes
+	Timeout      time.Duration
+	Stdout       io.Writer
+	Stderr       io.Writer
+}
+
+// OneShotResult is how a one-shot pod ended.
+type OneShotResult struct {
+	ExitCode  int
+	TimedOut  bool
+	OOMKilled bool
+}
+
+// PluginTmpSize is the size of a plugin pod's writable /tmp (its root
+// file system is read-only), as on Docker.
+const PluginTmpSize = 64 << 20
+
+// RunOneShot creates the pod, waits for its container to start, attaches
+// to it, writes Input on stdin and closes it, streams stdout and stderr to
+// the writers until the process exits (deleting the pod after Timeout or
+// when ctx ends) and always deletes the pod.
+func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotResult, err error) {
+	if len(s.Binds) > 0 {
+		return res, errors.New("host bind mounts (the Docker socket) are not available to plugins on Kubernetes")
+	}
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	name := fmt.Sprintf("step-%s-a%d-%s", dnsLabel(s.Step, 40), s.Attempt, hex.EncodeToString(rnd[:]))
+	ns := s.Namespace
+	labels := r.labels(s.DeploymentID, LabelStep, s.Step)
+	var pullSecrets []corev1.LocalObjectReference
+	policy := corev1.PullIfNotPresent
+	cctx, cancelCreate := createCtx(ctx)
+	defer cancelCreate()
+	if hasCredentials(s.Auth) {
+		data, err := dockerConfigJSON(s.Image, s.Auth)
+		if err != nil {
+			return res, err
+		}
+		sec := pullSecretPfx + name
+		if err := r.applySecret(cctx, ns, sec, labels, corev1.SecretTypeDockerConfigJson, data); err != nil {
+			return res, err
+		}
+		defer r.deleteQuietly(ctx, func(dctx context.Context) error {
+			return r.cs.CoreV1().Secrets(ns).Delete(dctx, sec, metav1.DeleteOptions{})
+		})
+		pullSecrets = []corev1.LocalObjectReference{{Name: sec}}
+		policy = corev1.PullAlways
+	}
+	no, yes := false, true
+	grace := int64(0)
+	// Past the deadline the kubelet kills the pod even when this agent is
+	// gone; it also puts the pod outside the budget's quota (scope
+	// NotTerminating).
+	deadline := int64(timeout/time.Second) + 60
+	tmp := resource.NewQuantity(PluginTmpSize, resource.BinarySI)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			ActiveDeadlineSeconds:         &deadline,
+			AutomountServiceAccountToken:  &no,
+			EnableServiceLinks:            &no,
+			TerminationGracePeriodSeconds: &grace,
+			ImagePullSecrets:              pullSecrets,
+			Containers: []corev1.Container{{
+				Name:            containerName,
+				Image:           s.Image,
+				ImagePullPolicy: policy,
+				Stdin:           true,
+				StdinOnce:       true,
+				Resources:       requirements(s.Resources),
+				VolumeMounts:    []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+				// Plugins run locked down, as on Docker: no capabilities, no
+				// privilege gain, a read-only root file system.
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: &no,
+					ReadOnlyRootFilesystem:   &yes,
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+			}},
+			Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{
+				EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: tmp},
+			}}},
+		},
+	}
+	if _, err := r.cs.CoreV1().Pods(ns).Create(cctx, pod, metav1.CreateOptions{}); err != nil {
+		return res, fmt.Errorf("create pod %s/%s: %w", ns, name, err)
+	}
+	defer r.deleteQuietly(ctx, func(dctx context.Context) error { return r.deletePod(dctx, ns, name) })
+
+	runCtx, cancelRun := context.WithTimeout(ctx, timeout)
+	defer cancelRun()
+	timedOut := func() bool { return ctx.Err() == nil && runCtx.Err() != nil }
+
+	st, err := r.waitPodStarted(runCtx, ns, name)
+	switch {
+	case timedOut():
+		res.TimedOut = true
+		return res, nil
+	case ctx.Err() != nil:
+		return res, ctx.Err()
+	case err != nil:
+		return res, err
+	}
+	stdout, stderr := s.Stdout, s.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if st.Terminated == nil {
+		err = r.stream(runCtx, ns, name, "attach", &corev1.PodAttachOptions{
+			Container: containerName, Stdin: true, Stdout: true, Stderr: true,
+		}, remotecommand.StreamOptions{Stdin: bytes.NewReader(s.Input), Stdout: stdout, Stderr: stderr})
+		switch {
+		case timedOut():
+			res.TimedOut = true
+			return res, nil
+		case ctx.Err() != nil:
+			return res, ctx.Err()
+		case err != nil:
+			// The process may have exited before the attach (a plugin that
+			// does not read its input): what it printed is in the log.
+			if st2, werr := r.podContainerState(runCtx, ns, name); werr != nil || st2.Terminated == nil {
+				return res, fmt.Errorf("attach to %s/%s: %w", ns, name, err)
+			}
+			_ = r.podLogs(runCtx, ns, name, stdout)
+		}
+	} else {
+		_ = r.podLogs(runCtx, ns, name, stdout)
+	}
+	// The streams ended: the process exited. Read how.
+	for {
+		st, err = r.podContainerState(runCtx, ns, name)
+		if err == nil && st.Terminated != nil {
+			res.ExitCode = int(st.Terminated.ExitCode)
+			res.OOMKilled = st.Terminated.Reason == "OOMKilled"
+			return res, nil
+		}
+		select {
+		case <-runCtx.Done():
+			if timedOut() {
+				res.TimedOut = true
+				return res, nil
+			}
+			return res, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// deleteQuietly runs a delete on a context of its own (the caller's may be
+// cancelled already).
+func (r *Runtime) deleteQuietly(ctx context.Context, fn func(context.Context) error) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = fn(dctx)
+}
+
+func (r *Runtime) deletePod(ctx context.Context, ns, name string) error {
+	zero := int64(0)
+	err := r.cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete pod %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// podContainerState is the state of the pod's main container (zero while
+// it has none).
+func (r *Runtime) podContainerState(ctx context.Context, ns, name string) (corev1.ContainerState, error) {
+	p, err := r.cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return corev1.ContainerState{}, err
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == containerName {
+			return cs.State, nil
+		}
+	}
+	if p.Status.Phase == corev1.PodFailed {
+		// Killed before the container ran (activeDeadlineSeconds, eviction).
+		return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: -1, Reason: p.Status.Reason, Message: p.Status.Message}}, nil
+	}
+	return corev1.ContainerState{}, nil
+}
+
+// waitPodStarted waits until the pod's container runs or ran; an image
+// that cannot be pulled is ErrImagePull.
+func (r *Runtime) waitPodStarted(ctx context.Context, ns, name string) (corev1.ContainerState, error) {
+	for {
+		p, err := r.cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return corev1.ContainerState{}, fmt.Errorf("pod %s/%s: %w", ns, name, err)
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name != containerName {
+				continue
+			}
+			switch {
+			case cs.State.Running != nil || cs.State.Terminated != nil:
+				return cs.State, nil
+			case cs.State.Waiting != nil:
+				w := cs.State.Waiting.Reason + ": " + cs.State.Waiting.Message
+				if isPullFailure(w) {
+					return cs.State, fmt.Errorf("%w: %s: %s", ErrImagePull, cs.Image, w)
+				}
+				if isConfigFailure(w) {
+					return cs.State, errors.New(w)
+				}
+			}
+		}
+		if p.Status.Phase == corev1.PodFailed {
+			return corev1.ContainerState{}, fmt.Errorf("pod %s/%s failed: %s %s", ns, name, p.Status.Reason, p.Status.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return corev1.ContainerState{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ImageNotFound says whether a pull failure is the registry not having the
+// image (or tag), as far as the kubelet's message tells.
+func ImageNotFound(err error) bool {
+	if !errors.Is(err, ErrImagePull) {
+		return false
+	}
+	low := strings.ToLower(err.Error())
+	return strings.Contains(low, "not found") || strings.Contains(low, "manifest unknown") || strings.Contains(low, "invalidimagename")
+}
