@@ -23,6 +23,7 @@ import (
 	"github.com/nullops/nullops/agent/executor"
 	"github.com/nullops/nullops/agent/hostinfo"
 	"github.com/nullops/nullops/agent/journal"
+	"github.com/nullops/nullops/agent/kube"
 	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/agent/state"
 	"github.com/nullops/nullops/agent/trust"
@@ -48,6 +49,9 @@ type App struct {
 	Executor *executor.Executor
 
 	figures executor.Host // capacity and usage: the host's, or the runtime's (runtime.HostProvider)
+	// stateSecret keeps the identity in a Kubernetes Secret (runtime
+	// kubernetes with kubernetes.statesecret), nil otherwise.
+	stateSecret *kube.StateSecret
 
 	listener      net.Listener
 	debugListener net.Listener
@@ -58,6 +62,25 @@ type App struct {
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	// In a pod without a persistent volume, the identity comes back from
+	// the state Secret before the certificate is looked for.
+	var stateSecret *kube.StateSecret
+	if cfg.Runtime == runtime.Kubernetes && cfg.Kubernetes.StateSecret != "" {
+		ss, err := kube.NewStateSecret(cfg.Kubernetes.Kubeconfig, cfg.Kubernetes.Context, cfg.Kubernetes.StateNamespace, cfg.Kubernetes.StateSecret, cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		restored, err := ss.Restore(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		if len(restored) > 0 {
+			log.Info().Strs("files", restored).Str("secret", cfg.Kubernetes.StateSecret).Msg("restored the agent's identity from its state secret")
+		}
+		stateSecret = ss
 	}
 	id, err := certs.Ensure(cfg.DataDir, cfg.NodeName)
 	if err != nil {
@@ -111,6 +134,18 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		j.Close()
 		return nil, fmt.Errorf("agent trust record: %w", err)
 	}
+	if stateSecret != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := stateSecret.Save(ctx)
+		cancel()
+		if err != nil {
+			ex.Close()
+			_ = st.Close()
+			_ = rt.Close()
+			j.Close()
+			return nil, fmt.Errorf("keep the agent's identity in its state secret: %w", err)
+		}
+	}
 	if tr.Revoked() {
 		log.Warn().Msg("the node token was revoked by the control plane: every connection is refused until the agent is started with a new token")
 	}
@@ -125,7 +160,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		Log:             log,
 	})
 	return &App{Config: cfg, Log: log, Identity: id, Journal: j, Host: host, Channel: ch,
-		Runtime: rt, State: st, Executor: ex, figures: figures}, nil
+		Runtime: rt, State: st, Executor: ex, figures: figures, stateSecret: stateSecret}, nil
 }
 
 // NewRuntime builds the runtime the configuration names, scoped to node.
@@ -137,7 +172,16 @@ func NewRuntime(cfg *config.Config, node string) (runtime.Runtime, error) {
 			SubnetPool: cfg.Docker.SubnetPool, SubnetBits: cfg.Docker.SubnetBits,
 		})
 	case runtime.Kubernetes:
-		return nil, errors.New("runtime kubernetes: not built into this agent yet (issue #19); use runtime docker")
+		sa := cfg.Kubernetes.ServiceAccount
+		if cfg.Kubernetes.WorkloadRole != "" && sa == "" {
+			ns, err := kube.PodNamespace()
+			if err != nil {
+				return nil, fmt.Errorf("kubernetes.serviceaccount: not set and %w", err)
+			}
+			sa = ns + "/nullops-agent"
+		}
+		return kube.New(kube.Config{Node: node, Kubeconfig: cfg.Kubernetes.Kubeconfig, Context: cfg.Kubernetes.Context,
+			WorkloadRole: cfg.Kubernetes.WorkloadRole, ServiceAccount: sa})
 	}
 	return nil, fmt.Errorf("runtime: %q is not a runtime (docker or kubernetes)", cfg.Runtime)
 }
@@ -197,6 +241,14 @@ func (a *App) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(a.listener, "", "") }()
 	dbg := a.serveDebug(errc)
+	if a.stateSecret != nil {
+		// The trust record changes when the token is rotated or revoked.
+		mctx, stopMirror := context.WithCancel(ctx)
+		defer stopMirror()
+		go a.stateSecret.Mirror(mctx, 5*time.Second, func(err error) {
+			a.Log.Warn().Err(err).Msg("state secret")
+		})
+	}
 	a.Log.Info().Str("addr", a.Addr()).Str("version", Version).Int("protocol", protocol.Version).
 		Str("data_dir", a.Config.DataDir).Str("thumbprint", a.Identity.Thumbprint).
 		Str("instance_id", a.Journal.InstanceID()).Msg("nullops-agent listening")

@@ -36,6 +36,7 @@ type Config struct {
 	MetricsInterval ptypes.Duration `description:"How often capacity and usage are pushed to the control plane." export:"true"`
 	Runtime         string          `description:"What runs the deployments: docker (the Docker Engine of docker.host) or kubernetes (a cluster)." export:"true"`
 	Docker          Docker          `description:"Docker Engine access (runtime docker)." export:"true"`
+	Kubernetes      Kubernetes      `description:"Kubernetes API access (runtime kubernetes)." export:"true"`
 	Capacity        Capacity        `description:"What the node advertises for placement (default: what the host has)." export:"true"`
 	Log             logging.Config  `description:"Logging." export:"true"`
 	Debug           Debug           `description:"Test-only switches; all off by default." export:"true"`
@@ -50,6 +51,18 @@ type Docker struct {
 	// PluginSocket is off by default: a plugin the catalog marks
 	// docker_socket fails on this node until the node's operator allows it.
 	PluginSocket bool `description:"Allow plugins that an admin marked docker_socket in the catalog to get this node's Docker socket (/var/run/docker.sock), which is root on the node; off by default, such plugin steps then fail." export:"true"`
+}
+
+// Kubernetes configures the Kubernetes API client (docs/kubernetes.md).
+type Kubernetes struct {
+	Kubeconfig string `description:"Path of a kubeconfig file; empty = the in-cluster configuration of the agent's pod (its ServiceAccount)." export:"true"`
+	Context    string `description:"Context of the kubeconfig to use (default: its current context)." export:"true"`
+	// StateSecret keeps the agent's identity across pod restarts when the
+	// data dir is not on a persistent volume.
+	StateSecret    string `description:"Name of a Secret in statenamespace (default: the agent pod's namespace) that keeps the agent's certificate, key and trust record across pod restarts; empty = the data dir only." export:"true"`
+	StateNamespace string `description:"Namespace of statesecret (default: the namespace of the agent's pod)." export:"true"`
+	WorkloadRole   string `description:"ClusterRole bound to the agent's ServiceAccount in every deployment namespace it creates (the install manifest's nullops-agent-workloads); empty = none (the agent's own rights cover those namespaces)." export:"true"`
+	ServiceAccount string `description:"The agent's ServiceAccount as namespace/name, the subject of workloadrole (default: nullops-agent in the agent pod's namespace)." export:"true"`
 }
 
 // containerMarkers are files Docker and Podman create in every container.

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/plugins/sdk"
 	"github.com/nullops/nullops/protocol"
@@ -144,15 +145,15 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 	const secret = "s3cr3t-value-kube"
 	web, err := rt.StartService(ctx, ServiceSpec{
-		DeploymentID: 11, Service: "web", Image: img, Namespace: ns.Name,
+		DeploymentID: 11, Service: "web", Image: img, Network: ns.Name,
 		Env:   map[string]string{"MESSAGE": "hello-kube", "API_KEY": secret, "SERVICE_NAME": "web", "HEALTHY_AFTER_READY": "1"},
 		Ports: []int{8080}, PublishPort: 8080, Resources: protocol.Resources{CPU: 0.2, MemoryMB: 128},
-		Health: &protocol.Health{HTTP: "/healthz"},
+		Health: &protocol.Health{HTTP: "/healthz"}, HealthPort: 8080,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !web.Running || web.HostPort < 30000 || web.ContainerID != ns.Name+"/web" || web.Health != "starting" {
+	if !web.Running || web.HostPort < 30000 || web.ID != ns.Name+"/web" || web.Health != "starting" {
 		t.Fatalf("web after start: %+v", web)
 	}
 	// Not ready until /ready is posted: the readiness probe gates it.
@@ -166,7 +167,7 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 	resp.Body.Close()
 	waitFor(t, ctx, "web ready", func() (bool, string) {
-		i, err := rt.InspectService(ctx, web.ContainerID)
+		i, err := rt.InspectService(ctx, web.ID)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -207,7 +208,7 @@ func TestServiceLifecycle(t *testing.T) {
 
 	// A second service reaches the first by its node id.
 	cli, err := rt.StartService(ctx, ServiceSpec{
-		DeploymentID: 11, Service: "client", Image: img, Namespace: ns.Name,
+		DeploymentID: 11, Service: "client", Image: img, Network: ns.Name,
 		Env: map[string]string{"SERVICE_NAME": "client"}, Ports: []int{8080},
 		Resources: protocol.Resources{CPU: 0.2, MemoryMB: 128},
 	})
@@ -227,7 +228,7 @@ func TestServiceLifecycle(t *testing.T) {
 
 	// The budget is full: a third service does not fit the quota.
 	_, err = rt.StartService(testutil.Context(t, 20*time.Second), ServiceSpec{
-		DeploymentID: 11, Service: "extra", Image: img, Namespace: ns.Name, Ports: []int{8080},
+		DeploymentID: 11, Service: "extra", Image: img, Network: ns.Name, Ports: []int{8080},
 		Resources: protocol.Resources{CPU: 0.2, MemoryMB: 128},
 	})
 	if err == nil || !strings.Contains(err.Error(), "exceeded quota") {
@@ -236,7 +237,7 @@ func TestServiceLifecycle(t *testing.T) {
 
 	// Logs: the tail and a follow that sees a new line.
 	var logs strings.Builder
-	if err := rt.Logs(ctx, web.ContainerID, 50, false, true, func(stream, data string) error {
+	if err := rt.Logs(ctx, web.ID, 50, false, true, func(stream, data string) error {
 		logs.WriteString(data)
 		return nil
 	}); err != nil {
@@ -249,7 +250,7 @@ func TestServiceLifecycle(t *testing.T) {
 	lines := make(chan string, 100)
 	done := make(chan error, 1)
 	go func() {
-		done <- rt.Logs(fctx, web.ContainerID, 1, true, false, func(_, data string) error {
+		done <- rt.Logs(fctx, web.ID, 1, true, false, func(_, data string) error {
 			lines <- data
 			return nil
 		})
@@ -278,7 +279,7 @@ func TestServiceLifecycle(t *testing.T) {
 	// Stats from the kubelet's summary API (it has figures after its
 	// first housekeeping round).
 	waitFor(t, ctx, "stats", func() (bool, string) {
-		u, err := rt.Stats(ctx, web.ContainerID)
+		u, err := rt.Stats(ctx, web.ID)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -291,7 +292,7 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 	services := map[string]bool{}
 	for _, o := range objs {
-		if o.Kind == KindContainer {
+		if o.Kind == KindWorkload {
 			services[o.Service] = true
 		}
 	}
@@ -335,7 +336,7 @@ func TestOneShot(t *testing.T) {
 	run := func(params map[string]any, timeout time.Duration) (OneShotResult, string, string, error) {
 		var stdout, stderr bytes.Buffer
 		res, err := rt.RunOneShot(ctx, OneShotSpec{
-			DeploymentID: 21, Step: "mk", Attempt: 1, Image: img, Input: input(params), Namespace: ns.Name,
+			DeploymentID: 21, Step: "mk", Attempt: 1, Image: img, Input: input(params), Network: ns.Name,
 			Resources: protocol.Resources{CPU: 0.5, MemoryMB: 64}, Timeout: timeout, Stdout: &stdout, Stderr: &stderr,
 		})
 		return res, stdout.String(), stderr.String(), err
@@ -374,8 +375,8 @@ func TestOneShot(t *testing.T) {
 		t.Fatalf("timeout took %s", d)
 	}
 
-	_, err = rt.RunOneShot(ctx, OneShotSpec{DeploymentID: 21, Step: "bad", Attempt: 1, Image: "127.0.0.1:1/nullops-test/absent:never", Namespace: ns.Name, Input: []byte("{}"), Timeout: time.Minute})
-	if !errors.Is(err, ErrImagePull) {
+	_, err = rt.RunOneShot(ctx, OneShotSpec{DeploymentID: 21, Step: "bad", Attempt: 1, Image: "127.0.0.1:1/nullops-test/absent:never", Network: ns.Name, Input: []byte("{}"), Timeout: time.Minute})
+	if !errors.Is(err, runtime.ErrPull) && !errors.Is(err, runtime.ErrImageNotFound) {
 		t.Fatalf("absent image: %v", err)
 	}
 
@@ -403,7 +404,7 @@ func TestCapacity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rt.StartService(ctx, ServiceSpec{DeploymentID: 31, Service: "own", Image: img, Namespace: ns.Name,
+	if _, err := rt.StartService(ctx, ServiceSpec{DeploymentID: 31, Service: "own", Image: img, Network: ns.Name,
 		Ports: []int{8080}, Resources: protocol.Resources{CPU: 0.3, MemoryMB: 100}}); err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +481,7 @@ func TestWatchServices(t *testing.T) {
 		events = append(events, ev)
 		mu.Unlock()
 	})
-	info, err := rt.StartService(ctx, ServiceSpec{DeploymentID: 41, Service: "crashy", Image: img, Namespace: ns.Name,
+	info, err := rt.StartService(ctx, ServiceSpec{DeploymentID: 41, Service: "crashy", Image: img, Network: ns.Name,
 		Env: map[string]string{"EXIT_AFTER": "2s", "EXIT_CODE": "5"}, Ports: []int{8080}})
 	if err != nil {
 		t.Fatal(err)
@@ -489,14 +490,14 @@ func TestWatchServices(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, ev := range events {
-			if ev.Action == "die" && ev.Exit != nil && ev.Exit.ExitCode == 5 && ev.ContainerID == info.ContainerID && ev.DeploymentID == 41 {
+			if ev.Action == runtime.EventExit && ev.Exit != nil && ev.Exit.ExitCode == 5 && ev.ID == info.ID && ev.DeploymentID == 41 {
 				return true, ""
 			}
 		}
 		return false, fmt.Sprintf("%+v", events)
 	})
 	waitFor(t, ctx, "restart counted", func() (bool, string) {
-		i, err := rt.InspectService(ctx, info.ContainerID)
+		i, err := rt.InspectService(ctx, info.ID)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -16,11 +16,11 @@ import (
 // kubelet's RFC 3339 time. Kubernetes keeps one log per container, so
 // everything arrives as "stdout".
 func (r *Runtime) Logs(ctx context.Context, id string, tail int, follow, timestamps bool, fn func(stream, data string) error) error {
-	info, err := r.InspectService(ctx, id)
+	info, err := r.inspect(ctx, id)
 	if err != nil {
 		return err
 	}
-	if info.Pod == "" {
+	if info.pod == "" {
 		return fmt.Errorf("logs of %s: no pod", id)
 	}
 	ns, _, _ := splitID(id)
@@ -29,11 +29,37 @@ func (r *Runtime) Logs(ctx context.Context, id string, tail int, follow, timesta
 		t := int64(tail)
 		opts.TailLines = &t
 	}
-	rc, err := r.cs.CoreV1().Pods(ns).GetLogs(info.Pod, opts).Stream(ctx)
+	if info.RestartCount > 0 && !follow {
+		// The lines before the last crash are the previous container's
+		// (crash reports want them): those first, then the current one's,
+		// if it has started.
+		prev := *opts
+		prev.Previous = true
+		if rc, err := r.cs.CoreV1().Pods(ns).GetLogs(info.pod, &prev).Stream(ctx); err == nil {
+			err = copyLines(ctx, rc, fn)
+			rc.Close()
+			if err != nil || ctx.Err() != nil {
+				return err
+			}
+		}
+		if !info.Running {
+			return nil
+		}
+	}
+	rc, err := r.cs.CoreV1().Pods(ns).GetLogs(info.pod, opts).Stream(ctx)
 	if err != nil {
 		return fmt.Errorf("logs of %s: %w", id, err)
 	}
 	defer rc.Close()
+	if err := copyLines(ctx, rc, fn); err != nil {
+		return fmt.Errorf("read logs of %s: %w", id, err)
+	}
+	return nil
+}
+
+// copyLines hands r to fn line by line (a line longer than 64 KiB in
+// pieces); fn's error ends it without error.
+func copyLines(ctx context.Context, rc io.Reader, fn func(stream, data string) error) error {
 	br := bufio.NewReaderSize(rc, 64<<10)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -49,7 +75,7 @@ func (r *Runtime) Logs(ctx context.Context, id string, tail int, follow, timesta
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read logs of %s: %w", id, err)
+			return err
 		}
 	}
 }

@@ -10,35 +10,44 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	netv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/protocol"
 )
 
 // Object kinds (Object.Kind).
 const (
 	KindNamespace = "namespace"
-	// KindContainer is a service's Deployment: the unit the executor
-	// inspects, reads logs and stats of, like a Docker service container.
-	KindContainer = "container"
+	// KindWorkload is a service's Deployment (the unit the executor
+	// inspects, reads logs and stats of, like a Docker service container)
+	// or a plugin step's pod.
+	KindWorkload = runtime.KindWorkload
 )
 
 // Names of the fixed objects of a deployment's namespace.
 const (
-	QuotaName          = "budget"
-	PolicyDenyAll      = "deny-all-ingress"
-	PolicySameNS       = "allow-same-namespace"
-	PolicyIngress      = "allow-ingress"
-	LabelExposed       = "nullops.exposed" // "true" on pods of services published for the ingress
-	defaultIngressCIDR = "0.0.0.0/0"
+	QuotaName     = "budget"
+	PolicyDenyAll = "deny-all-ingress"
+	PolicySameNS  = "allow-same-namespace"
+	PolicyIngress = "allow-ingress"
+	LabelExposed  = "nullops.exposed" // "true" on pods of services published for the ingress
+	// LabelIsolated is "true" on plugin pods that do not join the
+	// deployment's network (OneShotSpec.Network ""): the namespace's
+	// policies admit nothing from them.
+	LabelIsolated = "nullops.isolated"
 )
 
-// Namespace is a deployment's namespace (the Docker runtime's network).
-type Namespace struct {
-	Name string
+// Network is the runtime's: on Kubernetes a deployment's namespace.
+type Network = runtime.Network
+
+// EnsureNetwork is EnsureNamespace (runtime.Workloads).
+func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (Network, error) {
+	return r.EnsureNamespace(ctx, spec.DeploymentID, spec.Resources)
 }
 
 // EnsureNamespace returns deployment id's namespace, creating it with its
@@ -46,25 +55,32 @@ type Namespace struct {
 // set when it does not exist. It returns once the quota is in force (the
 // API server refuses pods in a namespace whose quota it has not computed
 // yet).
-func (r *Runtime) EnsureNamespace(ctx context.Context, deploymentID int64, budget protocol.Resources) (Namespace, error) {
+func (r *Runtime) EnsureNamespace(ctx context.Context, deploymentID int64, budget protocol.Resources) (Network, error) {
 	name := NamespaceName(r.node, deploymentID)
 	cctx, cancel := createCtx(ctx)
 	defer cancel()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: r.labels(deploymentID)}}
 	if _, err := r.cs.CoreV1().Namespaces().Create(cctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return Namespace{}, fmt.Errorf("create namespace %s: %w", name, err)
+		return Network{}, fmt.Errorf("create namespace %s: %w", name, err)
 	}
 	if got, err := r.cs.CoreV1().Namespaces().Get(cctx, name, metav1.GetOptions{}); err == nil && got.DeletionTimestamp != nil {
-		return Namespace{}, fmt.Errorf("namespace %s is being deleted", name)
+		return Network{}, fmt.Errorf("namespace %s is being deleted", name)
+	}
+	if err := r.bindWorkloadRole(cctx, name, deploymentID); err != nil {
+		return Network{}, err
 	}
 	for _, p := range r.policies(deploymentID) {
-		if _, err := r.cs.NetworkingV1().NetworkPolicies(name).Create(cctx, p, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return Namespace{}, fmt.Errorf("create network policy %s/%s: %w", name, p.Name, err)
+		err := retryForbidden(cctx, func() error {
+			_, err := r.cs.NetworkingV1().NetworkPolicies(name).Create(cctx, p, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return Network{}, fmt.Errorf("create network policy %s/%s: %w", name, p.Name, err)
 		}
 	}
 	hard := quotaHard(budget)
 	if len(hard) == 0 {
-		return Namespace{Name: name}, nil
+		return Network{ID: name, Name: name}, nil
 	}
 	q := &corev1.ResourceQuota{
 		ObjectMeta: metav1.ObjectMeta{Name: QuotaName, Labels: r.labels(deploymentID)},
@@ -76,18 +92,60 @@ func (r *Runtime) EnsureNamespace(ctx context.Context, deploymentID int64, budge
 			Scopes: []corev1.ResourceQuotaScope{corev1.ResourceQuotaScopeNotTerminating},
 		},
 	}
-	if _, err := r.cs.CoreV1().ResourceQuotas(name).Create(cctx, q, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return Namespace{}, fmt.Errorf("create resource quota %s: %w", name, err)
+	err := retryForbidden(cctx, func() error {
+		_, err := r.cs.CoreV1().ResourceQuotas(name).Create(cctx, q, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return Network{}, fmt.Errorf("create resource quota %s: %w", name, err)
 	}
 	for {
 		got, err := r.cs.CoreV1().ResourceQuotas(name).Get(ctx, QuotaName, metav1.GetOptions{})
 		if err == nil && len(got.Status.Hard) > 0 {
-			return Namespace{Name: name}, nil
+			return Network{ID: name, Name: name}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return Namespace{}, fmt.Errorf("resource quota of %s not in force: %w", name, ctx.Err())
+			return Network{}, fmt.Errorf("resource quota of %s not in force: %w", name, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// RoleBindingName is the RoleBinding of WorkloadRole in a deployment
+// namespace.
+const RoleBindingName = "nullops-agent"
+
+// bindWorkloadRole grants the agent's ServiceAccount WorkloadRole in the
+// namespace (when configured).
+func (r *Runtime) bindWorkloadRole(ctx context.Context, ns string, deploymentID int64) error {
+	if r.workloadRole == "" {
+		return nil
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: RoleBindingName, Labels: r.labels(deploymentID)},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.workloadRole},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: r.saNamespace, Name: r.saName}},
+	}
+	if _, err := r.cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("bind %s in %s: %w", r.workloadRole, ns, err)
+	}
+	return nil
+}
+
+// retryForbidden retries fn while the API server answers 403 for up to
+// 10 s: a RoleBinding just created takes a moment to be in force.
+func retryForbidden(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := fn()
+		if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
@@ -134,7 +192,9 @@ func (r *Runtime) policies(deploymentID int64) []*netv1.NetworkPolicy {
 			ObjectMeta: metav1.ObjectMeta{Name: PolicySameNS, Labels: r.labels(deploymentID)},
 			Spec: netv1.NetworkPolicySpec{
 				PodSelector: metav1.LabelSelector{}, PolicyTypes: ingress,
-				Ingress: []netv1.NetworkPolicyIngressRule{{From: []netv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}}},
+				Ingress: []netv1.NetworkPolicyIngressRule{{From: []netv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{
+					MatchExpressions: []metav1.LabelSelectorRequirement{{Key: LabelIsolated, Operator: metav1.LabelSelectorOpDoesNotExist}},
+				}}}}},
 			},
 		},
 		{
@@ -156,16 +216,8 @@ func networkRule(port intstr.IntOrString, proto corev1.Protocol) netv1.NetworkPo
 	return netv1.NetworkPolicyIngressRule{Ports: []netv1.NetworkPolicyPort{{Protocol: &proto, Port: &port}}}
 }
 
-// Object is one deployment namespace or service of this node.
-type Object struct {
-	Kind         string
-	ID           string // namespace name, or "namespace/name" of a service
-	Name         string
-	DeploymentID int64
-	Service      string // KindContainer: the pipeline node id
-	Running      bool
-	State        string // KindContainer: running or restarting
-}
+// Object is the runtime's.
+type Object = runtime.Object
 
 // ListManaged lists this node's deployment namespaces and their services;
 // with deploymentID > 0 only those of that deployment.
@@ -220,13 +272,15 @@ func (r *Runtime) list(ctx context.Context, sel string, keep func(Object) bool) 
 
 func serviceObject(d *appsv1.Deployment) Object {
 	o := Object{
-		Kind: KindContainer, ID: d.Namespace + "/" + d.Name, Name: d.Namespace + "/" + d.Name,
-		DeploymentID: labelID(d.Labels), Service: d.Labels[LabelService], State: "restarting",
+		Kind: KindWorkload, ID: d.Namespace + "/" + d.Name, Name: d.Namespace + "/" + d.Name,
+		DeploymentID: labelID(d.Labels), Service: d.Labels[LabelService], State: "starting",
 	}
-	// A service's pods are the cluster's to keep running: one not ready
-	// yet is being (re)started.
-	if d.Status.ReadyReplicas > 0 {
+	// A service's pods are the cluster's to keep running: one that is
+	// not available is being (re)started.
+	if d.Status.AvailableReplicas > 0 {
 		o.Running, o.State = true, "running"
+	} else {
+		o.Restarting = true
 	}
 	return o
 }
@@ -242,8 +296,18 @@ func labelID(l map[string]string) int64 {
 func (r *Runtime) Remove(ctx context.Context, objs []Object) ([]string, error) {
 	var removed []string
 	var errs []error
+	going := map[string]bool{}
 	for _, o := range objs {
-		if o.Kind != KindContainer {
+		if o.Kind == KindNamespace {
+			going[o.Name] = true
+		}
+	}
+	for _, o := range objs {
+		if o.Kind != KindWorkload {
+			continue
+		}
+		if ns, _, _ := splitID(o.ID); going[ns] {
+			removed = append(removed, o.Name) // goes with its namespace
 			continue
 		}
 		ns, name, _ := splitID(o.ID)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,31 +16,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/remotecommand"
 
-	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/agent/runtime"
 )
 
-// OneShotSpec describes a run-to-completion pod (a plugin step).
-type OneShotSpec struct {
-	DeploymentID int64
-	Step         string
-	Attempt      int
-	Image        string
-	Auth         *protocol.RegistryAuth
-	Input        []byte // written to stdin, then stdin is closed
-	Resources    protocol.Resources
-	Namespace    string   // the deployment's namespace
-	Binds        []string // host paths: not available on Kubernetes
-	Timeout      time.Duration
-	Stdout       io.Writer
-	Stderr       io.Writer
-}
-
-// OneShotResult is how a one-shot pod ended.
-type OneShotResult struct {
-	ExitCode  int
-	TimedOut  bool
-	OOMKilled bool
-}
+// OneShotSpec, OneShotResult: the runtime's. Network is the deployment's
+// namespace; without one the pod still runs there (it has nowhere else to
+// be) but labelled LabelIsolated, which the namespace's policies admit
+// nowhere: it cannot reach the deployment's services.
+type (
+	OneShotSpec   = runtime.OneShotSpec
+	OneShotResult = runtime.OneShotResult
+)
 
 // PluginTmpSize is the size of a plugin pod's writable /tmp (its root
 // file system is read-only), as on Docker.
@@ -52,8 +37,8 @@ const PluginTmpSize = 64 << 20
 // the writers until the process exits (deleting the pod after Timeout or
 // when ctx ends) and always deletes the pod.
 func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotResult, err error) {
-	if len(s.Binds) > 0 {
-		return res, errors.New("host bind mounts (the Docker socket) are not available to plugins on Kubernetes")
+	if s.DockerSocket != "" {
+		return res, fmt.Errorf("%w: a plugin cannot get the Docker socket on Kubernetes", runtime.ErrUnsupported)
 	}
 	timeout := s.Timeout
 	if timeout <= 0 {
@@ -62,8 +47,11 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	name := fmt.Sprintf("step-%s-a%d-%s", dnsLabel(s.Step, 40), s.Attempt, hex.EncodeToString(rnd[:]))
-	ns := s.Namespace
+	ns := NamespaceName(r.node, s.DeploymentID)
 	labels := r.labels(s.DeploymentID, LabelStep, s.Step)
+	if s.Network == "" {
+		labels[LabelIsolated] = "true"
+	}
 	var pullSecrets []corev1.LocalObjectReference
 	policy := corev1.PullIfNotPresent
 	cctx, cancelCreate := createCtx(ctx)
@@ -241,7 +229,7 @@ func (r *Runtime) waitPodStarted(ctx context.Context, ns, name string) (corev1.C
 			case cs.State.Waiting != nil:
 				w := cs.State.Waiting.Reason + ": " + cs.State.Waiting.Message
 				if isPullFailure(w) {
-					return cs.State, fmt.Errorf("%w: %s: %s", ErrImagePull, cs.Image, w)
+					return cs.State, fmt.Errorf("%s: %w", cs.Image, pullError(w))
 				}
 				if isConfigFailure(w) {
 					return cs.State, errors.New(w)
@@ -257,14 +245,4 @@ func (r *Runtime) waitPodStarted(ctx context.Context, ns, name string) (corev1.C
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// ImageNotFound says whether a pull failure is the registry not having the
-// image (or tag), as far as the kubelet's message tells.
-func ImageNotFound(err error) bool {
-	if !errors.Is(err, ErrImagePull) {
-		return false
-	}
-	low := strings.ToLower(err.Error())
-	return strings.Contains(low, "not found") || strings.Contains(low, "manifest unknown") || strings.Contains(low, "invalidimagename")
 }

@@ -27,17 +27,22 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/agent/runtime"
 )
 
-// Labels put on every object (the Docker label scheme, protocol.Label*).
+// Labels put on every object (the Docker label scheme, runtime.Label*).
 const (
-	LabelManaged    = protocol.LabelManaged
-	LabelNode       = protocol.LabelNode
-	LabelNodeUID    = protocol.LabelNodeUID
-	LabelDeployment = protocol.LabelDeployment
-	LabelService    = protocol.LabelService
-	LabelStep       = protocol.LabelStep
+	LabelManaged    = runtime.LabelManaged
+	LabelNode       = runtime.LabelNode
+	LabelNodeUID    = runtime.LabelNodeUID
+	LabelDeployment = runtime.LabelDeployment
+	LabelService    = runtime.LabelService
+	LabelStep       = runtime.LabelStep
+)
+
+var (
+	_ runtime.Runtime      = (*Runtime)(nil)
+	_ runtime.HostProvider = (*Runtime)(nil)
 )
 
 // Config configures a Runtime.
@@ -52,6 +57,14 @@ type Config struct {
 	Context string
 	// REST, when set, is used as it is (tests).
 	REST *rest.Config
+	// WorkloadRole, when set, is the ClusterRole bound (RoleBinding
+	// "nullops-agent") in every deployment namespace to ServiceAccount, right
+	// after the namespace is created: an agent whose cluster-wide rights do
+	// not include the objects it creates there (docs/kubernetes.md, RBAC).
+	WorkloadRole string
+	// ServiceAccount is "namespace/name" of the agent's ServiceAccount
+	// (WorkloadRole's subject).
+	ServiceAccount string
 }
 
 // Runtime runs a node's deployments in one Kubernetes cluster.
@@ -60,6 +73,10 @@ type Runtime struct {
 	rest      *rest.Config
 	node      string // the node name as given
 	nodeLabel string // the node name as a label value
+
+	workloadRole string
+	saNamespace  string
+	saName       string
 
 	uidMu   sync.Mutex
 	nodeUID string // the control plane's node uid, "" until the first sync
@@ -111,7 +128,15 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return &Runtime{cs: cs, rest: rc, node: cfg.Node, nodeLabel: labelValue(cfg.Node)}, nil
+	r := &Runtime{cs: cs, rest: rc, node: cfg.Node, nodeLabel: labelValue(cfg.Node), workloadRole: cfg.WorkloadRole}
+	if cfg.WorkloadRole != "" {
+		ns, name, ok := strings.Cut(cfg.ServiceAccount, "/")
+		if !ok || ns == "" || name == "" {
+			return nil, fmt.Errorf("kubernetes runtime: serviceaccount %q is not namespace/name (needed with workloadrole)", cfg.ServiceAccount)
+		}
+		r.saNamespace, r.saName = ns, name
+	}
+	return r, nil
 }
 
 // Client is the Kubernetes clientset (tests look at objects with it).
@@ -119,6 +144,15 @@ func (r *Runtime) Client() kubernetes.Interface { return r.cs }
 
 // Close releases nothing: the clientset holds only idle connections.
 func (r *Runtime) Close() error { return nil }
+
+// Name is runtime.Kubernetes.
+func (r *Runtime) Name() string { return runtime.Kubernetes }
+
+// Capabilities: health checks are the pods' readiness probes (the agent
+// need not reach pod addresses); no plugin gets the Docker socket.
+func (r *Runtime) Capabilities() runtime.Capabilities {
+	return runtime.Capabilities{HealthChecks: true}
+}
 
 // Node is the node name this runtime is scoped to.
 func (r *Runtime) Node() string { return r.node }

@@ -19,70 +19,26 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/protocol"
 )
 
-// ServiceSpec describes one long-running service.
-type ServiceSpec struct {
-	DeploymentID int64
-	Service      string // pipeline node id: Deployment, Service and host name
-	Image        string
-	Auth         *protocol.RegistryAuth // → an imagePullSecret
-	Env          map[string]string      // → a Secret (envFrom), never the pod spec
-	Ports        []int
-	PublishPort  int // >0: a NodePort for the ingress
-	Resources    protocol.Resources
-	Health       *protocol.Health // → the readiness probe
-	Namespace    string           // the deployment's namespace
-}
-
-// ServiceInfo is the observed state of a service (its newest pod).
-type ServiceInfo struct {
-	ContainerID string // "namespace/name" of the service's Deployment
-	Name        string
-	Pod         string
-	IP          netip.Addr // the pod's address
-	HostPort    int        // the NodePort of the published port, 0 if none
-	Running     bool
-	Status      string // running, waiting: <reason>, terminated, pending
-	ExitCode    int
-	// Health: "" without a readiness probe, else "healthy" (ready) or
-	// "starting" (not ready).
-	Health       string
-	Restarting   bool
-	RestartCount int
-	OOMKilled    bool
-	FinishedAt   time.Time
-	// Waiting is the reason the container does not run (ErrImagePull,
-	// CrashLoopBackOff, Unschedulable, …) with its message.
-	Waiting string
-	Labels  map[string]string
-}
-
-// Service states as reported to the control plane (as the Docker runtime's).
-const (
-	StateRunning    = "running"
-	StateRestarting = "restarting"
-	StateExited     = "exited"
-	StateOOMKilled  = "oom-killed"
+// ServiceSpec, ServiceInfo: the runtime's. On Kubernetes, Network is the
+// deployment's namespace; ServiceInfo.ID is "namespace/name" of the
+// service's Deployment (stable across pod restarts and replacements).
+type (
+	ServiceSpec = runtime.ServiceSpec
+	ServiceInfo = runtime.ServiceInfo
 )
 
-// State condenses the state like the Docker runtime's ServiceInfo.State.
-func (i ServiceInfo) State() string {
-	switch {
-	case i.Running && !i.Restarting:
-		return StateRunning
-	case i.OOMKilled:
-		return StateOOMKilled
-	case i.Restarting:
-		return StateRestarting
-	default:
-		return StateExited
-	}
+// observed is a service's state with what only this package uses.
+type observed struct {
+	runtime.ServiceInfo
+	pod string // the newest pod's name, "" when there is none
+	// waiting is why the container does not run (ErrImagePull,
+	// CrashLoopBackOff, Unschedulable, ReplicaFailure …) with its message.
+	waiting string
 }
-
-// ErrImagePull means the kubelet could not pull a pod's image.
-var ErrImagePull = errors.New("image pull failed")
 
 const (
 	containerName = "main"
@@ -114,7 +70,10 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 	}
 	cctx, cancel := createCtx(ctx)
 	defer cancel()
-	ns := s.Namespace
+	ns := s.Network
+	if ns == "" {
+		ns = NamespaceName(r.node, s.DeploymentID)
+	}
 	labels := r.labels(s.DeploymentID, LabelService, s.Service)
 	if err := r.applySecret(cctx, ns, envSecretPfx+s.Service, labels, corev1.SecretTypeOpaque, stringData(s.Env)); err != nil {
 		return ServiceInfo{}, err
@@ -174,7 +133,7 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 						EnvFrom:         []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: envSecretPfx + s.Service}}}},
 						Ports:           cports,
 						Resources:       requirements(s.Resources),
-						ReadinessProbe:  readinessProbe(s.Health, servicePort(s)),
+						ReadinessProbe:  readinessProbe(s.Health, s.HealthPort),
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no},
 					}},
 				},
@@ -184,7 +143,7 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 	if err := r.applyDeployment(cctx, dep); err != nil {
 		return ServiceInfo{}, err
 	}
-	if err := r.applyService(cctx, s, labels, ports); err != nil {
+	if err := r.applyService(cctx, ns, s, labels, ports); err != nil {
 		return ServiceInfo{}, err
 	}
 	if s.PublishPort > 0 {
@@ -192,7 +151,8 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 			return ServiceInfo{}, err
 		}
 	}
-	return r.waitStarted(ctx, ns+"/"+s.Service)
+	o, err := r.waitStarted(ctx, ns+"/"+s.Service)
+	return o.ServiceInfo, err
 }
 
 // servicePorts are the service's ports, the published one included.
@@ -207,18 +167,6 @@ func servicePorts(s ServiceSpec) []int {
 	}
 	sort.Ints(out)
 	return out
-}
-
-// servicePort is the port an HTTP readiness probe asks: the published
-// one, else the first.
-func servicePort(s ServiceSpec) int {
-	if s.PublishPort > 0 {
-		return s.PublishPort
-	}
-	if ps := servicePorts(s); len(ps) > 0 {
-		return ps[0]
-	}
-	return 0
 }
 
 func portName(p int) string { return "p" + strconv.Itoa(p) }
@@ -346,9 +294,9 @@ func (r *Runtime) applyDeployment(ctx context.Context, dep *appsv1.Deployment) e
 // applyService creates or updates the Service named after the node id:
 // ClusterIP with the service's ports (headless when it has none), NodePort
 // when one port is published for the ingress.
-func (r *Runtime) applyService(ctx context.Context, s ServiceSpec, labels map[string]string, ports []int) error {
+func (r *Runtime) applyService(ctx context.Context, ns string, s ServiceSpec, labels map[string]string, ports []int) error {
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: s.Service, Namespace: s.Namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Service, Namespace: ns, Labels: labels},
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{LabelService: s.Service},
 			Type:     corev1.ServiceTypeClusterIP,
@@ -363,7 +311,7 @@ func (r *Runtime) applyService(ctx context.Context, s ServiceSpec, labels map[st
 	if s.PublishPort > 0 {
 		svc.Spec.Type = corev1.ServiceTypeNodePort
 	}
-	c := r.cs.CoreV1().Services(s.Namespace)
+	c := r.cs.CoreV1().Services(ns)
 	_, err := c.Create(ctx, svc, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		var cur *corev1.Service
@@ -390,7 +338,7 @@ func (r *Runtime) applyService(ctx context.Context, s ServiceSpec, labels map[st
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("service %s/%s: %w", s.Namespace, s.Service, err)
+		return fmt.Errorf("service %s/%s: %w", ns, s.Service, err)
 	}
 	return nil
 }
@@ -447,29 +395,39 @@ func splitID(id string) (ns, name string, ok bool) {
 
 // waitStarted waits until the service's newest pod has a container that
 // runs or ran, or cannot start (image pull, configuration error).
-func (r *Runtime) waitStarted(ctx context.Context, id string) (ServiceInfo, error) {
+func (r *Runtime) waitStarted(ctx context.Context, id string) (observed, error) {
 	for {
-		info, err := r.InspectService(ctx, id)
+		o, err := r.inspect(ctx, id)
 		if err != nil {
-			return info, err
+			return o, err
 		}
 		switch {
-		case info.Running || info.RestartCount > 0 || info.Status == "terminated":
-			return info, nil
-		case isPullFailure(info.Waiting):
-			return info, fmt.Errorf("%w: %s", ErrImagePull, info.Waiting)
-		case isConfigFailure(info.Waiting):
-			return info, errors.New(info.Waiting)
+		case o.Running || o.RestartCount > 0 || o.Status == "terminated":
+			return o, nil
+		case isPullFailure(o.waiting):
+			return o, pullError(o.waiting)
+		case isConfigFailure(o.waiting):
+			return o, errors.New(o.waiting)
 		}
 		select {
 		case <-ctx.Done():
-			if info.Waiting != "" {
-				return info, fmt.Errorf("%s did not start: %s: %w", id, info.Waiting, ctx.Err())
+			if o.waiting != "" {
+				return o, fmt.Errorf("%s did not start: %s: %w", id, o.waiting, ctx.Err())
 			}
-			return info, ctx.Err()
+			return o, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// pullError classifies the kubelet's pull failure: the registry has no
+// such image (or tag), or the pull failed for another reason.
+func pullError(waiting string) error {
+	low := strings.ToLower(waiting)
+	if strings.Contains(low, "not found") || strings.Contains(low, "manifest unknown") || strings.HasPrefix(waiting, "InvalidImageName") {
+		return fmt.Errorf("%w: %s", runtime.ErrImageNotFound, waiting)
+	}
+	return fmt.Errorf("%w: %s", runtime.ErrPull, waiting)
 }
 
 func isPullFailure(waiting string) bool {
@@ -493,18 +451,29 @@ func isConfigFailure(waiting string) bool {
 // InspectService reads a service's state from its Deployment, Service and
 // newest pod.
 func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, error) {
+	o, err := r.inspect(ctx, id)
+	if o.waiting != "" && !o.Running {
+		o.Status += ": " + o.waiting
+	}
+	return o.ServiceInfo, err
+}
+
+func (r *Runtime) inspect(ctx context.Context, id string) (observed, error) {
 	ns, name, ok := splitID(id)
 	if !ok {
-		return ServiceInfo{}, fmt.Errorf("inspect service %q: not namespace/name", id)
+		return observed{}, fmt.Errorf("inspect service %q: not namespace/name: %w", id, runtime.ErrNotFound)
 	}
 	dep, err := r.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return ServiceInfo{}, fmt.Errorf("inspect service %s: %w", id, err)
+	if apierrors.IsNotFound(err) {
+		return observed{}, fmt.Errorf("inspect service %s: %w", id, runtime.ErrNotFound)
 	}
-	info := ServiceInfo{ContainerID: id, Name: id, Labels: dep.Labels, Status: "pending"}
+	if err != nil {
+		return observed{}, fmt.Errorf("inspect service %s: %w", id, err)
+	}
+	info := observed{ServiceInfo: ServiceInfo{ID: id, Name: id, Labels: dep.Labels, Status: "pending"}}
 	for _, c := range dep.Status.Conditions {
 		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
-			info.Waiting = "ReplicaFailure: " + c.Message
+			info.waiting = "ReplicaFailure: " + c.Message
 		}
 	}
 	if svc, err := r.cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && svc.Spec.Type == corev1.ServiceTypeNodePort {
@@ -523,13 +492,13 @@ func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, e
 	if pod == nil {
 		return info, nil
 	}
-	info.Pod = pod.Name
+	info.pod = pod.Name
 	if a, err := netip.ParseAddr(pod.Status.PodIP); err == nil {
 		info.IP = a
 	}
 	for _, c := range pod.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason != "" {
-			info.Waiting = c.Reason + ": " + c.Message
+			info.waiting = c.Reason + ": " + c.Message
 		}
 	}
 	hasProbe := len(pod.Spec.Containers) > 0 && pod.Spec.Containers[0].ReadinessProbe != nil
@@ -548,7 +517,7 @@ func (r *Runtime) InspectService(ctx context.Context, id string) (ServiceInfo, e
 			w := cs.State.Waiting
 			info.Status = "waiting"
 			if w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
-				info.Waiting = strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
+				info.waiting = strings.TrimSuffix(w.Reason+": "+w.Message, ": ")
 			}
 			if info.RestartCount > 0 {
 				// Between two runs (CrashLoopBackOff): the kubelet
@@ -588,8 +557,10 @@ func newestPod(pods []corev1.Pod) *corev1.Pod {
 	return best
 }
 
-// StartContainer is a no-op: the cluster keeps a service's pod running.
-func (r *Runtime) StartContainer(ctx context.Context, id string) error {
-	_, err := r.InspectService(ctx, id)
+// StartWorkload has nothing to start: the cluster keeps a service's pod
+// running (it is restarting when it is not). A missing service is
+// ErrNotFound.
+func (r *Runtime) StartWorkload(ctx context.Context, id string) error {
+	_, err := r.inspect(ctx, id)
 	return err
 }

@@ -10,14 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/protocol"
 )
 
-// Usage is one service's resource usage.
-type Usage struct {
-	CPUPercent  float64 // of one CPU (100 = one full core)
-	MemoryBytes int64   // working set
-}
+// Usage is the runtime's (memory: the container's working set).
+type Usage = runtime.Usage
 
 // summary is the part of the kubelet's summary API (/stats/summary) read
 // here.
@@ -92,15 +90,18 @@ func (r *Runtime) nodeSummary(ctx context.Context, node string) (*summary, error
 func (r *Runtime) Stats(ctx context.Context, id string) (Usage, error) {
 	ns, name, ok := splitID(id)
 	if !ok {
-		return Usage{}, fmt.Errorf("stats of %q: not namespace/name", id)
+		return Usage{}, fmt.Errorf("stats of %q: not namespace/name: %w", id, runtime.ErrNotFound)
 	}
 	pods, err := r.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelService + "=" + name})
 	if err != nil {
 		return Usage{}, fmt.Errorf("stats of %s: %w", id, err)
 	}
 	pod := newestPod(pods.Items)
-	if pod == nil || pod.Spec.NodeName == "" {
-		return Usage{}, fmt.Errorf("stats of %s: no pod on a node", id)
+	if pod == nil {
+		return Usage{}, fmt.Errorf("stats of %s: no pod: %w", id, runtime.ErrNotFound)
+	}
+	if pod.Spec.NodeName == "" {
+		return Usage{}, fmt.Errorf("stats of %s: pod not on a node yet", id)
 	}
 	s, err := r.nodeSummary(ctx, pod.Spec.NodeName)
 	if err != nil {
@@ -136,8 +137,8 @@ type Host struct {
 	use protocol.Usage
 }
 
-// Host returns the runtime's capacity reporter.
-func (r *Runtime) Host() *Host { return &Host{r: r} }
+// Host returns the runtime's capacity reporter (runtime.HostProvider).
+func (r *Runtime) Host() runtime.Host { return &Host{r: r} }
 
 // Capacity is the allocatable CPU and memory of the cluster's ready,
 // schedulable nodes minus the requests of pods that are not this node's

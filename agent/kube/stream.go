@@ -41,16 +41,16 @@ func (r *Runtime) stream(ctx context.Context, ns, pod, sub string, params runtim
 // Exec runs cmd in a service's pod and returns its exit code and combined
 // output (capped at 64 KiB).
 func (r *Runtime) Exec(ctx context.Context, id string, cmd []string) (int, string, error) {
-	info, err := r.InspectService(ctx, id)
+	info, err := r.inspect(ctx, id)
 	if err != nil {
 		return 0, "", err
 	}
-	if info.Pod == "" {
+	if info.pod == "" {
 		return 0, "", fmt.Errorf("exec in %s: no pod", id)
 	}
 	ns, _, _ := splitID(id)
 	out := &capped{max: 64 << 10}
-	err = r.stream(ctx, ns, info.Pod, "exec", &corev1.PodExecOptions{
+	err = r.stream(ctx, ns, info.pod, "exec", &corev1.PodExecOptions{
 		Container: containerName, Command: cmd, Stdout: true, Stderr: true,
 	}, remotecommand.StreamOptions{Stdout: out, Stderr: out})
 	var code exec.CodeExitError

@@ -8,27 +8,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/nullops/nullops/agent/runtime"
 )
 
-// ContainerExit is one exit of a service's container.
-type ContainerExit struct {
-	ContainerID  string // the service's id, "namespace/name"
-	DeploymentID int64
-	Service      string
-	ExitCode     int
-	OOMKilled    bool
-	At           time.Time
-}
-
-// ServiceEvent is a lifecycle event of a service of this node: Action is
-// "die" (Exit is set) or "start".
-type ServiceEvent struct {
-	Action       string
-	ContainerID  string
-	DeploymentID int64
-	Service      string
-	Exit         *ContainerExit
-}
+// ServiceEvent is the runtime's; ID is the service's "namespace/name".
+type ServiceEvent = runtime.ServiceEvent
 
 // podSeen is what was last seen of a service pod's container.
 type podSeen struct {
@@ -105,7 +90,7 @@ func (r *Runtime) podEvent(p *corev1.Pod, seen map[string]*podSeen, fn func(Serv
 		s = &podSeen{}
 		seen[key] = s
 	}
-	base := ServiceEvent{ContainerID: p.Namespace + "/" + svc, DeploymentID: id, Service: svc}
+	base := ServiceEvent{ID: p.Namespace + "/" + svc, DeploymentID: id, Service: svc}
 	for _, cs := range p.Status.ContainerStatuses {
 		if cs.Name != containerName {
 			continue
@@ -121,8 +106,8 @@ func (r *Runtime) podEvent(p *corev1.Pod, seen map[string]*podSeen, fn func(Serv
 			s.finished = t.FinishedAt.Time
 			if fn != nil {
 				ev := base
-				ev.Action = "die"
-				ev.Exit = &ContainerExit{ContainerID: base.ContainerID, DeploymentID: id, Service: svc,
+				ev.Action = runtime.EventExit
+				ev.Exit = &runtime.Exit{ID: base.ID, DeploymentID: id, Service: svc,
 					ExitCode: int(t.ExitCode), OOMKilled: strings.EqualFold(t.Reason, "OOMKilled"), At: t.FinishedAt.Time.UTC()}
 				fn(ev)
 			}
@@ -131,7 +116,7 @@ func (r *Runtime) podEvent(p *corev1.Pod, seen map[string]*podSeen, fn func(Serv
 			s.started = cs.State.Running.StartedAt.Time
 			if fn != nil {
 				ev := base
-				ev.Action = "start"
+				ev.Action = runtime.EventStart
 				fn(ev)
 			}
 		}
