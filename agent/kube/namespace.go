@@ -378,10 +378,9 @@ func (r *Runtime) Uninstall(ctx context.Context, uid string) ([]string, error) {
 }
 
 func (r *Runtime) deleteNamespace(ctx context.Context, name string) error {
-	// Foreground: the namespace controller removes the contents first;
-	// pods get their own (short) grace period.
-	fg := metav1.DeletePropagationForeground
-	err := r.cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
+	// The namespace controller removes the contents first (pods get their
+	// own short grace period), then the namespace.
+	err := r.cs.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete namespace %s: %w", name, err)
 	}

@@ -214,6 +214,7 @@ func (r *Runtime) podContainerState(ctx context.Context, ns, name string) (corev
 // waitPodStarted waits until the pod's container runs or ran; an image
 // that cannot be pulled is ErrImagePull.
 func (r *Runtime) waitPodStarted(ctx context.Context, ns, name string) (corev1.ContainerState, error) {
+	var configSince time.Time
 	for {
 		p, err := r.cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -232,7 +233,11 @@ func (r *Runtime) waitPodStarted(ctx context.Context, ns, name string) (corev1.C
 					return cs.State, fmt.Errorf("%s: %w", cs.Image, pullError(w))
 				}
 				if isConfigFailure(w) {
-					return cs.State, errors.New(w)
+					if configSince.IsZero() {
+						configSince = time.Now()
+					} else if time.Since(configSince) > ConfigErrorGrace {
+						return cs.State, errors.New(w)
+					}
 				}
 			}
 		}

@@ -23,9 +23,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/nullops/nullops/agent/runtime"
 )
@@ -103,8 +105,13 @@ func RESTConfig(path, kubeContext string) (*rest.Config, error) {
 	return cfg, nil
 }
 
+// quietKlog stops client-go's own logging (klog, to stderr): the runtime
+// reports every error it meets to its caller, and the agent logs those.
+var quietKlog sync.Once
+
 // New builds the client (no request is made; Ping checks the API server).
 func New(cfg Config) (*Runtime, error) {
+	quietKlog.Do(func() { klog.SetLogger(logr.Discard()) })
 	if cfg.Node == "" {
 		return nil, fmt.Errorf("kubernetes runtime: node name is required")
 	}

@@ -226,11 +226,12 @@ func hasCredentials(a *protocol.RegistryAuth) bool {
 }
 
 // dockerConfigJSON is the .dockerconfigjson of an imagePullSecret for
-// image's registry (auth.ServerAddress, else the image's host).
+// image's registry: the image's host, as the kubelet matches it (the
+// catalog's server address may carry a scheme), else auth.ServerAddress.
 func dockerConfigJSON(image string, a *protocol.RegistryAuth) (map[string][]byte, error) {
-	server := a.ServerAddress
-	if server == "" {
-		server = registryHost(image)
+	server := registryHost(image)
+	if server == dockerHub && a.ServerAddress != "" {
+		server = a.ServerAddress
 	}
 	type entry struct {
 		Username string `json:"username"`
@@ -248,6 +249,8 @@ func dockerConfigJSON(image string, a *protocol.RegistryAuth) (map[string][]byte
 	return map[string][]byte{corev1.DockerConfigJsonKey: b}, nil
 }
 
+const dockerHub = "https://index.docker.io/v1/"
+
 // registryHost is the registry part of an image reference (Docker Hub's
 // name when it has none).
 func registryHost(image string) string {
@@ -255,7 +258,7 @@ func registryHost(image string) string {
 	if ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
 		return first
 	}
-	return "https://index.docker.io/v1/"
+	return dockerHub
 }
 
 func (r *Runtime) applySecret(ctx context.Context, ns, name string, labels map[string]string, typ corev1.SecretType, data map[string][]byte) error {
@@ -396,6 +399,7 @@ func splitID(id string) (ns, name string, ok bool) {
 // waitStarted waits until the service's newest pod has a container that
 // runs or ran, or cannot start (image pull, configuration error).
 func (r *Runtime) waitStarted(ctx context.Context, id string) (observed, error) {
+	var configSince time.Time
 	for {
 		o, err := r.inspect(ctx, id)
 		if err != nil {
@@ -406,8 +410,18 @@ func (r *Runtime) waitStarted(ctx context.Context, id string) (observed, error) 
 			return o, nil
 		case isPullFailure(o.waiting):
 			return o, pullError(o.waiting)
+		case strings.HasPrefix(o.waiting, "ReplicaFailure"):
+			return o, errors.New(o.waiting) // e.g. the quota refuses the pod
 		case isConfigFailure(o.waiting):
-			return o, errors.New(o.waiting)
+			// The kubelet retries these, and some pass (a Secret its
+			// cache has not seen yet): an error only when it lasts.
+			if configSince.IsZero() {
+				configSince = time.Now()
+			} else if time.Since(configSince) > ConfigErrorGrace {
+				return o, errors.New(o.waiting)
+			}
+		default:
+			configSince = time.Time{}
 		}
 		select {
 		case <-ctx.Done():
@@ -438,6 +452,10 @@ func isPullFailure(waiting string) bool {
 	}
 	return false
 }
+
+// ConfigErrorGrace is how long a pod may stay in a container
+// configuration error before starting it counts as failed.
+var ConfigErrorGrace = 30 * time.Second
 
 func isConfigFailure(waiting string) bool {
 	for _, r := range []string{"CreateContainerConfigError", "CreateContainerError", "RunContainerError", "ReplicaFailure"} {

@@ -321,6 +321,8 @@ type agent struct {
 	// realUsage: report the host's real OS-level usage (no
 	// --debug.zerousage), for tests of placement under load.
 	realUsage bool
+	// args are added to the agent's command line (e.g. another runtime).
+	args []string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -371,6 +373,7 @@ func (a *agent) start() {
 	if a.cpus > 0 {
 		args = append(args, fmt.Sprintf("--capacity.cpus=%g", a.cpus), fmt.Sprintf("--capacity.memorymb=%d", a.memMB))
 	}
+	args = append(args, a.args...)
 	cmd := exec.Command(buildAgent(a.t), args...)
 	cmd.Env = append(os.Environ(), "AGENT_TOKEN="+a.token)
 	cmd.Stdout, cmd.Stderr = logf, logf
