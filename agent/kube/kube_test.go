@@ -161,11 +161,16 @@ func TestServiceLifecycle(t *testing.T) {
 	if err == nil && code == 200 {
 		t.Fatal("healthz answered 200 before /ready")
 	}
-	resp, err := http.Post(fmt.Sprintf("http://%s:8080/ready", web.IP), "text/plain", nil)
-	if err != nil {
-		t.Fatalf("post /ready to the pod: %v", err)
-	}
-	resp.Body.Close()
+	// Through the NodePort: the namespace's policies admit nothing else
+	// from outside (the process may not listen yet: retried).
+	waitFor(t, ctx, "POST /ready", func() (bool, string) {
+		resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/ready", web.HostPort), "text/plain", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
 	waitFor(t, ctx, "web ready", func() (bool, string) {
 		i, err := rt.InspectService(ctx, web.ID)
 		if err != nil {
@@ -209,17 +214,17 @@ func TestServiceLifecycle(t *testing.T) {
 	// A second service reaches the first by its node id.
 	cli, err := rt.StartService(ctx, ServiceSpec{
 		DeploymentID: 11, Service: "client", Image: img, Network: ns.Name,
-		Env: map[string]string{"SERVICE_NAME": "client"}, Ports: []int{8080},
+		Env: map[string]string{"SERVICE_NAME": "client"}, Ports: []int{8080}, PublishPort: 8080,
 		Resources: protocol.Resources{CPU: 0.2, MemoryMB: 128},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cli.HostPort != 0 || cli.Health != "" {
+	if cli.HostPort == 0 || cli.HostPort == web.HostPort || cli.Health != "" {
 		t.Fatalf("client: %+v", cli)
 	}
 	waitFor(t, ctx, "client dials web:8080 by name", func() (bool, string) {
-		code, body, err := httpGet(fmt.Sprintf("http://%s:8080/dial?addr=web:8080", cli.IP))
+		code, body, err := httpGet(fmt.Sprintf("http://127.0.0.1:%d/dial?addr=web:8080", cli.HostPort))
 		if err != nil {
 			return false, err.Error()
 		}

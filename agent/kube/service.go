@@ -303,6 +303,12 @@ func (r *Runtime) applyService(ctx context.Context, ns string, s ServiceSpec, la
 		Spec: corev1.ServiceSpec{
 			Selector: map[string]string{LabelService: s.Service},
 			Type:     corev1.ServiceTypeClusterIP,
+			// As on Docker, the name and the published port reach the
+			// service as soon as it runs: its readiness gates the pipeline
+			// (the steps after it), not traffic (a health check that needs
+			// a request first, or a dependent that connects while it starts,
+			// would otherwise never get through).
+			PublishNotReadyAddresses: true,
 		},
 	}
 	for _, p := range ports {
@@ -336,6 +342,7 @@ func (r *Runtime) applyService(ctx context.Context, ns string, s ServiceSpec, la
 			} else {
 				cur.Labels = svc.Labels
 				cur.Spec.Ports, cur.Spec.Selector, cur.Spec.Type = svc.Spec.Ports, svc.Spec.Selector, svc.Spec.Type
+				cur.Spec.PublishNotReadyAddresses = true
 				_, err = c.Update(ctx, cur, metav1.UpdateOptions{})
 			}
 		}
