@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/nullops/nullops/agent/certs"
 	"github.com/nullops/nullops/agent/trust"
@@ -57,6 +58,11 @@ func NewStateSecret(kubeconfig, kubeContext, namespace, name, dir string) (*Stat
 	if err != nil {
 		return nil, err
 	}
+	return NewStateSecretFor(rc, namespace, name, dir)
+}
+
+// NewStateSecretFor is NewStateSecret with a client configuration.
+func NewStateSecretFor(rc *rest.Config, namespace, name, dir string) (*StateSecret, error) {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
