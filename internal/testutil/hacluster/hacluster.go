@@ -333,6 +333,42 @@ func haproxyBin() string {
 // States returns HAProxy's view of each replica: "UP", "DOWN", …
 func (c *Cluster) States(t testing.TB) map[string]string {
 	t.Helper()
+	return c.stat(17)
+}
+
+// Sessions returns the number of requests (streams) each replica serves
+// through HAProxy now: an open event stream or log follow counts one.
+func (c *Cluster) Sessions(t testing.TB) map[string]string {
+	t.Helper()
+	return c.stat(4)
+}
+
+// Serving waits until exactly one request is open through HAProxy and
+// returns the replica serving it.
+func (c *Cluster) Serving(t testing.TB, ctx context.Context) *Replica {
+	t.Helper()
+	var found *Replica
+	testutil.WaitFor(t, ctx, 20*time.Millisecond, "one open request through haproxy", func() bool {
+		found = nil
+		open := 0
+		for name, n := range c.Sessions(t) {
+			if n != "0" && n != "" {
+				open++
+				for _, r := range c.Replicas {
+					if r.Name == name {
+						found = r
+					}
+				}
+			}
+		}
+		return open == 1 && found != nil
+	})
+	return found
+}
+
+// stat returns one field of HAProxy's "show stat" for each replica
+// (field numbers as in the CSV header: 4 scur, 17 status).
+func (c *Cluster) stat(field int) map[string]string {
 	conn, err := net.DialTimeout("unix", c.sock, 5*time.Second)
 	if err != nil {
 		return nil
@@ -348,7 +384,7 @@ func (c *Cluster) States(t testing.TB) map[string]string {
 		f := strings.Split(sc.Text(), ",")
 		// pxname,svname,...; status is field 17 (0-based).
 		if len(f) > 17 && f[0] == "replicas" && f[1] != "BACKEND" {
-			out[f[1]] = f[17]
+			out[f[1]] = f[field]
 		}
 	}
 	return out
