@@ -2,7 +2,9 @@
 // plane: several real nullops-server processes on one PostgreSQL database
 // behind a real HAProxy (internal/testutil/hacluster), real nullops-agent
 // processes, a real registry and real Docker, driven through the load
-// balancer's HTTP API only (docs/high-availability.md).
+// balancer's HTTP API only (docs/high-availability.md). The tests run in
+// parallel: most of their time is waiting (drains, lease expiry, agents
+// deploying), each has its own database, ports, registry and node names.
 package hae2e
 
 import (

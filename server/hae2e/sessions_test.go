@@ -52,6 +52,7 @@ func (s *sessionClient) do(t *testing.T, base, method, path string, body any) in
 // failures over all replicas: a client going round the load balancer meets
 // one allowance, not one per replica.
 func TestSessionsAndLoginThrottleAreSharedByReplicas(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, 3)
 	r1, r2, r3 := w.c.Replicas[0].URL(), w.c.Replicas[1].URL(), w.c.Replicas[2].URL()
 	jar, _ := cookiejar.New(nil)
@@ -98,6 +99,7 @@ func TestSessionsAndLoginThrottleAreSharedByReplicas(t *testing.T) {
 // serves, HAProxy takes it out, then it stops; meanwhile every request
 // through the balancer succeeds.
 func TestGracefulStopDrainsThroughTheBalancer(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, 2)
 	ctx := testutil.Context(t, 2*time.Minute)
 	r := w.c.Replicas[0]

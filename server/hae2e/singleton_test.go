@@ -53,6 +53,7 @@ func waitJobsOn(t *testing.T, ctx context.Context, st *store.Store, r *hacluster
 // takes over once the holder's lease ran out, within the 15 s the
 // failover allows.
 func TestSingletonJobsMoveWhenTheirHolderDiesOrFreezes(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, 2)
 	ctx := testutil.Context(t, 2*time.Minute)
 	st, err := store.Open(ctx, w.db, 2)

@@ -87,6 +87,7 @@ func waitEnd(t *testing.T, ctx context.Context, ch <-chan string, what string) {
 // another replica and carries on: events committed by any replica reach
 // it (PostgreSQL NOTIFY), the log comes from the node's owner.
 func TestStreamsThroughTheBalancerWhenTheirReplicaDies(t *testing.T) {
+	t.Parallel()
 	w := startWorld(t, 3)
 	w.addNodes(t, 1)
 	ctx := testutil.Context(t, 3*time.Minute)
