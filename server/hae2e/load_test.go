@@ -12,8 +12,9 @@ import (
 )
 
 // load drives the API through the load balancer: deployment workers
-// create deployments and delete every second one at once; readers list
-// deployments, nodes and the caller. Every count is kept for the report.
+// create deployments and delete three of every four at once; a reader
+// lists deployments, nodes, projects and the caller. Every count is kept
+// for the report.
 type load struct {
 	w *world
 
@@ -24,6 +25,7 @@ type load struct {
 	createLost  []string // creates whose answer was lost (looked up by name later)
 	reads       int
 	readFailure int
+	exhausted   int // workers that ran out of operations before stop
 }
 
 // run starts the workers; they stop when stop is closed or after their
@@ -38,8 +40,11 @@ func (l *load) run(stop <-chan struct{}, deployWorkers, maxCreates int) (wait fu
 					return
 				default:
 				}
-				l.deployOnce(fmt.Sprintf("w%d-%d", wk, n), n%2 == 1)
+				l.deployOnce(fmt.Sprintf("w%d-%d", wk, n), n%4 != 0)
 			}
+			l.mu.Lock()
+			l.exhausted++
+			l.mu.Unlock()
 		})
 	}
 	wg.Go(func() {
@@ -198,6 +203,6 @@ func (l *load) report(t *testing.T, what string) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t.Logf("%s: %d deployments kept, %d created and deleted, %d failed deployment operations %v; %d reads, %d failed",
-		what, len(l.kept), len(l.deleted), len(l.opFailures), l.opFailures, l.reads, l.readFailure)
+	t.Logf("%s: %d deployments kept, %d created and deleted, %d failed deployment operations %v; %d reads, %d failed; %d deployment workers ran out of operations before the end",
+		what, len(l.kept), len(l.deleted), len(l.opFailures), l.opFailures, l.reads, l.readFailure, l.exhausted)
 }
