@@ -70,7 +70,7 @@ func TestFailoverOfTheBusiestReplicaUnderLoad(t *testing.T) {
 
 	l := &load{w: w}
 	stop := make(chan struct{})
-	wait := l.run(stop, 2, 24)
+	wait := l.run(stop, 2, 60)
 	// Let the load get going: the kill lands among operations in flight.
 	testutil.WaitFor(t, ctx, 20*time.Millisecond, "some deployments created", func() bool {
 		l.mu.Lock()

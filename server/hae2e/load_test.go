@@ -41,6 +41,7 @@ func (l *load) run(stop <-chan struct{}, deployWorkers, maxCreates int) (wait fu
 				default:
 				}
 				l.deployOnce(fmt.Sprintf("w%d-%d", wk, n), n%4 != 0)
+				time.Sleep(300 * time.Millisecond) // pacing: spread the operations over the whole restart
 			}
 			l.mu.Lock()
 			l.exhausted++

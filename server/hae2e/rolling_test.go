@@ -31,7 +31,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	ctx := testutil.Context(t, 5*time.Minute)
 	l := &load{w: w}
 	stop := make(chan struct{})
-	wait := l.run(stop, 2, 24)
+	wait := l.run(stop, 2, 60)
 	for _, r := range w.c.Replicas {
 		w.c.Restart(t, ctx, r)
 	}
