@@ -224,19 +224,26 @@ func (w *world) deployment(t *testing.T, id int64) (restapi.Deployment, error) {
 }
 
 // waitStatus waits until deployment id has status want (failing on
-// failed).
+// failed), saying where it stands when it does not get there.
 func (w *world) waitStatus(t *testing.T, ctx context.Context, id int64, want string) restapi.Deployment {
 	t.Helper()
 	var d restapi.Deployment
-	testutil.WaitFor(t, ctx, 100*time.Millisecond, fmt.Sprintf("deployment %d %s", id, want), func() bool {
-		var err error
+	var err error
+	for {
 		d, err = w.deployment(t, id)
+		if err == nil && d.Status == want {
+			return d
+		}
 		if err == nil && d.Status == "failed" && want != "failed" {
 			t.Fatalf("deployment %d failed: %s", id, d.Reason)
 		}
-		return err == nil && d.Status == want
-	})
-	return d
+		select {
+		case <-ctx.Done():
+			t.Fatalf("deployment %d is %s (reason %q, node %s %s, delete pending %v; %v), want %s",
+				id, d.Status, d.Reason, d.Node, d.NodeStatus, d.DeletePending, err, want)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // --- agents ---------------------------------------------------------------------

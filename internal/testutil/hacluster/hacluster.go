@@ -115,10 +115,11 @@ func Start(t testing.TB, o Options) *Cluster {
 		if t.Failed() {
 			for _, r := range c.Replicas {
 				b, _ := os.ReadFile(r.Log)
-				t.Logf("replica %s log (last 5000 bytes):\n%s", r.Name, tail(b, 5000))
+				t.Logf("replica %s warnings and errors (last 40):\n%s", r.Name, problems(b, 40))
+				t.Logf("replica %s log (last 3000 bytes):\n%s", r.Name, tail(b, 3000))
 			}
 			b, _ := os.ReadFile(filepath.Join(c.dir, "haproxy.log"))
-			t.Logf("haproxy log (last 5000 bytes):\n%s", tail(b, 5000))
+			t.Logf("haproxy log (last 2000 bytes):\n%s", tail(b, 2000))
 		}
 	})
 	// The first replica migrates the database alone; the others start
@@ -134,6 +135,20 @@ func Start(t testing.TB, o Options) *Cluster {
 		c.WaitState(t, ctx, r, true)
 	}
 	return c
+}
+
+// problems returns the last n warning and error lines of a log.
+func problems(b []byte, n int) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
 }
 
 func tail(b []byte, n int) []byte {
