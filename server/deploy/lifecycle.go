@@ -321,26 +321,65 @@ func (s *Service) backfillDefinition(ctx context.Context, id int64, def catalog.
 	return store.BackfillDeploymentDefinition(ctx, s.Store, id, b)
 }
 
+// deployRetryFor bounds how long sendDeploy retries a deploy that did not
+// reach the node's agent.
+const deployRetryFor = 2 * time.Minute
+
 // sendDeploy hands the spec to the agent (in the background: the caller
-// has its answer already). When the agent cannot be reached the deployment
-// stays deploying: the node's next sync carries it out. When the agent
-// refuses the spec the deployment fails with its reason.
+// has its answer already). When the agent refuses the spec the deployment
+// fails with its reason. When the agent cannot be reached the deploy is
+// retried with a growing pause while the deployment is still deploying on
+// that node, for deployRetryFor; after that the node's next sync carries
+// it out. The retry matters with several server replicas: a node that
+// changes owner (a replica stopping or dying) may have been synced by its
+// new owner just before this deployment was committed, and its next sync
+// may be far away (docs/high-availability.md). Deploys are idempotent on
+// the agent, so one that also arrived by a sync does no harm.
 func (s *Service) sendDeploy(ctx context.Context, nodeID int64, spec protocol.DeploySpec) {
-	err := s.request(ctx, nodeID, func(ctx context.Context, r protocol.Requester) error {
-		_, err := protocol.CallDeploy.Do(ctx, r, protocol.DeployRequest{Spec: spec})
-		return err
-	})
-	if err == nil {
-		return
-	}
 	log := s.Log.With().Int64("deployment_id", spec.DeploymentID).Int64("node_id", nodeID).Logger()
-	if !isRemote(err) {
-		log.Warn().Err(err).Msg("deploy not delivered; the node's next sync carries it out")
-		return
-	}
-	log.Warn().Err(err).Msg("agent refused the deployment")
-	if err := s.fail(ctx, spec.DeploymentID, "agent refused the deployment: "+err.Error()); err != nil {
-		log.Error().Err(err).Msg("record refused deployment")
+	deadline := time.Now().Add(deployRetryFor)
+	pause := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := s.request(ctx, nodeID, func(ctx context.Context, r protocol.Requester) error {
+			_, err := protocol.CallDeploy.Do(ctx, r, protocol.DeployRequest{Spec: spec})
+			return err
+		})
+		if err == nil {
+			if attempt > 1 {
+				log.Info().Int("attempt", attempt).Msg("deploy delivered")
+			}
+			return
+		}
+		if isRemote(err) {
+			log.Warn().Err(err).Msg("agent refused the deployment")
+			if err := s.fail(ctx, spec.DeploymentID, "agent refused the deployment: "+err.Error()); err != nil {
+				log.Error().Err(err).Msg("record refused deployment")
+			}
+			return
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			log.Warn().Err(err).Int("attempts", attempt).Msg("deploy not delivered; the node's next sync carries it out")
+			return
+		}
+		if attempt == 1 {
+			log.Warn().Err(err).Msg("deploy not delivered; retrying")
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		pause = min(pause*2, 5*time.Second)
+		d, err := s.Store.GetDeployment(ctx, spec.DeploymentID)
+		if err != nil && ctx.Err() == nil && !errs.Is(err, errs.NotFound) {
+			continue // the database may be back at the next attempt
+		}
+		if err != nil || d.NodeID == nil || *d.NodeID != nodeID ||
+			(d.Status != store.DeploymentPending && d.Status != store.DeploymentDeploying) {
+			return // deleted, moved or reported meanwhile
+		}
 	}
 }
 

@@ -143,18 +143,21 @@ func (l *load) settle(t *testing.T) {
 		want[fmt.Sprint(id)] = 1
 	}
 	var got map[string]int
-	testutil.WaitFor(t, ctx, 200*time.Millisecond, "Docker runs one container per kept deployment and none else", func() bool {
+	for {
 		got = w.runningContainers(t)
-		if len(got) != len(want) {
-			return false
-		}
+		same := len(got) == len(want)
 		for k, n := range want {
-			if got[k] != n {
-				return false
-			}
+			same = same && got[k] == n
 		}
-		return true
-	})
+		if same {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("Docker runs containers of deployments %v, the API has %v running", got, want)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // eventsAppliedOnce checks the journaled agent events: per agent instance,
