@@ -120,6 +120,15 @@ func Start(t testing.TB, o Options) *Cluster {
 			}
 			b, _ := os.ReadFile(filepath.Join(c.dir, "haproxy.log"))
 			t.Logf("haproxy log (last 2000 bytes):\n%s", tail(b, 2000))
+			// The whole logs outlive the test's temporary directory.
+			if keep, err := os.MkdirTemp("", "hacluster-logs-"); err == nil {
+				for _, r := range c.Replicas {
+					if b, err := os.ReadFile(r.Log); err == nil {
+						_ = os.WriteFile(filepath.Join(keep, r.Name+".log"), b, 0o600)
+					}
+				}
+				t.Logf("replica logs kept in %s", keep)
+			}
 		}
 	})
 	// The first replica migrates the database alone; the others start
