@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"time"
 	"errors"
 	"slices"
 
@@ -68,6 +69,9 @@ func (s *Service) ApplyDeploymentStatus(ctx context.Context, tx *store.Store, no
 	if !slices.Contains(from, d.Status) {
 		if d.Status != ev.Status {
 			s.Log.Info().Int64("deployment_id", d.ID).Str("status", d.Status).Str("reported", ev.Status).Msg("status report does not apply in the current state")
+		}
+		if d.Status == store.DeploymentDeleted && (ev.Status == store.DeploymentDeploying || ev.Status == store.DeploymentRunning) {
+			s.redeleteStray(nodeID, d.ID)
 		}
 		return nil
 	}
@@ -166,3 +170,38 @@ func (s *Service) ApplyServiceState(ctx context.Context, tx *store.Store, nodeID
 		State: ev.State, RestartCount: ev.RestartCount, ExitCode: ev.ExitCode, LastExitOOM: ev.LastExitOOM}
 	return publish(ctx, tx, out)
 }
+
+// redeleteStray asks the node again to delete a deployment that is deleted
+// but that its agent reports deploying or running: the deploy reached the
+// agent after the delete (with several server replicas the deploy may be
+// forwarded to the node's owner while the delete is delivered by the owner
+// itself; a client deleting at once can make them cross), and nothing else
+// would remove it before the node's next sync. Deletes are idempotent on
+// the agent; a few attempts, then the next sync.
+func (s *Service) redeleteStray(nodeID, id int64) {
+	s.redeletes.Add(1)
+	s.background(func(ctx context.Context) {
+		for attempt := 1; attempt <= 5; attempt++ {
+			err := s.request(ctx, nodeID, func(ctx context.Context, r protocol.Requester) error {
+				_, err := protocol.CallDelete.Do(ctx, r, protocol.DeleteRequest{DeploymentID: id})
+				return err
+			})
+			if err == nil {
+				s.Log.Info().Int64("deployment_id", id).Int64("node_id", nodeID).Msg("stray deployment of a deleted one removed")
+				return
+			}
+			t := time.NewTimer(s.retryInterval())
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		s.Log.Warn().Int64("deployment_id", id).Int64("node_id", nodeID).Msg("stray deployment of a deleted one not removed; the node's next sync does")
+	})
+}
+
+// Redeletes is how many stray deployments of deleted ones this process
+// asked agents to remove (redeleteStray).
+func (s *Service) Redeletes() int64 { return s.redeletes.Load() }

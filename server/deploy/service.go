@@ -96,6 +96,7 @@ type Service struct {
 	stopped chan struct{} // closed when Run returns: streams end
 
 	cleanupRuns atomic.Int64
+	redeletes   atomic.Int64
 }
 
 // Config are the collaborators of a Service.
