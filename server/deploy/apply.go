@@ -2,9 +2,9 @@ package deploy
 
 import (
 	"context"
-	"time"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/store"
