@@ -45,7 +45,6 @@ func (w *world) owners(t *testing.T, ctx context.Context, st *store.Store) map[*
 // agent event is lost or applied twice.
 func TestFailoverOfTheBusiestReplicaUnderLoad(t *testing.T) {
 	t.Parallel()
-	requireLeases(t)
 	// Deployments of the dead replica's nodes must not turn offline
 	// during the failover: the grace is longer than it.
 	w := startWorld(t, 3, "--agents.offlinegrace=1m")

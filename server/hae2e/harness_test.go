@@ -86,21 +86,6 @@ func startWorld(t *testing.T, n int, args ...string) *world {
 	return w
 }
 
-// requireLeases skips a test that needs node leases (several replicas
-// serving agents) when the schema has none.
-func requireLeases(t *testing.T) {
-	t.Helper()
-	ctx := testutil.Context(t, time.Minute)
-	st := openStore(t, ctx, storetest.URL(t))
-	var ok bool
-	if err := st.Pool.QueryRow(ctx, `SELECT to_regclass('replicas') IS NOT NULL`).Scan(&ok); err != nil {
-		t.Fatal(err)
-	}
-	if !ok {
-		t.Skip("node leases are not in this schema: several replicas cannot serve agents")
-	}
-}
-
 // addNodes adds n nodes through the API and starts their agents.
 func (w *world) addNodes(t *testing.T, n int) {
 	t.Helper()

@@ -26,7 +26,6 @@ func openStore(t *testing.T, ctx context.Context, url string) *store.Store {
 // deployment ends as asked, Docker matches the API exactly.
 func TestRollingRestartUnderLoad(t *testing.T) {
 	t.Parallel()
-	requireLeases(t)
 	w := startWorld(t, 3)
 	w.addNodes(t, 2)
 	ctx := testutil.Context(t, 5*time.Minute)

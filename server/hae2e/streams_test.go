@@ -88,7 +88,6 @@ func waitEnd(t *testing.T, ctx context.Context, ch <-chan string, what string) {
 // it (PostgreSQL NOTIFY), the log comes from the node's owner.
 func TestStreamsThroughTheBalancerWhenTheirReplicaDies(t *testing.T) {
 	t.Parallel()
-	requireLeases(t)
 	w := startWorld(t, 3)
 	w.addNodes(t, 1)
 	ctx := testutil.Context(t, 3*time.Minute)
