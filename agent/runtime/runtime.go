@@ -204,12 +204,17 @@ type Workloads interface {
 type Inventory interface {
 	// ListManaged lists this node's objects; with deploymentID > 0 only
 	// those of that deployment. Every service workload is one Object of
-	// Kind KindWorkload with Service set.
+	// Kind KindWorkload with Service set; the rest may be listed object by
+	// object (Docker: networks, volumes, plugin containers) or by what
+	// holds them (Kubernetes: the deployment's namespace), as long as
+	// Remove of the list removes everything the deployment has here.
 	ListManaged(ctx context.Context, deploymentID int64) ([]Object, error)
 	// Predecessors lists the objects labelled with node uid that another
 	// agent instance made (their LabelNode is not Node()): what an agent of
-	// the same node left behind when its data dir was lost. This runtime's
-	// own objects are not included.
+	// the same node left behind when its data dir was lost — enough that
+	// Remove of the list removes all of it (a runtime may list only the
+	// holders, e.g. namespaces). This runtime's own objects are not
+	// included.
 	Predecessors(ctx context.Context, uid string) ([]Object, error)
 	// Remove deletes objs (as ListManaged or Predecessors returned them),
 	// workloads before what they use. It keeps going past failures and

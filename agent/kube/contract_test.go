@@ -1,0 +1,25 @@
+package kube
+
+import (
+	"testing"
+
+	"github.com/nullops/nullops/agent/runtime"
+	"github.com/nullops/nullops/agent/runtime/runtimetest"
+	kubetest "github.com/nullops/nullops/internal/testutil/kube"
+)
+
+// TestRuntimeContract: the Kubernetes runtime keeps the promises of
+// agent/runtime's doc comments (the suite agent/docker passes too).
+func TestRuntimeContract(t *testing.T) {
+	kc := kubetest.Kubeconfig(t) // skips unless NULLOPS_K8S=1
+	runtimetest.Run(t, runtimetest.Harness{
+		New: func(t testing.TB, node string) runtime.Runtime {
+			r, err := New(Config{Node: node, Kubeconfig: kc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		},
+		Image: kubetest.ImportImage,
+	})
+}
