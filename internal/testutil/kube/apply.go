@@ -27,9 +27,11 @@ type Applied struct {
 }
 
 // Apply server-side-applies every object of the multi-document YAML
-// manifest for which keep returns true (nil keeps all), in order, as
-// cluster-admin. The objects are deleted in reverse order when the test ends
-// (namespaces without waiting for their contents to go).
+// manifest for which keep returns true (nil keeps all; keep may also change
+// the object, e.g. an image), in order, as cluster-admin. The objects are
+// deleted in reverse order when the test ends, and the cleanup waits (up to
+// two minutes) until deleted namespaces are gone, so the next test can apply
+// the same manifest.
 func Apply(t testing.TB, cfg *rest.Config, manifest []byte, keep func(*unstructured.Unstructured) bool) []Applied {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -51,11 +53,30 @@ func Apply(t testing.TB, cfg *rest.Config, manifest []byte, keep func(*unstructu
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		var namespaces []Applied
 		for i := len(applied) - 1; i >= 0; i-- {
 			a := applied[i]
 			err := a.Resource.Delete(ctx, a.Object.GetName(), metav1.DeleteOptions{})
 			if err != nil && !apierrors.IsNotFound(err) {
 				t.Errorf("delete %s %s: %v", a.Object.GetKind(), a.Object.GetName(), err)
+			}
+			if a.Object.GetKind() == "Namespace" && a.Object.GetAPIVersion() == "v1" {
+				namespaces = append(namespaces, a)
+			}
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer wcancel()
+		for _, a := range namespaces {
+			for {
+				_, err := a.Resource.Get(wctx, a.Object.GetName(), metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					break
+				}
+				if wctx.Err() != nil {
+					t.Errorf("namespace %s still there 2 minutes after its deletion", a.Object.GetName())
+					break
+				}
+				time.Sleep(250 * time.Millisecond)
 			}
 		}
 	})
