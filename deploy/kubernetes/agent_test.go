@@ -6,7 +6,6 @@ package kubernetes_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -24,11 +23,6 @@ import (
 	"github.com/nullops/nullops/internal/testutil/kube"
 )
 
-const (
-	agentNS = "nullops-system"
-	agentSA = "nullops-agent"
-)
-
 // TestAgentManifestPermissions: the agent can create a labelled namespace,
 // bind its workload role there and then manage its workloads in it, keep its
 // state Secret; it cannot create or delete unlabelled namespaces, bind itself
@@ -38,14 +32,11 @@ func TestAgentManifestPermissions(t *testing.T) {
 	admin := kube.Client(t)
 	cfg := kube.RESTConfig(t)
 	ctx := testutil.Context(t, 3*time.Minute)
-	manifest, err := os.ReadFile("agent.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := uniqueInstallation(t)
+	agentNS, agentSA := in.NS, in.SA
 	// Everything but the agent itself (its image and token are not part of
-	// this test); cluster-scoped objects have fixed names, so this test must
-	// not run twice at once on one cluster.
-	kube.Apply(t, cfg, manifest, func(u *unstructured.Unstructured) bool {
+	// this test).
+	kube.Apply(t, cfg, in.YAML, func(u *unstructured.Unstructured) bool {
 		return u.GetKind() != "Deployment" && u.GetKind() != "Service"
 	})
 	agent, err := kubernetes.NewForConfig(kube.Impersonate(cfg, agentNS, agentSA))
@@ -72,7 +63,7 @@ func TestAgentManifestPermissions(t *testing.T) {
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	testutil.WaitFor(t, ctx, 200*time.Millisecond, "the admission policies to be in force", func() bool {
 		_, errNS := agent.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "nullops-test-policy-probe"}}, dry)
-		_, errRB := agent.RbacV1().RoleBindings("kube-system").Create(ctx, binding("ClusterRole", "nullops-agent-workloads", agentNS, agentSA), dry)
+		_, errRB := agent.RbacV1().RoleBindings("kube-system").Create(ctx, binding("ClusterRole", in.WorkloadRole, agentNS, agentSA), dry)
 		return apierrors.IsInvalid(errNS) && apierrors.IsInvalid(errRB)
 	})
 
@@ -98,15 +89,15 @@ func TestAgentManifestPermissions(t *testing.T) {
 	// Bindings: only its workload role, only to itself, only in its namespaces.
 	_, err = agent.RbacV1().RoleBindings(name).Create(ctx, binding("ClusterRole", "admin", agentNS, agentSA), metav1.CreateOptions{})
 	forbidden("agent binds ClusterRole admin", err)
-	_, err = agent.RbacV1().RoleBindings(name).Create(ctx, binding("ClusterRole", "nullops-agent-workloads", "default", "default"), metav1.CreateOptions{})
+	_, err = agent.RbacV1().RoleBindings(name).Create(ctx, binding("ClusterRole", in.WorkloadRole, "default", "default"), metav1.CreateOptions{})
 	forbidden("agent binds its role to another ServiceAccount", err)
-	_, err = agent.RbacV1().RoleBindings("kube-system").Create(ctx, binding("ClusterRole", "nullops-agent-workloads", agentNS, agentSA), metav1.CreateOptions{})
+	_, err = agent.RbacV1().RoleBindings("kube-system").Create(ctx, binding("ClusterRole", in.WorkloadRole, agentNS, agentSA), metav1.CreateOptions{})
 	forbidden("agent binds its role in kube-system", err)
-	_, err = agent.RbacV1().RoleBindings(victim).Create(ctx, binding("ClusterRole", "nullops-agent-workloads", agentNS, agentSA), metav1.CreateOptions{})
+	_, err = agent.RbacV1().RoleBindings(victim).Create(ctx, binding("ClusterRole", in.WorkloadRole, agentNS, agentSA), metav1.CreateOptions{})
 	forbidden("agent binds its role in a namespace it did not make", err)
-	_, err = agent.RbacV1().RoleBindings(name).Create(ctx, binding("ClusterRole", "nullops-agent-workloads", agentNS, agentSA), metav1.CreateOptions{})
+	_, err = agent.RbacV1().RoleBindings(name).Create(ctx, binding("ClusterRole", in.WorkloadRole, agentNS, agentSA), metav1.CreateOptions{})
 	if err != nil {
-		t.Fatalf("agent binds nullops-agent-workloads to itself in its namespace: %v", err)
+		t.Fatalf("agent binds its workload role to itself in its namespace: %v", err)
 	}
 
 	// Now its workloads (RBAC picks up a new binding within about a second).
@@ -159,9 +150,9 @@ func TestAgentManifestPermissions(t *testing.T) {
 	forbidden("agent reads the kubelet API through nodes/proxy", err)
 
 	// Its own state Secret, and nothing else of its namespace's Secrets.
-	_, err = agent.CoreV1().Secrets(agentNS).Create(ctx, secret("nullops-agent-state"), metav1.CreateOptions{})
+	_, err = agent.CoreV1().Secrets(agentNS).Create(ctx, secret(in.StateSecret), metav1.CreateOptions{})
 	allowed("agent creates its state Secret", err)
-	st, err := agent.CoreV1().Secrets(agentNS).Get(ctx, "nullops-agent-state", metav1.GetOptions{})
+	st, err := agent.CoreV1().Secrets(agentNS).Get(ctx, in.StateSecret, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("agent reads its state Secret: %v", err)
 	}
@@ -169,12 +160,12 @@ func TestAgentManifestPermissions(t *testing.T) {
 	_, err = agent.CoreV1().Secrets(agentNS).Update(ctx, st, metav1.UpdateOptions{})
 	allowed("agent updates its state Secret", err)
 	t.Cleanup(func() {
-		_ = admin.CoreV1().Secrets(agentNS).Delete(context.Background(), "nullops-agent-state", metav1.DeleteOptions{})
+		_ = admin.CoreV1().Secrets(agentNS).Delete(context.Background(), in.StateSecret, metav1.DeleteOptions{})
 	})
-	_, err = admin.CoreV1().Secrets(agentNS).Create(ctx, secret("nullops-agent-token"), metav1.CreateOptions{})
+	_, err = admin.CoreV1().Secrets(agentNS).Create(ctx, secret(in.TokenSecret), metav1.CreateOptions{})
 	allowed("admin creates the token Secret", err)
-	_, err = agent.CoreV1().Secrets(agentNS).Get(ctx, "nullops-agent-token", metav1.GetOptions{})
-	forbidden("agent reads another Secret of nullops-system", err)
+	_, err = agent.CoreV1().Secrets(agentNS).Get(ctx, in.TokenSecret, metav1.GetOptions{})
+	forbidden("agent reads another Secret of its own namespace", err)
 
 	// And it removes its namespace.
 	allowed("agent deletes its namespace", agent.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}))
@@ -186,7 +177,7 @@ func secret(name string) *corev1.Secret {
 
 func binding(kind, role, saNS, saName string) *rbacv1.RoleBinding {
 	return &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "nullops-agent"},
+		ObjectMeta: metav1.ObjectMeta{Name: "nullops-agent"}, // the name the runtime uses
 		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: kind, Name: role},
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: saName, Namespace: saNS}},
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +34,9 @@ import (
 func TestAgentRuntimeUnderTheManifest(t *testing.T) {
 	cfg := kube.RESTConfig(t)
 	ctx := testutil.Context(t, 4*time.Minute)
-	manifest, err := os.ReadFile("agent.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube.Apply(t, cfg, manifest, func(u *unstructured.Unstructured) bool {
+	inst := uniqueInstallation(t)
+	agentNS, agentSA := inst.NS, inst.SA
+	kube.Apply(t, cfg, inst.YAML, func(u *unstructured.Unstructured) bool {
 		return u.GetKind() != "Deployment" && u.GetKind() != "Service"
 	})
 	web := kube.ScratchImage(t, "./scripts/images/demo-web", "nullops-test/demo-web:manifest")
@@ -47,7 +44,7 @@ func TestAgentRuntimeUnderTheManifest(t *testing.T) {
 	as := kube.Impersonate(cfg, agentNS, agentSA)
 	node := fmt.Sprintf("manifest-%d", time.Now().UnixNano()%1e8)
 	rt, err := agentkube.New(agentkube.Config{Node: node, REST: as,
-		WorkloadRole: "nullops-agent-workloads", ServiceAccount: agentNS + "/" + agentSA})
+		WorkloadRole: inst.WorkloadRole, ServiceAccount: agentNS + "/" + agentSA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +109,7 @@ func TestAgentRuntimeUnderTheManifest(t *testing.T) {
 		t.Fatalf("usage without nodes/proxy: %+v", u)
 	}
 
-	ss, err := agentkube.NewStateSecretFor(as, agentNS, "nullops-agent-state", t.TempDir())
+	ss, err := agentkube.NewStateSecretFor(as, agentNS, inst.StateSecret, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +120,7 @@ func TestAgentRuntimeUnderTheManifest(t *testing.T) {
 		t.Fatalf("state secret as the agent: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = admin.CoreV1().Secrets(agentNS).Delete(context.Background(), "nullops-agent-state", metav1.DeleteOptions{})
+		_ = admin.CoreV1().Secrets(agentNS).Delete(context.Background(), inst.StateSecret, metav1.DeleteOptions{})
 	})
 
 	if _, err := rt.RemoveDeployment(ctx, 1); err != nil {
