@@ -56,6 +56,13 @@ fi
 
 go vet ./...
 go test -count=1 -timeout 30m "$@" ./...
+# With the cluster: the executor's tests that are common to both runtimes
+# (and its Kubernetes-only sync test) again on the Kubernetes runtime; ~3 min.
+if [ "${NULLOPS_K8S:-}" = 1 ]; then
+  NULLOPS_RUNTIME=kubernetes go test -count=1 -timeout 20m "$@" -run \
+    'TestPluginRetries|TestCancelMidPipeline|TestDeleteRightAfterDeploy|TestCrashLoopingServiceIsReported|TestOOMKilledServiceIsReported|TestServiceExitingDuringHealthWaitFailsAtOnce|TestServiceLogsAreMasked|TestPluginGetsOnlyTheSecretsItsParamsReference|TestKubeSyncReconciles' \
+    ./agent/executor/
+fi
 # The test-only build of the agent (-tags nullopsdebug: its event listener).
 go vet -tags nullopsdebug ./agent/app/ ./agent/config/
 go test -count=1 -tags nullopsdebug "$@" ./agent/config/
