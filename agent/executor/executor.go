@@ -160,7 +160,21 @@ func (e *Executor) emitDeployment(id int64, status, reason, failedStep string) {
 
 // Deploy starts a deployment's pipeline and returns at once; progress is
 // reported through events. Delivering the same deploy twice is harmless.
-func (e *Executor) Deploy(_ context.Context, req protocol.DeployRequest) error {
+func (e *Executor) Deploy(ctx context.Context, req protocol.DeployRequest) error {
+	if deleted, err := e.st.Deleted(req.Spec.DeploymentID); err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	} else if deleted {
+		// Sent before its delete and delivered after it (a replica that
+		// lost the node meanwhile): starting it would leave containers of
+		// a deployment the control plane already deleted.
+		return fmt.Errorf("deploy %d: the deployment was deleted on this node", req.Spec.DeploymentID)
+	}
+	return e.deploy(ctx, req)
+}
+
+// deploy starts the pipeline of req (Deploy without the deleted check:
+// sync's full desired state is authoritative).
+func (e *Executor) deploy(_ context.Context, req protocol.DeployRequest) error {
 	spec := req.Spec
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("deploy: %w", err)
@@ -305,6 +319,9 @@ func (e *Executor) deleteDeployment(id int64) {
 		if perr := e.st.Put(d); perr != nil {
 			e.log.Error().Err(perr).Int64("deployment", id).Msg("mark deleting")
 		}
+	}
+	if err := e.st.MarkDeleted(id); err != nil {
+		e.log.Error().Err(err).Int64("deployment", id).Msg("remember the delete")
 	}
 	removed, err := e.rt.RemoveDeployment(ctx, id)
 	if err != nil {

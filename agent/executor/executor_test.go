@@ -364,3 +364,36 @@ func TestDeleteRightAfterDeploy(t *testing.T) {
 		}
 	}
 }
+
+// TestLateDeployAfterDeleteIsRefused: a deploy the control plane sent
+// before deleting the deployment, delivered after the delete (a server
+// replica lost the node in between), starts nothing; the node's full
+// desired state (sync) still decides.
+func TestLateDeployAfterDeleteIsRefused(t *testing.T) {
+	e := newEnv(t, Config{})
+	ctx := testutil.Context(t, 3*time.Minute)
+	id := time.Now().UnixNano()%1e6 + 7000000
+	spec := specOf(id, []protocol.Node{webNode("web", nil)}, nil, demoWebImage, nil)
+	if err := e.ex.Delete(ctx, protocol.DeleteRequest{DeploymentID: id}); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.waitDeployment(t, ctx, id, protocol.StatusDeleted)
+	err := e.ex.Deploy(ctx, protocol.DeployRequest{Spec: spec})
+	if err == nil || !strings.Contains(err.Error(), "deleted on this node") {
+		t.Fatalf("late deploy after delete: %v", err)
+	}
+	if left := e.objects(id); len(left) > 0 {
+		t.Fatalf("a refused deploy created %v", left)
+	}
+	// The desired state wants it after all: sync builds it.
+	if _, err := e.ex.Sync(ctx, protocol.SyncRequest{Deployments: []protocol.DeploySpec{spec}}); err != nil {
+		t.Fatal(err)
+	}
+	if ds := e.rec.waitDeployment(t, ctx, id, protocol.StatusRunning); ds.Status != protocol.StatusRunning {
+		t.Fatalf("after sync: %s", ds.Status)
+	}
+	if err := e.ex.Delete(ctx, protocol.DeleteRequest{DeploymentID: id}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, ctx, 100*time.Millisecond, "the synced deployment removed", func() bool { return len(e.objects(id)) == 0 })
+}

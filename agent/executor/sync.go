@@ -109,7 +109,10 @@ func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol
 			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusDeploying})
 		case d == nil:
 			// Desired but unknown here (e.g. the data dir was lost): build it.
-			if err := e.Deploy(ctx, protocol.DeployRequest{Spec: spec}); err != nil {
+			if err := e.st.Undelete(id); err != nil {
+				e.log.Error().Err(err).Int64("deployment", id).Msg("sync: forget a delete")
+			}
+			if err := e.deploy(ctx, protocol.DeployRequest{Spec: spec}); err != nil {
 				e.log.Error().Err(err).Int64("deployment", id).Msg("sync: deploy")
 				reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusFailed})
 				continue

@@ -5,6 +5,7 @@
 package state
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +23,15 @@ const FileName = "state.db"
 var (
 	bucketDeployments   = []byte("deployments")
 	bucketPrivateImages = []byte("private_images")
+	bucketDeleted       = []byte("deleted")
 )
+
+// deletedKept bounds the deleted-deployment records: marking id deleted
+// drops the records of ids more than deletedKept below it. Deployment ids
+// are never reused and grow with every deployment the control plane
+// creates; a late deploy comes seconds or minutes after its delete, not
+// thousands of deployments later.
+const deletedKept = 10000
 
 // Local deployment statuses: the protocol's plus "deleting" (rollback of a
 // deleted deployment not finished yet).
@@ -68,11 +77,12 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketDeployments); err != nil {
-			return err
+		for _, b := range [][]byte{bucketDeployments, bucketPrivateImages, bucketDeleted} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
 		}
-		_, err := tx.CreateBucketIfNotExists(bucketPrivateImages)
-		return err
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("init state: %w", err)
@@ -147,6 +157,63 @@ func (s *Store) Delete(id int64) error {
 		return tx.Bucket(bucketDeployments).Delete(key(id))
 	}); err != nil {
 		return fmt.Errorf("delete deployment %d: %w", id, err)
+	}
+	return nil
+}
+
+// MarkDeleted records that the control plane had the deployment deleted
+// here, so a deploy of it that arrives late (sent before the delete, by a
+// server replica that lost the node meanwhile) is refused instead of
+// starting it again.
+func (s *Store) MarkDeleted(id int64) error {
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDeleted)
+		k := make([]byte, 8)
+		binary.BigEndian.PutUint64(k, uint64(id))
+		if err := b.Put(k, []byte{1}); err != nil {
+			return err
+		}
+		// Keys are big-endian ids, in order: drop the old ones (collected
+		// first: deleting under a moving cursor can skip keys).
+		var old [][]byte
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && int64(binary.BigEndian.Uint64(k)) < id-deletedKept; k, _ = c.Next() {
+			old = append(old, k)
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("mark deployment %d deleted: %w", id, err)
+	}
+	return nil
+}
+
+// Deleted reports whether MarkDeleted recorded the deployment.
+func (s *Store) Deleted(id int64) (bool, error) {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, uint64(id))
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketDeleted).Get(k) != nil
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("read deleted deployment %d: %w", id, err)
+	}
+	return found, nil
+}
+
+// Undelete forgets MarkDeleted (the control plane's full desired state
+// wants the deployment after all).
+func (s *Store) Undelete(id int64) error {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, uint64(id))
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDeleted).Delete(k) }); err != nil {
+		return fmt.Errorf("undelete deployment %d: %w", id, err)
 	}
 	return nil
 }

@@ -65,3 +65,38 @@ func TestStoreKeepsNoSecrets(t *testing.T) {
 		t.Fatalf("after reopen: %d records", len(list))
 	}
 }
+
+func TestDeletedDeploymentsAreRememberedAndBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	st, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{1, 2, 5, 6, 7, deletedKept + 6} {
+		if err := st.MarkDeleted(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Marking deletedKept+6 dropped the ids below 6.
+	for id, want := range map[int64]bool{1: false, 5: false, 6: true, 7: true, 8: false, deletedKept + 6: true} {
+		if got, err := st.Deleted(id); err != nil || got != want {
+			t.Errorf("Deleted(%d) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+	if err := st.Undelete(6); err != nil {
+		t.Fatal(err)
+	}
+	// Survives a restart of the agent.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for id, want := range map[int64]bool{6: false, 7: true} {
+		if got, err := st.Deleted(id); err != nil || got != want {
+			t.Errorf("after reopening, Deleted(%d) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+}
