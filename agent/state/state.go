@@ -178,7 +178,7 @@ func (s *Store) MarkDeleted(id int64) error {
 		var old [][]byte
 		c := b.Cursor()
 		for k, _ := c.First(); k != nil && int64(binary.BigEndian.Uint64(k)) < id-deletedKept; k, _ = c.Next() {
-			old = append(old, k)
+			old = append(old, append([]byte(nil), k...))
 		}
 		for _, k := range old {
 			if err := b.Delete(k); err != nil {
