@@ -14,12 +14,15 @@ import (
 const Prefix = "/api/v1"
 
 // List is one page of a list endpoint (?page= from 1, ?per_page= 1..200).
-// Items is never null.
+// Items is never null. A list that bounds its count (deployments: at
+// 1,000 or the end of the page asked for, whichever is further) sets
+// TotalCapped when it stopped counting: there are more than Total items.
 type List[T any] struct {
-	Items   []T `json:"items"`
-	Total   int `json:"total"`
-	Page    int `json:"page"`
-	PerPage int `json:"per_page"`
+	Items       []T  `json:"items"`
+	Total       int  `json:"total"`
+	TotalCapped bool `json:"total_capped,omitempty"`
+	Page        int  `json:"page"`
+	PerPage     int  `json:"per_page"`
 }
 
 // ErrorBody is the body of every error response.

@@ -103,7 +103,7 @@ func (d *Deps) listDeployments(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	items, total, err := d.Store.ListDeployments(ctx, f)
+	items, total, capped, err := d.Store.ListDeployments(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (d *Deps) listDeployments(c echo.Context) error {
 	for i, dep := range items {
 		out[i] = deploymentOut(dep, lv.Of(dep.ProjectID, dep.EnvironmentID).String(), urls[dep.ID], degraded[dep.ID])
 	}
-	return RenderList(c, out, total, pg)
+	return RenderCappedList(c, out, total, capped, pg)
 }
 
 // bindCreate decodes the body of a create (and of its dry run) and

@@ -64,3 +64,12 @@ func RenderList[T any](c echo.Context, items []T, total int, p Page) error {
 	}
 	return c.JSON(http.StatusOK, restapi.List[T]{Items: items, Total: total, Page: p.Page, PerPage: p.PerPage})
 }
+
+// RenderCappedList is RenderList for a list whose count stops at a bound:
+// capped says there are more than total items.
+func RenderCappedList[T any](c echo.Context, items []T, total int, capped bool, p Page) error {
+	if items == nil {
+		items = []T{}
+	}
+	return c.JSON(http.StatusOK, restapi.List[T]{Items: items, Total: total, TotalCapped: capped, Page: p.Page, PerPage: p.PerPage})
+}

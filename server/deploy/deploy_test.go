@@ -251,7 +251,7 @@ func TestConcurrentCreatesNeverOversubscribe(t *testing.T) {
 		t.Fatalf("%d deploy requests sent, want 8", got)
 	}
 	// The refused creates left nothing behind.
-	list, total, err := f.st.ListDeployments(context.Background(), store.DeploymentFilter{})
+	list, total, _, err := f.st.ListDeployments(context.Background(), store.DeploymentFilter{})
 	if err != nil || total != 8 || len(list) != 8 {
 		t.Fatalf("list: %d/%d %v, want 8", len(list), total, err)
 	}

@@ -48,7 +48,7 @@ func TestDryRunAgreesWithCreate(t *testing.T) {
 		}
 	}
 	// Dry runs created nothing: the two deployments that fit are all.
-	_, total, err := f.st.ListDeployments(ctx, store.DeploymentFilter{})
+	_, total, _, err := f.st.ListDeployments(ctx, store.DeploymentFilter{})
 	if err != nil || total != 2 {
 		t.Fatalf("%d deployments (%v), want the 2 created", total, err)
 	}

@@ -148,9 +148,16 @@ var DeploymentSorts = map[string]string{
 	"expires":     "d.expires_at",
 }
 
+// DeploymentCountCap bounds the total a deployment list counts: past it
+// (and past the page asked for) ListDeployments stops counting and reports
+// the total as capped, so a list's cost does not grow with the table.
+const DeploymentCountCap = 1000
+
 // ListDeployments pages through deployments, newest first, and returns the
-// total number matching the filter.
-func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Deployment, int, error) {
+// total number matching the filter. The total is exact up to
+// max(DeploymentCountCap, Offset+Limit); beyond that capped is true and
+// total is that bound: there are more than total deployments.
+func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page []Deployment, total int, capped bool, err error) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
@@ -163,7 +170,7 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 		// for every row.
 		pids, eids, err := s.UserGrantTargets(ctx, *f.VisibleTo)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		if pids == nil {
 			pids = []int64{}
@@ -197,7 +204,7 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 	if f.Sort != "" {
 		col, ok := DeploymentSorts[f.Sort]
 		if !ok {
-			return nil, 0, fmt.Errorf("list deployments: unknown sort %q", f.Sort)
+			return nil, 0, false, fmt.Errorf("list deployments: unknown sort %q", f.Sort)
 		}
 		dir := " ASC"
 		if f.Desc {
@@ -209,32 +216,47 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) ([]Depl
 		}
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
-	var total int
-	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM deployments d"+cond, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count deployments: %w", err)
-	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
 	}
-	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY " + order + " LIMIT " + arg(limit) + " OFFSET " + arg(max(f.Offset, 0))
-	rows, err := s.db.Query(ctx, q, args...)
+	offset := max(f.Offset, 0)
+	bound := max(DeploymentCountCap, offset+limit)
+	// The bounded count and the page go in one batch: one round trip.
+	countArgs := append(append([]any{}, args...), bound+1)
+	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY " + order + " LIMIT " + arg(limit) + " OFFSET " + arg(offset)
+	batch := &pgx.Batch{}
+	batch.Queue("SELECT count(*) FROM (SELECT 1 FROM deployments d"+cond+" LIMIT $"+strconv.Itoa(len(countArgs))+") c", countArgs...)
+	batch.Queue(q, args...)
+	br := s.db.SendBatch(ctx, batch)
+	defer br.Close()
+	if err := br.QueryRow().Scan(&total); err != nil {
+		return nil, 0, false, fmt.Errorf("count deployments: %w", err)
+	}
+	if total > bound {
+		total, capped = bound, true
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return nil, 0, fmt.Errorf("list deployments: %w", err)
+		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
 	}
 	defer rows.Close()
 	out := []Deployment{}
 	for rows.Next() {
 		d, err := scanDeployment(rows)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list deployments: %w", err)
+		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
 	}
-	return out, total, nil
+	rows.Close()
+	if err := br.Close(); err != nil {
+		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
+	}
+	return out, total, capped, nil
 }
 
 // NodeDeployments lists the deployments on a node in the given statuses.

@@ -222,3 +222,22 @@ func TestLinksInFullWithCopy(t *testing.T) {
 		t.Errorf("the list's copy button copied %q", got)
 	}
 }
+
+// TestDeploymentsListCappedTotal: past the server's count cap the pager says
+// "1,000+" and "40+" pages and still offers the next page.
+func TestDeploymentsListCappedTotal(t *testing.T) {
+	env := startServer(t)
+	r := newRows(t, env, env.Project("shop"), env.Environment("qa"))
+	if _, err := env.Store.Pool.Exec(context.Background(), `INSERT INTO deployments (name, project_id, environment_id, pipeline_version_id, status, cpu, memory_mb, ttl_seconds, expires_at)
+		SELECT 'bulk-' || i, $1, $2, $3, 'running', 0.1, 64, 3600, now() + interval '1 hour' FROM generate_series(1, $4::int) i`,
+		r.pid, r.eid, r.pv, store.DeploymentCountCap+10); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, env.URL)
+	b.login(adminUser, adminPassword)
+	b.open("/deployments")
+	b.waitText(".pager", "Page 1 of 40+ (1,000+ total)")
+	b.click(".pager button:last-child")
+	b.waitText(".pager", "Page 2 of 40+ (1,000+ total)")
+	b.waitFor("page 2 in the URL", `new URLSearchParams(location.search).get('page') === '2'`, 10*time.Second)
+}

@@ -98,7 +98,8 @@ export async function listAll(path, params = {}, max = 1000) {
     const batch = items(data);
     out.push(...batch);
     const total = data && typeof data.total === 'number' ? data.total : out.length;
-    if (batch.length === 0 || out.length >= total || Array.isArray(data)) break;
+    // A capped total (total_capped) is a lower bound: keep paging.
+    if (batch.length === 0 || (out.length >= total && !(data && data.total_capped)) || Array.isArray(data)) break;
   }
   return out;
 }

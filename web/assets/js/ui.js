@@ -41,16 +41,20 @@ export function table(columns, rows, { caption, rowAttrs } = {}) {
         columns.map((c) => h('td', { class: c.class, 'data-label': c.label }, c.render(r))))))));
 }
 
-// pager renders previous/next controls for a paged list response.
+// pager renders previous/next controls for a paged list response. A list
+// whose server stopped counting (total_capped: more than total items) shows
+// "Page 1 of 40+ (1,000+ total)" and always offers the next page.
 export function pager(data, onPage) {
   if (!data || typeof data.total !== 'number' || !data.per_page) return null;
+  const capped = data.total_capped === true;
   const pages = Math.max(1, Math.ceil(data.total / data.per_page));
-  if (pages <= 1) return h('p', { class: 'muted small' }, `${data.total} total`);
+  const total = capped ? `${data.total.toLocaleString('en-US')}+` : `${data.total}`;
+  if (pages <= 1 && !capped) return h('p', { class: 'muted small' }, `${total} total`);
   const p = data.page || 1;
   return h('nav', { class: 'pager', 'aria-label': 'Pages' },
     h('button', { type: 'button', disabled: p <= 1, onclick: () => onPage(p - 1) }, '← Previous'),
-    h('span', null, `Page ${p} of ${pages} (${data.total} total)`),
-    h('button', { type: 'button', disabled: p >= pages, onclick: () => onPage(p + 1) }, 'Next →'));
+    h('span', null, `Page ${p} of ${pages}${capped ? '+' : ''} (${total} total)`),
+    h('button', { type: 'button', disabled: p >= pages && !capped, onclick: () => onPage(p + 1) }, 'Next →'));
 }
 
 // confirmDialog asks a yes/no question in a modal <dialog> and resolves to
