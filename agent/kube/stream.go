@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -63,13 +64,23 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string) (int, strin
 	return 0, out.String(), nil
 }
 
-// capped keeps the first max bytes written to it.
+// capped keeps the first max bytes written to it; stdout and stderr are
+// copied into it from two goroutines.
 type capped struct {
+	mu sync.Mutex
 	bytes.Buffer
 	max int
 }
 
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Buffer.String()
+}
+
 func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if room := c.max - c.Len(); room > 0 {
 		if len(p) > room {
 			c.Buffer.Write(p[:room])
