@@ -222,21 +222,25 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page [
 	}
 	offset := max(f.Offset, 0)
 	bound := max(DeploymentCountCap, offset+limit)
-	// The bounded count and the page go in one batch: one round trip.
-	countArgs := append(append([]any{}, args...), bound+1)
-	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY " + order + " LIMIT " + arg(limit) + " OFFSET " + arg(offset)
-	batch := &pgx.Batch{}
-	batch.Queue("SELECT count(*) FROM (SELECT 1 FROM deployments d"+cond+" LIMIT $"+strconv.Itoa(len(countArgs))+") c", countArgs...)
-	batch.Queue(q, args...)
-	br := s.db.SendBatch(ctx, batch)
-	defer br.Close()
-	if err := br.QueryRow().Scan(&total); err != nil {
+	// The count's limit is a literal (an int computed here). A user's list
+	// filters by two id arrays whose contents a generic (cached) plan does
+	// not know: with the LIMIT it estimates a sequential scan as cheap and
+	// PostgreSQL switches to it after five calls (3.7 ms instead of 0.4 ms
+	// for 1,000 of 10,000 rows, by EXPLAIN ANALYZE). So that count is planned
+	// for its arguments every call (an unnamed statement); an admin's
+	// count keeps its cached plan.
+	countArgs := append([]any{}, args...)
+	if f.VisibleTo != nil {
+		countArgs = append([]any{pgx.QueryExecModeExec}, countArgs...)
+	}
+	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM deployments d"+cond+" LIMIT "+strconv.Itoa(bound+1)+") c", countArgs...).Scan(&total); err != nil {
 		return nil, 0, false, fmt.Errorf("count deployments: %w", err)
 	}
 	if total > bound {
 		total, capped = bound, true
 	}
-	rows, err := br.Query()
+	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY " + order + " LIMIT " + arg(limit) + " OFFSET " + arg(offset)
+	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
 	}
@@ -250,10 +254,6 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page [
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
-	}
-	rows.Close()
-	if err := br.Close(); err != nil {
 		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
 	}
 	return out, total, capped, nil
