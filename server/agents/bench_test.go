@@ -262,9 +262,28 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	return online, heap, total
 }
 
-// startAgentsProcess runs the simulated agents in a child process and
-// returns their ports, in token order.
+// agentsPerProcess bounds the simulated agents of one child process: each
+// holds two file descriptors (its listener and the accepted connection),
+// and a common limit is 20,000 open files per process (ulimit -n), which
+// 10,000 agents in one process would exceed.
+const agentsPerProcess = 4000
+
+// startAgentsProcess runs the simulated agents in child processes of at
+// most agentsPerProcess agents each and returns their ports, in token
+// order.
 func startAgentsProcess(b *testing.B, tokens []string) []int {
+	b.Helper()
+	var ports []int
+	for len(tokens) > 0 {
+		k := min(len(tokens), agentsPerProcess)
+		ports = append(ports, startAgentsChild(b, tokens[:k])...)
+		tokens = tokens[k:]
+	}
+	return ports
+}
+
+// startAgentsChild runs one child process of simulated agents.
+func startAgentsChild(b *testing.B, tokens []string) []int {
 	b.Helper()
 	f := filepath.Join(b.TempDir(), "tokens.json")
 	raw, _ := json.Marshal(tokens)
