@@ -200,6 +200,15 @@ func testService(t *testing.T, h Harness) {
 		t.Errorf("Stats: %v", err)
 	}
 	code, out, err := r.Exec(ctx, info.ID, []string{"/app", "healthcheck"})
+	// On the Kubernetes test cluster (containerd 1.6) the output of a
+	// command that exits at once is sometimes lost: exit code 0, nothing
+	// read (about 1 exec in 10 under load, with both the WebSocket and the
+	// SPDY stream). The executor never execs on a runtime that runs health
+	// checks itself, so there the check allows two more tries and says so.
+	for try := 2; r.Capabilities().HealthChecks && err == nil && code == 0 && out == "" && try <= 3; try++ {
+		t.Logf("Exec healthcheck: exit 0 with no output; try %d", try)
+		code, out, err = r.Exec(ctx, info.ID, []string{"/app", "healthcheck"})
+	}
 	if err != nil || code != 0 || !strings.Contains(out, "ok web") {
 		t.Errorf("Exec healthcheck: code %d, output %q, %v", code, out, err)
 	}
