@@ -21,5 +21,10 @@ func TestRuntimeContract(t *testing.T) {
 			return r
 		},
 		Image: kubetest.ImportImage,
+		// Measured on the test cluster (Kubernetes 1.32, containerd 1.6):
+		// exec and attach of a process that exits at once sometimes end
+		// with its exit status and none of its output, over WebSocket and
+		// SPDY alike (docs/kubernetes.md, "What remains unproven").
+		LossyStreams: "exec/attach output of a short-lived process lost on the test cluster",
 	})
 }

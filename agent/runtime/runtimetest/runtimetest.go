@@ -35,6 +35,11 @@ type Harness struct {
 	// Image makes ref, built on the local Docker daemon, startable by the
 	// runtime's workloads; nil when nothing is needed.
 	Image func(t testing.TB, ref string)
+	// LossyStreams, when set, says why the runtime may lose the output of
+	// a process that exits at once (exit status right, nothing read): the
+	// checks that read such output try up to twice more and log it, so
+	// the loss is visible in the test log without failing the suite.
+	LossyStreams string
 }
 
 const (
@@ -200,13 +205,8 @@ func testService(t *testing.T, h Harness) {
 		t.Errorf("Stats: %v", err)
 	}
 	code, out, err := r.Exec(ctx, info.ID, []string{"/app", "healthcheck"})
-	// On the Kubernetes test cluster (containerd 1.6) the output of a
-	// command that exits at once is sometimes lost: exit code 0, nothing
-	// read (about 1 exec in 10 under load, with both the WebSocket and the
-	// SPDY stream). The executor never execs on a runtime that runs health
-	// checks itself, so there the check allows two more tries and says so.
-	for try := 2; r.Capabilities().HealthChecks && err == nil && code == 0 && out == "" && try <= 3; try++ {
-		t.Logf("Exec healthcheck: exit 0 with no output; try %d", try)
+	for try := 2; h.LossyStreams != "" && err == nil && code == 0 && out == "" && try <= 3; try++ {
+		t.Logf("Exec healthcheck: exit 0 with no output (%s); try %d", h.LossyStreams, try)
 		code, out, err = r.Exec(ctx, info.ID, []string{"/app", "healthcheck"})
 	}
 	if err != nil || code != 0 || !strings.Contains(out, "ok web") {
@@ -298,6 +298,10 @@ func testOneShot(t *testing.T, h Harness) {
 	noStepLeft("after success")
 
 	res, _, stderr, err = run(ctx, 2, map[string]any{"mode": "exit", "code": 7}, time.Minute)
+	for try := 2; h.LossyStreams != "" && err == nil && res.ExitCode == 7 && stderr == "" && try <= 3; try++ {
+		t.Logf("exit 7: nothing read on stderr (%s); try %d", h.LossyStreams, try)
+		res, _, stderr, err = run(ctx, 10*try, map[string]any{"mode": "exit", "code": 7}, time.Minute)
+	}
 	if err != nil || res.ExitCode != 7 || !strings.Contains(stderr, "failing on purpose") {
 		t.Fatalf("exit 7: %+v, %v, stderr %q", res, err, stderr)
 	}
