@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -112,10 +113,29 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 	if err != nil {
 		return ServiceInfo{}, fmt.Errorf("create container %s: %w", name, err)
 	}
-	if _, err := r.cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+	if err := r.startPublished(ctx, res.ID); err != nil {
 		return ServiceInfo{}, fmt.Errorf("start container %s: %w", name, err)
 	}
 	return r.InspectService(ctx, res.ID)
+}
+
+// publishTries bounds the starts of a container whose published port
+// Docker picked while another process of the host held it.
+const publishTries = 10
+
+// startPublished starts a created container. Docker picks a published
+// port from the host's ephemeral range and knows only its own
+// allocations: a port a program outside Docker listens on, or a client
+// socket uses, makes the start fail with "address already in use". The
+// next start gets the next port, so that failure is tried again.
+func (r *Runtime) startPublished(ctx context.Context, id string) error {
+	for try := 1; ; try++ {
+		_, err := r.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+		if err == nil || try == publishTries || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		r.portRetries.Add(1)
+	}
 }
 
 // InspectService reads a container's state, address and published port.

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -62,11 +63,14 @@ type Config struct {
 
 // Runtime runs a node's deployments on one Docker daemon.
 type Runtime struct {
-	cli        *client.Client
-	node       string
-	publishIP  netip.Addr
-	pool       netip.Prefix
-	subnetBits int
+	cli       *client.Client
+	node      string
+	publishIP netip.Addr
+	// portRetries counts container starts tried again because the host
+	// port Docker picked was in use outside Docker.
+	portRetries atomic.Int64
+	pool        netip.Prefix
+	subnetBits  int
 
 	netMu sync.Mutex // serialises subnet allocation in this process
 
