@@ -79,7 +79,10 @@ func agentURL(host string, port int) string {
 // by thumbprint (any certificate when expected is empty: trust on first
 // use), then the WebSocket upgrade presenting the token and the connection
 // epoch.
-func dial(ctx context.Context, host string, port int, token, expected string, epoch int64, timeout time.Duration) (dialResult, error) {
+//
+// slots bounds the TLS handshakes in progress (a token is held for the
+// handshake only); nil: unbounded.
+func dial(ctx context.Context, host string, port int, token, expected string, epoch int64, timeout time.Duration, slots chan struct{}) (dialResult, error) {
 	var res dialResult
 	tlsCfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -98,12 +101,31 @@ func dial(ctx context.Context, host string, port int, token, expected string, ep
 		},
 		NextProtos: []string{"http/1.1"},
 	}
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		TLSClientConfig:     tlsCfg,
-		DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: timeout,
-		DisableKeepAlives:   true,
-		Proxy:               nil,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			raw, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if slots != nil {
+				select {
+				case slots <- struct{}{}:
+					defer func() { <-slots }()
+				case <-ctx.Done():
+					raw.Close()
+					return nil, ctx.Err()
+				}
+			}
+			c := tls.Client(raw, tlsCfg)
+			if err := c.HandshakeContext(ctx); err != nil {
+				raw.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+		DisableKeepAlives: true,
+		Proxy:             nil,
 	}
 	defer tr.CloseIdleConnections()
 	dctx, cancel := context.WithTimeout(ctx, timeout)

@@ -34,7 +34,7 @@ func (m *Manager) ApplyEventAt(ctx context.Context, nodeID, epoch int64, instanc
 // DialAt dials an agent with a given epoch and reports the refusal, if any
 // (nil: the agent accepted; the connection is closed at once).
 func DialAt(ctx context.Context, host string, port int, token, thumbprint string, epoch int64) error {
-	res, err := dial(ctx, host, port, token, thumbprint, epoch, 5*time.Second)
+	res, err := dial(ctx, host, port, token, thumbprint, epoch, 5*time.Second, nil)
 	if err == nil {
 		_ = res.conn.CloseNow()
 	}

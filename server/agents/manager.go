@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,13 @@ type Options struct {
 	// RescanInterval: every node this replica holds re-reads its row this
 	// often, to pick up changes made outside this process. Default 30s.
 	RescanInterval time.Duration
+	// Handshakes bounds the TLS handshakes with agents running at once
+	// (default 8 per CPU). When thousands of nodes are dialled together
+	// (a server start, a replica taking over), unbounded handshakes share
+	// the CPUs until most outlive the dial timeout and start over; bounded,
+	// each finishes in time. Only the handshake waits for a slot: TCP
+	// connects (and dead hosts timing out) do not hold one.
+	Handshakes int
 
 	// ReplicaID names this server process among the replicas sharing the
 	// database (docs/architecture.md, "Replicas and node leases"); default
@@ -134,6 +142,9 @@ func (o *Options) defaults() {
 	if o.PingTimeout <= o.PingInterval {
 		o.PingTimeout = 3 * o.PingInterval
 	}
+	if o.Handshakes <= 0 {
+		o.Handshakes = 8 * runtime.GOMAXPROCS(0)
+	}
 	if o.ReplicaID == "" {
 		o.ReplicaID = newReplicaID()
 	}
@@ -168,6 +179,10 @@ type Manager struct {
 	metricsHooks  []func(context.Context, int64, protocol.Metrics)
 	desiredHookMu sync.Mutex
 
+	// handshakes holds one token per TLS handshake in progress
+	// (Options.Handshakes).
+	handshakes chan struct{}
+
 	mu      sync.Mutex
 	nodes   map[int64]*node // the nodes whose lease this replica holds
 	ctx     context.Context
@@ -188,7 +203,8 @@ type Manager struct {
 // New builds a Manager; Start runs it.
 func New(o Options) *Manager {
 	o.defaults()
-	m := &Manager{o: o, appliers: map[string][]Applier{}, nodes: map[int64]*node{}}
+	m := &Manager{o: o, appliers: map[string][]Applier{}, nodes: map[int64]*node{},
+		handshakes: make(chan struct{}, o.Handshakes)}
 	m.leases.kick = make(chan struct{}, 1)
 	m.forward.closing = make(chan struct{})
 	m.RegisterApplier(protocol.TypeChannelEvent, m.applyChannelEvent)

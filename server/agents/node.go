@@ -320,7 +320,7 @@ func (n *node) dial(ctx context.Context, row store.Node, token string) (dialResu
 		return dialResult{}, err
 	}
 	n.setEpoch(epoch)
-	return dial(ctx, row.Host, row.Port, token, row.ExpectedThumbprint, epoch, o.DialTimeout)
+	return dial(ctx, row.Host, row.Port, token, row.ExpectedThumbprint, epoch, o.DialTimeout, n.m.handshakes)
 }
 
 func short(thumb string) string {
