@@ -157,8 +157,9 @@ func TestEnsureImagePullsWithCredentials(t *testing.T) {
 
 // TestPublishedPortHeldOutsideDocker: ports held outside Docker next to
 // the last one it handed out do not stop a service from starting, and it
-// never publishes on one of them. Docker 20.10 already skips most such
-// ports itself (runs here log 0 retried starts); the retry in
+// never publishes on one of them. Docker 20.10 skips such ports itself
+// (a run with six held in a row: second service on the seventh, 0 retried
+// starts); the retry in
 // startPublished is for the start that still fails with "address already
 // in use" (seen under load: a port taken between Docker's check and its
 // proxy's bind), which this test cannot provoke on purpose.
@@ -199,7 +200,4 @@ func TestPublishedPortHeldOutsideDocker(t *testing.T) {
 		}
 	}
 	t.Logf("first on %d, held %v, second on %d after %d retried starts", first.HostPort, held, second.HostPort, r.portRetries.Load())
-	if len(held) == 6 && second.HostPort > first.HostPort+6 && r.portRetries.Load() == 0 {
-		t.Errorf("second service went past six held ports without a retried start")
-	}
 }
