@@ -215,6 +215,7 @@ func (r *Runtime) podContainerState(ctx context.Context, ns, name string) (corev
 // that cannot be pulled is ErrImagePull.
 func (r *Runtime) waitPodStarted(ctx context.Context, ns, name string) (corev1.ContainerState, error) {
 	var configSince time.Time
+	var pullAuth authRetry
 	for {
 		p, err := r.cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -230,7 +231,10 @@ func (r *Runtime) waitPodStarted(ctx context.Context, ns, name string) (corev1.C
 			case cs.State.Waiting != nil:
 				w := cs.State.Waiting.Reason + ": " + cs.State.Waiting.Message
 				if isPullFailure(w) {
-					return cs.State, fmt.Errorf("%s: %w", cs.Image, pullError(w))
+					if pullAuth.tolerate(w) {
+						break
+					}
+					return cs.State, fmt.Errorf("%s: %w", cs.Image, pullError(pullAuth.reason(w)))
 				}
 				if isConfigFailure(w) {
 					if configSince.IsZero() {

@@ -407,6 +407,7 @@ func splitID(id string) (ns, name string, ok bool) {
 // runs or ran, or cannot start (image pull, configuration error).
 func (r *Runtime) waitStarted(ctx context.Context, id string) (observed, error) {
 	var configSince time.Time
+	var pullAuth authRetry
 	for {
 		o, err := r.inspect(ctx, id)
 		if err != nil {
@@ -416,7 +417,10 @@ func (r *Runtime) waitStarted(ctx context.Context, id string) (observed, error) 
 		case o.Running || o.RestartCount > 0 || o.Status == "terminated":
 			return o, nil
 		case isPullFailure(o.waiting):
-			return o, pullError(o.waiting)
+			if pullAuth.tolerate(o.waiting) {
+				break
+			}
+			return o, pullError(pullAuth.reason(o.waiting))
 		case strings.HasPrefix(o.waiting, "ReplicaFailure"):
 			return o, errors.New(o.waiting) // e.g. the quota refuses the pod
 		case isConfigFailure(o.waiting):
@@ -458,6 +462,41 @@ func isPullFailure(waiting string) bool {
 		}
 	}
 	return false
+}
+
+// PullAuthGrace is how long a pull refused by the registry (401/403) is
+// waited on before the step fails: the kubelet may pull before its cache
+// has the imagePullSecret created just before the pod, and then pulls
+// anonymously; its next attempt (after a 10 s back-off) has it. Wrong
+// credentials fail after this long instead of at once.
+var PullAuthGrace = 30 * time.Second
+
+// authRetry tolerates pull failures for PullAuthGrace after the registry
+// first refused the credentials (the back-off that follows says only
+// "ImagePullBackOff").
+type authRetry struct {
+	since time.Time
+	first string
+}
+
+func (a *authRetry) tolerate(waiting string) bool {
+	if a.since.IsZero() {
+		low := strings.ToLower(waiting)
+		if !strings.Contains(low, "401") && !strings.Contains(low, "403") && !strings.Contains(low, "unauthorized") {
+			return false
+		}
+		a.since, a.first = time.Now(), waiting
+	}
+	return time.Since(a.since) <= PullAuthGrace
+}
+
+// reason is the failure to report: the registry's refusal rather than the
+// back-off that followed it.
+func (a *authRetry) reason(waiting string) string {
+	if a.first != "" {
+		return a.first
+	}
+	return waiting
 }
 
 // ConfigErrorGrace is how long a pod may stay in a container
