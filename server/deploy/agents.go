@@ -41,6 +41,7 @@ func (s *Service) Attach(m *agents.Manager) {
 		var err error
 		if c.Status == store.NodeOnline {
 			err = s.NodeSynced(ctx, c.NodeID)
+			s.wake() // deploys committed while it was syncing
 		} else if c.Previous == store.NodeOnline || c.Previous == "" {
 			reason := c.Status
 			if c.Reason != "" {

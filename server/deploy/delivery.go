@@ -13,7 +13,8 @@ import (
 
 // Delivery: an action commits the desired state (a deployment deploying,
 // deleting) and returns; getting it to the node's agent happens here, in
-// the background, and is retried. The desired state lives in PostgreSQL,
+// the background, on the replica that holds the node, and is retried
+// (deploys: delivery_deploy.go). The desired state lives in PostgreSQL,
 // so it survives a server restart: on every start and every pass the loop
 // reads the deployments being deleted again, and a node's (re)connect sends
 // its full desired state (sync).
@@ -42,12 +43,13 @@ type delivery struct {
 	inflight map[int64]bool
 	next     map[int64]time.Time  // earliest next attempt
 	typ      map[int64]deleteCall // delete or cancel, as requested
+	deploys  deployState
 	wg       sync.WaitGroup
 	ctx      context.Context // of Run; nil before
 }
 
 func newDelivery() *delivery {
-	return &delivery{kick: make(chan struct{}, 1), inflight: map[int64]bool{}, next: map[int64]time.Time{}, typ: map[int64]deleteCall{}}
+	return &delivery{kick: make(chan struct{}, 1), inflight: map[int64]bool{}, next: map[int64]time.Time{}, typ: map[int64]deleteCall{}, deploys: newDeployState()}
 }
 
 // wake makes the loop look at the desired state now.
@@ -89,6 +91,9 @@ func (s *Service) runDelivery(ctx context.Context) {
 	s.dl.mu.Unlock()
 	defer s.dl.wg.Wait()
 	for {
+		if err := s.deliverDeploys(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn().Err(err).Msg("deliver deploys; retrying")
+		}
 		if err := s.deliverDeletes(ctx); err != nil && ctx.Err() == nil {
 			s.Log.Warn().Err(err).Msg("deliver deletes; retrying")
 		}

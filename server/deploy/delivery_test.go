@@ -7,8 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/changefeed"
+	"github.com/nullops/nullops/server/deploy"
+	"github.com/nullops/nullops/server/store"
 )
 
 // gate is a Withdrawer that holds every withdrawal until released.
@@ -121,5 +126,75 @@ func TestUnreachableNodeKeepsDeploymentsForTheGrace(t *testing.T) {
 	}
 	if got = f.get(t, d.ID); got.Status != "running" || got.NodeUnreachableSince != nil {
 		t.Fatalf("after the node is back: %s, unreachable since %v", got.Status, got.NodeUnreachableSince)
+	}
+}
+
+// With several replicas, the deploy is handed to the agent by the replica
+// that holds the node's connection, not by the one that served the create:
+// that one may stop right after its commit. A replica that takes a node
+// over sends what its sync did not carry, once.
+func TestDeployIsDeliveredByTheReplicaHoldingTheNode(t *testing.T) {
+	f := newFixture(t, 4) // replica A: serves the API, holds no node
+	ctx := testutil.Context(t, time.Minute)
+	f.svc.RetryInterval = 50 * time.Millisecond
+	f.agents.mu.Lock()
+	for id := range f.agents.connected {
+		f.agents.connected[id] = false
+	}
+	f.agents.mu.Unlock()
+
+	// Replica B holds every node.
+	b := &recorder{connected: map[int64]bool{}, attempts: map[string]int{}}
+	for _, id := range f.nodes {
+		b.connected[id] = true
+	}
+	svcB := deploy.New(deploy.Config{Store: f.st, Agents: b, Resolver: resolver{}, Log: zerolog.Nop()})
+	feedB := changefeed.New(f.st, changefeed.Options{Channels: []string{store.DeploymentEventsChannel}, Log: zerolog.Nop()})
+	svcB.Follow(feedB)
+	ctxB, stopB := context.WithCancel(ctx)
+	done := make(chan struct{}, 2)
+	go func() { svcB.Run(ctxB); done <- struct{}{} }()
+	go func() { feedB.Run(ctxB); done <- struct{}{} }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			stopB()
+			<-done
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	<-feedB.Ready()
+
+	d1 := f.create(t, "one", "v1")
+	if s := b.waitSent(t, protocol.TypeDeploy, 1); s[0].body.(protocol.DeployRequest).Spec.DeploymentID != d1.ID ||
+		s[0].body.(protocol.DeployRequest).Spec.Secrets["token"] != "s3cret" {
+		t.Fatalf("replica B sent %+v", s)
+	}
+
+	// B stops; d2 is committed while no replica holds the node.
+	stop()
+	d2 := f.create(t, "two", "v1")
+	// A takes the node over: its sync carries d1 and d2; d3 is committed
+	// after the sync read the desired state, before A holds the node.
+	specs, err := f.svc.DesiredState(ctx, *d1.NodeID)
+	if err != nil || len(specs) != 2 {
+		t.Fatalf("desired state: %d specs, %v", len(specs), err)
+	}
+	d3 := f.create(t, "three", "v1")
+	f.agents.mu.Lock()
+	f.agents.connected[*d3.NodeID] = true
+	f.agents.mu.Unlock()
+	s := f.agents.waitSent(t, protocol.TypeDeploy, 1)
+	if id := s[0].body.(protocol.DeployRequest).Spec.DeploymentID; id != d3.ID {
+		t.Fatalf("replica A sent deployment %d first, want %d (d1 and d2 went with the sync)", id, d3.ID)
+	}
+	// Later passes (woken by every status event) send nothing again.
+	f.apply(t, *d3.NodeID, protocol.TypeDeploymentStatus, protocol.DeploymentStatus{DeploymentID: d2.ID, Status: "running"})
+	d4 := f.create(t, "four", "v1")
+	s = f.agents.waitSent(t, protocol.TypeDeploy, 2)
+	if len(s) != 2 || s[1].body.(protocol.DeployRequest).Spec.DeploymentID != d4.ID {
+		t.Fatalf("replica A sent %d deploys (last %+v), want d3 then d4", len(s), s[len(s)-1].body)
 	}
 }

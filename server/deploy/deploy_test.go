@@ -383,6 +383,7 @@ func TestStateMachineFromAgentEvents(t *testing.T) {
 
 	// Failure: carries the step and the reason; retry starts again.
 	d2 := f.create(t, "pr-8", "v1")
+	f.agents.waitSent(t, protocol.TypeDeploy, 2) // the agent reports only what it was sent
 	f.apply(t, *d2.NodeID, protocol.TypeStepStatus, protocol.StepStatus{DeploymentID: d2.ID, Step: "setup", Kind: "component", Status: "failed", Message: "exit 3", At: now})
 	f.apply(t, *d2.NodeID, protocol.TypeDeploymentStatus, protocol.DeploymentStatus{DeploymentID: d2.ID, Status: "failed", FailedStep: "setup", Reason: "plugin exited with 3", At: now})
 	got = f.get(t, d2.ID)

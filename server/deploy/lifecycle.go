@@ -236,13 +236,11 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 		return store.Deployment{}, err
 	}
 	var d store.Deployment
-	var nodeID int64
 	err = s.tx(ctx, func(tx *store.Store) error {
 		node, err := s.place(ctx, tx, p)
 		if err != nil {
 			return err
 		}
-		nodeID = node.ID
 		n := store.NewDeployment{
 			Name: req.Name, ProjectID: req.ProjectID, EnvironmentID: req.EnvironmentID, NodeID: node.ID,
 			PipelineVersionID: p.target.PipelineVersionID, Status: store.DeploymentDeploying, OwnerID: a.UserID,
@@ -283,8 +281,7 @@ func (s *Service) create(ctx context.Context, a Actor, req CreateRequest, from *
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	p.spec.DeploymentID = d.ID
-	s.background(func(ctx context.Context) { s.sendDeploy(ctx, nodeID, p.spec) })
+	s.wake() // delivered by the replica that holds the node (delivery_deploy.go)
 	return d, nil
 }
 
@@ -319,68 +316,6 @@ func (s *Service) backfillDefinition(ctx context.Context, id int64, def catalog.
 		return err
 	}
 	return store.BackfillDeploymentDefinition(ctx, s.Store, id, b)
-}
-
-// deployRetryFor bounds how long sendDeploy retries a deploy that did not
-// reach the node's agent.
-const deployRetryFor = 2 * time.Minute
-
-// sendDeploy hands the spec to the agent (in the background: the caller
-// has its answer already). When the agent refuses the spec the deployment
-// fails with its reason. When the agent cannot be reached the deploy is
-// retried with a growing pause while the deployment is still deploying on
-// that node, for deployRetryFor; after that the node's next sync carries
-// it out. The retry matters with several server replicas: a node that
-// changes owner (a replica stopping or dying) may have been synced by its
-// new owner just before this deployment was committed, and its next sync
-// may be far away (docs/high-availability.md). Deploys are idempotent on
-// the agent, so one that also arrived by a sync does no harm.
-func (s *Service) sendDeploy(ctx context.Context, nodeID int64, spec protocol.DeploySpec) {
-	log := s.Log.With().Int64("deployment_id", spec.DeploymentID).Int64("node_id", nodeID).Logger()
-	deadline := time.Now().Add(deployRetryFor)
-	pause := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := s.request(ctx, nodeID, func(ctx context.Context, r protocol.Requester) error {
-			_, err := protocol.CallDeploy.Do(ctx, r, protocol.DeployRequest{Spec: spec})
-			return err
-		})
-		if err == nil {
-			if attempt > 1 {
-				log.Info().Int("attempt", attempt).Msg("deploy delivered")
-			}
-			return
-		}
-		if isRemote(err) {
-			log.Warn().Err(err).Msg("agent refused the deployment")
-			if err := s.fail(ctx, spec.DeploymentID, "agent refused the deployment: "+err.Error()); err != nil {
-				log.Error().Err(err).Msg("record refused deployment")
-			}
-			return
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			log.Warn().Err(err).Int("attempts", attempt).Msg("deploy not delivered; the node's next sync carries it out")
-			return
-		}
-		if attempt == 1 {
-			log.Warn().Err(err).Msg("deploy not delivered; retrying")
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(pause*2, 5*time.Second)
-		d, err := s.Store.GetDeployment(ctx, spec.DeploymentID)
-		if err != nil && ctx.Err() == nil && !errs.Is(err, errs.NotFound) {
-			continue // the database may be back at the next attempt
-		}
-		if err != nil || d.NodeID == nil || *d.NodeID != nodeID ||
-			(d.Status != store.DeploymentPending && d.Status != store.DeploymentDeploying) {
-			return // deleted, moved or reported meanwhile
-		}
-	}
 }
 
 // fail marks a deploying deployment failed with reason.
@@ -451,7 +386,6 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 	if err != nil {
 		return d, err
 	}
-	var nodeID int64
 	err = s.tx(ctx, func(tx *store.Store) error {
 		node, err := s.place(ctx, tx, p)
 		if err != nil {
@@ -464,7 +398,6 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 		if cur.Status != store.DeploymentFailed {
 			return errorf(errs.Conflict, "wrong_status", "only a failed deployment can be retried; %s is %s", cur.Name, cur.Status)
 		}
-		nodeID = node.ID
 		if err := store.RetargetDeployment(ctx, tx, id, node.ID, p.target.PipelineVersionID, p.req.CPU, p.req.MemoryMB); err != nil {
 			return err
 		}
@@ -492,8 +425,7 @@ func (s *Service) Retry(ctx context.Context, a Actor, id int64) (store.Deploymen
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	p.spec.DeploymentID = id
-	s.background(func(ctx context.Context) { s.sendDeploy(ctx, nodeID, p.spec) })
+	s.wake() // delivered by the replica that holds the node (delivery_deploy.go)
 	return d, nil
 }
 

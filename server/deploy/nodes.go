@@ -35,6 +35,11 @@ func (s *Service) DesiredState(ctx context.Context, nodeID int64) ([]protocol.De
 		}
 		specs = append(specs, spec)
 	}
+	ids := make([]int64, len(specs))
+	for i, sp := range specs {
+		ids[i] = sp.DeploymentID
+	}
+	s.markSynced(ids)
 	return specs, nil
 }
 

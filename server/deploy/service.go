@@ -143,9 +143,20 @@ func (s *Service) Follow(f *changefeed.Feed) {
 				return
 			}
 			s.Broker.Publish(ev)
-			if ev.Type == EventStatus && ev.Status == store.DeploymentDeleting {
-				// Deleted through another replica: the one connected to
-				// the node delivers it now, not at its next retry.
+			if ev.Type != EventStatus {
+				return
+			}
+			switch ev.Status {
+			case store.DeploymentFailed, store.DeploymentDeleted:
+				s.forgetDeploy(ev.DeploymentID)
+			case store.DeploymentDeleting:
+				// Deleted through any replica: the one connected to the
+				// node delivers it now, not at its next retry.
+				s.forgetDeploy(ev.DeploymentID)
+				s.wake()
+			case store.DeploymentPending, store.DeploymentDeploying:
+				// Created or retried through any replica: the one
+				// connected to the node delivers the deploy.
 				s.wake()
 			}
 		},
@@ -153,8 +164,9 @@ func (s *Service) Follow(f *changefeed.Feed) {
 	})
 }
 
-// Run delivers deletes to agents (retried until they are carried out) until
-// ctx ends, then ends every live event subscription.
+// Run delivers deploys and deletes to the agents of the nodes this replica
+// holds (retried until they are carried out) until ctx ends, then ends
+// every live event subscription.
 func (s *Service) Run(ctx context.Context) {
 	defer close(s.stopped)
 	defer s.Broker.CloseAll()

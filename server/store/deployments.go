@@ -927,6 +927,34 @@ func (s *Store) DeletingDeployments(ctx context.Context) ([]DeletingDeployment, 
 	return out, nil
 }
 
+// DeployingDeployment is a deployment that its node should be deploying.
+type DeployingDeployment struct {
+	ID     int64
+	NodeID int64
+	// Since is when it last entered its status: a retry (failed →
+	// deploying) has a new one, so it is a new deploy to deliver.
+	Since time.Time
+}
+
+// DeployingDeployments lists the pending and deploying deployments placed
+// on a node: the deploys the delivery loop hands to agents.
+func (s *Store) DeployingDeployments(ctx context.Context) ([]DeployingDeployment, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, node_id, status_since FROM deployments
+		WHERE status IN ('pending', 'deploying') AND node_id IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list deploying deployments: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeployingDeployment, error) {
+		var x DeployingDeployment
+		err := r.Scan(&x.ID, &x.NodeID, &x.Since)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list deploying deployments: %w", err)
+	}
+	return out, nil
+}
+
 // RestoreNodeDeployments brings the offline deployments of a node that is
 // back: those whose every step succeeded are running again, the others are
 // still deploying (the agent resumes or reports them). It returns the ids.
