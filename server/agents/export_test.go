@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/protocol"
+	"github.com/nullops/nullops/server/store"
 )
 
 // Crash stops the manager like kill -9 would leave it: connections end,
@@ -52,4 +53,9 @@ func (m *Manager) LastRenewal() time.Time {
 	m.leases.mu.Lock()
 	defer m.leases.mu.Unlock()
 	return m.leases.renewed
+}
+
+// Candidates are the replica ids nodes may prefer (lease.go).
+func Candidates(reps []store.Replica, self string, settle time.Duration) []string {
+	return candidates(reps, self, settle)
 }

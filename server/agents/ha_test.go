@@ -545,3 +545,71 @@ func TestAdminChangeOnAnotherReplicaReachesTheOwner(t *testing.T) {
 	// next re-read, an hour away here.
 	t.Logf("revoked through the other replica: disconnected after %s", time.Since(start))
 }
+
+// Nodes prefer only replicas that have been registered for a lease TTL
+// (while none has, every live one): a replica that restarts over and over
+// does not pull nodes towards it each time.
+func TestCandidatesAreSettledReplicas(t *testing.T) {
+	const settle = 10 * time.Second
+	rep := func(id string, up time.Duration) store.Replica { return store.Replica{ID: id, Up: up} }
+	for _, c := range []struct {
+		name string
+		reps []store.Replica
+		self string
+		want string
+	}{
+		{"all new: every live one", []store.Replica{rep("a", time.Second), rep("b", 0)}, "a", "a,b"},
+		{"self not listed yet", []store.Replica{rep("b", time.Second)}, "a", "b,a"},
+		{"a newcomer waits", []store.Replica{rep("a", time.Minute), rep("b", 2 * time.Second), rep("c", settle)}, "b", "a,c"},
+		{"settled self", []store.Replica{rep("a", time.Minute)}, "a", "a"},
+	} {
+		if got := strings.Join(agents.Candidates(c.reps, c.self, settle), ","); got != c.want {
+			t.Errorf("%s: candidates %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// A replica that joins a settled one gets the nodes that prefer it only
+// once it has been up for a lease TTL.
+func TestJoiningReplicaGetsNodesOnceSettled(t *testing.T) {
+	e := newEnv(t)
+	e.mgr.Stop()
+	var nodes []int64
+	for i := 0; i < 6; i++ {
+		port := testutil.FreePort(t)
+		n, tok := e.addNode(fmt.Sprintf("s%d", i), port, "")
+		nodes = append(nodes, n.ID)
+		startAgent(t, t.TempDir(), tok, port)
+	}
+	const ttl = 3 * time.Second
+	r1 := e.startReplica("s-r1", ttl, false)
+	waitHeld(t, e, nodes, 30*time.Second, r1)
+	testutil.WaitFor(t, e.ctx, 50*time.Millisecond, "s-r1 registered for a lease TTL", func() bool {
+		reps, err := e.st.LiveReplicas(e.ctx, ttl)
+		return err == nil && len(reps) == 1 && reps[0].Up >= ttl
+	})
+	var moving []int64
+	for _, id := range nodes {
+		if agents.Preferred(id, []string{"s-r1", "s-r2"}) == "s-r2" {
+			moving = append(moving, id)
+		}
+	}
+	if len(moving) == 0 {
+		t.Fatal("no node prefers s-r2; pick other node ids")
+	}
+	start := time.Now()
+	r2 := e.startReplica("s-r2", ttl, false)
+	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "the nodes that prefer s-r2 on it", func() bool {
+		for _, id := range moving {
+			if !r2.holds(id) {
+				return false
+			}
+		}
+		return true
+	})
+	if took := time.Since(start); took < ttl {
+		t.Fatalf("%d node(s) moved to the new replica after %s, before it was up for the lease TTL (%s)", len(moving), took, ttl)
+	} else {
+		t.Logf("%d of %d nodes moved to the new replica %s after it started (lease TTL %s)", len(moving), len(nodes), took, ttl)
+	}
+}

@@ -25,9 +25,10 @@ import (
 //     the free leases of the nodes that prefer it (rendezvous hashing of
 //     the node id over the live replica ids), plus any lease free for
 //     longer than LeaseTTL whoever it prefers, so no node stays orphaned;
-//   - a node it holds that now prefers another live replica (one joined)
-//     is handed over: its connection is closed, then its lease released;
-//     the preferred replica takes it on its next tick.
+//   - a node it holds that now prefers another live replica (one joined
+//     and stayed up for a lease TTL: candidates) is handed over: its
+//     connection is closed, then its lease released; the preferred replica
+//     takes it on its next tick.
 
 // leaseState is the lease loop's state.
 type leaseState struct {
@@ -152,15 +153,7 @@ func (m *Manager) balance(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live := make([]string, 0, len(reps)+1)
-	self := false
-	for _, r := range reps {
-		live = append(live, r.ID)
-		self = self || r.ID == m.o.ReplicaID
-	}
-	if !self {
-		live = append(live, m.o.ReplicaID)
-	}
+	live := candidates(reps, m.o.ReplicaID, m.o.LeaseTTL)
 	m.leases.mu.Lock()
 	m.leases.live = live
 	m.leases.mu.Unlock()
@@ -191,6 +184,31 @@ func (m *Manager) balance(ctx context.Context) error {
 		m.ensure(a.NodeID, a.Status, a.Epoch)
 	}
 	return nil
+}
+
+// candidates are the replicas nodes may prefer: the live ones registered
+// for at least settle, by PostgreSQL's clock, so a replica that restarts
+// over and over (or came back from a pause and registered again) does not
+// pull nodes towards it each time it appears; every live one (self
+// included) while none is settled, as when the replicas start together.
+// Every replica computes the same set from the same rows.
+func candidates(reps []store.Replica, self string, settle time.Duration) []string {
+	var settled, live []string
+	seen := false
+	for _, r := range reps {
+		live = append(live, r.ID)
+		seen = seen || r.ID == self
+		if r.Up >= settle {
+			settled = append(settled, r.ID)
+		}
+	}
+	if len(settled) > 0 {
+		return settled
+	}
+	if !seen {
+		live = append(live, self)
+	}
+	return live
 }
 
 // preferred is the replica a node prefers among live: the highest

@@ -33,6 +33,9 @@ type Replica struct {
 	APIURL      string    `json:"api_url"`
 	StartedAt   time.Time `json:"started_at"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
+	// Up is how long it has been registered, by PostgreSQL's clock (only
+	// LiveReplicas fills it in).
+	Up time.Duration `json:"-"`
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
@@ -73,14 +76,18 @@ func (s *Store) DeleteReplica(ctx context.Context, id string) error {
 // LiveReplicas lists the replicas whose heartbeat is younger than ttl, by
 // id.
 func (s *Store) LiveReplicas(ctx context.Context, ttl time.Duration) ([]Replica, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, api_url, started_at, heartbeat_at FROM replicas
+	rows, err := s.db.Query(ctx, `SELECT id, api_url, started_at, heartbeat_at,
+			(EXTRACT(EPOCH FROM now() - started_at) * 1000)::bigint
+		FROM replicas
 		WHERE heartbeat_at > now() - $1 * interval '1 millisecond' ORDER BY id`, ms(ttl))
 	if err != nil {
 		return nil, fmt.Errorf("list live replicas: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Replica, error) {
 		var x Replica
-		err := r.Scan(&x.ID, &x.APIURL, &x.StartedAt, &x.HeartbeatAt)
+		var upMS int64
+		err := r.Scan(&x.ID, &x.APIURL, &x.StartedAt, &x.HeartbeatAt, &upMS)
+		x.Up = time.Duration(upMS) * time.Millisecond
 		return x, err
 	})
 }
