@@ -560,7 +560,7 @@ func TestCandidatesAreSettledReplicas(t *testing.T) {
 	}{
 		{"all new: every live one", []store.Replica{rep("a", time.Second), rep("b", 0)}, "a", "a,b"},
 		{"self not listed yet", []store.Replica{rep("b", time.Second)}, "a", "b,a"},
-		{"a newcomer waits", []store.Replica{rep("a", time.Minute), rep("b", 2 * time.Second), rep("c", settle)}, "b", "a,c"},
+		{"a newcomer waits", []store.Replica{rep("a", time.Minute), rep("b", 2*time.Second), rep("c", settle)}, "b", "a,c"},
 		{"settled self", []store.Replica{rep("a", time.Minute)}, "a", "a"},
 	} {
 		if got := strings.Join(agents.Candidates(c.reps, c.self, settle), ","); got != c.want {
