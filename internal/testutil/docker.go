@@ -38,18 +38,6 @@ func DockerErr(args ...string) (string, error) {
 	return strings.TrimSpace(stdout.String()), nil
 }
 
-// BuildStatic compiles the Go package pkg (e.g. "./plugins/http-wait") of this
-// repository into a static binary at out.
-func BuildStatic(t testing.TB, pkg, out string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
-	cmd.Dir = RepoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
 // ScratchImage builds a `FROM scratch` image tagged ref whose entrypoint is
 // the static binary of the Go package pkg, once per test process (again if
 // a test removed it).
@@ -78,4 +66,20 @@ func ScratchImage(t testing.TB, pkg, ref string, args ...string) string {
 	Docker(t, "build", "-q", "-t", ref, dir)
 	imageBuilt[ref] = true
 	return ref
+}
+
+// RemoveLabelled removes the containers (with their anonymous volumes),
+// networks and volumes carrying label ("nullops.node=n1"): what a test's
+// agent left, at the end of the test. Errors are ignored.
+func RemoveLabelled(label string) {
+	f := "label=" + label
+	if ids, _ := DockerErr("ps", "-aq", "--filter", f); ids != "" {
+		_, _ = DockerErr(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
+	}
+	if ids, _ := DockerErr("network", "ls", "-q", "--filter", f); ids != "" {
+		_, _ = DockerErr(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
+	}
+	if ids, _ := DockerErr("volume", "ls", "-q", "--filter", f); ids != "" {
+		_, _ = DockerErr(append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
+	}
 }

@@ -30,7 +30,7 @@ type replica struct {
 	id   string
 	m    *agents.Manager
 	url  string
-	logs *syncBuf
+	logs *testutil.SyncBuffer
 
 	mu      sync.Mutex
 	changes []agents.StatusChange
@@ -58,7 +58,7 @@ func (r *replica) holds(nodeID int64) bool {
 // (with forward) its forwarding endpoint on a loopback HTTP server.
 func (e *env) startReplica(id string, ttl time.Duration, forward bool, tweak ...func(*agents.Options)) *replica {
 	e.t.Helper()
-	r := &replica{id: id, logs: &syncBuf{}}
+	r := &replica{id: id, logs: &testutil.SyncBuffer{}}
 	o := e.opts
 	o.ReplicaID, o.LeaseTTL = id, ttl
 	o.Log = zerolog.New(r.logs).Level(zerolog.DebugLevel).With().Str("replica", id).Logger()

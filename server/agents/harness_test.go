@@ -40,60 +40,16 @@ const (
 	pingTimeout  = time.Second
 )
 
-var agentBin string
-
-// TestMain builds nullops-agent once: the tests run it as a real process
-// (so kill -9 is real).
+// TestMain runs the tests (or, re-executed by the benchmarks, their
+// simulated agents) and removes the binaries built for them.
 func TestMain(m *testing.M) {
 	if f := os.Getenv(envBenchTokens); f != "" {
 		runAgentsProcess(f, os.Getenv("NULLOPS_BENCH_DIR"))
 		return
 	}
-	dir, err := os.MkdirTemp("", "nullops-agent-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	agentBin = filepath.Join(dir, "nullops-agent")
-	// The test-only event listener (--debug.eventslisten) exists only
-	// with -tags nullopsdebug.
-	cmd := exec.Command("go", "build", "-tags", "nullopsdebug", "-o", agentBin, "./cmd/nullops-agent")
-	cmd.Dir = repoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build nullops-agent: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testutil.RemoveGoBinaries()
 	os.Exit(code)
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		dir = filepath.Dir(dir)
-	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // env is a manager on a fresh database with one environment.
@@ -106,7 +62,7 @@ type env struct {
 	mgr   *agents.Manager
 	admin *agents.Admin
 	opts  agents.Options
-	logs  *syncBuf
+	logs  *testutil.SyncBuffer
 
 	mu      sync.Mutex
 	changes []agents.StatusChange
@@ -124,7 +80,7 @@ func newEnv(t *testing.T, tweak ...func(*agents.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuf{}
+	logs := &testutil.SyncBuffer{}
 	o := agents.Options{Store: st, Box: box, Log: zerolog.New(logs).Level(zerolog.DebugLevel), ServerVersion: "0.1.0-dev",
 		PingInterval: pingInterval, PingTimeout: pingTimeout, DialTimeout: 2 * time.Second,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 400 * time.Millisecond, RetryBlocked: 400 * time.Millisecond,
@@ -265,15 +221,18 @@ type agentProc struct {
 	port    int
 	debug   string
 	dataDir string
-	logs    *syncBuf
+	logs    *testutil.SyncBuffer
 }
 
 // startAgent runs nullops-agent with the token on 127.0.0.1:port.
 func startAgent(t *testing.T, dataDir, token string, port int) *agentProc {
 	t.Helper()
-	a := &agentProc{t: t, port: port, dataDir: dataDir, logs: &syncBuf{},
+	a := &agentProc{t: t, port: port, dataDir: dataDir, logs: &testutil.SyncBuffer{},
 		debug: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))}
-	a.cmd = exec.Command(agentBin, fmt.Sprintf("--listen=127.0.0.1:%d", port), "--datadir="+dataDir,
+	// A real process (so kill -9 is real); the test-only event listener
+	// (--debug.eventslisten) exists only with -tags nullopsdebug.
+	bin := testutil.GoBinary(t, "./cmd/nullops-agent", "nullopsdebug")
+	a.cmd = exec.Command(bin, fmt.Sprintf("--listen=127.0.0.1:%d", port), "--datadir="+dataDir,
 		"--log.level=debug", "--metricsinterval=1s", "--debug.eventslisten="+a.debug)
 	a.cmd.Env = []string{"AGENT_TOKEN=" + token, "PATH=/usr/bin:/bin"}
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs

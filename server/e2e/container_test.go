@@ -90,7 +90,7 @@ func runAgentContainer(t *testing.T, image, name, token string, opts []string) *
 			t.Logf("agent container %s log (last 60 lines):\n%s", a.name, logs)
 		}
 		_, _ = testutil.DockerErr("rm", "-f", a.name)
-		removeNodeObjects(a.node)
+		testutil.RemoveLabelled("nullops.node=" + a.node)
 		_, _ = testutil.DockerErr("volume", "rm", "-f", a.volume)
 	})
 	testutil.Docker(t, args...)

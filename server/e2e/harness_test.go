@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	ptypes "github.com/traefik/paerser/types"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/internal/testutil/agentproc"
 	"github.com/nullops/nullops/server/app"
 	"github.com/nullops/nullops/server/config"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -271,61 +271,27 @@ func idOf(t *testing.T, r response) int64 {
 
 // --- agents -------------------------------------------------------------------
 
-var (
-	agentBinOnce sync.Once
-	agentBin     string
-	agentBinErr  error
-)
-
-// TestMain removes the agent binary built for this test process.
+// TestMain removes the binaries built for this test process.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if agentBin != "" {
-		_ = os.RemoveAll(filepath.Dir(agentBin))
-	}
+	testutil.RemoveGoBinaries()
 	os.Exit(code)
-}
-
-// buildAgent compiles cmd/nullops-agent once per test process.
-func buildAgent(t *testing.T) string {
-	t.Helper()
-	agentBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nullops-e2e-agent-")
-		if err != nil {
-			agentBinErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "nullops-agent")
-		cmd := exec.Command("go", "build", "-o", agentBin, "./cmd/nullops-agent")
-		cmd.Dir = testutil.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			agentBinErr = fmt.Errorf("go build ./cmd/nullops-agent: %v\n%s", err, out)
-		}
-	})
-	if agentBinErr != nil {
-		t.Fatal(agentBinErr)
-	}
-	return agentBin
 }
 
 // agent is a nullops-agent process of one node.
 type agent struct {
-	t       *testing.T
-	node    string // unique node name: the nullops.node label of its Docker objects
-	port    int
-	token   string
-	dataDir string
-	cpus    float64
-	memMB   int64
-	logPath string
+	node  string // unique node name: the nullops.node label of its Docker objects
+	port  int
+	token string // given to the agent at each start
+	cpus  float64
+	memMB int64
 	// realUsage: report the host's real OS-level usage (no
 	// --debug.zerousage), for tests of placement under load.
 	realUsage bool
 	// args are added to the agent's command line (e.g. another runtime).
 	args []string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	proc *agentproc.Agent
 }
 
 // agentOption changes how an agent is started.
@@ -335,33 +301,16 @@ type agentOption func(*agent)
 func realUsage(a *agent) { a.realUsage = true }
 
 func newAgent(t *testing.T, node string, port int, token string, cpus float64, memMB int64, opts ...agentOption) *agent {
-	a := &agent{t: t, node: node, port: port, token: token, dataDir: t.TempDir(), cpus: cpus, memMB: memMB,
-		logPath: filepath.Join(t.TempDir(), "agent.log")}
+	a := &agent{node: node, port: port, token: token, cpus: cpus, memMB: memMB, proc: agentproc.New(t, node, port)}
 	for _, o := range opts {
 		o(a)
 	}
 	a.start()
-	t.Cleanup(func() {
-		a.kill()
-		removeNodeObjects(node)
-		if t.Failed() {
-			b, _ := os.ReadFile(a.logPath)
-			t.Logf("agent %s log (last 4000 bytes):\n%s", node, tail(b, 4000))
-		}
-	})
 	return a
 }
 
 func (a *agent) start() {
-	a.t.Helper()
-	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	args := []string{
-		fmt.Sprintf("--listen=127.0.0.1:%d", a.port), "--datadir=" + a.dataDir, "--nodename=" + a.node,
-		"--metricsinterval=1s", "--log.level=debug",
-	}
+	args := []string{"--metricsinterval=1s", "--log.level=debug"}
 	if !a.realUsage {
 		// This machine is shared and busy: OS-level usage would make
 		// placement depend on the load; reservations decide in tests.
@@ -373,31 +322,11 @@ func (a *agent) start() {
 	if a.cpus > 0 {
 		args = append(args, fmt.Sprintf("--capacity.cpus=%g", a.cpus), fmt.Sprintf("--capacity.memorymb=%d", a.memMB))
 	}
-	args = append(args, a.args...)
-	cmd := exec.Command(buildAgent(a.t), args...)
-	cmd.Env = append(os.Environ(), "AGENT_TOKEN="+a.token)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		a.t.Fatalf("start agent: %v", err)
-	}
-	go func() { _ = cmd.Wait(); logf.Close() }()
-	a.mu.Lock()
-	a.cmd = cmd
-	a.mu.Unlock()
+	a.proc.Start(a.token, append(args, a.args...)...)
 }
 
 // kill stops the agent with SIGKILL (no graceful shutdown).
-func (a *agent) kill() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.cmd != nil && a.cmd.Process != nil {
-		_ = a.cmd.Process.Kill()
-		for i := 0; i < 50 && a.cmd.ProcessState == nil; i++ {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	a.cmd = nil
-}
+func (a *agent) kill() { a.proc.Kill() }
 
 // --- Docker ---------------------------------------------------------------------
 
@@ -430,20 +359,6 @@ func containerIDs(t *testing.T, node string, deploymentID int64, service string)
 	s := testutil.Docker(t, "ps", "-a", "-q", "--filter", "label=nullops.node="+node,
 		"--filter", fmt.Sprintf("label=nullops.deployment=%d", deploymentID), "--filter", "label=nullops.service="+service)
 	return strings.Fields(s)
-}
-
-// removeNodeObjects removes whatever a node's agent left (after a failure).
-func removeNodeObjects(node string) {
-	f := "label=nullops.node=" + node
-	if ids, _ := testutil.DockerErr("ps", "-aq", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("network", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("volume", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
-	}
 }
 
 // --- SSE ------------------------------------------------------------------------

@@ -73,7 +73,7 @@ func TestAgentDataLossReplacesDeployments(t *testing.T) {
 	if node.UID == "" {
 		t.Fatal("node has no uid")
 	}
-	t.Cleanup(func() { removeNodeObjectsByUID(node.UID) })
+	t.Cleanup(func() { testutil.RemoveLabelled("nullops.node_uid=" + node.UID) })
 
 	startBareAgent(t, image, "nullops-e2e-reinstall-a-"+w.unique, "nullops-e2e-reinstall-a-"+w.unique, token, port)
 	before := w.waitNodeFor(t, nodeID, "online", 60*time.Second)
@@ -169,19 +169,5 @@ func TestAgentDataLossReplacesDeployments(t *testing.T) {
 	}
 	if got := uidObjects(t, node.UID); len(got) != 0 {
 		t.Fatalf("objects left after deleting the deployments: %v", got)
-	}
-}
-
-// removeNodeObjectsByUID removes whatever carries a node uid (cleanup).
-func removeNodeObjectsByUID(uid string) {
-	f := "label=nullops.node_uid=" + uid
-	if ids, _ := testutil.DockerErr("ps", "-aq", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("network", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("volume", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
 	}
 }

@@ -16,15 +16,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/internal/testutil/agentproc"
 	"github.com/nullops/nullops/internal/testutil/hacluster"
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/store/storetest"
@@ -248,77 +245,25 @@ func (w *world) waitStatus(t *testing.T, ctx context.Context, id int64, want str
 
 // --- agents ---------------------------------------------------------------------
 
-var (
-	agentBinOnce sync.Once
-	agentBin     string
-	agentBinErr  error
-)
-
+// TestMain removes the binaries built for this test process.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if agentBin != "" {
-		_ = os.RemoveAll(filepath.Dir(agentBin))
-	}
+	testutil.RemoveGoBinaries()
 	os.Exit(code)
-}
-
-func buildAgent(t *testing.T) string {
-	t.Helper()
-	agentBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nullops-hae2e-agent-")
-		if err != nil {
-			agentBinErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "nullops-agent")
-		cmd := exec.Command("go", "build", "-o", agentBin, "./cmd/nullops-agent")
-		cmd.Dir = testutil.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			agentBinErr = fmt.Errorf("go build ./cmd/nullops-agent: %v\n%s", err, out)
-		}
-	})
-	if agentBinErr != nil {
-		t.Fatal(agentBinErr)
-	}
-	return agentBin
 }
 
 // agent is a nullops-agent process of one node (its node name is the
 // nullops.node label of its Docker objects).
 type agent struct {
 	node string
-	cmd  *exec.Cmd
+	proc *agentproc.Agent
 }
 
 func startAgent(t *testing.T, node string, port int, token string) *agent {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(buildAgent(t), fmt.Sprintf("--listen=127.0.0.1:%d", port), "--datadir="+t.TempDir(), "--nodename="+node,
-		"--metricsinterval=5s", "--debug.zerousage=true", "--capacity.cpus=4", "--capacity.memorymb=4096")
-	cmd.Env = append(os.Environ(), "AGENT_TOKEN="+token)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start agent: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-done
-		removeNodeObjects(node)
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 3000 {
-				b = b[len(b)-3000:]
-			}
-			t.Logf("agent %s log (last 3000 bytes):\n%s", node, b)
-		}
-	})
-	return &agent{node: node, cmd: cmd}
+	a := &agent{node: node, proc: agentproc.New(t, node, port)}
+	a.proc.Start(token, "--metricsinterval=5s", "--debug.zerousage=true", "--capacity.cpus=4", "--capacity.memorymb=4096")
+	return a
 }
 
 // runningContainers counts the running containers of the world's nodes
@@ -333,19 +278,6 @@ func (w *world) runningContainers(t *testing.T) map[string]int {
 		}
 	}
 	return out
-}
-
-func removeNodeObjects(node string) {
-	f := "label=nullops.node=" + node
-	if ids, _ := testutil.DockerErr("ps", "-aq", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("network", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("volume", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = testutil.DockerErr(append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
-	}
 }
 
 // errTransport tells a transport failure from an HTTP answer in counts.

@@ -16,10 +16,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +26,7 @@ import (
 	ingressapp "github.com/nullops/nullops/ingress/app"
 	ingressconfig "github.com/nullops/nullops/ingress/config"
 	"github.com/nullops/nullops/internal/testutil"
+	"github.com/nullops/nullops/internal/testutil/agentproc"
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/app"
 	"github.com/nullops/nullops/server/config"
@@ -132,63 +130,21 @@ func startIngress(t *testing.T, serverURL string) string {
 	return a.Addr()
 }
 
-var (
-	agentOnce sync.Once
-	agentPath string
-)
-
-// startAgent builds cmd/nullops-agent once and runs it with the node token;
-// its Docker objects (labelled with the unique node name) are removed at
-// the end.
-func startAgent(t *testing.T, node string, port int, token string) {
-	t.Helper()
-	agentOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nullops-ui-agent-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		agentPath = filepath.Join(dir, "nullops-agent")
-		testutil.BuildStatic(t, "./cmd/nullops-agent", agentPath)
-	})
-	logPath := filepath.Join(t.TempDir(), "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(agentPath, fmt.Sprintf("--listen=127.0.0.1:%d", port), "--datadir="+t.TempDir(),
-		"--nodename="+node, "--metricsinterval=1s",
-		// A fixed advertised capacity and no OS usage: placement must not
-		// depend on how busy the shared test machine is.
-		"--capacity.cpus=4", "--capacity.memorymb=4096", "--debug.zerousage=true")
-	cmd.Env = append(os.Environ(), "AGENT_TOKEN="+token)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start agent: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		removeNodeObjects(node)
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("agent log (end):\n%s", tail(string(b), 4000))
-		}
-	})
+// TestMain removes the agent binary built for this test process.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testutil.RemoveGoBinaries()
+	os.Exit(code)
 }
 
-// removeNodeObjects removes the Docker objects the agent of node left.
-func removeNodeObjects(node string) {
-	f := "label=nullops.node=" + node
-	if ids, _ := testutil.DockerErr("ps", "-aq", "--filter", f); strings.TrimSpace(ids) != "" {
-		_, _ = testutil.DockerErr(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("network", "ls", "-q", "--filter", f); strings.TrimSpace(ids) != "" {
-		_, _ = testutil.DockerErr(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := testutil.DockerErr("volume", "ls", "-q", "--filter", f); strings.TrimSpace(ids) != "" {
-		_, _ = testutil.DockerErr(append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
-	}
+// startAgent runs nullops-agent with the node token; its Docker objects
+// (labelled with the unique node name) are removed at the end.
+func startAgent(t *testing.T, node string, port int, token string) {
+	t.Helper()
+	// A fixed advertised capacity and no OS usage: placement must not
+	// depend on how busy the shared test machine is.
+	agentproc.New(t, node, port).Start(token, "--metricsinterval=1s",
+		"--capacity.cpus=4", "--capacity.memorymb=4096", "--debug.zerousage=true")
 }
 
 // apiClient is a logged-in session for setting up fixtures through the API.

@@ -3,7 +3,9 @@
 // database, behind a real HAProxy that health-checks each replica's
 // /readyz and retries what is safe to retry (docs/high-availability.md).
 // Replicas can be killed (SIGKILL), frozen (SIGSTOP/SIGCONT), stopped
-// gracefully (SIGTERM) and restarted on the same port.
+// gracefully (SIGTERM) and restarted on the same port. The server binary
+// is built once per test process (testutil.GoBinary): the TestMain of a
+// package using a cluster calls testutil.RemoveGoBinaries.
 package hacluster
 
 import (
@@ -60,34 +62,6 @@ type Replica struct {
 	exited chan struct{}
 }
 
-var (
-	buildOnce sync.Once
-	serverBin string
-	buildErr  error
-)
-
-// ServerBinary builds cmd/nullops-server once per test process.
-func ServerBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nullops-hacluster-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		serverBin = filepath.Join(dir, "nullops-server")
-		cmd := exec.Command("go", "build", "-o", serverBin, "./cmd/nullops-server")
-		cmd.Dir = testutil.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/nullops-server: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return serverBin
-}
-
 // Start starts the replicas, waits until each is ready, then starts HAProxy
 // and waits until it sees every replica up.
 func Start(t testing.TB, o Options) *Cluster {
@@ -99,7 +73,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		o.Replicas = 3
 	}
 	c := &Cluster{t: t, dir: t.TempDir()}
-	bin := ServerBinary(t)
+	bin := testutil.GoBinary(t, "./cmd/nullops-server")
 	for i := range o.Replicas {
 		r := &Replica{Name: fmt.Sprintf("r%d", i+1), Port: testutil.FreePort(t), c: c}
 		r.Log = filepath.Join(c.dir, r.Name+".log")
