@@ -174,18 +174,7 @@ func (r *Runtime) NodeUID() string {
 
 // labels returns the labels of an object of deployment id.
 func (r *Runtime) labels(deploymentID int64, extra ...string) map[string]string {
-	l := map[string]string{
-		LabelManaged:    "true",
-		LabelNode:       r.node,
-		LabelDeployment: strconv.FormatInt(deploymentID, 10),
-	}
-	if uid := r.NodeUID(); uid != "" {
-		l[LabelNodeUID] = uid
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		l[extra[i]] = extra[i+1]
-	}
-	return l
+	return runtime.Labels(r.node, r.NodeUID(), deploymentID, extra...)
 }
 
 // filters selects this node's managed objects, optionally of one deployment

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/nullops/nullops/protocol"
@@ -47,6 +48,26 @@ const (
 	LabelService    = protocol.LabelService
 	LabelStep       = protocol.LabelStep
 )
+
+// Labels returns the labels of an object of deployment id that a runtime
+// creates for node: LabelManaged, LabelNode, LabelDeployment, LabelNodeUID
+// when uid is set, and the extra key, value pairs (LabelService or
+// LabelStep and its name). node and uid are the values as the runtime
+// writes them.
+func Labels(node, uid string, deploymentID int64, extra ...string) map[string]string {
+	l := map[string]string{
+		LabelManaged:    "true",
+		LabelNode:       node,
+		LabelDeployment: strconv.FormatInt(deploymentID, 10),
+	}
+	if uid != "" {
+		l[LabelNodeUID] = uid
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		l[extra[i]] = extra[i+1]
+	}
+	return l
+}
 
 // Errors a runtime returns, wrapped (test them with errors.Is).
 var (
