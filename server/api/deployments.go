@@ -102,26 +102,16 @@ func (d *Deps) listDeployments(c echo.Context) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	items, total, capped, err := d.Store.ListDeployments(ctx, f)
-	if err != nil {
-		return err
-	}
-	lv, err := LevelsOf(c)
-	if err != nil {
-		return err
-	}
-	urls, err := d.Deploy.URLsOf(ctx, items)
-	if err != nil {
-		return err
-	}
-	degraded, err := d.Deploy.DegradedOf(ctx, items)
+	// One statement: the page, its total, the caller's grants on each
+	// row, and what the list shows next to it (URLs, degradation).
+	items, total, capped, err := d.Store.ListDeploymentPage(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
 	out := make([]restapi.Deployment, len(items))
-	for i, dep := range items {
-		out[i] = deploymentOut(dep, lv.Of(dep.ProjectID, dep.EnvironmentID).String(), urls[dep.ID], degraded[dep.ID])
+	for i, it := range items {
+		out[i] = deploymentOut(it.Deployment, auth.LevelOfRank(p, it.GrantRank).String(),
+			d.Deploy.URLsFor(it.Deployment, it.IngressKeys), d.Deploy.DegradationOf(it.Deployment, it.Crashed))
 	}
 	return RenderCappedList(c, out, total, capped, pg)
 }

@@ -103,6 +103,24 @@ func (a *Authorizer) Level(ctx context.Context, p *Principal, projectID, environ
 	return ParseLevel(s)
 }
 
+// LevelOfRank is Level for a row of a store list filtered by
+// p.VisibleTo() whose statement ranked the user's grants on the row's
+// project and environment as store.UserGrantLevel does (2 full, 1 read, 0
+// none; store.DeploymentListItem.GrantRank): admins get Full.
+func LevelOfRank(p *Principal, rank int) Level {
+	switch {
+	case p == nil:
+		return None
+	case p.Admin:
+		return Full
+	case rank >= 2:
+		return Full
+	case rank == 1:
+		return Read
+	}
+	return None
+}
+
 // Visibility is what a principal may list: everything (All) or resources of
 // the given projects and environments (any level).
 type Visibility struct {

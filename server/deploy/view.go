@@ -134,30 +134,21 @@ func (s *Service) View(ctx context.Context, d store.Deployment) (View, error) {
 // Get loads a deployment (ErrNotFound when it does not exist).
 func (s *Service) Get(ctx context.Context, id int64) (store.Deployment, error) { return s.get(ctx, id) }
 
-// URLsOf returns the ingress URL of each exposed service of each of the
-// given deployments (the View's URLs, for a whole list page), with one
-// query whatever the number of deployments.
-func (s *Service) URLsOf(ctx context.Context, deps []store.Deployment) (map[int64]map[string]string, error) {
-	ids := make([]int64, len(deps))
-	for i, d := range deps {
-		ids[i] = d.ID
+// URLsFor returns the ingress URL of each exposed service of a list row
+// (the View's URLs) from the node ids of those services
+// (store.DeploymentListItem.IngressKeys), without a query.
+func (s *Service) URLsFor(d store.Deployment, ingressKeys []string) map[string]string {
+	urls := make(map[string]string, len(ingressKeys))
+	if len(ingressKeys) == 0 {
+		return urls
 	}
-	keys, err := s.Store.IngressServicesOf(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int64]map[string]string, len(deps))
-	for _, d := range deps {
-		urls := map[string]string{}
-		hosts := ingresspub.HostNames{Environment: d.EnvironmentName, BaseDomain: d.BaseDomain, Template: d.HostTemplate}
-		for _, k := range keys[d.ID] {
-			if h, err := hosts.Host(d.Name, k); err == nil {
-				urls[k] = s.Links.URL(h)
-			}
+	hosts := ingresspub.HostNames{Environment: d.EnvironmentName, BaseDomain: d.BaseDomain, Template: d.HostTemplate}
+	for _, k := range ingressKeys {
+		if h, err := hosts.Host(d.Name, k); err == nil {
+			urls[k] = s.Links.URL(h)
 		}
-		out[d.ID] = urls
 	}
-	return out, nil
+	return urls
 }
 
 // Degradation says whether a deployment is degraded and why.
@@ -166,25 +157,13 @@ type Degradation struct {
 	Reason   string
 }
 
-// DegradedOf tells, in one query, which of deps are degraded (as View
-// does) and why; deployments that are not are absent.
-func (s *Service) DegradedOf(ctx context.Context, deps []store.Deployment) (map[int64]Degradation, error) {
-	ids := make([]int64, 0, len(deps))
-	for _, d := range deps {
-		if d.Status == store.DeploymentRunning {
-			ids = append(ids, d.ID)
-		}
+// DegradationOf tells whether a list row is degraded (as View does) and
+// why, from its services that reported a crash
+// (store.DeploymentListItem.Crashed), without a query.
+func (s *Service) DegradationOf(d store.Deployment, crashed []store.DeploymentService) Degradation {
+	if len(crashed) == 0 {
+		return Degradation{}
 	}
-	crashed, err := s.Store.CrashedServicesOf(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := map[int64]Degradation{}
-	now := s.now()
-	for _, d := range deps {
-		if ok, why := degraded(d.Status, crashed[d.ID], now); ok {
-			out[d.ID] = Degradation{Degraded: true, Reason: why}
-		}
-	}
-	return out, nil
+	ok, why := degraded(d.Status, crashed, s.now())
+	return Degradation{Degraded: ok, Reason: why}
 }

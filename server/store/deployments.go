@@ -77,19 +77,48 @@ const deploymentFrom = ` FROM deployments d
 	LEFT JOIN users u ON u.id = d.owner_id`
 
 func scanDeployment(row pgx.Row) (Deployment, error) {
-	var d Deployment
-	var tags []byte
-	err := row.Scan(&d.ID, &d.Name, &d.ProjectID, &d.ProjectName, &d.EnvironmentID, &d.EnvironmentName, &d.BaseDomain, &d.HostTemplate,
+	var sc deploymentScan
+	return sc.scan(row)
+}
+
+// deploymentScan scans rows of deploymentColumns followed by what a
+// statement selects after them (extra), reusing one list of destinations
+// for every row of a query.
+type deploymentScan struct {
+	d    Deployment
+	tags []byte
+	dest []any
+}
+
+func newDeploymentScan(extra ...any) *deploymentScan {
+	sc := &deploymentScan{}
+	sc.init(extra)
+	return sc
+}
+
+func (sc *deploymentScan) init(extra []any) {
+	d := &sc.d
+	sc.dest = append([]any{&d.ID, &d.Name, &d.ProjectID, &d.ProjectName, &d.EnvironmentID, &d.EnvironmentName, &d.BaseDomain, &d.HostTemplate,
 		&d.NodeID, &d.NodeName, &d.NodeStatus, &d.NodeUnreachableSince, &d.NodeHost,
 		&d.PipelineVersionID, &d.PipelineVersion, &d.Status, &d.StatusReason, &d.FailedStep,
-		&d.OwnerID, &d.OwnerName, &d.ClonedFrom, &tags, &d.CPU, &d.MemoryMB, &d.TTLSeconds,
-		&d.LastActivityAt, &d.ExpiresAt, &d.DeletePending, &d.CreatedAt, &d.UpdatedAt, &d.DeletedAt)
-	if err != nil {
-		return d, notFound(err)
+		&d.OwnerID, &d.OwnerName, &d.ClonedFrom, &sc.tags, &d.CPU, &d.MemoryMB, &d.TTLSeconds,
+		&d.LastActivityAt, &d.ExpiresAt, &d.DeletePending, &d.CreatedAt, &d.UpdatedAt, &d.DeletedAt}, extra...)
+}
+
+func (sc *deploymentScan) scan(row pgx.Row) (Deployment, error) {
+	if sc.dest == nil {
+		sc.init(nil)
 	}
+	// Pointer fields are set to nil or to a new value by every scan, so
+	// rows never share them.
+	sc.d, sc.tags = Deployment{}, nil
+	if err := row.Scan(sc.dest...); err != nil {
+		return sc.d, notFound(err)
+	}
+	d := sc.d
 	d.Tags = map[string]string{}
-	if len(tags) > 0 {
-		if err := json.Unmarshal(tags, &d.Tags); err != nil {
+	if len(sc.tags) > 0 && string(sc.tags) != "{}" {
+		if err := json.Unmarshal(sc.tags, &d.Tags); err != nil {
 			return d, fmt.Errorf("decode tags of deployment %d: %w", d.ID, err)
 		}
 	}
@@ -153,32 +182,60 @@ var DeploymentSorts = map[string]string{
 // the total as capped, so a list's cost does not grow with the table.
 const DeploymentCountCap = 1000
 
-// ListDeployments pages through deployments, newest first, and returns the
-// total number matching the filter. The total is exact up to
-// max(DeploymentCountCap, Offset+Limit); beyond that capped is true and
-// total is that bound: there are more than total deployments.
+// DeploymentListItem is one row of a deployment list with what the list
+// shows next to it, read by the same statement as the row.
+type DeploymentListItem struct {
+	Deployment
+	// GrantRank is the highest level a team of the filter's VisibleTo
+	// user holds on the deployment's project or environment, as
+	// UserGrantLevel ranks it (2 full, 1 read); 0 without VisibleTo.
+	GrantRank int
+	// IngressKeys are the pipeline node ids of the services exposed
+	// through the ingress, ascending.
+	IngressKeys []string
+	// Crashed are, for a running deployment, its services that reported a
+	// crash (a state restarting, exited or oom-killed, or an exit), with
+	// their crash details; nil otherwise.
+	Crashed []DeploymentService
+}
+
+// ListDeployments is ListDeploymentPage without what the list shows next
+// to each deployment.
 func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page []Deployment, total int, capped bool, err error) {
+	items, total, capped, err := s.ListDeploymentPage(ctx, f)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	page = make([]Deployment, len(items))
+	for i, it := range items {
+		page[i] = it.Deployment
+	}
+	return page, total, capped, nil
+}
+
+// ListDeploymentPage pages through deployments, newest first unless
+// sorted, and returns the total number matching the filter. The total is
+// exact up to max(DeploymentCountCap, Offset+Limit); beyond that capped is
+// true and total is that bound: there are more than total deployments.
+//
+// One statement reads the caller's grants, the page, its total and what
+// the list shows next to each row (docs/architecture.md, "REST API and
+// UI"). Its plan does not depend on its arguments, so PostgreSQL plans it
+// once per connection (a cached generic plan): page size, offset and count
+// bound are literals (integers computed here), and a user's visibility is
+// walked grant by grant, each through the index of its project or
+// environment, never as one array filter whose size a generic plan would
+// have to guess.
+func (s *Store) ListDeploymentPage(ctx context.Context, f DeploymentFilter) (page []DeploymentListItem, total int, capped bool, err error) {
 	var where []string
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	var user string
 	if f.VisibleTo != nil {
-		// Resolve the user's grants once, so the list and its count filter
-		// by two small id sets (indexed) instead of re-checking the grants
-		// for every row.
-		pids, eids, err := s.UserGrantTargets(ctx, *f.VisibleTo)
-		if err != nil {
-			return nil, 0, false, err
-		}
-		if pids == nil {
-			pids = []int64{}
-		}
-		if eids == nil {
-			eids = []int64{}
-		}
-		where = append(where, "(d.project_id = ANY("+arg(pids)+") OR d.environment_id = ANY("+arg(eids)+"))")
+		user = arg(*f.VisibleTo)
 	}
 	if f.ProjectID != 0 {
 		where = append(where, "d.project_id = "+arg(f.ProjectID))
@@ -191,7 +248,10 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page [
 	}
 	if f.Status != "" {
 		where = append(where, "d.status = "+arg(f.Status))
-	} else {
+	}
+	if f.Status != DeploymentDeleted {
+		// Also with a status: it is what the partial indexes of live
+		// rows need to see in a generic plan.
 		where = append(where, "d.status <> 'deleted'")
 	}
 	if f.OwnerID != 0 {
@@ -200,7 +260,7 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page [
 	if f.Query != "" {
 		where = append(where, "d.name ILIKE "+arg("%"+likeEscape(f.Query)+"%"))
 	}
-	order := "d.id DESC"
+	order, sortJoin := "d.id DESC", ""
 	if f.Sort != "" {
 		col, ok := DeploymentSorts[f.Sort]
 		if !ok {
@@ -214,49 +274,115 @@ func (s *Store) ListDeployments(ctx context.Context, f DeploymentFilter) (page [
 		if f.Sort == "created" {
 			order = "d.id" + dir
 		}
+		sortJoin = deploymentSortJoins[f.Sort]
 	}
-	cond := " WHERE " + strings.Join(where, " AND ")
+	cond := strings.Join(where, " AND ")
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 50
 	}
 	offset := max(f.Offset, 0)
 	bound := max(DeploymentCountCap, offset+limit)
-	// The count's limit is a literal (an int computed here). A user's list
-	// filters by two id arrays whose contents a generic (cached) plan does
-	// not know: with the LIMIT it estimates a sequential scan as cheap and
-	// PostgreSQL switches to it after five calls (3.7 ms instead of 0.4 ms
-	// for 1,000 of 10,000 rows, by EXPLAIN ANALYZE). So that count is planned
-	// for its arguments every call (an unnamed statement); an admin's
-	// count keeps its cached plan.
-	countArgs := append([]any{}, args...)
+	lim := func(n int) string { return " LIMIT " + strconv.Itoa(n) }
+
+	// pick is the page's ids (pg), counted is the bounded count; with
+	// starts the statement (a user's grants).
+	var with, pick, counted string
+	rank := "0"
+	if f.VisibleTo == nil {
+		counted = "SELECT count(*) FROM (SELECT 1 FROM deployments d WHERE " + cond + lim(bound+1) + ") c"
+		pick = "SELECT d.id FROM deployments d" + sortJoin + " WHERE " + cond + " ORDER BY " + order + lim(limit) + " OFFSET " + strconv.Itoa(offset)
+	} else {
+		// v: the user's grants, as sorted project and environment ids
+		// with the highest level held on each. A deployment is visible
+		// through its project's grant or, without one, its environment's:
+		// the two branches are disjoint, so their rows add up without a
+		// DISTINCT, and each grant's walk is bounded on its own.
+		grants := func(col string) string {
+			return "SELECT array_agg(id ORDER BY id) AS ids, array_agg(r ORDER BY id) AS ranks FROM (SELECT g." + col + " AS id, max(" + grantRankSQL +
+				") AS r FROM access_grants g JOIN team_members m ON m.team_id = g.team_id WHERE m.user_id = " + user + " AND g." + col + " IS NOT NULL GROUP BY 1) x"
+		}
+		with = "WITH v AS MATERIALIZED (SELECT COALESCE(gp.ids, '{}') AS p, COALESCE(gp.ranks, '{}') AS pr, COALESCE(ge.ids, '{}') AS e, COALESCE(ge.ranks, '{}') AS er FROM (" +
+			grants("project_id") + ") gp, (" + grants("environment_id") + ") ge) "
+		visible := func(sel, join, tail string) string {
+			return "SELECT x.* FROM v, unnest(v.p) vp(id), LATERAL (SELECT " + sel + " FROM deployments d" + join +
+				" WHERE d.project_id = vp.id AND " + cond + tail + ") x" +
+				" UNION ALL SELECT x.* FROM v, unnest(v.e) ve(id), LATERAL (SELECT " + sel + " FROM deployments d" + join +
+				" WHERE d.environment_id = ve.id AND d.project_id <> ALL (v.p) AND " + cond + tail + ") x"
+		}
+		// Each grant's rows come sorted and cut at offset+limit; the page
+		// is the best of those by the same order (sort key k, then id).
+		sel, outer := "d.id", strings.ReplaceAll(order, "d.id", "id")
+		if col := DeploymentSorts[f.Sort]; f.Sort != "" && f.Sort != "created" {
+			sel = col + " AS k, d.id"
+			outer = "k" + strings.ReplaceAll(strings.TrimPrefix(order, col), "d.id", "id")
+		}
+		counted = "SELECT count(*) FROM (" + visible("1", "", lim(bound+1)) + lim(bound+1) + ") c"
+		pick = "SELECT id FROM (" + visible(sel, sortJoin, " ORDER BY "+order+lim(offset+limit)) + ") c ORDER BY " + outer + lim(limit) + " OFFSET " + strconv.Itoa(offset)
+		rank = "GREATEST(COALESCE(v.pr[array_position(v.p, d.project_id)], 0), COALESCE(v.er[array_position(v.e, d.environment_id)], 0))"
+	}
+	q := with
+	if q == "" {
+		q = "WITH "
+	} else {
+		q += ", "
+	}
+	q += "pg AS (" + pick + ") SELECT " + deploymentColumns + ", (" + counted + "), " + rank + `,
+		ARRAY(SELECT s.node_key FROM deployment_services s WHERE s.deployment_id = d.id AND s.ingress ORDER BY s.node_key),
+		CASE WHEN d.status = 'running' THEN (SELECT json_agg(json_build_object('id', s.node_key, 'state', s.state, 'restart_count', s.restart_count,
+			'exit_code', s.exit_code, 'last_exit_oom', s.last_exit_oom, 'last_exit_at', s.last_exit_at) ORDER BY s.node_key)
+			FROM deployment_services s WHERE s.deployment_id = d.id AND (s.state IN ('restarting', 'exited', 'oom-killed') OR s.last_exit_at IS NOT NULL)) END
+		FROM pg JOIN deployments d ON d.id = pg.id` + strings.TrimPrefix(deploymentFrom, " FROM deployments d")
 	if f.VisibleTo != nil {
-		countArgs = append([]any{pgx.QueryExecModeExec}, countArgs...)
+		q += " CROSS JOIN v"
 	}
-	if err := s.db.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM deployments d"+cond+" LIMIT "+strconv.Itoa(bound+1)+") c", countArgs...).Scan(&total); err != nil {
-		return nil, 0, false, fmt.Errorf("count deployments: %w", err)
-	}
-	if total > bound {
-		total, capped = bound, true
-	}
-	q := "SELECT " + deploymentColumns + deploymentFrom + cond + " ORDER BY " + order + " LIMIT " + arg(limit) + " OFFSET " + arg(offset)
+	q += " ORDER BY " + order
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
 	}
 	defer rows.Close()
-	out := []Deployment{}
+	page = make([]DeploymentListItem, 0, limit)
+	var grantRank int
+	var keys []string
+	var crashed []byte
+	sc := newDeploymentScan(&total, &grantRank, &keys, &crashed)
 	for rows.Next() {
-		d, err := scanDeployment(rows)
-		if err != nil {
-			return nil, 0, false, err
+		keys, crashed = nil, nil
+		var it DeploymentListItem
+		if it.Deployment, err = sc.scan(rows); err != nil {
+			return nil, 0, false, fmt.Errorf("list deployments: %w", err)
 		}
-		out = append(out, d)
+		it.GrantRank, it.IngressKeys = grantRank, keys
+		if crashed != nil {
+			if err := json.Unmarshal(crashed, &it.Crashed); err != nil {
+				return nil, 0, false, fmt.Errorf("list deployments: crashed services of %d: %w", it.ID, err)
+			}
+		}
+		page = append(page, it)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, false, fmt.Errorf("list deployments: %w", err)
 	}
-	return out, total, capped, nil
+	if len(page) == 0 && offset > 0 {
+		// Past the end: the page's statement returned no row to carry
+		// the total.
+		if err := s.db.QueryRow(ctx, with+counted, args...).Scan(&total); err != nil {
+			return nil, 0, false, fmt.Errorf("count deployments: %w", err)
+		}
+	}
+	if total > bound {
+		total, capped = bound, true
+	}
+	return page, total, capped, nil
+}
+
+// deploymentSortJoins are the joins a sort column of DeploymentSorts needs
+// where only deployments is read.
+var deploymentSortJoins = map[string]string{
+	"project":     " JOIN projects p ON p.id = d.project_id",
+	"environment": " JOIN environments e ON e.id = d.environment_id",
+	"owner":       " LEFT JOIN users u ON u.id = d.owner_id",
 }
 
 // NodeDeployments lists the deployments on a node in the given statuses.

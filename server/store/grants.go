@@ -137,11 +137,14 @@ func DeleteGrant(ctx context.Context, q Querier, scope GrantScope, teamID int64)
 	return nil
 }
 
+// grantRankSQL ranks the level of access_grants g: 2 full, 1 read.
+const grantRankSQL = "CASE g.level WHEN 'full' THEN 2 ELSE 1 END"
+
 // UserGrantLevel returns the highest level any team of the user holds on
 // the project or on the environment ("" when none). A zero id is ignored.
 func (s *Store) UserGrantLevel(ctx context.Context, userID, projectID, environmentID int64) (string, error) {
 	var rank int
-	err := s.db.QueryRow(ctx, `SELECT COALESCE(max(CASE g.level WHEN 'full' THEN 2 ELSE 1 END), 0)
+	err := s.db.QueryRow(ctx, `SELECT COALESCE(max(`+grantRankSQL+`), 0)
 		FROM access_grants g JOIN team_members m ON m.team_id = g.team_id
 		WHERE m.user_id = $1 AND ((g.project_id = $2 AND $2 <> 0) OR (g.environment_id = $3 AND $3 <> 0))`,
 		userID, projectID, environmentID).Scan(&rank)
@@ -161,7 +164,7 @@ func (s *Store) UserGrantLevel(ctx context.Context, userID, projectID, environme
 // "full") any team of the user holds on each project and on each
 // environment it has a grant on.
 func (s *Store) UserGrantLevels(ctx context.Context, userID int64) (projects, environments map[int64]string, err error) {
-	rows, err := s.db.Query(ctx, `SELECT g.project_id, g.environment_id, max(CASE g.level WHEN 'full' THEN 2 ELSE 1 END)
+	rows, err := s.db.Query(ctx, `SELECT g.project_id, g.environment_id, max(`+grantRankSQL+`)
 		FROM access_grants g JOIN team_members m ON m.team_id = g.team_id WHERE m.user_id = $1
 		GROUP BY g.project_id, g.environment_id`, userID)
 	if err != nil {
