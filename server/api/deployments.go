@@ -113,7 +113,7 @@ func (d *Deps) listDeployments(c echo.Context) error {
 		out[i] = deploymentOut(it.Deployment, auth.LevelOfRank(p, it.GrantRank).String(),
 			d.Deploy.URLsFor(it.Deployment, it.IngressKeys), d.Deploy.DegradationOf(it.Deployment, it.Crashed))
 	}
-	return RenderCappedList(c, out, total, capped, pg)
+	return renderDeploymentList(c, out, total, capped, pg)
 }
 
 // bindCreate decodes the body of a create (and of its dry run) and
