@@ -218,9 +218,15 @@ func requireDocker(t testing.TB, why string) {
 // to the runtime under test.
 func testImage(t testing.TB, dir, ref string) string {
 	t.Helper()
+	return testImageOn(t, currentRuntime(t), dir, ref)
+}
+
+// testImageOn is testImage for runtime trt.
+func testImageOn(t testing.TB, trt *testRuntime, dir, ref string) string {
+	t.Helper()
 	ref = testutil.ScratchImage(t, dir, ref)
-	if tr := currentRuntime(t); tr.image != nil {
-		tr.image(t, ref)
+	if trt.image != nil {
+		trt.image(t, ref)
 	}
 	return ref
 }
@@ -270,9 +276,15 @@ func newEnvWith(t testing.TB, cfg Config, em Emitter) *env {
 // capabilities.
 func newEnvWrapped(t testing.TB, cfg Config, em Emitter, wrap func(runtime.Runtime) runtime.Runtime) *env {
 	t.Helper()
-	trt := currentRuntime(t)
-	testImage(t, "./scripts/images/demo-web", demoWebImage)
-	testImage(t, "./scripts/images/test-plugin", testPluginImage)
+	return newEnvOn(t, currentRuntime(t), cfg, em, wrap)
+}
+
+// newEnvOn is newEnvWrapped on runtime trt instead of the one under test
+// (benchmarks comparing runtimes in one run).
+func newEnvOn(t testing.TB, trt *testRuntime, cfg Config, em Emitter, wrap func(runtime.Runtime) runtime.Runtime) *env {
+	t.Helper()
+	testImageOn(t, trt, "./scripts/images/demo-web", demoWebImage)
+	testImageOn(t, trt, "./scripts/images/test-plugin", testPluginImage)
 	nodeSeq++
 	node := fmt.Sprintf("ex%d-%d", time.Now().UnixNano()%1e8, nodeSeq)
 	rt := trt.new(t, node)
