@@ -414,7 +414,9 @@ func bareKubeRound(b *testing.B, ctx context.Context, cs kubernetes.Interface, r
 		b.Fatal(err)
 	}
 	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", "seed").String()}
-	ended := func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed }
+	ended := func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+	}
 	p := watchPods(b, ctx, cs, ns, byName, func(p *corev1.Pod) bool {
 		for _, c := range p.Status.ContainerStatuses {
 			if c.State.Running != nil || c.State.Terminated != nil {
