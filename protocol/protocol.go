@@ -670,8 +670,14 @@ type ServiceState struct {
 	ContainerID   string `json:"container_id,omitempty"`
 	ContainerPort int    `json:"container_port,omitempty"`
 	HostPort      int    `json:"host_port,omitempty"`
-	Running       bool   `json:"running"`
-	Health        string `json:"health,omitempty"` // healthy, unhealthy, starting, unknown
+	// RouteHost is where the ingress reaches HostPort when that is not the
+	// node's host (the address the control plane dials the agent on): an
+	// address the agent's operator configured, such as a load balancer or
+	// a cluster node address in front of Kubernetes NodePorts
+	// (kubernetes.routehost). "" = the node's host.
+	RouteHost string `json:"route_host,omitempty"`
+	Running   bool   `json:"running"`
+	Health    string `json:"health,omitempty"` // healthy, unhealthy, starting, unknown
 
 	State        string    `json:"state,omitempty"` // running, restarting, exited, oom-killed; "" from older agents
 	RestartCount int       `json:"restart_count,omitempty"`
@@ -693,6 +699,9 @@ func (s *ServiceState) Validate() error {
 	}
 	if s.RestartCount < 0 {
 		return errors.New("restart_count must not be negative")
+	}
+	if s.RouteHost != "" && !ValidHost(s.RouteHost) {
+		return fmt.Errorf("route_host %q is not a host name or IP address", s.RouteHost)
 	}
 	if len(s.LastLines) > MaxServiceLastLines {
 		return fmt.Errorf("last_lines exceeds %d bytes", MaxServiceLastLines)

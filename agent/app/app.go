@@ -181,7 +181,7 @@ func NewRuntime(cfg *config.Config, node string) (runtime.Runtime, error) {
 			sa = ns + "/nullops-agent"
 		}
 		return kube.New(kube.Config{Node: node, Kubeconfig: cfg.Kubernetes.Kubeconfig, Context: cfg.Kubernetes.Context,
-			WorkloadRole: cfg.Kubernetes.WorkloadRole, ServiceAccount: sa})
+			WorkloadRole: cfg.Kubernetes.WorkloadRole, ServiceAccount: sa, RouteHost: cfg.Kubernetes.RouteHost})
 	}
 	return nil, fmt.Errorf("runtime: %q is not a runtime (docker or kubernetes)", cfg.Runtime)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nullops/nullops/agent/docker"
 	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/internal/logging"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Aliases are the extra environment variables the agent reads, mapped to
@@ -63,6 +64,9 @@ type Kubernetes struct {
 	StateNamespace string `description:"Namespace of statesecret (default: the namespace of the agent's pod)." export:"true"`
 	WorkloadRole   string `description:"ClusterRole bound to the agent's ServiceAccount in every deployment namespace it creates (the install manifest's nullops-agent-workloads); empty = none (the agent's own rights cover those namespaces)." export:"true"`
 	ServiceAccount string `description:"The agent's ServiceAccount as namespace/name, the subject of workloadrole (default: nullops-agent in the agent pod's namespace)." export:"true"`
+	// RouteHost separates the ingress's way to the services from the
+	// control plane's way to the agent.
+	RouteHost string `description:"Host name or IP address the ingress reaches exposed services' NodePorts on (a load balancer in front of the NodePorts, or a cluster node address the ingress can reach); empty = the node's host in NullOps (where the control plane dials the agent)." export:"true"`
 }
 
 // containerMarkers are files Docker and Podman create in every container.
@@ -146,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := netip.ParseAddr(c.Docker.PublishIP); err != nil {
 		return fmt.Errorf("docker.publiship: %q is not an IP address", c.Docker.PublishIP)
+	}
+	if h := c.Kubernetes.RouteHost; h != "" && !protocol.ValidHost(h) {
+		return fmt.Errorf("kubernetes.routehost: %q is not a host name or IP address (no scheme, no port: the NodePort is added)", h)
 	}
 	return c.Debug.validate()
 }

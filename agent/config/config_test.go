@@ -112,3 +112,20 @@ func TestRuntimeOption(t *testing.T) {
 		t.Fatalf("--runtime=podman: %v (want an error naming runtime)", err)
 	}
 }
+
+func TestKubernetesRouteHostOption(t *testing.T) {
+	tok := "AGENT_TOKEN=0123456789abcdef"
+	cfg, err := load(t, []string{tok, "NULLOPS_RUNTIME=kubernetes", "NULLOPS_KUBERNETES_ROUTEHOST=lb.cluster.example"})
+	if err != nil || cfg.Kubernetes.RouteHost != "lb.cluster.example" {
+		t.Fatalf("NULLOPS_KUBERNETES_ROUTEHOST: %q, %v", cfg.Kubernetes.RouteHost, err)
+	}
+	cfg, err = load(t, []string{tok}, "--kubernetes.routehost=10.1.2.3")
+	if err != nil || cfg.Kubernetes.RouteHost != "10.1.2.3" {
+		t.Fatalf("--kubernetes.routehost: %q, %v", cfg.Kubernetes.RouteHost, err)
+	}
+	for _, bad := range []string{"10.1.2.3:30080", "http://lb", "lb cluster"} {
+		if _, err := load(t, []string{tok}, "--kubernetes.routehost="+bad); err == nil || !strings.Contains(err.Error(), "kubernetes.routehost:") {
+			t.Errorf("--kubernetes.routehost=%s: %v (want an error naming kubernetes.routehost)", bad, err)
+		}
+	}
+}

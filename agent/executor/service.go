@@ -127,7 +127,7 @@ func serviceState(id int64, n protocol.Node, spec protocol.DeploySpec, info runt
 	}
 	return protocol.ServiceState{
 		DeploymentID: id, Service: n.ID, ContainerID: info.ID, ContainerPort: servicePort(spec, n),
-		HostPort: info.HostPort, Running: state == runtime.StateRunning, Health: h,
+		HostPort: info.HostPort, RouteHost: info.RouteHost, Running: state == runtime.StateRunning, Health: h,
 		State: state, RestartCount: info.RestartCount,
 	}
 }

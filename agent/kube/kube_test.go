@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/internal/testutil"
+	testkube "github.com/nullops/nullops/internal/testutil/kube"
 	"github.com/nullops/nullops/plugins/sdk"
 	"github.com/nullops/nullops/protocol"
 )
@@ -128,6 +131,60 @@ func httpGet(url string) (int, string, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, string(b), nil
+}
+
+// TestRouteHost: with Config.RouteHost, an exposed service's published port
+// is reported with that address (what the control plane routes the ingress
+// to), and its NodePort answers there; without it no address is reported
+// (the node's host is used).
+func TestRouteHost(t *testing.T) {
+	base := testRuntime(t)
+	nodeIP := testkube.NodeIP(t, base.cs)
+	rt, err := New(Config{Node: base.node, REST: base.rest, RouteHost: nodeIP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Node: base.node, REST: base.rest, RouteHost: nodeIP + ":30080"}); err == nil {
+		t.Fatal("a route host with a port was accepted")
+	}
+	img := webImg(t)
+	ctx := testutil.Context(t, 3*time.Minute)
+	ns, err := rt.EnsureNamespace(ctx, 12, protocol.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := rt.StartService(ctx, ServiceSpec{
+		DeploymentID: 12, Service: "web", Image: img, Network: ns.Name,
+		Env: map[string]string{"MESSAGE": "via-route-host", "SERVICE_NAME": "web"}, Ports: []int{8080}, PublishPort: 8080,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web.HostPort < 30000 || web.RouteHost != nodeIP {
+		t.Fatalf("exposed service: host port %d, route host %q; want a NodePort on %s", web.HostPort, web.RouteHost, nodeIP)
+	}
+	if i, err := rt.InspectService(ctx, web.ID); err != nil || i.RouteHost != nodeIP || i.HostPort != web.HostPort {
+		t.Fatalf("inspect: %+v, %v", i, err)
+	}
+	waitFor(t, ctx, "the NodePort answers on the route host", func() (bool, string) {
+		code, body, err := httpGet(fmt.Sprintf("http://%s/", net.JoinHostPort(nodeIP, strconv.Itoa(web.HostPort))))
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == 200 && strings.Contains(body, "via-route-host"), body
+	})
+	// Not exposed: no port, no route host.
+	db, err := rt.StartService(ctx, ServiceSpec{DeploymentID: 12, Service: "db", Image: img, Network: ns.Name, Ports: []int{8080}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.HostPort != 0 || db.RouteHost != "" {
+		t.Fatalf("unexposed service: %+v", db)
+	}
+	// The default: no route host reported.
+	if i, err := base.InspectService(ctx, web.ID); err != nil || i.RouteHost != "" || i.HostPort != web.HostPort {
+		t.Fatalf("inspect without a route host: %+v, %v", i, err)
+	}
 }
 
 // TestServiceLifecycle: a service is a Deployment + a Service named after

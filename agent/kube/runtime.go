@@ -30,6 +30,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/nullops/nullops/agent/runtime"
+	"github.com/nullops/nullops/protocol"
 )
 
 // Labels put on every object (the Docker label scheme, runtime.Label*).
@@ -67,6 +68,11 @@ type Config struct {
 	// ServiceAccount is "namespace/name" of the agent's ServiceAccount
 	// (WorkloadRole's subject).
 	ServiceAccount string
+	// RouteHost, when set, is the address the ingress reaches the NodePorts
+	// of exposed services on (a load balancer, or a node address the
+	// ingress can reach): reported with every published port
+	// (ServiceInfo.RouteHost) instead of the node's host.
+	RouteHost string
 }
 
 // Runtime runs a node's deployments in one Kubernetes cluster.
@@ -79,6 +85,7 @@ type Runtime struct {
 	workloadRole string
 	saNamespace  string
 	saName       string
+	routeHost    string
 
 	uidMu   sync.Mutex
 	nodeUID string // the control plane's node uid, "" until the first sync
@@ -135,7 +142,10 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	r := &Runtime{cs: cs, rest: rc, node: cfg.Node, nodeLabel: labelValue(cfg.Node), workloadRole: cfg.WorkloadRole}
+	r := &Runtime{cs: cs, rest: rc, node: cfg.Node, nodeLabel: labelValue(cfg.Node), workloadRole: cfg.WorkloadRole, routeHost: cfg.RouteHost}
+	if cfg.RouteHost != "" && !protocol.ValidHost(cfg.RouteHost) {
+		return nil, fmt.Errorf("kubernetes runtime: routehost %q is not a host name or IP address (no scheme, no port)", cfg.RouteHost)
+	}
 	if cfg.WorkloadRole != "" {
 		ns, name, ok := strings.Cut(cfg.ServiceAccount, "/")
 		if !ok || ns == "" || name == "" {

@@ -543,7 +543,7 @@ func (r *Runtime) inspect(ctx context.Context, id string) (observed, error) {
 	if svc, err := r.cs.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && svc.Spec.Type == corev1.ServiceTypeNodePort {
 		for _, p := range svc.Spec.Ports {
 			if p.NodePort > 0 {
-				info.HostPort = int(p.NodePort)
+				info.HostPort, info.RouteHost = int(p.NodePort), r.routeHost
 				break
 			}
 		}

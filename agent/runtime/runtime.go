@@ -319,8 +319,12 @@ type ServiceInfo struct {
 	Name string
 	// IP is the workload's address in the deployment network, which the
 	// agent probes HTTP health checks on; invalid when it has none (yet).
-	IP         netip.Addr
-	HostPort   int  // the published port (PublishPort), 0 if none
+	IP       netip.Addr
+	HostPort int // the published port (PublishPort), 0 if none
+	// RouteHost is where the ingress reaches HostPort when that is not the
+	// node's host (the address the control plane dials the agent on): the
+	// runtime's configured route address; "" = the node's host.
+	RouteHost  string
 	Running    bool // its process runs (may be true while Restarting: check State)
 	Restarting bool // the runtime is restarting it after an exit
 	Status     string

@@ -5,11 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"regexp"
 	"strconv"
-	"strings"
 
+	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/errs"
 	"github.com/nullops/nullops/server/secretbox"
 	"github.com/nullops/nullops/server/store"
@@ -267,25 +266,9 @@ func (a *Admin) Delete(ctx context.Context, by store.Actor, id int64) error {
 const DefaultAgentPort = 5000
 
 var (
-	nodeNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-	hostLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
-	labelKeyRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
+	nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	labelKeyRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$`)
 )
-
-func validHost(h string) bool {
-	if net.ParseIP(h) != nil {
-		return true
-	}
-	if len(h) == 0 || len(h) > 253 {
-		return false
-	}
-	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if !hostLabelRE.MatchString(l) {
-			return false
-		}
-	}
-	return true
-}
 
 func checkNodeName(v errs.Fields, name string) {
 	if !nodeNameRE.MatchString(name) {
@@ -294,7 +277,7 @@ func checkNodeName(v errs.Fields, name string) {
 }
 
 func checkNodeHost(v errs.Fields, host string) {
-	if !validHost(host) {
+	if !protocol.ValidHost(host) {
 		v.Add("host", "a host name or IP address the server can reach the agent at (no scheme, no port)")
 	}
 }

@@ -153,7 +153,7 @@ func (s *Service) ApplyServiceState(ctx context.Context, tx *store.Store, nodeID
 		return err
 	}
 	u := store.ServiceUpdate{
-		Service: ev.Service, ContainerPort: ev.ContainerPort, HostPort: ev.HostPort, Running: ev.Running, Health: ev.Health,
+		Service: ev.Service, ContainerPort: ev.ContainerPort, HostPort: ev.HostPort, RouteHost: ev.RouteHost, Running: ev.Running, Health: ev.Health,
 		State: ev.State, RestartCount: ev.RestartCount, ExitCode: ev.ExitCode, LastExitOOM: ev.LastExitOOM, LastLines: ev.LastLines,
 	}
 	if !ev.LastExitAt.IsZero() {

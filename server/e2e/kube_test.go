@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nullops/nullops/internal/testutil"
+	testkube "github.com/nullops/nullops/internal/testutil/kube"
 	"github.com/nullops/nullops/restapi"
 )
 
@@ -20,8 +23,10 @@ import (
 // with runtime kubernetes (outside the cluster, through a kubeconfig), a
 // demo-like pipeline (a plugin step whose output reaches a service's env,
 // the service behind the ingress) created through the public API from
-// images in a registry with credentials (imagePullSecrets); the link
-// answers through nullops-ingress; delete leaves no namespace, pod,
+// images in a registry with credentials (imagePullSecrets); the route
+// the server publishes leads to the agent's kubernetes.routehost (the
+// cluster node's address, not the node's host in NullOps) with the
+// NodePort, and the link answers through nullops-ingress there; delete leaves no namespace, pod,
 // service or secret of the deployment. Runs with NULLOPS_K8S=1 and
 // KUBECONFIG of the test cluster.
 func TestKubernetesRuntimeEndToEnd(t *testing.T) {
@@ -64,11 +69,14 @@ func TestKubernetesRuntimeEndToEnd(t *testing.T) {
 	}).want(t, 201)
 	w.envID = idOf(t, w.admin.post("/environments", map[string]any{"name": "qa", "base_domain": "e2e.test", "default_ttl": "1h"}).want(t, 201))
 	w.project = w.newProject(t, "shop", 0.25, "", pipelineGraph("ok"))
+	// The node's host in NullOps is 127.0.0.1 (where the server dials the
+	// agent); the agent's operator sends the ingress to the cluster node's
+	// own address instead (kubernetes.routehost), where its NodePorts
+	// answer too.
+	nodeIP := testkube.NodeIP(t, cs)
 	kubeAgent := func(a *agent) {
-		a.args = append(a.args, "--runtime=kubernetes", "--kubernetes.kubeconfig="+kc)
+		a.args = append(a.args, "--runtime=kubernetes", "--kubernetes.kubeconfig="+kc, "--kubernetes.routehost="+nodeIP)
 	}
-	// The node's host is where NodePorts answer: this machine is the
-	// cluster's node.
 	w.node, w.nodeID = w.addNode(t, w.envID, "kube-1", 0, 0, kubeAgent)
 	t.Cleanup(func() { removeKubeNamespaces(t, cs, w.node.node) })
 	ing := startIngressFor(t, w.srv.URL, w.srv.App.Config.Ingress.Token)
@@ -78,6 +86,9 @@ func TestKubernetesRuntimeEndToEnd(t *testing.T) {
 	if len(d.Services) != 1 || d.Services[0].HostPort < 30000 || d.Services[0].HostPort > 32767 {
 		t.Fatalf("running deployment's services %+v: want a NodePort", d.Services)
 	}
+	// The published route leads to the route host with the NodePort, not
+	// to the node's host.
+	w.waitRoutes(t, map[int64]string{d.ID: "http://" + net.JoinHostPort(nodeIP, strconv.Itoa(d.Services[0].HostPort))}, time.Minute)
 	ns := kubeNamespaces(t, cs, w.node.node)
 	if len(ns) != 1 {
 		t.Fatalf("namespaces of the node: %v", ns)

@@ -617,7 +617,7 @@ func hashRows(rows []store.RouteRow) uint64 {
 		buf = append(buf, 0)
 		buf = strconv.AppendInt(buf, r.NodeID, 10)
 		buf = append(buf, 0)
-		for _, f := range []string{r.DeploymentName, r.DeploymentStatus, r.EnvironmentName, r.BaseDomain, r.HostTemplate, r.NodeName, r.NodeHost, r.NodeStatus, r.Service} {
+		for _, f := range []string{r.DeploymentName, r.DeploymentStatus, r.EnvironmentName, r.BaseDomain, r.HostTemplate, r.NodeName, r.NodeHost, r.NodeStatus, r.Service, r.RouteHost} {
 			buf = append(buf, f...)
 			buf = append(buf, 0)
 		}
@@ -654,7 +654,7 @@ func newRowEntry(b *dynconfig.Builder, r store.RouteRow) *rowEntry {
 	switch e.state {
 	case stateRouted:
 		e.router = b.Router(e.name, e.host)
-		e.service = dynconfig.BackendService("http://" + net.JoinHostPort(r.NodeHost, strconv.Itoa(r.HostPort)))
+		e.service = dynconfig.BackendService("http://" + net.JoinHostPort(r.BackendHost(), strconv.Itoa(r.HostPort)))
 	case stateOffline:
 		e.router = b.Router(dynconfig.ServiceOffline, e.host)
 	default:
@@ -714,7 +714,7 @@ func state(r store.RouteRow) int {
 	case "running":
 		// Also while its node is unreachable: the deployment becomes
 		// offline only after the grace (agents.offlinegrace).
-		if r.HostPort <= 0 || r.NodeHost == "" {
+		if r.HostPort <= 0 || r.BackendHost() == "" {
 			return stateDeploying // port not reported yet
 		}
 		return stateRouted

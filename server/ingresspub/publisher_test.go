@@ -372,6 +372,73 @@ func TestPublisherFollowsTheChangeFeed(t *testing.T) {
 	}
 }
 
+// A service whose agent reports a route host (a Kubernetes agent's
+// kubernetes.routehost) is routed to that host with its port; the node's
+// host is used again once the agent reports none. The change is announced
+// by the database trigger (no Changed call).
+func TestPublisherRoutesToTheReportedRouteHost(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	p := newPublisher(t, w.st, ingresspub.Options{Recheck: time.Hour})
+	feed := changefeed.New(w.st, changefeed.Options{Channels: []string{store.RoutesChannel}, Log: zerolog.Nop(),
+		BackoffMin: 10 * time.Millisecond})
+	p.Follow(feed)
+	done := make(chan struct{}, 2)
+	go func() { p.Run(ctx); done <- struct{}{} }()
+	go func() { feed.Run(ctx); done <- struct{}{} }()
+	defer func() {
+		cancel()
+		<-done
+		<-done
+	}()
+	select {
+	case <-feed.Ready():
+	case <-ctx.Done():
+		t.Fatal("the change feed did not start listening")
+	}
+	cur, ok := p.WaitNewer(ctx, 0)
+	if !ok {
+		t.Fatal("no first version")
+	}
+	const host = "web.pr-1.qa.example.test"
+	if got := compile(t, cur.Body())[host].server; got != "http://10.0.0.5:32001" {
+		t.Fatalf("before a route host: %s routed to %q, want the node's host", host, got)
+	}
+	report := func(routeHost string) {
+		t.Helper()
+		found, err := store.ApplyServiceState(ctx, w.st.Pool, w.depRunning, store.ServiceUpdate{
+			Service: "web", ContainerPort: 8080, HostPort: 32001, RouteHost: routeHost, Running: true, Health: "healthy", State: "running",
+		})
+		if err != nil || !found {
+			t.Fatalf("apply service state: found %v, %v", found, err)
+		}
+	}
+	waitServer := func(want string) {
+		t.Helper()
+		for {
+			next, ok := p.WaitNewer(ctx, cur.Version)
+			if !ok {
+				t.Fatalf("no version routing %s to %s", host, want)
+			}
+			cur = next
+			got := compile(t, next.Body())
+			if got[host].server == want {
+				if api := got["api.pr-1.qa.example.test"].server; api != "http://10.0.0.5:32002" {
+					t.Fatalf("api of the same deployment (no route host reported) routed to %q", api)
+				}
+				return
+			}
+		}
+	}
+	report("lb.k8s.example.test")
+	waitServer("http://lb.k8s.example.test:32001")
+	report("fd00::7")
+	waitServer("http://[fd00::7]:32001")
+	report("")
+	waitServer("http://10.0.0.5:32001")
+}
+
 func TestPublisherWritesFileAtomically(t *testing.T) {
 	w := newWorld(t)
 	ctx := testutil.Context(t, time.Minute)

@@ -920,8 +920,11 @@ type ServiceUpdate struct {
 	Service       string
 	ContainerPort int
 	HostPort      int
-	Running       bool
-	Health        string
+	// RouteHost is where the ingress reaches HostPort ("" = the node's
+	// host; protocol.ServiceState.RouteHost).
+	RouteHost string
+	Running   bool
+	Health    string
 
 	State        string
 	RestartCount int
@@ -943,7 +946,7 @@ func ApplyServiceState(ctx context.Context, tx Querier, deploymentID int64, u Se
 	case health == "":
 		health = "unknown"
 	}
-	tag, err := tx.Exec(ctx, `UPDATE deployment_services SET host_port = $3,
+	tag, err := tx.Exec(ctx, `UPDATE deployment_services SET host_port = $3, route_host = $12,
 			container_port = CASE WHEN $4 > 0 THEN $4 ELSE container_port END,
 			health = $5, updated_at = now(),
 			state = CASE WHEN $6 <> '' THEN $6 ELSE state END,
@@ -953,7 +956,7 @@ func ApplyServiceState(ctx context.Context, tx Querier, deploymentID int64, u Se
 			last_exit_at = CASE WHEN $6 <> '' AND $8::int IS NOT NULL THEN $10 ELSE last_exit_at END,
 			last_lines = CASE WHEN $6 <> '' AND $11 <> '' THEN $11 ELSE last_lines END
 		WHERE deployment_id = $1 AND node_key = $2`, deploymentID, u.Service, u.HostPort, u.ContainerPort, health,
-		u.State, u.RestartCount, u.ExitCode, u.LastExitOOM, u.LastExitAt, u.LastLines)
+		u.State, u.RestartCount, u.ExitCode, u.LastExitOOM, u.LastExitAt, u.LastLines, u.RouteHost)
 	if err != nil {
 		return false, fmt.Errorf("apply state of service %s of deployment %d: %w", u.Service, deploymentID, err)
 	}

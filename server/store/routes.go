@@ -31,6 +31,22 @@ type RouteRow struct {
 	NodeStatus       string // "" while the deployment is not placed
 	Service          string // deployment_services.node_key (pipeline node id)
 	HostPort         int
+	// RouteHost is where the agent says HostPort is reached when that is
+	// not NodeHost (deployment_services.route_host); "" = NodeHost.
+	RouteHost string
+}
+
+// BackendHost is the host the ingress sends the service's requests to:
+// RouteHost when the agent reported one, else the node's host ("" while
+// the deployment is not placed).
+func (r RouteRow) BackendHost() string {
+	if r.NodeHost == "" {
+		return ""
+	}
+	if r.RouteHost != "" {
+		return r.RouteHost
+	}
+	return r.NodeHost
 }
 
 // RouteRows lists the ingress-exposed services of every deployment that is
@@ -62,7 +78,7 @@ func (s *Store) routeRows(ctx context.Context, where string, args []any) ([]Rout
 	rows, err := s.db.Query(ctx, `
 		SELECT d.id, d.environment_id, COALESCE(d.node_id, 0), d.name, d.status, e.name, e.base_domain, e.host_template,
 		       COALESCE(n.name, ''), COALESCE(n.host, ''), COALESCE(n.status, ''),
-		       ds.node_key, ds.host_port
+		       ds.node_key, ds.host_port, ds.route_host
 		FROM deployment_services ds
 		JOIN deployments d ON d.id = ds.deployment_id
 		JOIN environments e ON e.id = d.environment_id
@@ -75,7 +91,7 @@ func (s *Store) routeRows(ctx context.Context, where string, args []any) ([]Rout
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RouteRow, error) {
 		var x RouteRow
 		err := r.Scan(&x.DeploymentID, &x.EnvironmentID, &x.NodeID, &x.DeploymentName, &x.DeploymentStatus, &x.EnvironmentName,
-			&x.BaseDomain, &x.HostTemplate, &x.NodeName, &x.NodeHost, &x.NodeStatus, &x.Service, &x.HostPort)
+			&x.BaseDomain, &x.HostTemplate, &x.NodeName, &x.NodeHost, &x.NodeStatus, &x.Service, &x.HostPort, &x.RouteHost)
 		return x, err
 	})
 	if err != nil {

@@ -276,3 +276,26 @@ func describe(p *corev1.Pod) string {
 	}
 	return b.String()
 }
+
+// NodeIP is the InternalIP of the cluster's (first) node: an address other
+// than loopback where its NodePorts answer (scripts/k8s/start.sh's
+// nodePortAddresses), as a load balancer or an ingress on another machine
+// would reach them.
+func NodeIP(t testing.TB, c kubernetes.Interface) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list nodes: %v", err)
+	}
+	for _, n := range nodes.Items {
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && a.Address != "" {
+				return a.Address
+			}
+		}
+	}
+	t.Fatalf("no node of the cluster has an InternalIP")
+	return ""
+}
