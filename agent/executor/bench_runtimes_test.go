@@ -47,8 +47,9 @@ import (
 //     /healthz on its address until 200, the plugin as a container
 //     (attach, start, input, wait, remove); then container and network
 //     remove;
-//   - bare Kubernetes (client-go): namespace, Deployment and Service
-//     create, watch until the pod is Ready (readiness probe on /healthz),
+//   - bare Kubernetes (client-go): namespace create, watch until its
+//     default ServiceAccount exists (pods are refused before), Deployment
+//     and Service create, watch until the pod is Ready (readiness probe on /healthz),
 //     the plugin as a pod (wait running, attach, input, wait ended,
 //     delete); then namespace delete and wait until it is gone.
 //
@@ -346,6 +347,10 @@ func bareKubeRound(b *testing.B, ctx context.Context, cs kubernetes.Interface, r
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"nullops.io/test": "true"}}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
+	// Pods are refused until the namespace's default ServiceAccount exists
+	// (its controller makes it just after the namespace); a Deployment
+	// created before would retry with back-off.
+	waitServiceAccount(b, ctx, cs, ns)
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: labels},
 		Spec: appsv1.DeploymentSpec{
@@ -486,6 +491,40 @@ func watchPods(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns st
 		w.Stop()
 		if ctx.Err() != nil {
 			b.Fatalf("pods of %s: %v", ns, ctx.Err())
+		}
+	}
+}
+
+// waitServiceAccount watches ns until its default ServiceAccount exists.
+func waitServiceAccount(b *testing.B, ctx context.Context, cs kubernetes.Interface, ns string) {
+	b.Helper()
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", "default").String()}
+	for {
+		list, err := cs.CoreV1().ServiceAccounts(ns).List(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(list.Items) > 0 {
+			return
+		}
+		wo := opts
+		wo.ResourceVersion = list.ResourceVersion
+		w, err := cs.CoreV1().ServiceAccounts(ns).Watch(ctx, wo)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Added {
+				w.Stop()
+				return
+			}
+			if ev.Type == watch.Error {
+				break
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			b.Fatalf("default ServiceAccount of %s: %v", ns, ctx.Err())
 		}
 	}
 }
