@@ -169,12 +169,13 @@ func (e *Executor) Deploy(ctx context.Context, req protocol.DeployRequest) error
 		// a deployment the control plane already deleted.
 		return fmt.Errorf("deploy %d: the deployment was deleted on this node", req.Spec.DeploymentID)
 	}
-	return e.deploy(ctx, req)
+	return e.deploy(ctx, req, false)
 }
 
 // deploy starts the pipeline of req (Deploy without the deleted check:
-// sync's full desired state is authoritative).
-func (e *Executor) deploy(_ context.Context, req protocol.DeployRequest) error {
+// sync's full desired state is authoritative). With leftovers, what the
+// runtime holds of the deployment is removed before the pipeline starts.
+func (e *Executor) deploy(_ context.Context, req protocol.DeployRequest, leftovers bool) error {
 	spec := req.Spec
 	if err := spec.Validate(); err != nil {
 		return fmt.Errorf("deploy: %w", err)
@@ -227,9 +228,25 @@ func (e *Executor) deploy(_ context.Context, req protocol.DeployRequest) error {
 			close(r.done)
 			cancel(nil)
 		}()
+		if leftovers {
+			e.removeLeftovers(ctx, id)
+		}
 		e.runPipeline(ctx, spec, d)
 	})
 	return nil
+}
+
+// removeLeftovers removes what the runtime holds of deployment id before
+// its pipeline runs from the start (sync of a deployment unknown here).
+// A failure is logged: the pipeline then meets what is left and fails or
+// replaces it as it would without this.
+func (e *Executor) removeLeftovers(ctx context.Context, id int64) {
+	removed, err := e.rt.RemoveDeployment(ctx, id)
+	if err != nil {
+		e.log.Error().Err(err).Int64("deployment", id).Msg("sync: remove what is left of a deployment unknown here")
+		return
+	}
+	e.log.Info().Int64("deployment", id).Strs("removed", removed).Msg("sync: removed what was left of a deployment unknown here before deploying it again")
 }
 
 // Delete removes a deployment: a running pipeline is stopped first, then

@@ -108,11 +108,15 @@ func (e *Executor) Sync(ctx context.Context, req protocol.SyncRequest) (protocol
 		case busy:
 			reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusDeploying})
 		case d == nil:
-			// Desired but unknown here (e.g. the data dir was lost): build it.
+			// Desired but unknown here (e.g. the data dir was lost, or a new
+			// agent pod with an empty one): build it. What this node still
+			// has of it (a pipeline cut short by the agent's death, plugin
+			// workloads that outlived it) is removed first, so it is built
+			// from zero once, never beside a half-made copy.
 			if err := e.st.Undelete(id); err != nil {
 				e.log.Error().Err(err).Int64("deployment", id).Msg("sync: forget a delete")
 			}
-			if err := e.deploy(ctx, protocol.DeployRequest{Spec: spec}); err != nil {
+			if err := e.deploy(ctx, protocol.DeployRequest{Spec: spec}, hasObjects(objs, id)); err != nil {
 				e.log.Error().Err(err).Int64("deployment", id).Msg("sync: deploy")
 				reply.Deployments = append(reply.Deployments, protocol.DeploymentState{DeploymentID: id, Status: protocol.StatusFailed})
 				continue
@@ -256,4 +260,14 @@ func (e *Executor) ensureServices(ctx context.Context, spec protocol.DeploySpec,
 		out = append(out, st)
 	}
 	return out, needPull, firstErr
+}
+
+// hasObjects reports whether objs holds an object of deployment id.
+func hasObjects(objs []runtime.Object, id int64) bool {
+	for _, o := range objs {
+		if o.DeploymentID == id {
+			return true
+		}
+	}
+	return false
 }
