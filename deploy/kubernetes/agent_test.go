@@ -32,7 +32,7 @@ func TestAgentManifestPermissions(t *testing.T) {
 	admin := kube.Client(t)
 	cfg := kube.RESTConfig(t)
 	ctx := testutil.Context(t, 3*time.Minute)
-	in := uniqueInstallation(t)
+	in := kube.AgentInstallation(t)
 	agentNS, agentSA := in.NS, in.SA
 	// Everything but the agent itself (its image and token are not part of
 	// this test).

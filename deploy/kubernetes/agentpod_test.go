@@ -1,7 +1,6 @@
 package kubernetes_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -31,13 +30,10 @@ func TestAgentPodKeepsItsIdentity(t *testing.T) {
 	cfg := kube.RESTConfig(t)
 	admin := kube.Client(t)
 	ctx := testutil.Context(t, 5*time.Minute)
-	inst := uniqueInstallation(t)
+	inst := kube.AgentInstallation(t)
 	agentNS := inst.NS
 	img := kube.ScratchImage(t, "./cmd/nullops-agent", fmt.Sprintf("nullops-test/agent:pod-%d", os.Getpid()))
-	manifest := bytes.Replace(inst.YAML, []byte("image: nullops/agent:latest"), []byte("image: "+img), 1)
-	if bytes.Equal(manifest, inst.YAML) {
-		t.Fatal("agent.yaml no longer names the image nullops/agent:latest: update this test")
-	}
+	manifest := inst.WithImage(t, img)
 	workload := func(u *unstructured.Unstructured) bool {
 		return u.GetKind() == "Deployment" || u.GetKind() == "Service"
 	}

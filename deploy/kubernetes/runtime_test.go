@@ -34,7 +34,7 @@ import (
 func TestAgentRuntimeUnderTheManifest(t *testing.T) {
 	cfg := kube.RESTConfig(t)
 	ctx := testutil.Context(t, 4*time.Minute)
-	inst := uniqueInstallation(t)
+	inst := kube.AgentInstallation(t)
 	agentNS, agentSA := inst.NS, inst.SA
 	kube.Apply(t, cfg, inst.YAML, func(u *unstructured.Unstructured) bool {
 		return u.GetKind() != "Deployment" && u.GetKind() != "Service"
