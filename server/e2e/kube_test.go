@@ -417,8 +417,11 @@ func (kw *kubeWorld) wantOnlyInSecrets(t *testing.T, node string, id int64) {
 	}
 	var holders []string
 	for _, s := range secs.Items {
-		if contains(s.Data) {
-			holders = append(holders, s.Name)
+		for _, v := range s.Data {
+			if strings.Contains(string(v), kw.secret) {
+				holders = append(holders, s.Name)
+				break
+			}
 		}
 	}
 	if len(holders) != 1 || holders[0] != "env.web" {
@@ -457,38 +460,59 @@ func (kw *kubeWorld) waitStepPodRunning(t *testing.T, node string, id int64, ste
 			d := getDeployment(t, kw.admin, id)
 			t.Fatalf("no running pod of step %s (deployment %s: %s)", step, d.Status, d.Reason)
 		}
+		// The watch ended (or was refused: see watchPodsOf): list again.
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 
 // watchPodsOf records the names of the pods of node's deployments as the
 // cluster creates them, from now on; the returned function lists those of
-// one deployment.
+// one deployment. It lists, then watches from the list's version, and
+// starts over whenever the watch ends (the test cluster's API server
+// sometimes refuses a fresh watch with "Too large resource version" while
+// its watch cache catches up).
 func watchPodsOf(t *testing.T, cs kubernetes.Interface, node string) func(id int64) []string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	wt, err := cs.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{LabelSelector: "nullops.node=" + node})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
+	opts := metav1.ListOptions{LabelSelector: "nullops.node=" + node}
 	var mu sync.Mutex
 	seen := map[string]map[string]bool{}
+	record := func(p *corev1.Pod) {
+		mu.Lock()
+		defer mu.Unlock()
+		id := p.Labels["nullops.deployment"]
+		if seen[id] == nil {
+			seen[id] = map[string]bool{}
+		}
+		seen[id][p.Name] = true
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for ev := range wt.ResultChan() {
-			if p, ok := ev.Object.(*corev1.Pod); ok {
-				mu.Lock()
-				id := p.Labels["nullops.deployment"]
-				if seen[id] == nil {
-					seen[id] = map[string]bool{}
+		for ctx.Err() == nil {
+			list, err := cs.CoreV1().Pods("").List(ctx, opts)
+			if err == nil {
+				for i := range list.Items {
+					record(&list.Items[i])
 				}
-				seen[id][p.Name] = true
-				mu.Unlock()
+				o := opts
+				o.ResourceVersion = list.ResourceVersion
+				if wt, err := cs.CoreV1().Pods("").Watch(ctx, o); err == nil {
+					for ev := range wt.ResultChan() {
+						if p, ok := ev.Object.(*corev1.Pod); ok {
+							record(p)
+						}
+					}
+					wt.Stop()
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
 			}
 		}
 	}()
-	t.Cleanup(func() { wt.Stop(); cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-done })
 	return func(id int64) []string {
 		mu.Lock()
 		defer mu.Unlock()
