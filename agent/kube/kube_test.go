@@ -565,3 +565,65 @@ func TestWatchServices(t *testing.T) {
 		return i.RestartCount > 0 && i.ExitCode == 5, fmt.Sprintf("%+v", i)
 	})
 }
+
+// TestWatchServicesIgnoresDeletedPods: the pods of a service removed with
+// its namespace end too, but that is no crash: no die event, so a service
+// of the same name started again in a namespace of the same name (a
+// deployment rebuilt, retried) is not failed by its predecessor's end. A
+// crash after the removal is the marker that the watch got that far.
+func TestWatchServicesIgnoresDeletedPods(t *testing.T) {
+	rt := testRuntime(t)
+	img := webImg(t)
+	ctx := testutil.Context(t, 3*time.Minute)
+	var mu sync.Mutex
+	var events []ServiceEvent
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go rt.WatchServices(wctx, time.Second, nil, func(ev ServiceEvent) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	})
+	seen := func(what string, match func(ServiceEvent) bool) {
+		t.Helper()
+		waitFor(t, ctx, what, func() (bool, string) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ev := range events {
+				if match(ev) {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v", events)
+		})
+	}
+	ns, err := rt.EnsureNamespace(ctx, 43, protocol.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calm, err := rt.StartService(ctx, ServiceSpec{DeploymentID: 43, Service: "calm", Image: img, Network: ns.Name, Ports: []int{8080}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen("calm started", func(ev ServiceEvent) bool { return ev.ID == calm.ID && ev.Action == runtime.EventStart })
+	if _, err := rt.RemoveDeployment(ctx, 43); err != nil {
+		t.Fatal(err)
+	}
+	ns2, err := rt.EnsureNamespace(ctx, 44, protocol.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashy, err := rt.StartService(ctx, ServiceSpec{DeploymentID: 44, Service: "crashy", Image: img, Network: ns2.Name,
+		Env: map[string]string{"EXIT_AFTER": "1s", "EXIT_CODE": "5"}, Ports: []int{8080}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen("the marker's crash", func(ev ServiceEvent) bool { return ev.ID == crashy.ID && ev.Action == runtime.EventExit })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ev := range events {
+		if ev.ID == calm.ID && ev.Action == runtime.EventExit {
+			t.Fatalf("the removal of %s was reported as a crash: %+v", calm.ID, ev.Exit)
+		}
+	}
+}

@@ -23,7 +23,8 @@ type podSeen struct {
 
 // WatchServices streams the start and die events of this node's service
 // pods to fn until ctx ends (a pod watch; a die is a container that
-// terminated, whether the kubelet restarts it or not). When the watch
+// terminated, whether the kubelet restarts it or not, in a pod that is not
+// being deleted). When the watch
 // breaks it is opened again (after retry) with resumed() called first.
 func (r *Runtime) WatchServices(ctx context.Context, retry time.Duration, resumed func(), fn func(ServiceEvent)) {
 	seen := map[string]*podSeen{} // by namespace/pod
@@ -89,6 +90,14 @@ func (r *Runtime) podEvent(p *corev1.Pod, seen map[string]*podSeen, fn func(Serv
 	if s == nil {
 		s = &podSeen{}
 		seen[key] = s
+	}
+	if p.DeletionTimestamp != nil {
+		// Being deleted (its namespace removed, a Recreate rollout or
+		// StartService replacing it): its container's end is no crash of
+		// the service, and the service's id ("namespace/service") may
+		// already name its successor, whose health wait would take that
+		// exit for its own. Recorded, not reported.
+		fn = nil
 	}
 	base := ServiceEvent{ID: p.Namespace + "/" + svc, DeploymentID: id, Service: svc}
 	for _, cs := range p.Status.ContainerStatuses {
