@@ -22,6 +22,9 @@ func TestSyncRebuildsAnUnknownDeploymentFromZero(t *testing.T) {
 	ctx := testutil.Context(t, 4*time.Minute)
 	id := int64(time.Now().UnixNano()%1e6 + 8000000)
 	spec := specOf(id, []protocol.Node{webNode("web", nil)}, nil, demoWebImage, nil)
+	si := spec.Services["web"]
+	si.Resources = protocol.Resources{CPU: 0.25, MemoryMB: 32} // leaves room in the budget (a quota on Kubernetes) for the stray
+	spec.Services["web"] = si
 	if err := e.ex.Deploy(ctx, protocol.DeployRequest{Spec: spec}); err != nil {
 		t.Fatal(err)
 	}
