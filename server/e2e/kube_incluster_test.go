@@ -169,7 +169,7 @@ func TestKubernetesInClusterAgent(t *testing.T) {
 	if n := kw.nodeThumbprints(t, nodeID); n.ExpectedThumbprint != tp2 {
 		t.Fatalf("pinned after the approval: %s, want %s", n.ExpectedThumbprint, tp2)
 	}
-	t.Logf("whole test: %s", time.Since(started).Round(time.Millisecond))
+	t.Logf("from the node's creation to its approval after the reinstall: %s", time.Since(started).Round(time.Millisecond))
 }
 
 // addNodeAt adds a node at host:port through the API (its agent is started
