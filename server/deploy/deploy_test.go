@@ -489,7 +489,11 @@ func TestOfflineDeleteAndReconnect(t *testing.T) {
 	if strings.Join(names, ",") != "keep,half" {
 		t.Fatalf("desired state %v, want keep,half", names)
 	}
-	// Back online: the pending delete is done, the others come back.
+	// Back online (the row first, as the connection manager does): the
+	// pending delete is done, the others come back.
+	if _, err := f.st.SetNodeStatus(ctx, node, "online", ""); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.svc.NodeSynced(ctx, node); err != nil {
 		t.Fatal(err)
 	}
@@ -506,9 +510,6 @@ func TestOfflineDeleteAndReconnect(t *testing.T) {
 	f.agents.mu.Lock()
 	f.agents.connected[node] = true
 	f.agents.mu.Unlock()
-	if _, err := f.st.SetNodeStatus(ctx, node, "online", ""); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := f.svc.Cancel(ctx, f.actor(), a.ID); err == nil {
 		t.Fatal("cancel of a running deployment accepted")
 	}
