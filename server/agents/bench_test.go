@@ -132,7 +132,7 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 			break
 		}
 		if ctx.Err() != nil {
-			b.Fatalf("%d of %d agents online after %s", up, n, time.Since(start))
+			b.Fatalf("%d of %d agents online after %s; node statuses: %s", up, n, time.Since(start), statusReasons(st))
 		}
 		// Polling takes the manager's lock once per node: every 10 ms at
 		// 1,000 agents, every 100 ms at 10,000, so the benchmark's own
@@ -242,7 +242,7 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 			break
 		}
 		if ctx.Err() != nil {
-			b.Fatalf("%d of %d agents online after %s", up, n, time.Since(start))
+			b.Fatalf("%d of %d agents online after %s; node statuses: %s", up, n, time.Since(start), statusReasons(st))
 		}
 		// Polling takes the manager's lock once per node: every 10 ms at
 		// 1,000 agents, every 100 ms at 10,000, so the benchmark's own
@@ -397,4 +397,26 @@ func benchAgentCounts(b *testing.B) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// statusReasons counts the nodes by status and reason, for a benchmark
+// that did not get every agent online.
+func statusReasons(st *store.Store) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := st.Pool.Query(ctx, `SELECT status || ': ' || left(status_reason, 120), count(*) FROM nodes GROUP BY 1 ORDER BY 2 DESC LIMIT 10`)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var what string
+		var k int
+		if err := rows.Scan(&what, &k); err != nil {
+			return err.Error()
+		}
+		out = append(out, fmt.Sprintf("%d × %q", k, what))
+	}
+	return strings.Join(out, "; ")
 }

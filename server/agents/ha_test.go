@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/internal/testutil"
@@ -611,5 +612,44 @@ func TestJoiningReplicaGetsNodesOnceSettled(t *testing.T) {
 		t.Fatalf("%d node(s) moved to the new replica after %s, before it was up for the lease TTL (%s)", len(moving), took, ttl)
 	} else {
 		t.Logf("%d of %d nodes moved to the new replica %s after it started (lease TTL %s)", len(moving), len(nodes), took, ttl)
+	}
+}
+
+// The lease loop has a pool of its own: a main pool taken up by other
+// work (thousands of node connections starting at once) does not delay a
+// renewal past the lease TTL, which would drop every connection.
+func TestLeaseRenewalDoesNotQueueBehindTheMainPool(t *testing.T) {
+	e := newEnv(t)
+	e.mgr.Stop()
+	var nodes []int64
+	for i := 0; i < 2; i++ {
+		port := testutil.FreePort(t)
+		n, tok := e.addNode(fmt.Sprintf("p%d", i), port, "")
+		nodes = append(nodes, n.ID)
+		startAgent(t, t.TempDir(), tok, port)
+	}
+	const ttl = 2 * time.Second
+	r := e.startReplica("p-r1", ttl, false)
+	waitHeld(t, e, nodes, 30*time.Second, r)
+
+	var taken []*pgxpool.Conn
+	for range e.st.Pool.Config().MaxConns {
+		c, err := e.st.Pool.Acquire(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, c)
+	}
+	since := time.Now()
+	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "lease renewals for two TTLs with the main pool exhausted", func() bool {
+		return r.m.LastRenewal().After(since.Add(2 * ttl))
+	})
+	for _, id := range nodes {
+		if !r.holds(id) {
+			t.Fatalf("node %d dropped while the main pool was exhausted", id)
+		}
+	}
+	for _, c := range taken {
+		c.Release()
 	}
 }

@@ -112,11 +112,11 @@ func (m *Manager) heldIDs() []int64 {
 // not come back are dropped.
 func (m *Manager) renew(ctx context.Context) {
 	start := time.Now()
-	alive, err := m.o.Store.HeartbeatReplica(ctx, m.o.ReplicaID)
+	alive, err := m.leaseStore.HeartbeatReplica(ctx, m.o.ReplicaID)
 	if err == nil && !alive {
 		// Pruned as dead while paused: every lease is gone.
 		m.o.Log.Warn().Msg("this replica was taken for dead; registering again")
-		err = m.o.Store.RegisterReplica(ctx, m.o.ReplicaID, m.o.AdvertiseURL)
+		err = m.leaseStore.RegisterReplica(ctx, m.o.ReplicaID, m.o.AdvertiseURL)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -125,7 +125,7 @@ func (m *Manager) renew(ctx context.Context) {
 		return
 	}
 	held := m.heldIDs()
-	still, err := m.o.Store.RenewNodeLeases(ctx, m.o.ReplicaID, held, m.o.LeaseTTL)
+	still, err := m.leaseStore.RenewNodeLeases(ctx, m.o.ReplicaID, held, m.o.LeaseTTL)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.o.Log.Warn().Err(err).Msg("renew node leases")
@@ -149,7 +149,7 @@ func (m *Manager) renew(ctx context.Context) {
 // balance takes the free leases this replica should hold and hands over
 // the nodes that prefer another live replica.
 func (m *Manager) balance(ctx context.Context) error {
-	reps, err := m.o.Store.LiveReplicas(ctx, m.o.LeaseTTL)
+	reps, err := m.leaseStore.LiveReplicas(ctx, m.o.LeaseTTL)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (m *Manager) balance(ctx context.Context) error {
 	m.leases.mu.Lock()
 	m.leases.live = live
 	m.leases.mu.Unlock()
-	leases, err := m.o.Store.NodeLeases(ctx, m.o.LeaseTTL)
+	leases, err := m.leaseStore.NodeLeases(ctx, m.o.LeaseTTL)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (m *Manager) balance(ctx context.Context) error {
 			take = append(take, l.NodeID)
 		}
 	}
-	got, err := m.o.Store.AcquireNodeLeases(ctx, m.o.ReplicaID, take, m.o.LeaseTTL)
+	got, err := m.leaseStore.AcquireNodeLeases(ctx, m.o.ReplicaID, take, m.o.LeaseTTL)
 	if err != nil {
 		return err
 	}

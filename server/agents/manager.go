@@ -182,6 +182,9 @@ type Manager struct {
 	// handshakes holds one token per TLS handshake in progress
 	// (Options.Handshakes).
 	handshakes chan struct{}
+	// leaseStore is a pool of its own for the lease loop (Store.Sibling),
+	// set by Start.
+	leaseStore *store.Store
 
 	mu      sync.Mutex
 	nodes   map[int64]*node // the nodes whose lease this replica holds
@@ -292,7 +295,13 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	m.started = true
 	m.mu.Unlock()
-	if err := m.o.Store.RegisterReplica(m.ctx, m.o.ReplicaID, m.o.AdvertiseURL); err != nil {
+	ls, err := m.o.Store.Sibling(m.ctx, 2, "nullops-leases "+m.o.ReplicaID)
+	if err != nil {
+		return fmt.Errorf("agents: %w", err)
+	}
+	m.leaseStore = ls
+	if err := m.leaseStore.RegisterReplica(m.ctx, m.o.ReplicaID, m.o.AdvertiseURL); err != nil {
+		ls.Close()
 		return fmt.Errorf("agents: %w", err)
 	}
 	m.leases.mu.Lock()
@@ -325,6 +334,9 @@ func (m *Manager) Stop() {
 	crashed := m.crashed
 	m.mu.Unlock()
 	m.wg.Wait()
+	if m.leaseStore != nil {
+		m.leaseStore.Close()
+	}
 	if crashed {
 		return
 	}

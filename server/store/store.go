@@ -105,6 +105,22 @@ func Open(ctx context.Context, url string, maxConns int32) (*Store, error) {
 	return &Store{Pool: pool, db: pool}, nil
 }
 
+// Sibling opens a separate pool of at most maxConns connections to the same
+// database, named app in pg_stat_activity, for work that must not queue
+// behind the main pool's (the node lease loop: thousands of node
+// connections starting at once must not delay a lease renewal past its
+// TTL). Close it when done.
+func (s *Store) Sibling(ctx context.Context, maxConns int32, app string) (*Store, error) {
+	cfg := s.Pool.Config().Copy()
+	cfg.MaxConns, cfg.MinConns = maxConns, 0
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create %s pool: %w", app, err)
+	}
+	return &Store{Pool: pool, db: pool}, nil
+}
+
 // Close releases the pool.
 func (s *Store) Close() { s.Pool.Close() }
 
