@@ -68,8 +68,8 @@ func TestListDeploymentPageAgreesWithPlainSQL(t *testing.T) {
 		exec(`INSERT INTO access_grants (team_id, `+col+`, level) VALUES ($1, $2, $3)`, team, target, level)
 	}
 	grant(users[0], "project_id", projects[0], "read") // one project
-	grant(users[1], "environment_id", envs[1], "read")  // one environment
-	grant(users[1], "project_id", projects[2], "full")  // and a project overlapping it
+	grant(users[1], "environment_id", envs[1], "read") // one environment
+	grant(users[1], "project_id", projects[2], "full") // and a project overlapping it
 	grant(users[1], "environment_id", envs[2], "full")
 	grant(users[1], "environment_id", envs[2], "read") // the same target twice
 	// users[2]: no grant at all.
