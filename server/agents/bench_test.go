@@ -24,6 +24,7 @@ import (
 
 	"github.com/nullops/nullops/agent/certs"
 	"github.com/nullops/nullops/agent/channel"
+	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/protocol"
 	"github.com/nullops/nullops/server/agents"
 	"github.com/nullops/nullops/server/secretbox"
@@ -87,7 +88,7 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 	b.StopTimer()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	st, box, ids := benchNodes(ctx, b, n)
+	st, box, ids, agentPIDs := benchNodes(ctx, b, n)
 	// Registered up front, so each replica's first round already sees the
 	// others live and takes only the nodes that prefer it.
 	var ms []*agents.Manager
@@ -103,6 +104,7 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
+	cpu := startCPUMeter(ctx, b, st, agentPIDs)
 	b.StartTimer()
 	start := time.Now()
 	errc := make(chan error, replicas)
@@ -141,6 +143,7 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 	}
 	online := time.Since(start)
 	b.StopTimer()
+	cpu.report(ctx, b, n)
 
 	time.Sleep(2 * time.Second)
 	runtime.GC()
@@ -158,7 +161,7 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 }
 
 // benchNodes creates n nodes whose simulated agents run in a child process.
-func benchNodes(ctx context.Context, b *testing.B, n int) (*store.Store, *secretbox.Box, []int64) {
+func benchNodes(ctx context.Context, b *testing.B, n int) (*store.Store, *secretbox.Box, []int64, []int) {
 	st := storetest.New(b)
 	box, err := secretbox.New(base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	if err != nil {
@@ -178,14 +181,14 @@ func benchNodes(ctx context.Context, b *testing.B, n int) (*store.Store, *secret
 		}
 		ids[i], tokens[i] = node.ID, tok
 	}
-	ports := startAgentsProcess(b, tokens)
+	ports, pids := startAgentsProcess(b, tokens)
 	for i, id := range ids {
 		p := ports[i]
 		if _, err := store.UpdateNode(ctx, st.Pool, id, store.NodePatch{Port: &p}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return st, box, ids
+	return st, box, ids, pids
 }
 
 func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
@@ -212,7 +215,7 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 		}
 		ids[i], tokens[i] = node.ID, tok
 	}
-	ports := startAgentsProcess(b, tokens)
+	ports, agentPIDs := startAgentsProcess(b, tokens)
 	for i, id := range ids {
 		p := ports[i]
 		if _, err := store.UpdateNode(ctx, st.Pool, id, store.NodePatch{Port: &p}); err != nil {
@@ -226,6 +229,7 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
+	cpu := startCPUMeter(ctx, b, st, agentPIDs)
 	b.StartTimer()
 	start := time.Now()
 	if err := m.Start(ctx); err != nil {
@@ -251,6 +255,7 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	}
 	online := time.Since(start)
 	b.StopTimer()
+	cpu.report(ctx, b, n)
 
 	time.Sleep(2 * time.Second) // idle: handshake garbage becomes collectable
 	runtime.GC()
@@ -276,20 +281,20 @@ const agentsPerProcess = 4000
 
 // startAgentsProcess runs the simulated agents in child processes of at
 // most agentsPerProcess agents each and returns their ports, in token
-// order.
-func startAgentsProcess(b *testing.B, tokens []string) []int {
+// order, and the processes' ids.
+func startAgentsProcess(b *testing.B, tokens []string) (ports, pids []int) {
 	b.Helper()
-	var ports []int
 	for len(tokens) > 0 {
 		k := min(len(tokens), agentsPerProcess)
-		ports = append(ports, startAgentsChild(b, tokens[:k])...)
+		p, pid := startAgentsChild(b, tokens[:k])
+		ports, pids = append(ports, p...), append(pids, pid)
 		tokens = tokens[k:]
 	}
-	return ports
+	return ports, pids
 }
 
 // startAgentsChild runs one child process of simulated agents.
-func startAgentsChild(b *testing.B, tokens []string) []int {
+func startAgentsChild(b *testing.B, tokens []string) ([]int, int) {
 	b.Helper()
 	f := filepath.Join(b.TempDir(), "tokens.json")
 	raw, _ := json.Marshal(tokens)
@@ -323,7 +328,7 @@ func startAgentsChild(b *testing.B, tokens []string) []int {
 	if err := json.Unmarshal([]byte(line), &ports); err != nil || len(ports) != len(tokens) {
 		b.Fatalf("agents process said %q: %v", strings.TrimSpace(line), err)
 	}
-	return ports
+	return ports, cmd.Process.Pid
 }
 
 // memJournal is an empty journal: idle agents report no events.
@@ -419,4 +424,34 @@ func statusReasons(st *store.Store) string {
 		out = append(out, fmt.Sprintf("%d × %q", k, what))
 	}
 	return strings.Join(out, "; ")
+}
+
+// cpuMeter measures the CPU spent until every agent is online: this
+// process (the server's managers, plus the benchmark's polling), the
+// simulated agents and PostgreSQL, all sharing the machine's cores.
+type cpuMeter struct {
+	pg           *testutil.BackendCPU
+	self, agents time.Duration
+	agentPIDs    []int
+}
+
+func startCPUMeter(ctx context.Context, b *testing.B, st *store.Store, agentPIDs []int) *cpuMeter {
+	pg, err := testutil.NewBackendCPU(ctx, st.Pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &cpuMeter{pg: pg, self: testutil.SelfCPU(), agents: testutil.ProcCPU(agentPIDs...), agentPIDs: agentPIDs}
+}
+
+// report reports the CPU per agent of each side, and the load average.
+func (c *cpuMeter) report(ctx context.Context, b *testing.B, n int) {
+	pg, err := c.pg.Spent(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	perAgent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	b.ReportMetric(perAgent(testutil.SelfCPU()-c.self), "server-cpu-µs/agent")
+	b.ReportMetric(perAgent(testutil.ProcCPU(c.agentPIDs...)-c.agents), "agents-cpu-µs/agent")
+	b.ReportMetric(perAgent(pg), "pg-cpu-µs/agent")
+	b.ReportMetric(testutil.LoadAverage(), "load1")
 }

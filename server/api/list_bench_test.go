@@ -10,15 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/restapi"
 	"github.com/nullops/nullops/server/api"
 	"github.com/nullops/nullops/server/api/apitest"
@@ -147,8 +146,11 @@ func runListLoad(b *testing.B, st *store.Store, l listLoad) {
 	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "warm" {
 		b.Fatalf("load generator: %q %v", line, err)
 	}
-	pids := backendPIDs(b, st)
-	pgBefore, selfBefore := procCPU(pids), selfCPU()
+	pgCPU, err := testutil.NewBackendCPU(context.Background(), st.Pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	selfBefore := testutil.SelfCPU()
 	b.ResetTimer()
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		b.Fatal(err)
@@ -158,13 +160,11 @@ func runListLoad(b *testing.B, st *store.Store, l listLoad) {
 		b.Fatalf("load generator: %v", err)
 	}
 	b.StopTimer()
-	self := selfCPU() - selfBefore
-	for _, pid := range backendPIDs(b, st) {
-		if !slices.Contains(pids, pid) {
-			pids = append(pids, pid) // opened during the run: count all of it
-		}
+	self := testutil.SelfCPU() - selfBefore
+	pg, err := pgCPU.Spent(context.Background())
+	if err != nil {
+		b.Fatal(err)
 	}
-	pg := procCPU(pids) - pgBefore
 	var res listLoadResult
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		b.Fatalf("load generator said %q: %v", line, err)
@@ -179,7 +179,7 @@ func runListLoad(b *testing.B, st *store.Store, l listLoad) {
 	b.ReportMetric(float64(len(lat))/res.Elapsed.Seconds(), "req/s")
 	b.ReportMetric(float64(self.Microseconds())/float64(len(lat)), "server-cpu-µs/req")
 	b.ReportMetric(float64(pg.Microseconds())/float64(len(lat)), "pg-cpu-µs/req")
-	b.ReportMetric(loadAverage(), "load1")
+	b.ReportMetric(testutil.LoadAverage(), "load1")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -276,63 +276,4 @@ func listLoadMain(spec string) {
 	}
 	slices.Sort(lat)
 	res.Latencies = lat
-}
-
-// backendPIDs are the PostgreSQL backends connected to the test's database.
-func backendPIDs(b *testing.B, st *store.Store) []int {
-	rows, err := st.Pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rows.Close()
-	var out []int
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
-			b.Fatal(err)
-		}
-		out = append(out, pid)
-	}
-	return out
-}
-
-// procCPU sums user and system time of processes (clock ticks of 10 ms).
-func procCPU(pids []int) time.Duration {
-	var sum time.Duration
-	for _, pid := range pids {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// Fields after the command (which may hold spaces) in parentheses.
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		sum += time.Duration(ut+stime) * 10 * time.Millisecond
-	}
-	return sum
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadAverage() float64 {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
 }

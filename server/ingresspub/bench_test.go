@@ -3,16 +3,13 @@ package ingresspub_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/nullops/nullops/internal/testutil"
 	"github.com/nullops/nullops/server/changefeed"
 	"github.com/nullops/nullops/server/ingresspub"
 	"github.com/nullops/nullops/server/store"
@@ -80,87 +77,27 @@ func benchRouteChange(b *testing.B, routes int) {
 	for i := range 3 {
 		change(len(ids) - 1 - i)
 	}
-	pids := backendPIDs(b, st)
-	pgBefore := procCPU(pids)
-	selfBefore := selfCPU()
+	pgCPU, err := testutil.NewBackendCPU(context.Background(), st.Pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	selfBefore := testutil.SelfCPU()
 	times := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		times = append(times, change(i))
 	}
 	b.StopTimer()
-	self := selfCPU() - selfBefore
-	for _, pid := range backendPIDs(b, st) {
-		if !slices.Contains(pids, pid) {
-			pids = append(pids, pid) // opened during the run: count all of it
-		}
+	self := testutil.SelfCPU() - selfBefore
+	pg, err := pgCPU.Spent(context.Background())
+	if err != nil {
+		b.Fatal(err)
 	}
-	pg := procCPU(pids) - pgBefore
 	slices.Sort(times)
 	pct := func(q float64) float64 { return float64(times[int(q*float64(len(times)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(pct(0.5), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(self.Microseconds())/float64(b.N), "server-cpu-µs/change")
 	b.ReportMetric(float64(pg.Microseconds())/float64(b.N), "pg-cpu-µs/change")
-	b.ReportMetric(loadAverage(), "load1")
-}
-
-// backendPIDs are the PostgreSQL backends connected to the test's database
-// (its pool and the change feed's connection).
-func backendPIDs(b *testing.B, st *store.Store) []int {
-	rows, err := st.Pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rows.Close()
-	var out []int
-	for rows.Next() {
-		var pid int
-		if err := rows.Scan(&pid); err != nil {
-			b.Fatal(err)
-		}
-		out = append(out, pid)
-	}
-	return out
-}
-
-// procCPU sums user and system time of processes (clock ticks of 10 ms).
-func procCPU(pids []int) time.Duration {
-	var sum time.Duration
-	for _, pid := range pids {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// Fields after the command (which may hold spaces) in parentheses.
-		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		sum += time.Duration(ut+stime) * 10 * time.Millisecond
-	}
-	return sum
-}
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func loadAverage() float64 {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
+	b.ReportMetric(testutil.LoadAverage(), "load1")
 }
