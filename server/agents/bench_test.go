@@ -99,10 +99,7 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 		}
 		ms = append(ms, agents.New(agents.Options{Store: st, Box: box, Log: zerolog.Nop(), ServerVersion: "0.1.0-dev", ReplicaID: id}))
 	}
-	runtime.GC()
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
+	before := memStats()
 
 	cpu := startCPUMeter(ctx, b, st, agentPIDs)
 	b.StartTimer()
@@ -116,40 +113,13 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 			b.Fatal(err)
 		}
 	}
-	var held []int
-	for {
-		up := 0
-		held = held[:0]
-		for _, m := range ms {
-			k := 0
-			for _, id := range ids {
-				if m.Holds(id) {
-					k++
-				}
-			}
-			held = append(held, k)
-			up += k
-		}
-		if up == n {
-			break
-		}
-		if ctx.Err() != nil {
-			b.Fatalf("%d of %d agents online after %s; node statuses: %s", up, n, time.Since(start), statusReasons(st))
-		}
-		// Polling takes the manager's lock once per node: every 10 ms at
-		// 1,000 agents, every 100 ms at 10,000, so the benchmark's own
-		// checks stay a small part of the CPU.
-		time.Sleep(time.Duration(max(10, n/100)) * time.Millisecond)
-	}
+	held := waitAllOnline(ctx, b, st, ms, ids, start)
 	online := time.Since(start)
 	b.StopTimer()
 	cpu.report(ctx, b, n)
 
 	time.Sleep(2 * time.Second)
-	runtime.GC()
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
+	after := memStats()
 	r := replicasResult{online: online, minHeld: n, heap: int64(after.HeapAlloc) - int64(before.HeapAlloc)}
 	for _, k := range held {
 		r.minHeld, r.maxHeld = min(r.minHeld, k), max(r.maxHeld, k)
@@ -191,43 +161,52 @@ func benchNodes(ctx context.Context, b *testing.B, n int) (*store.Store, *secret
 	return st, box, ids, pids
 }
 
+// waitAllOnline waits until every node is held by one of the managers
+// and returns how many each holds.
+func waitAllOnline(ctx context.Context, b *testing.B, st *store.Store, ms []*agents.Manager, ids []int64, start time.Time) []int {
+	held := make([]int, len(ms))
+	for {
+		up := 0
+		for i, m := range ms {
+			held[i] = 0
+			for _, id := range ids {
+				if m.Holds(id) {
+					held[i]++
+				}
+			}
+			up += held[i]
+		}
+		if up == len(ids) {
+			return held
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("%d of %d agents online after %s; node statuses: %s", up, len(ids), time.Since(start), statusReasons(st))
+		}
+		// Polling takes the manager's lock once per node: every 10 ms at
+		// 1,000 agents, every 100 ms at 10,000, so the benchmark's own
+		// checks stay a small part of the CPU.
+		time.Sleep(time.Duration(max(10, len(ids)/100)) * time.Millisecond)
+	}
+}
+
+// memStats collects garbage (twice: finalizers free more) and reads the
+// memory statistics.
+func memStats() runtime.MemStats {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m
+}
+
 func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	b.StopTimer()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	st := storetest.New(b)
-	box, err := secretbox.New(base64.StdEncoding.EncodeToString(make([]byte, 32)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	env, err := store.CreateEnvironment(ctx, st.Pool, store.EnvironmentInput{Name: "bench", BaseDomain: "bench.test", DefaultTTLSeconds: 3600})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Nodes first (no manager yet): their tokens go to the agents process.
-	admin := &agents.Admin{Store: st, Box: box}
-	ids := make([]int64, n)
-	tokens := make([]string, n)
-	for i := range n {
-		node, tok, err := admin.Create(ctx, store.SystemActor, store.NewNode{EnvironmentID: env.ID, Name: fmt.Sprintf("n%04d", i), Host: "127.0.0.1", Port: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i], tokens[i] = node.ID, tok
-	}
-	ports, agentPIDs := startAgentsProcess(b, tokens)
-	for i, id := range ids {
-		p := ports[i]
-		if _, err := store.UpdateNode(ctx, st.Pool, id, store.NodePatch{Port: &p}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	st, box, ids, agentPIDs := benchNodes(ctx, b, n)
 
 	m := agents.New(agents.Options{Store: st, Box: box, Log: zerolog.Nop(), ServerVersion: "0.1.0-dev"})
-	runtime.GC()
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
+	before := memStats()
 
 	cpu := startCPUMeter(ctx, b, st, agentPIDs)
 	b.StartTimer()
@@ -235,33 +214,13 @@ func connectAgents(b *testing.B, n int) (time.Duration, int64, int64) {
 	if err := m.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
-	for {
-		up := 0
-		for _, id := range ids {
-			if m.Holds(id) {
-				up++
-			}
-		}
-		if up == n {
-			break
-		}
-		if ctx.Err() != nil {
-			b.Fatalf("%d of %d agents online after %s; node statuses: %s", up, n, time.Since(start), statusReasons(st))
-		}
-		// Polling takes the manager's lock once per node: every 10 ms at
-		// 1,000 agents, every 100 ms at 10,000, so the benchmark's own
-		// checks stay a small part of the CPU.
-		time.Sleep(time.Duration(max(10, n/100)) * time.Millisecond)
-	}
+	waitAllOnline(ctx, b, st, []*agents.Manager{m}, ids, start)
 	online := time.Since(start)
 	b.StopTimer()
 	cpu.report(ctx, b, n)
 
 	time.Sleep(2 * time.Second) // idle: handshake garbage becomes collectable
-	runtime.GC()
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
+	after := memStats()
 	for _, id := range ids {
 		if !m.Holds(id) {
 			b.Fatalf("node %d dropped while idle", id)
