@@ -70,6 +70,9 @@ type env struct {
 
 func newEnv(t *testing.T, tweak ...func(*agents.Options)) *env {
 	t.Helper()
+	// The agent is built (once) before a test picks its ports: a port
+	// picked before a build may be taken by another process meanwhile.
+	agentBinary(t)
 	ctx := testutil.Context(t, 8*time.Minute)
 	st := storetest.New(t)
 	box, err := secretbox.New(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)))
@@ -224,15 +227,20 @@ type agentProc struct {
 	logs    *testutil.SyncBuffer
 }
 
+// agentBinary is nullops-agent, run as a real process (so kill -9 is
+// real); the test-only event listener (--debug.eventslisten) exists only
+// with -tags nullopsdebug.
+func agentBinary(t *testing.T) string {
+	t.Helper()
+	return testutil.GoBinary(t, "./cmd/nullops-agent", "nullopsdebug")
+}
+
 // startAgent runs nullops-agent with the token on 127.0.0.1:port.
 func startAgent(t *testing.T, dataDir, token string, port int) *agentProc {
 	t.Helper()
 	a := &agentProc{t: t, port: port, dataDir: dataDir, logs: &testutil.SyncBuffer{},
 		debug: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))}
-	// A real process (so kill -9 is real); the test-only event listener
-	// (--debug.eventslisten) exists only with -tags nullopsdebug.
-	bin := testutil.GoBinary(t, "./cmd/nullops-agent", "nullopsdebug")
-	a.cmd = exec.Command(bin, fmt.Sprintf("--listen=127.0.0.1:%d", port), "--datadir="+dataDir,
+	a.cmd = exec.Command(agentBinary(t), fmt.Sprintf("--listen=127.0.0.1:%d", port), "--datadir="+dataDir,
 		"--log.level=debug", "--metricsinterval=1s", "--debug.eventslisten="+a.debug)
 	a.cmd.Env = []string{"AGENT_TOKEN=" + token, "PATH=/usr/bin:/bin"}
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
