@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/nullops/nullops/internal/testutil"
@@ -632,13 +631,13 @@ func TestLeaseRenewalDoesNotQueueBehindTheMainPool(t *testing.T) {
 	r := e.startReplica("p-r1", ttl, false)
 	waitHeld(t, e, nodes, 30*time.Second, r)
 
-	var taken []*pgxpool.Conn
+	var release []func()
 	for range e.st.Pool.Config().MaxConns {
 		c, err := e.st.Pool.Acquire(e.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		taken = append(taken, c)
+		release = append(release, c.Release)
 	}
 	since := time.Now()
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "lease renewals for two TTLs with the main pool exhausted", func() bool {
@@ -649,7 +648,7 @@ func TestLeaseRenewalDoesNotQueueBehindTheMainPool(t *testing.T) {
 			t.Fatalf("node %d dropped while the main pool was exhausted", id)
 		}
 	}
-	for _, c := range taken {
-		c.Release()
+	for _, r := range release {
+		r()
 	}
 }
