@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -134,10 +136,13 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 	if stderr == nil {
 		stderr = io.Discard
 	}
+	// stdout is kept until the process ended (the plugin's result, read
+	// whole by the executor anyway): when the attach missed it, the pod's
+	// log gives it instead (recoverOutput). stderr streams as it comes.
+	out := &capped{max: maxOneShotStdout}
+	errs := &counting{w: stderr}
 	if st.Terminated == nil {
-		err = r.stream(runCtx, ns, name, "attach", &corev1.PodAttachOptions{
-			Container: containerName, Stdin: true, Stdout: true, Stderr: true,
-		}, remotecommand.StreamOptions{Stdin: bytes.NewReader(s.Input), Stdout: stdout, Stderr: stderr})
+		err = r.attach(runCtx, ns, name, s.Input, out, errs)
 		switch {
 		case timedOut():
 			res.TimedOut = true
@@ -150,10 +155,7 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 			if st2, werr := r.podContainerState(runCtx, ns, name); werr != nil || st2.Terminated == nil {
 				return res, fmt.Errorf("attach to %s/%s: %w", ns, name, err)
 			}
-			_ = r.podLogs(runCtx, ns, name, stdout)
 		}
-	} else {
-		_ = r.podLogs(runCtx, ns, name, stdout)
 	}
 	// The streams ended: the process exited. Read how.
 	for {
@@ -161,6 +163,8 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 		if err == nil && st.Terminated != nil {
 			res.ExitCode = int(st.Terminated.ExitCode)
 			res.OOMKilled = st.Terminated.Reason == "OOMKilled"
+			r.recoverOutput(runCtx, ns, name, out, errs)
+			_, _ = stdout.Write(out.Bytes())
 			return res, nil
 		}
 		select {
@@ -173,6 +177,116 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// maxOneShotStdout bounds the stdout of a plugin kept by RunOneShot (the
+// executor takes at most 1 MiB of it).
+const maxOneShotStdout = 4 << 20
+
+// attach attaches to the plugin's container, writes input on its stdin and
+// closes it, and copies its output until it exits. Tests replace it to
+// lose output the way the cluster sometimes does.
+func (r *Runtime) attach(ctx context.Context, ns, pod string, input []byte, stdout, stderr io.Writer) error {
+	if r.attachHook != nil {
+		return r.attachHook(ctx, ns, pod, input, stdout, stderr)
+	}
+	return r.attachStream(ctx, ns, pod, input, stdout, stderr)
+}
+
+func (r *Runtime) attachStream(ctx context.Context, ns, pod string, input []byte, stdout, stderr io.Writer) error {
+	return r.stream(ctx, ns, pod, "attach", &corev1.PodAttachOptions{
+		Container: containerName, Stdin: true, Stdout: true, Stderr: true,
+	}, remotecommand.StreamOptions{Stdin: bytes.NewReader(input), Stdout: stdout, Stderr: stderr})
+}
+
+// recoverOutput reads the ended pod's log when the attach did not deliver
+// a plugin result (stdout empty or not one JSON object): containerd's CRI
+// attach starts copying stdin to the container before it adds the
+// attach's stdout and stderr to the container's output, so a process that
+// answers its input at once can write before they are added (or exit
+// before, and they are closed at once), and the attach ends with the exit
+// status and none of the output (docs/kubernetes.md). The log has all of
+// it, stdout and stderr merged in order: its last JSON object that runs to
+// the end is taken as stdout, what precedes it as stderr when the attach
+// delivered no stderr either. A note on stderr says so (the step log).
+func (r *Runtime) recoverOutput(ctx context.Context, ns, pod string, out *capped, errs *counting) {
+	if oneJSONObject(out.Bytes()) {
+		return
+	}
+	var log capped
+	log.max = maxOneShotStdout
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.podLogs(lctx, ns, pod, &log); err != nil {
+		return
+	}
+	rest, result := splitResult(log.Bytes())
+	if len(result) == 0 && (errs.n > 0 || len(rest) == 0) {
+		return
+	}
+	r.recovered.Add(1)
+	hadStderr := errs.n > 0
+	_, _ = io.WriteString(errs, RecoveredNote+"\n")
+	if !hadStderr {
+		_, _ = errs.Write(rest)
+	}
+	if len(result) > 0 {
+		out.Reset()
+		_, _ = out.Write(result)
+	}
+}
+
+// RecoveredNote is written on a plugin's stderr (its step log) when its
+// output was read from its pod's log.
+const RecoveredNote = "(nullops: the attach to the plugin's pod delivered no result; its output was read from the pod's log)"
+
+// splitResult splits a merged log into what precedes the plugin's result
+// and the result: the shortest suffix that starts a line and is exactly
+// one JSON object (nil when there is none).
+func splitResult(log []byte) (rest, result []byte) {
+	tries := 0
+	for i := len(log); i >= 0 && tries < 1000; i-- {
+		if i > 0 && log[i-1] != '\n' {
+			continue
+		}
+		if i == len(log) || log[i] != '{' {
+			continue
+		}
+		tries++
+		if oneJSONObject(log[i:]) {
+			return log[:i], log[i:]
+		}
+	}
+	return log, nil
+}
+
+// oneJSONObject reports whether b, trimmed, is exactly one JSON object.
+func oneJSONObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
+// counting passes writes on to w and counts the bytes.
+type counting struct {
+	mu sync.Mutex
+	w  io.Writer
+	n  int64
+}
+
+func (c *counting) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n += int64(len(p))
+	return c.w.Write(p)
 }
 
 // deleteQuietly runs a delete on a context of its own (the caller's may be

@@ -18,9 +18,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -91,6 +93,12 @@ type Runtime struct {
 	nodeUID string // the control plane's node uid, "" until the first sync
 
 	sums summaries // kubelet summaries, cached briefly (stats.go)
+
+	// recovered counts plugin runs whose output came from the pod's log
+	// because the attach delivered none (oneshot.go).
+	recovered atomic.Int64
+	// attachHook replaces the attach of RunOneShot (tests).
+	attachHook func(ctx context.Context, ns, pod string, input []byte, stdout, stderr io.Writer) error
 }
 
 // RESTConfig loads the client configuration: the kubeconfig file when
