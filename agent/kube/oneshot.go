@@ -200,17 +200,21 @@ func (r *Runtime) attachStream(ctx context.Context, ns, pod string, input []byte
 }
 
 // recoverOutput reads the ended pod's log when the attach did not deliver
-// a plugin result (stdout empty or not one JSON object): containerd's CRI
+// a plugin result (stdout empty or not one JSON object) or delivered no
+// stderr: containerd's CRI
 // attach starts copying stdin to the container before it adds the
 // attach's stdout and stderr to the container's output, so a process that
 // answers its input at once can write before they are added (or exit
-// before, and they are closed at once), and the attach ends with the exit
-// status and none of the output (docs/kubernetes.md). The log has all of
+// before, and they get nothing), and the attach ends with the exit status
+// and none of the output (docs/kubernetes.md). The log has all of
 // it, stdout and stderr merged in order: its last JSON object that runs to
 // the end is taken as stdout, what precedes it as stderr when the attach
-// delivered no stderr either. A note on stderr says so (the step log).
+// delivered no stderr either; with the result delivered and no stderr, the
+// log without the result is stderr. A note on stderr says so (the step
+// log).
 func (r *Runtime) recoverOutput(ctx context.Context, ns, pod string, out *capped, errs *counting) {
-	if oneJSONObject(out.Bytes()) {
+	gotResult := oneJSONObject(out.Bytes())
+	if gotResult && errs.n > 0 {
 		return
 	}
 	var log capped
@@ -218,6 +222,20 @@ func (r *Runtime) recoverOutput(ctx context.Context, ns, pod string, out *capped
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := r.podLogs(lctx, ns, pod, &log); err != nil {
+		return
+	}
+	if gotResult {
+		// The result arrived, stderr did not (its stream is added after
+		// stdout's): the log without the result is stderr.
+		rest := log.Bytes()
+		if i := bytes.LastIndex(rest, out.Bytes()); i >= 0 {
+			rest = append(append([]byte(nil), rest[:i]...), rest[i+len(out.Bytes()):]...)
+		}
+		if len(bytes.TrimSpace(rest)) > 0 {
+			r.recovered.Add(1)
+			_, _ = io.WriteString(errs, RecoveredNote+"\n")
+			_, _ = errs.Write(rest)
+		}
 		return
 	}
 	rest, result := splitResult(log.Bytes())
@@ -238,7 +256,7 @@ func (r *Runtime) recoverOutput(ctx context.Context, ns, pod string, out *capped
 
 // RecoveredNote is written on a plugin's stderr (its step log) when its
 // output was read from its pod's log.
-const RecoveredNote = "(nullops: the attach to the plugin's pod delivered no result; its output was read from the pod's log)"
+const RecoveredNote = "(nullops: the attach to the plugin's pod lost output; it was read from the pod's log)"
 
 // splitResult splits a merged log into what precedes the plugin's result
 // and the result: the shortest suffix that starts a line and is exactly

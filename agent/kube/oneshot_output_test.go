@@ -60,19 +60,25 @@ func TestOneShotRecoversLostOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt.attachHook = func(ctx context.Context, ns, pod string, input []byte, _, _ io.Writer) error {
+	loseAll := func(ctx context.Context, ns, pod string, input []byte, _, _ io.Writer) error {
 		return rt.attachStream(ctx, ns, pod, input, io.Discard, io.Discard)
 	}
+	loseStderr := func(ctx context.Context, ns, pod string, input []byte, stdout, _ io.Writer) error {
+		return rt.attachStream(ctx, ns, pod, input, stdout, io.Discard)
+	}
 	for _, c := range []struct {
+		hook      func(ctx context.Context, ns, pod string, input []byte, stdout, stderr io.Writer) error
 		params    map[string]any
 		code      int
 		stdout    string
 		stderr    string
 		recovered int64
 	}{
-		{map[string]any{"outputs": map[string]any{"k": "v1"}, "stderr": "hello-lost"}, 0, `"k":"v1"`, "hello-lost", 1},
-		{map[string]any{"mode": "exit", "code": 7}, 7, "", "failing on purpose", 2},
+		{loseAll, map[string]any{"outputs": map[string]any{"k": "v1"}, "stderr": "hello-lost"}, 0, `"k":"v1"`, "hello-lost", 1},
+		{loseAll, map[string]any{"mode": "exit", "code": 7}, 7, "", "failing on purpose", 2},
+		{loseStderr, map[string]any{"outputs": map[string]any{"k": "v3"}, "stderr": "hello-stderr-lost"}, 0, `"k":"v3"`, "hello-stderr-lost", 3},
 	} {
+		rt.attachHook = c.hook
 		var stdout, stderr bytes.Buffer
 		res, err := rt.RunOneShot(ctx, OneShotSpec{
 			DeploymentID: 23, Step: "mk", Attempt: 1, Image: img, Input: pluginInput(t, 23, c.params), Network: ns.Name,
@@ -138,7 +144,7 @@ func TestOneShotOutputIsNotLost(t *testing.T) {
 			lost = append(lost, fmt.Sprintf("run %d: stdout %q, stderr %q", i, stdout.String(), stderr.String()))
 		}
 	}
-	t.Logf("%d runs (%d failing on purpose): the attach delivered no result in %d, read from the pod's log; %d lost",
+	t.Logf("%d runs (%d failing on purpose): the attach lost output in %d, read from the pod's log; %d lost",
 		runs, failingRuns, rt.recovered.Load(), len(lost))
 	if len(lost) > 0 {
 		t.Fatalf("output lost in %d of %d runs:\n%s", len(lost), runs, strings.Join(lost, "\n"))
