@@ -201,14 +201,13 @@ func (r *Runtime) attachStream(ctx context.Context, ns, pod string, input []byte
 
 // recoverOutput reads the ended pod's log when the attach did not deliver
 // a plugin result (stdout empty or not one JSON object) or delivered no
-// stderr: containerd's CRI
-// attach starts copying stdin to the container before it adds the
-// attach's stdout and stderr to the container's output, so a process that
-// answers its input at once can write before they are added (or exit
-// before, and they get nothing), and the attach ends with the exit status
-// and none of the output (docs/kubernetes.md). The log has all of
-// it, stdout and stderr merged in order: its last JSON object that runs to
-// the end is taken as stdout, what precedes it as stderr when the attach
+// stderr: containerd's CRI attach starts copying stdin to the container
+// before it adds the attach's stdout and stderr to the container's output,
+// so a process that answers its input at once can write before they are
+// added (or exit before, and they get nothing), and the attach ends with
+// the exit status and none of the output (docs/kubernetes.md). The log has
+// all of it, stdout and stderr merged: the result found in it
+// (splitResult) is taken as stdout, the rest as stderr when the attach
 // delivered no stderr either; with the result delivered and no stderr, the
 // log without the result is stderr. A note on stderr says so (the step
 // log).
@@ -258,24 +257,55 @@ func (r *Runtime) recoverOutput(ctx context.Context, ns, pod string, out *capped
 // output was read from its pod's log.
 const RecoveredNote = "(nullops: the attach to the plugin's pod lost output; it was read from the pod's log)"
 
-// splitResult splits a merged log into what precedes the plugin's result
-// and the result: the shortest suffix that starts a line and is exactly
-// one JSON object (nil when there is none).
+// splitResult finds the plugin's result in a merged log: a JSON object
+// that starts a line and ends one — the last such object with an "outputs"
+// key, else the only such object — and returns the log without it, and it
+// (nil when there is none). containerd copies stdout and stderr to the log
+// separately, so their order there is not the order they were written in:
+// the result need not be last.
 func splitResult(log []byte) (rest, result []byte) {
-	tries := 0
-	for i := len(log); i >= 0 && tries < 1000; i-- {
-		if i > 0 && log[i-1] != '\n' {
+	type span struct {
+		start, end int
+		outputs    bool
+	}
+	var found []span
+	for i := 0; i < len(log) && len(found) < 1000; i++ {
+		if (i > 0 && log[i-1] != '\n') || log[i] != '{' {
 			continue
 		}
-		if i == len(log) || log[i] != '{' {
+		dec := json.NewDecoder(bytes.NewReader(log[i:]))
+		var obj map[string]json.RawMessage
+		if err := dec.Decode(&obj); err != nil {
 			continue
 		}
-		tries++
-		if oneJSONObject(log[i:]) {
-			return log[:i], log[i:]
+		end := i + int(dec.InputOffset())
+		for end < len(log) && (log[end] == ' ' || log[end] == '\t' || log[end] == '\r') {
+			end++
+		}
+		if end < len(log) && log[end] != '\n' {
+			continue
+		}
+		if end < len(log) {
+			end++ // the newline
+		}
+		_, hasOutputs := obj["outputs"]
+		found = append(found, span{i, end, hasOutputs})
+	}
+	pick := -1
+	for k := range found {
+		if found[k].outputs {
+			pick = k
 		}
 	}
-	return log, nil
+	if pick < 0 && len(found) == 1 {
+		pick = 0
+	}
+	if pick < 0 {
+		return log, nil
+	}
+	sp := found[pick]
+	rest = append(append([]byte(nil), log[:sp.start]...), log[sp.end:]...)
+	return rest, log[sp.start:sp.end]
 }
 
 // oneJSONObject reports whether b, trimmed, is exactly one JSON object.

@@ -22,14 +22,21 @@ func TestSplitResult(t *testing.T) {
 		{"", "", ""},
 		{`{"outputs":{"a":"1"}}` + "\n", "", `{"outputs":{"a":"1"}}` + "\n"},
 		{"hello\nworld\n" + `{"outputs":{}}` + "\n", "hello\nworld\n", `{"outputs":{}}` + "\n"},
+		// stdout and stderr are copied to the log separately: the result
+		// may come before what the plugin wrote on stderr first.
+		{`{"outputs":{"k":"v"},"message":"done"}` + "\nhello-lost\n", "hello-lost\n", `{"outputs":{"k":"v"},"message":"done"}` + "\n"},
 		// Pretty-printed: the whole object, not its inner one.
 		{"log {x}\n{\n  \"outputs\": {\n    \"a\": \"1\"\n  }\n}\n", "log {x}\n", "{\n  \"outputs\": {\n    \"a\": \"1\"\n  }\n}\n"},
-		// A log line after the result: no result.
-		{`{"outputs":{}}` + "\nbye\n", `{"outputs":{}}` + "\nbye\n", ""},
 		{"failing on purpose\n", "failing on purpose\n", ""},
 		{"this is not json\n", "this is not json\n", ""},
-		// A JSON log line before the result stays in the rest.
-		{`{"level":"info"}` + "\n" + `{"outputs":{}}`, `{"level":"info"}` + "\n", `{"outputs":{}}`},
+		// JSON log lines around the result stay in the rest; the result is
+		// the object with outputs.
+		{`{"level":"info"}` + "\n" + `{"outputs":{}}` + "\n" + `{"level":"debug"}`, `{"level":"info"}` + "\n" + `{"level":"debug"}`, `{"outputs":{}}` + "\n"},
+		// One object without outputs is the result; two are not told apart.
+		{"x\n" + `{"message":"m"}` + "\n", "x\n", `{"message":"m"}` + "\n"},
+		{`{"a":1}` + "\n" + `{"b":2}` + "\n", `{"a":1}` + "\n" + `{"b":2}` + "\n", ""},
+		// An object not alone on its line is not a result.
+		{`{"outputs":{}} trailing` + "\n", `{"outputs":{}} trailing` + "\n", ""},
 	} {
 		rest, result := splitResult([]byte(c.log))
 		if string(rest) != c.rest || string(result) != c.result {
