@@ -94,7 +94,7 @@ func connectAgentsReplicas(b *testing.B, n, replicas int) replicasResult {
 	var ms []*agents.Manager
 	for i := range replicas {
 		id := fmt.Sprintf("bench-r%d", i+1)
-		if err := st.RegisterReplica(ctx, id, ""); err != nil {
+		if err := st.RegisterReplica(ctx, id, "", 10*time.Second); err != nil {
 			b.Fatal(err)
 		}
 		ms = append(ms, agents.New(agents.Options{Store: st, Box: box, Log: zerolog.Nop(), ServerVersion: "0.1.0-dev", ReplicaID: id}))

@@ -112,11 +112,11 @@ func (m *Manager) heldIDs() []int64 {
 // not come back are dropped.
 func (m *Manager) renew(ctx context.Context) {
 	start := time.Now()
-	alive, err := m.leaseStore.HeartbeatReplica(ctx, m.o.ReplicaID)
+	alive, err := m.leaseStore.HeartbeatReplica(ctx, m.o.ReplicaID, m.o.LeaseTTL)
 	if err == nil && !alive {
 		// Pruned as dead while paused: every lease is gone.
 		m.o.Log.Warn().Msg("this replica was taken for dead; registering again")
-		err = m.leaseStore.RegisterReplica(ctx, m.o.ReplicaID, m.o.AdvertiseURL)
+		err = m.leaseStore.RegisterReplica(ctx, m.o.ReplicaID, m.o.AdvertiseURL, m.o.LeaseTTL)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
@@ -125,10 +125,10 @@ func (m *Manager) renew(ctx context.Context) {
 		return
 	}
 	held := m.heldIDs()
-	still, err := m.leaseStore.RenewNodeLeases(ctx, m.o.ReplicaID, held, m.o.LeaseTTL)
+	still, err := m.leaseStore.OwnedNodes(ctx, m.o.ReplicaID, held)
 	if err != nil {
 		if ctx.Err() == nil {
-			m.o.Log.Warn().Err(err).Msg("renew node leases")
+			m.o.Log.Warn().Err(err).Msg("check node leases")
 		}
 		return
 	}
@@ -161,7 +161,7 @@ func (m *Manager) balance(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var take []int64
+	var take, release []int64
 	for _, l := range leases {
 		pref := preferred(l.NodeID, live)
 		if m.node(l.NodeID) != nil {
@@ -171,11 +171,21 @@ func (m *Manager) balance(ctx context.Context) error {
 			continue
 		}
 		mine := l.Owner == m.o.ReplicaID // recorded as ours, but not run here (dropped)
-		if (l.Free || mine) && (pref == m.o.ReplicaID || l.FreeLong) {
+		switch {
+		case (l.Free || mine) && (pref == m.o.ReplicaID || l.FreeLong):
 			take = append(take, l.NodeID)
+		case mine && !l.Free:
+			// Our lease lives as long as we do: give it to the node's
+			// preferred replica instead of leaving the node unconnected.
+			release = append(release, l.NodeID)
 		}
 	}
-	got, err := m.leaseStore.AcquireNodeLeases(ctx, m.o.ReplicaID, take, m.o.LeaseTTL)
+	for _, id := range release {
+		if err := m.leaseStore.ReleaseNodeLease(ctx, m.o.ReplicaID, id); err != nil {
+			return err
+		}
+	}
+	got, err := m.leaseStore.AcquireNodeLeases(ctx, m.o.ReplicaID, take)
 	if err != nil {
 		return err
 	}

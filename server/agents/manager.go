@@ -300,7 +300,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return fmt.Errorf("agents: %w", err)
 	}
 	m.leaseStore = ls
-	if err := m.leaseStore.RegisterReplica(m.ctx, m.o.ReplicaID, m.o.AdvertiseURL); err != nil {
+	if err := m.leaseStore.RegisterReplica(m.ctx, m.o.ReplicaID, m.o.AdvertiseURL, m.o.LeaseTTL); err != nil {
 		ls.Close()
 		return fmt.Errorf("agents: %w", err)
 	}

@@ -17,7 +17,7 @@ import (
 func (w *world) owners(t *testing.T, ctx context.Context, st *store.Store) map[*hacluster.Replica]int {
 	t.Helper()
 	rows, err := st.Pool.Query(ctx, `SELECT r.api_url, count(*) FROM nodes n JOIN replicas r ON r.id = n.owner_replica
-		WHERE n.lease_expires_at > now() GROUP BY 1`)
+		WHERE r.lease_expires_at > now() GROUP BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ const nodeColumns = `id, environment_id, name, uid, host, port, token_enc, token
 	expected_thumbprint, seen_thumbprint, status, status_reason, enabled, revoked, labels,
 	agent_version, protocol_version, agent_instance, capacity, usage, last_acked_seq, last_seen_at,
 	unreachable_since, created_at, updated_at, conn_epoch, token_prev_enc, token_prev_key_id, token_rotation_pending, token_revoke_pending,
-	COALESCE(owner_replica, ''), COALESCE(owner_replica IS NOT NULL AND lease_expires_at > now(), FALSE)`
+	COALESCE(owner_replica, ''), ` + leaseLive
 
 func scanNode(row pgx.Row) (Node, error) {
 	var n Node

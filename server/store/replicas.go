@@ -40,21 +40,31 @@ type Replica struct {
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
+// leaseLive is the SQL condition of a node row's live lease: its owner's
+// replica lease has not expired. A node's lease expires with its replica's
+// (HeartbeatReplica extends all of them at once, whatever their number).
+const leaseLive = `(owner_replica IS NOT NULL AND EXISTS (SELECT 1 FROM replicas lr
+	WHERE lr.id = owner_replica AND lr.lease_expires_at > now()))`
+
 // RegisterReplica inserts the replica (or refreshes it: a replica whose
-// row was pruned while it was paused registers again).
-func (s *Store) RegisterReplica(ctx context.Context, id, apiURL string) error {
-	if _, err := s.db.Exec(ctx, `INSERT INTO replicas (id, api_url) VALUES ($1, $2)
-		ON CONFLICT (id) DO UPDATE SET api_url = EXCLUDED.api_url, heartbeat_at = now()`, id, apiURL); err != nil {
+// row was pruned while it was paused registers again), with its leases
+// live for ttl.
+func (s *Store) RegisterReplica(ctx context.Context, id, apiURL string, ttl time.Duration) error {
+	if _, err := s.db.Exec(ctx, `INSERT INTO replicas (id, api_url, lease_expires_at) VALUES ($1, $2, now() + $3 * interval '1 millisecond')
+		ON CONFLICT (id) DO UPDATE SET api_url = EXCLUDED.api_url, heartbeat_at = now(), lease_expires_at = EXCLUDED.lease_expires_at`,
+		id, apiURL, ms(ttl)); err != nil {
 		return fmt.Errorf("register replica %s: %w", id, err)
 	}
 	return nil
 }
 
-// HeartbeatReplica records that the replica is alive. It reports false
-// when its row is gone (pruned as dead while it was paused): it lost every
-// lease and must register again.
-func (s *Store) HeartbeatReplica(ctx context.Context, id string) (bool, error) {
-	tag, err := s.db.Exec(ctx, `UPDATE replicas SET heartbeat_at = now() WHERE id = $1`, id)
+// HeartbeatReplica records that the replica is alive and extends the
+// leases of every node it owns to ttl from now. It reports false when its
+// row is gone (pruned as dead while it was paused): it lost every lease
+// and must register again.
+func (s *Store) HeartbeatReplica(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE replicas SET heartbeat_at = now(), lease_expires_at = now() + $2 * interval '1 millisecond'
+		WHERE id = $1`, id, ms(ttl))
 	if err != nil {
 		return false, fmt.Errorf("heartbeat of replica %s: %w", id, err)
 	}
@@ -106,6 +116,10 @@ func (s *Store) GetReplica(ctx context.Context, id string) (Replica, error) {
 // PruneReplicas deletes replicas silent for longer than olderThan (which
 // releases whatever leases they still held).
 func (s *Store) PruneReplicas(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if _, err := s.db.Exec(ctx, `UPDATE nodes SET owner_replica = NULL, lease_expires_at = now()
+		WHERE owner_replica IN (SELECT id FROM replicas WHERE heartbeat_at < now() - $1 * interval '1 millisecond')`, ms(olderThan)); err != nil {
+		return 0, fmt.Errorf("release leases of silent replicas: %w", err)
+	}
 	tag, err := s.db.Exec(ctx, `DELETE FROM replicas WHERE heartbeat_at < now() - $1 * interval '1 millisecond'`, ms(olderThan))
 	if err != nil {
 		return 0, fmt.Errorf("prune replicas: %w", err)
@@ -128,10 +142,12 @@ type NodeLease struct {
 // (ConnectableNodes' rule), by node id; free is judged by the database's
 // clock, freeLong after grace.
 func (s *Store) NodeLeases(ctx context.Context, grace time.Duration) ([]NodeLease, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, COALESCE(owner_replica, ''),
-		owner_replica IS NULL OR lease_expires_at IS NULL OR lease_expires_at < now(),
-		COALESCE(lease_expires_at, created_at) < now() - $1 * interval '1 millisecond'
-		FROM nodes WHERE NOT revoked OR token_revoke_pending ORDER BY id`, ms(grace))
+	rows, err := s.db.Query(ctx, `SELECT n.id, COALESCE(n.owner_replica, ''),
+		r.id IS NULL OR r.lease_expires_at <= now(),
+		CASE WHEN r.id IS NULL THEN COALESCE(NULLIF(n.lease_expires_at, 'infinity'), n.created_at)
+			ELSE r.lease_expires_at END < now() - $1 * interval '1 millisecond'
+		FROM nodes n LEFT JOIN replicas r ON r.id = n.owner_replica
+		WHERE NOT n.revoked OR n.token_revoke_pending ORDER BY n.id`, ms(grace))
 	if err != nil {
 		return nil, fmt.Errorf("list node leases: %w", err)
 	}
@@ -152,18 +168,19 @@ type AcquiredLease struct {
 
 // AcquireNodeLeases takes the leases of the nodes among ids that are free
 // (no owner, expired, or still recorded as the replica's own from before
-// it lost track of them) for ttl, increasing each one's connection epoch
-// in the same statement. A node another replica holds is left alone, so
-// two replicas never hold one node.
-func (s *Store) AcquireNodeLeases(ctx context.Context, replica string, ids []int64, ttl time.Duration) ([]AcquiredLease, error) {
+// it lost track of them), increasing each one's connection epoch in the
+// same statement; they live as long as the replica's own lease
+// (HeartbeatReplica). A node another replica holds is left alone, so two
+// replicas never hold one node.
+func (s *Store) AcquireNodeLeases(ctx context.Context, replica string, ids []int64) ([]AcquiredLease, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.db.Query(ctx, `UPDATE nodes SET owner_replica = $1, lease_expires_at = now() + $3 * interval '1 millisecond',
+	rows, err := s.db.Query(ctx, `UPDATE nodes SET owner_replica = $1, lease_expires_at = 'infinity',
 		conn_epoch = conn_epoch + 1
 		WHERE id = ANY($2) AND (NOT revoked OR token_revoke_pending)
-		AND (owner_replica IS NULL OR owner_replica = $1 OR lease_expires_at IS NULL OR lease_expires_at < now())
-		RETURNING id, conn_epoch, status`, replica, ids, ms(ttl))
+		AND (owner_replica IS NULL OR owner_replica = $1 OR NOT `+leaseLive+`)
+		RETURNING id, conn_epoch, status`, replica, ids)
 	if err != nil {
 		return nil, fmt.Errorf("acquire node leases: %w", err)
 	}
@@ -174,13 +191,12 @@ func (s *Store) AcquireNodeLeases(ctx context.Context, replica string, ids []int
 	})
 }
 
-// RenewNodeLeases extends the replica's leases of ids by ttl and returns
-// the ids it still holds (a missing one was taken over or deleted).
-func (s *Store) RenewNodeLeases(ctx context.Context, replica string, ids []int64, ttl time.Duration) ([]int64, error) {
-	rows, err := s.db.Query(ctx, `UPDATE nodes SET lease_expires_at = now() + $3 * interval '1 millisecond'
-		WHERE owner_replica = $1 AND id = ANY($2) RETURNING id`, replica, ids, ms(ttl))
+// OwnedNodes returns the nodes among ids that the replica still owns (a
+// missing one was taken over or deleted). HeartbeatReplica renews them.
+func (s *Store) OwnedNodes(ctx context.Context, replica string, ids []int64) ([]int64, error) {
+	rows, err := s.db.Query(ctx, `SELECT id FROM nodes WHERE owner_replica = $1 AND id = ANY($2) ORDER BY id`, replica, ids)
 	if err != nil {
-		return nil, fmt.Errorf("renew node leases: %w", err)
+		return nil, fmt.Errorf("owned nodes: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
@@ -207,7 +223,7 @@ func (s *Store) GetNodeOwner(ctx context.Context, nodeID int64) (NodeOwner, erro
 	var o NodeOwner
 	err := s.db.QueryRow(ctx, `SELECT r.id, r.api_url, r.started_at, r.heartbeat_at, n.status = 'online'
 		FROM nodes n JOIN replicas r ON r.id = n.owner_replica
-		WHERE n.id = $1 AND n.lease_expires_at > now()`, nodeID).
+		WHERE n.id = $1 AND r.lease_expires_at > now()`, nodeID).
 		Scan(&o.Replica.ID, &o.Replica.APIURL, &o.Replica.StartedAt, &o.Replica.HeartbeatAt, &o.Online)
 	if err != nil {
 		return o, fmt.Errorf("owner of node %d: %w", nodeID, notFound(err))
@@ -221,7 +237,7 @@ func (s *Store) GetNodeOwner(ctx context.Context, nodeID int64) (NodeOwner, erro
 func (s *Store) NextConnEpoch(ctx context.Context, id int64, replica string) (int64, error) {
 	var e int64
 	err := s.db.QueryRow(ctx, `UPDATE nodes SET conn_epoch = conn_epoch + 1
-		WHERE id = $1 AND owner_replica = $2 AND lease_expires_at > now() RETURNING conn_epoch`, id, replica).Scan(&e)
+		WHERE id = $1 AND owner_replica = $2 AND `+leaseLive+` RETURNING conn_epoch`, id, replica).Scan(&e)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("next connection epoch of node %d: %w", id, ErrFenced)
 	}
@@ -237,7 +253,7 @@ func (s *Store) NextConnEpoch(ctx context.Context, id int64, replica string) (in
 func (s *Store) RaiseConnEpoch(ctx context.Context, id int64, replica string, epoch int64) (int64, error) {
 	var e int64
 	err := s.db.QueryRow(ctx, `UPDATE nodes SET conn_epoch = GREATEST(conn_epoch, $3)
-		WHERE id = $1 AND owner_replica = $2 AND lease_expires_at > now() RETURNING conn_epoch`, id, replica, epoch).Scan(&e)
+		WHERE id = $1 AND owner_replica = $2 AND `+leaseLive+` RETURNING conn_epoch`, id, replica, epoch).Scan(&e)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("raise connection epoch of node %d: %w", id, ErrFenced)
 	}
@@ -267,8 +283,7 @@ func CheckConnEpoch(ctx context.Context, tx Querier, id, epoch int64) error {
 // OnlineHeldNodes lists the nodes that are online and held by a replica
 // with a live lease.
 func (s *Store) OnlineHeldNodes(ctx context.Context) ([]int64, error) {
-	rows, err := s.db.Query(ctx, `SELECT id FROM nodes WHERE status = 'online' AND owner_replica IS NOT NULL
-		AND lease_expires_at > now() ORDER BY id`)
+	rows, err := s.db.Query(ctx, `SELECT id FROM nodes WHERE status = 'online' AND `+leaseLive+` ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list online nodes: %w", err)
 	}

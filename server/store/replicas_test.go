@@ -34,7 +34,7 @@ func TestNodeLeasesHaveOneOwner(t *testing.T) {
 	}
 	reps := []string{"a", "b", "c", "d"}
 	for _, r := range reps {
-		if err := st.RegisterReplica(ctx, r, "http://"+r); err != nil {
+		if err := st.RegisterReplica(ctx, r, "http://"+r, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,7 +43,7 @@ func TestNodeLeasesHaveOneOwner(t *testing.T) {
 	for i, r := range reps {
 		wg.Go(func() {
 			var err error
-			if got[i], err = st.AcquireNodeLeases(ctx, r, ids, time.Minute); err != nil {
+			if got[i], err = st.AcquireNodeLeases(ctx, r, ids); err != nil {
 				t.Error(err)
 			}
 		})
@@ -77,15 +77,15 @@ func TestNodeLeasesHaveOneOwner(t *testing.T) {
 	if err != nil || e != 2 {
 		t.Fatalf("dial epoch of the holder: %d %v", e, err)
 	}
-	if again, _ := st.AcquireNodeLeases(ctx, other, []int64{id}, time.Minute); len(again) != 0 {
+	if again, _ := st.AcquireNodeLeases(ctx, other, []int64{id}); len(again) != 0 {
 		t.Fatalf("a live lease was taken: %+v", again)
 	}
-	// Expired: the next replica to ask takes it, with a new epoch, and the
-	// old holder's writes are fenced.
-	if _, err := st.Pool.Exec(ctx, `UPDATE nodes SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, id); err != nil {
+	// Expired (the holder stopped heartbeating): the next replica to ask
+	// takes it, with a new epoch, and the old holder's writes are fenced.
+	if _, err := st.Pool.Exec(ctx, `UPDATE replicas SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, holder); err != nil {
 		t.Fatal(err)
 	}
-	taken, err := st.AcquireNodeLeases(ctx, other, []int64{id}, time.Minute)
+	taken, err := st.AcquireNodeLeases(ctx, other, []int64{id})
 	if err != nil || len(taken) != 1 || taken[0].Epoch != 3 {
 		t.Fatalf("expired lease: %+v %v", taken, err)
 	}
@@ -95,8 +95,19 @@ func TestNodeLeasesHaveOneOwner(t *testing.T) {
 	if n, _ := st.GetNode(ctx, id); n.Status == store.NodeOffline && n.StatusReason == "stale" {
 		t.Fatal("the stale write changed the node")
 	}
-	if still, err := st.RenewNodeLeases(ctx, holder, []int64{id}, time.Minute); err != nil || len(still) != 0 {
-		t.Fatalf("the old holder renewed a lease it lost: %v %v", still, err)
+	// The old holder comes back: its heartbeat renews what it still owns,
+	// not the node it lost.
+	if alive, err := st.HeartbeatReplica(ctx, holder, time.Minute); err != nil || !alive {
+		t.Fatalf("heartbeat of the old holder: %t %v", alive, err)
+	}
+	if still, err := st.OwnedNodes(ctx, holder, []int64{id}); err != nil || len(still) != 0 {
+		t.Fatalf("the old holder still owns a lease it lost: %v %v", still, err)
+	}
+	if _, err := st.NextConnEpoch(ctx, id, holder); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("dial epoch of the old holder: %v", err)
+	}
+	if o, err := st.GetNodeOwner(ctx, id); err != nil || o.Replica.ID != other {
+		t.Fatalf("owner after the take-over: %+v %v", o, err)
 	}
 	// A replica's row deleted (graceful stop): its leases are free.
 	if err := st.DeleteReplica(ctx, other); err != nil {
