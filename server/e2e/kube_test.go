@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -126,7 +127,9 @@ func (kw *kubeWorld) processKubeAgent(a *agent) {
 //     in the API, and the rollback leaves zero objects of it;
 //   - the agent killed (SIGKILL) while a plugin step runs, then started
 //     again: the deployment ends failed (interrupted, rolled back), with
-//     nothing of it left in the cluster.
+//     nothing of it left in the cluster;
+//   - a TTL expiry: the cleanup job deletes the expired deployment and
+//     nothing of it is left.
 func TestKubernetesRuntimeEndToEnd(t *testing.T) {
 	kw := newKubeWorld(t)
 	w := kw.world
@@ -135,6 +138,44 @@ func TestKubernetesRuntimeEndToEnd(t *testing.T) {
 	t.Run("journey: create, clone, extend, secret, delete", func(t *testing.T) { kw.journey(t, w.node.node, "pr-k", kw.nodeIP) })
 	t.Run("a failing plugin rolls back to zero objects", func(t *testing.T) { kw.failingPlugin(t, w.node.node) })
 	t.Run("agent killed mid-pipeline", func(t *testing.T) { kw.agentKilledMidPipeline(t) })
+	t.Run("a TTL expiry leaves zero objects", func(t *testing.T) { kw.ttlExpiry(t) })
+}
+
+// ttlExpiry: a deployment of a project with the shortest TTL (1 minute)
+// runs, answers, then the cleanup job (every second here) deletes it when
+// it expires: the system's "expired" in its history, 410 at its link, and
+// nothing of it left in the cluster.
+func (kw *kubeWorld) ttlExpiry(t *testing.T) {
+	w := kw.world
+	node := w.node.node
+	project := w.newProject(t, "brief", 0.25, "1m", kubeServiceThenPlugin("setup", map[string]any{"mode": "ok"}))
+	d := create(t, w.admin, project, w.envID, "brief-1", "v1.0.0")
+	d = waitStatus(t, w.admin, d.ID, "running", 3*time.Minute)
+	host := "web.brief-1.qa.e2e.test"
+	kw.waitLink(t, host, "hello from web")
+	counts := waitKubeObjects(t, kw.cs, node, d.ID, "1 pod, 1 Deployment, 1 Service", func(c objectCounts) bool {
+		return c["pods"] == 1 && c["deployments"] == 1 && c["services"] == 1
+	})
+	t.Logf("running until it expires at %s: %s", d.ExpiresAt.Format(time.RFC3339), counts)
+	waitStatus(t, w.admin, d.ID, "deleted", time.Until(d.ExpiresAt)+2*time.Minute)
+	type entry struct {
+		Action string `json:"action"`
+		Actor  string `json:"actor"`
+	}
+	var hist struct {
+		Items []entry `json:"items"`
+	}
+	w.admin.get(fmt.Sprintf("/deployments/%d/history", d.ID)).want(t, 200).decode(t, &hist)
+	if !slices.Contains(hist.Items, entry{Action: "expired", Actor: "system"}) {
+		t.Fatalf("history %+v has no expiry by the system", hist.Items)
+	}
+	kw.ing.waitStatus(t, host, 410, time.Minute)
+	if c := kubeObjectsOf(t, kw.cs, node, d.ID); c.total() != 0 {
+		t.Fatalf("expired deployment left %s", c)
+	}
+	if left := kubeNamespaces(t, kw.cs, node); len(left) != 0 {
+		t.Fatalf("namespaces of the node after the expiry: %v", left)
+	}
 }
 
 // journey: create → running (NodePort, the route to routeHost and the
