@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,13 +29,24 @@ type Registry struct {
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// The kernel may hand the same port out again at once; a port
+		// given to one caller of this process is never given to another
+		// (an agent's listener and its debug listener got the same one).
+		if _, taken := portsGiven.LoadOrStore(p, true); !taken {
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+// portsGiven are the ports FreePort returned in this process.
+var portsGiven sync.Map
 
 // StartRegistry starts docker-registry with one htpasswd user; it is stopped
 // when the test ends.

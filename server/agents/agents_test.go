@@ -85,7 +85,7 @@ func TestWrongTokenIsRefused(t *testing.T) {
 	wrong := "nullops-node_this-is-not-the-token-of-this-node"
 	a := startAgent(t, t.TempDir(), wrong, port)
 	testutil.WaitFor(t, e.ctx, 20*time.Millisecond, "node shows the 401", func() bool {
-		return strings.Contains(e.node(n.ID).StatusReason, "401")
+		return strings.Contains(e.node(n.ID).StatusReason, "(HTTP 401)")
 	})
 	n = e.node(n.ID)
 	if n.Status != store.NodeOffline || !strings.Contains(n.StatusReason, "refused the token") {
