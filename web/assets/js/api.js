@@ -103,3 +103,17 @@ export async function listAll(path, params = {}, max = 1000) {
   }
   return out;
 }
+
+// newest tells whether an answer is still wanted: each call of the function
+// it returns starts a request and gives a check that is true only while no
+// later request was started. A list reloaded with new filters while its
+// first load is in flight must not draw the older answer over the newer one.
+//   const started = newest();
+//   async function reload() { const current = started(); const data = await get(...); if (!current()) return; ... }
+export function newest() {
+  let seq = 0;
+  return () => {
+    const mine = ++seq;
+    return () => mine === seq;
+  };
+}

@@ -71,19 +71,22 @@ export function deploymentsPage(_params, q) {
     history.replaceState(null, '', '/deployments' + api.query({ ...filters, page: pageNo > 1 ? pageNo : '' }));
   }
 
+  const started = api.newest();
   async function reload() {
+    const current = started();
     if (!rows.length) clear(list, loading());
     try {
       const data = await api.get('/deployments' + api.query({ ...filters, page: pageNo, per_page: 25 }));
-      if (!alive) return;
+      // Gone, or the filters changed meanwhile (the newer answer draws).
+      if (!alive || !current()) return;
       lastData = data;
       // Each row carries the caller's access level and its ingress URLs.
       rows = api.items(data);
       draw();
     } catch (err) {
-      if (alive) clear(list, errorBox(err));
+      if (alive && current()) clear(list, errorBox(err));
     }
-    list.setAttribute('aria-busy', 'false');
+    if (current()) list.setAttribute('aria-busy', 'false');
   }
 
   function draw() {

@@ -57,10 +57,13 @@ export function auditPage(_params, q) {
       h('th', { scope: 'row' }, k.replace(/_/g, ' ')), h('td', null, v)))));
   };
 
+  const started = api.newest();
   async function reload() {
+    const current = started();
     clear(list, loading());
     try {
       const data = await api.get('/audit' + api.query({ ...filters, since: toRFC(filters.since), until: toRFC(filters.until), page: pageNo, per_page: 50 }));
+      if (!current()) return; // filters changed meanwhile: the newer answer draws
       const rows = api.items(data);
       const filtered = Object.values(filters).some(Boolean);
       clear(list, rows.length === 0 ? empty(filtered ? 'No audit entries match these filters.' : 'No audit entries yet.') : [
@@ -75,7 +78,7 @@ export function auditPage(_params, q) {
         pager(data, (p) => { pageNo = p; reload(); }),
       ]);
     } catch (err) {
-      clear(list, errorBox(err));
+      if (current()) clear(list, errorBox(err));
     }
   }
   reload();
