@@ -53,22 +53,7 @@ func TestAgentPodKeepsItsIdentity(t *testing.T) {
 
 	readyPod := func(not string) *corev1.Pod {
 		t.Helper()
-		var ready *corev1.Pod
-		testutil.WaitFor(t, ctx, 500*time.Millisecond, "an agent pod ready", func() bool {
-			pods, err := admin.CoreV1().Pods(agentNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + inst.SA})
-			if err != nil {
-				return false
-			}
-			for i := range pods.Items {
-				p := &pods.Items[i]
-				if ok, _ := kube.PodReady(p); ok && p.Name != not && p.DeletionTimestamp == nil {
-					ready = p
-					return true
-				}
-			}
-			return false
-		})
-		return ready
+		return kube.WaitReadyPod(t, ctx, admin, agentNS, "app.kubernetes.io/name="+inst.SA, not)
 	}
 	svc, err := admin.CoreV1().Services(agentNS).Get(ctx, inst.SA, metav1.GetOptions{})
 	if err != nil || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].NodePort == 0 {

@@ -92,6 +92,21 @@ func (e *env) startReplica(id string, ttl time.Duration, forward bool, tweak ...
 	return r
 }
 
+// nodesWithAgents adds n nodes named prefix0, prefix1, … each with its
+// agent process running, and returns their ids and agents.
+func (e *env) nodesWithAgents(prefix string, n int) ([]int64, []*agentProc) {
+	e.t.Helper()
+	var nodes []int64
+	var procs []*agentProc
+	for i := 0; i < n; i++ {
+		port := testutil.FreePort(e.t)
+		node, tok := e.addNode(fmt.Sprintf("%s%d", prefix, i), port, "")
+		nodes = append(nodes, node.ID)
+		procs = append(procs, startAgent(e.t, e.t.TempDir(), tok, port))
+	}
+	return nodes, procs
+}
+
 // waitHeld waits until every node is held and connected by exactly one of
 // the replicas, and returns the owner of each.
 func waitHeld(t *testing.T, e *env, nodes []int64, within time.Duration, reps ...*replica) map[int64]*replica {
@@ -145,14 +160,7 @@ func TestReplicasSplitNodesFailOverAndHandOver(t *testing.T) {
 	e := newEnv(t)
 	e.mgr.Stop()
 	const nNodes = 6
-	var nodes []int64
-	var procs []*agentProc
-	for i := 0; i < nNodes; i++ {
-		port := testutil.FreePort(t)
-		n, tok := e.addNode(fmt.Sprintf("n%d", i), port, "")
-		nodes = append(nodes, n.ID)
-		procs = append(procs, startAgent(t, t.TempDir(), tok, port))
-	}
+	nodes, procs := e.nodesWithAgents("n", nNodes)
 	const ttl = 10 * time.Second
 	reps := []*replica{e.startReplica("r1", ttl, false), e.startReplica("r2", ttl, false), e.startReplica("r3", ttl, false)}
 	// The first replica took every node before the others started; they
@@ -574,13 +582,7 @@ func TestCandidatesAreSettledReplicas(t *testing.T) {
 func TestJoiningReplicaGetsNodesOnceSettled(t *testing.T) {
 	e := newEnv(t)
 	e.mgr.Stop()
-	var nodes []int64
-	for i := 0; i < 6; i++ {
-		port := testutil.FreePort(t)
-		n, tok := e.addNode(fmt.Sprintf("s%d", i), port, "")
-		nodes = append(nodes, n.ID)
-		startAgent(t, t.TempDir(), tok, port)
-	}
+	nodes, _ := e.nodesWithAgents("s", 6)
 	const ttl = 3 * time.Second
 	r1 := e.startReplica("s-r1", ttl, false)
 	waitHeld(t, e, nodes, 30*time.Second, r1)
@@ -620,13 +622,7 @@ func TestJoiningReplicaGetsNodesOnceSettled(t *testing.T) {
 func TestLeaseRenewalDoesNotQueueBehindTheMainPool(t *testing.T) {
 	e := newEnv(t)
 	e.mgr.Stop()
-	var nodes []int64
-	for i := 0; i < 2; i++ {
-		port := testutil.FreePort(t)
-		n, tok := e.addNode(fmt.Sprintf("p%d", i), port, "")
-		nodes = append(nodes, n.ID)
-		startAgent(t, t.TempDir(), tok, port)
-	}
+	nodes, _ := e.nodesWithAgents("p", 2)
 	const ttl = 2 * time.Second
 	r := e.startReplica("p-r1", ttl, false)
 	waitHeld(t, e, nodes, 30*time.Second, r)

@@ -107,13 +107,13 @@ func TestKubernetesInClusterAgent(t *testing.T) {
 	slow := w.newProject(t, "slow-pod", 0.25, "", kubeServiceThenPlugin("wait", map[string]any{"mode": "sleep", "sleep": "20s"}))
 	d2 := create(t, w.admin, slow, w.envID, "slow-p", "v1.0.0")
 	stepPod := kw.waitStepPodRunning(t, node, d2.ID, "wait")
-	agentPod := kw.readyAgentPod(t, ctx, inst.NS, inst.SA, "")
+	agentPod := kube.WaitReadyPod(t, ctx, kw.cs, inst.NS, "app.kubernetes.io/name="+inst.SA, "")
 	zero := int64(0)
 	if err := kw.cs.CoreV1().Pods(inst.NS).Delete(ctx, agentPod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	kw.readyAgentPod(t, ctx, inst.NS, inst.SA, agentPod.Name)
+	kube.WaitReadyPod(t, ctx, kw.cs, inst.NS, "app.kubernetes.io/name="+inst.SA, agentPod.Name)
 	// The sync of the new pod rebuilds both: d2 (deploying) ends running;
 	// d1 turned deploying with that same sync, then running again.
 	d2 = waitStatus(t, w.admin, d2.ID, "running", 4*time.Minute)
@@ -233,27 +233,6 @@ func (kw *kubeWorld) stateThumbprint(t *testing.T, ctx context.Context, ns, name
 	return tp
 }
 
-// readyAgentPod waits for a Ready agent pod other than not.
-func (kw *kubeWorld) readyAgentPod(t *testing.T, ctx context.Context, ns, app, not string) *corev1.Pod {
-	t.Helper()
-	var ready *corev1.Pod
-	testutil.WaitFor(t, ctx, 250*time.Millisecond, "a ready agent pod", func() bool {
-		pods, err := kw.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + app})
-		if err != nil {
-			return false
-		}
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			if ok, _ := kube.PodReady(p); ok && p.Name != not && p.DeletionTimestamp == nil {
-				ready = p
-				return true
-			}
-		}
-		return false
-	})
-	return ready
-}
-
 // scaleAgent sets the agent Deployment's replicas and waits until that
 // many agent pods exist (0: all gone).
 func (kw *kubeWorld) scaleAgent(t *testing.T, ctx context.Context, ns, name string, replicas int32) {
@@ -265,7 +244,7 @@ func (kw *kubeWorld) scaleAgent(t *testing.T, ctx context.Context, ns, name stri
 		t.Fatal(err)
 	}
 	if replicas > 0 {
-		kw.readyAgentPod(t, ctx, ns, name, "")
+		kube.WaitReadyPod(t, ctx, kw.cs, ns, "app.kubernetes.io/name="+name, "")
 		return
 	}
 	testutil.WaitFor(t, ctx, 250*time.Millisecond, "no agent pod", func() bool {

@@ -234,6 +234,28 @@ func WaitPod(t testing.TB, ctx context.Context, c kubernetes.Interface, ns, name
 	}
 }
 
+// WaitReadyPod waits for a Ready pod in ns matching selector, other than
+// not and not being deleted (a replacement after a pod was deleted).
+func WaitReadyPod(t testing.TB, ctx context.Context, cs kubernetes.Interface, ns, selector, not string) *corev1.Pod {
+	t.Helper()
+	var ready *corev1.Pod
+	testutil.WaitFor(t, ctx, 250*time.Millisecond, "a ready pod "+selector+" in "+ns, func() bool {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false
+		}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			if ok, _ := PodReady(p); ok && p.Name != not && p.DeletionTimestamp == nil {
+				ready = p
+				return true
+			}
+		}
+		return false
+	})
+	return ready
+}
+
 // PodReady is a WaitPod condition: the pod is Ready; a pod that ended
 // (Succeeded/Failed) is an error.
 func PodReady(p *corev1.Pod) (bool, error) {
