@@ -85,8 +85,9 @@ func BackendPIDs(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 // its creation and Spent, including backends that connect in between
 // (those that exit in between are lost).
 type BackendCPU struct {
-	pool  *pgxpool.Pool
-	start map[int]time.Duration
+	pool     *pgxpool.Pool
+	start    map[int]time.Duration
+	sessions int64
 }
 
 // NewBackendCPU starts measuring.
@@ -99,7 +100,26 @@ func NewBackendCPU(ctx context.Context, pool *pgxpool.Pool) (*BackendCPU, error)
 	for _, pid := range pids {
 		m.start[pid] = procCPU(pid)
 	}
+	if m.sessions, err = sessions(ctx, pool); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// NewSessions is the number of connections (backends) the database
+// accepted since NewBackendCPU: a pool that keeps its connections opens
+// none; one that loses them (e.g. a cancelled query closes its connection)
+// pays a backend start for each. PostgreSQL counts a session when it
+// flushes its statistics, so a count read at once can lag by about a second.
+func (m *BackendCPU) NewSessions(ctx context.Context) (int64, error) {
+	n, err := sessions(ctx, m.pool)
+	return n - m.sessions, err
+}
+
+func sessions(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT sessions FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+	return n, err
 }
 
 // Spent is the backends' CPU since NewBackendCPU.

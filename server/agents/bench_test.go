@@ -412,5 +412,8 @@ func (c *cpuMeter) report(ctx context.Context, b *testing.B, n int) {
 	b.ReportMetric(perAgent(testutil.SelfCPU()-c.self), "server-cpu-µs/agent")
 	b.ReportMetric(perAgent(testutil.ProcCPU(c.agentPIDs...)-c.agents), "agents-cpu-µs/agent")
 	b.ReportMetric(perAgent(pg), "pg-cpu-µs/agent")
+	if k, err := c.pg.NewSessions(ctx); err == nil {
+		b.ReportMetric(float64(k), "pg-new-sessions")
+	}
 	b.ReportMetric(testutil.LoadAverage(), "load1")
 }
