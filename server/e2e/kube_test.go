@@ -45,6 +45,9 @@ type kubeWorld struct {
 	// nodeIP is the cluster node's own address, where its NodePorts
 	// answer: the process agent's kubernetes.routehost.
 	nodeIP string
+	// expiring is the deployment left to expire while the other steps
+	// run: their checks of the node's namespaces leave it out.
+	expiring int64
 }
 
 func newKubeWorld(t *testing.T) *kubeWorld {
@@ -129,35 +132,51 @@ func (kw *kubeWorld) processKubeAgent(a *agent) {
 //     again: the deployment ends failed (interrupted, rolled back), with
 //     nothing of it left in the cluster;
 //   - a TTL expiry: the cleanup job deletes the expired deployment and
-//     nothing of it is left.
+//     nothing of it is left. The deployment is created first and expires
+//     while the other steps run, so its minute is not waited for alone.
 func TestKubernetesRuntimeEndToEnd(t *testing.T) {
 	kw := newKubeWorld(t)
 	w := kw.world
 	w.node, w.nodeID = w.addNode(t, w.envID, "kube-1", 0, 0, kw.processKubeAgent)
 	t.Cleanup(func() { removeKubeNamespaces(t, kw.cs, w.node.node) })
+	var expiring restapi.Deployment
+	t.Run("a deployment with a 1-minute TTL runs", func(t *testing.T) { expiring = kw.startExpiring(t) })
 	t.Run("journey: create, clone, extend, secret, delete", func(t *testing.T) { kw.journey(t, w.node.node, "pr-k", kw.nodeIP) })
 	t.Run("a failing plugin rolls back to zero objects", func(t *testing.T) { kw.failingPlugin(t, w.node.node) })
 	t.Run("agent killed mid-pipeline", func(t *testing.T) { kw.agentKilledMidPipeline(t) })
-	t.Run("a TTL expiry leaves zero objects", func(t *testing.T) { kw.ttlExpiry(t) })
+	t.Run("a TTL expiry leaves zero objects", func(t *testing.T) { kw.ttlExpiry(t, expiring) })
 }
 
-// ttlExpiry: a deployment of a project with the shortest TTL (1 minute)
-// runs, answers, then the cleanup job (every second here) deletes it when
-// it expires: the system's "expired" in its history, 410 at its link, and
-// nothing of it left in the cluster.
-func (kw *kubeWorld) ttlExpiry(t *testing.T) {
+// expiringHost is the link of the deployment startExpiring creates.
+const expiringHost = "web.brief-1.qa.e2e.test"
+
+// startExpiring creates a deployment of a project with the shortest TTL
+// (1 minute) and waits until it runs and answers; ttlExpiry checks its end.
+func (kw *kubeWorld) startExpiring(t *testing.T) restapi.Deployment {
 	w := kw.world
-	node := w.node.node
 	project := w.newProject(t, "brief", 0.25, "1m", kubeServiceThenPlugin("setup", map[string]any{"mode": "ok"}))
 	d := create(t, w.admin, project, w.envID, "brief-1", "v1.0.0")
+	kw.expiring = d.ID
 	d = waitStatus(t, w.admin, d.ID, "running", 3*time.Minute)
-	host := "web.brief-1.qa.e2e.test"
-	kw.waitLink(t, host, "hello from web")
-	counts := waitKubeObjects(t, kw.cs, node, d.ID, "1 pod, 1 Deployment, 1 Service", func(c objectCounts) bool {
+	kw.waitLink(t, expiringHost, "hello from web")
+	counts := waitKubeObjects(t, kw.cs, w.node.node, d.ID, "1 pod, 1 Deployment, 1 Service", func(c objectCounts) bool {
 		return c["pods"] == 1 && c["deployments"] == 1 && c["services"] == 1
 	})
 	t.Logf("running until it expires at %s: %s", d.ExpiresAt.Format(time.RFC3339), counts)
-	waitStatus(t, w.admin, d.ID, "deleted", time.Until(d.ExpiresAt)+2*time.Minute)
+	return d
+}
+
+// ttlExpiry: the deployment startExpiring created is deleted by the
+// cleanup job (every second here) when it expires: the system's "expired"
+// in its history, 410 at its link, and nothing of it left in the cluster.
+func (kw *kubeWorld) ttlExpiry(t *testing.T, d restapi.Deployment) {
+	if d.ID == 0 {
+		t.Fatal("the expiring deployment was not started")
+	}
+	w := kw.world
+	node := w.node.node
+	host := expiringHost
+	waitStatus(t, w.admin, d.ID, "deleted", max(time.Until(d.ExpiresAt), 0)+2*time.Minute)
 	type entry struct {
 		Action string `json:"action"`
 		Actor  string `json:"actor"`
@@ -173,6 +192,7 @@ func (kw *kubeWorld) ttlExpiry(t *testing.T) {
 	if c := kubeObjectsOf(t, kw.cs, node, d.ID); c.total() != 0 {
 		t.Fatalf("expired deployment left %s", c)
 	}
+	kw.expiring = 0
 	if left := kubeNamespaces(t, kw.cs, node); len(left) != 0 {
 		t.Fatalf("namespaces of the node after the expiry: %v", left)
 	}
@@ -233,7 +253,7 @@ func (kw *kubeWorld) journey(t *testing.T, node, name, routeHost string) {
 		kw.waitLink(t, h, "hello from web")
 	}
 
-	nss := kubeNamespaces(t, kw.cs, node)
+	nss := kw.namespaces(t, node)
 	if len(nss) != 2 {
 		t.Fatalf("namespaces of the node with a deployment and its clone: %v", nss)
 	}
@@ -259,7 +279,7 @@ func (kw *kubeWorld) journey(t *testing.T, node, name, routeHost string) {
 			t.Fatalf("deployment %d deleted, left in the cluster: %s", id, c)
 		}
 	}
-	if left := kubeNamespaces(t, kw.cs, node); len(left) != 0 {
+	if left := kw.namespaces(t, node); len(left) != 0 {
 		t.Fatalf("namespaces left after delete: %v", left)
 	}
 	t.Logf("journey %s took %s", name, time.Since(started).Round(time.Millisecond))
@@ -333,7 +353,7 @@ func (kw *kubeWorld) agentKilledMidPipeline(t *testing.T) {
 	if c := kubeObjectsOf(t, kw.cs, node, d.ID); c.total() != 0 {
 		t.Fatalf("interrupted deployment left %s", c)
 	}
-	if left := kubeNamespaces(t, kw.cs, node); len(left) != 0 {
+	if left := kw.namespaces(t, node); len(left) != 0 {
 		t.Fatalf("namespaces of the node after the restart: %v", left)
 	}
 	t.Logf("pods the deployment had: %v; left: 0", seen(d.ID))
@@ -732,6 +752,18 @@ func kubeNamespacesOf(t *testing.T, cs kubernetes.Interface, node string, id int
 	var out []string
 	for _, n := range list.Items {
 		out = append(out, n.Name)
+	}
+	return out
+}
+
+// namespaces are the node's namespaces but the expiring deployment's.
+func (kw *kubeWorld) namespaces(t *testing.T, node string) []string {
+	t.Helper()
+	var out []string
+	for _, ns := range kubeNamespaces(t, kw.cs, node) {
+		if kw.expiring == 0 || !slices.Contains(kubeNamespacesOf(t, kw.cs, node, kw.expiring), ns) {
+			out = append(out, ns)
+		}
 	}
 	return out
 }
