@@ -158,12 +158,35 @@ func hopByHop(k string) bool {
 	return false
 }
 
+// dropForwarding reports whether k is a forwarding header only a proxy may
+// set: Forwarded, X-Real-Ip and every X-Forwarded-* (-Port, -Prefix,
+// -Server… as well, which frameworks use to build absolute URLs), in any
+// case and also spelled with underscores, which CGI, WSGI and PHP servers
+// read as the same header.
 func dropForwarding(k string) bool {
-	switch k {
-	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip":
-		return true
+	if k == "" {
+		return false
 	}
-	return false
+	switch k[0] {
+	case 'X', 'x', 'F', 'f':
+	default:
+		return false
+	}
+	if strings.IndexByte(k, '_') >= 0 {
+		k = strings.ReplaceAll(k, "_", "-")
+	}
+	const xf = "X-Forwarded-"
+	return strings.EqualFold(k, "Forwarded") || strings.EqualFold(k, "X-Real-Ip") ||
+		(len(k) > len(xf) && strings.EqualFold(k[:len(xf)], xf))
+}
+
+// dropClientForwarding deletes from h every header dropForwarding names.
+func dropClientForwarding(h http.Header) {
+	for k := range h {
+		if dropForwarding(k) {
+			delete(h, k)
+		}
+	}
 }
 
 func contains(list []string, s string) bool {

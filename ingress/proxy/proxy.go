@@ -384,9 +384,11 @@ func (p *Proxy) newBackend(rt dynconfig.Route) *backend {
 		rp := &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
-				// Rewrite already drops the client's Forwarded and
-				// X-Forwarded-* headers; X-Real-IP is replaced the same way,
+				// Rewrite drops the client's Forwarded and X-Forwarded-For,
+				// -Host and -Proto; the other forwarding headers (X-Real-IP,
+				// the rest of X-Forwarded-*, underscore spellings) go too,
 				// so a backend never trusts an address the client made up.
+				dropClientForwarding(pr.Out.Header)
 				pr.SetXForwarded()
 				setRealIP(pr)
 				if passHost {
@@ -412,10 +414,9 @@ func (p *Proxy) newBackend(rt dynconfig.Route) *backend {
 	return b
 }
 
-// setRealIP replaces any X-Real-IP of the client with the address the
-// connection came from (empty when that is not an IP address).
+// setRealIP sets X-Real-IP to the address the connection came from (none
+// when that is not an IP address; the client's own was dropped before).
 func setRealIP(pr *httputil.ProxyRequest) {
-	pr.Out.Header.Del("X-Real-Ip")
 	host, _, err := net.SplitHostPort(pr.In.RemoteAddr)
 	if err != nil {
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -201,6 +202,82 @@ func TestClientForwardingHeadersAreReplaced(t *testing.T) {
 		if seen[k] != v {
 			t.Errorf("backend saw %s=%q, want %q (client-supplied value not replaced)", k, seen[k], v)
 		}
+	}
+}
+
+// TestNoClientForwardingHeaderReachesTheBackend: on both paths (direct
+// and ReverseProxy), no forwarding header the client made up reaches the
+// backend: not the rest of X-Forwarded-* (-Port, -Prefix, -Server…), not
+// other spellings (case, underscores, which CGI, WSGI and PHP servers read
+// as the same header), and X-Real-IP is the connection's address.
+func TestNoClientForwardingHeaderReachesTheBackend(t *testing.T) {
+	dump := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(r.Header)
+	}))
+	t.Cleanup(dump.Close)
+	made := map[string]string{
+		"X-Real-Ip": "10.6.6.6", "X_Real_IP": "10.6.6.6", "x_real_ip": "10.6.6.6",
+		"X-Forwarded-For": "10.6.6.6", "X_Forwarded_For": "10.6.6.6", "X-Forwarded-Port": "8443",
+		"X-Forwarded-Prefix": "/evil", "X-Forwarded-Server": "evil", "X-Forwarded-Uri": "/evil",
+		"X-Forwarded-Ssl": "on", "X_Forwarded_Host": "evil.example.test", "Forwarded": "for=10.6.6.6",
+	}
+	for name, opts := range map[string]proxy.Options{
+		"direct":       {Log: zerolog.Nop()},
+		"reverseproxy": {Log: zerolog.Nop(), Transport: http.DefaultTransport.(*http.Transport).Clone()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := proxy.New(opts)
+			front := httptest.NewServer(p)
+			t.Cleanup(front.Close)
+			if _, err := p.Apply(doc(t, routeSpec{name: "d1-web", host: "web.example.test", url: dump.URL}), `"v1"`); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := net.Dial("tcp", front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// Written by hand: the client library would canonicalize or
+			// refuse some of these names.
+			var b strings.Builder
+			b.WriteString("GET / HTTP/1.1\r\nHost: web.example.test\r\nX-Keep: yes\r\n")
+			for k, v := range made {
+				fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+			}
+			b.WriteString("Connection: close\r\n\r\n")
+			if _, err := io.WriteString(conn, b.String()); err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			var seen http.Header
+			if err := json.NewDecoder(res.Body).Decode(&seen); err != nil {
+				t.Fatal(err)
+			}
+			for k, vs := range seen {
+				for _, v := range vs {
+					if strings.Contains(v, "10.6.6.6") || strings.Contains(v, "evil") || v == "8443" || v == "on" {
+						t.Errorf("backend saw the client's %s: %q", k, v)
+					}
+				}
+			}
+			if got := seen.Values("X-Real-Ip"); len(got) != 1 || got[0] != "127.0.0.1" {
+				t.Errorf("X-Real-Ip %q, want the connection's address", got)
+			}
+			if got := seen.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+				t.Errorf("X-Forwarded-For %q, want the connection's address", got)
+			}
+			if seen.Get("X-Keep") != "yes" {
+				t.Errorf("an ordinary header was dropped: %v", seen)
+			}
+		})
 	}
 }
 
