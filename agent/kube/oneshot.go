@@ -55,7 +55,7 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 		labels[LabelIsolated] = "true"
 	}
 	var pullSecrets []corev1.LocalObjectReference
-	policy := corev1.PullIfNotPresent
+	policy := r.pullPolicy(s.Image, s.Auth)
 	cctx, cancelCreate := createCtx(ctx)
 	defer cancelCreate()
 	if hasCredentials(s.Auth) {
@@ -71,7 +71,6 @@ func (r *Runtime) RunOneShot(ctx context.Context, s OneShotSpec) (res OneShotRes
 			return r.cs.CoreV1().Secrets(ns).Delete(dctx, sec, metav1.DeleteOptions{})
 		})
 		pullSecrets = []corev1.LocalObjectReference{{Name: sec}}
-		policy = corev1.PullAlways
 	}
 	no, yes := false, true
 	grace := int64(0)

@@ -94,6 +94,9 @@ type Runtime struct {
 
 	sums summaries // kubelet summaries, cached briefly (stats.go)
 
+	privMu  sync.Mutex
+	private map[string]bool // image references started with credentials (images.go)
+
 	// recovered counts plugin runs whose output came from the pod's log
 	// because the attach delivered none (oneshot.go).
 	recovered atomic.Int64

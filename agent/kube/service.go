@@ -104,13 +104,10 @@ func (r *Runtime) StartService(ctx context.Context, s ServiceSpec) (ServiceInfo,
 	one := int32(1)
 	grace := ServiceGracePeriod
 	no := false
-	policy := corev1.PullIfNotPresent
-	if hasCredentials(s.Auth) {
-		// The registry confirms the credentials at every start, so an
-		// image another deployment's credentials pulled onto a node is
-		// never handed out without them (the Docker runtime's CheckAccess).
-		policy = corev1.PullAlways
-	}
+	// The registry confirms the credentials at every start, so an image
+	// another deployment's credentials pulled onto a node is never handed
+	// out without them (the Docker runtime's CheckAccess).
+	policy := r.pullPolicy(s.Image, s.Auth)
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Service, Namespace: ns, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
