@@ -158,3 +158,45 @@ func TestLongPollOutlivesTheReadTimeout(t *testing.T) {
 		t.Fatalf("long poll: %d after %s, want 304 after the 4s wait", resp.StatusCode, time.Since(start))
 	}
 }
+
+// A keep-alive connection left idle is closed after the idle timeout, well
+// before the (longer) read timeout would close it.
+func TestIdleConnectionIsClosed(t *testing.T) {
+	env := apitest.New(t, func(c *config.Config) {
+		c.HTTP.ReadHeaderTimeout = ptypes.Duration(time.Minute)
+		c.HTTP.ReadTimeout = ptypes.Duration(time.Minute)
+		c.HTTP.IdleTimeout = ptypes.Duration(2 * time.Second)
+	})
+	conn, err := net.Dial("tcp", env.Server.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		t.Fatalf("the server closed the connection after the first answer (%d): nothing left to time out", resp.StatusCode)
+	}
+	start := time.Now()
+	// Generous: without an idle timeout the read timeout (1 minute) would
+	// close it only after this deadline.
+	_ = conn.SetReadDeadline(time.Now().Add(40 * time.Second))
+	_, err = br.ReadByte()
+	took := time.Since(start)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("idle connection still open after %s", took)
+	}
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: %v after %s, want EOF", err, took)
+	}
+	t.Logf("idle connection closed after %s", took)
+}
