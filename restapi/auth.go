@@ -89,10 +89,12 @@ type PasswordReset struct {
 	Password string `json:"password"`
 }
 
-// PasswordChange is the body of PUT /me/password.
+// PasswordChange is the body of PUT /me/password. The caller's API tokens
+// stay unless RevokeTokens is set.
 type PasswordChange struct {
-	Current string `json:"current_password"`
-	New     string `json:"new_password"`
+	Current      string `json:"current_password"`
+	New          string `json:"new_password"`
+	RevokeTokens bool   `json:"revoke_tokens,omitempty"`
 }
 
 // TeamRequest is the body of POST /teams and PATCH /teams/:id (absent

@@ -44,7 +44,7 @@ func (d *Deps) changeMyPassword(c echo.Context) error {
 	}
 	err := d.Auth.ChangePassword(c.Request().Context(), auth.PasswordChange{
 		UserID: p.UserID, Username: p.Username, Current: req.Current, New: req.New,
-		ClientAddr: ClientAddr(c), KeepSession: keep,
+		ClientAddr: ClientAddr(c), KeepSession: keep, RevokeTokens: req.RevokeTokens,
 	})
 	if err != nil {
 		return err

@@ -160,6 +160,35 @@ func TestAdminPasswordResetRevokesTokensAndSessions(t *testing.T) {
 	env.TokenClient(tok2).Get("/api/v1/me").Want(t, 200)
 }
 
+// Changing one's own password revokes one's tokens when asked to, in the
+// same request; the session making the change stays.
+func TestOwnPasswordChangeRevokesTokensWhenAsked(t *testing.T) {
+	env := apitest.New(t)
+	c := env.UserClient("olga", false)
+	tok1, _ := env.NewToken(c.User.ID, "ci", nil)
+	tok2, _ := env.NewToken(c.User.ID, "laptop", nil)
+	other := env.UserClient("pia", false)
+	otherTok, _ := env.NewToken(other.User.ID, "ci", nil)
+	c.Put("/api/v1/me/password", map[string]any{"current_password": apitest.DefaultPassword, "new_password": "olga-rotated-after-leak",
+		"revoke_tokens": true}).Want(t, 204)
+	env.TokenClient(tok1).Get("/api/v1/me").Want(t, 401)
+	env.TokenClient(tok2).Get("/api/v1/me").Want(t, 401)
+	c.Get("/api/v1/me").Want(t, 200)
+	env.TokenClient(otherTok).Get("/api/v1/me").Want(t, 200)
+	var list restapi.List[restapi.APIToken]
+	c.Get("/api/v1/tokens").Want(t, 200).Decode(t, &list)
+	for _, tk := range list.Items {
+		if tk.RevokedAt == nil {
+			t.Errorf("token %s not revoked", tk.Name)
+		}
+	}
+	var audit restapi.List[restapi.AuditEntry]
+	env.Admin.Get("/api/v1/audit?action=user.password_change").Want(t, 200).Decode(t, &audit)
+	if audit.Total != 1 || !strings.Contains(string(mustJSON(t, audit.Items[0].Detail)), `"tokens_revoked":2`) {
+		t.Errorf("change audit: %+v", audit.Items)
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)

@@ -148,11 +148,15 @@ type PasswordChange struct {
 	ClientAddr string
 	// KeepSession is the caller's session hash (nil when called with a token).
 	KeepSession []byte
+	// RevokeTokens also revokes all of the user's API tokens (the one the
+	// call came with included); without it they stay.
+	RevokeTokens bool
 }
 
 // ChangePassword sets a new password after checking the current one (a
 // password attempt like a login: throttled, *ThrottledError or ErrBusy),
-// ends the user's other sessions and records user.password_change. Bad
+// ends the user's other sessions, revokes their API tokens when asked
+// (RevokeTokens) and records user.password_change. Bad
 // fields, a wrong current password among them, are errs.Fields (the wrong
 // password also errors.Is ErrInvalidCredentials).
 func (s *Service) ChangePassword(ctx context.Context, c PasswordChange) error {
@@ -180,10 +184,15 @@ func (s *Service) ChangePassword(ctx context.Context, c PasswordChange) error {
 	}
 	a := store.UserActor(c.UserID, c.Username, c.ClientAddr)
 	return s.Store.InTx(ctx, func(tx *store.Store) error {
-		if _, err := s.setPassword(ctx, tx, c.UserID, hash, c.KeepSession, false); err != nil {
+		revoked, err := s.setPassword(ctx, tx, c.UserID, hash, c.KeepSession, c.RevokeTokens)
+		if err != nil {
 			return err
 		}
-		return tx.Audit(ctx, a.Entry("user.password_change", "user", c.UserID, nil))
+		var detail map[string]any
+		if c.RevokeTokens {
+			detail = map[string]any{"tokens_revoked": revoked}
+		}
+		return tx.Audit(ctx, a.Entry("user.password_change", "user", c.UserID, detail))
 	})
 }
 

@@ -46,12 +46,14 @@ export function accountPage() {
     fields: [
       { name: 'current_password', label: 'Current password', type: 'password', required: true, autocomplete: 'current-password' },
       { name: 'new_password', label: 'New password', type: 'password', required: true, help: 'At least 12 characters, not only spaces, not a common password.' },
+      { name: 'revoke_tokens', label: 'Also revoke all my API tokens', type: 'checkbox', help: 'Changing your password keeps your API tokens unless this is ticked; tick it if the password may have leaked.' },
     ],
     submitLabel: 'Change password',
     onSubmit: async (v) => {
       await api.put('/me/password', v);
       pw.el.reset();
-      announce('Password changed. Your other sessions were signed out.');
+      announce(v.revoke_tokens ? 'Password changed. Your other sessions were signed out and your API tokens revoked.' : 'Password changed. Your other sessions were signed out; your API tokens still work.');
+      if (v.revoke_tokens) reload();
     },
   });
   body.append(h('section', { class: 'card', 'aria-labelledby': 'pw-h' }, h('h2', { id: 'pw-h' }, 'Password'), pw.el));
