@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -63,6 +64,61 @@ func TestNotYoursLooksExactlyLikeDoesNotExist(t *testing.T) {
 			missing := c.Do(method, f.expand(r.Path), body)
 			if notYours.Status != 404 || missing.Status != notYours.Status || string(missing.Body) != string(notYours.Body) {
 				t.Errorf("not yours: %d %s\ndoes not exist: %d %s", notYours.Status, notYours.Body, missing.Status, missing.Body)
+			}
+		})
+	}
+}
+
+// Admin-only routes about one resource (nodes, secrets, teams, users,
+// registries, services, plugins, …) answer a user the same whether the
+// resource exists or not: the refusal comes before the lookup.
+func TestAdminOnlyRoutesDoNotTellWhatExists(t *testing.T) {
+	m := newMatrixEnv(t)
+	registered := map[string]bool{}
+	for _, r := range m.env.App.Echo.Routes() {
+		registered[r.Method+" "+r.Path] = true
+	}
+	var keys []string
+	byKey := map[string]route{}
+	for _, r := range matrix {
+		want := r.Rule(noGrant, r.OK)
+		if w, ok := r.Want[noGrant]; ok {
+			want = w
+		}
+		if want != 403 || !registered[r.Route] || !strings.Contains(r.Route, ":") {
+			continue
+		}
+		keys = append(keys, r.Route)
+		byKey[r.Route] = r
+	}
+	sort.Strings(keys)
+	if len(keys) < 10 {
+		t.Fatalf("only %d admin-only routes name a resource: %v", len(keys), keys)
+	}
+	for _, key := range keys {
+		r := byKey[key]
+		method, path, _ := strings.Cut(key, " ")
+		if r.Path == "" {
+			r.Path = defaultPath(path)
+		}
+		t.Run(key, func(t *testing.T) {
+			f, c := m.fixture(t, noGrant)
+			var body any
+			if r.Body != "" {
+				body = f.expand(r.Body)
+			}
+			exists := c.Do(method, f.expand(r.Path), body)
+			for name, v := range f.values {
+				if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+					f.Set(name, 2_000_000_000)
+				}
+			}
+			if r.Body != "" {
+				body = f.expand(r.Body)
+			}
+			missing := c.Do(method, f.expand(r.Path), body)
+			if exists.Status != 403 || missing.Status != exists.Status || string(missing.Body) != string(exists.Body) {
+				t.Errorf("exists: %d %s\ndoes not exist: %d %s", exists.Status, exists.Body, missing.Status, missing.Body)
 			}
 		})
 	}
