@@ -129,30 +129,51 @@ func TestMissingTokenStopsWithTheVariableName(t *testing.T) {
 	}
 }
 
-// TestProductionBinaryHasNoDebugEndpoint builds nullops-agent as `make
-// build` does (no build tags) and checks that the test-only event listener
-// is not in it: no symbol of its handler, none of its strings, and the
-// flag is refused.
-func TestProductionBinaryHasNoDebugEndpoint(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "nullops-agent")
-	testutil.BuildStatic(t, "./cmd/nullops-agent", bin)
+// debugMarkers are the symbols and strings of the test-only event listener.
+var (
+	debugSymbols = []string{"agent/app.debugHandler", "agent/app.(*App).serveDebug.func1"}
+	debugStrings = []string{"eventslisten", "TEST-ONLY debug events endpoint", "debug event journaled"}
+)
+
+// debugMarkersIn lists the debug symbols and strings found in bin.
+func debugMarkersIn(t *testing.T, bin string) []string {
+	t.Helper()
 	syms, err := exec.Command("go", "tool", "nm", bin).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go tool nm: %v\n%s", err, syms)
 	}
-	for _, sym := range []string{"agent/app.debugHandler", "agent/app.debugEvent"} {
+	var found []string
+	for _, sym := range debugSymbols {
 		if strings.Contains(string(syms), sym) {
-			t.Errorf("production binary contains symbol %s", sym)
+			found = append(found, "symbol "+sym)
 		}
 	}
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"eventslisten", "TEST-ONLY debug events endpoint", "debug event journaled"} {
+	for _, s := range debugStrings {
 		if strings.Contains(string(data), s) {
-			t.Errorf("production binary contains %q", s)
+			found = append(found, fmt.Sprintf("string %q", s))
 		}
+	}
+	return found
+}
+
+// TestProductionBinaryHasNoDebugEndpoint builds nullops-agent as `make
+// build` does (no build tags) and checks that the test-only event listener
+// is not in it: no symbol of its handler, none of its strings, and the
+// flag is refused. The same build with -tags nullopsdebug has every one of
+// them, so a renamed symbol cannot make this pass without looking.
+func TestProductionBinaryHasNoDebugEndpoint(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "nullops-agent")
+	testutil.BuildStatic(t, "./cmd/nullops-agent", bin)
+	if found := debugMarkersIn(t, bin); len(found) > 0 {
+		t.Errorf("production binary contains %v", found)
+	}
+	debug := testutil.GoBinary(t, "./cmd/nullops-agent", "nullopsdebug")
+	if found := debugMarkersIn(t, debug); len(found) != len(debugSymbols)+len(debugStrings) {
+		t.Errorf("the nullopsdebug build has only %v of the listener's symbols %v and strings %v: the markers are stale", found, debugSymbols, debugStrings)
 	}
 	cmd := exec.Command(bin, "--datadir="+t.TempDir(), "--debug.eventslisten=127.0.0.1:1")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "AGENT_TOKEN=" + testToken}
