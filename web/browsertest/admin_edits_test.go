@@ -267,3 +267,22 @@ func TestAPITokensPage(t *testing.T) {
 	b.waitFor("no Revoke button", `!document.querySelector('button[aria-label="Revoke token ci-pipeline"]')`, 20*time.Second)
 	env.TokenClient(token).Get(apitest.Path("/me")).Want(t, 401)
 }
+
+// TestPasswordChangeCanRevokeTokens: the account page's password form says
+// that tokens stay and offers to revoke them in the same submit.
+func TestPasswordChangeCanRevokeTokens(t *testing.T) {
+	env := startServer(t)
+	u := env.UserWithPassword("dev", devPassword, false)
+	token, _ := env.NewToken(u.ID, "ci", nil)
+	b := newBrowser(t, env.URL)
+	b.login("dev", devPassword)
+	b.open("/account")
+	b.waitText("#password-form", "keeps your API tokens unless this is ticked")
+	b.fill(`#password-form [name="current_password"]`, devPassword)
+	b.fill(`#password-form [name="new_password"]`, "dev-password-after-leak")
+	b.click(`#password-form [name="revoke_tokens"]`)
+	b.click(`#password-form button[type="submit"]`)
+	b.waitText("#toasts", "your API tokens revoked")
+	env.TokenClient(token).Get(apitest.Path("/me")).Want(t, 401)
+	b.waitText("#main table", "revoked")
+}
