@@ -13,7 +13,7 @@ import (
 // TestPluginSandboxAndDockerSocket runs the test plugin in probe mode: it
 // reports from inside its container what it may do. Plugins get no
 // capabilities, no privilege gain, a read-only root filesystem with a
-// writable /tmp, and the Docker socket only when the spec asks for it AND
+// writable /tmp, a process limit, and the Docker socket only when the spec asks for it AND
 // the agent allows it — never because of the plugin's name. Service
 // containers run with no-new-privileges and a pids limit.
 func TestPluginSandboxAndDockerSocket(t *testing.T) {
@@ -53,7 +53,7 @@ func TestPluginSandboxAndDockerSocket(t *testing.T) {
 	for _, step := range []string{"plain", "by-name"} {
 		out := lastOutputs(t, e, id, step)
 		want := map[string]string{"rootfs_writable": "false", "tmp_writable": "true", "no_new_privs": "1",
-			"cap_eff": "0000000000000000", "docker_socket": "false"}
+			"cap_eff": "0000000000000000", "docker_socket": "false", "pids_max": "512"}
 		for k, v := range want {
 			if out[k] != v {
 				t.Errorf("plugin %s: %s=%q, want %q (outputs %v)", step, k, out[k], v, out)

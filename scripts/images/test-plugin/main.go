@@ -9,9 +9,12 @@
 //	succeed_at: attempt number from which mode=flaky succeeds
 //	dial: host:port the plugin must reach before succeeding
 //	probe: true adds outputs about its sandbox (root filesystem and /tmp
-//	writable, NoNewPrivs, effective capabilities, docker socket present)
+//	writable, NoNewPrivs, effective capabilities, docker socket present,
+//	the cgroup's process limit)
 //
-// It always outputs secret_names: the names of the secrets it received.
+// It always outputs secret_names: the names of the secrets it received,
+// and earlier_placeholders: the names of the secrets that earlier steps'
+// outputs, as it received them, hold as ${secrets.NAME} placeholders.
 package main
 
 import (
@@ -49,6 +52,27 @@ func main() {
 	}
 	slices.Sort(names)
 	out.Outputs["secret_names"] = strings.Join(names, ",")
+	var held []string
+	for _, o := range in.Outputs {
+		for _, v := range o {
+			for rest := v; ; {
+				_, after, ok := strings.Cut(rest, "${secrets.")
+				if !ok {
+					break
+				}
+				name, tail, ok := strings.Cut(after, "}")
+				if !ok {
+					break
+				}
+				if !slices.Contains(held, name) {
+					held = append(held, name)
+				}
+				rest = tail
+			}
+		}
+	}
+	slices.Sort(held)
+	out.Outputs["earlier_placeholders"] = strings.Join(held, ",")
 	if in.Param("probe") == "true" {
 		probe(out.Outputs)
 	}
@@ -96,6 +120,13 @@ func probe(out map[string]string) {
 	out["tmp_writable"] = writable("/tmp/probe-write")
 	_, err := os.Stat("/var/run/docker.sock")
 	out["docker_socket"] = strconv.FormatBool(err == nil)
+	// cgroup v2 (a private cgroup namespace) or v1's pids controller.
+	for _, p := range []string{"/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"} {
+		if b, err := os.ReadFile(p); err == nil {
+			out["pids_max"] = strings.TrimSpace(string(b))
+			break
+		}
+	}
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return
