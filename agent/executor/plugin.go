@@ -20,7 +20,8 @@ const maxPluginStdout = 1 << 20
 
 // pluginInput builds the stdin document of the plugin contract. The
 // plugin gets only the secrets its own parameters reference, not every
-// secret of the pipeline.
+// secret of the pipeline: in earlier steps' outputs, the values of the
+// other secrets arrive as their ${secrets.NAME} placeholders.
 func (p *pipeline) pluginInput(n protocol.Node, attempt int, params map[string]any) sdk.Input {
 	in := sdk.Input{
 		Deployment: sdk.Deployment{
@@ -58,8 +59,15 @@ func (p *pipeline) pluginInput(n protocol.Node, attempt int, params map[string]a
 		}
 		in.Services[id] = s
 	}
+	others := map[string]string{}
+	for name, v := range p.spec.Secrets {
+		if !refs[name] {
+			others[name] = v
+		}
+	}
+	hide := newRedactor(others)
 	for id, o := range p.outputs {
-		in.Outputs[id] = o
+		in.Outputs[id] = hide.placeholderMap(o)
 	}
 	return in
 }
