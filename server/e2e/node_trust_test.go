@@ -322,4 +322,65 @@ func TestSecondCallerCannotTakeOverTheAgent(t *testing.T) {
 	w.admin.get(fmt.Sprintf("/nodes/%d/events?per_page=200", id)).want(t, 200).decode(t, &page)
 	b, _ := json.Marshal(page.Items)
 	t.Logf("node events: %s", b)
+
+	// A caller holding the agent that falls silent is replaced by the
+	// server's next connection (a higher epoch), and the replacement shows
+	// on the node. The caller presents the highest epoch the agent
+	// accepted (every refusal says it), connects through a link the test
+	// can cut, announces a 1 s liveness window and then goes silent.
+	epoch := agentEpoch(t, a.port, tok)
+	w.admin.do("PATCH", fmt.Sprintf("/nodes/%d", id), map[string]any{"port": testutil.FreePort(t)}).want(t, 200)
+	w.waitNodeTrust(t, id, "offline", func(n nodeTrust) bool { return n.Status == "offline" })
+	link := testutil.StartLinkProxy(t, fmt.Sprintf("127.0.0.1:%d", a.port))
+	var silent *websocket.Conn
+	deadline = time.Now().Add(2 * time.Minute)
+	for silent == nil {
+		code, silent = knock(t, link.Port, tok, epoch)
+		if silent == nil && time.Now().After(deadline) {
+			t.Fatalf("the agent did not take the second caller's connection: %d", code)
+		}
+		if silent == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	defer scancel()
+	second := protocol.NewPeer(silent, "y", func(context.Context, *protocol.Peer, protocol.Envelope) {})
+	go second.Run(sctx) //nolint:errcheck
+	if _, err := protocol.CallHello.Do(sctx, second, protocol.HelloRequest{ProtocolVersion: protocol.Version, LivenessMs: 1000}); err != nil {
+		t.Fatalf("second caller hello: %v", err)
+	}
+	link.Cut(t)
+	w.admin.do("PATCH", fmt.Sprintf("/nodes/%d", id), map[string]any{"port": a.port}).want(t, 200)
+	w.waitNodeTrust(t, id, "online, the silent caller replaced", online)
+	ev = w.waitNodeEvent(t, id, protocol.ChannelReplaced, "agent")
+	if !strings.Contains(ev.Message, "was silent for") {
+		t.Errorf("replaced event %+v", ev)
+	}
+	w.wantAudit(t, id, "node.connection_replaced")
+	t.Logf("replaced: %+v", ev)
+}
+
+// agentEpoch is the highest connection epoch the agent accepted, as its
+// refusal of a connection without an epoch says (a healthy connection
+// holds it, or the missing epoch is stale).
+func agentEpoch(t *testing.T, port int, token string) uint64 {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // test caller
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, fmt.Sprintf("wss://127.0.0.1:%d%s", port, protocol.PathConnect),
+		&websocket.DialOptions{HTTPClient: hc, HTTPHeader: http.Header{"Authorization": []string{"Bearer " + token}}})
+	if err == nil {
+		_ = conn.CloseNow()
+		t.Fatal("the agent accepted a second connection while the server holds it")
+	}
+	if resp == nil || resp.StatusCode != protocol.RefusedBusy {
+		t.Fatalf("epoch probe: %v %+v", err, resp)
+	}
+	var r protocol.Refused
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || r.Epoch == 0 {
+		t.Fatalf("refusal body: %v %+v", err, r)
+	}
+	return r.Epoch
 }
