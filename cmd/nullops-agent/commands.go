@@ -13,6 +13,8 @@ import (
 
 	"github.com/nullops/nullops/agent/config"
 	"github.com/nullops/nullops/agent/docker"
+	"github.com/nullops/nullops/agent/kube"
+	"github.com/nullops/nullops/agent/runtime"
 	"github.com/nullops/nullops/internal/confload"
 	"github.com/nullops/nullops/internal/healthcheck"
 	"github.com/nullops/nullops/protocol"
@@ -32,20 +34,32 @@ func healthcheckCommand() *cli.Command {
 		})
 }
 
-// uninstallOptions configure `nullops-agent uninstall`.
+// uninstallOptions configure `nullops-agent uninstall`. Runtime, Docker
+// and Kubernetes are the agent's own option types, so the environment an
+// agent runs with (e.g. `docker-compose run --rm agent uninstall`, or the
+// agent pod's NULLOPS_RUNTIME and NULLOPS_KUBERNETES_* variables) is valid
+// for uninstall too and points it at the same Docker host or cluster.
 type uninstallOptions struct {
-	Docker struct {
-		Host string `description:"Docker Engine address (default: DOCKER_HOST or the local socket)." export:"true"`
-	} `description:"Docker Engine access." export:"true"`
-	NodeUID string `description:"Only the objects of this node (its uid, shown in the node's page and API); default: every object NullOps created on this Docker host." export:"true"`
+	Runtime    string            `description:"What the agent ran the deployments on: docker (the Docker Engine of docker.host) or kubernetes (the cluster of kubernetes.kubeconfig, in-cluster by default)." export:"true"`
+	Docker     config.Docker     `description:"Docker Engine access (runtime docker; only docker.host is used)." export:"true"`
+	Kubernetes config.Kubernetes `description:"Kubernetes API access (runtime kubernetes; only kubernetes.kubeconfig and kubernetes.context are used)." export:"true"`
+	NodeUID    string            `description:"Only the objects of this node (its uid, shown in the node's page and API); default: every object NullOps created on this Docker host or cluster." export:"true"`
+}
+
+// uninstaller is what uninstall needs of a runtime.
+type uninstaller interface {
+	Ping(ctx context.Context) error
+	Uninstall(ctx context.Context, uid string) ([]string, error)
+	Close() error
 }
 
 // uninstallCommand is `nullops-agent uninstall`: removes every container,
-// network and volume labelled nullops.managed=true on the Docker host.
+// network and volume labelled nullops.managed=true on the Docker host, or
+// every namespace labelled so on the cluster (runtime kubernetes).
 func uninstallCommand() *cli.Command {
-	opts := &uninstallOptions{}
+	opts := &uninstallOptions{Runtime: runtime.Docker}
 	return confload.Command("uninstall",
-		"Remove every container (running or not), network and volume NullOps created on this Docker host (label nullops.managed=true). Stop the agent first, or it re-creates what the control plane still wants.",
+		"Remove every container (running or not), network and volume NullOps created on this Docker host (label nullops.managed=true) — with --runtime=kubernetes every namespace labelled so on the cluster, with everything in it. Stop the agent first, or it re-creates what the control plane still wants.",
 		opts, nil, func(_ []string) error { return uninstall(opts, os.Stdout) })
 }
 
@@ -53,7 +67,21 @@ func uninstall(opts *uninstallOptions, out io.Writer) error {
 	if opts.NodeUID != "" && !protocol.ValidNodeUID(opts.NodeUID) {
 		return fmt.Errorf("nodeuid %q: a node uid is 1-64 letters, digits, '-' or '_'", opts.NodeUID)
 	}
-	rt, err := docker.New(docker.Config{Node: "uninstall", Host: opts.Docker.Host})
+	var (
+		rt    uninstaller
+		err   error
+		where string
+	)
+	switch opts.Runtime {
+	case runtime.Docker, "":
+		rt, err = docker.New(docker.Config{Node: "uninstall", Host: opts.Docker.Host})
+		where = "on the Docker host"
+	case runtime.Kubernetes:
+		rt, err = kube.New(kube.Config{Node: "uninstall", Kubeconfig: opts.Kubernetes.Kubeconfig, Context: opts.Kubernetes.Context})
+		where = "on the cluster (namespaces)"
+	default:
+		return fmt.Errorf("runtime: %q is not a runtime (docker or kubernetes)", opts.Runtime)
+	}
 	if err != nil {
 		return err
 	}
@@ -76,6 +104,6 @@ func uninstall(opts *uninstallOptions, out io.Writer) error {
 	if opts.NodeUID != "" {
 		what += " and nullops.node_uid=" + opts.NodeUID
 	}
-	fmt.Fprintf(out, "uninstall: %d objects removed; nothing labelled %s is left\n", len(removed), what)
+	fmt.Fprintf(out, "uninstall: %d objects removed; nothing labelled %s is left %s\n", len(removed), what, where)
 	return nil
 }
