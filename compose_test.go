@@ -3,6 +3,7 @@ package nullops_test
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -47,20 +48,35 @@ func TestDockerComposeFile(t *testing.T) {
 		t.Errorf("config with an empty AGENT_TOKEN: %v\n%s", err, msg)
 	}
 
+	binaries := map[string]string{
+		"nullops/server:latest":  "./cmd/nullops-server",
+		"nullops/ingress:latest": "./cmd/nullops-ingress",
+		"nullops/agent:latest":   "./cmd/nullops-agent",
+	}
 	var cfg struct {
 		Services map[string]struct {
 			Image       string            `yaml:"image"`
 			Environment map[string]string `yaml:"environment"`
 			Volumes     []string          `yaml:"volumes"` // source:target[:mode]
+			Healthcheck struct {
+				Test []string `yaml:"test"`
+			} `yaml:"healthcheck"`
 		} `yaml:"services"`
 	}
 	if err := yaml.Unmarshal(out, &cfg); err != nil {
 		t.Fatalf("resolved config: %v\n%s", err, out)
 	}
-	binaries := map[string]string{
-		"nullops/server:latest":  "./cmd/nullops-server",
-		"nullops/ingress:latest": "./cmd/nullops-ingress",
-		"nullops/agent:latest":   "./cmd/nullops-agent",
+	// Every service is health-checked; NullOps' own images (FROM scratch,
+	// no curl) by their binary's healthcheck subcommand.
+	for name, svc := range cfg.Services {
+		hc := svc.Healthcheck.Test
+		if len(hc) < 2 || hc[0] != "CMD" {
+			t.Errorf("service %s has no health check command (healthcheck.test %v)", name, hc)
+			continue
+		}
+		if pkg, ours := binaries[svc.Image]; ours && (hc[1] != "/"+filepath.Base(pkg) || len(hc) != 3 || hc[2] != "healthcheck") {
+			t.Errorf("service %s's health check is %v, want [CMD /%s healthcheck]", name, hc, filepath.Base(pkg))
+		}
 	}
 	seen := map[string]bool{}
 	for name, svc := range cfg.Services {
