@@ -14,7 +14,7 @@ export function environmentFields() {
   return [
     { name: 'name', label: 'Name', required: true, placeholder: 'qa', help: 'Part of every service URL.' },
     { name: 'base_domain', label: 'Base domain', required: true, placeholder: 'example.com',
-      help: 'Services are reached at <service>.<deployment>.<environment>.<base domain> unless the host name template says otherwise; point a wildcard DNS record at the ingress.' },
+      help: 'Services are reached at <service>.<deployment>.<environment>.<base domain> unless the host name template says otherwise. On one machine use localhost (browsers resolve *.localhost to it, no DNS needed); on a team server, a domain with a wildcard DNS record pointing at the ingress.' },
     { name: 'host_template', label: 'Host name template', placeholder: '<service>.<deployment>.<environment>.<base-domain>',
       help: 'Leave empty for the default above. <service>--<deployment>.<environment>.<base-domain> keeps every host one level deep, so one wildcard certificate covers them.' },
     { name: 'default_ttl', label: 'Auto-cleanup after inactivity', type: 'duration', default: 604800 },
