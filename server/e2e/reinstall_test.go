@@ -53,13 +53,16 @@ func startBareAgent(t *testing.T, image, name, volume, token string, port int) {
 }
 
 // TestAgentDataLossReplacesDeployments: a node's agent (a container without
-// a node name, like docker-compose's) runs two deployments; then the agent
+// a node name, like docker-compose's) runs three deployments; then the agent
 // container and its data volume are removed — the deployments' containers
-// keep running, labelled with the lost instance. A new agent is started
-// with a new token and a new volume, its new certificate approved: the same
-// two deployments run again, once each (one web container and one network
-// per deployment, all the new agent's), answering on their new ports, and
-// nothing of the old agent is left in Docker.
+// keep running, labelled with the lost instance. Deleting the node is
+// refused meanwhile (it has deployments), and the third deployment is
+// deleted while the node is offline. A new agent is started with a new
+// token and a new volume, its new certificate approved: the two remaining
+// deployments run again, once each (one web container and one network per
+// deployment, all the new agent's), answering on their new ports, the third
+// ends deleted, and nothing of the old agent is left in Docker. Once the
+// deployments are deleted, so can the node be.
 func TestAgentDataLossReplacesDeployments(t *testing.T) {
 	w := setup(t)
 	image := buildAgentImage(t, w.unique)
@@ -78,14 +81,14 @@ func TestAgentDataLossReplacesDeployments(t *testing.T) {
 	startBareAgent(t, image, "nullops-e2e-reinstall-a-"+w.unique, "nullops-e2e-reinstall-a-"+w.unique, token, port)
 	before := w.waitNodeFor(t, nodeID, "online", 60*time.Second)
 	var deps []restapi.Deployment
-	for _, name := range []string{"one", "two"} {
+	for _, name := range []string{"one", "two", "three"} {
 		deps = append(deps, create(t, w.admin, w.project, env, name, "v1.0.0"))
 	}
 	for i, d := range deps {
 		deps[i] = waitStatus(t, w.admin, d.ID, "running", 120*time.Second)
 	}
 	old := uidObjects(t, node.UID)
-	if len(old) != 4 { // per deployment: web container, network
+	if len(old) != 6 { // per deployment: web container, network
 		t.Fatalf("objects of the first agent: %v", old)
 	}
 	for _, o := range old {
@@ -98,9 +101,19 @@ func TestAgentDataLossReplacesDeployments(t *testing.T) {
 	testutil.Docker(t, "rm", "-f", "nullops-e2e-reinstall-a-"+w.unique)
 	testutil.Docker(t, "volume", "rm", "nullops-e2e-reinstall-a-"+w.unique)
 	running := testutil.Docker(t, "ps", "-q", "--filter", "label=nullops.node_uid="+node.UID)
-	if len(strings.Fields(running)) != 2 {
+	if len(strings.Fields(running)) != 3 {
 		t.Fatalf("running containers of the node after the agent was removed: %q", running)
 	}
+	w.waitNodeFor(t, nodeID, "offline", 90*time.Second)
+	// A node with deployments is not deleted (docs/install.md, Uninstalling).
+	if r := w.admin.del(fmt.Sprintf("/nodes/%d", nodeID)); r.Status != 409 || !strings.Contains(r.errorMessage(), "node_in_use") {
+		t.Fatalf("deleting the node with live deployments: %d %s", r.Status, r.Body)
+	}
+	// The control plane no longer wants the third deployment: its delete
+	// waits for the node.
+	gone := deps[2]
+	deps = deps[:2]
+	w.admin.del(fmt.Sprintf("/deployments/%d", gone.ID)).want(t, 202)
 
 	// A new agent: new token, new volume, new certificate to approve.
 	var rotated struct {
@@ -151,6 +164,7 @@ func TestAgentDataLossReplacesDeployments(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	waitStatus(t, w.admin, gone.ID, "deleted", 60*time.Second)
 	// Exactly once: a reconnect (another sync) changes nothing.
 	testutil.Docker(t, "restart", "-t", "10", "nullops-e2e-reinstall-b-"+w.unique)
 	w.waitNodeFor(t, nodeID, "online", 90*time.Second)
@@ -170,4 +184,5 @@ func TestAgentDataLossReplacesDeployments(t *testing.T) {
 	if got := uidObjects(t, node.UID); len(got) != 0 {
 		t.Fatalf("objects left after deleting the deployments: %v", got)
 	}
+	w.admin.del(fmt.Sprintf("/nodes/%d", nodeID)).want(t, 204)
 }
