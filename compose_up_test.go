@@ -155,11 +155,16 @@ docker-compose up -d agent`)
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		var n struct {
-			Status string `json:"status"`
-			Reason string `json:"status_reason"`
+			Status     string `json:"status"`
+			Reason     string `json:"status_reason"`
+			Thumbprint string `json:"seen_thumbprint"`
 		}
 		api.decode(api.do("GET", fmt.Sprintf("/nodes/%d", created.Node.ID), nil, 200), &n)
 		if n.Status == "online" {
+			// docs/install.md: the fingerprint of a compose agent is in its log.
+			if logs := must("logs", "--no-color", "agent"); n.Thumbprint == "" || !strings.Contains(logs, `"thumbprint":"`+n.Thumbprint+`"`) {
+				t.Errorf("docker-compose logs agent does not show the thumbprint %q the node pinned:\n%s", n.Thumbprint, logs)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
