@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,10 @@ import (
 // operator to, on this machine's Docker: .env with the generated values,
 // `up -d db server ingress`, log in, add a registry, service, project,
 // environment and node, put the node's token in .env, `up -d agent`,
-// deploy, reach the deployment through the compose ingress, then tear down
+// deploy, reach the deployment through the compose ingress, lose the
+// agent's data (its container and volume removed, a new token, `up -d
+// agent`, the new thumbprint approved: the deployment runs once, on the new
+// agent's objects only), then tear down
 // as documented (`stop agent`, `run --rm agent uninstall`, `down -v`) and
 // check that nothing is left — no service container, no network, no volume,
 // no deployment container.
@@ -152,25 +156,31 @@ docker-compose up -d agent`)
 	if out, err := sh.CombinedOutput(); err != nil {
 		t.Fatalf("up agent: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		var n struct {
-			Status     string `json:"status"`
-			Reason     string `json:"status_reason"`
-			Thumbprint string `json:"seen_thumbprint"`
-		}
-		api.decode(api.do("GET", fmt.Sprintf("/nodes/%d", created.Node.ID), nil, 200), &n)
-		if n.Status == "online" {
-			// docs/install.md: the fingerprint of a compose agent is in its log.
-			if logs := must("logs", "--no-color", "agent"); n.Thumbprint == "" || !strings.Contains(logs, `"thumbprint":"`+n.Thumbprint+`"`) {
-				t.Errorf("docker-compose logs agent does not show the thumbprint %q the node pinned:\n%s", n.Thumbprint, logs)
+	type nodeView struct {
+		Status     string `json:"status"`
+		Reason     string `json:"status_reason"`
+		Thumbprint string `json:"seen_thumbprint"`
+		Instance   string `json:"agent_instance"`
+	}
+	waitNode := func(want string) nodeView {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			var n nodeView
+			api.decode(api.do("GET", fmt.Sprintf("/nodes/%d", created.Node.ID), nil, 200), &n)
+			if n.Status == want {
+				return n
 			}
-			break
+			if time.Now().After(deadline) {
+				t.Fatalf("node is %s (%s) after 3 minutes, want %s", n.Status, n.Reason, want)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node is %s (%s) 3 minutes after up agent", n.Status, n.Reason)
-		}
-		time.Sleep(500 * time.Millisecond)
+	}
+	first := waitNode("online")
+	// docs/install.md: the fingerprint of a compose agent is in its log.
+	if logs := must("logs", "--no-color", "agent"); first.Thumbprint == "" || !strings.Contains(logs, `"thumbprint":"`+first.Thumbprint+`"`) {
+		t.Errorf("docker-compose logs agent does not show the thumbprint %q the node pinned:\n%s", first.Thumbprint, logs)
 	}
 	t.Logf("node online after %s", time.Since(began).Round(time.Second))
 
@@ -179,44 +189,101 @@ docker-compose up -d agent`)
 		Name string `json:"name"`
 	}
 	api.decode(api.do("POST", "/deployments", map[string]any{"project_id": projID, "environment_id": envID, "name": "first"}, 202), &dep)
-	deadline = time.Now().Add(3 * time.Minute)
-	for {
-		var d struct {
-			Status string `json:"status"`
-			Reason string `json:"status_reason"`
+	waitRunning := func() {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			var d struct {
+				Status string `json:"status"`
+				Reason string `json:"status_reason"`
+			}
+			api.decode(api.do("GET", fmt.Sprintf("/deployments/%d", dep.ID), nil, 200), &d)
+			if d.Status == "running" {
+				return
+			}
+			if d.Status == "failed" || time.Now().After(deadline) {
+				t.Fatalf("deployment is %s (%s)", d.Status, d.Reason)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		api.decode(api.do("GET", fmt.Sprintf("/deployments/%d", dep.ID), nil, 200), &d)
-		if d.Status == "running" {
-			break
-		}
-		if d.Status == "failed" || time.Now().After(deadline) {
-			t.Fatalf("deployment is %s (%s)", d.Status, d.Reason)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 	// Through the compose ingress, by host name, like a browser on this
 	// machine (*.localhost resolves to loopback).
 	host := fmt.Sprintf("web.%s.local.localhost", dep.Name)
 	hc := &http.Client{Timeout: 5 * time.Second}
-	deadline = time.Now().Add(90 * time.Second)
-	for {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", ingressPort), nil)
-		req.Host = host
-		resp, err := hc.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.Contains(string(body), "hello from") {
-				break
+	throughIngress := func() {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/", ingressPort), nil)
+			req.Host = host
+			resp, err := hc.Do(req)
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 && strings.Contains(string(body), "hello from") {
+					return
+				}
+				err = fmt.Errorf("%d %q", resp.StatusCode, body)
 			}
-			err = fmt.Errorf("%d %q", resp.StatusCode, body)
+			if time.Now().After(deadline) {
+				t.Fatalf("http://%s through the ingress: %v", host, err)
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	waitRunning()
+	throughIngress()
+	t.Logf("deployment answered through the compose ingress after %s", time.Since(began).Round(time.Second))
+
+	// The agent loses its data dir — its container and the agent-data
+	// volume removed, the database kept: the deployment's container runs on,
+	// labelled with the lost instance. With a new token in .env, `up -d
+	// agent` (a new, empty volume) and the new thumbprint approved, the
+	// deployment runs again exactly once, on the new agent's objects only.
+	must("rm", "--stop", "--force", "agent")
+	testutil.Docker(t, "volume", "rm", project+"_agent-data")
+	if ids := strings.Fields(testutil.Docker(t, "ps", "-q", "--filter", "label=nullops.node_uid="+nodeUID)); len(ids) != 1 {
+		t.Fatalf("running containers of the node after the agent and its volume were removed: %v", ids)
+	}
+	var rotated struct {
+		Token string `json:"token"`
+	}
+	api.decode(api.do("POST", fmt.Sprintf("/nodes/%d/rotate-token", created.Node.ID), nil, 200), &rotated)
+	sh = exec.Command("bash", "-c", `set -e
+sed -i "s/^AGENT_TOKEN=.*/AGENT_TOKEN=$TOKEN/" .env
+docker-compose up -d agent`)
+	sh.Dir, sh.Env = dir, append(env, "TOKEN="+rotated.Token)
+	if out, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("up agent after the data loss: %v\n%s", err, out)
+	}
+	untrusted := waitNode("untrusted")
+	if untrusted.Thumbprint == "" || untrusted.Thumbprint == first.Thumbprint {
+		t.Fatalf("the new agent presents thumbprint %q (the lost one: %q)", untrusted.Thumbprint, first.Thumbprint)
+	}
+	api.do("POST", fmt.Sprintf("/nodes/%d/approve-thumbprint", created.Node.ID), map[string]any{"thumbprint": untrusted.Thumbprint}, 200)
+	second := waitNode("online")
+	if second.Instance == "" || second.Instance == first.Instance {
+		t.Fatalf("agent instance %q after the data loss (before: %q)", second.Instance, first.Instance)
+	}
+	want := []string{
+		fmt.Sprintf("container nullops-%s-d%d-web node=%s", second.Instance, dep.ID, second.Instance),
+		fmt.Sprintf("network nullops-%s-d%d node=%s", second.Instance, dep.ID, second.Instance),
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		got := nodeObjects(t, nodeUID)
+		if strings.Join(got, "\n") == strings.Join(want, "\n") {
+			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("http://%s through the ingress: %v", host, err)
+			t.Fatalf("objects of the node after the new agent came online:\n got %v\nwant %v", got, want)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond)
 	}
-	t.Logf("deployment answered through the compose ingress after %s", time.Since(began).Round(time.Second))
+	waitRunning()
+	throughIngress()
+	t.Logf("after the agent's data loss the deployment runs once, on the new agent, after %s", time.Since(began).Round(time.Second))
 
 	// Every service reports healthy through its healthcheck subcommand.
 	for _, svc := range []string{"db", "server", "ingress", "agent"} {
@@ -305,6 +372,25 @@ func labelled(t *testing.T, label string) []string {
 			}
 		}
 	}
+	return out
+}
+
+// nodeObjects lists the containers (running or not) and networks labelled
+// with node uid as "kind name node=<nullops.node>", sorted.
+func nodeObjects(t *testing.T, uid string) []string {
+	t.Helper()
+	var out []string
+	for _, q := range [][]string{
+		{"ps", "-a", "--filter", "label=nullops.node_uid=" + uid, "--format", `container {{.Names}} node={{.Label "nullops.node"}}`},
+		{"network", "ls", "--filter", "label=nullops.node_uid=" + uid, "--format", `network {{.Name}} node={{.Label "nullops.node"}}`},
+	} {
+		for _, l := range strings.Split(testutil.Docker(t, q...), "\n") {
+			if strings.TrimSpace(l) != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
