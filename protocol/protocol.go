@@ -33,6 +33,13 @@ const PathConnect = "/v1/connect"
 // lower one (a stale dialer); a connection without the header has epoch 0.
 const HeaderEpoch = "Nullops-Connection-Epoch"
 
+// MaxEpochStep is how far above the highest epoch it accepted the agent
+// takes a new one. The server raises a node's epoch by one per dial or
+// change of owner, so it never comes near; a caller holding the token
+// cannot push the agent's epoch out of the server's reach (the server
+// catches up with a refusal's epoch, up to 2^62) in a few connections.
+const MaxEpochStep = 1 << 32
+
 // RefusedBusy is the HTTP status (409) and RefusedBody the JSON body with
 // which the agent refuses an authenticated connection it will not take: a
 // healthy control-plane connection exists, or the epoch is stale.

@@ -271,6 +271,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if highest := s.trust.Epoch(); epoch < highest {
 		s.refuse(w, r, epoch, fmt.Sprintf("stale connection epoch %d: epoch %d was already accepted", epoch, highest))
 		return
+	} else if epoch-highest > protocol.MaxEpochStep {
+		s.refuse(w, r, epoch, fmt.Sprintf("connection epoch %d is too far ahead of %d, the highest accepted", epoch, highest))
+		return
 	}
 
 	ss := newSession(s, r.RemoteAddr, epoch)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,32 @@ func TestSilentConnectionIsReplacedAndStaleEpochsRefused(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "unhealthy control-plane connection replaced") {
 		t.Fatal("replacement not logged")
 	}
+}
+
+// TestEpochFarAheadIsRefused: an epoch more than protocol.MaxEpochStep
+// above the highest accepted is refused and not recorded, so a caller
+// holding the token cannot move the agent's epoch out of the server's
+// reach; the server's next epoch still connects.
+func TestEpochFarAheadIsRefused(t *testing.T) {
+	f := newFixture(t, nil, func(o *Options) { o.HealthWindow = 300 * time.Millisecond })
+	ctx := ctxT(t)
+	a, _, err := f.dialEpoch(t, ctx, token, "5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.hello(t, ctx)
+	waitFor(t, func() bool { return !f.srv.Stats().Healthy })
+	for _, ep := range []uint64{5 + protocol.MaxEpochStep + 1, 1 << 62, 1<<64 - 1} {
+		_, resp, err := f.dialEpoch(t, ctx, token, strconv.FormatUint(ep, 10))
+		if r := refusal(t, resp, err); r.Epoch != 5 || !strings.Contains(r.Error, "too far ahead") {
+			t.Fatalf("epoch %d: refusal %+v", ep, r)
+		}
+	}
+	b, _, err := f.dialEpoch(t, ctx, token, strconv.FormatUint(5+protocol.MaxEpochStep, 10))
+	if err != nil {
+		t.Fatalf("an epoch MaxEpochStep ahead must still replace a silent connection: %v", err)
+	}
+	b.hello(t, ctx)
 }
 
 // TestTokenRotationAndRevocationPersist: after token.rotate the old token is
