@@ -432,6 +432,10 @@ func (n *node) serve(ctx context.Context, log zerolog.Logger, row store.Node, re
 		return outcome{status: store.NodeIncompatible, reason: err.Error(), blocked: true}
 	}
 
+	if hello.InstanceID == row.AgentInstance && hello.LastAckedSeq > uint64(max(row.LastAckedSeq, 0)) {
+		n.ackedElsewhere(ctx, log, row, hello.LastAckedSeq)
+	}
+
 	if viaPrev {
 		// Connected with the previous token: hand the agent the new
 		// token's verifier, then redial with the new token.

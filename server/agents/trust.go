@@ -187,6 +187,20 @@ func (n *node) deliverRevocation(ctx context.Context, log zerolog.Logger, row st
 	return done
 }
 
+// ackedElsewhere records that the agent's journal was acknowledged up to
+// agentAcked while the control plane applied only row.LastAckedSeq: the
+// server acknowledges an event only after committing it, so another
+// connection holding the node token acknowledged the rest, and the agent's
+// events in between (refusals, deployment events) were never seen here.
+func (n *node) ackedElsewhere(ctx context.Context, log zerolog.Logger, row store.Node, agentAcked uint64) {
+	msg := fmt.Sprintf("the agent's events %d to %d were acknowledged by another connection holding the node token and never "+
+		"reached the control plane; if that is not expected, rotate the node token", row.LastAckedSeq+1, agentAcked)
+	log.Warn().Int64("applied", row.LastAckedSeq).Uint64("agent_acked", agentAcked).Msg("agent journal acknowledged elsewhere")
+	n.m.recordTx(ctx, log, n.id, store.NodeEvent{Kind: store.NodeEventAckedElsewhere, Message: msg,
+		Remote: fmt.Sprintf("%s:%d", row.Host, row.Port)}, "node.events_acked_elsewhere",
+		map[string]any{"applied_seq": row.LastAckedSeq, "agent_acked_seq": agentAcked}, nil)
+}
+
 // refusedByAgent handles a 409 from the agent: a stale epoch catches up
 // with the agent's; a busy agent (a healthy connection exists, which is
 // not ours) is recorded once per streak as a node event and audit entry.

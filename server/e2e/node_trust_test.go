@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,7 +298,12 @@ func TestSecondCallerCannotTakeOverTheAgent(t *testing.T) {
 	}
 	ictx, icancel := context.WithCancel(context.Background())
 	defer icancel()
-	intruder := protocol.NewPeer(conn, "x", func(context.Context, *protocol.Peer, protocol.Envelope) {})
+	var seen atomic.Uint64 // the highest journal seq the agent sent the intruder
+	intruder := protocol.NewPeer(conn, "x", func(_ context.Context, _ *protocol.Peer, e protocol.Envelope) {
+		if e.Seq > seen.Load() {
+			seen.Store(e.Seq)
+		}
+	})
 	go intruder.Run(ictx) //nolint:errcheck
 	_, err := protocol.CallHello.Do(ictx, intruder, protocol.HelloRequest{ProtocolVersion: protocol.Version, LivenessMs: 600000})
 	if err != nil {
@@ -312,10 +318,31 @@ func TestSecondCallerCannotTakeOverTheAgent(t *testing.T) {
 	w.waitNodeEvent(t, id, "refused_by_agent", "server")
 	w.wantAudit(t, id, "node.connection_refused_by_agent")
 
+	// What the agent journals meanwhile (here a wrong token's refusal)
+	// goes to the intruder, which acknowledges it: the agent drops it, and
+	// the server, which never saw it, says so when it gets the agent back.
+	if code, _ := knockErr(a.port, "nullops-node_not-the-token-0123456789abcdef"); code != http.StatusUnauthorized {
+		t.Fatalf("a wrong token got %d, want 401", code)
+	}
+	for deadline := time.Now().Add(time.Minute); seen.Load() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent journaled nothing to the intruder after a wrong token")
+		}
+	}
+	if err := protocol.MsgAck.Send(ictx, intruder, protocol.Ack{Seq: seen.Load()}); err != nil {
+		t.Fatalf("intruder ack: %v", err)
+	}
+
 	// The intruder leaves: the server gets the agent back, and hears from
 	// the agent about the connections it refused meanwhile.
 	_ = conn.Close(websocket.StatusNormalClosure, "bye")
 	w.waitNodeTrust(t, id, "online again", online)
+	ev = w.waitNodeEvent(t, id, "events_acked_elsewhere", "server")
+	if !strings.Contains(ev.Message, "acknowledged by another connection") {
+		t.Errorf("events_acked_elsewhere event %+v", ev)
+	}
+	w.wantAudit(t, id, "node.events_acked_elsewhere")
+	t.Logf("acknowledged elsewhere: %s", ev.Message)
 	var page struct {
 		Items []nodeEvent `json:"items"`
 	}

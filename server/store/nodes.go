@@ -520,6 +520,10 @@ const (
 	NodeEventTokenRotated    = "token_rotated"    // the agent accepts only the new token now
 	NodeEventTokenRevoked    = "token_revoked"    // the agent was told of the revocation
 	NodeEventRotationPending = "rotation_pending" // rotated while the agent could not be told
+	// NodeEventAckedElsewhere: the agent's journal was acknowledged past
+	// what this control plane applied, by another connection holding the
+	// token; the events in between never reached the server.
+	NodeEventAckedElsewhere = "events_acked_elsewhere"
 )
 
 // NodeEvent is one entry of a node's channel history.

@@ -55,6 +55,7 @@ const ACTIONS = {
   'node.agent_token_revoked': 'Agent reported a token revocation',
   'node.connection_refused': 'Agent refused a connection',
   'node.connection_refused_by_agent': 'Agent refused the control plane',
+  'node.events_acked_elsewhere': 'Agent events taken by another connection',
   'node.connection_replaced': 'Agent replaced a connection',
   'node.connection_unauthorized': 'Agent refused a wrong token',
   'deployment.create': 'Created deployment',
