@@ -42,13 +42,16 @@ func TestNetworkPolicies(t *testing.T) {
 	// dial runs a plugin of deployment dep (joined to its network or not)
 	// that must open a TCP connection to addr: did it?
 	n := 0
-	dial := func(dep int64, network, addr string) bool {
+	// Each probe is a new pod, whose traffic the network plugin admits
+	// only once it has programmed the pod's address (about a second idle,
+	// longer when the machine is busy): a probe keeps dialing for within.
+	dial := func(dep int64, network, addr string, within time.Duration) bool {
 		t.Helper()
 		n++
-		in, _ := json.Marshal(sdk.Input{Step: "probe", Attempt: n, Params: map[string]any{"dial": addr}})
+		in, _ := json.Marshal(sdk.Input{Step: "probe", Attempt: n, Params: map[string]any{"dial": addr, "dial_for": within.String()}})
 		var stderr bytes.Buffer
 		res, err := rt.RunOneShot(ctx, runtime.OneShotSpec{DeploymentID: dep, Step: "probe", Attempt: n, Image: plugin,
-			Network: network, Input: in, Timeout: time.Minute, Stderr: &stderr})
+			Network: network, Input: in, Timeout: within + time.Minute, Stderr: &stderr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +70,7 @@ func TestNetworkPolicies(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		for time.Since(start) < 2*time.Minute {
-			if dial(dep, network, addr) {
+			if dial(dep, network, addr, 45*time.Second) {
 				t.Logf("%s: %s reachable after %s (%d probes so far)", what, addr, time.Since(start).Round(time.Millisecond), n)
 				return
 			}
@@ -76,7 +79,7 @@ func TestNetworkPolicies(t *testing.T) {
 	}
 	blocked := func(what string, dep int64, network, addr string) {
 		t.Helper()
-		if dial(dep, network, addr) {
+		if dial(dep, network, addr, 10*time.Second) {
 			t.Fatalf("%s: %s reachable, want blocked", what, addr)
 		}
 	}

@@ -77,11 +77,25 @@ func main() {
 		probe(out.Outputs)
 	}
 	if addr := in.Param("dial"); addr != "" {
-		c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		// dial_for: keep trying that long (a new pod's traffic may be
+		// admitted by the cluster's network plugin only a moment after
+		// it starts); one attempt by default.
+		within, err := in.DurationParam("dial_for", 0)
 		if err != nil {
-			sdk.Fail("dial %s: %v", addr, err)
+			sdk.Fail("%v", err)
 		}
-		c.Close()
+		deadline := time.Now().Add(within)
+		for {
+			c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				sdk.Fail("dial %s: %v", addr, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		sdk.Logf("reached %s", addr)
 	}
 	switch in.ParamDefault("mode", "ok") {
