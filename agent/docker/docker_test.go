@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +117,60 @@ func TestSubnetsAvoidExistingNetworks(t *testing.T) {
 	}
 	if _, err := a.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: 3}); err != nil {
 		t.Fatalf("after freeing a subnet: %v", err)
+	}
+}
+
+// TestAgentsSharingADaemonCreateNetworksAtOnce: twelve agents on one daemon
+// creating and removing deployment networks at the same time all get their
+// networks, never two with one subnet. They list the same networks and
+// Docker still holds a removed network's subnet for a moment after it left
+// the list, so picking the lowest free subnet had them race for the same
+// one until they gave up ("subnets kept colliding").
+func TestAgentsSharingADaemonCreateNetworksAtOnce(t *testing.T) {
+	const agents, workers, rounds = 12, 3, 2
+	pool := "10.214.0.0/18" // 64 /24s; at most 36 networks exist at once
+	ctx := testutil.Context(t, 5*time.Minute)
+	var rts []*Runtime
+	for i := 0; i < agents; i++ {
+		rts = append(rts, newRuntime(t, Config{SubnetPool: pool, Node: fmt.Sprintf("dt%d-share%d", time.Now().UnixNano()%1e9, i)}))
+	}
+	var mu sync.Mutex
+	held := map[netip.Prefix]string{}
+	errs := make(chan error, agents*workers)
+	for ai, r := range rts {
+		for w := 0; w < workers; w++ {
+			go func() {
+				for round := 0; round < rounds; round++ {
+					id := int64(w*rounds + round + 1)
+					n, err := r.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: id})
+					if err != nil {
+						errs <- fmt.Errorf("agent %d deployment %d: %w", ai, id, err)
+						return
+					}
+					mu.Lock()
+					if other, ok := held[n.Subnet]; ok {
+						mu.Unlock()
+						errs <- fmt.Errorf("subnet %s given to %s and to %s while both exist", n.Subnet, other, n.Name)
+						return
+					}
+					held[n.Subnet] = n.Name
+					mu.Unlock()
+					if _, err := r.RemoveDeployment(ctx, id); err != nil {
+						errs <- fmt.Errorf("remove %s: %w", n.Name, err)
+						return
+					}
+					mu.Lock()
+					delete(held, n.Subnet)
+					mu.Unlock()
+				}
+				errs <- nil
+			}()
+		}
+	}
+	for i := 0; i < agents*workers; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
 

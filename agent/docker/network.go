@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 
@@ -30,24 +31,16 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
 	name := NetworkName(r.node, deploymentID)
-	list, err := r.cli.NetworkList(ctx, client.NetworkListOptions{})
+	used, existing, err := r.usedSubnets(ctx, name)
 	if err != nil {
-		return Network{}, fmt.Errorf("list networks: %w", err)
+		return Network{}, err
 	}
-	used := map[netip.Prefix]bool{}
-	for _, n := range list.Items {
-		if n.Name == name {
-			return Network{ID: n.ID, Name: n.Name, Subnet: firstSubnet(n.IPAM)}, r.joinNetwork(ctx, n.ID)
-		}
-		for _, c := range n.IPAM.Config {
-			if c.Subnet.IsValid() {
-				used[c.Subnet.Masked()] = true
-			}
-		}
+	if existing != nil {
+		return *existing, r.joinNetwork(ctx, existing.ID)
 	}
 	cctx, cancelCreate := createCtx(ctx)
 	defer cancelCreate()
-	for attempt := 0; attempt < 8; attempt++ {
+	for attempt := 0; attempt < maxSubnetAttempts; attempt++ {
 		subnet, ok := r.freeSubnet(used)
 		if !ok {
 			return Network{}, fmt.Errorf("%w: %s holds no free /%d", ErrPoolExhausted, r.pool, r.subnetBits)
@@ -65,8 +58,15 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (
 			return Network{ID: res.ID, Name: name, Subnet: subnet}, r.joinNetwork(ctx, res.ID)
 		}
 		if isOverlap(err) {
-			// Another agent on this daemon took it between list and create.
+			// Another agent on this daemon took a subnet since the list:
+			// look again, so the next pick knows every network created
+			// meanwhile, not only the one that collided.
 			used[subnet] = true
+			if fresh, _, lerr := r.usedSubnets(ctx, ""); lerr == nil {
+				for p := range fresh {
+					used[p] = true
+				}
+			}
 			continue
 		}
 		if cerrdefs.IsConflict(err) || strings.Contains(err.Error(), "already exists") {
@@ -80,31 +80,64 @@ func (r *Runtime) EnsureNetwork(ctx context.Context, spec runtime.NetworkSpec) (
 	return Network{}, fmt.Errorf("create network %s: subnets kept colliding", name)
 }
 
+// maxSubnetAttempts bounds the retries when other agents on the same daemon
+// keep taking the subnet this one picked.
+const maxSubnetAttempts = 32
+
+// usedSubnets lists the daemon's networks: the subnets they hold and, when
+// one is called name, that network.
+func (r *Runtime) usedSubnets(ctx context.Context, name string) (map[netip.Prefix]bool, *Network, error) {
+	list, err := r.cli.NetworkList(ctx, client.NetworkListOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list networks: %w", err)
+	}
+	used := map[netip.Prefix]bool{}
+	for _, n := range list.Items {
+		if name != "" && n.Name == name {
+			return nil, &Network{ID: n.ID, Name: n.Name, Subnet: firstSubnet(n.IPAM)}, nil
+		}
+		for _, c := range n.IPAM.Config {
+			if c.Subnet.IsValid() {
+				used[c.Subnet.Masked()] = true
+			}
+		}
+	}
+	return used, nil, nil
+}
+
 func isOverlap(err error) bool {
 	s := strings.ToLower(err.Error())
 	return strings.Contains(s, "overlap") || strings.Contains(s, "pool")
 }
 
-// freeSubnet returns the first /subnetBits of the pool that overlaps no used
-// prefix.
+// freeSubnet returns a /subnetBits of the pool that overlaps no used prefix,
+// chosen at random among the free ones: agents sharing a daemon list the
+// same networks, and picking the lowest free subnet would have them all
+// race for it.
 func (r *Runtime) freeSubnet(used map[netip.Prefix]bool) (netip.Prefix, bool) {
 	step := uint32(1) << (32 - r.subnetBits)
 	n := uint32(1) << (r.subnetBits - r.pool.Bits())
 	base := addrToU32(r.pool.Addr())
+	var free []netip.Prefix
 	for i := uint32(0); i < n; i++ {
 		cand := netip.PrefixFrom(u32ToAddr(base+i*step), r.subnetBits)
-		free := true
-		for u := range used {
-			if u.Overlaps(cand) {
-				free = false
-				break
-			}
-		}
-		if free {
-			return cand, true
+		if !overlapsAny(cand, used) {
+			free = append(free, cand)
 		}
 	}
-	return netip.Prefix{}, false
+	if len(free) == 0 {
+		return netip.Prefix{}, false
+	}
+	return free[rand.IntN(len(free))], true
+}
+
+func overlapsAny(cand netip.Prefix, used map[netip.Prefix]bool) bool {
+	for u := range used {
+		if u.Overlaps(cand) {
+			return true
+		}
+	}
+	return false
 }
 
 func firstSubnet(ipam network.IPAM) netip.Prefix {
