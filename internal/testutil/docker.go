@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -70,16 +71,39 @@ func ScratchImage(t testing.TB, pkg, ref string, args ...string) string {
 
 // RemoveLabelled removes the containers (with their anonymous volumes),
 // networks and volumes carrying label ("nullops.node=n1"): what a test's
-// agent left, at the end of the test. Errors are ignored.
-func RemoveLabelled(label string) {
+// agent left, at the end of the test. A busy daemon can fail a removal (or
+// a container can still be leaving a network), so it looks again until
+// nothing with the label is left, for up to a minute, and returns what
+// stayed.
+func RemoveLabelled(label string) error {
 	f := "label=" + label
-	if ids, _ := DockerErr("ps", "-aq", "--filter", f); ids != "" {
-		_, _ = DockerErr(append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...)
+	kinds := []struct{ list, remove []string }{
+		{[]string{"ps", "-aq", "--filter", f}, []string{"rm", "-f", "-v"}},
+		{[]string{"network", "ls", "-q", "--filter", f}, []string{"network", "rm"}},
+		{[]string{"volume", "ls", "-q", "--filter", f}, []string{"volume", "rm", "-f"}},
 	}
-	if ids, _ := DockerErr("network", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = DockerErr(append([]string{"network", "rm"}, strings.Fields(ids)...)...)
-	}
-	if ids, _ := DockerErr("volume", "ls", "-q", "--filter", f); ids != "" {
-		_, _ = DockerErr(append([]string{"volume", "rm", "-f"}, strings.Fields(ids)...)...)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var left []string
+		for _, k := range kinds {
+			ids, err := DockerErr(k.list...)
+			if err != nil {
+				left = append(left, fmt.Sprintf("%s: %v", strings.Join(k.list[:len(k.list)-2], " "), err))
+				continue
+			}
+			if ids == "" {
+				continue
+			}
+			if _, err := DockerErr(append(k.remove, strings.Fields(ids)...)...); err != nil {
+				left = append(left, fmt.Sprintf("%s %s: %v", strings.Join(k.remove, " "), ids, err))
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("objects labelled %s stayed: %s", label, strings.Join(left, "; "))
+		}
+		time.Sleep(time.Second)
 	}
 }

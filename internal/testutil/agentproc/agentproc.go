@@ -3,7 +3,8 @@
 // loopback port with its own data dir and log file and the node's token in
 // AGENT_TOKEN. A test can kill it (SIGKILL) and start it again on the same
 // port and data dir. When the test ends the process is killed, the Docker
-// objects labelled with its node name are removed and, if the test failed,
+// objects labelled with its node name are removed (the test fails when
+// some stay) and, if the test failed,
 // the end of its log is shown.
 package agentproc
 
@@ -41,7 +42,9 @@ func New(t testing.TB, node string, port int) *Agent {
 	a := &Agent{Node: node, Port: port, DataDir: t.TempDir(), Log: filepath.Join(t.TempDir(), "agent.log"), t: t}
 	t.Cleanup(func() {
 		a.Kill()
-		testutil.RemoveLabelled(protocol.LabelNode + "=" + node)
+		if err := testutil.RemoveLabelled(protocol.LabelNode + "=" + node); err != nil {
+			t.Errorf("agent %s left Docker objects: %v", node, err)
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(a.Log)
 			if len(b) > logTail {
