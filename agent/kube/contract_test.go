@@ -11,6 +11,7 @@ import (
 // TestRuntimeContract: the Kubernetes runtime keeps the promises of
 // agent/runtime's doc comments (the suite agent/docker passes too).
 func TestRuntimeContract(t *testing.T) {
+	t.Parallel()
 	kc := kubetest.Kubeconfig(t) // skips unless NULLOPS_K8S=1
 	runtimetest.Run(t, runtimetest.Harness{
 		New: func(t testing.TB, node string) runtime.Runtime {

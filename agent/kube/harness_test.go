@@ -24,7 +24,9 @@ const (
 // testRuntime returns a runtime on the test cluster scoped to a fresh node
 // name, whose objects are removed when the test ends. The Kubernetes tests
 // run with NULLOPS_K8S=1 (and KUBECONFIG); with it set, a cluster that does
-// not answer fails them.
+// not answer fails them. Tests on the cluster run in parallel: each has its
+// own node name, so its own namespaces, and none counts objects it did not
+// create.
 func testRuntime(t *testing.T) *Runtime {
 	t.Helper()
 	if os.Getenv("NULLOPS_K8S") != "1" {

@@ -63,6 +63,7 @@ func TestNames(t *testing.T) {
 // the Docker objects, holds a quota equal to the budget (in force) and the
 // NetworkPolicy set, is listed as this node's and is gone after delete.
 func TestNamespaceQuotaPolicies(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	ctx := testutil.Context(t, 3*time.Minute)
 	rt.SetNodeUID("uid-ns-test")
@@ -138,6 +139,7 @@ func httpGet(url string) (int, string, error) {
 // to), and its NodePort answers there; without it no address is reported
 // (the node's host is used).
 func TestRouteHost(t *testing.T) {
+	t.Parallel()
 	base := testRuntime(t)
 	nodeIP := testkube.NodeIP(t, base.cs)
 	rt, err := New(Config{Node: base.node, REST: base.rest, RouteHost: nodeIP})
@@ -193,6 +195,7 @@ func TestRouteHost(t *testing.T) {
 // probe, a published port is a NodePort that answers, another service
 // reaches it by name, logs, stats and delete work.
 func TestServiceLifecycle(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	img := webImg(t)
 	ctx := testutil.Context(t, 4*time.Minute)
@@ -377,6 +380,7 @@ func TestServiceLifecycle(t *testing.T) {
 // failing plugin reports its exit code, a slow one times out; the pods
 // are gone afterwards.
 func TestOneShot(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	img := pluginImg(t)
 	ctx := testutil.Context(t, 4*time.Minute)
@@ -454,6 +458,7 @@ func TestOneShot(t *testing.T) {
 // node's own pods do not count (the control plane counts its
 // reservations).
 func TestCapacity(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	img := webImg(t)
 	ctx := testutil.Context(t, 3*time.Minute)
@@ -526,6 +531,7 @@ func otherActivity(t *testing.T, rt *Runtime) bool {
 // TestWatchServices: a service container that exits is reported as a die
 // with its exit code, and its restart as a start.
 func TestWatchServices(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	img := webImg(t)
 	ctx := testutil.Context(t, 3*time.Minute)
@@ -572,6 +578,7 @@ func TestWatchServices(t *testing.T) {
 // deployment rebuilt, retried) is not failed by its predecessor's end. A
 // crash after the removal is the marker that the watch got that far.
 func TestWatchServicesIgnoresDeletedPods(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	img := webImg(t)
 	ctx := testutil.Context(t, 3*time.Minute)

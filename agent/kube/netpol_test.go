@@ -20,6 +20,7 @@ import (
 // another deployment reaches only the published port of an exposed
 // service, not an unexposed one.
 func TestNetworkPolicies(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	web, plugin := webImg(t), pluginImg(t)
 	ctx := testutil.Context(t, 8*time.Minute)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +61,7 @@ func pluginInput(t *testing.T, id int64, params map[string]any) []byte {
 // attach's streams were added) still gives the plugin's result and its
 // stderr, read from the ended pod's log; a failing plugin's stderr too.
 func TestOneShotRecoversLostOutput(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	img := pluginImg(t)
 	ctx := testutil.Context(t, 4*time.Minute)
@@ -110,11 +112,12 @@ func TestOneShotRecoversLostOutput(t *testing.T) {
 }
 
 // TestOneShotOutputIsNotLost runs the test plugin many times through the
-// real attach (NULLOPS_K8S_ONESHOT_RUNS, default 30): every run must give
+// real attach (NULLOPS_K8S_ONESHOT_RUNS, default 30; three at a time): every run must give
 // its result on stdout and its line on stderr, and a failing one its
 // stderr. How often the attach alone lost the output (and the pod's log
 // gave it) is logged.
 func TestOneShotOutputIsNotLost(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	img := pluginImg(t)
 	runs := 30
@@ -126,30 +129,58 @@ func TestOneShotOutputIsNotLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lost []string
-	var failingRuns int
-	for i := 0; i < runs; i++ {
+	// Three at a time, as a deployment's independent plugin steps run.
+	const parallel = 3
+	var (
+		mu          sync.Mutex
+		lost        []string
+		failed      []string
+		failingRuns int
+		next        = make(chan int)
+		wg          sync.WaitGroup
+	)
+	run := func(i int) {
 		params := map[string]any{"outputs": map[string]any{"run": strconv.Itoa(i)}, "stderr": fmt.Sprintf("hello-%d", i)}
 		wantOut, wantErr := fmt.Sprintf(`"run":"%d"`, i), fmt.Sprintf("hello-%d", i)
 		if i%5 == 4 {
 			params, wantOut, wantErr = map[string]any{"mode": "exit", "code": 7}, "", "failing on purpose"
-			failingRuns++
 		}
 		var stdout, stderr bytes.Buffer
 		res, err := rt.RunOneShot(ctx, OneShotSpec{
 			DeploymentID: 24, Step: "mk", Attempt: i + 1, Image: img, Input: pluginInput(t, 24, params), Network: ns.Name,
 			Timeout: time.Minute, Stdout: &stdout, Stderr: &stderr,
 		})
-		if err != nil {
-			t.Fatalf("run %d: %v", i, err)
-		}
-		if wantOut == "" && res.ExitCode != 7 || wantOut != "" && res.ExitCode != 0 {
-			t.Fatalf("run %d: exit %d (stderr %q)", i, res.ExitCode, stderr.String())
-		}
-		if wantOut != "" && (!oneJSONObject(stdout.Bytes()) || !strings.Contains(stdout.String(), wantOut)) ||
-			!strings.Contains(stderr.String(), wantErr) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			failed = append(failed, fmt.Sprintf("run %d: %v", i, err))
+		case wantOut == "" && res.ExitCode != 7 || wantOut != "" && res.ExitCode != 0:
+			failed = append(failed, fmt.Sprintf("run %d: exit %d (stderr %q)", i, res.ExitCode, stderr.String()))
+		case wantOut != "" && (!oneJSONObject(stdout.Bytes()) || !strings.Contains(stdout.String(), wantOut)) ||
+			!strings.Contains(stderr.String(), wantErr):
 			lost = append(lost, fmt.Sprintf("run %d: stdout %q, stderr %q", i, stdout.String(), stderr.String()))
 		}
+		if wantOut == "" {
+			failingRuns++
+		}
+	}
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				run(i)
+			}
+		}()
+	}
+	for i := 0; i < runs; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d runs failed:\n%s", len(failed), runs, strings.Join(failed, "\n"))
 	}
 	t.Logf("%d runs (%d failing on purpose): the attach lost output in %d, read from the pod's log; %d lost",
 		runs, failingRuns, rt.recovered.Load(), len(lost))

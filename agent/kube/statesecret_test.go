@@ -19,6 +19,7 @@ import (
 // the thumbprint the control plane pinned does not change; a rotation's
 // new trust record is mirrored.
 func TestStateSecretKeepsTheIdentity(t *testing.T) {
+	t.Parallel()
 	rt := testRuntime(t)
 	ctx := testutil.Context(t, 2*time.Minute)
 	ns := "nullops-state-" + rt.nodeLabel
