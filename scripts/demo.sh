@@ -43,4 +43,13 @@ rm -rf "$ctx"
 go build -o bin/nullops-demo ./scripts/demo
 
 # Not exec: the trap must stop PostgreSQL after the demo has cleaned up.
-bin/nullops-demo --run-dir "$RUN_DIR" --bin bin --pg "$NULLOPS_TEST_DATABASE_URL"
+# In the background, so that a signal bash gets (Ctrl-C, a closed terminal,
+# `kill` of make or of this script) goes on to nullops-demo at once; it then
+# deletes the deployment through the server and cleans up. bash waits for
+# that: dying of the signal itself, it would stop PostgreSQL first.
+bin/nullops-demo --run-dir "$RUN_DIR" --bin bin --pg "$NULLOPS_TEST_DATABASE_URL" &
+demo_pid=$!
+trap 'kill -INT "$demo_pid" 2>/dev/null || true' INT
+trap 'kill -TERM "$demo_pid" 2>/dev/null || true' HUP TERM
+while kill -0 "$demo_pid" 2>/dev/null; do wait "$demo_pid" || true; done
+wait "$demo_pid" # its exit status

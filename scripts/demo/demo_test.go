@@ -17,12 +17,18 @@ import (
 	"time"
 )
 
-// TestMakeDemoTwice runs scripts/demo.sh the way `make demo` does, twice, as
-// its own instance on free ports: the first run is kept up, its web link is
-// fetched through the ingress and it is stopped with Ctrl-C (SIGINT); the
-// second run starts from the leftovers of the first and stops right after
-// printing. After each run no container, network or process of it is left.
-func TestMakeDemoTwice(t *testing.T) {
+// TestMakeDemoThreeTimes runs scripts/demo.sh the way `make demo` does,
+// three times, as its own instance on free ports: the first run is kept up,
+// its web link is fetched through the ingress and it is stopped with Ctrl-C
+// (SIGINT to the terminal's foreground process group); the second starts
+// from the leftovers of the first, has its output read like
+// `make demo | head -1`, keeps running after that pipe closed and is stopped
+// by closing its terminal (SIGHUP to the group); the third is stopped by a
+// SIGTERM to the script alone (`kill` of make, which passes it on to its
+// child). Each stop deletes the deployment through the server before
+// PostgreSQL stops, and after each run no container, network or process of
+// it is left.
+func TestMakeDemoThreeTimes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every image and runs the whole product")
 	}
@@ -80,14 +86,20 @@ func TestMakeDemoTwice(t *testing.T) {
 	run.interrupt(t)
 	assertNothingLeft(t, instance, ports)
 
-	// Run 2: starts over (same credentials file, fresh database) and stops,
-	// its output read like `make demo | head -1`: the reader goes away
-	// after the first line. The demo still cleans up and exits 0.
-	run2 := startDemoHead(t, root, append(env, "NULLOPS_DEMO_ONCE=1"))
-	out2 := run2.wait(t, 8*time.Minute)
-	if !strings.Contains(out2, "demo: stopping") {
-		t.Errorf("no orderly stop after the output pipe closed:\n%s", out2)
+	// Run 2: starts over (same credentials file, fresh database), its
+	// output read like `make demo | head -1`: the reader goes away after
+	// the first line. The demo keeps running, then its terminal is closed:
+	// it deletes the deployment through the server (still up, with its
+	// PostgreSQL) and removes everything, as on Ctrl-C, and exits 0.
+	run2 := startDemoHead(t, root, env)
+	run2.waitFor(t, "press Ctrl-C", 8*time.Minute)
+	if code, body, err := get(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/", ports[2]), m[1]); err != nil || code != 200 {
+		t.Errorf("after its output pipe closed, GET %s through the ingress: %d %v %s", m[1], code, err, body)
 	}
+	if err := syscall.Kill(-run2.cmd.Process.Pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	assertDeletedThroughServer(t, "the terminal closed", run2.wait(t, 3*time.Minute))
 	creds, err := os.ReadFile(filepath.Join(dir, "credentials.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +108,32 @@ func TestMakeDemoTwice(t *testing.T) {
 		t.Errorf("admin password changed between runs")
 	}
 	assertNothingLeft(t, instance, ports)
+
+	// Run 3: SIGTERM to bash alone, as make sends it to its child when it
+	// is killed itself; nullops-demo gets no signal of its own.
+	run3 := startDemo(t, root, env)
+	run3.waitFor(t, "press Ctrl-C", 8*time.Minute)
+	if err := syscall.Kill(run3.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	assertDeletedThroughServer(t, "the script got SIGTERM", run3.wait(t, 3*time.Minute))
+	assertNothingLeft(t, instance, ports)
+}
+
+// assertDeletedThroughServer checks a stopped demo's output: an orderly
+// stop whose deployment the server deleted (server and PostgreSQL still up
+// while the demo waited for it), not one whose containers the demo had to
+// remove by hand.
+func assertDeletedThroughServer(t *testing.T, how, out string) {
+	t.Helper()
+	if !strings.Contains(out, "demo: stopping") || !regexp.MustCompile(`deployment \d+: delet`).MatchString(out) {
+		t.Errorf("no orderly stop when %s:\n%s", how, out)
+	}
+	for _, failed := range []string{"delete deployment:", "not deleted in time"} {
+		if strings.Contains(out, failed) {
+			t.Errorf("the deployment was not deleted through the server when %s (%q):\n%s", how, failed, out)
+		}
+	}
 }
 
 // startDemoHead is startDemo with stdout read like `| head -1`: one line,

@@ -71,7 +71,10 @@ func main() {
 	// must fail quietly (EPIPE), not kill the demo with SIGPIPE before it
 	// cleaned up its processes and containers.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP: the terminal was closed. Without it the demo died at once and
+	// left its agent, deployment containers, server, ingress and registry
+	// running; it now cleans up as on Ctrl-C.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	d := &demo{o: o}
 	err := d.run(ctx)
