@@ -34,7 +34,18 @@ func buildAgentImage(t *testing.T, unique string) string {
 	t.Helper()
 	root := testutil.RepoRoot(t)
 	ctx := t.TempDir()
-	testutil.BuildStatic(t, "./cmd/nullops-agent", filepath.Join(ctx, "nullops-agent"))
+	// The agent binary the process agents run (built once per test
+	// process, static as `make build` builds it).
+	bin := testutil.GoBinary(t, "./cmd/nullops-agent")
+	if err := os.Link(bin, filepath.Join(ctx, "nullops-agent")); err != nil {
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ctx, "nullops-agent"), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile.agent"))
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +197,7 @@ func fetchBody(hc *http.Client, url string) (int, string, error) {
 // same service container, which answered on its published port the whole
 // time. Deleting the deployment leaves nothing in Docker.
 func TestAgentContainerRestartKeepsDeployment(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	image := buildAgentImage(t, w.unique)
 	// An environment of its own: only the container node can take the
@@ -435,6 +447,7 @@ func (w *world) waitRoutes(t *testing.T, want map[int64]string, timeout time.Dur
 // simulation (on real nodes they do). The test therefore checks the route
 // table's contents, not traffic through an ingress.
 func TestMultiNodeSpreadDisconnectReconnect(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	image := buildAgentImage(t, w.unique)
 	env := idOf(t, w.admin.post("/environments", map[string]any{"name": "spread", "base_domain": "e2e.test"}).want(t, 201))
