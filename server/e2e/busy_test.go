@@ -34,10 +34,14 @@ func burnCPU(t *testing.T, limit time.Duration) {
 	})
 }
 
-// busyCPU: on a node whose CPUs another process keeps busy, a deployment
-// is placed and runs; only an environment that counts other CPU use in full
-// (cpu_overcommit 1) refuses it, naming the CPUs.
-func (w *world) busyCPU(t *testing.T) {
+// TestBusyCPUDoesNotRefuse: on a node whose CPUs another process keeps
+// busy, a deployment is placed and runs; only an environment that counts
+// other CPU use in full (cpu_overcommit 1) refuses it, naming the CPUs.
+//
+// Not parallel: it keeps every CPU of the machine busy on purpose, which
+// would slow the other tests' agents past their deadlines.
+func TestBusyCPUDoesNotRefuse(t *testing.T) {
+	w := setup(t)
 	env := idOf(t, w.admin.post("/environments", map[string]any{"name": "busy", "base_domain": "e2e.test"}).want(t, 201))
 	var e struct {
 		CPUOvercommit float64 `json:"cpu_overcommit"`

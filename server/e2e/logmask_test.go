@@ -15,6 +15,7 @@ import (
 // value. What a user reads through GET /deployments/{id}/logs — tail and
 // follow — from the real agent shows "***", never the value or a piece.
 func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	const secret = "E2E-secret-split-value-99"
 	pieces := []string{secret, secret[:12], secret[12:], "value-99", "E2E-secre"}
@@ -90,6 +91,7 @@ func TestServiceLogsAreMaskedThroughTheAPI(t *testing.T) {
 // GET /deployments/{id} — what the UI shows — with ${secrets.NAME} in the
 // value's place, never the value (docs/security.md: readers see outputs).
 func TestStepOutputsShowSecretsAsPlaceholders(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	const secret = "E2E-output-secret-42"
 	w.admin.post("/secrets", map[string]any{"name": "e2e_dsn_pw", "value": secret}).want(t, 201)

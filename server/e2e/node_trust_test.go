@@ -22,7 +22,7 @@ import (
 // agent process is online.
 func trustWorld(t *testing.T) (*world, *agent, int64, string) {
 	t.Helper()
-	w := &world{unique: fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)}
+	w := &world{unique: newUnique()}
 	w.srv = startServer(t)
 	w.admin = login(t, w.srv.URL, adminUser, adminPass)
 	w.envID = idOf(t, w.admin.post("/environments", map[string]any{"name": "qa", "base_domain": "e2e.test"}).want(t, 201))
@@ -153,6 +153,7 @@ func (w *world) wantAudit(t *testing.T, id int64, action string) {
 // connection and the node says so meanwhile; a revocation makes the agent
 // refuse every token until it is started with a new one.
 func TestNodeTokenRotationAndRevocationReachTheAgent(t *testing.T) {
+	t.Parallel()
 	w, a, id, tok1 := trustWorld(t)
 
 	// Online rotation.
@@ -265,6 +266,7 @@ func knockErr(port int, token string) (int, error) {
 // shows on the node (event + audit). The other way round: a caller holding
 // the agent makes the agent refuse the server, which the node shows too.
 func TestSecondCallerCannotTakeOverTheAgent(t *testing.T) {
+	t.Parallel()
 	w, a, id, tok := trustWorld(t)
 
 	code, _ := knock(t, a.port, tok, 1<<20)

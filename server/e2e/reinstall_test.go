@@ -64,6 +64,7 @@ func startBareAgent(t *testing.T, image, name, volume, token string, port int) {
 // ends deleted, and nothing of the old agent is left in Docker. Once the
 // deployments are deleted, so can the node be.
 func TestAgentDataLossReplacesDeployments(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	image := buildAgentImage(t, w.unique)
 	env := idOf(t, w.admin.post("/environments", map[string]any{"name": "reinstall", "base_domain": "e2e.test"}).want(t, 201))

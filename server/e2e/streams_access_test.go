@@ -141,6 +141,7 @@ func (u *sessionUser) open(t *testing.T, ctx context.Context, base, path, accept
 // after the grant is removed, the API token revoked, the session logged
 // out or the user disabled — each stream saying why.
 func TestStreamsEndWhenAccessEnds(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	d := create(t, w.dev, w.project, w.envID, "streams", "v1.0.0")
 	waitStatus(t, w.dev, d.ID, "running", 3*time.Minute)

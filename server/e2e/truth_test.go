@@ -32,9 +32,10 @@ type crashView struct {
 // the API, their state, restart count, exit code and masked last lines, and
 // their deployments as degraded with the reason.
 func TestCrashingServicesAreVisible(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	admin := login(t, srv.URL, adminUser, adminPass)
-	unique := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	unique := newUnique()
 	reg := testutil.StartRegistry(t, "e2e", "e2e-registry-pw")
 	// A tag of its own: the misbehaviour switches must be in the image.
 	web := testutil.ScratchImage(t, "./scripts/images/demo-web", "nullops-e2e/demo-web:truth")
@@ -145,9 +146,10 @@ func TestCrashingServicesAreVisible(t *testing.T) {
 // its project's deploy_timeout is failed with the reason, its pipeline
 // stopped and rolled back on the node, and can be retried.
 func TestDeployTimeoutFailsAndRollsBack(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	admin := login(t, srv.URL, adminUser, adminPass)
-	unique := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	unique := newUnique()
 	reg := testutil.StartRegistry(t, "e2e", "e2e-registry-pw")
 	plugin := testutil.ScratchImage(t, "./scripts/images/test-plugin", "nullops-e2e/test-plugin:truth")
 	reg.Push(t, plugin, "e2e/slow", "1")

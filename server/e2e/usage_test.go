@@ -52,6 +52,7 @@ func waitPoints(t *testing.T, c *client, id int64, svc string, n int, timeout ti
 // others get 404; the history survives a server restart and grows again once the
 // agent is reconnected; deleting the deployment removes it.
 func TestUsageHistory(t *testing.T) {
+	t.Parallel()
 	w := setup(t)
 	project := w.newProject(t, "graphs", 0.25, "", webOnlyGraph())
 	d := create(t, w.admin, project, w.envID, "graphs", "v1.0.0")
