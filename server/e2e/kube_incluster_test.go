@@ -41,9 +41,8 @@ import (
 //   - the state Secret lost (a reinstall): the new pod has a new
 //     certificate, the node turns untrusted and nothing is sent until the
 //     admin approves the thumbprint read from the new state Secret.
-//
-// Not parallel: see TestKubernetesRuntimeEndToEnd.
 func TestKubernetesInClusterAgent(t *testing.T) {
+	t.Parallel()
 	kw := newKubeWorld(t)
 	w := kw.world
 	cfg := kube.RESTConfig(t)

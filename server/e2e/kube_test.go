@@ -134,10 +134,8 @@ func (kw *kubeWorld) processKubeAgent(a *agent) {
 //   - a TTL expiry: the cleanup job deletes the expired deployment and
 //     nothing of it is left. The deployment is created first and expires
 //     while the other steps run, so its minute is not waited for alone.
-//
-// Not parallel: the Kubernetes tests share the single-node test cluster,
-// whose network plugin admits new pods slowly under load.
 func TestKubernetesRuntimeEndToEnd(t *testing.T) {
+	t.Parallel()
 	kw := newKubeWorld(t)
 	w := kw.world
 	w.node, w.nodeID = w.addNode(t, w.envID, "kube-1", 0, 0, kw.processKubeAgent)
