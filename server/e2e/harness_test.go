@@ -277,8 +277,10 @@ func idOf(t *testing.T, r response) int64 {
 // defaultParallel is how many tests marked t.Parallel run at once unless
 // -parallel is given. They spend most of their time waiting for agents,
 // Docker and timers, not on the CPU: GOMAXPROCS (go test's default, 2 on a
-// small CI machine) would leave most of that waiting in sequence.
-const defaultParallel = 6
+// small CI machine) would leave most of that waiting in sequence. More
+// than 4 at once starved the containers on a 2-core machine already busy
+// with other packages (a demo service not healthy within its minute).
+const defaultParallel = 4
 
 // TestMain runs the tests (as many parallel ones at once as -parallel says,
 // defaultParallel without it) and removes the binaries built for this test
