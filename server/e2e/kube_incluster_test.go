@@ -50,6 +50,8 @@ func TestKubernetesInClusterAgent(t *testing.T) {
 	inst := kube.AgentInstallation(t)
 	node := inst.SA // NULLOPS_NODENAME: the label of every object
 	img := kube.ScratchImage(t, "./cmd/nullops-agent", fmt.Sprintf("nullops-e2e/agent:incluster-%d", os.Getpid()))
+	// The cluster has its own copy now; Docker's tag (new each run) goes.
+	t.Cleanup(func() { _, _ = testutil.DockerErr("rmi", img) })
 	manifest := inst.WithImage(t, img)
 	kind := func(k string) func(*unstructured.Unstructured) bool {
 		return func(u *unstructured.Unstructured) bool { return u.GetKind() == k }
