@@ -10,6 +10,7 @@ import (
 // TestRuntimeContract: the Docker runtime keeps the promises of
 // agent/runtime's doc comments.
 func TestRuntimeContract(t *testing.T) {
+	t.Parallel()
 	runtimetest.Run(t, runtimetest.Harness{
 		New: func(t testing.TB, node string) runtime.Runtime {
 			r, err := New(Config{Node: node, SubnetPool: "10.221.0.0/16"})

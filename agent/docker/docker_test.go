@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,10 +19,16 @@ import (
 
 const demoWeb = "nullops-test/demo-web:agent-docker"
 
+var runtimes atomic.Int64 // numbers the test runtimes' node names
+
+// newRuntime returns a runtime of a fresh node name (unless cfg.Node is
+// set) whose objects are removed when the test ends. The tests run in
+// parallel: each has its own node names, and each test that counts subnets
+// its own pool.
 func newRuntime(t *testing.T, cfg Config) *Runtime {
 	t.Helper()
 	if cfg.Node == "" {
-		cfg.Node = fmt.Sprintf("dt%d", time.Now().UnixNano()%1e9)
+		cfg.Node = fmt.Sprintf("dt%d-%d", time.Now().UnixNano()%1e9, runtimes.Add(1))
 	}
 	r, err := New(cfg)
 	if err != nil {
@@ -39,13 +46,16 @@ func newRuntime(t *testing.T, cfg Config) *Runtime {
 	return r
 }
 
-// TestThreeHundredDeploymentNetworks creates 300 deployment networks, each
-// with its own /24 out of the pool, then removes them all.
-func TestThreeHundredDeploymentNetworks(t *testing.T) {
+// TestManyDeploymentNetworks creates 64 deployment networks (Docker's own
+// default pools stop at about 31), each with its own /24 out of a /15 pool
+// (random picks land in both of its /16 halves), then removes them all.
+func TestManyDeploymentNetworks(t *testing.T) {
+	t.Parallel()
+	const networks = 64
 	r := newRuntime(t, Config{SubnetPool: "10.216.0.0/15"})
 	ctx := testutil.Context(t, 10*time.Minute)
 	seen := map[netip.Prefix]bool{}
-	for i := int64(1); i <= 300; i++ {
+	for i := int64(1); i <= networks; i++ {
 		n, err := r.EnsureNetwork(ctx, runtime.NetworkSpec{DeploymentID: i})
 		if err != nil {
 			t.Fatalf("network %d: %v", i, err)
@@ -70,8 +80,8 @@ func TestThreeHundredDeploymentNetworks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs) != 300 {
-		t.Fatalf("listed %d managed objects, want 300 networks", len(objs))
+	if len(objs) != networks {
+		t.Fatalf("listed %d managed objects, want %d networks", len(objs), networks)
 	}
 	if _, err := r.Remove(ctx, objs); err != nil {
 		t.Fatal(err)
@@ -84,7 +94,8 @@ func TestThreeHundredDeploymentNetworks(t *testing.T) {
 // TestSubnetsAvoidExistingNetworks: a restarted runtime (or another agent
 // on the same daemon) never reuses a subnet that is taken.
 func TestSubnetsAvoidExistingNetworks(t *testing.T) {
-	pool := "10.217.0.0/22" // four /24s
+	t.Parallel()
+	pool := "10.215.0.0/22" // four /24s
 	a := newRuntime(t, Config{SubnetPool: pool})
 	b := newRuntime(t, Config{SubnetPool: pool})
 	ctx := testutil.Context(t, time.Minute)
@@ -127,8 +138,9 @@ func TestSubnetsAvoidExistingNetworks(t *testing.T) {
 // the list, so picking the lowest free subnet had them race for the same
 // one until they gave up ("subnets kept colliding").
 func TestAgentsSharingADaemonCreateNetworksAtOnce(t *testing.T) {
-	const agents, workers, rounds = 12, 3, 2
-	pool := "10.214.0.0/18" // 64 /24s; at most 36 networks exist at once
+	t.Parallel()
+	const agents, workers, rounds = 12, 2, 1
+	pool := "10.214.0.0/18" // 64 /24s; at most 24 networks exist at once
 	ctx := testutil.Context(t, 5*time.Minute)
 	var rts []*Runtime
 	for i := 0; i < agents; i++ {
@@ -175,6 +187,7 @@ func TestAgentsSharingADaemonCreateNetworksAtOnce(t *testing.T) {
 }
 
 func TestEnsureImagePullsWithCredentials(t *testing.T) {
+	t.Parallel()
 	reg := testutil.StartRegistry(t, "puller", "pull-pass-1")
 	testutil.ScratchImage(t, "./scripts/images/demo-web", demoWeb)
 	refs := reg.Push(t, demoWeb, "agent/web", "v1")
@@ -219,6 +232,7 @@ func TestEnsureImagePullsWithCredentials(t *testing.T) {
 // in use" (seen under load: a port taken between Docker's check and its
 // proxy's bind), which this test cannot provoke on purpose.
 func TestPublishedPortHeldOutsideDocker(t *testing.T) {
+	t.Parallel()
 	testutil.ScratchImage(t, "./scripts/images/demo-web", demoWeb)
 	r := newRuntime(t, Config{SubnetPool: "10.222.0.0/16"})
 	ctx := testutil.Context(t, 3*time.Minute)
