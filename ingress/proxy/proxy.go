@@ -481,6 +481,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if rt.activity != nil {
 				rt.activity.Touch(start)
 			}
+			if r.Body != nil && r.Body != http.NoBody {
+				// Go's HTTP/1 server closes a request body once the response
+				// starts. The transport reads the body once more after its
+				// last byte (to find EOF) and, when the backend answered
+				// first, got "invalid Read on closed Body", dropped the
+				// backend connection and cut the response short. A proxy
+				// streams both ways: keep the body open.
+				_ = http.NewResponseController(w).EnableFullDuplex()
+			}
 			rt.backend.ServeHTTP(rec, r)
 		case dynconfig.KindOffline:
 			p.pageOffline(rec, host, rt.deploymentID)
