@@ -167,7 +167,7 @@ func TestBodiesAndFramingPassThrough(t *testing.T) {
 		defer res.Body.Close()
 		b, err := io.ReadAll(res.Body)
 		if err != nil {
-			t.Fatalf("%s %s: body: %v", method, path, err)
+			t.Fatalf("%s %s (%d bytes sent): body: %v (got %d bytes, status %d, header %v)", method, path, length, err, len(b), res.StatusCode, res.Header)
 		}
 		return res, string(b)
 	}
